@@ -1,0 +1,198 @@
+"""The ``psc119`` command line: serve, migrate, user add/list/disable."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import asyncio
+import contextlib
+import getpass
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from server import audit, db, demo_region, migrate, users
+from server.app import create_app
+from server.config import Config, ConfigError, load_config
+from server.embedded_db import EmbeddedDatabase
+from server.errors import ApiError, InvalidField
+from server.keys import PASSWORDS, POOL
+from server.logs import setup_logging
+from server.passwords import Passwords
+from server.roles import Role
+
+log = logging.getLogger(__name__)
+
+DEMO_BANNER = """
+************************************************************************
+*  DEMO DATABASE: demo users operator, field, puskesmas, specialist,   *
+*  admin all have the password 'demo119'. Never use it for real calls. *
+************************************************************************"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="psc119", description="PSC 119 dispatch and telemedicine server")
+    parser.add_argument("--config", type=Path, help="settings file (default: ./config.toml if present)")
+    parser.add_argument("--log-format", choices=("text", "json"), help="overrides server.log_format")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--demo", action="store_true", help="load the Tangerang Selatan demo region and users")
+    serve.add_argument("--host", help="overrides server.host")
+    serve.add_argument("--port", type=int, help="overrides server.port (0 picks a free port)")
+
+    commands.add_parser("migrate", help="apply pending database migrations")
+
+    user = commands.add_parser("user", help="manage user accounts").add_subparsers(dest="user_command", required=True)
+    add = user.add_parser("add", help="add a user; the password is read from a prompt or standard input")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--unit", help="unit id or callsign (field_team)")
+    add.add_argument("--facility", help="puskesmas code (puskesmas)")
+    add.add_argument("--specialty", action="append", default=[], help="specialty code, repeatable (specialist)")
+    add.add_argument("--display-name", default="")
+    user.add_parser("list", help="list users")
+    disable = user.add_parser("disable", help="disable a user and revoke their sessions")
+    disable.add_argument("name")
+    return parser
+
+
+def read_config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
+    path = args.config
+    if path is None and Path("config.toml").is_file():
+        path = Path("config.toml")
+    config = load_config(path, environ)
+    server = config.server
+    overrides = {
+        "log_format": args.log_format,
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+    }
+    changed = {k: v for k, v in overrides.items() if v is not None}
+    if changed:
+        if "port" in changed and not 0 <= changed["port"] <= 65535:
+            raise ConfigError("--port", "must be 0..65535")
+        config = dataclasses.replace(config, server=dataclasses.replace(server, **changed))
+    return config
+
+
+@contextlib.contextmanager
+def database(config: Config) -> Iterator[str]:
+    """The DSN to use: the configured URL, or the embedded server, started here and stopped after."""
+    if config.database.url:
+        yield config.database.url
+        return
+    embedded = EmbeddedDatabase(Path(config.server.var_dir))
+    embedded.start()
+    try:
+        dsn = embedded.dsn(config.database.embedded_dbname)
+        asyncio.run(db.ensure_database(dsn))
+        yield dsn
+    finally:
+        embedded.stop()
+
+
+async def serve(config: Config, dsn: str, demo: bool) -> None:
+    app = create_app(config, dsn)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.server.shutdown_timeout_s)
+    await runner.setup()
+    try:
+        if demo:
+            async with app[POOL].acquire() as con:
+                if await demo_region.load_demo(con, app[PASSWORDS]):
+                    log.info("loaded the Tangerang Selatan demo region")
+        if await demo_region.is_demo(app[POOL]):
+            print(DEMO_BANNER, flush=True)
+            log.warning("this is a DEMO database: demo users have the password 'demo119'")
+        site = web.TCPSite(runner, config.server.host, config.server.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"psc119 serving on http://{shown}:{port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+
+
+async def run_migrate(dsn: str) -> None:
+    con = await db.connect(dsn)
+    try:
+        names = await migrate.migrate(con)
+    finally:
+        await con.close()
+    print("\n".join(f"applied {n}" for n in names) or "migrations are current")
+
+
+def read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != first:
+            raise InvalidField("the passwords do not match", field="password")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+async def run_user(config: Config, dsn: str, args: argparse.Namespace) -> None:
+    con = await db.connect(dsn)
+    try:
+        await migrate.migrate(con)
+        if args.user_command == "add":
+            user = await users.add_user(
+                con, Passwords(config.auth), actor=audit.CLI, username=args.name, role=args.role,
+                password=read_password(), min_password_length=config.auth.password_min_length,
+                unit=args.unit, facility=args.facility, specialties=tuple(args.specialty),
+                display_name=args.display_name,
+            )
+            print(f"added {user.username} ({user.role.value})")
+        elif args.user_command == "list":
+            for u in await users.list_users(con):
+                binding = u.unit_id or u.facility_code or ",".join(u.specialties) or "-"
+                print(f"{u.username:<20} {u.role.value:<11} {binding:<24} {'disabled' if u.disabled else 'active'}")
+        else:
+            user = await users.disable_user(con, actor=audit.CLI, username=args.name)
+            print(f"disabled {user.username}; their sessions are revoked")
+    finally:
+        await con.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = read_config(args, dict(os.environ))
+    except ConfigError as exc:
+        print(f"psc119: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.server.log_format, config.server.log_level)
+    try:
+        with database(config) as dsn:
+            if args.command == "serve":
+                asyncio.run(serve(config, dsn, args.demo))
+            elif args.command == "migrate":
+                asyncio.run(run_migrate(dsn))
+            else:
+                asyncio.run(run_user(config, dsn, args))
+    except ApiError as exc:
+        where = f" ({exc.field})" if exc.field else ""
+        print(f"psc119: {exc.message}{where}", file=sys.stderr)
+        return 1
+    except demo_region.DemoRefused as exc:
+        print(f"psc119: {exc}", file=sys.stderr)
+        return 1
+    except (migrate.MigrationError, OSError) as exc:
+        print(f"psc119: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Settings: read once from TOML and the environment into frozen dataclasses.
+
+Every setting lives in ``config.toml`` with its default and a comment; the
+dataclasses below carry the same defaults (a test keeps the two equal). An
+environment variable ``PSC119_<SECTION>_<KEY>`` overrides a file value. An
+unknown key, a wrong type or an impossible value raises :class:`ConfigError`
+naming the key, and the command line exits non-zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "PSC119_"
+
+
+class ConfigError(Exception):
+    """A setting is unknown, of the wrong type or out of range."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"config: {key}: {message}")
+        self.key = key
+
+
+def _check(predicate: Callable[[Any], bool], message: str) -> dict[str, Any]:
+    return {"check": (predicate, message)}
+
+
+def _positive() -> dict[str, Any]:
+    return _check(lambda v: v > 0, "must be greater than 0")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = dataclasses.field(default=8119, metadata=_check(lambda v: 0 <= v <= 65535, "must be 0..65535"))
+    var_dir: str = "var"
+    shutdown_timeout_s: float = dataclasses.field(default=8.0, metadata=_check(lambda v: 0 < v <= 60, "must be in (0, 60]"))
+    max_body_bytes: int = dataclasses.field(default=1_048_576, metadata=_positive())
+    log_format: str = dataclasses.field(default="text", metadata=_check(lambda v: v in ("text", "json"), "must be 'text' or 'json'"))
+    log_level: str = dataclasses.field(
+        default="INFO", metadata=_check(lambda v: v in ("DEBUG", "INFO", "WARNING", "ERROR"), "must be DEBUG, INFO, WARNING or ERROR")
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = ""
+    embedded_dbname: str = dataclasses.field(default="psc119", metadata=_check(lambda v: v.isidentifier(), "must be a plain identifier"))
+    pool_min: int = dataclasses.field(default=2, metadata=_check(lambda v: v >= 1, "must be at least 1"))
+    pool_max: int = dataclasses.field(default=20, metadata=_check(lambda v: v >= 1, "must be at least 1"))
+    command_timeout_s: float = dataclasses.field(default=10.0, metadata=_positive())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuthSettings:
+    session_ttl_h: float = dataclasses.field(default=12.0, metadata=_positive())
+    password_min_length: int = dataclasses.field(default=8, metadata=_check(lambda v: v >= 6, "must be at least 6"))
+    login_max_failures: int = dataclasses.field(default=5, metadata=_positive())
+    login_window_s: int = dataclasses.field(default=900, metadata=_positive())
+    argon2_time_cost: int = dataclasses.field(default=3, metadata=_positive())
+    argon2_memory_kib: int = dataclasses.field(default=65536, metadata=_check(lambda v: v >= 8192, "must be at least 8192"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    auth: AuthSettings = AuthSettings()
+
+    def __post_init__(self) -> None:
+        if self.database.pool_min > self.database.pool_max:
+            raise ConfigError("database.pool_min", "must not exceed database.pool_max")
+
+
+def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
+    """Read ``path`` (or only defaults when None) and apply ``PSC119_*`` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(str(path), "file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    sections = _section_types()
+    for name, value in raw.items():
+        if name not in sections:
+            raise ConfigError(name, "unknown section")
+        if not isinstance(value, dict):
+            raise ConfigError(name, "must be a table")
+    values: dict[str, dict[str, Any]] = {name: dict(raw.get(name, {})) for name in sections}
+    _apply_environment(values, sections, environ)
+    built = {name: _build_section(name, cls, values[name]) for name, cls in sections.items()}
+    return Config(**built)
+
+
+def _section_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def _apply_environment(values: dict[str, dict[str, Any]], sections: dict[str, type], environ: Mapping[str, str]) -> None:
+    # Longest section name first so "a_b_key" never splits as "a" + "b_key" wrongly.
+    for var, text in environ.items():
+        if not var.startswith(ENV_PREFIX):
+            continue
+        rest = var[len(ENV_PREFIX):].lower()
+        for section in sorted(sections, key=len, reverse=True):
+            if rest.startswith(section + "_"):
+                key = rest[len(section) + 1:]
+                hints = typing.get_type_hints(sections[section])
+                if key not in hints:
+                    raise ConfigError(var, f"unknown key {section}.{key}")
+                values[section][key] = _from_text(f"{section}.{key}", hints[key], text)
+                break
+        else:
+            raise ConfigError(var, "names no config section")
+
+
+def _from_text(key: str, kind: Any, text: str) -> Any:
+    try:
+        if kind is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if _is_str_list(kind):
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return text
+    except ValueError:
+        raise ConfigError(key, f"cannot read {text!r} as {_type_name(kind)}") from None
+
+
+def _build_section(section: str, cls: type, values: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        full = f"{section}.{key}"
+        if key not in fields:
+            raise ConfigError(full, "unknown key")
+        if not _type_matches(hints[key], value):
+            raise ConfigError(full, f"must be {_type_name(hints[key])}, got {type(value).__name__}")
+        if hints[key] is float:
+            values[key] = float(value)
+        if _is_str_list(hints[key]):
+            values[key] = tuple(value)
+        check = fields[key].metadata.get("check")
+        if check is not None and not check[0](values[key]):
+            raise ConfigError(full, check[1])
+    return cls(**values)
+
+
+def _is_str_list(kind: Any) -> bool:
+    return typing.get_origin(kind) is tuple and typing.get_args(kind) == (str, ...)
+
+
+def _type_matches(kind: Any, value: Any) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if _is_str_list(kind):
+        return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    if isinstance(kind, types.UnionType):
+        return any(_type_matches(k, value) for k in typing.get_args(kind))
+    return isinstance(value, kind)
+
+
+def _type_name(kind: Any) -> str:
+    if _is_str_list(kind):
+        return "a list of strings"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(kind, str(kind))

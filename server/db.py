@@ -1,0 +1,49 @@
+"""The asyncpg pool, and making sure the configured database exists."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from server.config import DatabaseSettings
+
+
+async def _init_connection(con: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await con.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, settings: DatabaseSettings) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=settings.pool_min,
+        max_size=settings.pool_max,
+        command_timeout=settings.command_timeout_s,
+        init=_init_connection,
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    con = await asyncpg.connect(dsn)
+    await _init_connection(con)
+    return con
+
+
+async def ensure_database(dsn: str) -> None:
+    """Create the DSN's database through the server's ``postgres`` database if it is missing."""
+    parts = urlsplit(dsn)
+    dbname = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    con = await asyncpg.connect(admin)
+    try:
+        if not await con.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", dbname):
+            try:
+                await con.execute(f'CREATE DATABASE "{dbname}"')
+            except asyncpg.DuplicateDatabaseError:
+                pass  # another process created it in between
+    finally:
+        await con.close()

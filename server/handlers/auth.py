@@ -1,0 +1,82 @@
+"""Login, logout and who am I."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pydantic
+from aiohttp import web
+
+from server import audit, sessions
+from server.errors import TooManyRequests, Unauthorized
+from server.keys import CONFIG, PASSWORDS, POOL, USER
+from server.middlewares import bearer_token
+from server.roles import ALL_ROLES, PUBLIC
+from server.routing import Routes, json_response, read_body
+from server.users import COLUMNS, User
+
+log = logging.getLogger(__name__)
+routes = Routes("auth")
+
+
+class LoginBody(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    username: str = pydantic.Field(min_length=1, max_length=63)
+    password: str = pydantic.Field(min_length=1, max_length=1024)
+
+
+def client_address(request: web.Request) -> str | None:
+    return request.remote
+
+
+def actor_of(request: web.Request) -> audit.Actor:
+    user = request[USER]
+    return audit.Actor(user.id, user.username, client_address(request))
+
+
+@routes.route("POST", "/api/auth/login", roles=PUBLIC, summary="Exchange a username and password for a session token", body=LoginBody)
+async def login(request: web.Request) -> web.Response:
+    body = await read_body(request, LoginBody)
+    settings = request.app[CONFIG].auth
+    pool = request.app[POOL]
+    address = client_address(request)
+    username = body.username.lower()
+    failures = await pool.fetchrow(
+        """SELECT count(*) FILTER (WHERE object = $1) AS by_user,
+                  count(*) FILTER (WHERE address = $2) AS by_address
+           FROM audit_log
+           WHERE action = 'auth.login_failed' AND at > now() - make_interval(secs => $3)
+             AND (object = $1 OR address = $2)""",
+        f"username:{username}", address, settings.login_window_s,
+    )
+    if max(failures["by_user"], failures["by_address"]) >= settings.login_max_failures:
+        log.warning("login refused: too many failures for this user or address")
+        await audit.record(pool, audit.Actor(None, username, address), "auth.login_blocked", f"username:{username}")
+        raise TooManyRequests(f"too many failed logins; try again within {settings.login_window_s // 60} minutes")
+    row = await pool.fetchrow(f"SELECT {COLUMNS}, password_hash FROM users WHERE username = $1", username)
+    ok = await request.app[PASSWORDS].verify(row["password_hash"] if row else None, body.password)
+    if row is None or not ok or row["disabled_at"] is not None:
+        log.warning("failed login (%s failures in window before this one)", failures["by_user"])
+        await audit.record(pool, audit.Actor(None, username, address), "auth.login_failed", f"username:{username}")
+        raise Unauthorized("wrong username or password")
+    user = User.from_row(row)
+    async with pool.acquire() as con, con.transaction():
+        token, expires = await sessions.create(con, user.id, dt.timedelta(hours=settings.session_ttl_h), address)
+        await audit.record(con, audit.Actor(user.id, user.username, address), "auth.login", f"user:{user.id}")
+    return json_response({"token": token, "expires_at": expires, "user": user.public()})
+
+
+@routes.route("POST", "/api/auth/logout", roles=ALL_ROLES, summary="Revoke the session token used for this request")
+async def logout(request: web.Request) -> web.Response:
+    token = bearer_token(request)
+    assert token is not None  # the access middleware let the request through with it
+    async with request.app[POOL].acquire() as con, con.transaction():
+        await sessions.revoke(con, token)
+        await audit.record(con, actor_of(request), "auth.logout", f"user:{request[USER].id}")
+    return json_response({"status": "logged out"})
+
+
+@routes.route("GET", "/api/me", roles=ALL_ROLES, summary="The signed-in user")
+async def me(request: web.Request) -> web.Response:
+    return json_response(request[USER].public())

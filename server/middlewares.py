@@ -1,0 +1,94 @@
+"""Request id, error mapping and access control: the three middlewares every request passes."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from aiohttp import web
+
+from server import sessions
+from server.errors import ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized
+from server.keys import POOL, USER
+from server.logs import request_id
+from server.routing import Handler, endpoint_of, json_response
+
+log = logging.getLogger(__name__)
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = secrets.token_hex(8)
+    token = request_id.set(rid)
+    try:
+        response = await handler(request)
+        response.headers["X-Request-Id"] = rid
+        return response
+    finally:
+        request_id.reset(token)
+
+
+def _error(exc: ApiError) -> web.Response:
+    response = json_response(exc.body(), status=exc.status)
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _error(exc)
+    except web.HTTPRequestEntityTooLarge:
+        return _error(PayloadTooLarge("body larger than the server's limit (server.max_body_bytes)"))
+    except web.HTTPNotFound:
+        return _error(NotFound(f"no route {request.path}"))
+    except web.HTTPMethodNotAllowed as exc:
+        response = json_response(
+            {"error": {"code": "method_not_allowed", "message": f"{request.method} is not allowed here", "field": None}},
+            status=405,
+        )
+        response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
+        return response
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        rid = request_id.get()
+        return json_response(
+            {"error": {"code": "internal", "message": f"internal error, request id {rid}", "field": None}, "request_id": rid},
+            status=500,
+        )
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    # Browsers cannot set headers on a websocket handshake; they pass the token as a query parameter.
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return request.query.get("token") or None
+    return None
+
+
+@web.middleware
+async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
+    endpoint = endpoint_of(request)
+    if endpoint is None:
+        # Unmatched paths fall through to a 404/405; every matched route is declared (checked at start-up).
+        if request.match_info.http_exception is not None:
+            raise request.match_info.http_exception
+        raise Forbidden("route declares no access")
+    if endpoint.public:
+        return await handler(request)
+    token = bearer_token(request)
+    user = await sessions.resolve(request.app[POOL], token) if token else None
+    if user is None:
+        raise Unauthorized("a valid session token is required (Authorization: Bearer ...)")
+    if user.role not in endpoint.roles:
+        raise Forbidden(f"role {user.role.value} may not use this route")
+    request[USER] = user
+    return await handler(request)

@@ -1,0 +1,127 @@
+"""Route declarations: every route says who may use it and what it accepts.
+
+Handlers are registered through :class:`Routes`; the declaration feeds the
+auth middleware (default deny), the body parser and the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pydantic
+from aiohttp import web
+
+from server.errors import BadRequest, InvalidField, PayloadTooLarge
+from server.roles import PUBLIC, Role
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    roles: frozenset[Role]
+    summary: str
+    body: type[pydantic.BaseModel] | None = None
+    query: type[pydantic.BaseModel] | None = None
+    tag: str = ""
+
+    @property
+    def public(self) -> bool:
+        return self.roles == PUBLIC
+
+
+ENDPOINT_ATTR = "__psc119_endpoint__"
+
+
+class Routes:
+    """A module's routes, collected by decorator and added to an app in one call."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.endpoints: list[Endpoint] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        roles: frozenset[Role],
+        summary: str,
+        body: type[pydantic.BaseModel] | None = None,
+        query: type[pydantic.BaseModel] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            endpoint = Endpoint(method, path, handler, roles, summary, body, query, self.tag)
+            setattr(handler, ENDPOINT_ATTR, endpoint)
+            self.endpoints.append(endpoint)
+            return handler
+
+        return register
+
+    def add_to(self, app: web.Application) -> None:
+        for e in self.endpoints:
+            app.router.add_route(e.method, e.path, e.handler)
+
+
+def endpoint_of(request: web.Request) -> Endpoint | None:
+    handler = request.match_info.handler
+    return getattr(handler, ENDPOINT_ATTR, None)
+
+
+def _validation_error(exc: pydantic.ValidationError) -> InvalidField:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    message = first["msg"]
+    if first["type"] == "missing":
+        message = "is required"
+    elif first["type"] == "extra_forbidden":
+        message = "is not a known field"
+    return InvalidField(message, field=field)
+
+
+async def read_body(request: web.Request, model: type[Model]) -> Model:
+    """Parse and validate a JSON body; 400 if it is not a JSON object, 422 naming the bad field."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge("body larger than the server's limit (server.max_body_bytes)") from None
+    if request.content_type != "application/json":
+        raise BadRequest("expected Content-Type: application/json")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise _validation_error(exc) from None
+
+
+def read_query(request: web.Request, model: type[Model]) -> Model:
+    try:
+        return model.model_validate(dict(request.query))
+    except pydantic.ValidationError as exc:
+        raise _validation_error(exc) from None
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, default=_default)
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")

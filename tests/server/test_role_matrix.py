@@ -1,0 +1,73 @@
+"""Every route × every role: allowed, 403, or 401 without a token.
+
+EXPECTED is the access policy written out by hand; a route missing from it fails
+the test, so a new route cannot slip in without a decision about who may use it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from server.app import create_app
+from server.keys import ENDPOINTS
+from server.roles import Role
+from tests.conftest import Api, app_config
+
+PUBLIC = "public"
+EVERYONE = {r.value for r in Role}
+EXPECTED: dict[tuple[str, str], set[str] | str] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/api/openapi.json"): PUBLIC,
+    ("POST", "/api/auth/login"): PUBLIC,
+    ("POST", "/api/auth/logout"): EVERYONE,
+    ("GET", "/api/me"): EVERYONE,
+    ("GET", "/api/region"): EVERYONE,
+    ("GET", "/api/audit"): {"admin"},
+    ("GET", "/{path:(?!api/|ws/).*}"): PUBLIC,
+}
+DEMO_USER = {"operator": "operator", "field_team": "field", "puskesmas": "puskesmas", "specialist": "specialist", "admin": "admin"}
+
+
+def concrete(path: str) -> str:
+    """A request path for a route pattern: each parameter filled with a harmless value."""
+    path = path.replace("{path:(?!api/|ws/).*}", "index.html")
+    return re.sub(r"\{[^}]+\}", "1", path)
+
+
+def declared() -> list[tuple[str, str]]:
+    app = create_app(app_config("postgresql://unused/x"), "postgresql://unused/x")
+    return [(e.method, e.path) for e in app[ENDPOINTS]]
+
+
+def test_every_route_has_an_expected_policy() -> None:
+    assert sorted(declared()) == sorted(EXPECTED)
+
+
+def test_declared_roles_match_the_policy() -> None:
+    app = create_app(app_config("postgresql://unused/x"), "postgresql://unused/x")
+    for e in app[ENDPOINTS]:
+        expected = EXPECTED[(e.method, e.path)]
+        assert (PUBLIC if e.public else {r.value for r in e.roles}) == expected, e.path
+
+
+@pytest.mark.parametrize("method,path", sorted(EXPECTED))
+async def test_route_access(api: Api, method: str, path: str) -> None:
+    policy = EXPECTED[(method, path)]
+    url = concrete(path)
+    tokens = {role: await api.login(user) for role, user in DEMO_USER.items()}
+    # Logout revokes the token it is called with, so it goes last for each role.
+    status, _ = await api.call(method, url)
+    if policy == PUBLIC:
+        assert status not in (401, 403), (method, path, "anonymous", status)
+    else:
+        assert status == 401, (method, path, "anonymous", status)
+    for role, token in tokens.items():
+        status, _ = await api.call(method, url, token)
+        allowed = policy == PUBLIC or role in policy
+        if allowed:
+            assert status not in (401, 403), (method, path, role, status)
+        else:
+            assert status == 403, (method, path, role, status)
