@@ -10,8 +10,9 @@ from aiohttp import WSCloseCode, web
 
 from server import db, migrate
 from server.config import Config
-from server.handlers import audit_log, auth, docs, health, region, static
-from server.keys import CONFIG, ENDPOINTS, PASSWORDS, POOL, WEBSOCKETS
+from server.bus import EventBus
+from server.handlers import audit_log, auth, docs, health, live, region, static
+from server.keys import BUS, CONFIG, ENDPOINTS, PASSWORDS, POOL, WEBSOCKETS
 from server.middlewares import access, errors, request_ids
 from server.passwords import Passwords
 from server.routing import ENDPOINT_ATTR
@@ -19,7 +20,7 @@ from server.routing import ENDPOINT_ATTR
 log = logging.getLogger(__name__)
 
 # The static catch-all goes last so it never shadows an API route.
-ROUTE_MODULES = (health, docs, auth, region, audit_log, static)
+ROUTE_MODULES = (health, docs, auth, region, audit_log, live, static)
 
 
 def create_app(config: Config, dsn: str) -> web.Application:
@@ -36,6 +37,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         app[ENDPOINTS].extend(module.routes.endpoints)
     _check_every_route_declared(app)
     app.cleanup_ctx.append(_database(dsn))
+    app.cleanup_ctx.append(_event_bus(dsn))
     app.on_shutdown.append(_close_websockets)
     return app
 
@@ -57,6 +59,17 @@ def _database(dsn: str):  # type: ignore[no-untyped-def]
             yield
         finally:
             await pool.close()
+
+    return ctx
+
+
+def _event_bus(dsn: str):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        bus = EventBus(dsn, app[POOL])
+        await bus.start()
+        app[BUS] = bus
+        yield
+        await bus.stop()
 
     return ctx
 

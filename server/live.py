@@ -1,0 +1,128 @@
+"""Websocket plumbing shared by every live socket: resume by event id, then live events.
+
+A client passes ``?after=N`` (the last event id it saw) when it connects and
+gets every event for its audience after N, then live ones, each exactly once
+and in order. A client too slow to keep up is closed with 1013 and resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from server import events
+from server.errors import InvalidField
+from server.keys import BUS, POOL, WEBSOCKETS
+from server.users import User
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024
+# Inbound handler: a parsed JSON object in, an optional reply out; raise InvalidField to answer an error.
+Inbound = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+def audience_of(user: User) -> frozenset[str]:
+    """The event audience tags a user receives."""
+    tags = {f"role:{user.role.value}", f"user:{user.id}"}
+    if user.unit_id:
+        tags.add(f"unit:{user.unit_id}")
+    if user.facility_code:
+        tags.add(f"facility:{user.facility_code}")
+    tags.update(f"specialty:{s}" for s in user.specialties)
+    return frozenset(tags)
+
+
+def resume_point(request: web.Request) -> int | None:
+    raw = request.query.get("after")
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise InvalidField("must be a non-negative event id", field="after")
+    return int(raw)
+
+
+async def ping(message: dict[str, Any]) -> dict[str, Any] | None:
+    if message.get("type") == "ping":
+        return {"type": "pong"}
+    raise InvalidField(f"unknown message type {message.get('type')!r}", field="type")
+
+
+async def serve_socket(request: web.Request, audience: frozenset[str], on_message: Inbound = ping) -> web.WebSocketResponse:
+    after = resume_point(request)  # validated before the upgrade, so a bad value is a plain 422
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES)
+    await ws.prepare(request)
+    request.app[WEBSOCKETS].add(ws)
+    bus = request.app[BUS]
+    sub = bus.subscribe(audience)
+    sender = asyncio.create_task(_send_events(request, ws, sub, audience, after))
+    try:
+        await ws.send_json({"type": "hello", "last_event_id": bus.last_id})
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                await ws.send_json(_error("bad_request", "send JSON text messages", None))
+                continue
+            await _handle(ws, msg.data, on_message)
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+        bus.unsubscribe(sub)
+    return ws
+
+
+def _error(code: str, message: str, field: str | None) -> dict[str, Any]:
+    return {"type": "error", "error": {"code": code, "message": message, "field": field}}
+
+
+async def _handle(ws: web.WebSocketResponse, text: str, on_message: Inbound) -> None:
+    try:
+        message = json.loads(text)
+    except ValueError:
+        await ws.send_json(_error("bad_request", "not valid JSON", None))
+        return
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        await ws.send_json(_error("invalid", "a message is a JSON object with a string 'type'", "type"))
+        return
+    try:
+        reply = await on_message(message)
+    except InvalidField as exc:
+        reply = {**_error(exc.code, exc.message, exc.field), "ref": message.get("ref")}
+    if reply is not None:
+        await ws.send_json(reply)
+
+
+async def _send_events(request: web.Request, ws: web.WebSocketResponse, sub: Any, audience: frozenset[str], after: int | None) -> None:
+    pool = request.app[POOL]
+    sent = after if after is not None else request.app[BUS].last_id
+    try:
+        if after is not None:
+            while True:
+                batch = await events.since(pool, sent, audience, limit=500)
+                for event in batch:
+                    await ws.send_json(event.wire())
+                    sent = event.id
+                if len(batch) < 500:
+                    break
+        while True:
+            get = asyncio.ensure_future(sub.queue.get())
+            overflow = asyncio.ensure_future(sub.overflowed.wait())
+            done, _ = await asyncio.wait({get, overflow}, return_when=asyncio.FIRST_COMPLETED)
+            if overflow in done:
+                get.cancel()
+                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow; resume with ?after")
+                return
+            overflow.cancel()
+            event = get.result()
+            if event.id > sent:
+                await ws.send_json(event.wire())
+                sent = event.id
+    except (ConnectionResetError, RuntimeError):
+        # The socket closed under us; the receiving side ends the handler.
+        return

@@ -1,0 +1,151 @@
+"""The event log: commit order under many concurrent writers, resumable websockets, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import aiohttp
+import asyncpg
+import websockets
+
+from server import db, events
+from tests.conftest import Api, app_config, start_api
+
+
+async def _write_event(dsn: str, n: int, delay: float) -> int:
+    con = await db.connect(dsn)
+    try:
+        async with con.transaction():
+            event_id = await events.append(con, "test.event", {"n": n}, ["role:operator"])
+            # Hold the transaction open after numbering: the trap is a late commit of a lower id.
+            await asyncio.sleep(delay)
+        return event_id
+    finally:
+        await con.close()
+
+
+async def test_ids_become_visible_in_order_without_gaps_under_concurrent_writers(demo_dsn: str) -> None:
+    writers = 60
+    reader = await db.connect(demo_dsn)
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def poll() -> None:
+        last = 0
+        while not done.is_set() or last < writers:
+            rows = await reader.fetch("SELECT id FROM events WHERE id > $1 ORDER BY id", last)
+            for r in rows:
+                seen.append(r["id"])
+                last = r["id"]
+            await asyncio.sleep(0.001)
+
+    poller = asyncio.create_task(poll())
+    rng = random.Random(119)
+    ids = await asyncio.gather(*(_write_event(demo_dsn, n, rng.uniform(0, 0.02)) for n in range(writers)))
+    done.set()
+    await asyncio.wait_for(poller, 10)
+    await reader.close()
+    assert sorted(ids) == list(range(1, writers + 1))
+    # A reader resuming "after the last id it saw" saw every id, in order: nothing committed late.
+    assert seen == list(range(1, writers + 1))
+
+
+async def test_append_outside_a_transaction_is_refused(con: asyncpg.Connection) -> None:
+    try:
+        await events.append(con, "x", {}, ["role:admin"])
+    except RuntimeError as exc:
+        assert "inside the transaction" in str(exc)
+    else:
+        raise AssertionError("append without a transaction was accepted")
+
+
+async def _append(dsn: str, type: str, audience: list[str]) -> int:
+    con = await db.connect(dsn)
+    try:
+        async with con.transaction():
+            return await events.append(con, type, {"type": type}, audience)
+    finally:
+        await con.close()
+
+
+def ws_url(api: Api, token: str, after: int | None = None) -> str:
+    url = api.url("/ws/events").replace("http://", "ws://") + f"?token={token}"
+    return url if after is None else url + f"&after={after}"
+
+
+async def _receive_events(ws: websockets.ClientConnection, count: int) -> list[dict]:
+    got = []
+    while len(got) < count:
+        message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        if message["type"] == "event":
+            got.append(message)
+    return got
+
+
+async def test_socket_delivers_only_the_users_audience_and_resumes_after_an_id(api: Api) -> None:
+    token = await api.login("operator")
+    first = await _append(api.dsn, "for.operator", ["role:operator"])
+    await _append(api.dsn, "for.field", ["unit:ns-01"])
+    async with websockets.connect(ws_url(api, token, after=0)) as ws:
+        hello = json.loads(await ws.recv())
+        assert hello["type"] == "hello"
+        backlog = await _receive_events(ws, 1)
+        assert [e["event"] for e in backlog] == ["for.operator"]
+        live_id = await _append(api.dsn, "live.operator", ["role:operator"])
+        await _append(api.dsn, "live.other", ["role:specialist"])
+        live = await _receive_events(ws, 1)
+        assert [(e["id"], e["event"]) for e in live] == [(live_id, "live.operator")]
+    # Reconnect after the first id: only what came later.
+    missed = await _append(api.dsn, "while.away", ["role:operator"])
+    async with websockets.connect(ws_url(api, token, after=first)) as ws:
+        await ws.recv()
+        got = await _receive_events(ws, 2)
+        assert [e["id"] for e in got] == [live_id, missed]
+
+
+async def test_socket_without_resume_point_gets_only_live_events(api: Api) -> None:
+    token = await api.login("operator")
+    await _append(api.dsn, "old", ["role:operator"])
+    async with websockets.connect(ws_url(api, token)) as ws:
+        await ws.recv()
+        new = await _append(api.dsn, "new", ["role:operator"])
+        got = await _receive_events(ws, 1)
+        assert got[0]["id"] == new
+
+
+async def test_socket_needs_a_valid_token_and_resume_point(api: Api) -> None:
+    for url, status in ((ws_url(api, "bogus"), 401), (ws_url(api, await api.login("admin"), after=-1).replace("-1", "x1"), 422)):
+        try:
+            async with websockets.connect(url):
+                raise AssertionError("connected")
+        except websockets.InvalidStatus as exc:
+            assert exc.response.status_code == status
+
+
+async def test_malformed_socket_messages_get_an_error_and_the_socket_survives(api: Api) -> None:
+    token = await api.login("field")
+    async with websockets.connect(ws_url(api, token)) as ws:
+        await ws.recv()
+        for bad, field in (("not json", None), ("[1]", "type"), ('{"type": "launch"}', "type")):
+            await ws.send(bad)
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert reply["type"] == "error" and reply["error"]["field"] == field, bad
+        await ws.send('{"type": "ping"}')
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "pong"}
+
+
+async def test_shutdown_closes_sockets_with_going_away(demo_dsn: str) -> None:
+    client = await start_api(demo_dsn, app_config(demo_dsn))
+    token = await client.login("operator")
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(ws_url(client, token))
+        await ws.receive_json()
+        closing = asyncio.create_task(client.server.close())
+        msg = await asyncio.wait_for(ws.receive(), 10)
+        assert msg.type == aiohttp.WSMsgType.CLOSE
+        assert msg.data == 1001
+        await ws.close()
+        await closing
+    await client.session.close()
