@@ -1,0 +1,25 @@
+"""The consult domain and the WebRTC signaling side of psc119.
+
+Pure, synchronous modules (no I/O, no clock reads; times come in as aware
+datetimes):
+
+``ids``          ConsultId, UserId
+``errors``       the exception tree (SignalingError and its subclasses)
+``urgency``      Urgency, respond-by/expiry DeadlinePolicy
+``specialty``    Specialty codes with Indonesian/English labels
+``patient``      PatientSummary, VitalSigns, Sex
+``outcome``      Outcome (SOAP notes + decision)
+``consult``      ConsultState, ConsultEvent, TRANSITIONS, transition(), ServiceType, Consult
+``routing``      OnCallRoster, waiting_queue, overdue, escalation, sweep
+``members``      MemberRole, PeerKind
+``negotiation``  polite/impolite and offerer per pair of peers
+``tokens``       join tokens (SHA-256 digests, constant-time compare)
+``outbox``       the short per-member queue for an absent member
+``sdp``          SDP and ICE candidate checks
+``messages``     the signaling message schema, parse() and serialise()
+``turn``         TURN REST API credentials and the RTCIceServer list
+``room``         Room: membership, presence, consent, relay decisions
+
+The aiortc peer and recorder live in their own modules and are the only ones
+here that do I/O.
+"""
