@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
@@ -30,7 +29,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
     )
     app[CONFIG] = config
     app[PASSWORDS] = Passwords(config.auth)
-    app[WEBSOCKETS] = weakref.WeakSet()
+    app[WEBSOCKETS] = set()
     app[ENDPOINTS] = []
     for module in ROUTE_MODULES:
         module.routes.add_to(app)
@@ -75,5 +74,6 @@ def _event_bus(dsn: str):  # type: ignore[no-untyped-def]
 
 
 async def _close_websockets(app: web.Application) -> None:
-    for ws in list(app[WEBSOCKETS]):
+    sockets = app[WEBSOCKETS]
+    for ws in list(sockets):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")

@@ -98,6 +98,10 @@ def database(config: Config) -> Iterator[str]:
 
 
 async def serve(config: Config, dsn: str, demo: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     app = create_app(config, dsn)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.server.shutdown_timeout_s)
     await runner.setup()
@@ -114,10 +118,6 @@ async def serve(config: Config, dsn: str, demo: bool) -> None:
         host, port = runner.addresses[0][:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"psc119 serving on http://{shown}:{port}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("shutting down")
     finally:
@@ -165,6 +165,10 @@ async def run_user(config: Config, dsn: str, args: argparse.Namespace) -> None:
         await con.close()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -173,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"psc119: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.server.log_format, config.server.log_level)
+    # Until the event loop takes over, SIGTERM unwinds like Ctrl-C, so the embedded database still stops.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with database(config) as dsn:
             if args.command == "serve":
@@ -181,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 asyncio.run(run_migrate(dsn))
             else:
                 asyncio.run(run_user(config, dsn, args))
+    except KeyboardInterrupt:
+        return 130
     except ApiError as exc:
         where = f" ({exc.field})" if exc.field else ""
         print(f"psc119: {exc.message}{where}", file=sys.stderr)

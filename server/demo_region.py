@@ -111,7 +111,7 @@ async def _load_region(con: asyncpg.Connection, data: dict[str, Any]) -> None:
         "INSERT INTO kelurahan (code, name, kecamatan, lat, lon, synthetic_location) VALUES ($1, $2, $3, $4, $5, $6)",
         [(k["code"], k["name"], k["kecamatan"], k["lat"], k["lon"], k["synthetic_location"]) for k in data["kelurahan"]],
     )
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (p["code"], "puskesmas", p["name"], p["kecamatan"], p["kelurahan"], p["lat"], p["lon"], [],
          {"synthetic_location": p["synthetic_location"], "synthetic_name": p["synthetic_name"]})
         for p in data["puskesmas"]
@@ -132,7 +132,7 @@ async def _load_region(con: asyncpg.Connection, data: dict[str, Any]) -> None:
 
 
 async def _load_units(con: asyncpg.Connection, units: list[dict[str, Any]]) -> None:
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for n, u in enumerate(units):
         lat, lon = u["base"]
         # Units start on duty, a little way from their base, with a fresh fix.

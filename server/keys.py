@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
-
 import asyncpg
 from aiohttp import web
 
@@ -19,6 +17,6 @@ BUS = web.AppKey("bus", EventBus)
 PASSWORDS = web.AppKey("passwords", Passwords)
 ENDPOINTS = web.AppKey("endpoints", list[Endpoint])
 # Open websockets, closed with 1001 (going away) when the server shuts down.
-WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet[web.WebSocketResponse])
+WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
 
 USER = web.RequestKey("user", User)

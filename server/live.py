@@ -70,6 +70,7 @@ async def serve_socket(request: web.Request, audience: frozenset[str], on_messag
                 continue
             await _handle(ws, msg.data, on_message)
     finally:
+        request.app[WEBSOCKETS].discard(ws)
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sender

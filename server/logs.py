@@ -23,6 +23,9 @@ def redact(text: str) -> str:
     return _PHONE.sub("[redacted]", text)
 
 
+_TRACEBACKS = logging.Formatter()
+
+
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id.get()
@@ -30,6 +33,12 @@ class RedactingFilter(logging.Filter):
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        # An exception's text can quote data too (a database error's detail shows the row);
+        # formatters reuse exc_text once it is set, so the masked traceback is what gets written.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
         return True
 
 
@@ -42,8 +51,10 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", "-"),
             "message": record.getMessage(),
         }
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
         return json.dumps(line, ensure_ascii=False)
 
 

@@ -39,7 +39,7 @@ async def resolve(con: asyncpg.Connection | asyncpg.Pool, token: str) -> User | 
 
 
 async def revoke(con: asyncpg.Connection | asyncpg.Pool, token: str) -> bool:
-    status = await con.execute(
+    status: str = await con.execute(
         "UPDATE sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL", _digest(token)
     )
     return status != "UPDATE 0"
