@@ -1,0 +1,319 @@
+"""The live nearest-unit index: top-K available units by ETA, fast over thousands.
+
+Units are bucketed in a uniform grid of cubes in Earth-centred (ECEF)
+coordinates, and a query searches the cubes ring by ring outward from the
+patient. Why ECEF rather than a latitude/longitude grid: the straight-line
+chord between two surface points never exceeds their geodesic distance, so
+
+* a unit in ring ``r >= 1`` is at least ``(r - 1) * cell + m`` metres away
+  (``m`` is the patient's distance to the faces of its own cube), and
+* each candidate's own chord is a lower bound on its geodesic distance,
+
+both exact and valid everywhere: at the poles, across the antimeridian,
+for units on another continent. ``DistanceEtaModel.eta_for_distance`` is
+non-decreasing, so a distance bound is an ETA bound (taken for the fastest
+kind the query allows). The search stops once the bound for every
+unexplored ring exceeds the k-th best ETA found (strictly, so equal ETAs
+still compete on unit id), and computes the exact geopy geodesic only for
+candidates whose chord bound could still beat the k-th best.
+
+Only available units are in the grid. A unit with a live fix sits in two
+cubes, its fix's and its base's, because which one it is ranked from
+depends on the query time (a fix goes stale after ``max_fix_age``); a
+query counts it only in the cube of the point it is ranked from.
+
+This is a cache of PostgreSQL state: it mirrors statuses and fixes it is
+given and does not check transitions (the server did, before committing).
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from dispatch._checks import check_aware, check_duration, check_positive
+from dispatch.errors import InvalidInput, UnknownUnit
+from dispatch.eta import DistanceEtaModel, GeodesicEta
+from dispatch.geo import Point, ecef_m
+from dispatch.ids import UnitId
+from dispatch.recommend import Recommendation, UnitFilter, check_query, rank_unit
+from dispatch.staleness import DEFAULT_MAX_FIX_AGE, is_stale
+from dispatch.status import UnitStatus
+from dispatch.units import Unit, UnitKind
+
+__all__ = ["DEFAULT_CELL_SIZE_M", "UnitIndex"]
+
+DEFAULT_CELL_SIZE_M = 1000.0
+
+# Absolute slack (metres) for floating-point error in the chord and cube
+# arithmetic (~1e-8 m at Earth scale); generous, and harmless to pruning.
+_SLACK_M = 0.001
+_REL_SLACK = 1e-9
+
+_Cell = tuple[int, int, int]
+_Xyz = tuple[float, float, float]
+
+
+@dataclass(slots=True)
+class _Entry:
+    """Internal, mutable: a unit and its precomputed grid placement."""
+
+    unit: Unit
+    base_xyz: _Xyz
+    base_cell: _Cell
+    fix_xyz: _Xyz | None
+    fix_cell: _Cell | None
+
+
+def _chord_floor(a: _Xyz, b: _Xyz) -> float:
+    """A lower bound (metres) on the geodesic distance between two surface points."""
+    chord = math.sqrt((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2 + (a[2] - b[2]) ** 2)
+    return max(0.0, chord * (1.0 - _REL_SLACK) - _SLACK_M)
+
+
+def _shell(center: _Cell, r: int) -> Iterator[_Cell]:
+    """The cubes at Chebyshev distance exactly ``r`` from ``center``."""
+    cx, cy, cz = center
+    if r == 0:
+        yield center
+        return
+    for dx in range(-r, r + 1):
+        edge_x = dx in (-r, r)
+        for dy in range(-r, r + 1):
+            if edge_x or dy in (-r, r):
+                for dz in range(-r, r + 1):
+                    yield (cx + dx, cy + dy, cz + dz)
+            else:
+                yield (cx + dx, cy + dy, cz - r)
+                yield (cx + dx, cy + dy, cz + r)
+
+
+class UnitIndex:
+    """Nearest available units by ETA; results equal ``brute_force_recommend``."""
+
+    def __init__(
+        self,
+        eta: DistanceEtaModel | None = None,
+        *,
+        max_fix_age: timedelta = DEFAULT_MAX_FIX_AGE,
+        cell_size_m: float = DEFAULT_CELL_SIZE_M,
+    ) -> None:
+        self._eta: DistanceEtaModel = eta if eta is not None else GeodesicEta()
+        self._max_fix_age = check_duration(max_fix_age, "max_fix_age")
+        self._cell = check_positive(cell_size_m, "cell_size_m")
+        self._entries: dict[UnitId, _Entry] = {}
+        self._cells: dict[_Cell, set[UnitId]] = {}
+
+    @property
+    def eta(self) -> DistanceEtaModel:
+        return self._eta
+
+    @property
+    def max_fix_age(self) -> timedelta:
+        return self._max_fix_age
+
+    # -- maintenance ---------------------------------------------------------
+
+    def upsert(self, unit: Unit) -> None:
+        """Add a unit or replace everything known about it."""
+        if not isinstance(unit, Unit):
+            raise InvalidInput("unit", "must be a Unit")
+        self._unregister(unit.id)
+        base_xyz = ecef_m(unit.base)
+        fix_xyz = ecef_m(unit.position) if unit.position is not None else None
+        entry = _Entry(
+            unit=unit,
+            base_xyz=base_xyz,
+            base_cell=self._cell_of(base_xyz),
+            fix_xyz=fix_xyz,
+            fix_cell=self._cell_of(fix_xyz) if fix_xyz is not None else None,
+        )
+        self._entries[unit.id] = entry
+        self._register(entry)
+
+    def move(self, unit_id: UnitId, point: Point, at: datetime) -> bool:
+        """Record a GPS fix; returns False (and keeps the newer fix) if ``at`` is older.
+
+        Fixes can arrive out of order over a mobile network; the newest wins.
+        """
+        entry = self._entry(unit_id)
+        if not isinstance(point, Point):
+            raise InvalidInput("point", "must be a Point")
+        check_aware(at, "at")
+        current = entry.unit.position_time
+        if current is not None and at < current:
+            return False
+        self.upsert(entry.unit.moved(point, at))
+        return True
+
+    def set_status(self, unit_id: UnitId, status: UnitStatus) -> Unit:
+        """Mirror a committed status change; returns the updated unit."""
+        entry = self._entry(unit_id)
+        if not isinstance(status, UnitStatus):
+            raise InvalidInput("status", "must be a UnitStatus")
+        self._unregister(unit_id)
+        entry.unit = entry.unit.with_status(status)
+        self._register(entry)
+        return entry.unit
+
+    def remove(self, unit_id: UnitId) -> bool:
+        """Forget a unit; False if it was not there (removal is idempotent)."""
+        if unit_id not in self._entries:
+            return False
+        self._unregister(unit_id)
+        del self._entries[unit_id]
+        return True
+
+    def get(self, unit_id: UnitId) -> Unit:
+        return self._entry(unit_id).unit
+
+    def units(self) -> list[Unit]:
+        return [entry.unit for entry in self._entries.values()]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, unit_id: object) -> bool:
+        return unit_id in self._entries
+
+    # -- query ---------------------------------------------------------------
+
+    def recommend(
+        self,
+        point: Point,
+        k: int,
+        now: datetime,
+        required_capabilities: frozenset[str] = frozenset(),
+        kinds: frozenset[UnitKind] | None = None,
+        exclude: frozenset[UnitId] = frozenset(),
+    ) -> list[Recommendation]:
+        """The top ``k`` available units with ``required_capabilities`` by ETA to ``point``.
+
+        Sorted by (ETA, unit id). Stale units are ranked from their base
+        and flagged. Fewer than ``k`` come back when fewer qualify.
+        """
+        check_query(point, k, now)
+        wanted = UnitFilter(required_capabilities, kinds, exclude)
+        allowed_kinds = tuple(UnitKind) if kinds is None else tuple(kinds)
+        if not allowed_kinds or not self._cells:
+            return []
+        eta = self._eta
+        size = self._cell
+        q = ecef_m(point)
+        home = self._cell_of(q)
+        # The patient's distance to the nearest face of its own cube.
+        face = min(
+            min(q[axis] - home[axis] * size, (home[axis] + 1) * size - q[axis]) for axis in range(3)
+        )
+        face = max(0.0, face)
+
+        best: list[tuple[float, str, Recommendation]] = []
+        pending: list[tuple[float, str, Unit]] = []
+
+        def drain(limit: float) -> None:
+            # Evaluate candidates in order of their ETA lower bound, up to ``limit``.
+            while pending and pending[0][0] <= limit:
+                if len(best) == k and pending[0][0] > best[-1][0]:
+                    pending.clear()  # nothing left can beat the k-th best
+                    return
+                _, _, unit = heapq.heappop(pending)
+                rec = rank_unit(unit, point, now, eta, self._max_fix_age)
+                bisect.insort(best, (rec.eta_s, rec.unit_id, rec))
+                if len(best) > k:
+                    best.pop()
+
+        for cells, next_ring in self._rings(home):
+            for cell in cells:
+                for uid in self._cells[cell]:
+                    entry = self._entries[uid]
+                    unit = entry.unit
+                    if not wanted.accepts(unit):
+                        continue
+                    if entry.fix_xyz is not None and not is_stale(
+                        unit.position_time, now, self._max_fix_age
+                    ):
+                        xyz, where = entry.fix_xyz, entry.fix_cell
+                    else:
+                        xyz, where = entry.base_xyz, entry.base_cell
+                    if where != cell:
+                        continue  # counted in the cube of the point it is ranked from
+                    floor_eta = eta.eta_for_distance(_chord_floor(q, xyz), unit.kind)
+                    heapq.heappush(pending, (floor_eta, uid, unit))
+            if next_ring is None:
+                break  # every occupied cube has been searched
+            # Every unit not yet searched is at least this far (chord, hence geodesic).
+            reach = max(0.0, ((next_ring - 1) * size + face) * (1.0 - _REL_SLACK) - _SLACK_M)
+            bound = min(eta.eta_for_distance(reach, kind) for kind in allowed_kinds)
+            drain(bound)
+            if len(best) == k and bound > best[-1][0]:
+                break
+        drain(math.inf)
+        return [rec for _, _, rec in best]
+
+    # -- internals -----------------------------------------------------------
+
+    def _entry(self, unit_id: UnitId) -> _Entry:
+        try:
+            return self._entries[unit_id]
+        except KeyError:
+            raise UnknownUnit(unit_id) from None
+
+    def _cell_of(self, xyz: _Xyz) -> _Cell:
+        size = self._cell
+        return (math.floor(xyz[0] / size), math.floor(xyz[1] / size), math.floor(xyz[2] / size))
+
+    def _register(self, entry: _Entry) -> None:
+        # Only available units can be recommended: keep the grid small.
+        if entry.unit.status is not UnitStatus.AVAILABLE:
+            return
+        for cell in {entry.base_cell, entry.fix_cell}:
+            if cell is not None:
+                self._cells.setdefault(cell, set()).add(entry.unit.id)
+
+    def _unregister(self, unit_id: UnitId) -> None:
+        entry = self._entries.get(unit_id)
+        if entry is None:
+            return
+        for cell in {entry.base_cell, entry.fix_cell}:
+            if cell is None:
+                continue
+            members = self._cells.get(cell)
+            if members is not None:
+                members.discard(unit_id)
+                if not members:
+                    del self._cells[cell]
+
+    def _rings(self, home: _Cell) -> Iterator[tuple[list[_Cell], int | None]]:
+        """Occupied cubes ring by ring outward from ``home``.
+
+        Yields each ring's occupied cubes with the smallest ring that may
+        still hold unsearched ones (None when none is left). Walking a shell
+        costs ~24 r^2 lookups; once that exceeds the number of occupied
+        cubes (a patient far from every unit), the remaining occupied cubes
+        are bucketed by ring instead.
+        """
+        occupied = self._cells
+        total = len(occupied)
+        seen = 0
+        ring = 0
+        while 24 * ring * ring + 2 <= total or ring == 0:
+            found = [cell for cell in _shell(home, ring) if cell in occupied]
+            seen += len(found)
+            if seen == total:
+                yield found, None
+                return
+            yield found, ring + 1
+            ring += 1
+        by_ring: dict[int, list[_Cell]] = {}
+        for cell in occupied:
+            distance = max(abs(cell[0] - home[0]), abs(cell[1] - home[1]), abs(cell[2] - home[2]))
+            if distance >= ring:
+                by_ring.setdefault(distance, []).append(cell)
+        order = sorted(by_ring)
+        for position, distance in enumerate(order):
+            following = order[position + 1] if position + 1 < len(order) else None
+            yield by_ring[distance], following

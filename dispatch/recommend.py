@@ -1,0 +1,164 @@
+"""What a recommendation is, which units qualify, and the brute-force reference.
+
+``brute_force_recommend`` is the plain scan: rank every eligible unit by
+exact geodesic ETA. ``UnitIndex.recommend`` must return exactly the same
+list; the property tests hold it to that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from dispatch._checks import check_aware, check_int, check_real
+from dispatch.errors import InvalidInput
+from dispatch.eta import DistanceEtaModel
+from dispatch.geo import Point, distance_m
+from dispatch.ids import UnitId
+from dispatch.staleness import DEFAULT_MAX_FIX_AGE, ranking_point
+from dispatch.status import UnitStatus
+from dispatch.units import Unit, UnitKind
+
+__all__ = [
+    "Recommendation",
+    "UnitFilter",
+    "brute_force_recommend",
+    "check_query",
+    "rank_unit",
+    "rerank_by_road_eta",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """One proposed unit, best first in a list.
+
+    ``ranked_from`` is the point the ETA was computed from: the live fix, or
+    the base when ``stale``. ``road_eta_s`` is set only after re-ranking.
+    """
+
+    unit_id: UnitId
+    callsign: str
+    kind: UnitKind
+    distance_m: float
+    eta_s: float
+    stale: bool
+    ranked_from: Point
+    road_eta_s: float | None = None
+
+    @property
+    def sort_key(self) -> tuple[float, str]:
+        """Best first: lower ETA, then unit id, so equal ETAs order the same way every time."""
+        return (self.eta_s, self.unit_id)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "unit_id": self.unit_id,
+            "callsign": self.callsign,
+            "kind": self.kind.value,
+            "distance_m": self.distance_m,
+            "eta_s": self.eta_s,
+            "stale": self.stale,
+            "ranked_from": self.ranked_from.to_dict(),
+            "road_eta_s": self.road_eta_s,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UnitFilter:
+    """Which units a query may return (besides being available)."""
+
+    required_capabilities: frozenset[str] = frozenset()
+    kinds: frozenset[UnitKind] | None = None  # None: every kind
+    exclude: frozenset[UnitId] = frozenset()  # e.g. units that did not acknowledge
+
+    def __post_init__(self) -> None:
+        for name in ("required_capabilities", "exclude"):
+            if not isinstance(getattr(self, name), frozenset):
+                raise InvalidInput(name, "must be a frozenset")
+        if self.kinds is not None and not isinstance(self.kinds, frozenset):
+            raise InvalidInput("kinds", "must be a frozenset or None")
+
+    def accepts(self, unit: Unit) -> bool:
+        return (
+            unit.status is UnitStatus.AVAILABLE
+            and self.required_capabilities <= unit.capabilities
+            and (self.kinds is None or unit.kind in self.kinds)
+            and unit.id not in self.exclude
+        )
+
+
+def check_query(point: object, k: object, now: object) -> None:
+    """Validate the common query arguments (shared by the index and the scan)."""
+    if not isinstance(point, Point):
+        raise InvalidInput("point", "must be a Point")
+    check_int(k, "k", minimum=1)
+    check_aware(now, "now")
+
+
+def rank_unit(
+    unit: Unit,
+    point: Point,
+    now: datetime,
+    eta: DistanceEtaModel,
+    max_fix_age: timedelta,
+) -> Recommendation:
+    """The recommendation for one unit. Index and scan both call this, so they agree bit for bit."""
+    where = ranking_point(unit, now, max_fix_age)
+    metres = distance_m(where.point, point)
+    return Recommendation(
+        unit_id=unit.id,
+        callsign=unit.callsign,
+        kind=unit.kind,
+        distance_m=metres,
+        eta_s=eta.eta_for_distance(metres, unit.kind),
+        stale=where.stale,
+        ranked_from=where.point,
+    )
+
+
+def brute_force_recommend(
+    units: Iterable[Unit],
+    point: Point,
+    k: int,
+    now: datetime,
+    *,
+    eta: DistanceEtaModel,
+    max_fix_age: timedelta = DEFAULT_MAX_FIX_AGE,
+    required_capabilities: frozenset[str] = frozenset(),
+    kinds: frozenset[UnitKind] | None = None,
+    exclude: frozenset[UnitId] = frozenset(),
+) -> list[Recommendation]:
+    """The top ``k`` available, capable units by ETA, found by ranking every unit."""
+    check_query(point, k, now)
+    wanted = UnitFilter(required_capabilities, kinds, exclude)
+    ranked = [rank_unit(u, point, now, eta, max_fix_age) for u in units if wanted.accepts(u)]
+    ranked.sort(key=lambda r: r.sort_key)
+    return ranked[:k]
+
+
+def rerank_by_road_eta(
+    shortlist: Sequence[Recommendation],
+    road_eta_s: Mapping[UnitId, float],
+    k: int,
+) -> list[Recommendation]:
+    """Re-order a straight-line shortlist by road ETAs and keep the best ``k``.
+
+    A unit the provider gave no ETA for keeps its straight-line estimate
+    (``road_eta_s`` stays None), so a routing outage never hides a unit.
+    Ties go to the unit id, as in the straight-line ranking.
+    """
+    check_int(k, "k", minimum=1)
+    rescored: list[tuple[float, str, Recommendation]] = []
+    for rec in shortlist:
+        if rec.unit_id in road_eta_s:
+            seconds = check_real(road_eta_s[rec.unit_id], f"road_eta_s.{rec.unit_id}")
+            if seconds < 0:
+                raise InvalidInput(f"road_eta_s.{rec.unit_id}", "must not be negative")
+            rec = replace(rec, road_eta_s=seconds)
+            rescored.append((seconds, rec.unit_id, rec))
+        else:
+            rescored.append((rec.eta_s, rec.unit_id, rec))
+    rescored.sort(key=lambda item: (item[0], item[1]))
+    return [rec for _, _, rec in rescored[:k]]
