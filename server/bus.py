@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import asyncpg
 
 from server import db, events
 from server.events import Event
+from server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +25,14 @@ log = logging.getLogger(__name__)
 class Subscription:
     """A subscriber's queue of live events; overflowing it marks the subscriber as too slow."""
 
-    def __init__(self, audience: Iterable[str], maxsize: int) -> None:
-        self.audience = frozenset(audience)
+    def __init__(self, audience: Iterable[str] | None, maxsize: int) -> None:
+        # None: every event (for in-process caches that must follow the whole log).
+        self.audience = frozenset(audience) if audience is not None else None
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
         self.overflowed = asyncio.Event()
 
     def offer(self, event: Event) -> None:
-        if self.overflowed.is_set() or not (event.audience & self.audience):
+        if self.overflowed.is_set() or (self.audience is not None and not event.audience & self.audience):
             return
         try:
             self.queue.put_nowait(event)
@@ -47,19 +49,21 @@ class EventBus:
         self._subscribers: set[Subscription] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._channels: dict[str, Callable[[str], None]] = {}
         self.last_id = 0
+
+    def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Also LISTEN on ``channel`` (best effort: for data that is not an event, such as GPS fixes)."""
+        self._channels[channel] = callback
 
     async def start(self) -> None:
         self.last_id = await events.last_id(self._pool)
         self._task = asyncio.create_task(self._run(), name="event-bus")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
-    def subscribe(self, audience: Iterable[str]) -> Subscription:
+    def subscribe(self, audience: Iterable[str] | None) -> Subscription:
         sub = Subscription(audience, self._queue_size)
         self._subscribers.add(sub)
         return sub
@@ -79,6 +83,8 @@ class EventBus:
                 lost = asyncio.Event()
                 con.add_termination_listener(lambda _c: lost.set())
                 await con.add_listener(events.CHANNEL, self._notified)
+                for channel, callback in self._channels.items():
+                    await con.add_listener(channel, _payload_only(callback))
                 backoff = 0.1
                 await self._deliver()  # catch up on anything committed while not listening
                 while not lost.is_set():
@@ -113,3 +119,10 @@ class EventBus:
             "SELECT id, at, type, audience, payload FROM events WHERE id > $1 ORDER BY id LIMIT 500", after
         )
         return [Event.from_row(r) for r in rows]
+
+
+def _payload_only(callback: Callable[[str], None]) -> Callable[[object, int, str, str], None]:
+    def on_notify(_con: object, _pid: int, _channel: str, payload: str) -> None:
+        callback(payload)
+
+    return on_notify

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import uuid
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -10,9 +13,21 @@ import asyncpg
 from server.config import DatabaseSettings
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
 async def _init_connection(con: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
-        await con.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await con.set_type_codec(kind, encoder=dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def create_pool(dsn: str, settings: DatabaseSettings) -> asyncpg.Pool:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dispatch.errors import DispatchError, IllegalTransition, InvalidInput, UnknownUnit
+
 
 class ApiError(Exception):
     status = 500
@@ -73,3 +75,14 @@ class InvalidField(ApiError):
 class TooManyRequests(ApiError):
     status = 429
     code = "rate_limited"
+
+
+def from_dispatch(exc: DispatchError) -> ApiError:
+    """The HTTP meaning of a dispatch-domain refusal."""
+    if isinstance(exc, InvalidInput):
+        return InvalidField(exc.message, field=exc.field)
+    if isinstance(exc, IllegalTransition):
+        return Conflict(str(exc), field="status")
+    if isinstance(exc, UnknownUnit):
+        return NotFound(str(exc), field="unit_id")
+    return Conflict(str(exc))

@@ -8,7 +8,6 @@ and in order. A client too slow to keep up is closed with 1013 and resumes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -17,8 +16,12 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from server import events
-from server.errors import InvalidField
+from server.bus import Subscription
+from dispatch.errors import DispatchError
+from server.errors import ApiError, InvalidField, from_dispatch
 from server.keys import BUS, POOL, WEBSOCKETS
+from server.routing import dumps
+from server.tasks import cancel_and_wait
 from server.users import User
 
 log = logging.getLogger(__name__)
@@ -54,16 +57,31 @@ async def ping(message: dict[str, Any]) -> dict[str, Any] | None:
     raise InvalidField(f"unknown message type {message.get('type')!r}", field="type")
 
 
-async def serve_socket(request: web.Request, audience: frozenset[str], on_message: Inbound = ping) -> web.WebSocketResponse:
+Greeting = Callable[[], Awaitable[dict[str, Any]]]
+
+
+async def serve_socket(
+    request: web.Request,
+    audience: frozenset[str],
+    on_message: Inbound = ping,
+    *,
+    greeting: Greeting | None = None,
+    side: asyncio.Queue[dict[str, Any]] | None = None,
+) -> web.WebSocketResponse:
+    """Run a live socket: ``greeting`` adds state to the hello, ``side`` carries non-event messages (positions)."""
     after = resume_point(request)  # validated before the upgrade, so a bad value is a plain 422
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     request.app[WEBSOCKETS].add(ws)
     bus = request.app[BUS]
-    sub = bus.subscribe(audience)
-    sender = asyncio.create_task(_send_events(request, ws, sub, audience, after))
+    sub = bus.subscribe(audience)  # before the greeting, so nothing falls between the two
+    sender: asyncio.Task[None] | None = None
     try:
-        await ws.send_json({"type": "hello", "last_event_id": bus.last_id})
+        hello = {"type": "hello", "last_event_id": bus.last_id}
+        if greeting is not None:
+            hello |= await greeting()
+        await ws.send_json(hello, dumps=dumps)
+        sender = asyncio.create_task(_send_events(request, ws, sub, audience, after, side))
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 await ws.send_json(_error("bad_request", "send JSON text messages", None))
@@ -71,9 +89,7 @@ async def serve_socket(request: web.Request, audience: frozenset[str], on_messag
             await _handle(ws, msg.data, on_message)
     finally:
         request.app[WEBSOCKETS].discard(ws)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
+        await cancel_and_wait(sender)
         bus.unsubscribe(sub)
     return ws
 
@@ -93,13 +109,18 @@ async def _handle(ws: web.WebSocketResponse, text: str, on_message: Inbound) -> 
         return
     try:
         reply = await on_message(message)
-    except InvalidField as exc:
-        reply = {**_error(exc.code, exc.message, exc.field), "ref": message.get("ref")}
+    except (ApiError, DispatchError) as exc:
+        # A refused message changes nothing and the socket stays open.
+        error = exc if isinstance(exc, ApiError) else from_dispatch(exc)
+        reply = {**_error(error.code, error.message, error.field), "ref": message.get("ref")}
     if reply is not None:
-        await ws.send_json(reply)
+        await ws.send_json(reply, dumps=dumps)
 
 
-async def _send_events(request: web.Request, ws: web.WebSocketResponse, sub: Any, audience: frozenset[str], after: int | None) -> None:
+async def _send_events(
+    request: web.Request, ws: web.WebSocketResponse, sub: Subscription, audience: frozenset[str], after: int | None,
+    side: asyncio.Queue[dict[str, Any]] | None,
+) -> None:
     pool = request.app[POOL]
     sent = after if after is not None else request.app[BUS].last_id
     try:
@@ -107,23 +128,33 @@ async def _send_events(request: web.Request, ws: web.WebSocketResponse, sub: Any
             while True:
                 batch = await events.since(pool, sent, audience, limit=500)
                 for event in batch:
-                    await ws.send_json(event.wire())
+                    await ws.send_json(event.wire(), dumps=dumps)
                     sent = event.id
                 if len(batch) < 500:
                     break
-        while True:
-            get = asyncio.ensure_future(sub.queue.get())
-            overflow = asyncio.ensure_future(sub.overflowed.wait())
-            done, _ = await asyncio.wait({get, overflow}, return_when=asyncio.FIRST_COMPLETED)
-            if overflow in done:
-                get.cancel()
-                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow; resume with ?after")
-                return
-            overflow.cancel()
-            event = get.result()
-            if event.id > sent:
-                await ws.send_json(event.wire())
-                sent = event.id
+        overflow = asyncio.ensure_future(sub.overflowed.wait())
+        get = asyncio.ensure_future(sub.queue.get())
+        side_get = asyncio.ensure_future(side.get()) if side is not None else None
+        try:
+            while True:
+                waiting = {overflow, get} | ({side_get} if side_get is not None else set())
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if overflow in done:
+                    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow; resume with ?after")
+                    return
+                if get in done:
+                    event = get.result()
+                    if event.id > sent:
+                        await ws.send_json(event.wire(), dumps=dumps)
+                        sent = event.id
+                    get = asyncio.ensure_future(sub.queue.get())
+                if side_get is not None and side_get in done:
+                    await ws.send_json(side_get.result(), dumps=dumps)
+                    side_get = asyncio.ensure_future(side.get())  # type: ignore[union-attr]
+        finally:
+            for task in (overflow, get, side_get):
+                if task is not None:
+                    task.cancel()
     except (ConnectionResetError, RuntimeError):
         # The socket closed under us; the receiving side ends the handler.
         return

@@ -15,8 +15,9 @@ import sys
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-# Eight or more digits, optionally starting with + and split by spaces or dashes.
-_PHONE = re.compile(r"\+?\d(?:[\s-]?\d){7,}")
+# A phone number: + or a national 0 (or 62) then 8-15 digits, maybe split by spaces or dashes.
+# Anchored so dates, times and other numbers in log lines are left alone.
+_PHONE = re.compile(r"(?<![\w:.+-])(?:\+\d|62|0)(?:[\s-]?\d){7,14}(?![\w:])")
 
 
 def redact(text: str) -> str:

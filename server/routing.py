@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import pydantic
 from aiohttp import web
 
+from server import db
 from server.errors import BadRequest, InvalidField, PayloadTooLarge
 from server.roles import PUBLIC, Role
 
@@ -114,14 +115,8 @@ def read_query(request: web.Request, model: type[Model]) -> Model:
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=_dumps)
+    return web.json_response(data, status=status, dumps=dumps)
 
 
-def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, default=_default)
-
-
-def _default(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+def dumps(data: Any) -> str:
+    return db.dumps(data)

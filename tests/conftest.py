@@ -6,7 +6,9 @@ import asyncio
 import dataclasses
 import itertools
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,14 +37,20 @@ def with_dbname(dsn: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_cluster() -> Iterator[str]:
     """A real PostgreSQL (embedded) for the whole run; yields the DSN of its postgres database."""
-    embedded = EmbeddedDatabase(tmp_path_factory.mktemp("pg"))
+    # Not under pytest's basetemp: pytest prunes old basetemps, which would pull the data
+    # directory from under a server still used by another, concurrent test run.
+    root = Path(tempfile.mkdtemp(prefix="psc119-test-pg-"))
+    embedded = EmbeddedDatabase(root)
     embedded.start()
-    admin = embedded.dsn("postgres")
-    asyncio.run(_make_templates(admin))
-    yield admin
-    embedded.stop()
+    try:
+        admin = embedded.dsn("postgres")
+        asyncio.run(_make_templates(admin))
+        yield admin
+    finally:
+        embedded.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 async def _make_templates(admin: str) -> None:
@@ -126,7 +134,9 @@ class Api:
 
     async def call(self, method: str, path: str, token: str | None = None, **kwargs: object) -> tuple[int, Any]:
         """Status and body (parsed JSON, or text for anything else)."""
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = dict(kwargs.pop("headers", {}))  # type: ignore[call-overload]
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         async with self.session.request(method, self.url(path), headers=headers, **kwargs) as r:  # type: ignore[arg-type]
             if r.content_type == "application/json":
                 return r.status, await r.json()

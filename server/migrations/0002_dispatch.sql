@@ -20,12 +20,13 @@ CREATE TABLE incidents (
     received_at     timestamptz NOT NULL DEFAULT now(),
     caller_phone    text NOT NULL,
     caller_name     text,
-    lat             double precision NOT NULL CHECK (lat BETWEEN -90 AND 90),
-    lon             double precision NOT NULL CHECK (lon BETWEEN -180 AND 180),
+    -- Location and call type may come after the call is recorded.
+    lat             double precision CHECK (lat BETWEEN -90 AND 90),
+    lon             double precision CHECK (lon BETWEEN -180 AND 180),
     address         text NOT NULL DEFAULT '',
     kelurahan       text REFERENCES kelurahan,
     kecamatan       text REFERENCES kecamatan,
-    call_type       text NOT NULL REFERENCES triage_types,
+    call_type       text REFERENCES triage_types,
     complaint       text NOT NULL DEFAULT '',
     priority        text NOT NULL CHECK (priority IN ('merah', 'kuning', 'hijau')),
     notes           text NOT NULL DEFAULT '',
@@ -56,7 +57,7 @@ CREATE TABLE assignments (
     transporting_at timestamptz,
     at_hospital_at  timestamptz,
     ended_at        timestamptz,
-    end_reason      text CHECK (end_reason IN ('completed', 'cancelled', 'not_responding'))
+    end_reason      text
 );
 -- A unit is on at most one active assignment: the database enforces it, whatever the race.
 CREATE UNIQUE INDEX assignments_one_active_per_unit ON assignments (unit_id) WHERE ended_at IS NULL;

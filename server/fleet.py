@@ -1,0 +1,172 @@
+"""The live fleet: an in-memory nearest-unit index, a cache of the units table.
+
+Built from PostgreSQL at start-up, kept current from unit events (each carries
+the unit's snapshot) and from GPS fixes that other processes announce on the
+positions channel, and rebuilt from the table every ``RESYNC_S`` as a safety
+net. Decisions that must be exact (assigning a unit) are made by the database;
+the index only proposes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+
+from dispatch.eta import GeodesicEta
+from dispatch.geo import Point
+from dispatch.ids import UnitId
+from dispatch.index import UnitIndex
+from dispatch.recommend import Recommendation
+from dispatch.status import UnitStatus
+from dispatch.units import Unit, UnitKind
+from server.bus import EventBus
+from server.tasks import cancel_and_wait
+from server.config import DispatchSettings
+from server.events import Event
+
+log = logging.getLogger(__name__)
+
+RESYNC_S = 30.0
+UNIT_COLUMNS = """id, callsign, kind, capabilities, base_facility, base_lat, base_lon, kelurahan, crew, status,
+                  status_since, position_lat, position_lon, position_at"""
+
+
+def eta_model(settings: DispatchSettings) -> GeodesicEta:
+    return GeodesicEta(
+        detour_factor=settings.detour_factor,
+        speed_kmh_by_kind={UnitKind.AMBULANCE: settings.speed_ambulance_kmh, UnitKind.MOTORBIKE: settings.speed_motorbike_kmh},
+    )
+
+
+def unit_from_row(row: asyncpg.Record | dict[str, Any]) -> Unit:
+    has_fix = row["position_at"] is not None
+    return Unit(
+        id=UnitId(row["id"]),
+        callsign=row["callsign"],
+        kind=UnitKind(row["kind"]),
+        capabilities=frozenset(row["capabilities"]),
+        base=Point(row["base_lat"], row["base_lon"]),
+        status=UnitStatus(row["status"]),
+        position=Point(row["position_lat"], row["position_lon"]) if has_fix else None,
+        position_time=_aware(row["position_at"]) if has_fix else None,
+    )
+
+
+def _aware(value: dt.datetime | str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def unit_snapshot(row: asyncpg.Record) -> dict[str, Any]:
+    """A unit as JSON, as it travels in events and API responses."""
+    return {
+        "id": row["id"],
+        "callsign": row["callsign"],
+        "kind": row["kind"],
+        "capabilities": list(row["capabilities"]),
+        "base_facility": row["base_facility"],
+        "base_lat": row["base_lat"],
+        "base_lon": row["base_lon"],
+        "kelurahan": row["kelurahan"],
+        "crew": row["crew"],
+        "status": row["status"],
+        "status_since": row["status_since"].isoformat(),
+        "position_lat": row["position_lat"],
+        "position_lon": row["position_lon"],
+        "position_at": row["position_at"].isoformat() if row["position_at"] else None,
+    }
+
+
+class Fleet:
+    def __init__(self, pool: asyncpg.Pool, bus: EventBus, settings: DispatchSettings) -> None:
+        self._pool = pool
+        self._bus = bus
+        self.settings = settings
+        self.index = UnitIndex(eta_model(settings), max_fix_age=dt.timedelta(seconds=settings.stale_position_s))
+        self._task: asyncio.Task[None] | None = None
+        # Events up to _floor are already in the index (read with the table); applied_id is the newest applied.
+        self._floor = 0
+        self.applied_id = 0
+        self._progress = asyncio.Condition()
+
+    async def start(self) -> None:
+        await self.resync()
+        self._sub = self._bus.subscribe(None)
+        self._task = asyncio.create_task(self._run(), name="fleet")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._bus.unsubscribe(self._sub)
+
+    async def resync(self) -> None:
+        async with self._pool.acquire() as con, con.transaction(isolation="repeatable_read", readonly=True):
+            # One snapshot: the units as of the newest committed event, so no older event is re-applied after.
+            last = await con.fetchval("SELECT coalesce(max(id), 0) FROM events")
+            rows = await con.fetch(f"SELECT {UNIT_COLUMNS} FROM units")
+        index = UnitIndex(self.index.eta, max_fix_age=self.index.max_fix_age)
+        for row in rows:
+            index.upsert(unit_from_row(row))
+        self.index = index
+        self._floor = max(self._floor, last)
+        await self._advanced(last)
+
+    async def _advanced(self, event_id: int) -> None:
+        async with self._progress:
+            self.applied_id = max(self.applied_id, event_id)
+            self._progress.notify_all()
+
+    async def caught_up(self, event_id: int, timeout: float = 1.0) -> bool:
+        """Wait until every event up to ``event_id`` is in the index (read-your-writes for recommendations)."""
+        async with self._progress:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._progress.wait_for(lambda: self.applied_id >= event_id)
+            except TimeoutError:
+                log.warning("fleet index is behind the event log (%d < %d)", self.applied_id, event_id)
+                return False
+        return True
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_resync = loop.time() + RESYNC_S
+        while True:
+            try:
+                async with asyncio.timeout(max(0.0, next_resync - loop.time())):
+                    event = await self._sub.queue.get()
+                self.apply_event(event)
+                await self._advanced(event.id)
+            except TimeoutError:
+                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await self.resync()
+                next_resync = loop.time() + RESYNC_S
+            if self._sub.overflowed.is_set():
+                # Missed events: start over from the table.
+                self._bus.unsubscribe(self._sub)
+                self._sub = self._bus.subscribe(None)
+                await self.resync()
+
+    def apply_event(self, event: Event) -> None:
+        snapshot = event.payload.get("unit")
+        if event.id > self._floor and isinstance(snapshot, dict):
+            self.index.upsert(unit_from_row(snapshot))
+
+    def move(self, unit_id: str, point: Point, at: dt.datetime) -> None:
+        if UnitId(unit_id) in self.index:
+            self.index.move(UnitId(unit_id), point, at)
+
+    async def current(self) -> None:
+        """Catch up with everything committed so far, from any process."""
+        await self.caught_up(await self._pool.fetchval("SELECT coalesce(max(id), 0) FROM events"))
+
+    def recommend(
+        self, point: Point, k: int, capabilities: Iterable[str] = (), exclude: Iterable[str] = ()
+    ) -> list[Recommendation]:
+        return self.index.recommend(
+            point, k, dt.datetime.now(dt.timezone.utc),
+            required_capabilities=frozenset(capabilities), exclude=frozenset(UnitId(u) for u in exclude),
+        )

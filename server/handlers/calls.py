@@ -1,0 +1,204 @@
+"""Taking a call and acting on the incident: the operator's HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+from aiohttp import web
+
+from dispatch.geo import Point, distance_m
+from dispatch.units import UnitKind
+from server import assignments, audit, events, incidents
+from server.errors import Conflict, InvalidField, NotFound
+from server.handlers.auth import actor_of
+from server.keys import CONFIG, FLEET, POOL
+from server.roles import Role
+from server.routing import Routes, json_response, read_body
+
+routes = Routes("incidents")
+OPERATOR = frozenset({Role.OPERATOR})
+
+
+class Location(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    lat: float = pydantic.Field(ge=-90, le=90)
+    lon: float = pydantic.Field(ge=-180, le=180)
+
+
+class CallBody(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    idempotency_key: str = pydantic.Field(min_length=8, max_length=100, description="client-chosen, the same on every retry")
+    phone: str = pydantic.Field(min_length=1, max_length=40, description="the caller's number")
+    caller_name: str | None = pydantic.Field(default=None, max_length=200)
+    location: Location | None = None
+    address: str = pydantic.Field(default="", max_length=500)
+    kelurahan: str = pydantic.Field(default="", max_length=100, description="kelurahan code or name")
+    call_type: str | None = pydantic.Field(default=None, max_length=40, description="a triage table code")
+    complaint: str = pydantic.Field(default="", max_length=500)
+    priority: str | None = pydantic.Field(default=None, description="merah, kuning or hijau; default from the call type")
+    notes: str = pydantic.Field(default="", max_length=4000)
+
+
+class UpdateBody(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    caller_name: str | None = pydantic.Field(default=None, max_length=200)
+    location: Location | None = None
+    address: str | None = pydantic.Field(default=None, max_length=500)
+    kelurahan: str | None = pydantic.Field(default=None, max_length=100)
+    call_type: str | None = pydantic.Field(default=None, max_length=40)
+    complaint: str | None = pydantic.Field(default=None, max_length=500)
+    priority: str | None = None
+    notes: str | None = pydantic.Field(default=None, max_length=4000)
+
+
+class DispatchBody(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    unit_id: str = pydantic.Field(min_length=1, max_length=64)
+
+
+class CloseBody(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    outcome: str = pydantic.Field(description="emergency, information, silent, prank, duplicate or transfer")
+    duplicate_of: str | None = pydantic.Field(default=None, description="required for the outcome duplicate")
+
+
+class LinkBody(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    duplicate_of: str
+
+
+class DestinationBody(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    facility: str = pydantic.Field(min_length=1, max_length=64)
+
+
+def _settings(request: web.Request) -> Any:
+    return request.app[CONFIG].dispatch
+
+
+@routes.route("POST", "/api/calls", roles=OPERATOR, summary="Record a 119 call (idempotent); answers with warnings and the recommended units", body=CallBody)
+async def create_call(request: web.Request) -> web.Response:
+    body = (await read_body(request, CallBody)).model_dump(exclude_none=True)
+    if "location" in body:
+        body["location"] = dict(body["location"])
+    pool, fleet, settings = request.app[POOL], request.app[FLEET], _settings(request)
+    triage = await incidents.load_triage(pool)
+    actor = actor_of(request)
+    row, created = await incidents.record_call(pool, actor, incidents.CallIntake.parse(body), triage)
+    if created:
+        warnings, recommendations = await incidents.assess(pool, fleet, settings, row, triage)
+    else:
+        warnings, recommendations = row["warnings"], await incidents.recommend_for(fleet, settings, row, triage)
+    auto = None
+    if created and settings.auto_dispatch_merah and row["priority"] == "merah":
+        auto = await _auto_dispatch(request, str(row["id"]), recommendations, triage)
+    fresh = await incidents.get(pool, str(row["id"]))
+    result = {"incident": incidents.incident_json(fresh), "warnings": warnings, "recommendations": recommendations,
+              "created": created, "auto_dispatched": auto}
+    return json_response(result, status=201 if created else 200)
+
+
+async def _auto_dispatch(request: web.Request, incident_id: str, recommendations: list[dict[str, Any]], triage: Any) -> dict[str, Any] | None:
+    for candidate in recommendations:
+        try:
+            return await assignments.dispatch(
+                request.app[POOL], request.app[FLEET], _settings(request), triage, assignments.SYSTEM,
+                incident_id, candidate["unit_id"], auto=True,
+            )
+        except (Conflict, NotFound):
+            continue
+    return None
+
+
+@routes.route("PATCH", "/api/incidents/{id}", roles=OPERATOR, summary="Correct or complete an open incident; answers with a fresh recommendation", body=UpdateBody)
+async def update_incident(request: web.Request) -> web.Response:
+    changes = (await read_body(request, UpdateBody)).model_dump(exclude_unset=True)
+    if isinstance(changes.get("location"), dict):
+        changes["location"] = dict(changes["location"])
+    pool = request.app[POOL]
+    triage = await incidents.load_triage(pool)
+    row = await incidents.update(pool, actor_of(request), request.match_info["id"], changes, triage)
+    recommendations = await incidents.recommend_for(request.app[FLEET], _settings(request), row, triage)
+    return json_response({"incident": incidents.incident_json(row), "recommendations": recommendations})
+
+
+@routes.route("GET", "/api/incidents/{id}/recommendations", roles=OPERATOR, summary="The units to send now, best first")
+async def recommendations(request: web.Request) -> web.Response:
+    pool = request.app[POOL]
+    row = await incidents.get(pool, request.match_info["id"])
+    triage = await incidents.load_triage(pool)
+    async with pool.acquire() as con:
+        serving = [r["unit_id"] for r in await con.fetch(
+            "SELECT unit_id FROM assignments WHERE incident_id = $1 AND ended_at IS NULL", row["id"])]
+    return json_response({"recommendations": await incidents.recommend_for(request.app[FLEET], _settings(request), row, triage, exclude=tuple(serving))})
+
+
+@routes.route("POST", "/api/incidents/{id}/dispatch", roles=OPERATOR, summary="Send a unit (atomic: 409 with a fresh recommendation if it was taken)", body=DispatchBody)
+async def dispatch_unit(request: web.Request) -> web.Response:
+    body = await read_body(request, DispatchBody)
+    pool = request.app[POOL]
+    triage = await incidents.load_triage(pool)
+    assignment = await assignments.dispatch(
+        pool, request.app[FLEET], _settings(request), triage, actor_of(request), request.match_info["id"], body.unit_id
+    )
+    return json_response({"assignment": assignment}, status=201)
+
+
+@routes.route("POST", "/api/incidents/{id}/assignments/{assignment_id}/cancel", roles=OPERATOR, summary="Withdraw a unit from the incident")
+async def cancel_assignment(request: web.Request) -> web.Response:
+    raw = request.match_info["assignment_id"]
+    if not raw.isdigit():
+        raise NotFound(f"no assignment {raw}", field="assignment_id")
+    result = await assignments.cancel(request.app[POOL], actor_of(request), request.match_info["id"], int(raw))
+    return json_response(result)
+
+
+@routes.route("POST", "/api/incidents/{id}/close", roles=OPERATOR, summary="Close with an outcome (prank, silent, information, transfer, emergency, duplicate)", body=CloseBody)
+async def close_incident(request: web.Request) -> web.Response:
+    body = await read_body(request, CloseBody)
+    row = await incidents.close(request.app[POOL], actor_of(request), request.match_info["id"], body.outcome, body.duplicate_of)
+    return json_response({"incident": incidents.incident_json(row)})
+
+
+@routes.route("POST", "/api/incidents/{id}/link", roles=OPERATOR, summary="Close as a duplicate of another incident", body=LinkBody)
+async def link_duplicate(request: web.Request) -> web.Response:
+    body = await read_body(request, LinkBody)
+    row = await incidents.close(request.app[POOL], actor_of(request), request.match_info["id"], "duplicate", body.duplicate_of)
+    return json_response({"incident": incidents.incident_json(row)})
+
+
+@routes.route("GET", "/api/incidents/{id}/hospitals", roles=OPERATOR, summary="Hospitals nearest the incident by ambulance ETA")
+async def nearest_hospitals(request: web.Request) -> web.Response:
+    pool = request.app[POOL]
+    row = await incidents.get(pool, request.match_info["id"])
+    if row["lat"] is None:
+        raise InvalidField("the incident has no location yet", field="location")
+    scene = Point(row["lat"], row["lon"])
+    eta = request.app[FLEET].index.eta
+    hospitals = []
+    for h in await pool.fetch("SELECT code, name, lat, lon, specialties FROM facilities WHERE kind = 'hospital'"):
+        metres = distance_m(scene, Point(h["lat"], h["lon"]))
+        hospitals.append({**dict(h), "distance_m": metres, "eta_s": eta.eta_for_distance(metres, UnitKind.AMBULANCE)})
+    hospitals.sort(key=lambda h: (h["eta_s"], h["code"]))
+    return json_response({"hospitals": hospitals})
+
+
+@routes.route("POST", "/api/incidents/{id}/destination", roles=OPERATOR, summary="Choose the destination hospital", body=DestinationBody)
+async def set_destination(request: web.Request) -> web.Response:
+    body = await read_body(request, DestinationBody)
+    actor = actor_of(request)
+    async with request.app[POOL].acquire() as con, con.transaction():
+        row = await incidents.get(con, request.match_info["id"], lock=True)
+        if not await con.fetchval("SELECT 1 FROM facilities WHERE code = $1 AND kind = 'hospital'", body.facility):
+            raise InvalidField(f"no hospital {body.facility!r}", field="facility")
+        updated = await con.fetchrow(
+            f"UPDATE incidents SET destination = $2 WHERE id = $1 RETURNING {incidents.INCIDENT_COLUMNS}", row["id"], body.facility
+        )
+        await events.append(
+            con, "incident.destination",
+            {"incident_id": str(row["id"]), "destination": body.facility, "by": actor.username},
+            [incidents.OPERATORS, *await incidents.active_unit_audience(con, row["id"])],
+        )
+        await audit.record(con, actor, "incident.destination", f"incident:{row['id']}", {"facility": body.facility})
+    return json_response({"incident": incidents.incident_json(updated)})

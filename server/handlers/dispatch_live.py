@@ -1,0 +1,103 @@
+"""The live dispatch sockets: a field unit's phone, and the operators' console."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from aiohttp import web
+
+from dispatch.geo import Point
+from dispatch.status import Actor, UnitStatus, next_statuses
+from server import assignments, audit, incidents, unit_messages
+from server.errors import TooManyRequests
+from server.fleet import UNIT_COLUMNS, unit_snapshot
+from server.handlers.auth import actor_of
+from server.keys import CONFIG, POOL, POSITIONS, USER
+from server.live import audience_of, serve_socket
+from server.positions import Fix
+from server.roles import Role
+from server.routing import Routes
+
+routes = Routes("live")
+
+
+async def unit_state(request: web.Request) -> dict[str, Any]:
+    """The unit as it is now, and the dispatch it is on: what a phone needs after (re)connecting."""
+    unit_id = request[USER].unit_id
+    assert unit_id is not None  # the route admits field_team accounts only, each bound to a unit
+    pool = request.app[POOL]
+    async with pool.acquire() as con:
+        unit = await con.fetchrow(f"SELECT {UNIT_COLUMNS} FROM units WHERE id = $1", unit_id)
+        active = await assignments.active_assignment(con, unit_id)
+        dispatch = None
+        if active is not None:
+            incident = await incidents.get(con, str(active["incident_id"]))
+            triage = await incidents.load_triage(con)
+            call_type = triage.get(incident["call_type"]) if incident["call_type"] in triage else None
+            dispatch = {"assignment": assignments.assignment_json(active), "incident": incidents.crew_view(incident, call_type)}
+            await audit.record(con, actor_of(request), "incident.read", f"incident:{incident['id']}", {"via": "unit socket"})
+    status = UnitStatus(unit["status"])
+    return {
+        "unit": unit_snapshot(unit),
+        "dispatch": dispatch,
+        "next_statuses": [s.value for s in next_statuses(status, Actor.CREW)],
+    }
+
+
+class RateLimit:
+    """A token bucket: ``rate`` messages a second on average, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = burst, 0.0
+
+    def allow(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@routes.route("GET", "/ws/unit", roles=frozenset({Role.FIELD_TEAM}), summary="Websocket for a field unit's phone: dispatches in; ack, status and GPS out; ?after=N resumes")
+async def unit_socket(request: web.Request) -> web.StreamResponse:
+    user = request[USER]
+    unit_id = user.unit_id
+    assert unit_id is not None  # a field_team account is bound to a unit (a database constraint)
+    actor = actor_of(request)
+    settings = request.app[CONFIG].dispatch
+    limit = RateLimit(settings.position_max_rate_hz, settings.position_max_rate_hz * 2)
+
+    async def on_message(raw: dict[str, Any]) -> dict[str, Any] | None:
+        message = unit_messages.parse(raw, dt.datetime.now(dt.timezone.utc))
+        ref = raw.get("ref")
+        if isinstance(message, unit_messages.PositionReport):
+            if not limit.allow(time.monotonic()):
+                raise TooManyRequests(f"at most {settings.position_max_rate_hz:g} positions a second")
+            request.app[POSITIONS].submit(Fix(unit_id, Point(message.lat, message.lon), message.at, message.accuracy))
+            return None
+        if isinstance(message, unit_messages.Ack):
+            result = await assignments.acknowledge(request.app[POOL], actor, unit_id, message.assignment_id)
+        elif isinstance(message, unit_messages.StatusReport):
+            result = await assignments.change_status(
+                request.app[POOL], actor, unit_id, message.status, message.reason, crew=True, assignment_id=message.assignment_id
+            )
+        else:
+            return {"type": "pong", "ref": ref}
+        status = UnitStatus(result["status"])
+        return {"type": "ok", "ref": ref, "status": status.value, "next_statuses": [s.value for s in next_statuses(status, Actor.CREW)]}
+
+    return await serve_socket(request, audience_of(user), on_message, greeting=lambda: unit_state(request))
+
+
+@routes.route("GET", "/ws/operator", roles=frozenset({Role.OPERATOR, Role.ADMIN}), summary="Websocket for the console: calls, recommendations, assignments, statuses, alerts; unit positions batched; ?after=N resumes")
+async def operator_socket(request: web.Request) -> web.StreamResponse:
+    positions = request.app[POSITIONS]
+    feed = positions.listen()
+    try:
+        return await serve_socket(request, audience_of(request[USER]) | {"role:operator"}, side=feed)
+    finally:
+        positions.unlisten(feed)

@@ -1,0 +1,355 @@
+"""Calls and incidents: recording a call, assessing it, updating and closing it.
+
+A call is committed first, in its own transaction with its ``call.received``
+event, before anything else can fail; the assessment (duplicate and prank
+warnings, the recommendation) follows and is stored and announced as
+``call.assessed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
+import uuid
+from typing import Any
+
+import asyncpg
+
+from dispatch.call import Call, call_from_dict
+from dispatch.duplicates import DuplicateRules, OpenIncident, find_duplicates, prank_flag
+from dispatch.errors import InvalidInput
+from dispatch.geo import Point, distance_m
+from dispatch.ids import IncidentId
+from dispatch.incident import IncidentState, incident_transition
+from dispatch.outcome import Outcome, parse_outcome
+from dispatch.priority import Priority
+from dispatch.triage import CallType, TriageTable, default_triage_table
+from server import audit, events
+from server.config import DispatchSettings
+from server.errors import Conflict, InvalidField, NotFound
+from server.fleet import Fleet
+
+OPERATORS = "role:operator"
+INCIDENT_COLUMNS = """id, idempotency_key, created_by, received_at, caller_phone, caller_name, lat, lon, address,
+    kelurahan, kecamatan, call_type, complaint, priority, notes, status, outcome, duplicate_of, destination,
+    warnings, first_dispatched_at, first_acknowledged_at, first_on_scene_at, closed_at"""
+# Nearest kelurahan centroid farther than this is not taken as the call's kelurahan.
+KELURAHAN_MATCH_M = 5000.0
+MAX_COMPLAINT = 500
+
+
+def rules_of(settings: DispatchSettings) -> DuplicateRules:
+    return DuplicateRules(
+        radius_m=settings.duplicate_radius_m,
+        window=dt.timedelta(seconds=settings.duplicate_window_s),
+        caller_window=dt.timedelta(seconds=settings.same_caller_window_s),
+        prank_threshold=settings.prank_threshold,
+        prank_window=dt.timedelta(days=settings.prank_window_days),
+    )
+
+
+def incident_json(row: asyncpg.Record) -> dict[str, Any]:
+    data = dict(row)
+    data["id"] = str(row["id"])
+    data["duplicate_of"] = str(row["duplicate_of"]) if row["duplicate_of"] else None
+    data["location"] = {"lat": row["lat"], "lon": row["lon"]} if row["lat"] is not None else None
+    del data["lat"], data["lon"], data["idempotency_key"]
+    return data
+
+
+def crew_view(row: asyncpg.Record, call_type: CallType | None) -> dict[str, Any]:
+    """What a field team needs to know about its incident."""
+    return {
+        "incident_id": str(row["id"]),
+        "priority": row["priority"],
+        "call_type": row["call_type"],
+        "call_type_label": call_type.label_id if call_type else None,
+        "complaint": row["complaint"],
+        "location": {"lat": row["lat"], "lon": row["lon"]} if row["lat"] is not None else None,
+        "address": row["address"],
+        "kelurahan": row["kelurahan"],
+        "caller_name": row["caller_name"],
+        "caller_phone": row["caller_phone"],
+        "notes": row["notes"],
+        "destination": row["destination"],
+    }
+
+
+async def load_triage(con: asyncpg.Connection | asyncpg.Pool) -> TriageTable:
+    rows = await con.fetch("SELECT code, label_id, label_en, priority, capabilities FROM triage_types WHERE active")
+    if not rows:
+        return default_triage_table()
+    return TriageTable(tuple(
+        CallType(r["code"], r["label_id"], r["label_en"], Priority(r["priority"]), frozenset(r["capabilities"]))
+        for r in rows
+    ))
+
+
+async def seed_triage(con: asyncpg.Connection) -> None:
+    """Fill the triage table with the default call types the first time only; admins edit it after."""
+    async with con.transaction():
+        if await con.fetchval("SELECT 1 FROM meta WHERE key = 'triage_seeded' FOR UPDATE"):
+            return
+        await con.executemany(
+            """INSERT INTO triage_types (code, label_id, label_en, priority, capabilities) VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (code) DO NOTHING""",
+            [(t.code, t.label_id, t.label_en, t.priority.value, sorted(t.capabilities)) for t in default_triage_table()],
+        )
+        await con.execute("INSERT INTO meta (key, value) VALUES ('triage_seeded', 'true') ON CONFLICT DO NOTHING")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallIntake:
+    idempotency_key: str
+    fields: dict[str, Any]
+    complaint: str
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> CallIntake:
+        fields = dict(body)
+        key = fields.pop("idempotency_key", None)
+        if not isinstance(key, str) or not 8 <= len(key) <= 100:
+            raise InvalidField("is required: a client-chosen string of 8-100 characters, the same on every retry", field="idempotency_key")
+        complaint = fields.pop("complaint", "")
+        if not isinstance(complaint, str) or len(complaint) > MAX_COMPLAINT:
+            raise InvalidField(f"must be text of at most {MAX_COMPLAINT} characters", field="complaint")
+        return cls(key, fields, complaint.strip())
+
+    @property
+    def digest(self) -> str:
+        canonical = json.dumps({"fields": self.fields, "complaint": self.complaint}, sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _area(con: asyncpg.Connection, kelurahan: str, location: Point | None) -> tuple[str | None, str | None]:
+    """(kelurahan code, kecamatan code): the named kelurahan, else the nearest centroid to the location."""
+    if kelurahan:
+        row = await con.fetchrow("SELECT code, kecamatan FROM kelurahan WHERE code = $1 OR lower(name) = lower($1)", kelurahan)
+        if row is None:
+            raise InvalidField(f"unknown kelurahan {kelurahan!r}", field="kelurahan")
+        return row["code"], row["kecamatan"]
+    if location is None:
+        return None, None
+    rows = await con.fetch("SELECT code, kecamatan, lat, lon FROM kelurahan")
+    if not rows:
+        return None, None
+    # Picking the nearest centroid needs no geodesic: a flat projection orders them the same at this scale.
+    scale = math.cos(math.radians(location.lat))
+    nearest = min(rows, key=lambda r: (r["lat"] - location.lat) ** 2 + ((r["lon"] - location.lon) * scale) ** 2)
+    if distance_m(location, Point(nearest["lat"], nearest["lon"])) > KELURAHAN_MATCH_M:
+        return None, None
+    return nearest["code"], nearest["kecamatan"]
+
+
+async def record_call(
+    pool: asyncpg.Pool, actor: audit.Actor, intake: CallIntake, triage: TriageTable
+) -> tuple[asyncpg.Record, bool]:
+    """Commit the call (idempotently); return its row and whether this request created it."""
+    call = call_from_dict(intake.fields, received_at=dt.datetime.now(dt.timezone.utc), table=triage)
+    priority = _priority(call, triage)
+    async with pool.acquire() as con, con.transaction():
+        kelurahan, kecamatan = await _area(con, call.kelurahan, call.location)
+        incident_id = uuid.uuid4()
+        row = await con.fetchrow(
+            f"""INSERT INTO incidents (id, idempotency_key, request_digest, created_by, caller_phone, caller_name, lat, lon,
+                    address, kelurahan, kecamatan, call_type, complaint, priority, notes)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING {INCIDENT_COLUMNS}""",
+            incident_id, intake.idempotency_key, intake.digest, actor.user_id, call.phone, call.caller_name,
+            call.location.lat if call.location else None, call.location.lon if call.location else None,
+            call.address, kelurahan, kecamatan, call.call_type, intake.complaint, priority.value, call.notes,
+        )
+        if row is None:
+            existing = await con.fetchrow(
+                f"SELECT {INCIDENT_COLUMNS}, request_digest FROM incidents WHERE idempotency_key = $1", intake.idempotency_key
+            )
+            if existing["request_digest"] != intake.digest:
+                raise Conflict("this idempotency key was used for a different call", field="idempotency_key")
+            return existing, False
+        await events.append(con, "call.received", {"incident_id": str(incident_id), "incident": incident_json(row), "by": actor.username}, [OPERATORS])
+        await audit.record(con, actor, "call.create", f"incident:{incident_id}")
+    return row, True
+
+
+def _priority(call: Call, triage: TriageTable) -> Priority:
+    if call.priority is not None:
+        return call.priority
+    if call.call_type is not None:
+        return triage.get(call.call_type).priority
+    # Untriaged: err on the side of the patient until the operator knows better.
+    return Priority.MERAH
+
+
+async def assess(
+    pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, row: asyncpg.Record, triage: TriageTable
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Duplicate and prank warnings (stored) and the current recommendation (not stored)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    rules = rules_of(settings)
+    location = Point(row["lat"], row["lon"]) if row["lat"] is not None else None
+    horizon = max(rules.window, rules.caller_window)
+    async with pool.acquire() as con:
+        # Only incidents that could match: the same number, or inside a box around the radius.
+        # The exact geodesic test is the core's; the box just keeps it from running over every open incident.
+        box_lat, box_lon = _box_degrees(location, rules.radius_m)
+        others = await con.fetch(
+            """SELECT id, received_at, caller_phone, lat, lon FROM incidents
+               WHERE id <> $1 AND closed_at IS NULL AND received_at BETWEEN $2 AND $3
+                 AND (caller_phone = $4 OR (lat BETWEEN $5::float8 - $7::float8 AND $5::float8 + $7::float8
+                                            AND lon BETWEEN $6::float8 - $8::float8 AND $6::float8 + $8::float8))""",
+            row["id"], row["received_at"] - horizon, row["received_at"] + horizon, row["caller_phone"],
+            row["lat"], row["lon"], box_lat, box_lon,
+        )
+        prank_times = await con.fetch(
+            "SELECT received_at FROM incidents WHERE caller_phone = $1 AND outcome = 'prank' AND received_at > $2",
+            row["caller_phone"], now - rules.prank_window,
+        )
+    open_incidents = [
+        OpenIncident(IncidentId(str(o["id"])), o["received_at"], o["caller_phone"],
+                     Point(o["lat"], o["lon"]) if o["lat"] is not None else None)
+        for o in others
+    ]
+    warnings = [
+        {"kind": "duplicate", **w.to_dict()}
+        for w in find_duplicates(row["caller_phone"], location, row["received_at"], open_incidents, rules)
+    ]
+    flag = prank_flag(row["caller_phone"], [r["received_at"] for r in prank_times], now, rules)
+    if flag is not None:
+        warnings.append({"kind": "repeat_prank", "prank_count": flag.prank_count, "since": flag.since.isoformat()})
+    recommendations = await recommend_for(fleet, settings, row, triage)
+    async with pool.acquire() as con, con.transaction():
+        await con.execute("UPDATE incidents SET warnings = $2 WHERE id = $1", row["id"], warnings)
+        await events.append(
+            con, "call.assessed",
+            {"incident_id": str(row["id"]), "warnings": warnings, "recommendations": recommendations},
+            [OPERATORS],
+        )
+    return warnings, recommendations
+
+
+def _box_degrees(location: Point | None, radius_m: float) -> tuple[float, float]:
+    """Half-widths in degrees of a box that surely contains the circle (10% margin); zero without a location."""
+    if location is None:
+        return 0.0, 0.0
+    lat_deg = radius_m * 1.1 / 110_574  # the shortest a degree of latitude gets
+    return lat_deg, lat_deg / max(math.cos(math.radians(abs(location.lat) + lat_deg)), 1e-6)
+
+
+async def recommend_for(
+    fleet: Fleet, settings: DispatchSettings, row: asyncpg.Record, triage: TriageTable, exclude: tuple[str, ...] = (),
+    *, catch_up: bool = True,
+) -> list[dict[str, Any]]:
+    """The top units for the incident, from an index that has seen every change committed so far.
+
+    Call it holding no pool connection: catching up reads from the pool. Inside a transaction
+    pass ``catch_up=False`` (the index cannot see that transaction's own changes anyway).
+    """
+    if row["lat"] is None:
+        return []
+    if catch_up:
+        await fleet.current()
+    needed = triage.get(row["call_type"]).capabilities if row["call_type"] in triage else frozenset()
+    picks = fleet.recommend(Point(row["lat"], row["lon"]), settings.recommend_k, needed, exclude)
+    return [r.to_dict() for r in picks]
+
+
+async def get(con: asyncpg.Connection | asyncpg.Pool, incident_id: str, *, lock: bool = False) -> asyncpg.Record:
+    try:
+        key = uuid.UUID(incident_id)
+    except ValueError:
+        raise NotFound(f"no incident {incident_id}") from None
+    row = await con.fetchrow(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1" + (" FOR UPDATE" if lock else ""), key)
+    if row is None:
+        raise NotFound(f"no incident {incident_id}")
+    return row
+
+
+UPDATABLE = ("location", "address", "kelurahan", "call_type", "priority", "notes", "complaint", "caller_name")
+
+
+async def update(pool: asyncpg.Pool, actor: audit.Actor, incident_id: str, changes: dict[str, Any], triage: TriageTable) -> asyncpg.Record:
+    """Correct or complete an open incident's intake fields as the operator learns more."""
+    unknown = sorted(set(changes) - set(UPDATABLE))
+    if unknown:
+        raise InvalidField("is not a field that can be updated", field=unknown[0])
+    if not changes:
+        raise InvalidField("name at least one field to change", field=None)
+    async with pool.acquire() as con, con.transaction():
+        row = await get(con, incident_id, lock=True)
+        if row["closed_at"] is not None:
+            raise Conflict("the incident is closed", field="status")
+        # The stored intake with the changes laid over it, validated as a whole by the core.
+        merged: dict[str, Any] = {
+            "phone": row["caller_phone"], "address": row["address"], "kelurahan": row["kelurahan"] or "",
+            "call_type": row["call_type"], "notes": row["notes"], "caller_name": row["caller_name"],
+            "location": {"lat": row["lat"], "lon": row["lon"]} if row["lat"] is not None else None,
+        }
+        merged |= {k: v for k, v in changes.items() if k != "complaint"}
+        call = call_from_dict({k: v for k, v in merged.items() if v is not None}, received_at=row["received_at"], table=triage)
+        complaint = changes.get("complaint", row["complaint"])
+        if not isinstance(complaint, str) or len(complaint) > MAX_COMPLAINT:
+            raise InvalidField(f"must be text of at most {MAX_COMPLAINT} characters", field="complaint")
+        kelurahan, kecamatan = await _area(con, call.kelurahan, call.location)
+        if call.priority is not None:
+            priority = call.priority
+        elif "call_type" in changes and call.call_type is not None:
+            priority = triage.get(call.call_type).priority
+        else:
+            priority = Priority(row["priority"])
+        updated = await con.fetchrow(
+            f"""UPDATE incidents SET lat = $2, lon = $3, address = $4, kelurahan = $5, kecamatan = $6, call_type = $7,
+                    priority = $8, notes = $9, complaint = $10, caller_name = $11
+                WHERE id = $1 RETURNING {INCIDENT_COLUMNS}""",
+            row["id"], call.location.lat if call.location else None, call.location.lon if call.location else None,
+            call.address, kelurahan, kecamatan, call.call_type, priority.value, call.notes, complaint.strip(), call.caller_name,
+        )
+        await events.append(
+            con, "incident.updated",
+            {"incident_id": incident_id, "incident": incident_json(updated), "changed": sorted(changes), "by": actor.username},
+            [OPERATORS, *await active_unit_audience(con, row["id"])],
+        )
+        await audit.record(con, actor, "incident.update", f"incident:{incident_id}", {"changed": sorted(changes)})
+    return updated
+
+
+async def active_unit_audience(con: asyncpg.Connection, incident_key: uuid.UUID) -> list[str]:
+    rows = await con.fetch("SELECT unit_id FROM assignments WHERE incident_id = $1 AND ended_at IS NULL", incident_key)
+    return [f"unit:{r['unit_id']}" for r in rows]
+
+
+async def close(
+    pool: asyncpg.Pool, actor: audit.Actor, incident_id: str, outcome_value: object, duplicate_of: str | None = None
+) -> asyncpg.Record:
+    """Close with an outcome. Units must have cleared first; a duplicate names the incident it repeats."""
+    try:
+        outcome = parse_outcome(outcome_value)
+    except InvalidInput as exc:
+        raise InvalidField(exc.message, field="outcome") from None
+    if (outcome is Outcome.DUPLICATE) != (duplicate_of is not None):
+        raise InvalidField("is required exactly when the outcome is duplicate", field="duplicate_of")
+    async with pool.acquire() as con, con.transaction():
+        row = await get(con, incident_id, lock=True)
+        incident_transition(IncidentState(row["status"]), IncidentState.CLOSED)
+        if await active_unit_audience(con, row["id"]):
+            raise Conflict("units are still assigned; cancel or clear them first", field="status")
+        original = None
+        if duplicate_of is not None:
+            original = (await get(con, duplicate_of))["id"]
+            if original == row["id"]:
+                raise InvalidField("an incident cannot duplicate itself", field="duplicate_of")
+        closed = await con.fetchrow(
+            f"""UPDATE incidents SET status = 'closed', outcome = $2, duplicate_of = $3, closed_at = now()
+                WHERE id = $1 RETURNING {INCIDENT_COLUMNS}""",
+            row["id"], outcome.value, original,
+        )
+        await events.append(
+            con, "incident.closed",
+            {"incident_id": incident_id, "outcome": outcome.value, "duplicate_of": duplicate_of, "by": actor.username},
+            [OPERATORS],
+        )
+        await audit.record(con, actor, "incident.close", f"incident:{incident_id}", {"outcome": outcome.value})
+    return closed
