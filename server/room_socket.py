@@ -1,0 +1,202 @@
+"""The signaling websocket ``/ws/consults/{id}`` (the aiortc peer and the browsers depend on it exactly).
+
+It is a public route: it authenticates with a join token, not a session.
+
+1. A client connects to ``/ws/consults/{id}``; its first message must be
+   ``{"type": "join", "token": JOIN_TOKEN, "kind": "browser"|"aiortc",
+   "consent_recording"?: bool}`` with a token from ``POST /api/consults/{id}/join``,
+   within ``consult.join_timeout_s`` (10 s). Refusals are an ``error`` message, then
+   a close: ``token_rejected`` 4401, ``not_a_member`` 4403 (also
+   ``recording_not_allowed``), ``room_closed`` 4409 (the consult is not accepted or
+   in session), a malformed first message 4400, no join in time 4408.
+2. The joiner gets ``welcome`` (with its ICE servers and TURN credentials), then any
+   messages queued while it was away; the others get ``presence``. When both doctors
+   are there for the first time the consult moves to ``in_session``.
+3. Every later frame is parsed raw with `signaling.messages.parse_client` (so the
+   96 KB cap applies); relayed kinds go through `Room.route`, which stamps ``from``,
+   only to other members of this room. A bad message gets an ``error`` reply; the
+   socket and the room stay up. Chat is stored before it is relayed; ``consent``
+   is stored. A frame over 1 MiB closes the socket (1009).
+4. A new join by the same member replaces its older connection, which is closed
+   with 4000 "replaced".
+5. When the consult ends the room closes its sockets with 1000.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import asyncpg
+from aiohttp import WSMsgType, web
+
+from server import audit, consults, events
+from server.keys import CONFIG, POOL, ROOMS, WEBSOCKETS
+from server.rooms import RECORDER, Connection, LiveRoom, grant_of, ice_for
+from signaling.errors import (
+    InvalidMessage,
+    NotAMember,
+    NotJoined,
+    RecordingNotAllowed,
+    RoomClosed,
+    SignalingError,
+    TokenRejected,
+)
+from signaling.ids import UserId
+from signaling.messages import Chat, Consent, Join, encode, error_reply, parse_client
+from signaling.room import JoinResult
+from signaling.tokens import token_digest
+
+CLOSE_REPLACED = 4000
+CLOSE_BAD_JOIN = 4400
+CLOSE_CODES = {TokenRejected: 4401, NotAMember: 4403, RecordingNotAllowed: 4403, RoomClosed: 4409}
+JOIN_TIMEOUT_CLOSE = 4408
+# Frames up to this reach parse_client (which refuses anything over 96 KB with an error reply);
+# a larger frame closes the socket with 1009.
+MAX_FRAME_BYTES = 1024 * 1024
+
+
+
+async def _refuse(ws: web.WebSocketResponse, exc: SignalingError, code: int) -> None:
+    with contextlib.suppress(ConnectionResetError, RuntimeError):
+        await ws.send_str(encode(error_reply(exc)))
+        await ws.close(code=code, message=exc.code.encode())
+
+
+async def _first_message(ws: web.WebSocketResponse, timeout: float) -> Join | None:
+    try:
+        msg = await ws.receive(timeout=timeout)
+    except asyncio.TimeoutError:
+        await ws.close(code=JOIN_TIMEOUT_CLOSE, message=b"no join message in time")
+        return None
+    if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+        return None
+    try:
+        message = parse_client(msg.data)
+    except InvalidMessage as exc:
+        await _refuse(ws, exc, CLOSE_BAD_JOIN)
+        return None
+    if not isinstance(message, Join):
+        await _refuse(ws, InvalidMessage("type", "the first message must be join"), CLOSE_BAD_JOIN)
+        return None
+    return message
+
+
+async def _admit(app: web.Application, consult_id: str, join: Join) -> tuple[LiveRoom, UserId, JoinResult]:
+    """Join the room or raise the refusal."""
+    grant = await app[POOL].fetchrow(
+        "SELECT consult_id, member, digest, expires_at FROM consult_grants WHERE digest = $1", token_digest(join.token)
+    )
+    if grant is None:
+        raise TokenRejected("token not recognised")
+    live = await app[ROOMS].room(consult_id)
+    member = UserId(grant["member"])
+    if str(grant["consult_id"]) == live.room.consult_id and member in live.room.members:
+        live.room.add_grant(grant_of(grant))  # issued by any process: the database has the latest
+    at = consults.now()
+    result = live.room.join(member, join, at, ice_servers=ice_for(app[CONFIG], member, at))
+    return live, member, result
+
+
+async def serve(request: web.Request) -> web.WebSocketResponse:
+    app = request.app
+    consult_id = request.match_info["id"]
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_FRAME_BYTES)
+    await ws.prepare(request)
+    app[WEBSOCKETS].add(ws)
+    try:
+        join = await _first_message(ws, app[CONFIG].consult.join_timeout_s)
+        if join is None:
+            return ws
+        try:
+            live, member, result = await _admit(app, consult_id, join)
+        except SignalingError as exc:
+            await _refuse(ws, exc, CLOSE_CODES.get(type(exc), CLOSE_BAD_JOIN))
+            return ws
+        conn = Connection(ws, member, result.generation)
+        try:
+            await _member_session(app, live, conn, join, result)
+        finally:
+            left = live.room.leave(member, conn.generation, consults.now())
+            if live.connections.get(member) is conn:
+                del live.connections[member]
+            if left is not None:
+                live.deliver(left.deliveries)
+            await conn.finish()
+    finally:
+        app[WEBSOCKETS].discard(ws)
+    return ws
+
+
+async def _member_session(app: web.Application, live: LiveRoom, conn: Connection, join: Join, result: JoinResult) -> None:
+    hub = app[ROOMS]
+    consult_id = live.room.consult_id
+    member = conn.member
+    # Everything the join decided is queued before any await, so nothing overtakes the welcome.
+    old = live.connections.get(member)
+    if old is not None and result.replaced is not None:
+        old.close(CLOSE_REPLACED, "replaced")
+    live.connections[member] = conn
+    conn.send(result.welcome)
+    for message in result.backlog:
+        conn.send(message)
+    live.deliver(result.deliveries)
+    hub.recording(consult_id, result.recording)
+    if join.consent_recording is not None and member != RECORDER:
+        await _store_consent(app, consult_id, member, join.consent_recording)
+    if result.session_started:
+        async with app[POOL].acquire() as con:
+            await consults.start_session(con, consult_id, consults.now())
+    async for msg in conn.ws:
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            continue
+        try:
+            await _handle(app, live, conn, msg.data)
+        except NotJoined:
+            return  # replaced by a newer connection, which is being closed
+        except SignalingError as exc:
+            conn.send(error_reply(exc))
+
+
+async def _handle(app: web.Application, live: LiveRoom, conn: Connection, raw: str | bytes) -> None:
+    message = parse_client(raw)
+    room, member = live.room, conn.member
+    if isinstance(message, Join):
+        raise InvalidMessage("type", "already joined; open a new connection to rejoin")
+    if isinstance(message, Consent):
+        consent = room.set_consent(member, conn.generation, message.recording, consults.now())
+        await _store_consent(app, room.consult_id, member, message.recording)
+        live.deliver(consent.deliveries)
+        app[ROOMS].recording(room.consult_id, consent.recording)
+        return
+    if isinstance(message, Chat) and member == RECORDER:
+        raise InvalidMessage("type", "the recorder does not chat")
+    deliveries = room.route(member, conn.generation, message, consults.now())
+    if isinstance(message, Chat):
+        async with app[POOL].acquire() as con, con.transaction():
+            chat_id = await con.fetchval(
+                "INSERT INTO consult_chat (consult_id, from_user, text) VALUES ($1, $2, $3) RETURNING id",
+                uuid.UUID(room.consult_id), int(member), message.text,
+            )
+            await audit.record(con, await _actor(con, member), "consult.chat", f"consult:{room.consult_id}", {"message": chat_id})
+    live.deliver(deliveries)
+
+
+async def _actor(con: asyncpg.Connection, member: UserId) -> audit.Actor:
+    username = await con.fetchval("SELECT username FROM users WHERE id = $1", int(member))
+    return audit.Actor(int(member), username)
+
+
+async def _store_consent(app: web.Application, consult_id: str, member: UserId, consent: bool) -> None:
+    async with app[POOL].acquire() as con, con.transaction():
+        await con.execute(
+            """INSERT INTO consult_consents (consult_id, user_id, consent) VALUES ($1, $2, $3)
+               ON CONFLICT (consult_id, user_id) DO UPDATE SET consent = $3, at = now()""",
+            uuid.UUID(consult_id), int(member), consent,
+        )
+        await audit.record(con, await _actor(con, member), "consult.consent", f"consult:{consult_id}", {"recording": consent})
+        await events.append(
+            con, "consult.consent", {"id": consult_id, "user": int(member), "recording": consent},
+            {f"consult:{consult_id}", f"user:{member}"},
+        )

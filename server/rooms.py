@@ -1,0 +1,288 @@
+"""The consult video rooms of this process: a registry of `signaling.room.Room`s and their sockets.
+
+A consult's room lives in the memory of one process, built from PostgreSQL on first
+use (the consult, its stored join grants and recording consents). A deployment with
+several processes must route ``/ws/consults/{id}`` by id to one of them (a load
+balancer's consistent hash on the path); relaying between processes is left for
+later. Join tokens may be issued by any process: the grant is read from the
+database at join. A room is closed when its consult completes, is cancelled or
+expires (seen on the event bus, so it works whichever process made the change).
+
+The websocket protocol itself is in `server.room_socket`. When every doctor
+consents to recording the hub calls ``app[RECORDER_HOOK](app, consult_id)``; when
+consent is withdrawn while the recorder is in the room, or the room closes with the
+recorder in it, ``app[RECORDER_STOP_HOOK](app, consult_id)``. The recorder joins
+with a token from `issue_recorder_token` as member ``recorder``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from server import audit, consults
+from server.bus import EventBus
+from server.config import Config
+from server.keys import BUS, CONFIG, POOL, RECORDER_HOOK, RECORDER_STOP_HOOK, ROOMS
+from signaling.consult import ConsultState
+from signaling.errors import RoomClosed
+from signaling.ids import ConsultId, UserId
+from signaling.messages import Message, encode
+from signaling.room import Delivery, RecordingState, Room
+from signaling.tokens import IssuedToken, JoinGrant, issue_join_token
+from signaling.turn import IceConfig, IceServer, ice_servers
+
+log = logging.getLogger(__name__)
+
+RECORDER = UserId("recorder")
+SEND_QUEUE_MAX = 1000
+ENDING_EVENTS = frozenset({"consult.completed", "consult.cancelled", "consult.expired"})
+
+
+def ice_config(config: Config) -> IceConfig:
+    ice = config.ice
+    return IceConfig(ice.stun_urls, ice.turn_urls, ice.turn_secret or None, dt.timedelta(seconds=ice.turn_ttl_s))
+
+
+def ice_for(config: Config, member: str, at: dt.datetime) -> tuple[IceServer, ...]:
+    return ice_servers(ice_config(config), member, at)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Close:
+    code: int
+    reason: str
+
+
+class Connection:
+    """One member's socket, written by its own task so messages leave in the order they were decided."""
+
+    def __init__(self, ws: web.WebSocketResponse, member: UserId, generation: int) -> None:
+        self.ws = ws
+        self.member = member
+        self.generation = generation
+        self._queue: asyncio.Queue[str | _Close | None] = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write(), name=f"room-writer-{member}")
+
+    def send(self, message: Message) -> None:
+        if self._queue.qsize() >= SEND_QUEUE_MAX:
+            self.close(1013, "too slow")
+            return
+        self._queue.put_nowait(encode(message))
+
+    def close(self, code: int, reason: str) -> None:
+        self._queue.put_nowait(_Close(code, reason))
+
+    async def finish(self) -> None:
+        self._queue.put_nowait(None)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._writer), 5)
+        self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+
+    async def _write(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            try:
+                if isinstance(item, _Close):
+                    await self.ws.close(code=item.code, message=item.reason.encode())
+                    return
+                await self.ws.send_str(item)
+            except (ConnectionResetError, RuntimeError):
+                return  # the socket is gone; its reader ends the handler
+
+
+class LiveRoom:
+    """A `Room` and the connections of its present members."""
+
+    def __init__(self, room: Room) -> None:
+        self.room = room
+        self.connections: dict[UserId, Connection] = {}
+
+    def deliver(self, deliveries: tuple[Delivery, ...] | list[Delivery]) -> None:
+        for d in deliveries:
+            conn = self.connections.get(d.recipient)
+            if conn is not None and conn.generation == d.generation:
+                conn.send(d.message)
+
+
+class RoomHub:
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+        self._rooms: dict[str, LiveRoom] = {}
+        self._build_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._app[POOL]
+
+    def loaded(self, consult_id: str) -> LiveRoom | None:
+        return self._rooms.get(consult_id)
+
+    async def room(self, consult_id: str) -> LiveRoom:
+        """The live room of an accepted or in-session consult, built from the database on first use."""
+        live = self._rooms.get(consult_id)
+        if live is not None:
+            return live
+        async with self._build_lock:
+            live = self._rooms.get(consult_id)
+            if live is None:
+                live = self._rooms[consult_id] = await self._build(consult_id)
+        return live
+
+    async def _build(self, consult_id: str) -> LiveRoom:
+        async with self.pool.acquire() as con:
+            stored = await consults.find(con, consult_id)
+            if stored is None:
+                raise RoomClosed("no such consult")
+            key = uuid.UUID(stored.id)
+            consents = await con.fetch("SELECT user_id, consent FROM consult_consents WHERE consult_id = $1", key)
+            grants = await con.fetch("SELECT consult_id, member, digest, expires_at FROM consult_grants WHERE consult_id = $1", key)
+        members = {r["member"] for r in grants}
+        room = Room.for_consult(
+            stored.consult,
+            recorder=RECORDER if RECORDER in members else None,
+            consents={UserId(str(r["user_id"])): r["consent"] for r in consents},
+        )
+        for row in grants:
+            room.add_grant(grant_of(row))
+        return LiveRoom(room)
+
+    def close(self, consult_id: str, reason: str) -> None:
+        live = self._rooms.pop(consult_id, None)
+        if live is None:
+            return
+        recorder_present = RECORDER in live.room.present
+        for member, _generation in live.room.close():
+            conn = live.connections.get(member)
+            if conn is not None:
+                conn.close(1000, reason)
+        if recorder_present:
+            self.spawn_hook(RECORDER_STOP_HOOK, consult_id)
+
+    def spawn_hook(self, key: web.AppKey[Any], consult_id: str) -> None:
+        hook = self._app.get(key)
+        if hook is None:
+            return
+        task = asyncio.create_task(_run_hook(hook, self._app, consult_id), name=f"recorder-hook-{consult_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def recording(self, consult_id: str, state: RecordingState) -> None:
+        if state.changed and state.allowed:
+            self.spawn_hook(RECORDER_HOOK, consult_id)
+        if state.stop_recorder:
+            self.spawn_hook(RECORDER_STOP_HOOK, consult_id)
+
+    async def watch(self, bus: EventBus) -> None:
+        """Close a room when its consult ends, whichever process ended it."""
+        while True:
+            sub = bus.subscribe({"role:admin"})
+            try:
+                # A subscriber that fell behind gets no more events: drain, then resubscribe and resync.
+                while not (sub.overflowed.is_set() and sub.queue.empty()):
+                    event = await sub.queue.get()
+                    if event.type in ENDING_EVENTS:
+                        self.close(str(event.payload.get("id")), event.type.removeprefix("consult."))
+            finally:
+                bus.unsubscribe(sub)
+            log.warning("room watcher fell behind the event bus; checking every open room")
+            for consult_id in list(self._rooms):
+                stored = await consults.find(self.pool, consult_id)
+                if stored is None or stored.consult.state not in (ConsultState.ACCEPTED, ConsultState.IN_SESSION):
+                    self.close(consult_id, "ended")
+
+    async def stop(self) -> None:
+        for consult_id in list(self._rooms):
+            self.close(consult_id, "server shutting down")
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _run_hook(hook: Any, app: web.Application, consult_id: str) -> None:
+    try:
+        await hook(app, consult_id)
+    except Exception:
+        log.exception("recorder hook failed for consult %s", consult_id)
+
+
+def grant_of(row: asyncpg.Record) -> JoinGrant:
+    return JoinGrant(ConsultId(str(row["consult_id"])), UserId(row["member"]), bytes(row["digest"]), row["expires_at"])
+
+
+async def hub_context(app: web.Application) -> AsyncIterator[None]:
+    """The cleanup_ctx of the room hub (after the event bus)."""
+    hub = RoomHub(app)
+    app[ROOMS] = hub
+    watcher = asyncio.create_task(hub.watch(app[BUS]), name="room-watcher")
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await hub.stop()
+
+
+async def _store_grant(app: web.Application, grant: JoinGrant, actor: audit.Actor) -> None:
+    async with app[POOL].acquire() as con, con.transaction():
+        await con.execute(
+            """INSERT INTO consult_grants (consult_id, member, digest, expires_at) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (consult_id, member) DO UPDATE SET digest = $3, expires_at = $4, issued_at = now()""",
+            uuid.UUID(grant.consult_id), grant.user, grant.digest, grant.expires_at,
+        )
+        await audit.record(con, actor, "consult.join_token", f"consult:{grant.consult_id}", {"member": grant.user})
+
+
+def _issue(app: web.Application, consult_id: str, member: UserId, at: dt.datetime) -> IssuedToken:
+    return issue_join_token(ConsultId(consult_id), member, at, dt.timedelta(seconds=app[CONFIG].consult.join_token_ttl_s))
+
+
+async def issue_token(app: web.Application, consult_id: str, member: UserId, actor: audit.Actor) -> tuple[str, dt.datetime]:
+    """A join token for a member of an accepted or in-session consult; only its digest is stored.
+    A new token replaces the member's older one."""
+    issued = _issue(app, consult_id, member, consults.now())
+    await _store_grant(app, issued.grant, actor)
+    live = app[ROOMS].loaded(consult_id)
+    if live is not None:
+        live.room.add_grant(issued.grant)
+    return issued.token, issued.grant.expires_at
+
+
+async def issue_recorder_token(app: web.Application, consult_id: str) -> str:
+    """A join token for the server's recorder (an aiortc peer joining as member ``recorder``).
+    The recorder may join only while every doctor consents (else ``recording_not_allowed``)."""
+    live = await app[ROOMS].room(consult_id)
+    live.room.set_recorder(RECORDER)
+    issued = _issue(app, consult_id, RECORDER, consults.now())
+    await _store_grant(app, issued.grant, audit.Actor(None, "recorder"))
+    live.room.add_grant(issued.grant)
+    return issued.token
+
+
+async def add_recording(
+    pool: asyncpg.Pool, consult_id: str, path: str, started_at: dt.datetime, ended_at: dt.datetime | None, size: int | None
+) -> int:
+    """Link a recording file to its consult (for the recorder)."""
+    async with pool.acquire() as con, con.transaction():
+        rec_id: int = await con.fetchval(
+            """INSERT INTO consult_recordings (consult_id, path, started_at, ended_at, bytes)
+               VALUES ($1, $2, $3, $4, $5) RETURNING id""",
+            uuid.UUID(consult_id), path, started_at, ended_at, size,
+        )
+        await audit.record(con, audit.Actor(None, "recorder"), "consult.recording", f"consult:{consult_id}", {"path": path})
+    return rec_id
