@@ -1,9 +1,14 @@
-"""The browser clients under web/, served as plain files."""
+"""The browser clients under web/, served as plain files, and the vendored libraries they load.
+
+Leaflet comes from the PyPI package ``xstatic-leaflet`` (a dependency), served
+from its own directory at ``/vendor/leaflet/``: nothing is copied by hand.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import xstatic.pkg.leaflet as leaflet
 from aiohttp import web
 
 from server.errors import NotFound
@@ -11,17 +16,27 @@ from server.roles import PUBLIC
 from server.routing import Routes
 
 WEB_ROOT = (Path(__file__).resolve().parent.parent.parent / "web").resolve()
+LEAFLET_ROOT = Path(leaflet.BASE_DIR).resolve()
 routes = Routes("web")
+
+
+def _file(root: Path, relative: str, cache: str) -> web.FileResponse:
+    target = (root / relative).resolve()
+    if target.is_dir():
+        target = target / "index.html"
+    if not target.is_relative_to(root) or not target.is_file():
+        raise NotFound(f"no file {relative}")
+    response = web.FileResponse(target)
+    response.headers["Cache-Control"] = cache
+    return response
+
+
+# Declared before the catch-all below, so it is matched first.
+@routes.route("GET", "/vendor/leaflet/{path:.*}", roles=PUBLIC, summary=f"Leaflet {leaflet.VERSION} (from the xstatic-leaflet package)")
+async def leaflet_file(request: web.Request) -> web.StreamResponse:
+    return _file(LEAFLET_ROOT, request.match_info["path"], "public, max-age=86400")
 
 
 @routes.route("GET", "/{path:(?!api/|ws/).*}", roles=PUBLIC, summary="The web clients (static files)")
 async def static_file(request: web.Request) -> web.StreamResponse:
-    relative = request.match_info["path"] or "index.html"
-    target = (WEB_ROOT / relative).resolve()
-    if target.is_dir():
-        target = target / "index.html"
-    if not target.is_relative_to(WEB_ROOT) or not target.is_file():
-        raise NotFound(f"no file {relative}")
-    response = web.FileResponse(target)
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    return _file(WEB_ROOT, request.match_info["path"] or "index.html", "no-cache")

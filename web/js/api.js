@@ -1,0 +1,97 @@
+// The HTTP API client: the session token in sessionStorage, JSON errors with their field.
+import {t} from "./i18n.js";
+
+const TOKEN = "psc119.token";
+const USER = "psc119.user";
+
+export const session = {
+  get token() { return sessionStorage.getItem(TOKEN); },
+  get user() {
+    try { return JSON.parse(sessionStorage.getItem(USER) || "null"); } catch { return null; }
+  },
+  save(token, user) {
+    sessionStorage.setItem(TOKEN, token);
+    sessionStorage.setItem(USER, JSON.stringify(user));
+  },
+  clear() {
+    sessionStorage.removeItem(TOKEN);
+    sessionStorage.removeItem(USER);
+  },
+};
+
+/** A refused request: the HTTP status and the server's {code, message, field}, plus the rest of its body. */
+export class ApiError extends Error {
+  constructor(status, body) {
+    const error = body?.error || {};
+    super(error.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = error.code || (status === 0 ? "network" : "http");
+    this.field = error.field || null;
+    this.body = body || {};
+  }
+}
+
+/** Call the API; resolves with the parsed JSON body, rejects with ApiError. A 401 sends the user to log in. */
+export async function api(method, path, body) {
+  const headers = {Accept: "application/json"};
+  if (session.token) headers.Authorization = `Bearer ${session.token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
+  } catch {
+    throw new ApiError(0, {error: {code: "network", message: t("error.network")}});
+  }
+  const data = (response.headers.get("Content-Type") || "").includes("application/json") ? await response.json() : null;
+  if (!response.ok) {
+    if (response.status === 401 && path !== "/api/auth/login") toLogin();
+    throw new ApiError(response.status, data);
+  }
+  return data;
+}
+
+/** The text to show for a failure: the field it names first, then the server's message. */
+export function errorText(err) {
+  if (!(err instanceof ApiError)) return t("error.unexpected", {message: String(err?.message || err)});
+  if (err.code === "network") return t("error.network");
+  return err.field ? t("error.field", {field: err.field, message: err.message}) : err.message;
+}
+
+export function toLogin() {
+  session.clear();
+  if (!location.pathname.endsWith("/index.html") && location.pathname !== "/") {
+    location.assign(`/index.html?next=${encodeURIComponent(location.pathname)}`);
+  }
+}
+
+/** The page each role works on. */
+export function homeOf(role) {
+  return {operator: "/operator.html", admin: "/operator.html", field_team: "/field.html"}[role] || null;
+}
+
+/** The signed-in user if their role may use this page; otherwise off to the login page. */
+export function requireRole(...roles) {
+  const user = session.user;
+  if (!session.token || !user) {
+    toLogin();
+    return null;
+  }
+  if (!roles.includes(user.role)) {
+    location.assign(homeOf(user.role) || "/index.html");
+    return null;
+  }
+  return user;
+}
+
+export async function logout() {
+  try { await api("POST", "/api/auth/logout"); } catch { /* the session ends here either way */ }
+  session.clear();
+  location.assign("/index.html");
+}
+
+let webConfig = null;
+/** Public settings for the clients (the map tile URL). */
+export async function getWebConfig() {
+  webConfig ??= await api("GET", "/api/web-config");
+  return webConfig;
+}

@@ -1,0 +1,41 @@
+// Leaflet maps (from the xstatic-leaflet package, served at /vendor/leaflet/). Markers are DOM elements
+// that carry their state as classes and data attributes, so they show with or without tiles.
+import * as L from "/vendor/leaflet/leaflet-src.esm.js";
+import {h} from "./dom.js";
+
+// Kota Tangerang Selatan, for a map opened before any data arrives.
+const REGION_CENTER = [-6.30, 106.70];
+
+export function createMap(element, tileUrl, {zoom = 12} = {}) {
+  const map = L.map(element, {zoomControl: true, keyboard: true}).setView(REGION_CENTER, zoom);
+  if (tileUrl) {
+    const osm = tileUrl.includes("openstreetmap.org");
+    L.tileLayer(tileUrl, {maxZoom: 19, attribution: osm ? "&copy; OpenStreetMap contributors" : ""}).addTo(map);
+  } else {
+    element.classList.add("no-tiles");
+  }
+  return map;
+}
+
+/**
+ * A marker whose icon is ``element`` (built with h()); update it with setMarkerElement.
+ */
+export function elementMarker(latlng, element, title) {
+  const icon = L.divIcon({html: element, className: "dom-marker", iconSize: null});
+  return L.marker(latlng, {icon, title: title || "", keyboard: false});
+}
+
+export function setMarkerElement(marker, element) {
+  marker.setIcon(L.divIcon({html: element, className: "dom-marker", iconSize: null}));
+}
+
+export function pickMarker(latlng) {
+  return L.marker(latlng, {icon: L.divIcon({html: h("span", {class: "pick-marker", "aria-hidden": "true"}), className: "dom-marker", iconSize: null}),
+                           keyboard: false, zIndexOffset: 1000});
+}
+
+export function fitTo(map, points) {
+  if (points.length) map.fitBounds(L.latLngBounds(points), {padding: [20, 20], maxZoom: 15});
+}
+
+export {L};

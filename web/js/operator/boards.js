@@ -1,0 +1,137 @@
+// What the console shows of the store: the incident board, the unit board, the live map and alerts.
+import {clock, fill, h} from "../dom.js";
+import {label, t} from "../i18n.js";
+import {elementMarker, setMarkerElement} from "../map.js";
+import {unitLatLng} from "./store.js";
+
+export function priorityBadge(priority) {
+  return h("span", {class: `priority pr-${priority}`}, label("priority", priority));
+}
+
+export function statusChip(status) {
+  return h("span", {class: `status-chip st-${status}`, dataset: {status}}, label("status", status));
+}
+
+function callTypeLabel(store, code) {
+  const type = store.callTypes.get(code);
+  if (!type) return code || "–";
+  return document.documentElement.lang === "en" ? type.label_en : type.label_id;
+}
+
+export function kelurahanName(store, code) {
+  return store.region?.kelurahan.find((k) => k.code === code)?.name || code || "–";
+}
+
+/** The incident board: highest priority first, with the time since the call ticking. */
+export function renderIncidentBoard(store, body, {selected, onSelect}) {
+  const rows = store.openIncidents().map((incident) => {
+    const units = [...store.servingOf(incident.id).entries()].map(([unitId, s]) =>
+      h("span", {class: `unit-tag st-${s.status}`, dataset: {unitId, status: s.status}}, s.callsign || unitId));
+    const select = () => onSelect(incident.id);
+    return h("tr", {class: `incident-row pr-${incident.priority}${incident.id === selected ? " selected" : ""}`, tabindex: "0",
+                    dataset: {incidentId: incident.id, status: incident.status}, "aria-selected": String(incident.id === selected),
+                    onclick: select, onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(); } }},
+      h("td", {}, priorityBadge(incident.priority)),
+      h("td", {class: "elapsed", dataset: {since: incident.received_at}}, elapsedSince(incident.received_at)),
+      h("td", {}, callTypeLabel(store, incident.call_type)),
+      h("td", {}, [incident.address, kelurahanName(store, incident.kelurahan)].filter(Boolean).join(" · ")),
+      h("td", {class: "unit-tags"}, units.length ? units : "–"),
+      h("td", {class: "incident-status"}, label("incident", incident.status)));
+  });
+  fill(body, rows);
+  return rows.length;
+}
+
+export function elapsedSince(iso) {
+  return clock((Date.now() - Date.parse(iso)) / 1000);
+}
+
+/** Tick every "time since the call" cell. */
+export function tick(root) {
+  for (const cell of root.querySelectorAll(".elapsed[data-since]")) cell.textContent = elapsedSince(cell.dataset.since);
+}
+
+export function renderUnitBoard(store, list, counts) {
+  const units = store.unitList();
+  fill(list, units.map((u) =>
+    h("li", {class: `unit-row st-${u.status}`, dataset: {unitId: u.id, status: u.status}},
+      h("span", {class: "callsign"}, u.callsign),
+      h("span", {class: "kind"}, label("kind", u.kind)),
+      statusChip(u.status),
+      u.stale ? h("span", {class: "stale", title: t("op.stale_title")}, t("op.stale")) : null)));
+  const available = units.filter((u) => u.status === "available").length;
+  counts.textContent = t("op.unit_counts", {available, total: units.length});
+}
+
+/** Unit and incident markers on the map, kept in step with the store. */
+export class MapLayer {
+  constructor(map, store) {
+    this.map = map;
+    this.store = store;
+    this.unitMarkers = new Map();
+    this.incidentMarkers = new Map();
+  }
+
+  unitElement(unit) {
+    const [lat, lon] = unitLatLng(unit);
+    return h("span", {class: `unit-marker st-${unit.status} kind-${unit.kind}`, title: `${unit.callsign} · ${label("status", unit.status)}`,
+                      dataset: {unitId: unit.id, status: unit.status, lat: String(lat), lon: String(lon)}},
+      h("span", {class: "marker-label"}, unit.callsign));
+  }
+
+  updateUnit(unit) {
+    const latlng = unitLatLng(unit);
+    const marker = this.unitMarkers.get(unit.id);
+    if (!marker) {
+      this.unitMarkers.set(unit.id, elementMarker(latlng, this.unitElement(unit)).addTo(this.map));
+      return;
+    }
+    marker.setLatLng(latlng);
+    setMarkerElement(marker, this.unitElement(unit));
+  }
+
+  renderUnits() {
+    for (const unit of this.store.units.values()) this.updateUnit(unit);
+    for (const [id, marker] of this.unitMarkers) {
+      if (!this.store.units.has(id)) { marker.remove(); this.unitMarkers.delete(id); }
+    }
+  }
+
+  renderIncidents(onSelect) {
+    const open = new Map(this.store.openIncidents().filter((i) => i.location).map((i) => [i.id, i]));
+    for (const [id, marker] of this.incidentMarkers) {
+      if (!open.has(id)) { marker.remove(); this.incidentMarkers.delete(id); }
+    }
+    for (const incident of open.values()) {
+      const element = h("span", {class: `incident-marker pr-${incident.priority} ist-${incident.status}`,
+                                 title: `${label("priority", incident.priority)} · ${incident.address || ""}`,
+                                 dataset: {incidentId: incident.id, status: incident.status}}, "!");
+      element.addEventListener("click", () => onSelect(incident.id));
+      const latlng = [incident.location.lat, incident.location.lon];
+      const marker = this.incidentMarkers.get(incident.id);
+      if (marker) {
+        marker.setLatLng(latlng);
+        setMarkerElement(marker, element);
+      } else {
+        this.incidentMarkers.set(incident.id, elementMarker(latlng, element).setZIndexOffset(500).addTo(this.map));
+      }
+    }
+  }
+}
+
+/** Alerts: ack timeouts, no unit available, overdue consults; each stays until dismissed. */
+export function showAlert(holder, event, store, onSelect) {
+  const d = event.data || {};
+  let text;
+  if (event.event === "consult.overdue") text = t("alert.consult_overdue", {consult: d.consult_id || "?"});
+  else if (d.alert === "ack_timeout") text = t("alert.ack_timeout", {unit: d.callsign || d.unit_id || "?"});
+  else if (d.alert === "no_unit_available") text = t("alert.no_unit_available");
+  else text = t("alert.other", {kind: d.alert || event.event});
+  const incident = d.incident_id ? store.incidents.get(d.incident_id) : null;
+  const item = h("div", {class: `alert alert-${d.alert || event.event.replace(".", "-")}`, role: "alert", dataset: {eventId: String(event.id)}},
+    h("strong", {}, text),
+    incident ? h("button", {type: "button", class: "link", onclick: () => onSelect(incident.id)},
+      t("alert.open_incident", {place: incident.address || kelurahanName(store, incident.kelurahan)})) : null,
+    h("button", {type: "button", class: "dismiss", "aria-label": t("alert.dismiss"), onclick: () => item.remove()}, "×"));
+  holder.prepend(item);
+}

@@ -1,0 +1,129 @@
+// The operator console: boot, the live socket, keyboard shortcuts, and wiring the parts together.
+import {api, errorText, getWebConfig, logout, requireRole} from "../api.js";
+import {$, guard} from "../dom.js";
+import {mountLanguageSwitch, onLanguageChange, t, translate} from "../i18n.js";
+import {LiveSocket} from "../live.js";
+import {createMap, fitTo} from "../map.js";
+import {MapLayer, renderIncidentBoard, renderUnitBoard, showAlert, tick} from "./boards.js";
+import {Intake} from "./intake.js";
+import {drawMetrics, fillIntervals, showMetrics, showTimeline} from "./reports.js";
+import {Store, unitLatLng} from "./store.js";
+
+const user = requireRole("operator", "admin");
+if (user) guard(boot(), fatal);
+
+function fatal(err) {
+  const line = $("#intake-error");
+  if (line) line.textContent = errorText(err);
+}
+
+async function boot() {
+  mountLanguageSwitch();
+  translate();
+  $("#who").textContent = `${user.display_name || user.username} (${user.role})`;
+  $("#logout").addEventListener("click", () => guard(logout()));
+  window.addEventListener("unhandledrejection", (e) => { fatal(e.reason); });
+
+  const store = new Store();
+  const config = await getWebConfig();
+  const map = createMap($("#map"), config.tile_url);
+  const layer = new MapLayer(map, store);
+  let selected = null;
+  const intake = new Intake({store, map, onSelect: select});
+
+  function select(incidentId, {fromIntake = false} = {}) {
+    selected = incidentId;
+    redrawIncidents();
+    if (incidentId && !fromIntake) guard(intake.open(incidentId), fatal);
+  }
+
+  function redrawIncidents() {
+    const count = renderIncidentBoard(store, $("#incident-board"), {selected, onSelect: select});
+    $("#no-incidents").hidden = count > 0;
+    layer.renderIncidents(select);
+  }
+
+  function redrawUnits() {
+    renderUnitBoard(store, $("#unit-board"), $("#unit-counts"));
+    layer.renderUnits();
+  }
+
+  // Events that arrive while the first snapshot loads wait for it, then apply on top.
+  let pending = [];
+  let loaded = false;
+  let loading = false;
+  function onEvent(event) {
+    if (!loaded) { pending.push(event); return; }
+    const changed = store.apply(event);
+    if (changed.units) redrawUnits();
+    if (changed.incidents) {
+      redrawIncidents();
+      if (intake.incidentId && (event.data?.incident_id === intake.incidentId)) intake.renderResult();
+    }
+    if (changed.alert) showAlert($("#alerts"), changed.alert, store, select);
+  }
+
+  const live = new LiveSocket("/ws/operator", {
+    // The snapshot loads once; a failed load is tried again on the next connection.
+    onHello: () => { if (!loaded && !loading) guard(loadSnapshot(), fatal); },
+    onEvent,
+    onMessage: (message) => {
+      if (message.type !== "positions" || !loaded) return;
+      for (const unit of store.positions(message.units)) layer.updateUnit(unit);
+    },
+  }).start();
+
+  async function loadSnapshot() {
+    loading = true;
+    try {
+      await readSnapshot();
+    } finally {
+      loading = false;
+    }
+  }
+
+  async function readSnapshot() {
+    const [region, triage, units, incidents] = await Promise.all([
+      api("GET", "/api/region"), api("GET", "/api/triage"), api("GET", "/api/units"), api("GET", "/api/incidents?status=open"),
+    ]);
+    store.region = region;
+    store.callTypes = new Map(triage.call_types.map((c) => [c.code, c]));
+    store.loadUnits(units.units);
+    store.loadIncidents(incidents.incidents);
+    for (const i of incidents.incidents) store.setAssignments(i.id, i.assignments);
+    intake.populate();
+    fitTo(map, store.unitList().map(unitLatLng));
+    loaded = true;
+    redrawUnits();
+    redrawIncidents();
+    const queued = pending;
+    pending = [];
+    queued.forEach(onEvent);
+    document.body.dataset.ready = "true";
+  }
+
+  setInterval(() => tick($("#incident-board")), 1000);
+  onLanguageChange(() => {
+    if (!loaded) return;
+    intake.populate();
+    redrawUnits();
+    redrawIncidents();
+    fillIntervals();
+    drawMetrics(store);
+  });
+
+  $("#open-metrics").addEventListener("click", () => guard(showMetrics(store), fatal));
+  $("#show-timeline").addEventListener("click", () => { if (intake.incidentId) guard(showTimeline(intake.incidentId), fatal); });
+  document.addEventListener("keydown", (e) => {
+    if (!e.altKey || e.ctrlKey || e.metaKey) return;
+    const digit = /^Digit([1-9])$/.exec(e.code);
+    const key = e.code.replace(/^Key/, "").toLowerCase();
+    if (digit) { e.preventDefault(); intake.dispatch(Number(digit[1]) - 1); }
+    else if (key === "n") { e.preventDefault(); intake.reset(); }
+    else if (key === "m") { e.preventDefault(); guard(showMetrics(store), fatal); }
+    else if (key === "t") { e.preventDefault(); if (intake.incidentId) guard(showTimeline(intake.incidentId), fatal); }
+    else if (key === "i") { e.preventDefault(); $("#incident-board tr")?.focus(); }
+  });
+
+  window.__psc119 = {live, store, map, t};
+}
