@@ -1,4 +1,4 @@
-"""The ``psc119`` command line: serve, migrate, user add/list/disable."""
+"""The ``psc119`` command line: serve, migrate, user add/list/disable, peer."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server import audit, db, demo_region, migrate, users
+from server import audit, db, demo_region, migrate, peer_command, users
 from server.app import create_app
 from server.config import Config, ConfigError, load_config
 from server.embedded_db import EmbeddedDatabase
 from server.errors import ApiError, InvalidField
-from server.keys import PASSWORDS, POOL
+from server.keys import FLEET, PASSWORDS, POOL
 from server.logs import setup_logging
 from server.passwords import Passwords
 from server.roles import Role
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_parser("list", help="list users")
     disable = user.add_parser("disable", help="disable a user and revoke their sessions")
     disable.add_argument("name")
+    peer_command.add_parser(commands)
     return parser
 
 
@@ -110,6 +111,7 @@ async def serve(config: Config, dsn: str, demo: bool) -> None:
             async with app[POOL].acquire() as con:
                 if await demo_region.load_demo(con, app[PASSWORDS]):
                     log.info("loaded the Tangerang Selatan demo region")
+                    await app[FLEET].resync()  # the fleet index was built before the demo units existed
         if await demo_region.is_demo(app[POOL]):
             print(DEMO_BANNER, flush=True)
             log.warning("this is a DEMO database: demo users have the password 'demo119'")
@@ -177,6 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"psc119: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.server.log_format, config.server.log_level)
+    if args.command == "peer":  # a client: no database
+        try:
+            return asyncio.run(peer_command.run_peer(args))
+        except (OSError, ValueError) as exc:
+            print(f"psc119: {exc}", file=sys.stderr)
+            return 1
     # Until the event loop takes over, SIGTERM unwinds like Ctrl-C, so the embedded database still stops.
     signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -1,0 +1,186 @@
+"""One aiortc RTCPeerConnection towards one other member of a consult room.
+
+A `PeerLink` owns the connection, the tracks it sends (relayed from the peer's
+media source) and the tasks draining what it receives; it offers, answers and
+takes remote candidates. It decides nothing about *when*: `signaling.peer`
+does, from the roles the server gave. aiortc never rolls back and has no
+``restartIce()``, so a link is never renegotiated into something new: a
+recovery is always a new `PeerLink`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceCandidate,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import candidate_from_sdp
+from av import AudioFrame, VideoFrame
+
+from . import ice_hosts
+from .ids import UserId
+from .members import MemberRole
+from .messages import Candidate
+
+__all__ = ["PeerLink", "ice_ufrag", "remote_candidate"]
+
+log = logging.getLogger(__name__)
+
+_UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
+
+
+def ice_ufrag(sdp: str) -> str | None:
+    """The first ``a=ice-ufrag`` of a session description (a new one: an ICE restart)."""
+    match = _UFRAG.search(sdp)
+    return match.group(1) if match else None
+
+
+def remote_candidate(message: Candidate) -> RTCIceCandidate | None:
+    """The aiortc candidate of a ``candidate`` message; None is the end-of-candidates.
+    (aiortc's parser wants the attribute value without its ``candidate:`` prefix.)"""
+    if message.end_of_candidates:
+        return None
+    candidate = candidate_from_sdp(message.candidate.removeprefix("candidate:"))
+    candidate.sdpMid = message.sdp_mid
+    candidate.sdpMLineIndex = message.sdp_mline_index
+    return candidate
+
+
+class PeerLink:
+    """The connection to ``user`` (``role``, connected with ``generation``).
+
+    ``on_frame(kind, frame)`` sees every received frame; ``on_state(link)`` every
+    connection state change.
+    """
+
+    def __init__(
+        self,
+        user: UserId,
+        role: MemberRole,
+        generation: int,
+        *,
+        offerer: bool,
+        ice_servers: Sequence[RTCIceServer],
+        ice_host_addresses: tuple[str, ...] | None,
+        on_frame: Callable[[str, AudioFrame | VideoFrame], None],
+        on_state: Callable[[PeerLink], None],
+    ) -> None:
+        self.user, self.role, self.generation, self.offerer = user, role, generation, offerer
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
+        self.remote_ufrag: str | None = None
+        self.closing = False
+        self.created_at = time.monotonic()
+        self._ice_hosts = ice_host_addresses
+        self._on_frame = on_frame
+        self._tracks: list[MediaStreamTrack] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            task = asyncio.ensure_future(self._drain(track))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        @self.pc.on("connectionstatechange")
+        def on_change() -> None:
+            on_state(self)
+
+    @property
+    def state(self) -> str:
+        return str(self.pc.connectionState)
+
+    @property
+    def connected(self) -> bool:
+        return self.state == "connected"
+
+    def attach(self, source: Any, relay: MediaRelay) -> None:
+        """Send ``source``'s tracks (reusing the transceivers of a remote offer); an
+        offerer without a track of a kind still asks to receive that kind."""
+        sending = {t.sender.track.kind for t in self.pc.getTransceivers() if t.sender.track is not None}
+        for kind in ("audio", "video"):
+            if kind in sending:
+                continue
+            track = getattr(source, kind, None) if source is not None else None
+            if track is not None:
+                relayed = relay.subscribe(track, buffered=False)
+                self._tracks.append(relayed)
+                self.pc.addTrack(relayed)
+            elif self.offerer:
+                self.pc.addTransceiver(kind, direction="recvonly")
+
+    async def _set_local(self, description: RTCSessionDescription) -> str:
+        """setLocalDescription gathers the candidates: pin the host addresses around
+        it, in whichever task this runs (aiortc's gathering tasks copy the context)."""
+        pinned = ice_hosts.pin(self._ice_hosts) if self._ice_hosts is not None else None
+        try:
+            await self.pc.setLocalDescription(description)
+        finally:
+            if pinned is not None:
+                ice_hosts.unpin(pinned)
+        return str(self.pc.localDescription.sdp)
+
+    async def offer(self) -> str:
+        """Our offer, every candidate in it (half-trickle)."""
+        return await self._set_local(await self.pc.createOffer())
+
+    async def answer(self, offer_sdp: str, source: Any, relay: MediaRelay) -> str:
+        """Take the remote offer, send ``source`` on its transceivers, return our answer."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        self.remote_ufrag = ice_ufrag(offer_sdp)
+        self.attach(source, relay)
+        return await self._set_local(await self.pc.createAnswer())
+
+    @property
+    def awaiting_answer(self) -> bool:
+        return bool(self.pc.signalingState == "have-local-offer")
+
+    async def accept_answer(self, answer_sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
+        self.remote_ufrag = ice_ufrag(answer_sdp)
+
+    @property
+    def has_remote_description(self) -> bool:
+        return self.pc.remoteDescription is not None
+
+    def needs_new_connection_for(self, offer_sdp: str) -> bool:
+        """An offer this connection cannot take: it is ours to make, the connection
+        is dead, or the offer restarts ICE (which aiortc cannot)."""
+        return (
+            self.offerer
+            or self.state in ("failed", "closed")
+            or (self.has_remote_description and self.remote_ufrag != ice_ufrag(offer_sdp))
+        )
+
+    async def add_candidate(self, candidate: RTCIceCandidate | None) -> None:
+        await self.pc.addIceCandidate(candidate)
+
+    async def _drain(self, track: MediaStreamTrack) -> None:
+        """Read a received track to its end: a track nobody reads keeps its frames."""
+        kind = track.kind
+        try:
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, (AudioFrame, VideoFrame)):
+                    self._on_frame(kind, frame)
+        except MediaStreamError:
+            pass
+
+    async def close(self) -> None:
+        self.closing = True
+        for task in self._tasks:
+            task.cancel()
+        for track in self._tracks:
+            track.stop()
+        await self.pc.close()

@@ -1,0 +1,527 @@
+"""An aiortc consult peer: the kiosk client of a puskesmas PC and the peer tests use.
+
+`ConsultPeer` joins a consult's room over the signaling websocket, negotiates one
+RTCPeerConnection per other member, sends a media source, drains (and counts)
+every received track, and relays chat. It is an adapter: who offers to whom
+comes from the server (`signaling.negotiation` via ``welcome``/``presence``),
+messages are parsed and built only by `signaling.messages`.
+
+Negotiation, as the room spec requires of an aiortc peer:
+
+* it offers only to peers for which the server says ``offerer: true`` (another
+  aiortc peer of lower rank, or the recorder) and otherwise waits for an offer;
+* its SDP carries all its candidates (half-trickle); trickled remote candidates
+  are applied with ``addIceCandidate`` (held back until the remote description is
+  set), an empty candidate being the end-of-candidates;
+* it never rolls back and never restarts ICE: every recovery is a FRESH
+  RTCPeerConnection. When the websocket drops it reconnects with exponential
+  backoff, joins again with the same token and renegotiates every pair; when a
+  pair's connection fails the offerer renegotiates, the answerer asks it to with
+  ``ice_restart``; when another member joins again (a new generation) the pair
+  is renegotiated; an offer with new ICE credentials gets a fresh connection.
+
+The room closes the websocket with 4401 (token rejected), 4403 (not a member),
+4409 (room closed) or 4000 (replaced by a newer connection of the same member):
+those end `ConsultPeer.run` with `PeerRefused`; anything else is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import websockets
+from aiortc import RTCIceCandidate, RTCIceServer, RTCPeerConnection
+from aiortc.contrib.media import MediaRelay
+from av import AudioFrame, VideoFrame
+from websockets.asyncio.client import ClientConnection, connect
+
+from . import ice_hosts
+from .errors import InvalidMessage
+from .ids import UserId
+from .media import MediaSource
+from .members import MemberRole, PeerKind
+from .messages import (
+    MAX_MESSAGE_BYTES,
+    Answer,
+    Bye,
+    Candidate,
+    Chat,
+    Consent,
+    Error,
+    IceRestart,
+    Join,
+    Message,
+    Offer,
+    Presence,
+    Recording,
+    Welcome,
+    encode,
+    parse,
+)
+from .pair import PeerLink, remote_candidate
+
+__all__ = ["ConsultPeer", "FrameSink", "PeerRefused", "PeerStats", "room_url"]
+
+log = logging.getLogger(__name__)
+
+#: Close codes after which joining again cannot help.
+FATAL_CLOSE_CODES = {
+    4000: "replaced by a newer connection of the same member",
+    4401: "join token rejected",
+    4403: "not a member of this consult",
+    4409: "the consult's room is closed",
+}
+
+#: Called for every received frame: (sender, sender's role, "audio"|"video", frame).
+FrameSink = Callable[[UserId, MemberRole, str, AudioFrame | VideoFrame], None]
+
+
+
+class PeerRefused(Exception):
+    """The room ended this peer's membership (a close code from FATAL_CLOSE_CODES)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def room_url(server: str, consult_id: str) -> str:
+    """``ws(s)://host/ws/consults/{id}`` from the server's ``http(s)://host`` URL."""
+    base = server.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    elif base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    elif not base.startswith(("ws://", "wss://")):
+        raise ValueError("the server URL must start with http://, https://, ws:// or wss://")
+    return f"{base}/ws/consults/{consult_id}"
+
+
+@dataclass
+class PeerStats:
+    """What a peer saw; times are `time.monotonic()` values."""
+
+    frames: Counter[tuple[str, str]] = field(default_factory=Counter)  # (user, kind)
+    joins: int = 0
+    negotiations: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    first_welcome_at: float | None = None
+    first_connected_at: float | None = None
+    last_connected_at: float | None = None
+
+    @property
+    def video_frames(self) -> int:
+        return sum(n for (_, kind), n in self.frames.items() if kind == "video")
+
+    @property
+    def audio_frames(self) -> int:
+        return sum(n for (_, kind), n in self.frames.items() if kind == "audio")
+
+    def video_from(self, user: str) -> int:
+        return self.frames[(user, "video")]
+
+    def audio_from(self, user: str) -> int:
+        return self.frames[(user, "audio")]
+
+
+@dataclass(frozen=True, slots=True)
+class _Present:
+    role: MemberRole
+    generation: int
+    offerer: bool
+
+
+class ConsultPeer:
+    """One aiortc participant of a consult room.
+
+    ``room``: the ``ws://…/ws/consults/{id}`` URL; ``token``: the member's join
+    token; ``source``: what to send (a `SyntheticSource`, a `MediaPlayer`, or None
+    to only receive); ``ice_host_addresses``: the only addresses to gather host
+    candidates on (None: every interface, as aioice does); ``consent_recording``:
+    sent with every join (None: leave consent as it is).
+    """
+
+    def __init__(
+        self,
+        room: str,
+        token: str,
+        *,
+        source: MediaSource | None = None,
+        ice_host_addresses: Sequence[str] | None = None,
+        consent_recording: bool | None = None,
+        frame_sink: FrameSink | None = None,
+        on_chat: Callable[[Chat], None] | None = None,
+        on_bye: Callable[[Bye], Awaitable[None] | None] | None = None,
+        on_recording: Callable[[bool], None] | None = None,
+        backoff: tuple[float, float] = (0.1, 5.0),
+        open_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        answer_grace: float = 1.0,
+    ) -> None:
+        if not room.startswith(("ws://", "wss://")):
+            raise ValueError("room must be a ws:// or wss:// URL")
+        self._room = room
+        self._join = Join(token=token, kind=PeerKind.AIORTC, consent_recording=consent_recording)
+        self._source = source
+        self._ice_hosts = None if ice_host_addresses is None else ice_hosts.check_addresses(ice_host_addresses)
+        self._frame_sink = frame_sink
+        self._on_chat = on_chat
+        self._on_bye = on_bye
+        self._on_recording = on_recording
+        self._backoff = backoff
+        self._open_timeout = open_timeout
+        self._connect_timeout = connect_timeout
+        self._answer_grace = answer_grace
+        self._relay = MediaRelay()
+        self._links: dict[UserId, PeerLink] = {}
+        self._present: dict[UserId, _Present] = {}
+        self._early_candidates: dict[UserId, list[RTCIceCandidate | None]] = {}
+        self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._ws: ClientConnection | None = None
+        self._session_tasks: set[asyncio.Task[None]] = set()
+        self._ice_servers: list[RTCIceServer] = []
+        self.welcome: Welcome | None = None
+        self.recording_allowed = False
+        self.stats = PeerStats()
+        self.chats: list[Chat] = []
+        self.byes: list[Bye] = []
+
+    # --- what tests and the command line look at ------------------------------------
+
+    @property
+    def websocket(self) -> ClientConnection | None:
+        """The live signaling connection, if any."""
+        return self._ws
+
+    @property
+    def peer_connections(self) -> dict[UserId, RTCPeerConnection]:
+        """The current RTCPeerConnection towards each other member."""
+        return {user: link.pc for user, link in self._links.items()}
+
+    @property
+    def present(self) -> dict[UserId, MemberRole]:
+        """The other members connected to the room, as last announced."""
+        return {user: p.role for user, p in self._present.items()}
+
+    def connected_to(self, user: str) -> bool:
+        link = self._links.get(UserId(user))
+        return link is not None and link.connected
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Poll ``predicate`` every 20 ms; TimeoutError after ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.02)
+
+    # --- actions --------------------------------------------------------------------
+
+    async def send_chat(self, text: str, to: str | None = None) -> None:
+        await self._send(Chat(text, to=None if to is None else UserId(to)))
+
+    async def set_consent(self, recording: bool) -> None:
+        """Give or withdraw consent to recording (also sent with every later rejoin)."""
+        self._join = Join(token=self._join.token, kind=PeerKind.AIORTC, consent_recording=recording)
+        await self._send(Consent(recording))
+
+    async def hangup(self, reason: str | None = None) -> None:
+        """Say bye to everyone present, then stop."""
+        if self._ws is not None:
+            with contextlib.suppress(ConnectionError, websockets.ConnectionClosed):
+                targets: list[UserId | None] = [*self._present] or [None]
+                for user in targets:
+                    await self._send(Bye(reason, to=user))
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Leave the room: `run` returns once its connections are closed."""
+        self._stop.set()
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+
+    # --- the connection loop ----------------------------------------------------------
+
+    async def run(self) -> None:
+        """Join, take part, and rejoin after every drop until `stop` (or `PeerRefused`)."""
+        attempt = 0
+        try:
+            while not self._stop.is_set():
+                welcomed = False
+                try:
+                    welcomed = await self._session()
+                except PeerRefused:
+                    raise
+                except (OSError, TimeoutError, websockets.WebSocketException, InvalidMessage) as exc:
+                    log.warning("signaling connection failed: %s", exc)
+                if self._stop.is_set():
+                    break
+                attempt = 0 if welcomed else attempt + 1
+                low, high = self._backoff
+                delay = min(high, low * 2**attempt) * random.uniform(0.8, 1.2)
+                log.info("rejoining in %.2f s", delay)
+                try:
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                except TimeoutError:
+                    pass
+        finally:
+            await self._close_links()
+
+    async def _session(self) -> bool:
+        """One websocket connection: join, then handle messages until it closes.
+        True if the room welcomed us."""
+        welcomed = False
+        async with connect(
+            self._room,
+            open_timeout=self._open_timeout,
+            max_size=MAX_MESSAGE_BYTES + 1024,
+            compression=None,
+            proxy=None,
+        ) as ws:
+            self._ws = ws
+            try:
+                await ws.send(encode(self._join))
+                async for raw in ws:
+                    message = parse(raw)
+                    if isinstance(message, Welcome):
+                        welcomed = True
+                    async with self._lock:
+                        await self._handle(message)
+            except websockets.ConnectionClosed:
+                pass
+            finally:
+                self._ws = None
+                for task in self._session_tasks:
+                    task.cancel()
+                self._session_tasks.clear()
+                await self._close_links()
+                self._present.clear()
+                self._early_candidates.clear()
+        code = ws.close_code
+        if code in FATAL_CLOSE_CODES and not self._stop.is_set():
+            raise PeerRefused(code, ws.close_reason or FATAL_CLOSE_CODES[code])
+        log.info("signaling connection closed (code %s)", code)
+        return welcomed
+
+    async def _send(self, message: Message) -> None:
+        ws = self._ws
+        if ws is None:
+            raise ConnectionError("not connected to the room")
+        await ws.send(encode(message))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._session_tasks.add(task)
+        task.add_done_callback(self._session_tasks.discard)
+
+    # --- messages ---------------------------------------------------------------------
+
+    async def _handle(self, message: Message) -> None:
+        if isinstance(message, Welcome):
+            await self._on_welcome(message)
+        elif isinstance(message, Presence):
+            await self._on_presence(message)
+        elif isinstance(message, Offer):
+            await self._on_offer(message)
+        elif isinstance(message, Answer):
+            await self._on_answer(message)
+        elif isinstance(message, Candidate):
+            await self._on_candidate(message)
+        elif isinstance(message, IceRestart):
+            if message.sender is not None:
+                await self._on_ice_restart(message.sender)
+        elif isinstance(message, Chat):
+            self.chats.append(message)
+            if self._on_chat is not None:
+                self._on_chat(message)
+        elif isinstance(message, Bye):
+            await self._on_bye_message(message)
+        elif isinstance(message, Recording):
+            self.recording_allowed = message.allowed
+            if self._on_recording is not None:
+                self._on_recording(message.allowed)
+        elif isinstance(message, Error):
+            log.warning("room error %s (field %s): %s", message.code, message.field, message.message)
+        else:
+            log.warning("ignoring a %s message", message.type)
+
+    async def _on_welcome(self, welcome: Welcome) -> None:
+        self.welcome = welcome
+        self.recording_allowed = welcome.recording_allowed
+        self.stats.joins += 1
+        if self.stats.first_welcome_at is None:
+            self.stats.first_welcome_at = time.monotonic()
+        self._ice_servers = [
+            RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+            for s in welcome.ice_servers
+        ]
+        log.info(
+            "joined consult %s as %s (%s), generation %d, %d other(s) present",
+            welcome.consult, welcome.user, welcome.role.value, welcome.generation, len(welcome.peers),
+        )
+        for peer in welcome.peers:
+            await self._on_joined(peer.user, _Present(peer.role, peer.generation, peer.offerer))
+
+    async def _on_presence(self, presence: Presence) -> None:
+        if presence.state == "left":
+            log.info("%s left (generation %d)", presence.user, presence.generation)
+            self._present.pop(presence.user, None)
+            return
+        log.info("%s joined (generation %d)", presence.user, presence.generation)
+        offerer = presence.offerer is True  # a joined presence always carries it
+        await self._on_joined(presence.user, _Present(presence.role, presence.generation, offerer))
+
+    async def _on_joined(self, user: UserId, present: _Present) -> None:
+        self._present[user] = present
+        link = self._links.get(user)
+        if link is not None and link.generation == present.generation:
+            return
+        if link is not None:
+            # The other side came back on a new connection: renegotiate from scratch.
+            await self._drop_link(user)
+        if present.offerer:
+            await self._offer(user)
+
+    def _new_link(self, user: UserId, offerer: bool) -> PeerLink:
+        present = self._present.get(user)
+        role = present.role if present is not None else MemberRole.REQUESTER
+        generation = present.generation if present is not None else 0
+
+        def on_frame(kind: str, frame: AudioFrame | VideoFrame) -> None:
+            self.stats.frames[(str(user), kind)] += 1
+            if self._frame_sink is not None:
+                self._frame_sink(user, role, kind, frame)
+
+        link = PeerLink(
+            user, role, generation, offerer=offerer, ice_servers=self._ice_servers,
+            ice_host_addresses=self._ice_hosts, on_frame=on_frame, on_state=self._on_link_state,
+        )  # fmt: skip
+        self._links[user] = link
+        self._spawn(self._watch(link))
+        return link
+
+    def _on_link_state(self, link: PeerLink) -> None:
+        state = link.state
+        log.info("connection to %s: %s", link.user, state)
+        if state == "connected":
+            now = time.monotonic()
+            self.stats.last_connected_at = now
+            if self.stats.first_connected_at is None:
+                self.stats.first_connected_at = now
+        elif state == "failed" or (state == "closed" and not link.closing):
+            # The offerer starts again at once; the answerer first gives the
+            # offerer (which may have closed this connection to do just that)
+            # a moment to send a new offer before asking for one.
+            self._spawn(self._recover(link, delay=0.0 if link.offerer else self._answer_grace))
+
+    async def _watch(self, link: PeerLink) -> None:
+        """A pair not connected in time is started again (a lost offer or answer)."""
+        await asyncio.sleep(self._connect_timeout)
+        if self._links.get(link.user) is link and not link.connected:
+            log.warning("no connection to %s after %.0f s", link.user, self._connect_timeout)
+            await self._recover(link)
+
+    async def _offer(self, user: UserId) -> None:
+        await self._drop_link(user)
+        link = self._new_link(user, offerer=True)
+        link.attach(self._source, self._relay)
+        sdp = await link.offer()
+        self.stats.negotiations += 1
+        log.info("offering to %s", user)
+        await self._send(Offer(sdp, to=user))
+
+    async def _on_offer(self, offer: Offer) -> None:
+        user = offer.sender
+        if user is None:
+            return
+        link = self._links.get(user)
+        if link is None or link.needs_new_connection_for(offer.sdp):
+            await self._drop_link(user)
+            link = self._new_link(user, offerer=False)
+        sdp = await link.answer(offer.sdp, self._source, self._relay)
+        self.stats.negotiations += 1
+        log.info("answering %s", user)
+        await self._send(Answer(sdp, to=user))
+        await self._apply_early_candidates(link)
+
+    async def _on_answer(self, answer: Answer) -> None:
+        link = self._links.get(answer.sender) if answer.sender is not None else None
+        if link is None or not link.awaiting_answer:
+            log.info("ignoring an answer from %s that matches no offer", answer.sender)
+            return
+        await link.accept_answer(answer.sdp)
+        await self._apply_early_candidates(link)
+
+    async def _on_candidate(self, message: Candidate) -> None:
+        user = message.sender
+        if user is None:
+            return
+        candidate = remote_candidate(message)
+        link = self._links.get(user)
+        if link is None or not link.has_remote_description:
+            self._early_candidates.setdefault(user, []).append(candidate)
+            return
+        await link.add_candidate(candidate)
+
+    async def _apply_early_candidates(self, link: PeerLink) -> None:
+        for candidate in self._early_candidates.pop(link.user, []):
+            await link.add_candidate(candidate)
+
+    async def _on_ice_restart(self, user: UserId) -> None:
+        present = self._present.get(user)
+        link = self._links.get(user)
+        if (
+            link is not None
+            and link.state in ("new", "connecting")
+            and time.monotonic() - link.created_at < self._connect_timeout
+        ):
+            log.info("%s asked for a restart while one is under way: ignored", user)
+            return
+        if present is not None and present.offerer:
+            log.info("%s asked for a restart: renegotiating on a new connection", user)
+            await self._offer(user)
+
+    async def _on_bye_message(self, bye: Bye) -> None:
+        self.byes.append(bye)
+        if bye.sender is not None:
+            log.info("%s hung up%s", bye.sender, f": {bye.reason}" if bye.reason else "")
+            await self._drop_link(bye.sender)
+        if self._on_bye is not None:
+            result = self._on_bye(bye)
+            if result is not None:
+                await result
+
+    async def _recover(self, link: PeerLink, delay: float = 0.0) -> None:
+        """A pair's connection failed under us: start that pair again."""
+        await asyncio.sleep(delay)
+        async with self._lock:
+            if self._links.get(link.user) is not link or self._ws is None:
+                return
+            present = self._present.get(link.user)
+            await self._drop_link(link.user)
+            if present is None:
+                return  # renegotiated when it joins again
+            if present.offerer:
+                await self._offer(link.user)
+            else:
+                log.info("connection to %s lost: asking it to renegotiate", link.user)
+                await self._send(IceRestart(to=link.user))
+
+    # --- media and teardown -----------------------------------------------------------
+
+    async def _drop_link(self, user: UserId) -> None:
+        link = self._links.pop(user, None)
+        if link is not None:
+            await link.close()
+
+    async def _close_links(self) -> None:
+        for user in list(self._links):
+            await self._drop_link(user)
