@@ -66,7 +66,8 @@ export function toLogin() {
 
 /** The page each role works on. */
 export function homeOf(role) {
-  return {operator: "/operator.html", admin: "/operator.html", field_team: "/field.html"}[role] || null;
+  return {operator: "/operator.html", admin: "/operator.html", field_team: "/field.html",
+          puskesmas: "/puskesmas.html", specialist: "/specialist.html"}[role] || null;
 }
 
 /** The signed-in user if their role may use this page; otherwise off to the login page. */
@@ -94,4 +95,31 @@ let webConfig = null;
 export async function getWebConfig() {
   webConfig ??= await api("GET", "/api/web-config");
   return webConfig;
+}
+
+/** Upload a file as the raw request body with its own Content-Type (consult attachments); resolves with the JSON reply. */
+export async function apiUpload(path, file) {
+  return rawRequest("POST", path, {"Content-Type": file.type || "application/octet-stream"}, file, (r) => r.json());
+}
+
+/** GET a members-only file with the session token; resolves with its Blob (links cannot carry the token). */
+export async function apiBlob(path) {
+  return rawRequest("GET", path, {}, undefined, (r) => r.blob());
+}
+
+async function rawRequest(method, path, headers, body, read) {
+  const all = {...headers};
+  if (session.token) all.Authorization = `Bearer ${session.token}`;
+  let response;
+  try {
+    response = await fetch(path, {method, headers: all, body});
+  } catch {
+    throw new ApiError(0, {error: {code: "network", message: t("error.network")}});
+  }
+  if (!response.ok) {
+    const data = (response.headers.get("Content-Type") || "").includes("application/json") ? await response.json() : null;
+    if (response.status === 401) toLogin();
+    throw new ApiError(response.status, data);
+  }
+  return read(response);
 }

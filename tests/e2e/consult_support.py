@@ -1,0 +1,38 @@
+"""Helpers of the consult browser tests: is the page live, and is it decoding the other side's video."""
+
+from __future__ import annotations
+
+import time
+
+from playwright.async_api import Page, expect
+
+# The most video frames decoded by any inbound video stream of the page's room connection.
+FRAMES_DECODED = """async () => {
+  const pc = window.__room && window.__room.pc;
+  if (!pc || pc.connectionState !== "connected") return 0;
+  let frames = 0;
+  (await pc.getStats()).forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") frames = Math.max(frames, s.framesDecoded || 0); });
+  return frames;
+}"""
+
+
+async def ready(page: Page) -> None:
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    await expect(page.locator("body")).to_have_attribute("data-connection", "online")
+
+
+async def frames_growing(page: Page, deadline: float) -> int:
+    """Wait until the page decodes remote video, then until the count grows; returns the latest count."""
+    first = 0
+    while time.monotonic() < deadline:
+        first = await page.evaluate(FRAMES_DECODED)
+        if first > 0:
+            break
+        await page.wait_for_timeout(200)
+    assert first > 0, f"{page.url}: no video frame decoded"
+    while time.monotonic() < deadline:
+        later = await page.evaluate(FRAMES_DECODED)
+        if later > first:
+            return int(later)
+        await page.wait_for_timeout(200)
+    raise AssertionError(f"{page.url}: decoded frames stuck at {first}")

@@ -1,0 +1,381 @@
+// A consult's video room: the signaling socket /ws/consults/{id} and one RTCPeerConnection to the other doctor.
+//
+// Negotiation follows the "perfect negotiation" pattern with the roles the server assigns per pair
+// (welcome.peers[] / presence: polite, offerer). The offerer makes the first offer and the ICE restarts;
+// the other side answers, asks for a restart with an ice_restart message, and may renegotiate later
+// (an impolite side ignores a colliding offer, a polite one rolls back its own).
+// A (re)join of either side starts a fresh RTCPeerConnection on both: the rejoining side on its welcome,
+// the other on the presence "joined" it receives.
+import {api} from "./api.js";
+
+const BACKOFF_MS = [500, 1000, 2000, 3000, 5000];
+const STATS_EVERY_MS = 1000;
+// Close codes after which rejoining cannot help (consult over, not a member, malformed join).
+const FINAL_CLOSES = new Set([1000, 4403, 4409, 4400]);
+const TOKEN_REJECTED = 4401;
+const REPLACED = 4000;
+
+/**
+ * const room = new VideoRoom(consultId, {onState, onLocalStream, onRemoteStream, onChat, onQuality, onError});
+ * await room.open({audioOnly});  room.setMuted(true); room.setCameraOff(true); await room.setAudioOnly(true);
+ * room.sendChat("text"); room.close();
+ *
+ * onState(state): "connecting" | "waiting" (no other doctor) | "negotiating" | "connected" | "reconnecting" | "ended"
+ */
+export class VideoRoom {
+  constructor(consultId, handlers = {}) {
+    this.consultId = consultId;
+    this.handlers = handlers;
+    this.join = null;  // {token, room_url, ice_servers}
+    this.ws = null;
+    this.me = null;  // from welcome: {user, role, generation}
+    this.peer = null;  // the other doctor: {user, role, kind, generation, polite, offerer, present}
+    this.pc = null;
+    this.local = null;  // MediaStream
+    this.remote = null;  // MediaStream
+    this.muted = false;
+    this.cameraOff = false;
+    this.audioOnly = false;
+    this.attempt = 0;
+    this.timer = null;
+    this.statsTimer = null;
+    this.closed = false;
+    this.state = "connecting";
+    this.quality = null;
+    this.makingOffer = false;
+    this.ignoreOffer = false;
+    this.answered = false;  // the non-offerer has applied a first offer on this pc
+    this.dropped = null;  // the socket dropSocket() closed
+  }
+
+  /** Get a join token, the camera and microphone, and connect. */
+  async open({audioOnly = false} = {}) {
+    this.audioOnly = audioOnly;
+    this.join = await api("POST", `/api/consults/${encodeURIComponent(this.consultId)}/join`);
+    await this.startMedia();
+    this.connect();
+    this.statsTimer = setInterval(() => this.sampleStats(), STATS_EVERY_MS);
+  }
+
+  async startMedia() {
+    try {
+      this.local = await navigator.mediaDevices.getUserMedia({audio: true, video: !this.audioOnly});
+    } catch (err) {
+      // No camera (or it is refused): carry on with the microphone only, or receive only.
+      this.handlers.onError?.(err);
+      try { this.local = await navigator.mediaDevices.getUserMedia({audio: true}); } catch { this.local = new MediaStream(); }
+      this.audioOnly = this.local.getVideoTracks().length === 0;
+    }
+    this.applyTrackStates();
+    this.handlers.onLocalStream?.(this.local);
+  }
+
+  // --- the signaling socket ---
+
+  connect() {
+    clearTimeout(this.timer);
+    if (this.closed) return;
+    this.setState(this.attempt ? "reconnecting" : "connecting");
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}${this.join.room_url}`);
+    this.ws = ws;
+    ws.addEventListener("open", () => ws.send(JSON.stringify({type: "join", token: this.join.token, kind: "browser"})));
+    ws.addEventListener("message", (e) => {
+      if (ws !== this.ws) return;
+      let message;
+      try { message = JSON.parse(e.data); } catch { return; }
+      this.receive(message).catch((err) => this.handlers.onError?.(err));
+    });
+    ws.addEventListener("close", (e) => this.socketClosed(ws, e.code));
+  }
+
+  socketClosed(ws, code) {
+    if (ws !== this.ws) return;
+    this.ws = null;
+    if (this.closed || code === REPLACED) return;
+    // aiohttp answers a client's close with 1000, so a socket we dropped ourselves is never final.
+    if (FINAL_CLOSES.has(code) && ws !== this.dropped) {
+      this.end();
+      return;
+    }
+    this.retry(code === TOKEN_REJECTED);
+  }
+
+  /** Rejoin after a backoff with the same token; a refused (expired) token is replaced first. */
+  retry(newToken) {
+    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    this.attempt += 1;
+    this.setState("reconnecting");
+    this.timer = setTimeout(async () => {
+      if (newToken) {
+        try {
+          this.join = await api("POST", `/api/consults/${encodeURIComponent(this.consultId)}/join`);
+        } catch (err) {
+          this.handlers.onError?.(err);
+          if (err.status === 409 || err.status === 403) this.end(); else this.retry(true);
+          return;
+        }
+      }
+      this.connect();
+    }, delay);
+  }
+
+  send(message) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(message));
+    return true;
+  }
+
+  async receive(message) {
+    switch (message.type) {
+      case "welcome": {
+        this.attempt = 0;
+        this.me = {user: message.user, role: message.role, generation: message.generation};
+        this.iceServers = message.ice_servers || this.join.ice_servers || [];
+        const other = (message.peers || []).find((p) => p.role !== "recorder");
+        if (other) this.startPeer(other); else { this.dropPeer(); this.setState("waiting"); }
+        break;
+      }
+      case "presence":
+        if (message.role === "recorder") break;
+        if (message.state === "joined") this.startPeer(message);
+        else if (this.peer && this.peer.user === message.user && this.peer.generation === message.generation) {
+          this.peer.present = false;
+          this.setState("waiting");
+        }
+        break;
+      case "offer":
+      case "answer":
+        await this.onDescription({type: message.type, sdp: message.sdp});
+        break;
+      case "candidate":
+        await this.onCandidate(message);
+        break;
+      case "ice_restart":
+        if (this.pc && this.peer?.offerer) this.pc.restartIce();
+        break;
+      case "chat":
+        this.handlers.onChat?.({from: message.from, text: message.text, mine: false, at: new Date()});
+        break;
+      case "bye":
+        if (this.peer) this.peer.present = false;
+        this.setState("waiting");
+        break;
+      case "error":
+        this.handlers.onError?.(new Error(message.message || message.code));
+        break;
+      default:
+        break;
+    }
+  }
+
+  // --- the peer connection ---
+
+  startPeer(info) {
+    this.dropPeer();
+    this.peer = {...info, present: true};
+    this.setState("negotiating");
+    const pc = new RTCPeerConnection({iceServers: this.iceServers || []});
+    this.pc = pc;
+    this.makingOffer = false;
+    this.ignoreOffer = false;
+    this.answered = false;
+    this.remote = new MediaStream();
+    this.handlers.onRemoteStream?.(this.remote);
+    pc.ontrack = ({track}) => {
+      if (pc !== this.pc) return;
+      this.remote = new MediaStream([...this.remote.getTracks(), track]);
+      this.handlers.onRemoteStream?.(this.remote);
+    };
+    pc.onicecandidate = ({candidate}) => {
+      if (pc !== this.pc || !candidate || !candidate.candidate) return;
+      const c = candidate.toJSON();
+      const message = {type: "candidate", candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null};
+      if (c.usernameFragment) message.usernameFragment = c.usernameFragment;
+      this.send(message);
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc !== this.pc) return;
+      if (pc.connectionState === "connected") this.setState("connected");
+      else if (pc.connectionState === "failed" || pc.connectionState === "disconnected") this.setState("reconnecting");
+    };
+    pc.oniceconnectionstatechange = () => {
+      if (pc !== this.pc || pc.iceConnectionState !== "failed") return;
+      // ICE failed (network change): the offerer restarts it, the other side asks the offerer to.
+      if (this.peer?.offerer) pc.restartIce(); else this.send({type: "ice_restart"});
+    };
+    pc.onnegotiationneeded = async () => {
+      if (pc !== this.pc) return;
+      // The offerer opens the negotiation; the other side renegotiates only once it has answered a first offer.
+      if (!this.peer.offerer && !this.answered) return;
+      try {
+        this.makingOffer = true;
+        await pc.setLocalDescription();
+        if (pc === this.pc) this.send({type: "offer", sdp: pc.localDescription.sdp});
+      } catch (err) {
+        this.handlers.onError?.(err);
+      } finally {
+        this.makingOffer = false;
+      }
+    };
+    if (this.peer.offerer) {
+      for (const kind of ["audio", "video"]) {
+        const track = this.track(kind);
+        pc.addTransceiver(track || kind, {direction: "sendrecv", streams: [this.local]});
+      }
+    }
+  }
+
+  dropPeer() {
+    if (this.pc) {
+      this.pc.close();
+      this.pc = null;
+    }
+    this.peer = null;
+    if (this.remote) for (const track of this.remote.getTracks()) track.stop();
+  }
+
+  track(kind) {
+    return (kind === "audio" ? this.local?.getAudioTracks() : this.local?.getVideoTracks())?.[0] || null;
+  }
+
+  async onDescription(description) {
+    const pc = this.pc;
+    if (!pc) return;
+    const collision = description.type === "offer" && (this.makingOffer || pc.signalingState !== "stable");
+    this.ignoreOffer = !this.peer.polite && collision;
+    if (this.ignoreOffer) return;
+    if (description.type === "answer" && pc.signalingState !== "have-local-offer") return;  // stale
+    await pc.setRemoteDescription(description);  // a polite side rolls back its own offer implicitly
+    if (description.type !== "offer" || pc !== this.pc) return;
+    if (!this.answered && !this.peer.offerer) {
+      // Send our camera and microphone on the transceivers the offer created.
+      for (const transceiver of pc.getTransceivers()) {
+        const kind = transceiver.receiver.track?.kind;
+        if (!kind || transceiver.currentDirection === "stopped") continue;
+        transceiver.direction = "sendrecv";
+        await transceiver.sender.replaceTrack(this.track(kind));
+        if (this.local && transceiver.sender.setStreams) transceiver.sender.setStreams(this.local);
+      }
+    }
+    await pc.setLocalDescription();
+    this.answered = true;
+    if (pc === this.pc) this.send({type: "answer", sdp: pc.localDescription.sdp});
+  }
+
+  async onCandidate(message) {
+    if (!this.pc) return;
+    const init = {candidate: message.candidate, sdpMid: message.sdpMid, sdpMLineIndex: message.sdpMLineIndex};
+    if (message.usernameFragment) init.usernameFragment = message.usernameFragment;
+    try {
+      await this.pc.addIceCandidate(init);
+    } catch (err) {
+      // A candidate of an ignored offer, or of a connection replaced since: harmless.
+      if (!this.ignoreOffer) console.debug("candidate not applied", err);
+    }
+  }
+
+  // --- controls ---
+
+  setMuted(muted) {
+    this.muted = muted;
+    this.applyTrackStates();
+  }
+
+  setCameraOff(off) {
+    this.cameraOff = off;
+    this.applyTrackStates();
+  }
+
+  applyTrackStates() {
+    for (const track of this.local?.getAudioTracks() || []) track.enabled = !this.muted;
+    for (const track of this.local?.getVideoTracks() || []) track.enabled = !this.cameraOff;
+  }
+
+  /** Audio only: stop the camera (bandwidth), or start it again; the video transceiver stays, so no renegotiation. */
+  async setAudioOnly(on) {
+    this.audioOnly = on;
+    if (on) {
+      for (const track of this.local.getVideoTracks()) {
+        track.stop();
+        this.local.removeTrack(track);
+      }
+    } else if (!this.track("video")) {
+      const camera = await navigator.mediaDevices.getUserMedia({video: true});
+      this.local.addTrack(camera.getVideoTracks()[0]);
+      this.applyTrackStates();
+    }
+    const sender = this.pc?.getTransceivers().find((t) => t.receiver.track?.kind === "video")?.sender;
+    if (sender) await sender.replaceTrack(this.track("video"));
+    this.handlers.onLocalStream?.(this.local);
+  }
+
+  sendChat(text) {
+    if (!this.send({type: "chat", text})) return false;
+    this.handlers.onChat?.({from: this.me?.user, text, mine: true, at: new Date()});
+    return true;
+  }
+
+  /** Test hook and "network glitch": drop the signaling socket; the room rejoins by itself. */
+  dropSocket() {
+    if (!this.ws) return;
+    this.dropped = this.ws;
+    this.ws.close(4001, "dropped");
+  }
+
+  /** Round-trip time, packets lost and frames per second of the connection, from getStats(). */
+  async sampleStats() {
+    const pc = this.pc;
+    if (!pc || pc.connectionState !== "connected") {
+      this.quality = null;
+      this.handlers.onQuality?.(null);
+      return;
+    }
+    const report = await pc.getStats();
+    const q = {rtt_ms: null, packets_lost: 0, fps: null, frames_decoded: 0, frames_sent: 0};
+    report.forEach((s) => {
+      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && s.currentRoundTripTime !== undefined) {
+        q.rtt_ms = Math.round(s.currentRoundTripTime * 1000);
+      } else if (s.type === "inbound-rtp") {
+        q.packets_lost += Math.max(0, s.packetsLost || 0);
+        if (s.kind === "video") {
+          q.fps = s.framesPerSecond ?? q.fps;
+          q.frames_decoded = s.framesDecoded || 0;
+        }
+      } else if (s.type === "outbound-rtp" && s.kind === "video") {
+        q.frames_sent = s.framesSent || 0;
+      }
+    });
+    if (pc !== this.pc) return;
+    this.quality = q;
+    this.handlers.onQuality?.(q);
+  }
+
+  setState(state) {
+    if (this.state === "ended") return;
+    this.state = state;
+    this.handlers.onState?.(state);
+  }
+
+  end() {
+    this.setState("ended");
+    this.close();
+  }
+
+  /** Hang up: say bye, close the connection, release the camera. */
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    clearInterval(this.statsTimer);
+    if (this.ws) {
+      this.send({type: "bye"});
+      this.ws.close(1000);
+      this.ws = null;
+    }
+    this.dropPeer();
+    for (const track of this.local?.getTracks() || []) track.stop();
+    this.state = "ended";
+    this.handlers.onState?.("ended");
+  }
+}
