@@ -74,10 +74,13 @@ async def serve_socket(
     await ws.prepare(request)
     request.app[WEBSOCKETS].add(ws)
     bus = request.app[BUS]
-    sub = bus.subscribe(audience)  # before the greeting, so nothing falls between the two
+    sub = bus.subscribe(audience)  # before reading "now", so nothing falls between the two
     sender: asyncio.Task[None] | None = None
     try:
-        hello = {"type": "hello", "last_event_id": bus.last_id}
+        if after is None:
+            # No resume point: start from the newest committed event, not from what the bus has seen.
+            after = await events.last_id(request.app[POOL])
+        hello = {"type": "hello", "last_event_id": after}
         if greeting is not None:
             hello |= await greeting()
         await ws.send_json(hello, dumps=dumps)
@@ -118,20 +121,19 @@ async def _handle(ws: web.WebSocketResponse, text: str, on_message: Inbound) -> 
 
 
 async def _send_events(
-    request: web.Request, ws: web.WebSocketResponse, sub: Subscription, audience: frozenset[str], after: int | None,
+    request: web.Request, ws: web.WebSocketResponse, sub: Subscription, audience: frozenset[str], after: int,
     side: asyncio.Queue[dict[str, Any]] | None,
 ) -> None:
     pool = request.app[POOL]
-    sent = after if after is not None else request.app[BUS].last_id
+    sent = after
     try:
-        if after is not None:
-            while True:
-                batch = await events.since(pool, sent, audience, limit=500)
-                for event in batch:
-                    await ws.send_json(event.wire(), dumps=dumps)
-                    sent = event.id
-                if len(batch) < 500:
-                    break
+        while True:
+            batch = await events.since(pool, sent, audience, limit=500)
+            for event in batch:
+                await ws.send_json(event.wire(), dumps=dumps)
+                sent = event.id
+            if len(batch) < 500:
+                break
         overflow = asyncio.ensure_future(sub.overflowed.wait())
         get = asyncio.ensure_future(sub.queue.get())
         side_get = asyncio.ensure_future(side.get()) if side is not None else None
