@@ -14,6 +14,7 @@ run: $(INSTALLED)
 	$(BIN)/psc119 serve --demo
 
 test: $(TEST_INSTALLED)
+	$(BIN)/python -m mypy
 	$(NETNS) sh -c 'ip link set lo up && exec $(BIN)/python -m pytest $(PYTEST_ARGS)'
 
 $(VENV)/bin/python:
@@ -28,6 +29,8 @@ $(INSTALLED): $(VENV)/bin/python pyproject.toml
 
 $(TEST_INSTALLED): $(VENV)/bin/python pyproject.toml
 	@command -v ip >/dev/null || { apt-get update -qq && apt-get install -y -qq iproute2; }
+	@# The browser tests drive Debian's Chromium (playwright install cannot download here).
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(INSTALLED) $@
 

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
 
-from server import db, migrate
+from server import assignments, db, incidents, migrate
 from server.config import Config
 from server.bus import EventBus
-from server.handlers import audit_log, auth, docs, health, live, region, static
-from server.keys import BUS, CONFIG, ENDPOINTS, PASSWORDS, POOL, WEBSOCKETS
+from server.fleet import Fleet
+from server.positions import Positions
+from server.handlers import audit_log, auth, calls, dispatch_live, docs, health, incident_records, live, region, static, triage, units
+from server.handlers import consults as consult_handlers
+from server.handlers import web_config
+from server import consult_sweep, recording, rooms
+from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, PASSWORDS, POOL, POSITIONS, WEBSOCKETS
 from server.middlewares import access, errors, request_ids
 from server.passwords import Passwords
 from server.routing import ENDPOINT_ATTR
+from server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 # The static catch-all goes last so it never shadows an API route.
-ROUTE_MODULES = (health, docs, auth, region, audit_log, live, static)
+ROUTE_MODULES = (health, docs, auth, region, audit_log, live, calls, incident_records, units, triage, dispatch_live, consult_handlers, web_config, static)
 
 
 def create_app(config: Config, dsn: str) -> web.Application:
@@ -36,7 +43,11 @@ def create_app(config: Config, dsn: str) -> web.Application:
         app[ENDPOINTS].extend(module.routes.endpoints)
     _check_every_route_declared(app)
     app.cleanup_ctx.append(_database(dsn))
-    app.cleanup_ctx.append(_event_bus(dsn))
+    app.cleanup_ctx.append(_live(dsn))
+    app.cleanup_ctx.append(rooms.hub_context)
+    recording.setup(app)  # after the hub: its recorders stop before the hub does
+    app.cleanup_ctx.append(consult_sweep.sweeper)
+    app.cleanup_ctx.append(_ack_timeouts)
     app.on_shutdown.append(_close_websockets)
     return app
 
@@ -62,15 +73,48 @@ def _database(dsn: str):  # type: ignore[no-untyped-def]
     return ctx
 
 
-def _event_bus(dsn: str):  # type: ignore[no-untyped-def]
+def _live(dsn: str):  # type: ignore[no-untyped-def]
+    """The event bus and what hangs on it: the fleet index and the GPS feed."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        bus = EventBus(dsn, app[POOL])
+        settings = app[CONFIG].dispatch
+        pool = app[POOL]
+        async with pool.acquire() as con:
+            await incidents.seed_triage(con)
+        bus = EventBus(dsn, pool)
+        fleet = Fleet(pool, bus, settings)
+        positions = Positions(pool, fleet, bus, settings)  # registers its channel before the bus connects
         await bus.start()
-        app[BUS] = bus
-        yield
-        await bus.stop()
+        await fleet.start()
+        await positions.start()
+        app[BUS], app[FLEET], app[POSITIONS] = bus, fleet, positions
+        try:
+            yield
+        finally:
+            await positions.stop()
+            await fleet.stop()
+            await bus.stop()
 
     return ctx
+
+
+async def _ack_timeouts(app: web.Application) -> AsyncIterator[None]:
+    """Withdraw unacknowledged dispatches; deadlines live in the database, so a restart loses none."""
+
+    async def sweep() -> None:
+        settings = app[CONFIG].dispatch
+        while True:
+            try:
+                triage = await incidents.load_triage(app[POOL])
+                while await assignments.sweep_ack_timeouts(app[POOL], app[FLEET], settings, triage):
+                    pass
+            except Exception:
+                log.exception("acknowledgement sweep failed; retrying")
+            await asyncio.sleep(settings.ack_sweep_s)
+
+    task = asyncio.create_task(sweep(), name="ack-timeouts")
+    yield
+    await cancel_and_wait(task)
 
 
 async def _close_websockets(app: web.Application) -> None:

@@ -17,6 +17,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from signaling.errors import InvalidValue
+from signaling.turn import IceConfig
+
 ENV_PREFIX = "PSC119_"
 
 
@@ -69,10 +72,107 @@ class AuthSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class DispatchSettings:
+    recommend_k: int = dataclasses.field(default=5, metadata=_check(lambda v: 1 <= v <= 50, "must be 1..50"))
+    ack_timeout_s: float = dataclasses.field(default=30.0, metadata=_positive())
+    ack_sweep_s: float = dataclasses.field(default=0.5, metadata=_check(lambda v: 0 < v <= 10, "must be in (0, 10]"))
+    stale_position_s: int = dataclasses.field(default=1800, metadata=_positive())
+    detour_factor: float = dataclasses.field(default=1.4, metadata=_check(lambda v: v >= 1.0, "must be at least 1.0"))
+    speed_ambulance_kmh: float = dataclasses.field(default=30.0, metadata=_positive())
+    speed_motorbike_kmh: float = dataclasses.field(default=40.0, metadata=_positive())
+    auto_dispatch_merah: bool = False
+    duplicate_radius_m: float = dataclasses.field(default=300.0, metadata=_positive())
+    duplicate_window_s: int = dataclasses.field(default=1200, metadata=_positive())
+    same_caller_window_s: int = dataclasses.field(default=3600, metadata=_positive())
+    prank_threshold: int = dataclasses.field(default=2, metadata=_positive())
+    prank_window_days: int = dataclasses.field(default=30, metadata=_positive())
+    position_flush_s: float = dataclasses.field(default=0.25, metadata=_check(lambda v: 0 < v <= 5, "must be in (0, 5]"))
+    position_max_rate_hz: float = dataclasses.field(default=5.0, metadata=_positive())
+    track_sample_s: int = dataclasses.field(default=15, metadata=_positive())
+    agency_id: str = "psc119.tangerangselatankota.go.id"
+
+
+def _content_types(value: tuple[str, ...]) -> bool:
+    return bool(value) and all("/" in v and v == v.strip().lower() for v in value)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConsultSettings:
+    emergency_respond_s: float = dataclasses.field(default=600.0, metadata=_positive())
+    emergency_expire_s: float = dataclasses.field(default=3600.0, metadata=_positive())
+    urgent_respond_s: float = dataclasses.field(default=3600.0, metadata=_positive())
+    urgent_expire_s: float = dataclasses.field(default=21600.0, metadata=_positive())
+    routine_respond_s: float = dataclasses.field(default=86400.0, metadata=_positive())
+    routine_expire_s: float = dataclasses.field(default=259200.0, metadata=_positive())
+    join_token_ttl_s: int = dataclasses.field(default=1800, metadata=_positive())
+    join_timeout_s: float = dataclasses.field(default=10.0, metadata=_positive())
+    attachment_max_bytes: int = dataclasses.field(default=10_485_760, metadata=_positive())
+    attachment_types: tuple[str, ...] = dataclasses.field(
+        default=("image/jpeg", "image/png", "application/pdf", "application/dicom"),
+        metadata=_check(_content_types, "must be a non-empty list of lowercase type/subtype"),
+    )
+    sweep_s: float = dataclasses.field(default=5.0, metadata=_check(lambda v: 0 < v <= 300, "must be in (0, 300]"))
+
+    def __post_init__(self) -> None:
+        for urgency in ("emergency", "urgent", "routine"):
+            if getattr(self, f"{urgency}_expire_s") < getattr(self, f"{urgency}_respond_s"):
+                raise ConfigError(f"consult.{urgency}_expire_s", f"must not be shorter than consult.{urgency}_respond_s")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IceSettings:
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = ""
+    turn_ttl_s: int = dataclasses.field(default=21600, metadata=_positive())
+
+    def __post_init__(self) -> None:
+        try:
+            IceConfig(self.stun_urls, self.turn_urls, self.turn_secret or None)
+        except InvalidValue as exc:
+            raise ConfigError(f"ice.{(exc.field or 'turn_urls').split('[')[0]}", exc.reason) from None
+
+
+def _ip_addresses(value: tuple[str, ...]) -> bool:
+    import ipaddress
+
+    try:
+        return all(ipaddress.ip_address(v) is not None for v in value)
+    except ValueError:
+        return False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordingSettings:
+    enabled: bool = True
+    ice_host_addresses: tuple[str, ...] = dataclasses.field(
+        default=(), metadata=_check(_ip_addresses, "must be a list of IP addresses")
+    )
+    video_fps: int = dataclasses.field(default=15, metadata=_check(lambda v: 1 <= v <= 30, "must be 1..30"))
+
+
+def _tile_url(value: str) -> bool:
+    return value == "" or (value.startswith(("https://", "http://", "/")) and "{z}" in value and "{x}" in value and "{y}" in value)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WebSettings:
+    tile_url: str = dataclasses.field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        metadata=_check(_tile_url, "must be empty or an http(s) or /path URL template with {z}, {x} and {y}"),
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     auth: AuthSettings = AuthSettings()
+    dispatch: DispatchSettings = DispatchSettings()
+    consult: ConsultSettings = ConsultSettings()
+    ice: IceSettings = IceSettings()
+    recording: RecordingSettings = RecordingSettings()
+    web: WebSettings = WebSettings()
 
     def __post_init__(self) -> None:
         if self.database.pool_min > self.database.pool_max:

@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
 import asyncpg
 from aiohttp import web
 
 from server.bus import EventBus
 from server.config import Config
+from server.fleet import Fleet
+from server.positions import Positions
 from server.passwords import Passwords
 from server.routing import Endpoint
 from server.users import User
 
+if TYPE_CHECKING:
+    from server.rooms import RoomHub
+
 CONFIG = web.AppKey("config", Config)
 POOL = web.AppKey("pool", asyncpg.Pool)
 BUS = web.AppKey("bus", EventBus)
+FLEET = web.AppKey("fleet", Fleet)
+POSITIONS = web.AppKey("positions", Positions)
 PASSWORDS = web.AppKey("passwords", Passwords)
 ENDPOINTS = web.AppKey("endpoints", list[Endpoint])
 # Open websockets, closed with 1001 (going away) when the server shuts down.
 WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
+# Telemedicine rooms of this process (server/rooms.py); typed by annotation to avoid an import cycle.
+ROOMS: web.AppKey[RoomHub] = web.AppKey("rooms")
+# Optional async callables (app, consult_id) -> None that start and stop the consented recorder.
+RecorderHook = Callable[[web.Application, str], Awaitable[None]]
+RECORDER_HOOK: web.AppKey[RecorderHook] = web.AppKey("recorder_hook")
+RECORDER_STOP_HOOK: web.AppKey[RecorderHook] = web.AppKey("recorder_stop_hook")
 
 USER = web.RequestKey("user", User)

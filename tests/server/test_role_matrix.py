@@ -27,6 +27,47 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/region"): EVERYONE,
     ("GET", "/api/audit"): {"admin"},
     ("GET", "/ws/events"): EVERYONE,
+    ("POST", "/api/calls"): {"operator"},
+    ("PATCH", "/api/incidents/{id}"): {"operator"},
+    ("GET", "/api/incidents/{id}/recommendations"): {"operator"},
+    ("POST", "/api/incidents/{id}/dispatch"): {"operator"},
+    ("POST", "/api/incidents/{id}/assignments/{assignment_id}/cancel"): {"operator"},
+    ("POST", "/api/incidents/{id}/close"): {"operator"},
+    ("POST", "/api/incidents/{id}/link"): {"operator"},
+    ("GET", "/api/incidents/{id}/hospitals"): {"operator"},
+    ("POST", "/api/incidents/{id}/destination"): {"operator"},
+    ("GET", "/api/incidents"): {"operator", "admin"},
+    ("GET", "/api/incidents/{id}"): {"operator", "admin"},
+    ("GET", "/api/incidents/{id}/timeline"): {"operator", "admin"},
+    ("GET", "/api/incidents/{id}/eido"): {"operator", "admin"},
+    ("GET", "/api/metrics"): {"operator", "admin"},
+    ("GET", "/api/units"): {"operator", "admin"},
+    ("POST", "/api/units"): {"admin"},
+    ("PATCH", "/api/units/{id}"): {"admin"},
+    ("POST", "/api/units/{id}/duty"): {"admin"},
+    ("POST", "/api/units/{id}/status"): {"operator"},
+    ("GET", "/api/triage"): EVERYONE,
+    ("PUT", "/api/triage/{code}"): {"admin"},
+    ("GET", "/ws/unit"): {"field_team"},
+    ("GET", "/ws/operator"): {"operator", "admin"},
+    ("POST", "/api/consults"): {"puskesmas"},
+    ("GET", "/api/consults"): {"puskesmas", "specialist", "admin"},
+    ("GET", "/api/consults/{id}"): {"puskesmas", "specialist", "admin"},
+    ("POST", "/api/consults/{id}/cancel"): {"puskesmas"},
+    ("PUT", "/api/oncall"): {"specialist"},
+    ("GET", "/api/oncall"): {"specialist", "admin"},
+    ("POST", "/api/consults/{id}/accept"): {"specialist"},
+    ("POST", "/api/consults/{id}/decline"): {"specialist"},
+    ("POST", "/api/consults/{id}/complete"): {"specialist"},
+    ("POST", "/api/consults/{id}/attachments"): {"puskesmas"},
+    ("GET", "/api/consults/{id}/attachments/{attachment_id}"): {"puskesmas", "specialist", "admin"},
+    ("POST", "/api/consults/{id}/join"): {"puskesmas", "specialist"},
+    ("GET", "/api/ice-servers"): {"puskesmas", "specialist"},
+    ("GET", "/api/consults/{id}/chat"): {"puskesmas", "specialist", "admin"},
+    # Authenticated by the join token in its first message, not by a session.
+    ("GET", "/ws/consults/{id}"): PUBLIC,
+    ("GET", "/api/web-config"): PUBLIC,
+    ("GET", "/vendor/leaflet/{path:.*}"): PUBLIC,
     ("GET", "/{path:(?!api/|ws/).*}"): PUBLIC,
 }
 DEMO_USER = {"operator": "operator", "field_team": "field", "puskesmas": "puskesmas", "specialist": "specialist", "admin": "admin"}
@@ -34,7 +75,7 @@ DEMO_USER = {"operator": "operator", "field_team": "field", "puskesmas": "puskes
 
 def concrete(path: str) -> str:
     """A request path for a route pattern: each parameter filled with a harmless value."""
-    path = path.replace("{path:(?!api/|ws/).*}", "index.html")
+    path = path.replace("{path:(?!api/|ws/).*}", "index.html").replace("/vendor/leaflet/{path:.*}", "/vendor/leaflet/leaflet.css")
     return re.sub(r"\{[^}]+\}", "1", path)
 
 
