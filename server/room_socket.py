@@ -19,7 +19,8 @@ It is a public route: it authenticates with a join token, not a session.
    is stored. A frame over 1 MiB closes the socket (1009).
 4. A new join by the same member replaces its older connection, which is closed
    with 4000 "replaced".
-5. When the consult ends the room closes its sockets with 1000.
+5. When the consult ends the room closes its sockets with 4409 (final, as for a closed
+   room); when this server shuts down, with 1001 (going away: reconnect).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from server import audit, consults
 from server.bus import EventBus
@@ -42,6 +42,9 @@ from signaling.tokens import IssuedToken, JoinGrant, issue_join_token
 from signaling.turn import IceConfig, IceServer, ice_servers
 
 log = logging.getLogger(__name__)
+
+# The consult is over: the same code as joining a closed room, so peers stop rather than rejoin.
+ROOM_ENDED = 4409
 
 RECORDER = UserId("recorder")
 SEND_QUEUE_MAX = 1000
@@ -161,7 +164,8 @@ class RoomHub:
             room.add_grant(grant_of(row))
         return LiveRoom(room)
 
-    def close(self, consult_id: str, reason: str) -> None:
+    def close(self, consult_id: str, reason: str, code: int = ROOM_ENDED) -> None:
+        """Close a room: with ``ROOM_ENDED`` (final: the consult is over) or 1001 (this server is going away)."""
         live = self._rooms.pop(consult_id, None)
         if live is None:
             return
@@ -169,7 +173,7 @@ class RoomHub:
         for member, _generation in live.room.close():
             conn = live.connections.get(member)
             if conn is not None:
-                conn.close(1000, reason)
+                conn.close(code, reason)
         if recorder_present:
             self.spawn_hook(RECORDER_STOP_HOOK, consult_id)
 
@@ -207,7 +211,7 @@ class RoomHub:
 
     async def stop(self) -> None:
         for consult_id in list(self._rooms):
-            self.close(consult_id, "server shutting down")
+            self.close(consult_id, "server shutting down", WSCloseCode.GOING_AWAY)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

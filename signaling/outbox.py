@@ -8,7 +8,7 @@ for a few seconds while the RTCPeerConnection survives; it is not a mailbox.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
@@ -50,6 +50,13 @@ class Outbox(Generic[T]):
         while self._items and now - self._items[0][0] > self.max_age:
             self._items.popleft()
             self.dropped += 1
+
+    def discard(self, stale: Callable[[T], bool]) -> int:
+        """Drop the queued items ``stale`` picks out; return how many."""
+        kept = deque((at, item) for at, item in self._items if not stale(item))
+        gone = len(self._items) - len(kept)
+        self._items = kept
+        return gone
 
     def drain(self, now: datetime) -> Sequence[T]:
         """Everything still fresh at ``now``, oldest first; the outbox is then empty."""

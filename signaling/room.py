@@ -21,7 +21,9 @@ Relay rules (`Room.route`):
 * when either side of a pair is an aiortc peer, only the pair's offerer may send
   an offer (`NotOfferer`); two browsers may both offer (perfect negotiation);
 * a recipient who is away gets the message in its outbox (bounded, 30 s by
-  default), delivered after the welcome when it joins again.
+  default), delivered after the welcome when it joins again; a (re)join starts
+  a new negotiation, so queued offers, answers, candidates and ICE restarts
+  from or for the member's previous connection are dropped (chat and bye stay).
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ from .negotiation import NegotiationRole, Side, pair_roles
 from .outbox import DEFAULT_LIMIT, DEFAULT_MAX_AGE, Outbox
 from .tokens import JoinGrant, verify_join_token
 from .turn import IceServer
+
+# Messages that belong to one negotiation between two particular connections.
+NEGOTIATION = (Offer, Answer, Candidate, IceRestart)
 
 __all__ = [
     "Connection",
@@ -367,6 +372,10 @@ class Room:
             ice_servers=tuple(ice_servers),
             recording_allowed=self.recording_allowed,
         )
+        # A (re)join starts a new negotiation on both sides: offers, answers and candidates
+        # queued from or for the member's previous connection would only confuse the new one.
+        for recipient, box in self._outboxes.items():
+            box.discard(lambda m: isinstance(m, NEGOTIATION) and (recipient == user or m.sender == user))
         outbox = self._outboxes.pop(user, None)
         backlog = tuple(outbox.drain(now)) if outbox is not None else ()
         started = False

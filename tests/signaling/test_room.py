@@ -304,16 +304,33 @@ def test_messages_for_an_absent_member_wait_in_order(world: World) -> None:
     world.join(ANI)
     world.join(BUDI)
     world.room.leave(BUDI, 1, T0 + SEC)
-    assert world.room.route(ANI, 1, cand(1), T0 + 2 * SEC) == []
-    assert world.room.route(ANI, 1, cand(2), T0 + 3 * SEC) == []
+    assert world.room.route(ANI, 1, Chat("satu"), T0 + 2 * SEC) == []
+    assert world.room.route(ANI, 1, Chat("dua"), T0 + 3 * SEC) == []
     assert world.room.queued(BUDI) == 2
     back = world.join(BUDI, at=T0 + 10 * SEC)
     assert back.backlog == (
-        Candidate(cand(1).candidate, sdp_mid="0", sender=ANI, to=BUDI, consult=C1),
-        Candidate(cand(2).candidate, sdp_mid="0", sender=ANI, to=BUDI, consult=C1),
+        Chat("satu", sender=ANI, to=BUDI, consult=C1),
+        Chat("dua", sender=ANI, to=BUDI, consult=C1),
     )
     assert world.room.queued(BUDI) == 0
     assert world.join(BUDI, at=T0 + 11 * SEC).backlog == ()
+
+
+def test_a_rejoin_drops_queued_negotiation_from_and_for_the_old_connection(world: World, sdp_offer: str) -> None:
+    world.join(ANI)
+    world.join(BUDI)
+    world.room.leave(BUDI, 1, T0 + SEC)
+    world.room.route(ANI, 1, cand(1), T0 + 2 * SEC)  # for Budi's old connection
+    world.room.route(ANI, 1, Chat("halo"), T0 + 2 * SEC)
+    world.room.leave(ANI, 1, T0 + 3 * SEC)
+    back = world.join(BUDI, at=T0 + 4 * SEC)
+    assert [type(m) for m in back.backlog] == [Chat]
+    world.room.route(BUDI, back.generation, Offer(sdp_offer), T0 + 5 * SEC)  # queued for Ani's old connection
+    world.room.route(BUDI, back.generation, Chat("masih di sini?"), T0 + 5 * SEC)
+    assert world.room.queued(ANI) == 2
+    again = world.join(ANI, at=T0 + 6 * SEC)
+    assert [m.text for m in again.backlog if isinstance(m, Chat)] == ["masih di sini?"]
+    assert not any(isinstance(m, Offer) for m in again.backlog)
 
 
 def test_outbox_ages_out_after_30_seconds(world: World) -> None:
@@ -333,12 +350,10 @@ def test_outbox_is_bounded() -> None:
         tokens[user] = issued.token
     room.join(ANI, Join(tokens[ANI], BROWSER), T0)
     for n in range(1, 6):
-        room.route(ANI, 1, cand(n), T0)
+        room.route(ANI, 1, Chat(f"pesan {n}"), T0)
     assert room.queued(BUDI) == 3
     back = room.join(BUDI, Join(tokens[BUDI], BROWSER), T0 + SEC)
-    assert [m.candidate.split(" ")[0] for m in back.backlog if isinstance(m, Candidate)] == [
-        "candidate:3", "candidate:4", "candidate:5",
-    ]  # fmt: skip
+    assert [m.text for m in back.backlog if isinstance(m, Chat)] == ["pesan 3", "pesan 4", "pesan 5"]
 
 
 # --- recording consent ----------------------------------------------------------------
