@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
 from typing import TypeVar
@@ -141,3 +142,13 @@ def aware(value: object, field: str, *, error: type[InvalidValue] = InvalidValue
     if value.tzinfo is None or value.utcoffset() is None:
         raise error(field, "must be timezone-aware")
     return value
+
+
+def fields(data: object, path: str, known: tuple[str, ...]) -> Mapping[str, object]:
+    """``data`` as an object holding only ``known`` keys; errors name ``path`` or ``path.key``."""
+    if not isinstance(data, Mapping):
+        raise InvalidValue(path, "must be an object")
+    for key in data:
+        if key not in known:
+            raise InvalidValue(f"{path}.{key}", "unknown field")
+    return data

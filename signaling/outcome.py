@@ -13,7 +13,6 @@ Errors name the field by its key in the JSON body, ``outcome.<key>`` /
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -37,15 +36,6 @@ class Decision(StrEnum):
     FOLLOW_UP = "follow_up"
 
 
-def _fields(data: object, path: str, known: tuple[str, ...]) -> Mapping[str, object]:
-    if not isinstance(data, Mapping):
-        raise InvalidValue(path, "must be an object")
-    for key in data:
-        if key not in known:
-            raise InvalidValue(f"{path}.{key}", "unknown field")
-    return data
-
-
 @dataclass(frozen=True, slots=True)
 class SoapNote:
     """Subjective and objective may be empty (e.g. a tele-radiology read); the
@@ -66,7 +56,7 @@ class SoapNote:
     @classmethod
     def from_dict(cls, data: object) -> SoapNote:
         names = ("subjective", "objective", "assessment", "plan")
-        fields = _fields(data, _SOAP, names)
+        fields = _check.fields(data, _SOAP, names)
         values = [
             _check.text(
                 fields.get(name, ""),
@@ -140,7 +130,7 @@ class Outcome:
     def from_dict(cls, data: object) -> Outcome:
         """Parse ``{"soap": {...}, "decision": ..., "refer_to"?, "follow_up_on"?
         (YYYY-MM-DD), "follow_up_in_hours"?}``."""
-        fields = _fields(
+        fields = _check.fields(
             data, _OUTCOME, ("soap", "decision", "refer_to", "follow_up_on", "follow_up_in_hours")
         )
         if "soap" not in fields:

@@ -44,15 +44,6 @@ class Sex(StrEnum):
     FEMALE = "female"
 
 
-def _fields(data: object, path: str, known: tuple[str, ...]) -> Mapping[str, object]:
-    if not isinstance(data, Mapping):
-        raise InvalidValue(path, "must be an object")
-    for key in data:
-        if key not in known:
-            raise InvalidValue(f"{path}.{key}", "unknown field")
-    return data
-
-
 @dataclass(frozen=True, slots=True)
 class VitalSigns:
     """Optional vital signs; each one that is given is range-checked."""
@@ -82,7 +73,7 @@ class VitalSigns:
 
     @classmethod
     def from_dict(cls, data: object) -> VitalSigns:
-        fields = _fields(data, _VITALS, tuple(VITAL_RANGES))
+        fields = _check.fields(data, _VITALS, tuple(VITAL_RANGES))
 
         def whole(name: str) -> int | None:
             value = fields.get(name)
@@ -129,7 +120,7 @@ class PatientSummary:
     @classmethod
     def from_dict(cls, data: object) -> PatientSummary:
         """Parse the ``patient`` object of a consult request body."""
-        fields = _fields(data, _PATIENT, ("age", "sex", "chief_complaint", "question", "vitals"))
+        fields = _check.fields(data, _PATIENT, ("age", "sex", "chief_complaint", "question", "vitals"))
         for required in ("age", "sex", "chief_complaint", "question"):
             if required not in fields:
                 raise InvalidValue(f"{_PATIENT}.{required}", "is required")
