@@ -20,6 +20,11 @@ datetimes):
 ``turn``         TURN REST API credentials and the RTCIceServer list
 ``room``         Room: membership, presence, consent, relay decisions
 
-The aiortc peer and recorder live in their own modules and are the only ones
-here that do I/O.
+The aiortc side, the only modules here that do I/O:
+
+``ice_hosts``    pin the host addresses aioice gathers candidates on
+``media``        a synthetic camera and tone, or a file, as outgoing tracks
+``pair``         PeerLink: one RTCPeerConnection towards one other member
+``peer``         ConsultPeer: the Python kiosk client (websocket session, recovery)
+``recorder``     ConsultRecorder: the consented recorder participant
 """
