@@ -23,7 +23,7 @@ from dispatch.geo import Point
 from dispatch.ids import UnitId
 from dispatch.index import UnitIndex
 from dispatch.recommend import Recommendation
-from dispatch.status import UnitStatus
+from dispatch.status import Actor, UnitStatus, next_statuses, required_reasons
 from dispatch.units import Unit, UnitKind
 from server.bus import EventBus
 from server.tasks import cancel_and_wait
@@ -79,7 +79,16 @@ def unit_snapshot(row: asyncpg.Record) -> dict[str, Any]:
         "position_lat": row["position_lat"],
         "position_lon": row["position_lon"],
         "position_at": row["position_at"].isoformat() if row["position_at"] else None,
+        "crew_moves": crew_moves(UnitStatus(row["status"])),
     }
+
+
+def crew_moves(status: UnitStatus) -> list[dict[str, Any]]:
+    """The statuses the crew may report next, each with the reasons it needs (none: no reason)."""
+    return [
+        {"status": target.value, "reasons": sorted(r.value for r in required_reasons(status, target))}
+        for target in next_statuses(status, Actor.CREW)
+    ]
 
 
 class Fleet:

@@ -12,7 +12,7 @@ from dispatch.geo import Point
 from dispatch.status import Actor, UnitStatus, next_statuses
 from server import assignments, audit, incidents, unit_messages
 from server.errors import TooManyRequests
-from server.fleet import UNIT_COLUMNS, unit_snapshot
+from server.fleet import UNIT_COLUMNS, crew_moves, unit_snapshot
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, POOL, POSITIONS, USER
 from server.live import audience_of, serve_socket
@@ -88,7 +88,8 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
         else:
             return {"type": "pong", "ref": ref}
         status = UnitStatus(result["status"])
-        return {"type": "ok", "ref": ref, "status": status.value, "next_statuses": [s.value for s in next_statuses(status, Actor.CREW)]}
+        return {"type": "ok", "ref": ref, "status": status.value, "next_statuses": [s.value for s in next_statuses(status, Actor.CREW)],
+                "crew_moves": crew_moves(status)}
 
     return await serve_socket(request, audience_of(user), on_message, greeting=lambda: unit_state(request))
 

@@ -60,6 +60,11 @@ async def test_call_to_dispatch_to_every_status_and_back(api: Api, con: asyncpg.
     for step, reason in (("on_scene", None), ("transporting", None), ("at_hospital", None), ("available", None)):
         reply = await phone.request({"type": "status", "status": step, **({"reason": reason} if reason else {})})
         assert reply["type"] == "ok" and reply["status"] == step, reply
+        if step == "on_scene":  # the phone learns which moves need a reason from the server, not from a copy
+            assert reply["crew_moves"] == [
+                {"status": "available", "reasons": ["no_patient", "refused_transport", "treated_on_scene"]},
+                {"status": "transporting", "reasons": []},
+            ]
         seen = await console.event("unit.status", unit_id=unit_id, status=step)
         assert seen["data"]["incident_id"] == incident_id
 

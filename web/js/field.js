@@ -5,16 +5,10 @@ import {label, mountLanguageSwitch, onLanguageChange, t, translate} from "./i18n
 import {LiveSocket} from "./live.js";
 import {Ringer, unlockAudio} from "./ringer.js";
 
-// What a crew may move to (mirrors dispatch/status.py for Actor.CREW); the server's next_statuses win when given.
-const CREW_NEXT = {available: ["unavailable", "off_duty"], dispatched: ["en_route"], en_route: ["on_scene"],
-                   on_scene: ["transporting", "available"], transporting: ["at_hospital"], at_hospital: ["available"],
-                   unavailable: ["available", "off_duty"], off_duty: ["available", "unavailable"]};
-// on_scene -> available needs one of these reasons.
-const RELEASE_REASONS = ["treated_on_scene", "refused_transport", "no_patient"];
 const GPS_EVERY_MS = 5000;
 
 const user = requireRole("field_team");
-const state = {unit: null, dispatch: null, next: [], busy: false, fix: null, sentFixAt: 0, watch: null, kelurahan: new Map(), callTypes: new Map()};
+const state = {unit: null, dispatch: null, busy: false, fix: null, sentFixAt: 0, watch: null, kelurahan: new Map(), callTypes: new Map()};
 let live = null;
 const ringer = new Ringer();
 
@@ -43,7 +37,6 @@ async function boot() {
 function hello(message) {
   state.unit = message.unit;
   state.dispatch = message.dispatch;
-  state.next = message.next_statuses;
   render();
   gpsForStatus();
   sendFix(true);
@@ -82,7 +75,6 @@ function event(message, {replayed}) {
     default:
       break;
   }
-  if (state.unit) state.next = CREW_NEXT[state.unit.status] || [];
   render();
   gpsForStatus();
 }
@@ -139,11 +131,12 @@ function callTypeName(incident) {
 function renderButtons() {
   const status = state.unit.status;
   const buttons = [];
-  for (const next of state.next) {
+  // The server says which statuses the crew may report next and which reasons each needs.
+  for (const {status: next, reasons} of state.unit.crew_moves || []) {
     if (status === "dispatched" && next === "en_route") continue;  // the big accept button does this
-    if (status === "on_scene" && next === "available") {
-      for (const reason of RELEASE_REASONS) {
-        buttons.push(h("button", {type: "button", class: `status-button to-available reason-${reason}`, dataset: {status: next, reason},
+    if (reasons.length) {
+      for (const reason of reasons) {
+        buttons.push(h("button", {type: "button", class: `status-button to-${next} reason-${reason}`, dataset: {status: next, reason},
                                   onclick: () => report(next, reason)}, t("field.release", {reason: label("reason", reason)})));
       }
       continue;
@@ -180,8 +173,7 @@ async function send(message) {
       say(reply.error.field ? t("error.field", {field: reply.error.field, message: reply.error.message}) : reply.error.message, true);
       return;
     }
-    state.unit = {...state.unit, status: reply.status};
-    state.next = reply.next_statuses;
+    state.unit = {...state.unit, status: reply.status, crew_moves: reply.crew_moves};
     if (reply.status === "available") state.dispatch = null;
     if (message.type === "ack") stopRing();
     say(t("field.now", {status: label("status", reply.status)}));
