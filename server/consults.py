@@ -17,29 +17,21 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import timedelta
-from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 
 from server import audit, events, oncall
 from server.config import ConsultSettings
-from server.errors import ApiError, Conflict, Forbidden, InvalidField, NotFound, Unauthorized
+from server.errors import Conflict, Forbidden, NotFound
 from server.roles import Role
+from server.routing import choice
 from server.users import User
 from signaling import routing
 from signaling.consult import Consult, ConsultState, ServiceType
-from signaling.errors import (
-    IllegalTransition,
-    InvalidValue,
-    NotAMember,
-    RoomClosed,
-    SignalingError,
-    TokenRejected,
-)
+from signaling.errors import IllegalTransition
 from signaling.ids import ConsultId, UserId
 from signaling.outcome import Outcome
 from signaling.patient import PatientSummary
@@ -49,36 +41,6 @@ from signaling.urgency import DeadlinePolicy, Urgency, UrgencyTimes
 COLUMNS = """id, requester, facility_code, specialty, service, urgency, patient, state, specialist,
     requested_at, respond_by, expires_at, accepted_at, started_at, ended_at, escalated_at,
     outcome, cancelled_by, cancel_reason"""
-E = TypeVar("E", bound=StrEnum)
-
-
-def api_error(exc: SignalingError) -> ApiError:
-    """The one mapping of domain errors to HTTP errors."""
-    if isinstance(exc, InvalidValue):
-        return InvalidField(exc.reason, field=exc.field)
-    if isinstance(exc, (IllegalTransition, RoomClosed)):
-        return Conflict(exc.reason, field=exc.field)
-    if isinstance(exc, NotAMember):
-        return Forbidden("not a member of this consult")
-    if isinstance(exc, TokenRejected):
-        return Unauthorized(exc.reason, field=exc.field)
-    return InvalidField(exc.reason, field=exc.field)
-
-
-@contextmanager
-def domain_errors() -> Iterator[None]:
-    try:
-        yield
-    except SignalingError as exc:
-        raise api_error(exc) from None
-
-
-def choice(enum: type[E], value: str, field: str) -> E:
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in enum)
-        raise InvalidField(f"must be one of: {allowed}", field=field) from None
 
 
 def member_id(user: User) -> UserId:
@@ -216,12 +178,11 @@ async def create(
     )
     if existing is not None:
         return _retry(existing, user, digest), False
-    with domain_errors():
-        consult = Consult.request(
-            ConsultId(str(uuid.uuid4())), member_id(user),
-            choice(Specialty, body["specialty"], "specialty"), choice(ServiceType, body["service"], "service"),
-            choice(Urgency, body["urgency"], "urgency"), PatientSummary.from_dict(body["patient"]), at, policy(settings),
-        )  # fmt: skip
+    consult = Consult.request(
+        ConsultId(str(uuid.uuid4())), member_id(user),
+        choice(Specialty, body["specialty"], "specialty"), choice(ServiceType, body["service"], "service"),
+        choice(Urgency, body["urgency"], "urgency"), PatientSummary.from_dict(body["patient"]), at, policy(settings),
+    )  # fmt: skip
     async with con.transaction():
         row = await con.fetchrow(
             f"""INSERT INTO consults (id, idempotency_key, request_digest, requester, facility_code, specialty, service,
@@ -286,8 +247,7 @@ async def accept(con: asyncpg.Connection, actor: audit.Actor, user: User, consul
     before = await load(con, consult_id)
     if before.consult.specialty.value not in user.specialties:
         raise Forbidden(f"only a {before.consult.specialty.value} specialist may accept this consult")
-    with domain_errors():
-        after = before.consult.accept(member_id(user), at)
+    after = before.consult.accept(member_id(user), at)
     # The conditional UPDATE in commit is the atomic part: of concurrent accepts exactly one finds 'requested'.
     return await commit(con, before, after, actor, "consult.accepted", audience={f"specialty:{after.specialty.value}"})
 
@@ -321,8 +281,7 @@ async def cancel(
     before = await load(con, consult_id)
     if before.consult.requester != member_id(user):
         raise Forbidden("only the requesting doctor may cancel a consult")
-    with domain_errors():
-        after = before.consult.cancel(member_id(user), at, reason)
+    after = before.consult.cancel(member_id(user), at, reason)
     return await commit(con, before, after, actor, "consult.cancelled", audience={f"specialty:{after.specialty.value}"})
 
 
@@ -332,8 +291,7 @@ async def complete(
     before = await load(con, consult_id)
     if before.consult.specialist != member_id(user):
         raise Forbidden("only the accepting specialist may complete a consult")
-    with domain_errors():
-        after = before.consult.complete(Outcome.from_dict(outcome), at)
+    after = before.consult.complete(Outcome.from_dict(outcome), at)
     assert after.outcome is not None
     return await commit(con, before, after, actor, "consult.completed", detail={"decision": after.outcome.decision.value})
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from dispatch.errors import DispatchError, IllegalTransition, InvalidInput, UnknownUnit
+from signaling import errors as signaling
 
 
 class ApiError(Exception):
@@ -86,3 +87,19 @@ def from_dispatch(exc: DispatchError) -> ApiError:
     if isinstance(exc, UnknownUnit):
         return NotFound(str(exc), field="unit_id")
     return Conflict(str(exc))
+
+
+def from_signaling(exc: signaling.SignalingError) -> ApiError:
+    """The HTTP meaning of a consult-domain refusal."""
+    if isinstance(exc, (signaling.IllegalTransition, signaling.RoomClosed)):
+        return Conflict(exc.reason, field=exc.field)
+    if isinstance(exc, signaling.NotAMember):
+        return Forbidden("not a member of this consult")
+    if isinstance(exc, signaling.TokenRejected):
+        return Unauthorized(exc.reason, field=exc.field)
+    return InvalidField(exc.reason, field=exc.field)
+
+
+def from_domain(exc: DispatchError | signaling.SignalingError) -> ApiError:
+    """Either core's refusal as an API error: the one place domain errors meet HTTP."""
+    return from_dispatch(exc) if isinstance(exc, DispatchError) else from_signaling(exc)

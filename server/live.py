@@ -18,7 +18,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from server import events
 from server.bus import Subscription
 from dispatch.errors import DispatchError
-from server.errors import ApiError, InvalidField, from_dispatch
+from signaling.errors import SignalingError
+from server.errors import ApiError, InvalidField, from_domain
 from server.keys import BUS, POOL, WEBSOCKETS
 from server.routing import dumps
 from server.tasks import cancel_and_wait
@@ -112,9 +113,9 @@ async def _handle(ws: web.WebSocketResponse, text: str, on_message: Inbound) -> 
         return
     try:
         reply = await on_message(message)
-    except (ApiError, DispatchError) as exc:
+    except (ApiError, DispatchError, SignalingError) as exc:
         # A refused message changes nothing and the socket stays open.
-        error = exc if isinstance(exc, ApiError) else from_dispatch(exc)
+        error = exc if isinstance(exc, ApiError) else from_domain(exc)
         reply = {**_error(error.code, error.message, error.field), "ref": message.get("ref")}
     if reply is not None:
         await ws.send_json(reply, dumps=dumps)

@@ -9,7 +9,8 @@ from aiohttp import web
 
 from server import sessions
 from dispatch.errors import DispatchError
-from server.errors import ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, from_dispatch
+from signaling.errors import SignalingError
+from server.errors import ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, from_domain
 from server.keys import POOL, USER
 from server.logs import request_id
 from server.routing import Handler, endpoint_of, json_response
@@ -42,8 +43,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as exc:
         return _error(exc)
-    except DispatchError as exc:
-        return _error(from_dispatch(exc))
+    except (DispatchError, SignalingError) as exc:
+        return _error(from_domain(exc))
     except web.HTTPRequestEntityTooLarge:
         return _error(PayloadTooLarge("body larger than the server's limit (server.max_body_bytes)"))
     except web.HTTPNotFound:

@@ -8,6 +8,7 @@ import asyncpg
 
 from server import audit, events
 from server.errors import InvalidField
+from server.routing import choice
 from server.users import User
 from signaling import routing
 from signaling.ids import UserId
@@ -23,7 +24,7 @@ async def roster(con: asyncpg.Connection | asyncpg.Pool) -> routing.OnCallRoster
 
 
 async def set_on_call(con: asyncpg.Connection, actor: audit.Actor, user: User, specialty: str, on: bool) -> None:
-    code = _specialty(specialty)
+    code = choice(Specialty, specialty, "specialty")
     if code.value not in user.specialties:
         raise InvalidField(f"you are not registered for {code.value}", field="specialty")
     async with con.transaction():
@@ -48,10 +49,3 @@ async def on_call(con: asyncpg.Connection | asyncpg.Pool, user: User | None) -> 
         None if user is None else user.id,
     )
     return [dict(r) for r in rows]
-
-
-def _specialty(value: str) -> Specialty:
-    try:
-        return Specialty(value)
-    except ValueError:
-        raise InvalidField(f"must be one of: {', '.join(s.value for s in Specialty)}", field="specialty") from None

@@ -7,6 +7,7 @@ auth middleware (default deny), the body parser and the OpenAPI document.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -20,6 +21,7 @@ from server.roles import PUBLIC, Role
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Model = TypeVar("Model", bound=pydantic.BaseModel)
+Choice = TypeVar("Choice", bound=enum.Enum)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -112,6 +114,15 @@ def read_query(request: web.Request, model: type[Model]) -> Model:
         return model.model_validate(dict(request.query))
     except pydantic.ValidationError as exc:
         raise _validation_error(exc) from None
+
+
+def choice(kind: type[Choice], value: object, field: str) -> Choice:
+    """``value`` as a member of the enum ``kind``; 422 naming ``field`` and listing the choices otherwise."""
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in kind)
+        raise InvalidField(f"must be one of: {allowed}", field=field) from None
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -16,7 +16,7 @@ import pydantic
 from aiohttp import web
 
 from server import audit, consult_files, consults, oncall, room_socket, rooms
-from server.consults import domain_errors, member_id
+from server.consults import member_id
 from server.errors import Conflict, Forbidden
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, POOL, USER
@@ -180,8 +180,7 @@ async def join_room(request: web.Request) -> web.Response:
     user = request[USER]
     stored = await consults.load(request.app[POOL], _id(request))
     if not stored.is_member(user):
-        with domain_errors():
-            raise NotAMember(str(user.id))
+        raise NotAMember(str(user.id))
     if stored.consult.state not in ROOM_STATES:
         raise Conflict(f"a {stored.consult.state.value} consult has no room", field="state")
     token, expires = await rooms.issue_token(request.app, stored.id, member_id(user), actor_of(request))
