@@ -35,6 +35,7 @@ from aiohttp import WSMsgType, web
 from server import audit, consults, events
 from server.keys import CONFIG, POOL, ROOMS, WEBSOCKETS
 from server.rooms import RECORDER, Connection, LiveRoom, grant_of, ice_for
+from signaling.consult import ConsultState
 from signaling.errors import (
     InvalidMessage,
     NotAMember,
@@ -87,10 +88,16 @@ async def _first_message(ws: web.WebSocketResponse, timeout: float) -> Join | No
 async def _admit(app: web.Application, consult_id: str, join: Join) -> tuple[LiveRoom, UserId, JoinResult]:
     """Join the room or raise the refusal."""
     grant = await app[POOL].fetchrow(
-        "SELECT consult_id, member, digest, expires_at FROM consult_grants WHERE digest = $1", token_digest(join.token)
+        """SELECT g.consult_id, g.member, g.digest, g.expires_at, c.state FROM consult_grants g
+           JOIN consults c ON c.id = g.consult_id WHERE g.digest = $1""",
+        token_digest(join.token),
     )
     if grant is None:
         raise TokenRejected("token not recognised")
+    if str(grant["consult_id"]) == consult_id and not ConsultState(grant["state"]).has_room:
+        # The database is ahead of the event that closes the room: refuse now, not after the bus catches up.
+        app[ROOMS].close(consult_id, "ended")
+        raise RoomClosed(f"a {grant['state']} consult has no room")
     live = await app[ROOMS].room(consult_id)
     member = UserId(grant["member"])
     if str(grant["consult_id"]) == live.room.consult_id and member in live.room.members:

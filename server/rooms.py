@@ -33,7 +33,6 @@ from server import audit, consults
 from server.bus import EventBus
 from server.config import Config
 from server.keys import BUS, CONFIG, POOL, RECORDER_HOOK, RECORDER_STOP_HOOK, ROOMS
-from signaling.consult import ConsultState
 from signaling.errors import RoomClosed
 from signaling.ids import ConsultId, UserId
 from signaling.messages import Message, encode
@@ -206,7 +205,7 @@ class RoomHub:
             log.warning("room watcher fell behind the event bus; checking every open room")
             for consult_id in list(self._rooms):
                 stored = await consults.find(self.pool, consult_id)
-                if stored is None or stored.consult.state not in (ConsultState.ACCEPTED, ConsultState.IN_SESSION):
+                if stored is None or not stored.consult.state.has_room:
                     self.close(consult_id, "ended")
 
     async def stop(self) -> None:

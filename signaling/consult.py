@@ -57,6 +57,11 @@ class ConsultState(StrEnum):
     def terminal(self) -> bool:
         return not TRANSITIONS[self]
 
+    @property
+    def has_room(self) -> bool:
+        """Accepted or in session: the doctors may be in the video room."""
+        return self in (ConsultState.ACCEPTED, ConsultState.IN_SESSION)
+
 
 class ConsultEvent(StrEnum):
     ACCEPT = "accept"

@@ -189,7 +189,7 @@ class Room:
     ) -> Room:
         """The room of an accepted or in-session consult (rebuilt the same way after
         a restart: then add the stored grants and pass the stored consents)."""
-        if consult.state not in (ConsultState.ACCEPTED, ConsultState.IN_SESSION):
+        if not consult.state.has_room:
             raise RoomClosed(f"a {consult.state.value} consult has no room")
         return cls(
             consult.id,

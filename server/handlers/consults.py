@@ -31,7 +31,6 @@ PUSKESMAS = frozenset({Role.PUSKESMAS})
 SPECIALIST = frozenset({Role.SPECIALIST})
 DOCTORS = frozenset({Role.PUSKESMAS, Role.SPECIALIST})
 READERS = frozenset({Role.PUSKESMAS, Role.SPECIALIST, Role.ADMIN})
-ROOM_STATES = (ConsultState.ACCEPTED, ConsultState.IN_SESSION)
 
 
 class _Body(pydantic.BaseModel):
@@ -181,7 +180,7 @@ async def join_room(request: web.Request) -> web.Response:
     stored = await consults.load(request.app[POOL], _id(request))
     if not stored.is_member(user):
         raise NotAMember(str(user.id))
-    if stored.consult.state not in ROOM_STATES:
+    if not stored.consult.state.has_room:
         raise Conflict(f"a {stored.consult.state.value} consult has no room", field="state")
     token, expires = await rooms.issue_token(request.app, stored.id, member_id(user), actor_of(request))
     ice = rooms.ice_for(request.app[CONFIG], str(user.id), consults.now())

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 import websockets
 from aiohttp import web
@@ -172,6 +173,26 @@ async def test_refusals_send_an_error_then_close_with_their_code(capi: Api) -> N
     reply, code = await refused(capi, consult_id, join_text(pk_token))
     assert (reply and reply["code"], code) == ("room_closed", 4409)
     assert (await capi.call("POST", f"/api/consults/{consult_id}/join", pk))[0] == 409
+
+
+async def test_a_join_after_the_consult_ended_is_refused_before_its_event_arrives(capi: Api) -> None:
+    """Another process may end the consult in the database before its event reaches this one:
+    the join is refused from the database, and the room it finds still open is closed."""
+    consult_id, pk, sp = await accepted_consult(capi)
+    sp_ws, _ = await join(capi, consult_id, await token_for(capi, consult_id, sp))
+    pk_token = await token_for(capi, consult_id, pk)
+    # The change without its event: as if the bus had not delivered it yet.
+    con = await asyncpg.connect(capi.dsn)
+    try:
+        await con.execute("UPDATE consults SET state = 'cancelled', ended_at = now() WHERE id = $1", uuid.UUID(consult_id))
+    finally:
+        await con.close()
+    reply, code = await refused(capi, consult_id, join_text(pk_token))
+    assert (reply and reply["code"], code) == ("room_closed", 4409)
+    with pytest.raises(websockets.ConnectionClosed):
+        while True:
+            await asyncio.wait_for(sp_ws.recv(), 5)
+    assert sp_ws.close_code == 4409
 
 
 async def test_bad_and_misaddressed_messages_get_errors_and_the_room_survives(capi: Api) -> None:
