@@ -19,7 +19,6 @@ LOOPBACK = ["127.0.0.1"]  # aioice offers no loopback candidate by itself
 
 
 async def test_specialist_browser_and_aiortc_kiosk_see_each_other(pages: Pages, api: Api) -> None:
-    started = time.monotonic()
     consult_id, pk, _ = await accepted_consult(api)
     status, join = await api.call("POST", f"/api/consults/{consult_id}/join", pk)
     assert status == 200 and join["ice_servers"] == [], join
@@ -49,5 +48,3 @@ async def test_specialist_browser_and_aiortc_kiosk_see_each_other(pages: Pages, 
         await screenshot(page, "specialist-room-with-aiortc-kiosk")
     finally:
         await stop_peers([kiosk], tasks)
-    elapsed = time.monotonic() - started
-    assert elapsed < 30, f"the browser test took {elapsed:.1f} s"

@@ -41,7 +41,6 @@ async def go_on_call(specialist: Page, specialty: str = "jantung") -> None:
 
 
 async def test_video_consult_between_the_two_pages(pages: Pages, api: Api) -> None:
-    started = time.monotonic()
     pkm = await pages.login(await pages.context(CONSOLE), "puskesmas", "demo119", "/puskesmas.html")
     sp = await pages.login(await pages.context(CONSOLE), "specialist", "demo119", "/specialist.html")
     await ready(pkm)
@@ -144,12 +143,9 @@ async def test_video_consult_between_the_two_pages(pages: Pages, api: Api) -> No
     await screenshot(pkm, "puskesmas-answer")
     _, chat = await api.call("GET", f"/api/consults/{consult_id}/chat", await api.login("puskesmas"))
     assert [m["text"] for m in chat["messages"]] == ["Selamat siang dok, EKG terlampir.", "Siang, saya lihat <i>ST elevasi</i>."]
-    elapsed = time.monotonic() - started
-    assert elapsed < 30, f"the browser test took {elapsed:.1f} s"
 
 
 async def test_store_and_forward_answer_and_a_request_taken_by_another(pages: Pages, api: Api) -> None:
-    started = time.monotonic()
     pk = await api.login("puskesmas")
     consult_ids = []
     for _ in range(2):
@@ -198,5 +194,3 @@ async def test_store_and_forward_answer_and_a_request_taken_by_another(pages: Pa
     await pkm.click("#lang-en")
     await expect(pkm.locator("#answer h3")).to_have_text("The specialist's answer")
     await screenshot(pkm, "puskesmas-store-and-forward")
-    elapsed = time.monotonic() - started
-    assert elapsed < 30, f"the browser test took {elapsed:.1f} s"

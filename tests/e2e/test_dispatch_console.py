@@ -4,7 +4,6 @@ status back to available; the console shows each change live on the unit board a
 from __future__ import annotations
 
 import re
-import time
 
 import asyncpg
 from playwright.async_api import Page, expect
@@ -28,7 +27,6 @@ async def expect_unit(console: Page, unit_id: str, status: str) -> None:
 
 
 async def test_call_dispatch_and_every_status_seen_live(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
-    started = time.monotonic()
     console = await pages.login(await pages.context(CONSOLE), "operator", "demo119", "/operator.html")
     await expect(console.locator("body")).to_have_attribute("data-ready", "true")
     # No tile server is reachable here: the units still show as markers.
@@ -114,5 +112,3 @@ async def test_call_dispatch_and_every_status_seen_live(pages: Pages, api: Api, 
     await expect(console.locator("#chart-priority rect.bar.p50")).to_have_count(2)  # legend + merah
     await expect(console.locator("#nfpa")).to_contain_text("NFPA 1225")
     await screenshot(console, "operator-metrics")
-    elapsed = time.monotonic() - started
-    assert elapsed < 30, f"the browser test took {elapsed:.1f} s"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import asyncpg
 from playwright.async_api import Page, expect
@@ -20,7 +19,6 @@ async def online(page: Page) -> None:
 
 
 async def test_field_page_recovers_from_a_cut_and_gets_the_dispatch_it_missed(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
-    started = time.monotonic()
     assert await con.fetchval("SELECT unit_id FROM users WHERE username = 'field'") == FIELD_UNIT
     context = await pages.context(PHONE)
     network = Network()
@@ -64,5 +62,3 @@ async def test_field_page_recovers_from_a_cut_and_gets_the_dispatch_it_missed(pa
     status, units = await api.call("GET", "/api/units", operator)
     assert next(u for u in units["units"] if u["id"] == FIELD_UNIT)["status"] == "en_route"
     assert await con.fetchval("SELECT acknowledged_at IS NOT NULL FROM assignments WHERE id = $1", sent["assignment"]["id"])
-    elapsed = time.monotonic() - started
-    assert elapsed < 30, f"the browser test took {elapsed:.1f} s"
