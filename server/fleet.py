@@ -23,7 +23,7 @@ from dispatch.geo import Point
 from dispatch.ids import UnitId
 from dispatch.index import UnitIndex
 from dispatch.recommend import Recommendation
-from dispatch.status import Actor, UnitStatus, next_statuses, required_reasons
+from dispatch.status import Actor, ReleaseReason, UnitStatus, next_statuses, required_reasons
 from dispatch.units import Unit, UnitKind
 from server.bus import EventBus
 from server.tasks import cancel_and_wait
@@ -80,6 +80,8 @@ def unit_snapshot(row: asyncpg.Record) -> dict[str, Any]:
         "position_lon": row["position_lon"],
         "position_at": row["position_at"].isoformat() if row["position_at"] else None,
         "crew_moves": crew_moves(UnitStatus(row["status"])),
+        # Whether an operator may withdraw the unit from its incident now (the console's button).
+        "withdrawable": ReleaseReason.CANCELLED in required_reasons(UnitStatus(row["status"]), UnitStatus.AVAILABLE),
     }
 
 

@@ -52,7 +52,8 @@ async def test_call_to_dispatch_to_every_status_and_back(api: Api, con: asyncpg.
     offer = await phone.event("unit.dispatched", assignment_id=assignment_id)
     assert offer["data"]["incident"]["address"] == "Jl. Ceger Raya 12"
     assert offer["data"]["incident"]["location"] == SCENE
-    await console.event("unit.dispatched", unit_id=unit_id)
+    offered = await console.event("unit.dispatched", unit_id=unit_id)
+    assert offered["data"]["unit"]["withdrawable"] is True  # the console may still withdraw it
 
     reply = await phone.request({"type": "ack", "assignment_id": assignment_id})
     assert reply["type"] == "ok" and reply["status"] == "en_route", reply
@@ -67,6 +68,7 @@ async def test_call_to_dispatch_to_every_status_and_back(api: Api, con: asyncpg.
             ]
         seen = await console.event("unit.status", unit_id=unit_id, status=step)
         assert seen["data"]["incident_id"] == incident_id
+        assert seen["data"]["unit"]["withdrawable"] is False  # from the scene on, only the crew clears the unit
 
     status, closed = await api.call("POST", f"/api/incidents/{incident_id}/close", operator, json={"outcome": "emergency"})
     assert status == 200, closed

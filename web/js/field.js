@@ -6,9 +6,11 @@ import {LiveSocket} from "./live.js";
 import {Ringer, unlockAudio} from "./ringer.js";
 
 const GPS_EVERY_MS = 5000;
+const TOWARD_HOSPITAL = new Set(["transporting", "at_hospital"]);
 
 const user = requireRole("field_team");
-const state = {unit: null, dispatch: null, busy: false, fix: null, sentFixAt: 0, watch: null, kelurahan: new Map(), callTypes: new Map()};
+const state = {unit: null, dispatch: null, busy: false, fix: null, sentFixAt: 0, watch: null, kelurahan: new Map(), facilities: new Map(),
+               callTypes: new Map()};
 let live = null;
 const ringer = new Ringer();
 
@@ -27,9 +29,10 @@ async function boot() {
   live = new LiveSocket("/ws/unit", {onHello: hello, onEvent: event, onMessage: () => {}}).start();
   window.__psc119 = {live, state, dropSocket: () => live.drop()};
   setInterval(sendFix, GPS_EVERY_MS);
-  // Kelurahan names for the incident card (the dispatch carries the code).
+  // Kelurahan and hospital names for the incident card (the dispatch carries codes).
   const [region, triage] = await Promise.all([api("GET", "/api/region"), api("GET", "/api/triage")]);
   state.kelurahan = new Map(region.kelurahan.map((k) => [k.code, k.name]));
+  state.facilities = new Map(region.facilities.map((f) => [f.code, f]));
   state.callTypes = new Map(triage.call_types.map((c) => [c.code, c]));
   render();
 }
@@ -111,8 +114,13 @@ function renderIncident() {
   fill($("#incident-details"),
     row("field.complaint", incident.complaint), row("field.address", incident.address), row("field.kelurahan", state.kelurahan.get(incident.kelurahan) || incident.kelurahan),
     row("field.caller", [incident.caller_name, phone].filter(Boolean).flatMap((x, i) => (i ? [" · ", x] : [x]))),
-    row("field.notes", incident.notes), row("field.destination", incident.destination));
-  const where = incident.location;
+    row("field.notes", incident.notes), row("field.destination", state.facilities.get(incident.destination)?.name || incident.destination));
+  // With a patient on board the way is to the destination hospital; before that, to the scene.
+  const hospital = state.facilities.get(incident.destination);
+  const toHospital = Boolean(hospital) && TOWARD_HOSPITAL.has(state.unit.status);
+  const where = toHospital ? {lat: hospital.lat, lon: hospital.lon} : incident.location;
+  $("#nav-to").textContent = where ? t(toHospital ? "field.nav_to_hospital" : "field.nav_to_scene", {place: toHospital ? hospital.name : ""}) : "";
+  $("#nav-to").dataset.target = toHospital ? "hospital" : "scene";
   for (const id of ["#nav-geo", "#nav-osm", "#nav-google"]) $(id).hidden = !where;
   if (where) {
     const {lat, lon} = where;

@@ -6,6 +6,7 @@ import {LiveSocket} from "../live.js";
 import {createMap, fitTo} from "../map.js";
 import {MapLayer, renderIncidentBoard, renderUnitBoard, showAlert, tick} from "./boards.js";
 import {Intake} from "./intake.js";
+import {IncidentPanel} from "./panel.js";
 import {drawMetrics, fillIntervals, showMetrics, showTimeline} from "./reports.js";
 import {Store, unitLatLng} from "./store.js";
 
@@ -29,12 +30,13 @@ async function boot() {
   const map = createMap($("#map"), config.tile_url);
   const layer = new MapLayer(map, store);
   let selected = null;
-  const intake = new Intake({store, map, onSelect: select});
+  const panel = new IncidentPanel({store, onSelect: select});
+  const intake = new Intake({store, map, panel, onSelect: select});
 
   function select(incidentId, {fromIntake = false} = {}) {
     selected = incidentId;
     redrawIncidents();
-    if (incidentId && !fromIntake) guard(intake.open(incidentId), fatal);
+    if (incidentId && !fromIntake) guard(panel.open(incidentId), fatal);
   }
 
   function redrawIncidents() {
@@ -58,8 +60,8 @@ async function boot() {
     if (changed.units) redrawUnits();
     if (changed.incidents) {
       redrawIncidents();
-      if (intake.incidentId && (event.data?.incident_id === intake.incidentId)) intake.renderResult();
     }
+    if ((changed.incidents || changed.units) && panel.concerns(event)) panel.changed(event);
     if (changed.alert) showAlert($("#alerts"), changed.alert, store, select);
   }
 
@@ -92,6 +94,7 @@ async function boot() {
     store.loadIncidents(incidents.incidents);
     for (const i of incidents.incidents) store.setAssignments(i.id, i.assignments);
     intake.populate();
+    panel.populate();
     fitTo(map, store.unitList().map(unitLatLng));
     loaded = true;
     redrawUnits();
@@ -106,6 +109,7 @@ async function boot() {
   onLanguageChange(() => {
     if (!loaded) return;
     intake.populate();
+    panel.populate();
     redrawUnits();
     redrawIncidents();
     fillIntervals();
@@ -113,15 +117,15 @@ async function boot() {
   });
 
   $("#open-metrics").addEventListener("click", () => guard(showMetrics(store), fatal));
-  $("#show-timeline").addEventListener("click", () => { if (intake.incidentId) guard(showTimeline(intake.incidentId), fatal); });
+  $("#show-timeline").addEventListener("click", () => { if (panel.incidentId) guard(showTimeline(panel.incidentId), fatal); });
   document.addEventListener("keydown", (e) => {
     if (!e.altKey || e.ctrlKey || e.metaKey) return;
     const digit = /^Digit([1-9])$/.exec(e.code);
     const key = e.code.replace(/^Key/, "").toLowerCase();
-    if (digit) { e.preventDefault(); intake.dispatch(Number(digit[1]) - 1); }
+    if (digit) { e.preventDefault(); panel.dispatch(Number(digit[1]) - 1); }
     else if (key === "n") { e.preventDefault(); intake.reset(); }
     else if (key === "m") { e.preventDefault(); guard(showMetrics(store), fatal); }
-    else if (key === "t") { e.preventDefault(); if (intake.incidentId) guard(showTimeline(intake.incidentId), fatal); }
+    else if (key === "t") { e.preventDefault(); if (panel.incidentId) guard(showTimeline(panel.incidentId), fatal); }
     else if (key === "i") { e.preventDefault(); $("#incident-board tr")?.focus(); }
   });
 

@@ -1,0 +1,227 @@
+// The selected incident: warnings, the recommendation with one-key dispatch, the units serving it
+// (withdraw), its priority, the destination hospital, and closing it.
+import {api, ApiError, errorText} from "../api.js";
+import {$, clock, fill, guard, h} from "../dom.js";
+import {label, t} from "../i18n.js";
+import {kelurahanName, priorityBadge, statusChip} from "./boards.js";
+
+const OUTCOMES = ["emergency", "information", "silent", "prank", "duplicate", "transfer"];
+const PRIORITIES = ["merah", "kuning", "hijau"];
+
+export class IncidentPanel {
+  constructor({store, onSelect}) {
+    this.store = store;
+    this.onSelect = onSelect;
+    this.incidentId = null;
+    this.warnings = [];
+    this.recommendations = [];
+    this.hospitals = [];
+    const failed = (err) => this.say(errorText(err), true);
+    $("#close-incident").addEventListener("click", () => guard(this.close(), failed));
+    $("#set-destination").addEventListener("click", () => guard(this.setDestination(), failed));
+    $("#result-priority").addEventListener("change", () => guard(this.setPriority(), failed));
+  }
+
+  /** Fill the selects (again after a language switch). */
+  populate() {
+    const outcome = $("#close-outcome").value;
+    fill($("#close-outcome"), OUTCOMES.map((o) => h("option", {value: o}, label("outcome", o))));
+    $("#close-outcome").value = outcome || "emergency";
+    fill($("#result-priority"), PRIORITIES.map((p) => h("option", {value: p}, label("priority", p))));
+    if (this.incidentId) this.render();
+  }
+
+  /** Show an incident: its warnings and recommendation (when the caller has them), then its hospitals. */
+  show(incidentId, warnings, recommendations) {
+    const changed = incidentId !== this.incidentId;
+    this.incidentId = incidentId;
+    this.warnings = warnings || this.store.incidents.get(incidentId)?.warnings || [];
+    this.recommendations = recommendations || [];
+    if (changed) {
+      this.hospitals = [];
+      $("#dispatch-message").textContent = "";
+    }
+    this.render();
+    if (changed && incidentId) guard(this.loadHospitals(incidentId), (err) => this.say(errorText(err), true));
+  }
+
+  /** The board selected an incident: fetch its current recommendation. */
+  async open(incidentId) {
+    this.show(incidentId, null, []);
+    const result = await api("GET", `/api/incidents/${encodeURIComponent(incidentId)}/recommendations`);
+    if (this.incidentId === incidentId) {
+      this.recommendations = result.recommendations;
+      this.render();
+    }
+  }
+
+  /** Whether a live event concerns the incident on show. */
+  concerns(event) {
+    const d = event.data || {};
+    return Boolean(this.incidentId) && (d.incident_id === this.incidentId || d.incident?.id === this.incidentId);
+  }
+
+  /** A live event about this incident: redraw, and fetch the hospitals again when its place changed. */
+  changed(event) {
+    this.render();
+    if (event.event === "incident.updated") guard(this.loadHospitals(this.incidentId), (err) => this.say(errorText(err), true));
+  }
+
+  async loadHospitals(incidentId) {
+    const incident = this.store.incidents.get(incidentId);
+    if (!incident?.location) return;
+    const result = await api("GET", `/api/incidents/${encodeURIComponent(incidentId)}/hospitals`);
+    if (this.incidentId !== incidentId) return;
+    this.hospitals = result.hospitals;
+    this.renderDestination(incident);
+  }
+
+  render() {
+    const incident = this.store.incidents.get(this.incidentId);
+    const panel = $("#call-result");
+    panel.hidden = !incident;
+    if (!incident) return;
+    const type = this.store.callTypes.get(incident.call_type);
+    const typeName = type ? (document.documentElement.lang === "en" ? type.label_en : type.label_id) : incident.call_type;
+    fill($("#result-h"), priorityBadge(incident.priority), " ", typeName || "–", " · ",
+      kelurahanName(this.store, incident.kelurahan), h("span", {class: "hint"}, ` #${incident.id.slice(0, 8)}`));
+    fill($("#result-details"), [incident.address, incident.complaint, incident.caller_name, incident.caller_phone].filter(Boolean).join(" · "));
+    fill($("#warnings"), this.warnings.map((w) => this.warningItem(w)));
+    const rows = this.recommendations.map((r, i) => h("tr", {dataset: {unitId: r.unit_id}},
+      h("td", {}, String(i + 1)),
+      h("td", {class: "callsign"}, r.callsign, r.stale ? h("span", {class: "stale", title: t("op.stale_title")}, ` ${t("op.stale")}`) : null),
+      h("td", {}, label("kind", r.kind)),
+      h("td", {}, t("op.km", {km: (r.distance_m / 1000).toFixed(1)})),
+      h("td", {}, clock(r.road_eta_s ?? r.eta_s)),
+      h("td", {}, h("button", {type: "button", class: "dispatch", "aria-keyshortcuts": i < 9 ? `Alt+${i + 1}` : null,
+                               onclick: () => this.dispatch(i)},
+        t("op.dispatch"), i < 9 ? h("kbd", {}, `Alt+${i + 1}`) : null))));
+    fill($("#recommendations"), rows.length ? rows : h("tr", {}, h("td", {colspan: "6", class: "hint"}, t("op.no_recommendation"))));
+    this.renderServing();
+    $("#result-priority").value = incident.priority;
+    this.renderDestination(incident);
+  }
+
+  /** The units on this incident, each with a withdraw button while the operator may still withdraw it. */
+  renderServing() {
+    const items = [...this.store.servingOf(this.incidentId).entries()].map(([unitId, s]) => {
+      const unit = this.store.units.get(unitId);
+      const status = unit?.status || s.status;
+      return h("li", {class: "serving-unit", dataset: {unitId, status}},
+        h("span", {class: "callsign"}, s.callsign || unit?.callsign || unitId), " ", statusChip(status),
+        unit?.withdrawable ? h("button", {type: "button", class: "withdraw",
+                                          onclick: () => guard(this.withdraw(unitId, s), (err) => this.say(errorText(err), true))},
+          t("op.withdraw")) : null);
+    });
+    fill($("#serving"), items.length ? items : h("li", {class: "hint"}, t("op.no_serving")));
+  }
+
+  renderDestination(incident) {
+    const select = $("#destination");
+    const known = new Set(this.hospitals.map((x) => x.code));
+    const current = incident.destination;
+    const options = this.hospitals.map((x) => h("option", {value: x.code},
+      `${x.name} · ${t("op.km", {km: (x.distance_m / 1000).toFixed(1)})} · ${clock(x.eta_s)}`));
+    // A destination chosen elsewhere shows even before the list arrives.
+    if (current && !known.has(current)) options.unshift(h("option", {value: current}, hospitalName(this.store, current)));
+    fill(select, h("option", {value: ""}, t("op.choose")), options);
+    select.value = current || "";
+    $("#destination-now").textContent = current ? t("op.destination_now", {hospital: hospitalName(this.store, current)}) : "";
+  }
+
+  warningItem(w) {
+    if (w.kind === "repeat_prank") return h("p", {class: "warning warn-prank"}, t("op.warn_prank", {count: w.prank_count}));
+    const other = this.store.incidents.get(w.incident_id);
+    const text = w.reason === "same_caller" ? t("op.warn_same_caller") : t("op.warn_nearby", {m: Math.round(w.distance_m ?? 0)});
+    return h("p", {class: "warning warn-duplicate"}, text, " ",
+      other ? h("button", {type: "button", class: "link", onclick: () => this.onSelect(w.incident_id)}, t("op.show_other")) : null,
+      h("button", {type: "button", onclick: () => guard(this.link(w.incident_id), (err) => this.say(errorText(err), true))}, t("op.link_duplicate")));
+  }
+
+  say(text, error = false) {
+    const line = $("#dispatch-message");
+    line.textContent = text;
+    line.className = error ? "error" : "ok";
+  }
+
+  /** Dispatch recommendation ``index`` (0-based): one click or Alt+digit. */
+  dispatch(index) {
+    const pick = this.recommendations[index];
+    if (!pick || !this.incidentId) return;
+    guard(this.send(pick), (err) => this.say(errorText(err), true));
+  }
+
+  async send(pick) {
+    const incidentId = this.incidentId;
+    try {
+      await api("POST", `/api/incidents/${encodeURIComponent(incidentId)}/dispatch`, {unit_id: pick.unit_id});
+      this.say(t("op.dispatched", {unit: pick.callsign}));
+      this.recommendations = this.recommendations.filter((r) => r.unit_id !== pick.unit_id);
+      this.render();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 409 && Array.isArray(err.body.recommendations)) {
+        this.recommendations = err.body.recommendations;
+        this.render();
+        this.say(t("op.taken", {message: err.message}), true);
+        return;
+      }
+      throw err;
+    }
+  }
+
+  /** Withdraw a unit (cancel its dispatch); the recommendation is fetched again, without it. */
+  async withdraw(unitId, serving) {
+    const incidentId = this.incidentId;
+    await api("POST", `/api/incidents/${encodeURIComponent(incidentId)}/assignments/${serving.assignment_id}/cancel`);
+    this.say(t("op.withdrawn", {unit: serving.callsign || unitId}));
+    await this.open(incidentId);
+  }
+
+  async setPriority() {
+    const incidentId = this.incidentId;
+    const priority = $("#result-priority").value;
+    if (!incidentId || this.store.incidents.get(incidentId)?.priority === priority) return;
+    const result = await api("PATCH", `/api/incidents/${encodeURIComponent(incidentId)}`, {priority});
+    this.store.incidents.set(incidentId, {...this.store.incidents.get(incidentId), ...result.incident});
+    if (this.incidentId !== incidentId) return;
+    this.recommendations = result.recommendations;
+    this.say(t("op.priority_changed", {priority: label("priority", priority)}));
+    this.render();
+  }
+
+  async setDestination() {
+    const facility = $("#destination").value;
+    if (!this.incidentId) return;
+    if (!facility) { this.say(t("op.destination_needed"), true); return; }
+    const result = await api("POST", `/api/incidents/${encodeURIComponent(this.incidentId)}/destination`, {facility});
+    this.store.incidents.set(this.incidentId, {...this.store.incidents.get(this.incidentId), ...result.incident});
+    this.say(t("op.destination_set", {hospital: hospitalName(this.store, facility)}));
+    this.render();
+  }
+
+  async link(otherId) {
+    await api("POST", `/api/incidents/${encodeURIComponent(this.incidentId)}/link`, {duplicate_of: otherId});
+    this.say(t("op.linked"));
+  }
+
+  async close() {
+    if (!this.incidentId) return;
+    const outcome = $("#close-outcome").value;
+    if (outcome === "duplicate") {
+      const other = this.warnings.find((w) => w.kind === "duplicate");
+      if (!other) { this.say(t("op.duplicate_needs_warning"), true); return; }
+      await this.link(other.incident_id);
+    } else {
+      await api("POST", `/api/incidents/${encodeURIComponent(this.incidentId)}/close`, {outcome});
+    }
+    this.store.incidents.delete(this.incidentId);
+    this.incidentId = null;
+    this.render();
+    this.onSelect(null);
+    $("#f-phone").focus();
+  }
+}
+
+function hospitalName(store, code) {
+  return store.region?.facilities.find((f) => f.code === code)?.name || code;
+}
