@@ -50,6 +50,10 @@ class ServerSettings:
     log_level: str = dataclasses.field(
         default="INFO", metadata=_check(lambda v: v in ("DEBUG", "INFO", "WARNING", "ERROR"), "must be DEBUG, INFO, WARNING or ERROR")
     )
+    advertise_url: str = dataclasses.field(
+        default="", metadata=_check(lambda v: v == "" or v.startswith(("http://", "https://")), "must be empty or an http(s) URL")
+    )
+    node_ttl_s: float = dataclasses.field(default=10.0, metadata=_check(lambda v: 1 <= v <= 300, "must be in [1, 300]"))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

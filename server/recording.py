@@ -37,6 +37,7 @@ from aiohttp import web
 
 import signaling
 from server.keys import CONFIG, POOL, RECORDER_HOOK, RECORDER_STOP_HOOK
+from server.room_owners import local_url
 from server.rooms import add_recording, issue_recorder_token
 from signaling.peer import room_url
 from signaling.recorder import SUFFIX
@@ -151,14 +152,7 @@ async def _note_local_address(request: web.Request, response: web.StreamResponse
     recorders = request.app.get(RECORDERS)
     if recorders is None or recorders.local_url is not None or not request.path.startswith(ROOM_PATH):
         return
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    if not sockname:
-        return
-    host, port = sockname[0], sockname[1]
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
-    shown = f"[{host}]" if ":" in host else host
-    recorders.local_url = f"{'https' if request.secure else 'http'}://{shown}:{port}"
+    recorders.local_url = local_url(request)
 
 
 async def recorders_context(app: web.Application) -> AsyncIterator[None]:

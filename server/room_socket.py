@@ -21,6 +21,9 @@ It is a public route: it authenticates with a join token, not a session.
    with 4000 "replaced".
 5. When the consult ends the room closes its sockets with 4409 (final, as for a closed
    room); when this server shuts down, with 1001 (going away: reconnect).
+6. When another live process holds the room, this one relays the socket there after
+   the join (`server.room_relay`); if that process cannot be reached, or the room has
+   moved again, the socket is closed with 1013 (try again).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from aiohttp import WSMsgType, web
 
 from server import audit, consults, events
 from server.keys import CONFIG, POOL, ROOMS, WEBSOCKETS
-from server.rooms import RECORDER, Connection, LiveRoom, grant_of, ice_for
+from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
+from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, grant_of, ice_for
 from signaling.consult import ConsultState
 from signaling.errors import (
     InvalidMessage,
@@ -66,7 +70,8 @@ async def _refuse(ws: web.WebSocketResponse, exc: SignalingError, code: int) -> 
         await ws.close(code=code, message=exc.code.encode())
 
 
-async def _first_message(ws: web.WebSocketResponse, timeout: float) -> Join | None:
+async def _first_message(ws: web.WebSocketResponse, timeout: float) -> tuple[Join, str | bytes] | None:
+    """The join and its frame as received (relayed unchanged when another process holds the room)."""
     try:
         msg = await ws.receive(timeout=timeout)
     except asyncio.TimeoutError:
@@ -82,11 +87,12 @@ async def _first_message(ws: web.WebSocketResponse, timeout: float) -> Join | No
     if not isinstance(message, Join):
         await _refuse(ws, InvalidMessage("type", "the first message must be join"), CLOSE_BAD_JOIN)
         return None
-    return message
+    return message, msg.data
 
 
-async def _admit(app: web.Application, consult_id: str, join: Join) -> tuple[LiveRoom, UserId, JoinResult]:
-    """Join the room or raise the refusal."""
+async def _admit(request: web.Request, consult_id: str, join: Join) -> tuple[LiveRoom, UserId, JoinResult]:
+    """Join the room or raise the refusal (`OwnedElsewhere` when another process holds the room)."""
+    app = request.app
     grant = await app[POOL].fetchrow(
         """SELECT g.consult_id, g.member, g.digest, g.expires_at, c.state FROM consult_grants g
            JOIN consults c ON c.id = g.consult_id WHERE g.digest = $1""",
@@ -98,7 +104,8 @@ async def _admit(app: web.Application, consult_id: str, join: Join) -> tuple[Liv
         # The database is ahead of the event that closes the room: refuse now, not after the bus catches up.
         app[ROOMS].close(consult_id, "ended")
         raise RoomClosed(f"a {grant['state']} consult has no room")
-    live = await app[ROOMS].room(consult_id)
+    hub = app[ROOMS]
+    live = await hub.room(consult_id, hub.nodes.url_for(request))
     member = UserId(grant["member"])
     if str(grant["consult_id"]) == live.room.consult_id and member in live.room.members:
         live.room.add_grant(grant_of(grant))  # issued by any process: the database has the latest
@@ -114,11 +121,18 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     app[WEBSOCKETS].add(ws)
     try:
-        join = await _first_message(ws, app[CONFIG].consult.join_timeout_s)
-        if join is None:
+        first = await _first_message(ws, app[CONFIG].consult.join_timeout_s)
+        if first is None:
             return ws
+        join, frame = first
         try:
-            live, member, result = await _admit(app, consult_id, join)
+            live, member, result = await _admit(request, consult_id, join)
+        except OwnedElsewhere as elsewhere:
+            if request.headers.get(RELAYED_HEADER):  # relayed here, but the room moved on: never relay twice
+                await ws.close(code=TRY_AGAIN, message=b"the room moved; try again")
+            else:
+                await relay(ws, elsewhere.url, consult_id, frame, MAX_FRAME_BYTES)
+            return ws
         except SignalingError as exc:
             await _refuse(ws, exc, CLOSE_CODES.get(type(exc), CLOSE_BAD_JOIN))
             return ws

@@ -1,12 +1,13 @@
 """The consult video rooms of this process: a registry of `signaling.room.Room`s and their sockets.
 
 A consult's room lives in the memory of one process, built from PostgreSQL on first
-use (the consult, its stored join grants and recording consents). A deployment with
-several processes must route ``/ws/consults/{id}`` by id to one of them (a load
-balancer's consistent hash on the path); relaying between processes is left for
-later. Join tokens may be issued by any process: the grant is read from the
-database at join. A room is closed when its consult completes, is cancelled or
-expires (seen on the event bus, so it works whichever process made the change).
+use (the consult, its stored join grants and recording consents). With several
+processes, the first one a member reaches claims the room (`server.room_owners`);
+the others relay their members' sockets to it (`server.room_relay`), so a load
+balancer may send any member to any process. Join tokens may be issued by any
+process: the grant is read from the database at join. A room is closed when its
+consult completes, is cancelled or expires (seen on the event bus, so it works
+whichever process made the change).
 
 The websocket protocol itself is in `server.room_socket`. When every doctor
 consents to recording the hub calls ``app[RECORDER_HOOK](app, consult_id)``; when
@@ -23,7 +24,7 @@ import dataclasses
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import asyncpg
@@ -33,6 +34,7 @@ from server import audit, consults
 from server.bus import EventBus
 from server.config import Config
 from server.keys import BUS, CONFIG, POOL, RECORDER_HOOK, RECORDER_STOP_HOOK, ROOMS
+from server.room_owners import Nodes
 from signaling.errors import RoomClosed
 from signaling.ids import ConsultId, UserId
 from signaling.messages import Message, encode
@@ -120,12 +122,22 @@ class LiveRoom:
                 conn.send(d.message)
 
 
+class OwnedElsewhere(Exception):
+    """Another live process holds this room; relay the member there."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
 class RoomHub:
     def __init__(self, app: web.Application) -> None:
         self._app = app
         self._rooms: dict[str, LiveRoom] = {}
         self._build_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.nodes = Nodes(app[POOL], app[CONFIG].server)
+        self._stopping = False
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -134,15 +146,21 @@ class RoomHub:
     def loaded(self, consult_id: str) -> LiveRoom | None:
         return self._rooms.get(consult_id)
 
-    async def room(self, consult_id: str) -> LiveRoom:
-        """The live room of an accepted or in-session consult, built from the database on first use."""
+    async def room(self, consult_id: str, url: str) -> LiveRoom:
+        """The live room of an accepted or in-session consult, built from the database on first use
+        and claimed for this process, reached by the others at ``url``; `OwnedElsewhere` when a live
+        process holds it."""
         live = self._rooms.get(consult_id)
         if live is not None:
             return live
         async with self._build_lock:
             live = self._rooms.get(consult_id)
             if live is None:
-                live = self._rooms[consult_id] = await self._build(consult_id)
+                live = await self._build(consult_id)
+                owner = await self.nodes.claim(consult_id, url)
+                if owner is not None:
+                    raise OwnedElsewhere(owner)
+                self._rooms[consult_id] = live
         return live
 
     async def _build(self, consult_id: str) -> LiveRoom:
@@ -175,12 +193,16 @@ class RoomHub:
                 conn.close(code, reason)
         if recorder_present:
             self.spawn_hook(RECORDER_STOP_HOOK, consult_id)
+        if not self._stopping:  # when stopping, the node's leave() drops every claim at once
+            self._spawn(self.nodes.release(consult_id), f"room-release-{consult_id}")
 
     def spawn_hook(self, key: web.AppKey[Any], consult_id: str) -> None:
         hook = self._app.get(key)
-        if hook is None:
-            return
-        task = asyncio.create_task(_run_hook(hook, self._app, consult_id), name=f"recorder-hook-{consult_id}")
+        if hook is not None:
+            self._spawn(hook(self._app, consult_id), f"recorder-hook-{consult_id}")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(_logged(work, name), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -208,19 +230,38 @@ class RoomHub:
                 if stored is None or not stored.consult.state.has_room:
                     self.close(consult_id, "ended")
 
+    async def keep_claims(self) -> None:
+        """Beat as a node; close the rooms another process claimed while this one was too slow to beat."""
+        while True:
+            held = list(self._rooms)  # only rooms claimed before the beat reads the claims
+            try:
+                owned = await self.nodes.beat()
+            except Exception:
+                log.exception("room owner beat failed")
+            else:
+                for consult_id in held:
+                    if consult_id not in owned:
+                        log.warning("room %s is now held by another process; closing it here", consult_id)
+                        self.close(consult_id, "moved to another server", WSCloseCode.GOING_AWAY)
+            await asyncio.sleep(self.nodes.beat_every_s)
+
     async def stop(self) -> None:
+        self._stopping = True
         for consult_id in list(self._rooms):
             self.close(consult_id, "server shutting down", WSCloseCode.GOING_AWAY)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # The claims go with the node: the members' next process takes the rooms at once.
+        with contextlib.suppress(Exception):
+            await self.nodes.leave()
 
 
-async def _run_hook(hook: Any, app: web.Application, consult_id: str) -> None:
+async def _logged(work: Coroutine[Any, Any, None], name: str) -> None:
     try:
-        await hook(app, consult_id)
+        await work
     except Exception:
-        log.exception("recorder hook failed for consult %s", consult_id)
+        log.exception("%s failed", name)
 
 
 def grant_of(row: asyncpg.Record) -> JoinGrant:
@@ -231,13 +272,17 @@ async def hub_context(app: web.Application) -> AsyncIterator[None]:
     """The cleanup_ctx of the room hub (after the event bus)."""
     hub = RoomHub(app)
     app[ROOMS] = hub
-    watcher = asyncio.create_task(hub.watch(app[BUS]), name="room-watcher")
+    await hub.nodes.beat()  # registered before any room is claimed
+    background = [
+        asyncio.create_task(hub.watch(app[BUS]), name="room-watcher"),
+        asyncio.create_task(hub.keep_claims(), name="room-claims"),
+    ]
     try:
         yield
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await hub.stop()
 
 
@@ -269,7 +314,9 @@ async def issue_token(app: web.Application, consult_id: str, member: UserId, act
 async def issue_recorder_token(app: web.Application, consult_id: str) -> str:
     """A join token for the server's recorder (an aiortc peer joining as member ``recorder``).
     The recorder may join only while every doctor consents (else ``recording_not_allowed``)."""
-    live = await app[ROOMS].room(consult_id)
+    live = app[ROOMS].loaded(consult_id)
+    if live is None:
+        raise RoomClosed("the room is not open in this process")
     live.room.set_recorder(RECORDER)
     issued = _issue(app, consult_id, RECORDER, consults.now())
     await _store_grant(app, issued.grant, audit.Actor(None, "recorder"))

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from tests.conftest import PSC119, REPO
+from tests.conftest import PSC119, REPO, Api
 
 CHEAP_ARGON2 = {"PSC119_AUTH_ARGON2_TIME_COST": "1", "PSC119_AUTH_ARGON2_MEMORY_KIB": "8192"}
 SERVING = re.compile(r"^psc119 serving on (http://127\.0\.0\.1:\d+)$")
@@ -87,3 +87,13 @@ class Served:
             self.proc.kill()
             await asyncio.wait_for(self.proc.wait(), 10)
         self.stderr.close()
+
+
+@dataclasses.dataclass
+class Remote(Api):
+    """The Api helpers, pointed at a server running in another process."""
+
+    base: str = ""
+
+    def url(self, path: str) -> str:
+        return self.base + path

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 
-from tests.conftest import Api
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, call_body, crew_for
-from tests.server.process_support import Served, cli_env
-
-
-@dataclasses.dataclass
-class Remote(Api):
-    """The Api helpers, pointed at a server running in another process."""
-
-    base: str = ""
-
-    def url(self, path: str) -> str:
-        return self.base + path
+from tests.server.process_support import Remote, Served, cli_env
 
 
 async def test_a_call_taken_on_one_process_reaches_a_phone_on_the_other(demo_dsn: str, con: asyncpg.Connection, tmp_path: Path) -> None:
