@@ -38,9 +38,13 @@ from signaling.patient import PatientSummary
 from signaling.specialty import Specialty
 from signaling.urgency import DeadlinePolicy, Urgency, UrgencyTimes
 
+# The doctors' and the facility's names come along, so every page can say who is on the other end.
 COLUMNS = """id, requester, facility_code, specialty, service, urgency, patient, state, specialist,
     requested_at, respond_by, expires_at, accepted_at, started_at, ended_at, escalated_at,
-    outcome, cancelled_by, cancel_reason"""
+    outcome, cancelled_by, cancel_reason,
+    (SELECT coalesce(nullif(u.display_name, ''), u.username) FROM users u WHERE u.id = consults.requester) AS requester_name,
+    (SELECT coalesce(nullif(u.display_name, ''), u.username) FROM users u WHERE u.id = consults.specialist) AS specialist_name,
+    (SELECT f.name FROM facilities f WHERE f.code = consults.facility_code) AS facility_name"""
 
 
 def member_id(user: User) -> UserId:
@@ -63,10 +67,11 @@ def now() -> dt.datetime:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Stored:
-    """A consult as stored: the domain record plus the requesting facility."""
+    """A consult as stored: the domain record plus the requesting facility and the names to show."""
 
     consult: Consult
     facility: str
+    names: dict[str, str | None]  # requester, specialist, facility
 
     @property
     def id(self) -> str:
@@ -97,7 +102,8 @@ class Stored:
             cancelled_by=user("cancelled_by"),
             cancel_reason=row["cancel_reason"],
         )
-        return cls(consult, row["facility_code"])
+        names = {key: row[f"{key}_name"] for key in ("requester", "specialist", "facility")}
+        return cls(consult, row["facility_code"], names)
 
     def is_member(self, user: User) -> bool:
         uid = member_id(user)
@@ -110,6 +116,7 @@ class Stored:
             "id": c.id, "state": c.state.value, "specialty": c.specialty.value, "service": c.service.value,
             "urgency": c.urgency.value, "facility": self.facility, "requester": int(c.requester),
             "specialist": None if c.specialist is None else int(c.specialist),
+            **{f"{key}_name": name for key, name in self.names.items()},
             "respond_by": c.respond_by.isoformat(), "expires_at": c.expires_at.isoformat(),
         }
 

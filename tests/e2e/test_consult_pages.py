@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from playwright.async_api import FilePayload, Page, expect
 
@@ -40,7 +41,7 @@ async def go_on_call(specialist: Page, specialty: str = "jantung") -> None:
     await expect(specialist.locator(f"#oncall-{specialty}")).to_be_checked()
 
 
-async def test_video_consult_between_the_two_pages(pages: Pages, api: Api) -> None:
+async def test_video_consult_between_the_two_pages(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
     pkm = await pages.login(await pages.context(CONSOLE), "puskesmas", "demo119", "/puskesmas.html")
     sp = await pages.login(await pages.context(CONSOLE), "specialist", "demo119", "/specialist.html")
     await ready(pkm)
@@ -81,12 +82,20 @@ async def test_video_consult_between_the_two_pages(pages: Pages, api: Api) -> No
     assert download.suggested_filename == "ekg-12-lead.png"
     assert Path(await download.path()).read_bytes() == PNG
     await expect(pkm.locator("#case")).to_have_attribute("data-state", "accepted")
+    # Each side sees who is on the other end.
+    names = dict(await con.fetch("SELECT username, display_name FROM users WHERE username IN ('puskesmas', 'specialist')"))
+    facility = await con.fetchval(
+        "SELECT f.name FROM users u JOIN facilities f ON f.code = u.facility_code WHERE u.username = 'puskesmas'"
+    )
+    await expect(pkm.locator("#case-body")).to_contain_text(names["specialist"])
+    await expect(sp.locator("#case-body")).to_contain_text(f"{names['puskesmas']} · {facility}")
 
     # Both open the video room: media flows both ways.
     await pkm.click("#join-room")
     await sp.click("#join-room")
     await expect(pkm.locator("#room-state")).to_have_attribute("data-state", "connected")
     await expect(sp.locator("#room-state")).to_have_attribute("data-state", "connected")
+    await expect(pkm.locator("#room-peer")).to_contain_text(names["specialist"])
     deadline = time.monotonic() + 15
     assert await frames_growing(pkm, deadline) > 0
     assert await frames_growing(sp, deadline) > 0
@@ -99,6 +108,7 @@ async def test_video_consult_between_the_two_pages(pages: Pages, api: Api) -> No
     await pkm.fill("#chat-text", "Selamat siang dok, EKG terlampir.")
     await pkm.press("#chat-text", "Enter")
     await expect(sp.locator("#chat-log")).to_contain_text("Selamat siang dok, EKG terlampir.")
+    await expect(sp.locator("#chat-log li.theirs .who").last).to_have_text(f"{names['puskesmas']} · {facility}")
     await sp.fill("#chat-text", "Siang, saya lihat <i>ST elevasi</i>.")
     await sp.click("#chat-form button[type=submit]")
     await expect(pkm.locator("#chat-log")).to_contain_text("Siang, saya lihat <i>ST elevasi</i>.")

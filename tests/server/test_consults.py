@@ -123,6 +123,19 @@ async def test_request_is_idempotent_and_validated(capi: Api) -> None:
     assert [c["id"] for c in listing["consults"]] == [consult["id"]]  # nothing else was stored
 
 
+async def capi_names(api: Api, consult: dict[str, Any]) -> tuple[str, str, str]:
+    """The requester's and specialist's display names and the facility's name, read from the database."""
+    con = await db.connect(api.dsn)
+    try:
+        requester = await con.fetchval("SELECT display_name FROM users WHERE id = $1", consult["requester"])
+        specialist = await con.fetchval("SELECT display_name FROM users WHERE id = $1", consult["specialist"])
+        facility = await con.fetchval("SELECT name FROM facilities WHERE code = $1", consult["facility"])
+    finally:
+        await con.close()
+    assert requester and specialist and facility
+    return requester, specialist, facility
+
+
 async def test_whole_store_and_forward_consult_and_the_audit_of_reads(capi: Api) -> None:
     pk, sp, admin = await capi.login("puskesmas"), await capi.login("specialist"), await capi.login("admin")
     status, body = await capi.call("PUT", "/api/oncall", sp, json={"specialty": "jantung", "on_call": True})
@@ -153,6 +166,10 @@ async def test_whole_store_and_forward_consult_and_the_audit_of_reads(capi: Api)
 
     status, body = await capi.call("POST", f"/api/consults/{consult_id}/accept", sp)
     assert status == 200 and body["consult"]["state"] == "accepted"
+    # The consult says who is on each end, by the names the database holds.
+    accepted = body["consult"]
+    names = await capi_names(capi, accepted)
+    assert (accepted["requester_name"], accepted["specialist_name"], accepted["facility_name"]) == names
     status, body = await capi.call("POST", f"/api/consults/{consult_id}/accept", sp)
     assert status == 409
     status, body = await capi.call("POST", f"/api/consults/{other['consult']['id']}/accept", sp)

@@ -1,5 +1,5 @@
 // How a consult reads on screen, for both doctors: its chip, the patient summary, attachments and the written answer.
-import {api, apiBlob, errorText, logout} from "./api.js";
+import {api, apiBlob, errorText, logout, session} from "./api.js";
 import {$, fill, guard, h} from "./dom.js";
 import {label, mountLanguageSwitch, t, translate} from "./i18n.js";
 import {closeRoom, currentRoom, openRoom} from "./room_view.js";
@@ -38,6 +38,8 @@ export function patientDetails(consult) {
   const vitalText = VITALS.filter(([name]) => vitals[name] !== undefined)
     .map(([name, unit]) => `${t(`vital.${name}`)} ${vitals[name]} ${unit}`).join(" · ");
   return h("dl", {class: "case-details"}, rows([
+    ["consult.requested_by", [consult.requester_name, consult.facility_name].filter(Boolean).join(" · ")],
+    ["consult.specialist_name", consult.specialist_name],
     ["consult.service", label("service", consult.service)],
     ["consult.specialty", label("specialty", consult.specialty)],
     ["consult.urgency", urgencyChip(consult.urgency)],
@@ -98,7 +100,10 @@ export function mountDoctorPage(user, stop) {
   $("#join-room").addEventListener("click", () => {
     const id = $("#case").dataset.consultId;
     $("#case-error").textContent = "";
-    if (id) guard(openRoom($("#room"), id, {audioOnly: $("#join-audio-only").checked}), (err) => { $("#case-error").textContent = errorText(err); });
+    if (id) {
+      guard(openRoom($("#room"), id, {audioOnly: $("#join-audio-only").checked, peerName: $("#case").dataset.peerName}),
+        (err) => { $("#case-error").textContent = errorText(err); });
+    }
   });
 }
 
@@ -115,6 +120,9 @@ export function fillCase(c) {
   if (!c) return false;
   $("#case").dataset.consultId = c.id;
   $("#case").dataset.state = c.state;
+  // Who is on the other end of the video room.
+  $("#case").dataset.peerName = (session.user?.role === "puskesmas" ? c.specialist_name
+    : [c.requester_name, c.facility_name].filter(Boolean).join(" · ")) || "";
   fill($("#case-body"), patientDetails(c));
   fill($("#case-attachments"), h("h3", {}, t("consult.attachments")), attachmentList(c, (text) => { $("#case-error").textContent = text; }));
   const open = ROOM_STATES.includes(c.state);

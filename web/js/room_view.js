@@ -8,9 +8,9 @@ import {VideoRoom} from "./room.js";
 let current = null;
 
 /** Open the room of ``consultId`` inside ``container`` (replacing any room open before); resolves with the VideoRoom. */
-export async function openRoom(container, consultId, {audioOnly = false, onEnded} = {}) {
+export async function openRoom(container, consultId, {audioOnly = false, onEnded, peerName = ""} = {}) {
   closeRoom();
-  const view = build(container);
+  const view = build(container, peerName);
   const chatLog = [];
   const room = new VideoRoom(consultId, {
     onState: (state) => showState(view, state, room, onEnded),
@@ -24,7 +24,13 @@ export async function openRoom(container, consultId, {audioOnly = false, onEnded
   window.__room = room;  // test hook: room.pc is the RTCPeerConnection
   wire(view, room, chatLog);
   showQuality(view, null);
-  onLanguageChange(() => { if (current?.room !== room) return; showState(view, room.state, room); showQuality(view, room.quality); renderChat(view, chatLog); });
+  onLanguageChange(() => {
+    if (current?.room !== room) return;
+    showPeer(view);
+    showState(view, room.state, room);
+    showQuality(view, room.quality);
+    renderChat(view, chatLog);
+  });
   container.hidden = false;
   view.audioOnly.setAttribute("aria-pressed", String(audioOnly));
   // Earlier chat of this consult (e.g. before a reload).
@@ -49,10 +55,12 @@ export function currentRoom() {
   return current?.room || null;
 }
 
-function build(container) {
+function build(container, peerName) {
   const button = (id, key) => h("button", {type: "button", id, "aria-pressed": "false", "data-i18n": key}, t(key));
   const view = {
     state: h("span", {id: "room-state", class: "room-state", role: "status", "aria-live": "polite"}),
+    peer: h("span", {id: "room-peer", class: "room-peer"}),
+    peerName,
     remote: h("video", {id: "remote-video", class: "remote-video", autoplay: true, playsinline: true, "data-i18n-attr": "aria-label:room.remote"}),
     local: h("video", {id: "local-video", class: "local-video", autoplay: true, playsinline: true, muted: true, "data-i18n-attr": "aria-label:room.local"}),
     quality: h("p", {id: "room-quality", class: "hint room-quality", "aria-live": "off"}),
@@ -69,14 +77,19 @@ function build(container) {
   view.chatForm = h("form", {id: "chat-form", class: "chat-form"}, view.chatText,
     h("button", {type: "submit", "data-i18n": "room.send"}, t("room.send")));
   fill(container,
-    h("div", {class: "room-head"}, h("h2", {id: "room-h", "data-i18n": "room.title"}, t("room.title")), view.state),
+    h("div", {class: "room-head"}, h("h2", {id: "room-h", "data-i18n": "room.title"}, t("room.title")), view.peer, view.state),
     h("div", {class: "videos"}, view.remote, view.local),
     view.quality,
     h("div", {class: "buttons room-controls"}, view.mute, view.camera, view.audioOnly, view.reconnect, view.hangup),
     view.error,
     h("section", {class: "chat", "aria-labelledby": "chat-h"}, h("h3", {id: "chat-h", "data-i18n": "room.chat"}, t("room.chat")), view.chat, view.chatForm));
   translate(container);
+  showPeer(view);
   return view;
+}
+
+function showPeer(view) {
+  view.peer.textContent = view.peerName ? t("room.with", {name: view.peerName}) : "";
 }
 
 function wire(view, room, chatLog) {
@@ -131,7 +144,7 @@ function showQuality(view, q) {
 
 function renderChat(view, chatLog) {
   fill(view.chat, chatLog.map((m) => h("li", {class: m.mine ? "mine" : "theirs"},
-    h("span", {class: "who"}, m.mine ? t("room.you") : t("room.them")), " ",
+    h("span", {class: "who"}, m.mine ? t("room.you") : view.peerName || t("room.them")), " ",
     h("time", {class: "hint"}, localTime(m.at.toISOString())), " ",
     h("span", {class: "text"}, m.text))));
   view.chat.scrollTop = view.chat.scrollHeight;
