@@ -2,7 +2,7 @@
 
 When every doctor of a consult consents, the hub calls ``RECORDER_HOOK`` (see
 `server.rooms`); `Recorders.start` gets a join token for the ``recorder``
-member and starts ``python -m signaling.recorder`` (a
+member and starts ``python -m server.recorder_process`` (a
 `signaling.recorder.ConsultRecorder` in a process of its own, so its video
 encoding never stalls this server's event loop), writing
 ``<server.var_dir>/recordings/<consult id>-<UTC timestamp>.webm``. The token goes
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 ROOM_PATH = "/ws/consults/"
 STOP_TIMEOUT_S = 10.0
-# Where the signaling package is importable from, for ``python -m signaling.recorder``.
+# Where the packages are importable from, for ``python -m server.recorder_process``.
 _SOURCE_ROOT = str(Path(signaling.__file__).resolve().parent.parent)
 
 
@@ -58,7 +58,7 @@ class _Running:
 
 class Recorders:
     """The recordings running for this process, one per consult at most, each in
-    a recorder process of its own (``python -m signaling.recorder``)."""
+    a recorder process of its own (``python -m server.recorder_process``)."""
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
@@ -88,9 +88,10 @@ class Recorders:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{consult_id}-{stamp}{SUFFIX}"
         command = [
-            sys.executable, "-m", "signaling.recorder",
+            sys.executable, "-m", "server.recorder_process",
             "--room", room_url(base_url, consult_id), "--out", str(path),
-            "--fps", str(settings.video_fps), "--log-level", app[CONFIG].server.log_level,
+            "--fps", str(settings.video_fps),
+            "--log-level", app[CONFIG].server.log_level, "--log-format", app[CONFIG].server.log_format,
         ]  # fmt: skip
         for address in settings.ice_host_addresses:
             command += ["--ice-host", address]

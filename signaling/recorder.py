@@ -34,23 +34,19 @@ when the room ends the recorder's membership.
 on the CI machine (aiortc's own real-time VP8 encoder: about 6 ms per 640x480
 frame). Hence the small picture, and the server runs each recorder as a process
 of its own:
-``python -m signaling.recorder`` (see `main`), which keeps that work off the
-server's loop and a codec crash out of the server.
+``python -m server.recorder_process``, which keeps that work off the server's
+loop and a codec crash out of the server.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import fractions
-import json
 import logging
-import signal
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -63,7 +59,7 @@ from .members import MemberRole
 from .messages import Bye
 from .peer import ConsultPeer, PeerRefused
 
-__all__ = ["FORMAT", "SUFFIX", "ConsultRecorder", "RecordingResult", "main"]
+__all__ = ["FORMAT", "SUFFIX", "ConsultRecorder", "RecordingResult"]
 
 log = logging.getLogger(__name__)
 
@@ -328,48 +324,3 @@ class ConsultRecorder:
         size = self.path.stat().st_size
         log.info("recording %s closed: %.1f s, %d bytes", self.path, ended - started, size)
         return RecordingResult(self.path, started, ended, size, self.frames_received)
-
-
-# --- as a process of its own: ``python -m signaling.recorder`` ----------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m signaling.recorder",
-        description="Record a consult room to a WebM file. The join token is read from the first line of "
-        "standard input (never from the command line, where other users could see it). SIGTERM or SIGINT "
-        "stops and flushes the file; the last line on standard output is the result as JSON.",
-    )
-    parser.add_argument("--room", required=True, help="ws:// or wss:// URL of the consult's room")
-    parser.add_argument("--out", required=True, type=Path, help="the .webm file to write")
-    parser.add_argument("--ice-host", action="append", default=[], help="gather ICE host candidates only on this IP")
-    parser.add_argument("--fps", type=int, default=15)
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    return parser
-
-
-async def _main(args: argparse.Namespace, token: str) -> dict[str, object]:
-    recorder = ConsultRecorder(
-        args.room, token, args.out, ice_host_addresses=args.ice_host or None, fps=args.fps,
-    )  # fmt: skip
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, recorder.stop)
-    result = await recorder.run()
-    if result is None:
-        return {"admitted": False}
-    return {"admitted": True, **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()}}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    token = sys.stdin.readline().strip()
-    outcome = asyncio.run(_main(args, token))
-    sys.stdout.write(json.dumps(outcome) + "\n")
-    sys.stdout.flush()
-    return 0 if outcome["admitted"] else 3
-
-
-if __name__ == "__main__":
-    sys.exit(main())
