@@ -207,8 +207,9 @@ async def create(
         notice = routing.new_request_notice(consult, await oncall.roster(con), await admins(con))
         audience = {f"consult:{consult.id}", f"facility:{stored.facility}", f"user:{user.id}"}
         audience |= {f"user:{u}" for u in notice.recipients}
-        # Specialists who go on call later still see it arrive live in their queue.
-        audience.add(f"specialty:{consult.specialty.value}")
+        # Specialists who go on call later still see it arrive live in their queue; the admins' page lists every
+        # waiting request (the notice picks who must act: the admins only when nobody is on call).
+        audience |= {f"specialty:{consult.specialty.value}", "role:admin"}
         await events.append(con, "consult.requested", {**stored.summary(), "unstaffed": notice.unstaffed}, audience)
         await audit.record(con, actor, "consult.request", f"consult:{consult.id}", {"specialty": consult.specialty.value})
     return stored, True

@@ -44,7 +44,8 @@ async def set_on_call(con: asyncpg.Connection, actor: audit.Actor, user: User, s
 async def on_call(con: asyncpg.Connection | asyncpg.Pool, user: User | None) -> list[dict[str, Any]]:
     """``user``'s on-call specialties, or everyone's (None)."""
     rows = await con.fetch(
-        """SELECT o.user_id, u.username, o.specialty, o.since FROM oncall o JOIN users u ON u.id = o.user_id
+        """SELECT o.user_id, u.username, coalesce(nullif(u.display_name, ''), u.username) AS display_name, o.specialty, o.since
+           FROM oncall o JOIN users u ON u.id = o.user_id
            WHERE $1::bigint IS NULL OR o.user_id = $1 ORDER BY o.specialty, u.username""",
         None if user is None else user.id,
     )

@@ -8,7 +8,11 @@ from tests.e2e.conftest import CONSOLE, PHONE, Pages
 
 
 async def test_each_role_lands_on_its_page(pages: Pages) -> None:
-    admin = await pages.login(await pages.context(CONSOLE), "admin", "demo119", "/operator.html")
+    # The administrator lands on the administration page and may open the operator console from it.
+    admin = await pages.login(await pages.context(CONSOLE), "admin", "demo119", "/admin.html")
+    await expect(admin.locator("body")).to_have_attribute("data-ready", "true")
+    await admin.click("a[href='/operator.html']")
+    await admin.wait_for_url("**/operator.html")
     await expect(admin.locator("body")).to_have_attribute("data-ready", "true")
 
     # An operator who opens the field page is sent back to the console; logging out ends the session.

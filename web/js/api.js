@@ -66,7 +66,7 @@ export function toLogin() {
 
 /** The page each role works on. */
 export function homeOf(role) {
-  return {operator: "/operator.html", admin: "/operator.html", field_team: "/field.html",
+  return {operator: "/operator.html", admin: "/admin.html", field_team: "/field.html",
           puskesmas: "/puskesmas.html", specialist: "/specialist.html"}[role] || null;
 }
 

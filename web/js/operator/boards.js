@@ -1,16 +1,9 @@
 // What the console shows of the store: the incident board, the unit board, the live map and alerts.
 import {clock, fill, h} from "../dom.js";
 import {label, t} from "../i18n.js";
+import {priorityBadge, statusChip} from "../chips.js";
 import {elementMarker, setMarkerElement} from "../map.js";
 import {unitLatLng} from "./store.js";
-
-export function priorityBadge(priority) {
-  return h("span", {class: `priority pr-${priority}`}, label("priority", priority));
-}
-
-export function statusChip(status) {
-  return h("span", {class: `status-chip st-${status}`, dataset: {status}}, label("status", status));
-}
 
 function callTypeLabel(store, code) {
   const type = store.callTypes.get(code);

@@ -3,7 +3,8 @@
 import {api, ApiError, errorText} from "../api.js";
 import {$, clock, fill, guard, h} from "../dom.js";
 import {label, t} from "../i18n.js";
-import {kelurahanName, priorityBadge, statusChip} from "./boards.js";
+import {priorityBadge, statusChip} from "../chips.js";
+import {kelurahanName} from "./boards.js";
 
 const OUTCOMES = ["emergency", "information", "silent", "prank", "duplicate", "transfer"];
 const PRIORITIES = ["merah", "kuning", "hijau"];

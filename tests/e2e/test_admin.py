@@ -1,0 +1,109 @@
+"""The administrator's page: register a unit, put it on duty (the console sees it live), edit it, take it off
+duty; change and add call types in the triage table; follow who is on call and which requests wait; read the
+audit log. Refused input shows the server's error and changes nothing."""
+
+from __future__ import annotations
+
+import asyncpg
+from playwright.async_api import expect
+
+from tests.conftest import Api
+from tests.e2e.conftest import CONSOLE, Pages, screenshot
+from tests.server.test_consults import request_consult
+
+BASE = "rs-eka-hospital-bsd"
+
+
+async def test_fleet_triage_consults_and_audit(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
+    admin = await pages.login(await pages.context(CONSOLE), "admin", "demo119", "/admin.html")
+    await expect(admin.locator("body")).to_have_attribute("data-ready", "true")
+    units = admin.locator("#units tr")
+    await expect(units).to_have_count(await con.fetchval("SELECT count(*) FROM units"))
+    console = await pages.login(await pages.context(CONSOLE), "operator", "demo119", "/operator.html")
+    await expect(console.locator("body")).to_have_attribute("data-ready", "true")
+
+    # Register an ambulance at a hospital: it starts off duty, based where the hospital is.
+    await admin.fill("#u-id", "amb-uji-1")
+    await admin.fill("#u-callsign", "AMB-UJI-1")
+    await admin.select_option("#u-kind", "ambulance")
+    await admin.select_option("#u-base", BASE)
+    await admin.fill("#u-crew", "Budi Santoso, Sari Dewi")
+    await admin.check("#u-cap-als")
+    await admin.check("#u-cap-transport")
+    await admin.click("#unit-save")
+    await expect(admin.locator("#unit-message")).to_contain_text("AMB-UJI-1")
+    row = admin.locator("#units tr[data-unit-id='amb-uji-1']")
+    await expect(row).to_have_attribute("data-status", "off_duty")
+    stored = await con.fetchrow(
+        "SELECT u.capabilities, u.crew, u.base_lat = f.lat AND u.base_lon = f.lon AS at_base FROM units u "
+        "JOIN facilities f ON f.code = u.base_facility WHERE u.id = 'amb-uji-1' AND f.code = $1", BASE,
+    )
+    assert (sorted(stored["capabilities"]), stored["crew"], stored["at_base"]) == (["als", "transport"], ["Budi Santoso", "Sari Dewi"], True)
+
+    # On duty: the console's unit board shows it available at once.
+    await row.locator("button.duty-on").click()
+    await expect(row).to_have_attribute("data-status", "available")
+    await expect(console.locator("#unit-board li[data-unit-id='amb-uji-1']")).to_have_attribute("data-status", "available")
+
+    # A second unit with the same callsign is refused with the server's reason; nothing is added.
+    count = await con.fetchval("SELECT count(*) FROM units")
+    await admin.click("#unit-new")
+    await admin.fill("#u-id", "amb-uji-2")
+    await admin.fill("#u-callsign", "AMB-UJI-1")
+    await admin.select_option("#u-base", BASE)
+    await admin.click("#unit-save")
+    await expect(admin.locator("#unit-error")).to_contain_text("callsign")
+    assert await con.fetchval("SELECT count(*) FROM units") == count
+
+    # Edit, then off duty.
+    await row.locator("button.edit").click()
+    await expect(admin.locator("#u-id")).to_be_disabled()
+    await admin.fill("#u-callsign", "AMB-UJI-A")
+    await admin.click("#unit-save")
+    await expect(row.locator(".callsign")).to_have_text("AMB-UJI-A")
+    await row.locator("button.duty-off").click()
+    await expect(row).to_have_attribute("data-status", "off_duty")
+    assert await con.fetchval("SELECT (callsign, status)::text FROM units WHERE id = 'amb-uji-1'") == "(AMB-UJI-A,off_duty)"
+
+    # Triage: raise a call type to merah, and add one.
+    fall = admin.locator("#triage tr[data-code='elderly_fall']")
+    await fall.locator("select[name=priority]").select_option("merah")
+    await fall.locator("button.save").click()
+    await expect(admin.locator("#triage-message")).to_contain_text("elderly_fall")
+    assert await con.fetchval("SELECT priority FROM triage_types WHERE code = 'elderly_fall'") == "merah"
+    new = admin.locator("#triage tr.new-call-type")
+    await new.locator("[name=code]").fill("tenggelam")
+    await new.locator("[name=label_id]").fill("Tenggelam")
+    await new.locator("[name=label_en]").fill("Drowning")
+    await new.locator("select[name=priority]").select_option("merah")
+    await new.locator("[name=capabilities]").fill("als, rescue")
+    await new.locator("button.save").click()
+    await expect(admin.locator("#triage tr[data-code='tenggelam']")).to_have_count(1)
+    stored = await con.fetchrow("SELECT priority, capabilities, active FROM triage_types WHERE code = 'tenggelam'")
+    assert (stored["priority"], sorted(stored["capabilities"]), stored["active"]) == ("merah", ["als", "rescue"], True)
+    # An unknown capability is refused with its field; the table is unchanged.
+    await new.locator("[name=code]").fill("salah")
+    await new.locator("[name=label_id]").fill("Salah")
+    await new.locator("[name=label_en]").fill("Wrong")
+    await new.locator("[name=capabilities]").fill("teleport")
+    await new.locator("button.save").click()
+    await expect(admin.locator("#triage-error")).to_contain_text("teleport")
+    assert await con.fetchval("SELECT count(*) FROM triage_types WHERE code = 'salah'") == 0
+
+    # Consults: a specialist going on call and a new request show up live.
+    await expect(admin.locator("#waiting li.hint")).to_be_visible()
+    specialist, puskesmas = await api.login("specialist"), await api.login("puskesmas")
+    assert (await api.call("PUT", "/api/oncall", specialist, json={"specialty": "jantung", "on_call": True}))[0] == 200
+    name = await con.fetchval("SELECT display_name FROM users WHERE username = 'specialist'")
+    await expect(admin.locator("#on-call li[data-specialty='jantung']")).to_contain_text(name)
+    status, body = await request_consult(api, puskesmas)
+    assert status == 201, body
+    await expect(admin.locator(f"#waiting li[data-consult-id='{body['consult']['id']}']")).to_be_visible()
+
+    # The audit log, filtered by action.
+    await admin.fill("#a-action", "unit.create")
+    await admin.click("#audit-form button[type=submit]")
+    await expect(admin.locator("#audit tr")).to_have_count(1)
+    await expect(admin.locator("#audit tr")).to_contain_text("unit:amb-uji-1")
+    await admin.evaluate("window.scrollTo(0, 0)")
+    await screenshot(admin, "admin")
