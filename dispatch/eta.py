@@ -58,13 +58,13 @@ class DistanceEtaModel(EtaModel, Protocol):
 
 
 class ReRanker(Protocol):
-    """Re-orders a straight-line shortlist by a better (road-network) ETA.
+    """Re-orders a straight-line shortlist by a better (road-network) ETA and keeps the best ``k``.
 
-    Implementations fetch road ETAs (I/O, in the server) and typically
-    finish with ``dispatch.recommend.rerank_by_road_eta``.
+    Implementations fetch road ETAs (I/O, in the server, e.g. ``server.road_eta``)
+    and finish with ``dispatch.recommend.rerank_by_road_eta``.
     """
 
-    def rerank(self, dest: Point, shortlist: Sequence[Recommendation]) -> list[Recommendation]: ...
+    async def rerank(self, dest: Point, shortlist: Sequence[Recommendation], k: int) -> list[Recommendation]: ...
 
 
 @dataclass(frozen=True, slots=True)

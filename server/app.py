@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import WSCloseCode, web
 
 from server import assignments, db, incidents, migrate
@@ -13,6 +14,7 @@ from server.config import Config
 from server.bus import EventBus
 from server.fleet import Fleet
 from server.positions import Positions
+from server.road_eta import OsrmEta
 from server.handlers import audit_log, auth, calls, dispatch_live, docs, health, incident_records, live, region, static, triage, units
 from server.handlers import consults as consult_handlers
 from server.handlers import web_config
@@ -82,7 +84,8 @@ def _live(dsn: str):  # type: ignore[no-untyped-def]
         async with pool.acquire() as con:
             await incidents.seed_triage(con)
         bus = EventBus(dsn, pool)
-        fleet = Fleet(pool, bus, settings)
+        routing = aiohttp.ClientSession() if settings.road_eta_url else None
+        fleet = Fleet(pool, bus, settings, road=OsrmEta(routing, settings) if routing else None)
         positions = Positions(pool, fleet, bus, settings)  # registers its channel before the bus connects
         await bus.start()
         await fleet.start()
@@ -94,6 +97,8 @@ def _live(dsn: str):  # type: ignore[no-untyped-def]
             await positions.stop()
             await fleet.stop()
             await bus.stop()
+            if routing is not None:
+                await routing.close()
 
     return ctx
 

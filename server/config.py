@@ -94,6 +94,12 @@ class DispatchSettings:
     position_max_rate_hz: float = dataclasses.field(default=5.0, metadata=_positive())
     track_sample_s: int = dataclasses.field(default=15, metadata=_positive())
     agency_id: str = "psc119.tangerangselatankota.go.id"
+    road_eta_url: str = dataclasses.field(
+        default="", metadata=_check(lambda v: v == "" or v.startswith(("http://", "https://")), "must be empty or an http(s) URL")
+    )
+    road_eta_profile: str = dataclasses.field(default="driving", metadata=_check(lambda v: v.isidentifier(), "must be a plain name"))
+    road_eta_shortlist: int = dataclasses.field(default=10, metadata=_check(lambda v: 1 <= v <= 100, "must be 1..100"))
+    road_eta_timeout_s: float = dataclasses.field(default=1.5, metadata=_check(lambda v: 0 < v <= 10, "must be in (0, 10]"))
 
 
 def _content_types(value: tuple[str, ...]) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from dispatch.eta import GeodesicEta
+from dispatch.eta import GeodesicEta, ReRanker
 from dispatch.geo import Point
 from dispatch.ids import UnitId
 from dispatch.index import UnitIndex
@@ -94,10 +94,11 @@ def crew_moves(status: UnitStatus) -> list[dict[str, Any]]:
 
 
 class Fleet:
-    def __init__(self, pool: asyncpg.Pool, bus: EventBus, settings: DispatchSettings) -> None:
+    def __init__(self, pool: asyncpg.Pool, bus: EventBus, settings: DispatchSettings, road: ReRanker | None = None) -> None:
         self._pool = pool
         self._bus = bus
         self.settings = settings
+        self.road = road  # re-ranks the straight-line shortlist by road time (server.road_eta), when configured
         self.index = UnitIndex(eta_model(settings), max_fix_age=dt.timedelta(seconds=settings.stale_position_s))
         self._task: asyncio.Task[None] | None = None
         # Events up to _floor are already in the index (read with the table); applied_id is the newest applied.

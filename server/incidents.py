@@ -243,17 +243,24 @@ async def recommend_for(
     fleet: Fleet, settings: DispatchSettings, row: asyncpg.Record, triage: TriageTable, exclude: tuple[str, ...] = (),
     *, catch_up: bool = True,
 ) -> list[dict[str, Any]]:
-    """The top units for the incident, from an index that has seen every change committed so far.
+    """The top units for the incident, from an index that has seen every change committed so far,
+    re-ranked by road time when a road ETA provider is configured.
 
     Call it holding no pool connection: catching up reads from the pool. Inside a transaction
-    pass ``catch_up=False`` (the index cannot see that transaction's own changes anyway).
+    pass ``catch_up=False`` (the index cannot see that transaction's own changes anyway, and
+    no locks are held while the road times are fetched: the straight-line order is used).
     """
     if row["lat"] is None:
         return []
     if catch_up:
         await fleet.current()
     needed = triage.get(row["call_type"]).capabilities if row["call_type"] in triage else frozenset()
-    picks = fleet.recommend(Point(row["lat"], row["lon"]), settings.recommend_k, needed, exclude)
+    scene = Point(row["lat"], row["lon"])
+    road = fleet.road if catch_up else None
+    k = settings.recommend_k
+    picks = fleet.recommend(scene, max(k, settings.road_eta_shortlist) if road else k, needed, exclude)
+    if road is not None:
+        picks = await road.rerank(scene, picks, k)
     return [r.to_dict() for r in picks]
 
 

@@ -1,0 +1,95 @@
+"""Road-network ETAs from an OSRM server's Table service, to re-rank the straight-line shortlist.
+
+With ``dispatch.road_eta_url`` set, a recommendation takes the ``road_eta_shortlist``
+best units by straight-line ETA, asks OSRM in one request for the driving time from
+each to the scene, and keeps the ``recommend_k`` best by road time
+(`dispatch.recommend.rerank_by_road_eta`). OSRM routes cars: a motorbike team's time
+is the car's scaled by the configured speeds, as in the straight-line model, since
+a motorbike filters through the traffic that holds an ambulance up.
+
+Nothing that goes wrong here hides a unit or holds up the operator for longer than
+``road_eta_timeout_s``: on a timeout, an error or an answer that does not parse, the
+straight-line order stands; a unit OSRM cannot route keeps its straight-line ETA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import aiohttp
+
+from dispatch.geo import Point
+from dispatch.ids import UnitId
+from dispatch.recommend import Recommendation, rerank_by_road_eta
+from dispatch.units import UnitKind
+from server.config import DispatchSettings
+
+log = logging.getLogger(__name__)
+
+
+class OsrmEta:
+    """A `dispatch.eta.ReRanker` backed by OSRM's ``/table/v1/{profile}/...`` service."""
+
+    def __init__(self, session: aiohttp.ClientSession, settings: DispatchSettings) -> None:
+        self._session = session
+        self._base = settings.road_eta_url.rstrip("/")
+        self._profile = settings.road_eta_profile
+        self._timeout = aiohttp.ClientTimeout(total=settings.road_eta_timeout_s)
+        self.shortlist = settings.road_eta_shortlist
+        # OSRM's car time x this = the time of a unit of that kind.
+        self._scale = {
+            UnitKind.AMBULANCE: 1.0,
+            UnitKind.MOTORBIKE: settings.speed_ambulance_kmh / settings.speed_motorbike_kmh,
+        }
+
+    async def rerank(self, dest: Point, shortlist: Sequence[Recommendation], k: int) -> list[Recommendation]:
+        return rerank_by_road_eta(shortlist, await self.road_eta_s(dest, shortlist), k)
+
+    async def road_eta_s(self, dest: Point, shortlist: Sequence[Recommendation]) -> dict[UnitId, float]:
+        """Road seconds to ``dest`` for the units OSRM could route; empty when it could not answer."""
+        if not shortlist:
+            return {}
+        points = [r.ranked_from for r in shortlist] + [dest]
+        coordinates = ";".join(f"{p.lon:.6f},{p.lat:.6f}" for p in points)
+        params = {
+            "sources": ";".join(str(i) for i in range(len(shortlist))),
+            "destinations": str(len(shortlist)),
+            "annotations": "duration",
+        }
+        url = f"{self._base}/table/v1/{self._profile}/{coordinates}"
+        try:
+            async with self._session.get(url, params=params, timeout=self._timeout) as response:
+                body = await response.json(content_type=None)
+            durations = _durations(body, len(shortlist))
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            log.warning("road ETAs unavailable, keeping straight-line order: %s", exc or type(exc).__name__)
+            return {}
+        return {
+            rec.unit_id: seconds * self._scale[rec.kind]
+            for rec, seconds in zip(shortlist, durations, strict=True)
+            if seconds is not None
+        }
+
+
+def _durations(body: object, sources: int) -> list[float | None]:
+    """The one-column duration matrix of an OSRM table answer, a None where no route was found."""
+    if not isinstance(body, dict) or body.get("code") != "Ok":
+        code = body.get("code") if isinstance(body, dict) else None
+        raise ValueError(f"OSRM answered {code or 'something else'!r}")
+    rows = body.get("durations")
+    if not isinstance(rows, list) or len(rows) != sources:
+        raise ValueError("OSRM's duration matrix has the wrong shape")
+    result: list[float | None] = []
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 1):
+            raise ValueError("OSRM's duration matrix has the wrong shape")
+        value = row[0]
+        if value is None:
+            result.append(None)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 86400:
+            result.append(float(value))
+        else:
+            raise ValueError(f"OSRM gave an impossible duration {value!r}")
+    return result

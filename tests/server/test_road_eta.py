@@ -1,0 +1,121 @@
+"""A configured road ETA provider (OSRM's Table service) re-ranks the straight-line shortlist; when it fails,
+is slow or cannot route a unit, the straight-line answer stands and no unit is lost.
+
+OSRM itself cannot run here (no road data), so a small loopback server answers its Table API as OSRM
+documents it: the same URL shape, the same JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from dispatch.units import UnitKind
+from server.config import DispatchSettings
+from tests.conftest import Api, app_config, start_api
+from tests.server.dispatch_support import SCENE, call_body
+from tests.server.test_consults import close_api
+
+
+class Osrm:
+    """Answers ``/table/v1/{profile}/{coordinates}`` like OSRM: ``durations[i] = (600 - 50 i)`` seconds from
+    source i, except the sources in ``unroutable``; or fails the way it is told to."""
+
+    def __init__(self) -> None:
+        self.requests: list[web.Request] = []
+        self.mode = "ok"
+        self.unroutable = {2}
+
+    async def table(self, request: web.Request) -> web.Response:
+        self.requests.append(request)
+        if self.mode == "error":
+            return web.json_response({"code": "InvalidQuery", "message": "Query string malformed"}, status=400)
+        if self.mode == "slow":
+            await asyncio.sleep(5)
+        sources = request.query["sources"].split(";")
+        return web.json_response({
+            "code": "Ok",
+            "durations": [[None if int(i) in self.unroutable else 600.0 - 50 * int(i)] for i in sources],
+        })
+
+
+@pytest.fixture
+async def osrm() -> AsyncIterator[tuple[Osrm, str]]:
+    fake = Osrm()
+    app = web.Application()
+    app.router.add_get("/table/v1/{profile}/{coordinates}", fake.table)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    yield fake, f"http://127.0.0.1:{server.port}"
+    await server.close()
+
+
+@pytest.fixture
+async def apis(demo_dsn: str, osrm: tuple[Osrm, str]) -> AsyncIterator[tuple[Api, Api]]:
+    """One app ranking by straight line only, asked for ten units; one re-ranking its top ten by road time."""
+    base = app_config(demo_dsn)
+    plain = await start_api(demo_dsn, dataclasses.replace(base, dispatch=DispatchSettings(recommend_k=10)))
+    road = await start_api(demo_dsn, dataclasses.replace(base, dispatch=DispatchSettings(
+        recommend_k=5, road_eta_url=osrm[1] + "/", road_eta_shortlist=10, road_eta_timeout_s=0.5)))
+    yield plain, road
+    await close_api(road)
+    await close_api(plain)
+
+
+def scale(kind: str) -> float:
+    settings = DispatchSettings()
+    return 1.0 if kind == UnitKind.AMBULANCE else settings.speed_ambulance_kmh / settings.speed_motorbike_kmh
+
+
+async def test_road_times_re_rank_the_shortlist(apis: tuple[Api, Api], osrm: tuple[Osrm, str]) -> None:
+    plain, road = apis
+    fake, _ = osrm
+    operator = await road.login("operator")
+    status, created = await road.call("POST", "/api/calls", operator, json=call_body())
+    assert status == 201, created
+    incident_id = created["incident"]["id"]
+    _, straight = await plain.call("GET", f"/api/incidents/{incident_id}/recommendations", await plain.login("operator"))
+    shortlist = straight["recommendations"]
+    assert len(shortlist) == 10
+
+    # One OSRM request, shaped as its Table API wants: the ten units as sources, the scene as destination.
+    [request] = fake.requests
+    coordinates = request.match_info["coordinates"].split(";")
+    assert request.match_info["profile"] == "driving" and len(coordinates) == 11
+    assert coordinates[-1] == f"{SCENE['lon']:.6f},{SCENE['lat']:.6f}"
+    assert coordinates[:10] == [f"{r['ranked_from']['lon']:.6f},{r['ranked_from']['lat']:.6f}" for r in shortlist]
+    assert (request.query["sources"], request.query["destinations"], request.query["annotations"]) == (
+        ";".join(map(str, range(10))), "10", "duration")
+
+    # The five best by road time (a motorbike's scaled as in the straight-line model); the unit OSRM
+    # could not route competes with its straight-line ETA.
+    def road_time(i: int, r: dict[str, Any]) -> float:
+        return r["eta_s"] if i in fake.unroutable else (600.0 - 50 * i) * scale(r["kind"])
+
+    expected = sorted(((road_time(i, r), r["unit_id"]) for i, r in enumerate(shortlist)))[:5]
+    got = created["recommendations"]
+    assert [r["unit_id"] for r in got] == [unit for _, unit in expected]
+    for r in got:
+        i = next(n for n, s in enumerate(shortlist) if s["unit_id"] == r["unit_id"])
+        assert r["road_eta_s"] == (None if i in fake.unroutable else pytest.approx(road_time(i, r)))
+        assert r["eta_s"] == pytest.approx(shortlist[i]["eta_s"])  # the straight-line estimate is kept beside it
+    assert got[0]["unit_id"] != shortlist[0]["unit_id"]  # the road order differs from the straight line here
+
+
+@pytest.mark.parametrize("mode", ["error", "slow"])
+async def test_a_failing_or_slow_road_service_leaves_the_straight_line_order(apis: tuple[Api, Api], osrm: tuple[Osrm, str], mode: str) -> None:
+    plain, road = apis
+    fake, _ = osrm
+    fake.mode = mode
+    operator = await road.login("operator")
+    status, created = await road.call("POST", "/api/calls", operator, json=call_body())
+    assert status == 201, created
+    assert len(fake.requests) == 1
+    _, straight = await plain.call("GET", f"/api/incidents/{created['incident']['id']}/recommendations", await plain.login("operator"))
+    assert [r["unit_id"] for r in created["recommendations"]] == [r["unit_id"] for r in straight["recommendations"][:5]]
+    assert all(r["road_eta_s"] is None for r in created["recommendations"])
