@@ -1,6 +1,6 @@
 """The console's incident panel beyond the first dispatch: withdraw a unit (the crew's phone stops ringing),
 raise or lower the priority, choose the destination hospital (the crew's phone shows it and routes there
-once the patient is on board)."""
+once the patient is on board), and record a status the crew reported by radio."""
 
 from __future__ import annotations
 
@@ -82,8 +82,12 @@ async def test_withdraw_priority_and_destination_from_the_panel(pages: Pages, ap
     await expect(console.locator("#destination-now")).to_contain_text(name)
     await expect(phone.locator("#incident-details")).to_contain_text(name)
     await expect(phone.locator("#nav-to")).to_have_attribute("data-target", "scene")
-    # With the patient on board the route goes to the hospital.
-    await phone.click("#status-buttons .status-button[data-status='transporting']")
+    # The crew radios that the patient is on board: the operator records it, the phone follows, and
+    # with the patient on board its route goes to the hospital.
+    await serving.locator("select.radio-status").select_option(label="Mengantar pasien")
+    await expect(console.locator("#dispatch-message")).to_contain_text("radio")
+    await expect(serving).to_have_attribute("data-status", "transporting")
+    await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "transporting")
     await expect(phone.locator("#nav-to")).to_have_attribute("data-target", "hospital")
     await expect(phone.locator("#nav-to")).to_contain_text(name)
     await expect(phone.locator("#nav-geo")).to_have_attribute("href", f"geo:{lat},{lon}?q={lat},{lon}")

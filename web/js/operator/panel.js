@@ -103,18 +103,43 @@ export class IncidentPanel {
     this.renderDestination(incident);
   }
 
-  /** The units on this incident, each with a withdraw button while the operator may still withdraw it. */
+  /** The units on this incident: each with a withdraw button while the operator may still withdraw it, and
+   * the statuses its crew may report next, for a crew that reports by radio. */
   renderServing() {
     const items = [...this.store.servingOf(this.incidentId).entries()].map(([unitId, s]) => {
       const unit = this.store.units.get(unitId);
       const status = unit?.status || s.status;
       return h("li", {class: "serving-unit", dataset: {unitId, status}},
         h("span", {class: "callsign"}, s.callsign || unit?.callsign || unitId), " ", statusChip(status),
+        unit ? this.radioSelect(unit) : null,
         unit?.withdrawable ? h("button", {type: "button", class: "withdraw",
                                           onclick: () => guard(this.withdraw(unitId, s), (err) => this.say(errorText(err), true))},
           t("op.withdraw")) : null);
     });
     fill($("#serving"), items.length ? items : h("li", {class: "hint"}, t("op.no_serving")));
+  }
+
+  radioSelect(unit) {
+    const moves = (unit.crew_moves || []).flatMap(({status, reasons}) => (reasons.length ? reasons : [null]).map((reason) =>
+      h("option", {value: JSON.stringify({status, reason})},
+        reason ? t("op.radio_release", {reason: label("reason", reason)}) : label("action", status))));
+    if (!moves.length) return null;
+    const select = h("select", {class: "radio-status", "aria-label": t("op.radio_label", {unit: unit.callsign})},
+      h("option", {value: ""}, t("op.radio")), moves);
+    select.addEventListener("change", () => {
+      if (!select.value) return;
+      const {status, reason} = JSON.parse(select.value);
+      guard(this.radioStatus(unit, status, reason), (err) => { select.value = ""; this.say(errorText(err), true); });
+    });
+    return select;
+  }
+
+  /** Record a status the crew reported by radio (the server applies the same rules as to the phone). */
+  async radioStatus(unit, status, reason) {
+    const result = await api("POST", `/api/units/${encodeURIComponent(unit.id)}/status`, reason ? {status, reason} : {status});
+    this.store.units.set(unit.id, {...this.store.units.get(unit.id), ...result.unit});
+    this.say(t("op.radio_recorded", {unit: unit.callsign, status: label("status", result.status)}));
+    this.render();
   }
 
   renderDestination(incident) {
