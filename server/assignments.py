@@ -8,6 +8,7 @@ transaction that also appends its event.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from typing import Any
@@ -57,14 +58,18 @@ async def _lock_unit(con: asyncpg.Connection, unit_id: str) -> asyncpg.Record:
 
 
 async def _write_status(
-    con: asyncpg.Connection, unit_id: str, status: UnitStatus, by: int | None, incident_key: uuid.UUID | None, reason: str | None
+    con: asyncpg.Connection, unit_id: str, status: UnitStatus, by: int | None, incident_key: uuid.UUID | None, reason: str | None,
+    at: dt.datetime | None = None, report_id: str | None = None,
 ) -> asyncpg.Record:
+    """Set the unit's status as of ``at`` (default: now) and log it, with the phone's report id if any."""
     row = await con.fetchrow(
-        f"UPDATE units SET status = $2, status_since = now() WHERE id = $1 RETURNING {UNIT_COLUMNS}", unit_id, status.value
+        f"UPDATE units SET status = $2, status_since = coalesce($3, now()) WHERE id = $1 RETURNING {UNIT_COLUMNS}",
+        unit_id, status.value, at,
     )
     await con.execute(
-        "INSERT INTO unit_status_log (unit_id, status, by_user, incident_id, reason) VALUES ($1, $2, $3, $4, $5)",
-        unit_id, status.value, by, incident_key, reason,
+        """INSERT INTO unit_status_log (unit_id, status, by_user, incident_id, reason, at, report_id)
+           VALUES ($1, $2, $3, $4, $5, coalesce($6, now()), $7)""",
+        unit_id, status.value, by, incident_key, reason, at, report_id,
     )
     return row
 
@@ -133,17 +138,16 @@ async def active_assignment(con: asyncpg.Connection, unit_id: str) -> asyncpg.Re
     return await con.fetchrow(f"SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE unit_id = $1 AND ended_at IS NULL", unit_id)
 
 
-async def _advance_incident(con: asyncpg.Connection, incident_key: uuid.UUID, status: UnitStatus) -> None:
+async def _advance_incident(con: asyncpg.Connection, incident_key: uuid.UUID, status: UnitStatus, at: dt.datetime) -> None:
     current = IncidentState(await con.fetchval("SELECT status FROM incidents WHERE id = $1 FOR UPDATE", incident_key))
     target = state_for_unit_status(current, status)
     first = INCIDENT_FIRST.get(status)
-    sets = []
-    if target is not None:
-        sets.append(f"status = '{target.value}'")
+    sets = [] if target is None else [f"status = '{target.value}'"]
     if first is not None:
-        sets.append(f"{first} = coalesce({first}, now())")
+        # The first unit to get there, by the crews' times (a late report may be the earlier one).
+        sets.append(f"{first} = least({first}, $2::timestamptz)")
     if sets:
-        await con.execute(f"UPDATE incidents SET {', '.join(sets)} WHERE id = $1", incident_key)
+        await con.execute(f"UPDATE incidents SET {', '.join(sets)} WHERE id = $1", incident_key, *([at] if first else []))
 
 
 async def _reopen_if_unstaffed(con: asyncpg.Connection, incident_key: uuid.UUID) -> None:
@@ -157,33 +161,47 @@ async def _reopen_if_unstaffed(con: asyncpg.Connection, incident_key: uuid.UUID)
 
 async def change_status(
     pool: asyncpg.Pool, actor: audit.Actor, unit_id: str, status_value: object, reason_value: object | None,
-    *, crew: bool, assignment_id: int | None = None,
+    *, crew: bool, assignment_id: int | None = None, report_id: str | None = None, reported_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """A status report from the crew (or an operator on its behalf); illegal moves change nothing."""
+    """A status report from the crew (or an operator on its behalf); illegal moves change nothing.
+
+    A report the phone kept while it had no signal carries ``reported_at``: it counts at that time,
+    bounded by the unit's previous change and now. One that arrives again (same ``report_id``)
+    changes nothing and is answered with the unit as it is.
+    """
     target = parse_unit_status(status_value)
     reason = _reason(reason_value)
     async with pool.acquire() as con, con.transaction():
         unit = await _lock_unit(con, unit_id)
         current = UnitStatus(unit["status"])
+        if report_id is not None and await con.fetchval(
+            "SELECT 1 FROM unit_status_log WHERE unit_id = $1 AND report_id = $2", unit_id, report_id
+        ):
+            return {"unit_id": unit_id, "callsign": unit["callsign"], "unit": unit_snapshot(unit), "status": current.value,
+                    "duplicate": True}
+        now: dt.datetime = await con.fetchval("SELECT now()")
+        at = now if reported_at is None else min(max(reported_at, unit["status_since"]), now)
         assignment = await active_assignment(con, unit_id)
         if assignment_id is not None and (assignment is None or assignment["id"] != assignment_id):
             raise Conflict("that dispatch is no longer active for this unit", field="assignment_id")
         transition(current, target, Actor.CREW if crew else Actor.SERVER, reason)
         incident_key = assignment["incident_id"] if assignment else None
-        row = await _write_status(con, unit_id, target, actor.user_id, incident_key, reason.value if reason else None)
+        row = await _write_status(con, unit_id, target, actor.user_id, incident_key, reason.value if reason else None, at, report_id)
         if assignment is not None:
             column = STATUS_COLUMN.get(target)
             if column is not None:
-                await con.execute(f"UPDATE assignments SET {column} = now() WHERE id = $1", assignment["id"])
-                await _advance_incident(con, assignment["incident_id"], target)
+                await con.execute(f"UPDATE assignments SET {column} = $2 WHERE id = $1", assignment["id"], at)
+                await _advance_incident(con, assignment["incident_id"], target, at)
             elif target is UnitStatus.AVAILABLE:
                 end = reason.value if reason else "completed"
-                await con.execute("UPDATE assignments SET ended_at = now(), end_reason = $2 WHERE id = $1", assignment["id"], end)
+                await con.execute("UPDATE assignments SET ended_at = $3, end_reason = $2 WHERE id = $1", assignment["id"], end, at)
                 await _reopen_if_unstaffed(con, assignment["incident_id"])
         payload: dict[str, Any] = {
             "unit_id": unit_id, "callsign": row["callsign"], "unit": unit_snapshot(row), "status": target.value,
             "previous": current.value, "reason": reason.value if reason else None, "by": actor.username,
         }
+        if reported_at is not None:
+            payload["reported_at"] = at.isoformat()  # the crew's time, when the report came late
         if assignment is not None:
             payload |= {"incident_id": str(incident_key), "assignment_id": assignment["id"]}
         await events.append(con, "unit.status", payload, _unit_audience(unit_id))
@@ -201,9 +219,15 @@ def _reason(value: object | None) -> ReleaseReason | None:
         raise InvalidField(f"unknown reason; one of {choices}", field="reason") from None
 
 
-async def acknowledge(pool: asyncpg.Pool, actor: audit.Actor, unit_id: str, assignment_id: int) -> dict[str, Any]:
+async def acknowledge(
+    pool: asyncpg.Pool, actor: audit.Actor, unit_id: str, assignment_id: int,
+    *, report_id: str | None = None, reported_at: dt.datetime | None = None,
+) -> dict[str, Any]:
     """The crew accepts the dispatch: it is en route."""
-    return await change_status(pool, actor, unit_id, UnitStatus.EN_ROUTE.value, None, crew=True, assignment_id=assignment_id)
+    return await change_status(
+        pool, actor, unit_id, UnitStatus.EN_ROUTE.value, None, crew=True, assignment_id=assignment_id,
+        report_id=report_id, reported_at=reported_at,
+    )
 
 
 async def cancel(pool: asyncpg.Pool, actor: audit.Actor, incident_id: str, assignment_id: int) -> dict[str, Any]:

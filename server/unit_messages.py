@@ -5,14 +5,25 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import re
 from typing import Any, Literal
 
 from server.errors import InvalidField
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Sent:
+    """When the crew pressed the button, and the phone's id for that press: a report kept on the phone while
+    it had no signal arrives late, maybe twice, and still counts once, at the time it was made."""
+
+    report_id: str | None = None
+    reported_at: dt.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Ack:
     assignment_id: int
+    sent: Sent = Sent()
     type: Literal["ack"] = "ack"
 
 
@@ -21,6 +32,7 @@ class StatusReport:
     status: str
     reason: str | None
     assignment_id: int | None
+    sent: Sent = Sent()
     type: Literal["status"] = "status"
 
 
@@ -39,11 +51,15 @@ class Ping:
 
 
 UnitMessage = Ack | StatusReport | PositionReport | Ping
-FIELDS = {"ack": {"assignment_id", "ref"}, "status": {"status", "reason", "assignment_id", "ref"},
+SENT = {"report_id", "reported_at"}
+FIELDS = {"ack": {"assignment_id", "ref"} | SENT, "status": {"status", "reason", "assignment_id", "ref"} | SENT,
           "position": {"lat", "lon", "accuracy", "at", "ref"}, "ping": {"ref"}}
 # A phone clock may be off a little; a fix far in the future or past is refused.
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_FIX_AGE = dt.timedelta(hours=1)
+# A status report may wait on the phone this long for a signal (a long transport out of coverage).
+MAX_REPORT_AGE = dt.timedelta(hours=6)
+REPORT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
 def parse(message: dict[str, Any], now: dt.datetime) -> UnitMessage:
@@ -54,7 +70,7 @@ def parse(message: dict[str, Any], now: dt.datetime) -> UnitMessage:
     if unknown:
         raise InvalidField("is not a known field", field=unknown[0])
     if kind == "ack":
-        return Ack(_int(message, "assignment_id", required=True))
+        return Ack(_int(message, "assignment_id", required=True), _sent(message, now))
     if kind == "status":
         status = message.get("status")
         if not isinstance(status, str):
@@ -62,7 +78,7 @@ def parse(message: dict[str, Any], now: dt.datetime) -> UnitMessage:
         reason = message.get("reason")
         if reason is not None and not isinstance(reason, str):
             raise InvalidField("must be a string", field="reason")
-        return StatusReport(status, reason, _int(message, "assignment_id", required=False))
+        return StatusReport(status, reason, _int(message, "assignment_id", required=False), _sent(message, now))
     if kind == "position":
         lat = _number(message, "lat", -90, 90)
         lon = _number(message, "lon", -180, 180)
@@ -87,17 +103,25 @@ def _number(message: dict[str, Any], key: str, low: float, high: float) -> float
     return float(value)
 
 
-def _time(value: object, now: dt.datetime) -> dt.datetime:
+def _sent(message: dict[str, Any], now: dt.datetime) -> Sent:
+    report_id = message.get("report_id")
+    if report_id is not None and not (isinstance(report_id, str) and REPORT_ID.match(report_id)):
+        raise InvalidField("must be 8 to 64 letters, digits, '-' or '_'", field="report_id")
+    raw = message.get("reported_at")
+    return Sent(report_id, None if raw is None else _time(raw, now, "reported_at", MAX_REPORT_AGE))
+
+
+def _time(value: object, now: dt.datetime, field: str = "at", max_age: dt.timedelta = MAX_FIX_AGE) -> dt.datetime:
     if value is None:
         return now
     if not isinstance(value, str):
-        raise InvalidField("must be an ISO 8601 time with a zone", field="at")
+        raise InvalidField("must be an ISO 8601 time with a zone", field=field)
     try:
         at = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidField("must be an ISO 8601 time with a zone", field="at") from None
+        raise InvalidField("must be an ISO 8601 time with a zone", field=field) from None
     if at.tzinfo is None:
-        raise InvalidField("must carry a time zone", field="at")
-    if not now - MAX_FIX_AGE <= at <= now + MAX_CLOCK_SKEW:
-        raise InvalidField("is too far from the server's clock", field="at")
+        raise InvalidField("must carry a time zone", field=field)
+    if not now - max_age <= at <= now + MAX_CLOCK_SKEW:
+        raise InvalidField("is too far from the server's clock", field=field)
     return at

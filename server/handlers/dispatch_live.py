@@ -80,16 +80,20 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
             request.app[POSITIONS].submit(Fix(unit_id, Point(message.lat, message.lon), message.at, message.accuracy))
             return None
         if isinstance(message, unit_messages.Ack):
-            result = await assignments.acknowledge(request.app[POOL], actor, unit_id, message.assignment_id)
+            result = await assignments.acknowledge(
+                request.app[POOL], actor, unit_id, message.assignment_id,
+                report_id=message.sent.report_id, reported_at=message.sent.reported_at,
+            )
         elif isinstance(message, unit_messages.StatusReport):
             result = await assignments.change_status(
-                request.app[POOL], actor, unit_id, message.status, message.reason, crew=True, assignment_id=message.assignment_id
+                request.app[POOL], actor, unit_id, message.status, message.reason, crew=True, assignment_id=message.assignment_id,
+                report_id=message.sent.report_id, reported_at=message.sent.reported_at,
             )
         else:
             return {"type": "pong", "ref": ref}
         status = UnitStatus(result["status"])
         return {"type": "ok", "ref": ref, "status": status.value, "next_statuses": [s.value for s in next_statuses(status, Actor.CREW)],
-                "crew_moves": crew_moves(status)}
+                "crew_moves": crew_moves(status), "unit": result["unit"], "duplicate": result.get("duplicate", False)}
 
     return await serve_socket(request, audience_of(user), on_message, greeting=lambda: unit_state(request))
 
