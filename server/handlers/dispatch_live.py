@@ -43,6 +43,8 @@ async def unit_state(request: web.Request) -> dict[str, Any]:
         "unit": unit_snapshot(unit),
         "dispatch": dispatch,
         "next_statuses": [s.value for s in next_statuses(status, Actor.CREW)],
+        # Every status's crew moves: a phone without signal still offers the right buttons.
+        "crew_table": {s.value: crew_moves(s) for s in UnitStatus},
     }
 
 

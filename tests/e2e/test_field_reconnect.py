@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+import datetime as dt
+
 import asyncpg
 from playwright.async_api import Page, expect
 
@@ -62,3 +64,56 @@ async def test_field_page_recovers_from_a_cut_and_gets_the_dispatch_it_missed(pa
     status, units = await api.call("GET", "/api/units", operator)
     assert next(u for u in units["units"] if u["id"] == FIELD_UNIT)["status"] == "en_route"
     assert await con.fetchval("SELECT acknowledged_at IS NOT NULL FROM assignments WHERE id = $1", sent["assignment"]["id"])
+
+
+async def test_reports_made_without_signal_are_sent_later_with_their_times(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
+    context = await pages.context(PHONE)
+    network = Network()
+    await context.route_web_socket("**/ws/unit*", network.route)
+    phone = await pages.login(context, "field", "demo119", "/field.html")
+    await online(phone)
+    operator = await api.login("operator")
+    status, created = await api.call("POST", "/api/calls", operator, json=call_body())
+    assert status == 201, created
+    status, sent = await api.call("POST", f"/api/incidents/{created['incident']['id']}/dispatch", operator, json={"unit_id": FIELD_UNIT})
+    assert status == 201, sent
+    assignment_id = sent["assignment"]["id"]
+    await phone.click("#accept")
+    await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "en_route")
+
+    # Out of coverage: the crew still reports arrival, then leaves with the patient a little later.
+    await network.cut()
+    await expect(phone.locator("#conn-banner")).to_have_attribute("data-state", "reconnecting")
+    await phone.click("#status-buttons .status-button[data-status='on_scene']")
+    await expect(phone.locator("#outbox")).to_have_attribute("data-count", "1")
+    await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "on_scene")
+    await expect(phone.locator("#action-message")).to_contain_text("Belum ada sinyal")
+    await phone.wait_for_timeout(1200)
+    await phone.click("#status-buttons .status-button[data-status='transporting']")  # offered from the server's table
+    await expect(phone.locator("#outbox")).to_have_attribute("data-count", "2")
+    await screenshot(phone, "field-no-signal")
+    assert await con.fetchval("SELECT status FROM units WHERE id = $1", FIELD_UNIT) == "en_route"
+
+    # Signal again: both reports go, in order, and count at the times the crew pressed them.
+    back = await con.fetchval("SELECT now()")
+    network.down = False
+    await online(phone)
+    await expect(phone.locator("#outbox")).to_be_hidden()
+    await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "transporting")
+    times = await con.fetchrow("SELECT acknowledged_at, on_scene_at, transporting_at FROM assignments WHERE id = $1", assignment_id)
+    assert times["acknowledged_at"] < times["on_scene_at"] < times["transporting_at"] < back
+    assert times["transporting_at"] - times["on_scene_at"] >= dt.timedelta(seconds=1)
+
+    # A report kept while offline survives a reload of the page, and goes once the signal is back.
+    await network.cut()
+    await expect(phone.locator("#conn-banner")).to_have_attribute("data-state", "reconnecting")
+    await phone.click("#status-buttons .status-button[data-status='at_hospital']")
+    await expect(phone.locator("#outbox")).to_have_attribute("data-count", "1")
+    await phone.reload()
+    await expect(phone.locator("#outbox")).to_have_attribute("data-count", "1")
+    network.down = False
+    await online(phone)
+    await expect(phone.locator("#outbox")).to_be_hidden()
+    await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "at_hospital")
+    assert await con.fetchval("SELECT status FROM units WHERE id = $1", FIELD_UNIT) == "at_hospital"
+    assert await con.fetchval("SELECT count(*) FROM unit_status_log WHERE unit_id = $1 AND status = 'at_hospital'", FIELD_UNIT) == 1

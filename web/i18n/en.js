@@ -125,6 +125,8 @@ export default {
   "field.ack_by": "Accept within {left}",
   "field.idle": "No dispatch. Standing by.",
   "field.next_status": "Next status",
+  "field.queued": "No signal: {status} is kept with its time and sent by itself once connected.",
+  "field.outbox": "{count} report(s) waiting for a signal",
   "field.nav_to_scene": "Route to the scene",
   "field.nav_to_hospital": "Route to {place}",
   "field.nav_app": "Navigate (maps app)",

@@ -125,6 +125,8 @@ export default {
   "field.ack_by": "Terima dalam {left}",
   "field.idle": "Tidak ada penugasan. Siaga.",
   "field.next_status": "Status berikutnya",
+  "field.queued": "Belum ada sinyal: {status} disimpan dengan waktunya dan dikirim otomatis saat tersambung.",
+  "field.outbox": "{count} laporan menunggu sinyal",
   "field.nav_to_scene": "Rute ke lokasi kejadian",
   "field.nav_to_hospital": "Rute ke {place}",
   "field.nav_app": "Navigasi (aplikasi peta)",

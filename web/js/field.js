@@ -1,6 +1,6 @@
 // The field team's phone: a dispatch rings, the crew accepts, reports each status, and sends GPS.
 import {api, errorText, logout, requireRole} from "./api.js";
-import {$, clock, fill, guard, h} from "./dom.js";
+import {$, clock, fill, guard, h, newKey} from "./dom.js";
 import {label, mountLanguageSwitch, onLanguageChange, t, translate} from "./i18n.js";
 import {LiveSocket} from "./live.js";
 import {Ringer, unlockAudio} from "./ringer.js";
@@ -10,7 +10,12 @@ const TOWARD_HOSPITAL = new Set(["transporting", "at_hospital"]);
 
 const user = requireRole("field_team");
 const state = {unit: null, dispatch: null, busy: false, fix: null, sentFixAt: 0, watch: null, kelurahan: new Map(), facilities: new Map(),
-               callTypes: new Map()};
+               callTypes: new Map(), crewTable: {}, flushing: false};
+// Reports made without signal wait here (and in localStorage, across a reload) until the server has them.
+const OUTBOX_KEY = `psc119.outbox.${user?.unit_id || user?.username}`;
+const outbox = loadOutbox();
+// The last picture of the unit, so a page reloaded without signal still shows the dispatch and its buttons.
+const SNAPSHOT_KEY = `psc119.phone.${user?.unit_id || user?.username}`;
 let live = null;
 const ringer = new Ringer();
 
@@ -19,13 +24,16 @@ if (user) guard(boot(), (err) => say(errorText(err), true));
 async function boot() {
   mountLanguageSwitch();
   translate();
-  $("#logout").addEventListener("click", () => { stopGps(); live?.stop(); guard(logout()); });
+  // Logging out forgets the incident details kept for offline use; reports still waiting stay for the next login.
+  $("#logout").addEventListener("click", () => { stopGps(); live?.stop(); localStorage.removeItem(SNAPSHOT_KEY); guard(logout()); });
   $("#accept").addEventListener("click", () => guard(accept(), (err) => say(errorText(err), true)));
   window.addEventListener("unhandledrejection", (e) => say(errorText(e.reason), true));
   // Browsers allow sound only after a gesture: any tap prepares the ringer.
   document.addEventListener("pointerdown", unlockAudio, {once: true});
   document.addEventListener("keydown", unlockAudio, {once: true});
   onLanguageChange(render);
+  restoreSnapshot();
+  render();
   live = new LiveSocket("/ws/unit", {onHello: hello, onEvent: event, onMessage: () => {}}).start();
   window.__psc119 = {live, state, dropSocket: () => live.drop()};
   setInterval(sendFix, GPS_EVERY_MS);
@@ -40,9 +48,11 @@ async function boot() {
 function hello(message) {
   state.unit = message.unit;
   state.dispatch = message.dispatch;
+  state.crewTable = message.crew_table || {};
   render();
   gpsForStatus();
   sendFix(true);
+  guard(flush(), (err) => say(errorText(err), true));
 }
 
 function event(message, {replayed}) {
@@ -83,7 +93,9 @@ function event(message, {replayed}) {
 }
 
 function render() {
+  showOutbox();
   if (!state.unit) return;
+  saveSnapshot();
   $("#callsign").textContent = state.unit.callsign;
   const chip = $("#unit-status");
   chip.className = `status-chip st-${state.unit.status}`;
@@ -98,6 +110,8 @@ function render() {
   } else {
     stopRing();
   }
+  $("#accept").disabled = state.busy || state.flushing;
+  chip.classList.toggle("pending", outbox.length > 0);
   renderIncident();
   renderButtons();
 }
@@ -154,7 +168,7 @@ function renderButtons() {
   }
   fill($("#status-buttons"), buttons);
   $("#actions").hidden = buttons.length === 0;
-  for (const b of $("#status-buttons").querySelectorAll("button")) b.disabled = state.busy;
+  for (const b of $("#status-buttons").querySelectorAll("button")) b.disabled = state.busy || state.flushing;
 }
 
 async function accept() {
@@ -170,27 +184,105 @@ function report(status, reason) {
   guard(send(message), (err) => say(errorText(err), true));
 }
 
+/** Send a report now, or keep it for when there is signal; it carries the time of the press and an id,
+ * so however late and however often it arrives, it counts once, at that time. */
 async function send(message) {
   if (state.busy) return;
+  const stamped = {...message, report_id: newKey("r"), reported_at: new Date().toISOString()};
+  if (outbox.length || !live.connected) {
+    keep(stamped);
+    return;
+  }
   state.busy = true;
-  renderButtons();
-  $("#accept").disabled = true;
+  render();
   try {
-    const reply = await live.request(message);
-    if (reply.type === "error") {
-      say(reply.error.field ? t("error.field", {field: reply.error.field, message: reply.error.message}) : reply.error.message, true);
-      return;
-    }
-    state.unit = {...state.unit, status: reply.status, crew_moves: reply.crew_moves};
-    if (reply.status === "available") state.dispatch = null;
-    if (message.type === "ack") stopRing();
-    say(t("field.now", {status: label("status", reply.status)}));
+    const reply = await live.request(stamped);
+    applyReply(stamped, reply);
+  } catch {
+    keep(stamped);  // no answer: it may or may not have arrived; sending it again is safe
   } finally {
     state.busy = false;
-    $("#accept").disabled = false;
     render();
     gpsForStatus();
   }
+}
+
+function applyReply(message, reply) {
+  if (reply.type === "error") {
+    say(reply.error.field ? t("error.field", {field: reply.error.field, message: reply.error.message}) : reply.error.message, true);
+    return;
+  }
+  state.unit = {...state.unit, ...(reply.unit || {}), status: reply.status, crew_moves: reply.crew_moves};
+  if (reply.status === "available") state.dispatch = null;
+  if (message.type === "ack") stopRing();
+  say(t("field.now", {status: label("status", reply.status)}));
+}
+
+/** Keep a report for later and show the crew what it will be. */
+function keep(message) {
+  outbox.push(message);
+  saveOutbox();
+  const target = message.type === "ack" ? "en_route" : message.status;
+  state.unit = {...state.unit, status: target, crew_moves: state.crewTable[target] || []};
+  if (target === "available") state.dispatch = null;
+  if (message.type === "ack") {
+    stopRing();
+    if (state.dispatch) state.dispatch.assignment.acknowledged_at ??= message.reported_at;
+  }
+  say(t("field.queued", {status: label("status", target)}), true);
+  render();
+  gpsForStatus();
+}
+
+/** Send what was kept, oldest first; stop at the first that gets no answer (the signal went again). */
+async function flush() {
+  if (state.flushing || !outbox.length) return;
+  state.flushing = true;
+  render();
+  try {
+    while (outbox.length && live.connected) {
+      let reply;
+      try {
+        reply = await live.request(outbox[0]);
+      } catch {
+        return;
+      }
+      const [message] = outbox.splice(0, 1);
+      saveOutbox();
+      applyReply(message, reply);
+    }
+  } finally {
+    state.flushing = false;
+    render();
+    gpsForStatus();
+  }
+}
+
+function loadOutbox() {
+  try { return JSON.parse(localStorage.getItem(OUTBOX_KEY) || "[]"); } catch { return []; }
+}
+
+function saveSnapshot() {
+  localStorage.setItem(SNAPSHOT_KEY, JSON.stringify({unit: state.unit, dispatch: state.dispatch, crewTable: state.crewTable}));
+}
+
+/** Until the server says hello: the unit as this phone last knew it. */
+function restoreSnapshot() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(SNAPSHOT_KEY) || "null");
+    if (saved?.unit && !state.unit) Object.assign(state, {unit: saved.unit, dispatch: saved.dispatch, crewTable: saved.crewTable || {}});
+  } catch { /* a damaged snapshot: wait for the server */ }
+}
+
+function saveOutbox() {
+  localStorage.setItem(OUTBOX_KEY, JSON.stringify(outbox));
+}
+
+function showOutbox() {
+  const pending = $("#outbox");
+  pending.hidden = outbox.length === 0;
+  pending.dataset.count = String(outbox.length);
+  pending.textContent = t("field.outbox", {count: outbox.length});
 }
 
 function say(text, error = false) {
