@@ -175,7 +175,8 @@ async def test_store_and_forward_answer_and_a_request_taken_by_another(pages: Pa
 
     # Another specialist accepts first (with no live update here, the click meets the 409): this one is
     # told, and the request leaves the queue.
-    await sp.evaluate("window.__psc119.live.stop()")
+    # ... and no re-read still under way that would learn of the other specialist's accept.
+    await sp.evaluate("async () => { window.__psc119.live.stop(); await window.__psc119.settled(); }")
     status, _ = await api.call("POST", f"/api/consults/{taken}/accept", await api.login(rival, "demo119x"))
     assert status == 200
     await sp.locator(f"#queue tr[data-consult-id='{taken}'] button.accept").click()

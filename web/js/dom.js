@@ -66,3 +66,17 @@ export function guard(promise, onError) {
     if (onError) onError(err);
   });
 }
+
+/**
+ * ``task`` run one call at a time, in call order, so a slow older read never renders over a newer one.
+ * ``run.settled()`` resolves once every call made so far has finished.
+ */
+export function oneAtATime(task) {
+  let last = Promise.resolve();
+  const run = () => {
+    last = last.catch(() => {}).then(task);
+    return last;
+  };
+  run.settled = () => last.catch(() => {});
+  return run;
+}

@@ -1,7 +1,7 @@
 // The puskesmas doctor: request a consult with the case and attachments, follow it live, meet the specialist
 // in the video room, and read the written answer.
 import {api, apiUpload, errorText, requireRole} from "./api.js";
-import {$, fill, guard, h, localTime, newKey} from "./dom.js";
+import {$, fill, guard, h, localTime, newKey, oneAtATime} from "./dom.js";
 import {label, onLanguageChange, t} from "./i18n.js";
 import {LiveSocket} from "./live.js";
 import {SERVICES, SPECIALTIES, URGENCIES, VITAL_NAMES, fillCase, loadCase, mountDoctorPage, options, stateChip,
@@ -12,6 +12,8 @@ const user = requireRole("puskesmas");
 // key: the idempotency key of the request being made, kept across retries until it is stored.
 const state = {consults: [], selected: null, detail: null, key: null, busy: false};
 let live = null;
+// Every change to the consults re-reads them; one read at a time, so the newest always renders last.
+const refresh = oneAtATime(reload);
 
 if (user) guard(boot(), (err) => { $("#request-error").textContent = errorText(err); });
 
@@ -30,7 +32,7 @@ async function boot() {
     onHello: () => guard(refresh()),
     onEvent: (message) => { if (message.event.startsWith("consult.")) guard(refresh()); },
   }).start();
-  window.__psc119 = {live, state};
+  window.__psc119 = {live, state, settled: refresh.settled};
   document.body.dataset.ready = "true";
 }
 
@@ -120,7 +122,7 @@ function resetForm() {
   $("#request-error").textContent = "";
 }
 
-async function refresh() {
+async function reload() {
   const {consults} = await api("GET", "/api/consults");
   state.consults = consults;
   if (state.selected) state.detail = await loadCase(state.selected);

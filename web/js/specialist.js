@@ -1,7 +1,7 @@
 // The specialist: go on call per specialty, take requests from the queue (most urgent first), read the case
 // and its attachments, meet the puskesmas doctor in the video room, and complete with SOAP notes and a decision.
 import {api, errorText, requireRole} from "./api.js";
-import {$, clock, fill, guard, h, localTime} from "./dom.js";
+import {$, clock, fill, guard, h, localTime, oneAtATime} from "./dom.js";
 import {label, onLanguageChange, t} from "./i18n.js";
 import {LiveSocket} from "./live.js";
 import {ROOM_STATES, fillCase, loadCase, mountDoctorPage, overdueFlag, stateChip, urgencyChip} from "./consult_view.js";
@@ -10,6 +10,8 @@ import {closeRoom, currentRoom} from "./room_view.js";
 const user = requireRole("specialist");
 const state = {consults: [], onCall: new Set(), selected: null, detail: null, facilities: new Map(), busy: false};
 let live = null;
+// Every change to the consults re-reads them; one read at a time, so the newest always renders last.
+const refresh = oneAtATime(reload);
 
 if (user) guard(boot(), (err) => { $("#queue-message").textContent = errorText(err); });
 
@@ -25,7 +27,7 @@ async function boot() {
     onHello: () => guard(refresh()),
     onEvent: (message) => { if (message.event.startsWith("consult.") || message.event === "oncall.changed") guard(refresh()); },
   }).start();
-  window.__psc119 = {live, state};
+  window.__psc119 = {live, state, settled: refresh.settled};
   setInterval(tick, 1000);
   const region = await api("GET", "/api/region");
   state.facilities = new Map(region.facilities.map((f) => [f.code, f]));
@@ -38,7 +40,7 @@ function caseError(err) {
   $("#case-error").textContent = errorText(err);
 }
 
-async function refresh() {
+async function reload() {
   const [{consults}, {on_call: onCall}] = await Promise.all([api("GET", "/api/consults"), api("GET", "/api/oncall")]);
   state.consults = consults;
   state.onCall = new Set(onCall.map((o) => o.specialty));
