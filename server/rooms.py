@@ -236,6 +236,8 @@ class RoomHub:
             held = list(self._rooms)  # only rooms claimed before the beat reads the claims
             try:
                 owned = await self.nodes.beat()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("room owner beat failed (the database is unreachable?): %s", exc)
             except Exception:
                 log.exception("room owner beat failed")
             else:
