@@ -7,7 +7,7 @@ which is the case the pages must survive (markers without tiles).
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,18 +88,30 @@ async def pages(browser: Browser, api: Api) -> AsyncIterator[Pages]:
 
 
 class Network:
-    """Stands between a page and the server's websockets: passes sockets through, or cuts and refuses them."""
+    """Stands between a page and the server's websockets: passes sockets through, cuts and refuses them,
+    or loses the next message from the page that ``lose`` matches."""
 
     def __init__(self) -> None:
         self.down = False
         self.sockets: list[WebSocketRoute] = []
+        self.lose: Callable[[str | bytes], bool] | None = None
+        self.lost: list[str | bytes] = []
 
     async def route(self, ws: WebSocketRoute) -> None:
         if self.down:
             await ws.close(code=1001, reason="network down")
             return
         self.sockets.append(ws)
-        ws.connect_to_server()
+        server = ws.connect_to_server()
+
+        def to_server(message: str | bytes) -> None:
+            if self.lose is not None and self.lose(message):
+                self.lose = None
+                self.lost.append(message)
+                return
+            server.send(message)
+
+        ws.on_message(to_server)
 
     async def cut(self) -> None:
         self.down = True

@@ -20,13 +20,19 @@ async def online(page: Page) -> None:
     await expect(page.locator("#conn-banner")).to_be_hidden()
 
 
-async def test_field_page_recovers_from_a_cut_and_gets_the_dispatch_it_missed(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
-    assert await con.fetchval("SELECT unit_id FROM users WHERE username = 'field'") == FIELD_UNIT
+async def field_phone(pages: Pages) -> tuple[Page, Network]:
+    """The demo crew's phone page, online, with its socket going through a `Network` the test controls."""
     context = await pages.context(PHONE)
     network = Network()
     await context.route_web_socket("**/ws/unit*", network.route)
     phone = await pages.login(context, "field", "demo119", "/field.html")
     await online(phone)
+    return phone, network
+
+
+async def test_field_page_recovers_from_a_cut_and_gets_the_dispatch_it_missed(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
+    assert await con.fetchval("SELECT unit_id FROM users WHERE username = 'field'") == FIELD_UNIT
+    phone, network = await field_phone(pages)
     await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "available")
 
     # 1. The socket drops under the page: the banner says so, the page reconnects by itself and works.
@@ -67,11 +73,7 @@ async def test_field_page_recovers_from_a_cut_and_gets_the_dispatch_it_missed(pa
 
 
 async def test_reports_made_without_signal_are_sent_later_with_their_times(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
-    context = await pages.context(PHONE)
-    network = Network()
-    await context.route_web_socket("**/ws/unit*", network.route)
-    phone = await pages.login(context, "field", "demo119", "/field.html")
-    await online(phone)
+    phone, network = await field_phone(pages)
     operator = await api.login("operator")
     status, created = await api.call("POST", "/api/calls", operator, json=call_body())
     assert status == 201, created
@@ -117,3 +119,17 @@ async def test_reports_made_without_signal_are_sent_later_with_their_times(pages
     await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "at_hospital")
     assert await con.fetchval("SELECT status FROM units WHERE id = $1", FIELD_UNIT) == "at_hospital"
     assert await con.fetchval("SELECT count(*) FROM unit_status_log WHERE unit_id = $1 AND status = 'at_hospital'", FIELD_UNIT) == 1
+
+
+async def test_a_report_whose_answer_never_comes_is_sent_again_and_counts_once(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
+    phone, network = await field_phone(pages)
+    # The report is lost on its way while the socket stays up: no answer comes, so the page keeps it and,
+    # still connected, sends it again at once; the server counts it once.
+    network.lose = lambda message: '"status": "unavailable"' in str(message) or '"status":"unavailable"' in str(message)
+    await phone.click("#status-buttons .status-button[data-status='unavailable']")
+    await expect(phone.locator("#action-message")).to_contain_text("Status sekarang: Tidak tersedia", timeout=20000)  # the answer
+    await expect(phone.locator("#outbox")).to_be_hidden()
+    await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "unavailable")
+    assert len(network.lost) == 1
+    assert await con.fetchval("SELECT status FROM units WHERE id = $1", FIELD_UNIT) == "unavailable"
+    assert await con.fetchval("SELECT count(*) FROM unit_status_log WHERE unit_id = $1 AND status = 'unavailable'", FIELD_UNIT) == 1

@@ -232,6 +232,8 @@ function keep(message) {
   say(t("field.queued", {status: label("status", target)}), true);
   render();
   gpsForStatus();
+  // Still connected (the server was slow to answer): try again now rather than at the next reconnect.
+  if (live.connected) guard(flush(), (err) => say(errorText(err), true));
 }
 
 /** Send what was kept, oldest first; stop at the first that gets no answer (the signal went again). */
