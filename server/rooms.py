@@ -156,10 +156,18 @@ class RoomHub:
         async with self._build_lock:
             live = self._rooms.get(consult_id)
             if live is None:
-                live = await self._build(consult_id)
-                owner = await self.nodes.claim(consult_id, url)
+                # Claim first: a member relayed to another process costs no reads of the room here.
+                try:
+                    owner = await self.nodes.claim(consult_id, url)
+                except (ValueError, asyncpg.ForeignKeyViolationError):
+                    raise RoomClosed("no such consult") from None
                 if owner is not None:
                     raise OwnedElsewhere(owner)
+                try:
+                    live = await self._build(consult_id)
+                except Exception:
+                    await self.nodes.release(consult_id)
+                    raise
                 self._rooms[consult_id] = live
         return live
 
