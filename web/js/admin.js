@@ -1,14 +1,13 @@
 // The district office's administrator: the fleet (register, edit, on and off duty), the triage table,
 // who is on call and which consult requests wait, and the audit log. Unit statuses follow live.
 import {api, errorText, logout, requireRole} from "./api.js";
-import {statusChip} from "./chips.js";
+import {PRIORITIES, statusChip} from "./chips.js";
 import {$, fill, guard, h, localTime} from "./dom.js";
 import {label, mountLanguageSwitch, onLanguageChange, t, translate} from "./i18n.js";
 import {LiveSocket} from "./live.js";
 
 const KINDS = ["ambulance", "motorbike"];
 const CAPABILITIES = ["bls", "als", "transport", "aed", "obstetric", "neonatal", "rescue"];
-const PRIORITIES = ["merah", "kuning", "hijau"];
 // A unit can be put on duty from these statuses, and off duty from the first two; busy units are left to their crew.
 const DUTY_OFF = new Set(["available", "unavailable"]);
 const DUTY_ON = new Set(["off_duty", "unavailable"]);

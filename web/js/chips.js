@@ -2,6 +2,9 @@
 import {h} from "./dom.js";
 import {label} from "./i18n.js";
 
+/** The triage colours, most urgent first. */
+export const PRIORITIES = ["merah", "kuning", "hijau"];
+
 export function statusChip(status) {
   return h("span", {class: `status-chip st-${status}`, dataset: {status}}, label("status", status));
 }

@@ -2,6 +2,7 @@
 import {api, ApiError, errorText} from "../api.js";
 import {$, fill, guard, h, newKey} from "../dom.js";
 import {label, t} from "../i18n.js";
+import {PRIORITIES} from "../chips.js";
 import {pickMarker} from "../map.js";
 
 const FIELD_INPUTS = {phone: "#f-phone", call_type: "#f-call-type", kelurahan: "#f-kelurahan", location: "#f-kelurahan",
@@ -34,11 +35,11 @@ export class Intake {
     const [callType, priority, kelurahan] = [keep("#f-call-type"), keep("#f-priority"), keep("#f-kelurahan")];
     const en = document.documentElement.lang === "en";
     fill($("#f-call-type"), h("option", {value: ""}, t("op.choose")),
-      ["merah", "kuning", "hijau"].map((p) => h("optgroup", {label: label("priority", p)},
+      PRIORITIES.map((p) => h("optgroup", {label: label("priority", p)},
         [...this.store.callTypes.values()].filter((c) => c.priority === p && c.active !== false)
           .map((c) => h("option", {value: c.code}, en ? c.label_en : c.label_id)))));
     fill($("#f-priority"), h("option", {value: ""}, t("op.priority_auto")),
-      ["merah", "kuning", "hijau"].map((p) => h("option", {value: p}, label("priority", p))));
+      PRIORITIES.map((p) => h("option", {value: p}, label("priority", p))));
     const region = this.store.region;
     fill($("#f-kelurahan"), h("option", {value: ""}, t("op.choose")),
       region.kecamatan.map((k) => h("optgroup", {label: k.name},

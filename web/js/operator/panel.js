@@ -3,11 +3,10 @@
 import {api, ApiError, errorText} from "../api.js";
 import {$, clock, fill, guard, h} from "../dom.js";
 import {label, t} from "../i18n.js";
-import {priorityBadge, statusChip} from "../chips.js";
+import {PRIORITIES, priorityBadge, statusChip} from "../chips.js";
 import {kelurahanName} from "./boards.js";
 
 const OUTCOMES = ["emergency", "information", "silent", "prank", "duplicate", "transfer"];
-const PRIORITIES = ["merah", "kuning", "hijau"];
 
 export class IncidentPanel {
   constructor({store, onSelect}) {

@@ -1,6 +1,7 @@
 // The console's picture of the world: units, open incidents and who serves them, kept current by events.
+import {PRIORITIES} from "../chips.js";
 
-const PRIORITY_ORDER = {merah: 0, kuning: 1, hijau: 2};
+const PRIORITY_ORDER = Object.fromEntries(PRIORITIES.map((p, i) => [p, i]));
 const INCIDENT_ADVANCE = {on_scene: "on_scene", transporting: "transporting", at_hospital: "at_hospital"};
 const ALERTS = new Set(["alert", "consult.overdue"]);
 const BUSY = new Set(["dispatched", "en_route", "on_scene", "transporting", "at_hospital"]);
