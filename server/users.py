@@ -12,9 +12,9 @@ from server import audit
 from server.errors import Conflict, InvalidField, NotFound
 from server.passwords import Passwords
 from server.roles import Role
+from signaling.specialty import Specialty
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
-SPECIALTY = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,9 +85,12 @@ async def add_user(
         raise InvalidField("a puskesmas account needs --facility, and only it", field="facility")
     if role_value is Role.SPECIALIST and not specialties:
         raise InvalidField("a specialist needs at least one --specialty", field="specialty")
+    if specialties and role_value is not Role.SPECIALIST:
+        raise InvalidField("only a specialist account takes --specialty", field="specialty")
+    known = {s.value for s in Specialty}
     for s in specialties:
-        if not SPECIALTY.match(s):
-            raise InvalidField(f"not a specialty code: {s!r}", field="specialty")
+        if s not in known:
+            raise InvalidField(f"unknown specialty {s[:40]!r}; one of {', '.join(sorted(known))}", field="specialty")
     unit_id = None
     if unit is not None:
         unit_id = await con.fetchval("SELECT id FROM units WHERE id = $1 OR callsign = $1", unit)

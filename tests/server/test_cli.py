@@ -122,6 +122,9 @@ async def test_bad_user_input_exits_non_zero_naming_the_field_and_changes_nothin
         (["add", "a3", "--role", "field_team", "--unit", "NS-99"], good, 1, "(unit)"),
         (["add", "a4", "--role", "puskesmas", "--facility", hospital], good, 1, "(facility)"),
         (["add", "a5", "--role", "specialist"], good, 1, "(specialty)"),
+        # Only the specialties consults are routed by: a typo would make a specialist nobody's request ever reaches.
+        (["add", "a8", "--role", "specialist", "--specialty", "jantung", "--specialty", "kardiologi"], good, 1, "(specialty)"),
+        (["add", "a9", "--role", "operator", "--specialty", "jantung"], good, 1, "(specialty)"),
         (["add", "a6", "--role", "operator"], "short\n", 1, "(password)"),
         (["add", "operator", "--role", "operator"], good, 1, "(username)"),
         (["add", "Not Valid", "--role", "operator"], good, 1, "(username)"),
