@@ -18,7 +18,7 @@ from server.road_eta import OsrmEta
 from server.handlers import audit_log, auth, calls, dispatch_live, docs, health, incident_records, live, region, static, triage, units
 from server.handlers import consults as consult_handlers
 from server.handlers import web_config
-from server import consult_sweep, recording, rooms
+from server import consult_sweep, recording, rooms, security_headers
 from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, PASSWORDS, POOL, POSITIONS, WEBSOCKETS
 from server.middlewares import access, errors, request_ids
 from server.passwords import Passwords
@@ -44,6 +44,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         module.routes.add_to(app)
         app[ENDPOINTS].extend(module.routes.endpoints)
     _check_every_route_declared(app)
+    security_headers.setup(app, config)
     app.cleanup_ctx.append(_database(dsn))
     app.cleanup_ctx.append(_live(dsn))
     app.cleanup_ctx.append(rooms.hub_context)

@@ -54,6 +54,7 @@ class ServerSettings:
         default="", metadata=_check(lambda v: v == "" or v.startswith(("http://", "https://")), "must be empty or an http(s) URL")
     )
     node_ttl_s: float = dataclasses.field(default=10.0, metadata=_check(lambda v: 1 <= v <= 300, "must be in [1, 300]"))
+    hsts_max_age_s: int = dataclasses.field(default=0, metadata=_check(lambda v: v >= 0, "must be 0 (off) or more"))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 class Pages:
-    """Opens browser contexts and pages, and remembers every uncaught error or unhandled rejection."""
+    """Opens browser contexts and pages, and remembers every uncaught error, unhandled rejection or CSP refusal."""
 
     def __init__(self, browser: Browser, api: Api) -> None:
         self.browser = browser
@@ -63,6 +63,8 @@ class Pages:
     async def page(self, context: BrowserContext) -> Page:
         page = await context.new_page()
         page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
+        # Whatever the Content-Security-Policy refuses is a page that does not work as built: Chromium logs each refusal.
+        page.on("console", lambda m: self.errors.append(f"{page.url}: {m.text}") if "Content Security Policy" in m.text else None)
         return page
 
     async def login(self, context: BrowserContext, username: str, password: str, lands_on: str) -> Page:
