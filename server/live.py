@@ -68,8 +68,10 @@ async def serve_socket(
     *,
     greeting: Greeting | None = None,
     side: asyncio.Queue[dict[str, Any]] | None = None,
+    horizon: Callable[[], Awaitable[int]] | None = None,
 ) -> web.WebSocketResponse:
-    """Run a live socket: ``greeting`` adds state to the hello, ``side`` carries non-event messages (positions)."""
+    """Run a live socket: ``greeting`` adds state to the hello, ``side`` carries non-event messages (positions),
+    ``horizon`` gives the last event id this socket may not replay (a resume point before it starts after it)."""
     after = resume_point(request)  # validated before the upgrade, so a bad value is a plain 422
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
@@ -81,6 +83,8 @@ async def serve_socket(
         if after is None:
             # No resume point: start from the newest committed event, not from what the bus has seen.
             after = await events.last_id(request.app[POOL])
+        elif horizon is not None:
+            after = max(after, await horizon())
         hello = {"type": "hello", "last_event_id": after}
         if greeting is not None:
             hello |= await greeting()

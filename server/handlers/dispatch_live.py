@@ -10,7 +10,7 @@ from aiohttp import web
 
 from dispatch.geo import Point
 from dispatch.status import Actor, UnitStatus, next_statuses
-from server import assignments, audit, incidents, unit_messages
+from server import assignments, audit, incidents, unit_messages, unit_replay
 from server.errors import TooManyRequests
 from server.fleet import UNIT_COLUMNS, crew_moves, unit_snapshot
 from server.handlers.auth import actor_of
@@ -97,7 +97,10 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
         return {"type": "ok", "ref": ref, "status": status.value, "next_statuses": [s.value for s in next_statuses(status, Actor.CREW)],
                 "crew_moves": crew_moves(status), "unit": result["unit"], "duplicate": result.get("duplicate", False)}
 
-    return await serve_socket(request, audience_of(user), on_message, greeting=lambda: unit_state(request))
+    return await serve_socket(
+        request, audience_of(user), on_message, greeting=lambda: unit_state(request),
+        horizon=lambda: unit_replay.horizon(request.app[POOL], unit_id, settings.unit_replay_h),
+    )
 
 
 @routes.route("GET", "/ws/operator", roles=frozenset({Role.OPERATOR, Role.ADMIN}), summary="Websocket for the console: calls, recommendations, assignments, statuses, alerts; unit positions batched; ?after=N resumes")
