@@ -26,7 +26,6 @@ import asyncpg
 from server import audit, events, oncall
 from server.config import ConsultSettings
 from server.errors import Conflict, Forbidden, NotFound
-from server.roles import Role
 from server.routing import choice
 from server.users import User
 from signaling import routing
@@ -154,14 +153,6 @@ async def load(con: asyncpg.Connection | asyncpg.Pool, consult_id: str) -> Store
     stored = await find(con, consult_id)
     if stored is None:
         raise NotFound(f"no consult {consult_id[:64]!r}")
-    return stored
-
-
-async def load_visible(con: asyncpg.Connection | asyncpg.Pool, consult_id: str, user: User) -> Stored:
-    """A consult its members and the admins may see; 403 for anyone else."""
-    stored = await load(con, consult_id)
-    if not (user.role is Role.ADMIN or stored.is_member(user)):
-        raise Forbidden("only the consult's doctors and the admins may see it")
     return stored
 
 
@@ -312,23 +303,3 @@ async def start_session(con: asyncpg.Connection, consult_id: str, at: dt.datetim
         return await commit(con, before, after, audit.Actor(None, "signaling"), "consult.in_session")
     except (IllegalTransition, Conflict):
         return None
-
-
-async def visible_list(con: asyncpg.Connection | asyncpg.Pool, user: User, state: str | None) -> list[Stored]:
-    """Puskesmas: its facility's consults. Specialist: the waiting queue of its specialties
-    and its own consults. Admin: all. Waiting requests first in queue order, then newest first."""
-    rows = await con.fetch(
-        f"""SELECT {COLUMNS} FROM consults
-            WHERE ($1::text IS NULL OR state = $1)
-              AND CASE $2::text
-                    WHEN 'puskesmas' THEN facility_code = $3
-                    WHEN 'specialist' THEN (state = 'requested' AND specialty = ANY($4::text[])) OR specialist = $5
-                    ELSE true END
-            ORDER BY requested_at DESC LIMIT 500""",
-        state, user.role.value, user.facility_code, list(user.specialties), user.id,
-    )
-    found = [Stored.from_row(r) for r in rows]
-    by_id = {s.id: s for s in found}
-    waiting = routing.waiting_queue(s.consult for s in found)
-    rest = [s for s in found if s.consult.state is not ConsultState.REQUESTED]
-    return [by_id[c.id] for c in waiting] + rest

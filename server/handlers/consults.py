@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pydantic
 from aiohttp import web
 
-from server import audit, consult_files, consults, oncall, room_socket, rooms
+from server import audit, consult_access, consult_files, consults, oncall, room_socket, rooms
 from server.consults import member_id
 from server.errors import Conflict, Forbidden
 from server.handlers.auth import actor_of
@@ -82,20 +82,20 @@ async def list_consults(request: web.Request) -> web.Response:
     query = read_query(request, ListQuery)
     user = request[USER]
     pool = request.app[POOL]
-    found = await consults.visible_list(pool, user, None if query.state is None else query.state.value)
+    found = await consult_access.readable_list(pool, user, None if query.state is None else query.state.value)
     declined = await consults.declined_by(pool, user) if user.role is Role.SPECIALIST else set()
     at = consults.now()
-    items = [{**s.wire(at), "declined_by_me": s.id in declined} for s in found]
+    items = [{**consult_access.list_entry(s, at), "declined_by_me": s.id in declined} for s in found]
     await audit.record(pool, actor_of(request), "consult.list", None, {"consults": [s.id for s in found]})
     return json_response({"consults": items})
 
 
-@routes.route("GET", "/api/consults/{id}", roles=READERS, summary="One consult with its patient summary (members and admins)")
+@routes.route("GET", "/api/consults/{id}", roles=READERS, summary="One consult with its patient summary (its doctors, its puskesmas, its specialty's queue, admins)")
 async def get_consult(request: web.Request) -> web.Response:
     pool = request.app[POOL]
-    stored = await consults.load_visible(pool, _id(request), request[USER])
+    stored, reader = await consult_access.load_readable(pool, _id(request), request[USER])
     attachments = await consult_files.listing(pool, stored.id)
-    await audit.record(pool, actor_of(request), "consult.read", f"consult:{stored.id}")
+    await audit.record(pool, actor_of(request), "consult.read", f"consult:{stored.id}", {"as": reader.value})
     return json_response({"consult": {**stored.wire(consults.now()), "attachments": attachments}})
 
 
@@ -160,12 +160,14 @@ async def upload_attachment(request: web.Request) -> web.Response:
     return json_response({"attachment": entry}, status=201)
 
 
-@routes.route("GET", "/api/consults/{id}/attachments/{attachment_id}", roles=READERS, summary="Download an attachment (members and admins)")
+@routes.route("GET", "/api/consults/{id}/attachments/{attachment_id}", roles=READERS, summary="Download an attachment (whoever may read the consult)")
 async def download_attachment(request: web.Request) -> web.StreamResponse:
     pool = request.app[POOL]
-    stored = await consults.load_visible(pool, _id(request), request[USER])
+    stored, reader = await consult_access.load_readable(pool, _id(request), request[USER])
     entry, path = await consult_files.find(pool, request.app[CONFIG], stored, request.match_info["attachment_id"])
-    await audit.record(pool, actor_of(request), "consult.attachment.read", f"consult:{stored.id}", {"attachment": entry["id"]})
+    await audit.record(
+        pool, actor_of(request), "consult.attachment.read", f"consult:{stored.id}", {"attachment": entry["id"], "as": reader.value}
+    )
     response = web.FileResponse(path)
     response.content_type = entry["content_type"]
     response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(entry['filename'], safe='')}"
@@ -197,14 +199,14 @@ async def get_ice_servers(request: web.Request) -> web.Response:
     return json_response({"ice_servers": [s.to_dict() for s in ice], "ttl_s": config.ice.turn_ttl_s})
 
 
-@routes.route("GET", "/api/consults/{id}/chat", roles=READERS, summary="The consult's stored chat (members and admins)")
+@routes.route("GET", "/api/consults/{id}/chat", roles=READERS, summary="The consult's stored chat (whoever may read the consult)")
 async def get_chat(request: web.Request) -> web.Response:
     pool = request.app[POOL]
-    stored = await consults.load_visible(pool, _id(request), request[USER])
+    stored, reader = await consult_access.load_readable(pool, _id(request), request[USER])
     rows = await pool.fetch(
         "SELECT id, from_user, text, at FROM consult_chat WHERE consult_id = $1 ORDER BY id", uuid.UUID(stored.id)
     )
-    await audit.record(pool, actor_of(request), "consult.chat.read", f"consult:{stored.id}")
+    await audit.record(pool, actor_of(request), "consult.chat.read", f"consult:{stored.id}", {"as": reader.value})
     return json_response({"messages": [dict(r) for r in rows]})
 
 

@@ -125,7 +125,8 @@ export function fillCase(c) {
     : [c.requester_name, c.facility_name].filter(Boolean).join(" · ")) || "";
   fill($("#case-body"), patientDetails(c));
   fill($("#case-attachments"), h("h3", {}, t("consult.attachments")), attachmentList(c, (text) => { $("#case-error").textContent = text; }));
-  const open = ROOM_STATES.includes(c.state);
+  // Colleagues at the puskesmas read the case for the handover; only its two doctors meet in the room.
+  const open = ROOM_STATES.includes(c.state) && [c.requester, c.specialist].includes(session.user?.id);
   $("#join-room").hidden = !open;
   $("#join-audio-only").parentElement.hidden = !open;
   fill($("#case-answer"), outcomeView(c));

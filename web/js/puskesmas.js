@@ -152,8 +152,10 @@ function renderCase() {
   fill($("#case-h"), t("pkm.case_title", {specialty: label("specialty", c.specialty)}));
   const waiting = c.state === "requested" ? t("pkm.waiting_until", {time: localTime(c.respond_by)}) : null;
   fill($("#case-status"), stateChip(c), " ", waiting, c.overdue ? [" ", h("span", {class: "overdue"}, t("consult.overdue"))] : null);
-  $("#cancel-consult").hidden = !OPEN_STATES.includes(c.state);
-  $("#add-files").hidden = !OPEN_STATES.concat("in_session").includes(c.state);
+  // A colleague's request is read here, not changed: only the requesting doctor cancels it or adds files.
+  const mine = c.requester === user.id;
+  $("#cancel-consult").hidden = !mine || !OPEN_STATES.includes(c.state);
+  $("#add-files").hidden = !mine || !OPEN_STATES.concat("in_session").includes(c.state);
 }
 
 /** More attachments for the selected consult (while it is open). */
