@@ -124,9 +124,9 @@ async def test_video_consult_between_the_two_pages(pages: Pages, api: Api, con: 
     assert await pkm.evaluate("window.__room.local.getAudioTracks().every((t) => !t.enabled)")
     # Audio only stops the camera without renegotiating; turning it off sends video again.
     await pkm.click("#room-audio-only")
-    await pkm.wait_for_function("window.__room.local.getVideoTracks().length === 0")
+    await pkm.wait_for_function("() => window.__room.local.getVideoTracks().length === 0")
     await pkm.click("#room-audio-only")
-    await pkm.wait_for_function("window.__room.local.getVideoTracks().length === 1")
+    await pkm.wait_for_function("() => window.__room.local.getVideoTracks().length === 1")
     assert await frames_growing(sp, time.monotonic() + 5) > 0
     # A second attachment, added during the session, reaches the specialist.
     await pkm.set_input_files("#case-files", files=[FilePayload(name="ekg-ulang.png", mimeType="image/png", buffer=PNG)])

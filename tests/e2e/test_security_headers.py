@@ -99,7 +99,7 @@ async def test_every_page_runs_without_a_single_csp_refusal(tiled_pages: Pages, 
     page = await open_page(pages, "operator", "/operator.html", CONSOLE)
     await page.evaluate("""() => { const s = document.createElement("script"); s.textContent = "window.__ran = true";
                                    document.head.append(s); }""")
-    await page.wait_for_function("window.__csp.length === 1")
+    await page.wait_for_function("() => window.__csp.length === 1")
     assert await page.evaluate("window.__ran === undefined")
     assert (await page.evaluate("window.__csp"))[0].startswith("script-src")
     assert len(pages.errors) == 1 and "Content Security Policy" in pages.errors[0], pages.errors
