@@ -101,7 +101,7 @@ class DispatchSettings:
     road_eta_profile: str = dataclasses.field(default="driving", metadata=_check(lambda v: v.isidentifier(), "must be a plain name"))
     road_eta_shortlist: int = dataclasses.field(default=10, metadata=_check(lambda v: 1 <= v <= 100, "must be 1..100"))
     road_eta_timeout_s: float = dataclasses.field(default=1.5, metadata=_check(lambda v: 0 < v <= 10, "must be in (0, 10]"))
-    unit_replay_h: float = dataclasses.field(default=12.0, metadata=_positive())
+    unit_replay_h: float = dataclasses.field(default=12.0, metadata=_check(lambda v: 0 < v <= 720, "must be in (0, 720] hours"))
 
 
 def _content_types(value: tuple[str, ...]) -> bool:
