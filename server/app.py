@@ -18,7 +18,7 @@ from server.road_eta import OsrmEta
 from server.handlers import audit_log, auth, calls, dispatch_live, docs, health, incident_records, live, region, static, triage, units
 from server.handlers import consults as consult_handlers
 from server.handlers import web_config
-from server import consult_sweep, outages, recording, rooms
+from server import consult_sweep, outages, recording, rooms, unassessed
 from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, PASSWORDS, POOL, POSITIONS, WEBSOCKETS
 from server.middlewares import access, errors, request_ids
 from server.outages import OutageLog
@@ -47,6 +47,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
     _check_every_route_declared(app)
     app.cleanup_ctx.append(_database(dsn))
     app.cleanup_ctx.append(_live(dsn))
+    app.cleanup_ctx.append(unassessed.assess_left_over)
     app.cleanup_ctx.append(rooms.hub_context)
     recording.setup(app)  # after the hub: its recorders stop before the hub does
     app.cleanup_ctx.append(consult_sweep.sweeper)
