@@ -103,6 +103,8 @@ _UNREACHABLE = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    # A connection the server cut while a query was starting on it ("another operation is in progress").
+    asyncpg.InternalClientError,
 )
 
 

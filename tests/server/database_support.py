@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,11 +16,13 @@ from tests.conftest import TEST_AUTH
 
 
 @contextlib.asynccontextmanager
-async def own_database(var_dir: Path) -> AsyncIterator[tuple[EmbeddedDatabase, str]]:
+async def own_database() -> AsyncIterator[tuple[EmbeddedDatabase, str]]:
     """The embedded server and the DSN of its migrated demo database."""
+    # Not under pytest's basetemp, which a concurrent test run may prune under a running server.
+    var_dir = Path(tempfile.mkdtemp(prefix="psc119-test-own-pg-"))
     embedded = EmbeddedDatabase(var_dir)
-    await asyncio.to_thread(embedded.start)
     try:
+        await asyncio.to_thread(embedded.start)
         dsn = embedded.dsn("postgres")
         con = await db.connect(dsn)
         await migrate.migrate(con)
@@ -27,3 +31,4 @@ async def own_database(var_dir: Path) -> AsyncIterator[tuple[EmbeddedDatabase, s
         yield embedded, dsn
     finally:
         await asyncio.to_thread(embedded.stop)
+        shutil.rmtree(var_dir, ignore_errors=True)

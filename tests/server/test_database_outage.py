@@ -8,7 +8,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -17,14 +16,15 @@ from server.embedded_db import EmbeddedDatabase
 from tests.conftest import Api, start_api
 from tests.server.database_support import own_database
 from tests.server.dispatch_support import call_body
+from tests.server.process_support import Served, cli_env
 
 UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
 OUTAGE_S = 3.0
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedDatabase, str]]:
-    async with own_database(tmp_path) as stopped_by_this_test:
+async def database() -> AsyncIterator[tuple[EmbeddedDatabase, str]]:
+    async with own_database() as stopped_by_this_test:
         yield stopped_by_this_test
 
 
@@ -43,8 +43,8 @@ async def test_every_route_answers_503_and_everything_recovers(database: tuple[E
     api = await start_api(dsn)
     try:
         token = await api.login("operator")
+        outage_started = len(caplog.records)  # the loops may see the outage while PostgreSQL is still stopping
         await asyncio.to_thread(embedded.halt)
-        outage_started = len(caplog.records)
         requests = {
             "public": ("POST", "/api/auth/login", None, {"json": {"username": "operator", "password": demo_region.DEMO_PASSWORD}}),
             "authenticated GET": ("GET", "/api/incidents", token, {}),
@@ -93,3 +93,29 @@ async def test_every_route_answers_503_and_everything_recovers(database: tuple[E
     finally:
         await api.session.close()
         await api.server.close()
+
+
+async def test_a_served_process_logs_the_outage_once_per_loop_and_no_traceback(database: tuple[EmbeddedDatabase, str]) -> None:
+    """The whole log of a real ``psc119 serve`` through an outage: a line when it starts and one when it ends."""
+    embedded, dsn = database
+    stderr = embedded.pgdata.parent / "serve.log"  # beside the database, out of pytest's pruned basetemp
+    served = await Served.start(["serve", "--port", "0"], cli_env(dsn), stderr)
+    try:
+        before = len(stderr.read_text())
+        await asyncio.to_thread(embedded.halt)
+        await asyncio.sleep(OUTAGE_S)
+        await asyncio.to_thread(embedded.resume)
+        for _ in range(100):
+            if all(f"{loop}: database reachable again" in stderr.read_text() for loop in ("acknowledgement sweep", "event bus")):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(stderr.read_text()[before:])
+        await served.terminate()
+    finally:
+        await served.kill()
+    log = stderr.read_text()[before:]
+    assert "Traceback" not in log, log
+    for loop in ("acknowledgement sweep", "event bus", "room owner beat", "consult sweep", "position flush"):
+        lines = [line for line in log.splitlines() if f" {loop}: " in line]
+        assert len(lines) <= 2, lines

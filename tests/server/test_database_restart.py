@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import websockets
 
@@ -14,8 +13,8 @@ from tests.server.database_support import own_database
 from tests.server.test_events import ws_url
 
 
-async def test_events_flow_again_after_the_database_restarts(tmp_path: Path) -> None:
-    async with own_database(tmp_path) as (embedded, dsn):
+async def test_events_flow_again_after_the_database_restarts() -> None:
+    async with own_database() as (embedded, dsn):
         client = await start_api(dsn)
         try:
             token = await client.login("operator")
