@@ -21,7 +21,6 @@ from server.handlers import web_config
 from server import consult_sweep, outages, recording, rooms, unassessed
 from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, PASSWORDS, POOL, POSITIONS, WEBSOCKETS
 from server.middlewares import access, errors, request_ids
-from server.outages import OutageLog
 from server.passwords import Passwords
 from server.routing import ENDPOINT_ATTR
 from server.tasks import cancel_and_wait
@@ -115,7 +114,7 @@ async def _ack_timeouts(app: web.Application) -> AsyncIterator[None]:
         while await assignments.sweep_ack_timeouts(app[POOL], app[FLEET], settings, triage):
             pass
 
-    outage = OutageLog(log, "acknowledgement sweep")
+    outage = outages.OutageLog(log, "acknowledgement sweep")
     task = asyncio.create_task(outages.every(settings.ack_sweep_s, sweep, outage), name="ack-timeouts")
     yield
     await cancel_and_wait(task)

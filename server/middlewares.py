@@ -72,7 +72,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _database_unavailable(request: web.Request, exc: Exception) -> web.Response:
-    """503 with Retry-After: the client should try again, nothing was done (or it was committed and a retry is idempotent)."""
+    """503 with Retry-After: not the request's fault, and the database may be back by then."""
     log.warning("%s %s: database unreachable (%s)", request.method, request.path, type(exc).__name__)
     retry = request.app[CONFIG].database.retry_after_s
     response = _error(DatabaseUnavailable(f"the database is unreachable; try again in {retry} s"))
