@@ -18,7 +18,7 @@ from server.road_eta import OsrmEta
 from server.handlers import audit_log, auth, calls, dispatch_live, docs, health, incident_records, live, region, static, triage, units
 from server.handlers import consults as consult_handlers
 from server.handlers import web_config
-from server import consult_sweep, recording, rooms, security_headers
+from server import consult_sweep, outages, recording, rooms, security_headers, unassessed
 from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, PASSWORDS, POOL, POSITIONS, WEBSOCKETS
 from server.middlewares import access, errors, request_ids
 from server.passwords import Passwords
@@ -47,6 +47,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
     security_headers.setup(app, config)
     app.cleanup_ctx.append(_database(dsn))
     app.cleanup_ctx.append(_live(dsn))
+    app.cleanup_ctx.append(unassessed.assess_left_over)
     app.cleanup_ctx.append(rooms.hub_context)
     recording.setup(app)  # after the hub: its recorders stop before the hub does
     app.cleanup_ctx.append(consult_sweep.sweeper)
@@ -107,18 +108,15 @@ def _live(dsn: str):  # type: ignore[no-untyped-def]
 async def _ack_timeouts(app: web.Application) -> AsyncIterator[None]:
     """Withdraw unacknowledged dispatches; deadlines live in the database, so a restart loses none."""
 
-    async def sweep() -> None:
-        settings = app[CONFIG].dispatch
-        while True:
-            try:
-                triage = await incidents.load_triage(app[POOL])
-                while await assignments.sweep_ack_timeouts(app[POOL], app[FLEET], settings, triage):
-                    pass
-            except Exception:
-                log.exception("acknowledgement sweep failed; retrying")
-            await asyncio.sleep(settings.ack_sweep_s)
+    settings = app[CONFIG].dispatch
 
-    task = asyncio.create_task(sweep(), name="ack-timeouts")
+    async def sweep() -> None:
+        triage = await incidents.load_triage(app[POOL])
+        while await assignments.sweep_ack_timeouts(app[POOL], app[FLEET], settings, triage):
+            pass
+
+    outage = outages.OutageLog(log, "acknowledgement sweep")
+    task = asyncio.create_task(outages.every(settings.ack_sweep_s, sweep, outage), name="ack-timeouts")
     yield
     await cancel_and_wait(task)
 

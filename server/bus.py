@@ -17,6 +17,7 @@ import asyncpg
 
 from server import db, events
 from server.events import Event
+from server.outages import OutageLog
 from server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class EventBus:
 
     async def _run(self) -> None:
         backoff = 0.1
+        outage = OutageLog(log, "event bus")
         while True:
             con: asyncpg.Connection | None = None
             try:
@@ -86,6 +88,7 @@ class EventBus:
                 for channel, callback in self._channels.items():
                     await con.add_listener(channel, _payload_only(callback))
                 backoff = 0.1
+                outage.succeeded()
                 await self._deliver()  # catch up on anything committed while not listening
                 while not lost.is_set():
                     with contextlib.suppress(asyncio.TimeoutError):
@@ -93,11 +96,11 @@ class EventBus:
                             await self._wake.wait()
                     self._wake.clear()
                     await self._deliver()
-                log.warning("event listener connection lost; reconnecting")
+                outage.failed(ConnectionResetError("the listener connection was lost"))
             except asyncio.CancelledError:
                 raise
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("event bus: %s; retrying in %.1f s", type(exc).__name__, backoff)
+                outage.failed(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:

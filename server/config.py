@@ -64,6 +64,7 @@ class DatabaseSettings:
     pool_min: int = dataclasses.field(default=2, metadata=_check(lambda v: v >= 1, "must be at least 1"))
     pool_max: int = dataclasses.field(default=20, metadata=_check(lambda v: v >= 1, "must be at least 1"))
     command_timeout_s: float = dataclasses.field(default=10.0, metadata=_positive())
+    retry_after_s: int = dataclasses.field(default=5, metadata=_positive())
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

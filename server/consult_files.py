@@ -4,7 +4,8 @@ An upload is the raw request body with its ``Content-Type`` and a ``?filename=``
 It is refused when larger than ``consult.attachment_max_bytes`` (413, counted while
 reading, whatever Content-Length claims), when its type is not in
 ``consult.attachment_types`` (422 on ``content_type``), and when its first bytes do
-not match the declared type (a mislabelled file, 422 on ``content_type``).
+not match the declared type (a mislabelled file, 422 on ``content_type``). A full
+disk (or quota) is a 507 that leaves neither a partial file nor a row behind.
 
 Files live under ``<server.var_dir>/attachments/<consult id>/<attachment id>``, named
 by id only (the user's file name is kept in the database), never under the web
@@ -26,7 +27,7 @@ from aiohttp import web
 from server import audit, events
 from server.config import Config
 from server.consults import Stored
-from server.errors import InvalidField, NotFound, PayloadTooLarge
+from server.errors import STORAGE_FULL, InsufficientStorage, InvalidField, NotFound, PayloadTooLarge
 
 # Magic bytes per content type: (offset, bytes).
 SIGNATURES: dict[str, tuple[tuple[int, bytes], ...]] = {
@@ -87,10 +88,18 @@ async def read_upload(request: web.Request, config: Config) -> tuple[str, str, b
 
 
 def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".part")
-    partial.write_bytes(data)
-    partial.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(data)
+        partial.replace(path)
+    except OSError as exc:
+        if exc.errno in STORAGE_FULL:
+            raise InsufficientStorage("the server's disk is full; the attachment was not stored") from exc
+        raise
+    finally:
+        # A partial file would hold the space that the next upload needs.
+        partial.unlink(missing_ok=True)
 
 
 async def store(

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from server import audit, consults, events, oncall
+from server import audit, consults, events, oncall, outages
 from server.keys import CONFIG, POOL
 from signaling import routing
 
@@ -56,22 +56,17 @@ async def sweep_once(con: asyncpg.Connection, at: dt.datetime) -> routing.Sweep:
     return decision
 
 
-async def _run(app: web.Application) -> None:
-    interval = app[CONFIG].consult.sweep_s
-    while True:
-        try:
-            async with app[POOL].acquire() as con:
-                decision = await sweep_once(con, consults.now())
-            if decision.expire or decision.escalate:
-                log.info("consult sweep: %d expired, %d escalated", len(decision.expire), len(decision.escalate))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("consult sweep failed: %s", type(exc).__name__)
-        await asyncio.sleep(interval)
+async def _sweep(app: web.Application) -> None:
+    async with app[POOL].acquire() as con:
+        decision = await sweep_once(con, consults.now())
+    if decision.expire or decision.escalate:
+        log.info("consult sweep: %d expired, %d escalated", len(decision.expire), len(decision.escalate))
 
 
 async def sweeper(app: web.Application) -> AsyncIterator[None]:
     """The cleanup_ctx running the sweep (after the database pool)."""
-    task = asyncio.create_task(_run(app), name="consult-sweep")
+    run = outages.every(app[CONFIG].consult.sweep_s, lambda: _sweep(app), outages.OutageLog(log, "consult sweep"))
+    task = asyncio.create_task(run, name="consult-sweep")
     try:
         yield
     finally:

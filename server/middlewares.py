@@ -10,8 +10,8 @@ from aiohttp import web
 from server import sessions
 from dispatch.errors import DispatchError
 from signaling.errors import SignalingError
-from server.errors import ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, from_domain
-from server.keys import POOL, USER
+from server.errors import ApiError, DatabaseUnavailable, Forbidden, NotFound, PayloadTooLarge, Unauthorized, database_unreachable, from_domain
+from server.keys import CONFIG, POOL, USER
 from server.logs import request_id
 from server.routing import Handler, endpoint_of, json_response
 
@@ -60,13 +60,24 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return json_response({"error": {"code": "http_error", "message": exc.reason, "field": None}}, status=exc.status)
-    except Exception:
+    except Exception as exc:
+        if database_unreachable(exc):
+            return _database_unavailable(request, exc)
         log.exception("unhandled error in %s %s", request.method, request.path)
         rid = request_id.get()
         return json_response(
             {"error": {"code": "internal", "message": f"internal error, request id {rid}", "field": None}, "request_id": rid},
             status=500,
         )
+
+
+def _database_unavailable(request: web.Request, exc: Exception) -> web.Response:
+    """503 with Retry-After: not the request's fault, and the database may be back by then."""
+    log.warning("%s %s: database unreachable (%s)", request.method, request.path, type(exc).__name__)
+    retry = request.app[CONFIG].database.retry_after_s
+    response = _error(DatabaseUnavailable(f"the database is unreachable; try again in {retry} s"))
+    response.headers["Retry-After"] = str(retry)
+    return response
 
 
 def bearer_token(request: web.Request) -> str | None:

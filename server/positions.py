@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from dispatch.geo import Point
+from server import outages
 from server.bus import EventBus
 from server.tasks import cancel_and_wait
 from server.config import DispatchSettings
@@ -73,12 +74,7 @@ class Positions:
         self._listeners.discard(queue)
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.position_flush_s)
-            try:
-                await self.flush()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("position flush failed (%s); retrying", type(exc).__name__)
+        await outages.every(self._settings.position_flush_s, self.flush, outages.OutageLog(log, "position flush"))
 
     async def flush(self) -> None:
         if not self._pending:

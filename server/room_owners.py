@@ -8,7 +8,10 @@ process a member reaches claims its rooms; the row lock of ``INSERT ... ON
 CONFLICT`` lets exactly one claimant win. A node that learns on its beat that a room
 was claimed away (it was too slow to beat) closes its copy, so the members reconnect
 to the new owner. A node that stops cleanly deletes itself, and with it its claims,
-so its rooms move at once.
+so its rooms move at once. A process restarted at the address of a killed one takes
+that one's claims at once, without waiting ``node_ttl_s``: only one process listens
+on an address, so a claim under this process's own URL made by another node is a
+dead predecessor's (``server.advertise_url`` must name one process).
 
 Times are the database's ``now()``, so the processes' clocks do not matter.
 """
@@ -79,10 +82,11 @@ class Nodes:
         async with self._pool.acquire() as con:
             # A second round only when the owner let go between the two statements.
             for _ in range(3):
+                # A claim made at this process's own address is a dead predecessor's: one process listens on an address.
                 won = await con.fetchval(
                     """INSERT INTO room_owners AS o (consult_id, node, url) VALUES ($1, $2, $3)
                        ON CONFLICT (consult_id) DO UPDATE SET node = EXCLUDED.node, url = EXCLUDED.url, since = now()
-                       WHERE o.node = EXCLUDED.node OR NOT EXISTS (
+                       WHERE o.node = EXCLUDED.node OR o.url = EXCLUDED.url OR NOT EXISTS (
                            SELECT 1 FROM nodes n WHERE n.id = o.node AND n.seen_at > now() - make_interval(secs => $4))
                        RETURNING node""",
                     key, self.id, url, self.ttl_s,

@@ -117,6 +117,8 @@ async def _admit(request: web.Request, consult_id: str, join: Join) -> tuple[Liv
 async def serve(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     consult_id = request.match_info["id"]
+    # Joining reads the database: while it is unreachable, refuse the upgrade (503, Retry-After) rather than accept and drop.
+    await app[POOL].execute("SELECT 1")
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_FRAME_BYTES)
     await ws.prepare(request)
     app[WEBSOCKETS].add(ws)

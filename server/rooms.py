@@ -30,7 +30,7 @@ from typing import Any
 import asyncpg
 from aiohttp import WSCloseCode, web
 
-from server import audit, consults
+from server import audit, consults, outages
 from server.bus import EventBus
 from server.config import Config
 from server.keys import BUS, CONFIG, POOL, RECORDER_HOOK, RECORDER_STOP_HOOK, ROOMS
@@ -240,20 +240,15 @@ class RoomHub:
 
     async def keep_claims(self) -> None:
         """Beat as a node; close the rooms another process claimed while this one was too slow to beat."""
-        while True:
+        async def beat() -> None:
             held = list(self._rooms)  # only rooms claimed before the beat reads the claims
-            try:
-                owned = await self.nodes.beat()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("room owner beat failed (the database is unreachable?): %s", exc)
-            except Exception:
-                log.exception("room owner beat failed")
-            else:
-                for consult_id in held:
-                    if consult_id not in owned:
-                        log.warning("room %s is now held by another process; closing it here", consult_id)
-                        self.close(consult_id, "moved to another server", WSCloseCode.GOING_AWAY)
-            await asyncio.sleep(self.nodes.beat_every_s)
+            owned = await self.nodes.beat()
+            for consult_id in held:
+                if consult_id not in owned:
+                    log.warning("room %s is now held by another process; closing it here", consult_id)
+                    self.close(consult_id, "moved to another server", WSCloseCode.GOING_AWAY)
+
+        await outages.every(self.nodes.beat_every_s, beat, outages.OutageLog(log, "room owner beat"))
 
     async def stop(self) -> None:
         self._stopping = True

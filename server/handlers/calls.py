@@ -86,7 +86,7 @@ async def create_call(request: web.Request) -> web.Response:
     triage = await incidents.load_triage(pool)
     actor = actor_of(request)
     row, created = await incidents.record_call(pool, actor, incidents.CallIntake.parse(body), triage)
-    if created:
+    if created or row["assessed_at"] is None:  # a retry after a failed assessment assesses it now
         warnings, recommendations = await incidents.assess(pool, fleet, settings, row, triage)
     else:
         warnings, recommendations = row["warnings"], await incidents.recommend_for(fleet, settings, row, triage)

@@ -4,6 +4,7 @@ stored outside the web root, size limit, accepted types, and content that must m
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -90,3 +91,28 @@ async def test_size_type_and_content_are_checked_and_nothing_is_stored(capi: Api
     assert not (tmp_path / "var" / "attachments").exists() or not any((tmp_path / "var" / "attachments").rglob("*"))
     _, seen = await capi.call("GET", f"/api/consults/{consult_id}", pk)
     assert seen["consult"]["attachments"] == []
+
+
+async def test_a_full_disk_is_507_leaves_nothing_and_the_next_upload_works(demo_dsn: str, tmp_path: Path) -> None:
+    """A real full disk: a 256 KiB tmpfs mounted as the attachment directory (the suite runs as root)."""
+    attachments = tmp_path / "var" / "attachments"
+    attachments.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(attachments)], check=True)
+    try:
+        api = await start_api(demo_dsn, consult_config(demo_dsn, tmp_path / "var", attachment_max_bytes=1_048_576))
+        try:
+            consult_id, pk, _ = await accepted_consult(api)
+            status, body = await _post(api, consult_id, pk, PNG + bytes(512 * 1024), "image/png", "ct scan.png")
+            assert status == 507, body
+            assert body["error"]["code"] == "insufficient_storage" and "disk is full" in body["error"]["message"]
+            assert [p for p in attachments.rglob("*") if p.is_file()] == []
+            _, seen = await api.call("GET", f"/api/consults/{consult_id}", pk)
+            assert seen["consult"]["attachments"] == []
+            # The space is free again: a small file fits.
+            status, body = await _post(api, consult_id, pk, PNG, "image/png", "ekg.png")
+            assert status == 201, body
+            assert [p.name for p in attachments.rglob("*") if p.is_file()] == [body["attachment"]["id"]]
+        finally:
+            await close_api(api)
+    finally:
+        subprocess.run(["umount", str(attachments)], check=True)

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import websockets
 
-from server import db, demo_region, events, migrate
-from server.embedded_db import EmbeddedDatabase
-from server.passwords import Passwords
-from tests.conftest import TEST_AUTH, start_api
+from server import db, events
+from tests.conftest import start_api
+from tests.server.database_support import own_database
 from tests.server.test_events import ws_url
 
 
-async def test_events_flow_again_after_the_database_restarts(tmp_path: Path) -> None:
-    embedded = EmbeddedDatabase(tmp_path)
-    await asyncio.to_thread(embedded.start)
-    try:
-        dsn = embedded.dsn("postgres")
-        con = await db.connect(dsn)
-        await migrate.migrate(con)
-        await demo_region.load_demo(con, Passwords(TEST_AUTH))
-        await con.close()
+async def test_events_flow_again_after_the_database_restarts() -> None:
+    async with own_database() as (embedded, dsn):
         client = await start_api(dsn)
         try:
             token = await client.login("operator")
@@ -52,5 +43,3 @@ async def test_events_flow_again_after_the_database_restarts(tmp_path: Path) -> 
         finally:
             await client.session.close()
             await client.server.close()
-    finally:
-        await asyncio.to_thread(embedded.stop)

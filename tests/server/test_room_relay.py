@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -183,6 +184,54 @@ async def test_a_killed_owner_is_replaced_and_video_flows_again(demo_dsn: str, c
         await ani_again.wait_until(lambda: any(c.text == "kembali tersambung" for c in ani_again.chats), 5)
     finally:
         await stop_peers(peers, tasks)
+        await session.close()
+        for served in servers:
+            await served.kill()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_an_owner_restarted_at_its_address_takes_its_rooms_back_at_once(demo_dsn: str, con: asyncpg.Connection, tmp_path: Path) -> None:
+    """Real processes, node_ttl_s 60: the owner is killed and started again on the same port; the
+    members rejoin at once (through it, and relayed through the other process), not after 60 s."""
+    env = {**cli_env(demo_dsn), "PSC119_SERVER_NODE_TTL_S": "60", "PSC119_SERVER_VAR_DIR": str(tmp_path)}
+    port = _free_port()
+    session = aiohttp.ClientSession()
+    servers = [
+        await Served.start(["serve", "--port", str(port)], env, tmp_path / "owner.log"),
+        await Served.start(["serve", "--port", "0"], env, tmp_path / "other.log"),
+    ]
+    try:
+        a, b = (Remote(None, session, demo_dsn, base=s.url) for s in servers)  # type: ignore[arg-type]
+        consult_id, pk, sp = await accepted_consult(a)
+        pk_ws, _ = await join(a, consult_id, await token_for(a, consult_id, pk))
+        sp_ws, _ = await join(b, consult_id, await token_for(b, consult_id, sp))  # relayed to a
+        await recv(pk_ws, "presence")
+        key = uuid.UUID(consult_id)
+        killed_node = await con.fetchval("SELECT node FROM room_owners WHERE consult_id = $1", key)
+        assert await owner(con, consult_id) == servers[0].url
+
+        await servers[0].kill()
+        servers[0] = await Served.start(["serve", "--port", str(port)], env, tmp_path / "owner-again.log")
+        assert servers[0].url == a.base
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(sp_ws.recv(), 5)  # the relay to the dead owner is gone
+        # Both come back within seconds, far inside node_ttl_s: the room is built again on the restarted process.
+        pk_ws, welcome = await asyncio.wait_for(join(a, consult_id, await token_for(a, consult_id, pk)), 10)
+        assert welcome["peers"] == []
+        sp_ws, welcome = await asyncio.wait_for(join(b, consult_id, await token_for(b, consult_id, sp)), 10)
+        assert [p["role"] for p in welcome["peers"]] == ["requester"]
+        assert (await recv(pk_ws, "presence"))["role"] == "specialist"
+        node = await con.fetchval("SELECT node FROM room_owners WHERE consult_id = $1", key)
+        assert node != killed_node and await owner(con, consult_id) == a.base
+        assert await con.fetchval("SELECT seen_at > now() - interval '60 seconds' FROM nodes WHERE id = $1", node)
+        await pk_ws.close()
+        await sp_ws.close()
+    finally:
         await session.close()
         for served in servers:
             await served.kill()

@@ -1,0 +1,146 @@
+"""A call is recorded, then assessed. A process killed in between must not leave the call
+unassessed for ever: the next start-up assesses it, and a retried request assesses it too."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from server import audit, db, incidents
+from server.config import DatabaseSettings
+from server.handlers.calls import CallBody
+from tests.conftest import Api, start_api
+from tests.server.dispatch_support import call_body
+from tests.server.process_support import Remote, Served, cli_env
+
+CALLS = 200
+
+
+async def _record_only(dsn: str, body: dict[str, Any]) -> str:
+    """What a process killed right after recording a call leaves behind: the call, unassessed."""
+    intake = CallBody.model_validate(body).model_dump(exclude_none=True)  # as the handler reads it
+    intake["location"] = dict(intake["location"])
+    pool = await db.create_pool(dsn, DatabaseSettings(pool_min=1, pool_max=2))
+    try:
+        operator = await pool.fetchval("SELECT id FROM users WHERE username = 'operator'")
+        triage = await incidents.load_triage(pool)
+        row, created = await incidents.record_call(pool, audit.Actor(operator, "operator"), incidents.CallIntake.parse(intake), triage)
+    finally:
+        await pool.close()
+    assert created
+    return str(row["id"])
+
+
+async def _assessment(con: asyncpg.Connection, incident_id: str) -> tuple[Any, list[dict[str, Any]], int]:
+    """(assessed_at, stored warnings, number of call.assessed events) of one call."""
+    row = await con.fetchrow("SELECT assessed_at, warnings FROM incidents WHERE id = $1::uuid", incident_id)
+    announced = await con.fetchval(
+        "SELECT count(*) FROM events WHERE type = 'call.assessed' AND payload->>'incident_id' = $1", incident_id
+    )
+    return row["assessed_at"], row["warnings"], announced
+
+
+def _duplicate_of(warnings: list[dict[str, Any]]) -> set[str]:
+    return {w["incident_id"] for w in warnings if w["kind"] == "duplicate"}
+
+
+@contextlib.asynccontextmanager
+async def _running(dsn: str) -> AsyncIterator[Api]:
+    api = await start_api(dsn)
+    try:
+        yield api
+    finally:
+        await api.session.close()
+        await api.server.close()
+
+
+async def _first_call(api: Api) -> tuple[str, str]:
+    """An operator's token and the id of a first, assessed call at the scene."""
+    token = await api.login("operator")
+    status, first = await api.call("POST", "/api/calls", token, json=call_body())
+    assert status == 201
+    return token, first["incident"]["id"]
+
+
+async def test_start_up_assesses_a_call_left_unassessed(demo_dsn: str, con: asyncpg.Connection) -> None:
+    async with _running(demo_dsn) as api:
+        _, first = await _first_call(api)
+    orphan = await _record_only(demo_dsn, call_body(phone="0857-1111-2222"))  # same place, another caller
+    assert (await _assessment(con, orphan))[::2] == (None, 0)
+
+    async with _running(demo_dsn):  # the restart
+        assessed_at, warnings, announced = await _assessment(con, orphan)
+        assert assessed_at is not None and announced == 1
+        assert _duplicate_of(warnings) == {first}
+        event = json.loads(await con.fetchval(
+            "SELECT payload::text FROM events WHERE type = 'call.assessed' AND payload->>'incident_id' = $1", orphan))
+        assert event["warnings"] == warnings and event["recommendations"]
+
+
+async def test_a_retried_request_assesses_a_call_left_unassessed(demo_dsn: str, con: asyncpg.Connection) -> None:
+    async with _running(demo_dsn) as api:
+        token, first = await _first_call(api)
+        body = call_body(phone="0857-1111-2222")
+        orphan = await _record_only(demo_dsn, body)
+        status, retried = await api.call("POST", "/api/calls", token, json=body)  # the client never got an answer
+        assert status == 200 and not retried["created"] and retried["incident"]["id"] == orphan
+        assert _duplicate_of(retried["warnings"]) == {first}
+        assessed_at, warnings, announced = await _assessment(con, orphan)
+        assert assessed_at is not None and warnings == retried["warnings"] and announced == 1
+        status, again = await api.call("POST", "/api/calls", token, json=body)  # a second retry changes nothing
+        assert status == 200 and again["warnings"] == warnings
+        assert (await _assessment(con, orphan))[2] == 1
+
+
+async def test_kill_9_during_a_burst_of_calls_leaves_none_unassessed(demo_dsn: str, con: asyncpg.Connection, tmp_path: Path) -> None:
+    """200 concurrent calls to one place, the process killed while they are under way, then restarted."""
+    session = aiohttp.ClientSession()
+    served: list[Served] = []
+    try:
+        served.append(await Served.start(["serve", "--port", "0"], cli_env(demo_dsn), tmp_path / "first.log"))
+        api = Remote(None, session, demo_dsn, base=served[0].url)  # type: ignore[arg-type]
+        token = await api.login("operator")
+        answered = 0
+        half = asyncio.Event()
+
+        async def one(n: int) -> None:
+            nonlocal answered
+            try:
+                await api.call("POST", "/api/calls", token, json=call_body(phone=f"0813{n:08d}"))
+            except aiohttp.ClientError:
+                return  # the process was killed under this request
+            answered += 1
+            if answered == CALLS // 4:
+                half.set()
+
+        burst = [asyncio.create_task(one(n)) for n in range(CALLS)]
+        await asyncio.wait_for(half.wait(), 60)
+        await served[0].kill()
+        await asyncio.gather(*burst)
+        recorded = await con.fetchval("SELECT count(*) FROM incidents")
+        left = {str(r["id"]) for r in await con.fetch("SELECT id FROM incidents WHERE assessed_at IS NULL")}
+        assert left, "the kill left no call between recording and assessment; nothing was tested"
+
+        served.append(await Served.start(["serve", "--port", "0"], cli_env(demo_dsn), tmp_path / "second.log"))
+        assert await con.fetchval("SELECT count(*) FROM incidents WHERE assessed_at IS NULL") == 0
+        rows = await con.fetch("SELECT id::text AS id, warnings FROM incidents")
+        assert len(rows) == recorded
+        announced = dict(await con.fetch(
+            "SELECT payload->>'incident_id', count(*) FROM events WHERE type = 'call.assessed' GROUP BY 1"))
+        assert {r["id"]: announced.get(r["id"]) for r in rows} == {r["id"]: 1 for r in rows}  # once each, no call twice
+        # Assessed after the restart, when every call of the burst was in: each is a duplicate of all the others.
+        for r in rows:
+            if r["id"] in left:
+                assert _duplicate_of(r["warnings"]) == {o["id"] for o in rows} - {r["id"]}, r["id"]
+        await served[1].terminate()
+    finally:
+        await session.close()
+        for server in served:
+            await server.kill()
