@@ -92,7 +92,6 @@ class DispatchSettings:
     prank_threshold: int = dataclasses.field(default=2, metadata=_positive())
     prank_window_days: int = dataclasses.field(default=30, metadata=_positive())
     position_flush_s: float = dataclasses.field(default=0.25, metadata=_check(lambda v: 0 < v <= 5, "must be in (0, 5]"))
-    position_max_rate_hz: float = dataclasses.field(default=5.0, metadata=_positive())
     track_sample_s: int = dataclasses.field(default=15, metadata=_positive())
     agency_id: str = "psc119.tangerangselatankota.go.id"
     road_eta_url: str = dataclasses.field(
