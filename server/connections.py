@@ -100,15 +100,15 @@ class GuardedHandler(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        parsed = self._request_count
+        parsed, in_body = self._request_count, self._body_pending()
         super().data_received(data)
-        if self._upgraded or self.transport is None:
+        if self.transport is None or not data:  # aiohttp feeds b"" itself to re-parse what it buffered
             return
         self._rx_at = now = self._clock.time()
         if self._request_count != parsed:  # a request head is complete; its body may follow
             self._head_since = None
             self._body = self._messages[-1][1] if self._messages else None
-        elif not self._body_pending() and self._head_since is None:
+        elif not in_body and self._head_since is None and not self._upgraded:
             self._head_since = now  # the first bytes of the next request head
         self._arm()
 
@@ -116,6 +116,8 @@ class GuardedHandler(RequestHandler):
         return self._body is not None and not self._body.is_eof()
 
     def _deadline(self) -> float | None:
+        if self._upgraded:  # a websocket: its heartbeat watches it
+            return None
         if self._head_since is not None:
             return self._head_since + self._guard.limits.header_timeout_s
         if self._body_pending():

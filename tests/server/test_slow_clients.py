@@ -5,8 +5,13 @@ share of connections, and the flood of identical errors they cause is logged onc
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import aiohttp
+import websockets
 
 from tests.server.process_support import Served, cli_env
 
@@ -116,3 +121,39 @@ async def test_an_address_over_its_connection_cap_is_refused_while_another_is_se
         close_all(held)
         await served.terminate()
     assert "refused a connection from 127.0.0.1: it holds 20 already (limits.max_connections_per_address)" in log_path.read_text()
+
+
+async def test_slow_but_steady_clients_websockets_and_idle_keepalives_are_left_alone(demo_dsn: str, tmp_path: Path) -> None:
+    env = {**cli_env(demo_dsn), "PSC119_LIMITS_HEADER_TIMEOUT_S": "1", "PSC119_LIMITS_BODY_TIMEOUT_S": "1"}
+    served = await Served.start(["serve", "--port", "0"], env, tmp_path / "serve.log")
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{served.url}/api/auth/login", json={"username": "operator", "password": "demo119"}) as r:
+                token = (await r.json())["token"]
+        ws_url = served.url.replace("http://", "ws://") + f"/ws/events?token={token}"
+        async with websockets.connect(ws_url) as ws:
+            assert json.loads(await ws.recv())["type"] == "hello"
+            await ws.send('{"type": "ping"}')  # bytes on an upgraded connection: not the head of a next request
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "pong"
+            # A body trickling in slower than its 1 s deadline as a whole, but never silent for 1 s.
+            body = json.dumps({"username": "operator", "password": "demo119"}).encode()
+            head = (f"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n").encode()
+            reader, writer = await open_raw(served.url, head)
+            for n in range(0, len(body), len(body) // 6 + 1):
+                await asyncio.sleep(0.4)
+                writer.write(body[n:n + len(body) // 6 + 1])
+            answer = await reader.readuntil(b"\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 200"), answer
+            # The same connection, idle longer than the head deadline between two requests, still serves.
+            length = int(re.search(rb"Content-Length: (\d+)", answer, re.I).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(length)
+            await asyncio.sleep(2)
+            writer.write(HEALTHZ)
+            assert (await until_closed(reader, 5) or b"").startswith(b"HTTP/1.1 200")
+            writer.close()
+            # The websocket, open for 3 s, far past the 1 s deadlines, still answers.
+            await ws.send('{"type": "ping"}')
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "pong"
+    finally:
+        await served.terminate()
