@@ -1,7 +1,8 @@
 """Message rate limits for every websocket: a token bucket per socket and message kind.
 
-Every frame a client sends counts against the bucket of its kind, before it is
-parsed or answered, so a flood costs no replies. A socket over a limit gets one
+Every frame a client sends counts against the bucket of its kind (read from its
+``type``) before it is handled or answered, so a refused message counts like any
+other and a flood costs one reply. A socket over a limit gets one
 ``rate_limited`` error naming the kind and is closed with 1008 (policy violation):
 an honest client stays far below the limits in ``[limits]``, so going over them
 means a broken or hostile client, and keeping it would cost everyone else.
@@ -60,8 +61,13 @@ class TokenBucket:
 
 def rates(limits: LimitSettings) -> dict[str, Rate]:
     """Every kind's rate, as configured."""
-    kinds = ("position", "status", "ping", "signaling", "chat")
-    return {k: Rate(getattr(limits, f"ws_{k}_per_s"), getattr(limits, f"ws_{k}_burst")) for k in kinds}
+    return {
+        "position": Rate(limits.ws_position_per_s, limits.ws_position_burst),
+        "status": Rate(limits.ws_status_per_s, limits.ws_status_burst),
+        "ping": Rate(limits.ws_ping_per_s, limits.ws_ping_burst),
+        "signaling": Rate(limits.ws_signaling_per_s, limits.ws_signaling_burst),
+        "chat": Rate(limits.ws_chat_per_s, limits.ws_chat_burst),
+    }
 
 
 class SocketLimits:
