@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 
 from aiohttp import WSCloseCode
 
 from server.config import LimitSettings
+
+log = logging.getLogger(__name__)
 
 CLOSE_CODE = WSCloseCode.POLICY_VIOLATION
 CLOSE_REASON = b"rate limited"
@@ -100,6 +103,7 @@ class SocketLimits:
         if bucket.take(now):
             return None
         rate = bucket.rate
+        log.warning("closing a websocket over its %s limit (%g a second, %d at once)", kind, rate.per_s, rate.burst)
         return f"too many {kind} messages: at most {rate.per_s:g} a second, {rate.burst} at once; closing"
 
 
