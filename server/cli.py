@@ -19,6 +19,7 @@ from aiohttp import web
 from server import audit, db, demo_region, migrate, peer_command, users
 from server.app import create_app
 from server.config import Config, ConfigError, load_config
+from server.connections import GuardedRunner
 from server.embedded_db import EmbeddedDatabase
 from server.errors import ApiError, InvalidField
 from server.keys import FLEET, PASSWORDS, POOL
@@ -104,7 +105,7 @@ async def serve(config: Config, dsn: str, demo: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     app = create_app(config, dsn)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.server.shutdown_timeout_s)
+    runner = GuardedRunner(app, config.limits, shutdown_timeout=config.server.shutdown_timeout_s)
     await runner.setup()
     try:
         if demo:
@@ -178,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"psc119: {exc}", file=sys.stderr)
         return 2
-    setup_logging(config.server.log_format, config.server.log_level)
+    setup_logging(config.server.log_format, config.server.log_level, config.server.log_repeat_window_s)
     if args.command == "peer":  # a client: no database
         try:
             return asyncio.run(peer_command.run_peer(args))

@@ -56,6 +56,8 @@ class ServerSettings:
     node_ttl_s: float = dataclasses.field(default=10.0, metadata=_check(lambda v: 1 <= v <= 300, "must be in [1, 300]"))
     hsts_max_age_s: int = dataclasses.field(default=0, metadata=_check(lambda v: v >= 0, "must be 0 (off) or more"))
 
+    log_repeat_window_s: float = dataclasses.field(default=60.0, metadata=_check(lambda v: 0 <= v <= 3600, "must be in [0, 3600]"))
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DatabaseSettings:
@@ -93,7 +95,6 @@ class DispatchSettings:
     prank_threshold: int = dataclasses.field(default=2, metadata=_positive())
     prank_window_days: int = dataclasses.field(default=30, metadata=_positive())
     position_flush_s: float = dataclasses.field(default=0.25, metadata=_check(lambda v: 0 < v <= 5, "must be in (0, 5]"))
-    position_max_rate_hz: float = dataclasses.field(default=5.0, metadata=_positive())
     track_sample_s: int = dataclasses.field(default=15, metadata=_positive())
     agency_id: str = "psc119.tangerangselatankota.go.id"
     road_eta_url: str = dataclasses.field(
@@ -164,6 +165,26 @@ class RecordingSettings:
     video_fps: int = dataclasses.field(default=15, metadata=_check(lambda v: 1 <= v <= 30, "must be 1..30"))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class LimitSettings:
+    header_timeout_s: float = dataclasses.field(default=15.0, metadata=_check(lambda v: 0 < v <= 300, "must be in (0, 300]"))
+    body_timeout_s: float = dataclasses.field(default=30.0, metadata=_check(lambda v: 0 < v <= 600, "must be in (0, 600]"))
+    idle_timeout_s: float = dataclasses.field(default=75.0, metadata=_check(lambda v: 0 < v <= 3600, "must be in (0, 3600]"))
+    max_connections_per_address: int = dataclasses.field(default=256, metadata=_positive())
+    ws_position_per_s: float = dataclasses.field(default=5.0, metadata=_positive())
+    ws_position_burst: int = dataclasses.field(default=10, metadata=_positive())
+    ws_status_per_s: float = dataclasses.field(default=1.0, metadata=_positive())
+    ws_status_burst: int = dataclasses.field(default=20, metadata=_positive())
+    ws_ping_per_s: float = dataclasses.field(default=1.0, metadata=_positive())
+    ws_ping_burst: int = dataclasses.field(default=10, metadata=_positive())
+    ws_signaling_per_s: float = dataclasses.field(default=20.0, metadata=_positive())
+    ws_signaling_burst: int = dataclasses.field(default=200, metadata=_positive())
+    ws_chat_per_s: float = dataclasses.field(default=1.0, metadata=_positive())
+    ws_chat_burst: int = dataclasses.field(default=10, metadata=_positive())
+    chat_max_bytes: int = dataclasses.field(default=4000, metadata=_positive())
+    chat_max_stored: int = dataclasses.field(default=2000, metadata=_positive())
+
+
 def _tile_url(value: str) -> bool:
     return value == "" or (value.startswith(("https://", "http://", "/")) and "{z}" in value and "{x}" in value and "{y}" in value)
 
@@ -186,6 +207,7 @@ class Config:
     ice: IceSettings = IceSettings()
     recording: RecordingSettings = RecordingSettings()
     web: WebSettings = WebSettings()
+    limits: LimitSettings = LimitSettings()
 
     def __post_init__(self) -> None:
         if self.database.pool_min > self.database.pool_max:

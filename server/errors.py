@@ -5,6 +5,7 @@
     ├── Unauthorized      401  no valid session token
     ├── Forbidden         403  the role may not do this
     ├── NotFound          404
+    ├── RequestTimeout    408  the request body stalled
     ├── Conflict          409  the state changed under the request
     ├── PayloadTooLarge   413
     ├── InvalidField      422  a field is missing or has an impossible value
@@ -62,6 +63,11 @@ class Forbidden(ApiError):
 class NotFound(ApiError):
     status = 404
     code = "not_found"
+
+
+class RequestTimeout(ApiError):
+    status = 408
+    code = "request_timeout"
 
 
 class Conflict(ApiError):

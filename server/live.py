@@ -15,12 +15,12 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from server import events
+from server import events, socket_limits
 from server.bus import Subscription
 from dispatch.errors import DispatchError
 from signaling.errors import SignalingError
 from server.errors import ApiError, InvalidField, from_domain
-from server.keys import BUS, POOL, WEBSOCKETS
+from server.keys import BUS, CONFIG, POOL, WEBSOCKETS
 from server.routing import dumps
 from server.tasks import cancel_and_wait
 from server.users import User
@@ -90,7 +90,12 @@ async def serve_socket(
             hello |= await greeting()
         await ws.send_json(hello, dumps=dumps)
         sender = asyncio.create_task(_send_events(request, ws, sub, audience, after, side))
+        limits = socket_limits.live_limits(request.app[CONFIG].limits)
         async for msg in ws:
+            if (refusal := limits.over(msg.data)) is not None:
+                await ws.send_json(_error("rate_limited", refusal, "type"))
+                await ws.close(code=socket_limits.CLOSE_CODE, message=socket_limits.CLOSE_REASON)
+                break
             if msg.type != WSMsgType.TEXT:
                 await ws.send_json(_error("bad_request", "send JSON text messages", None))
                 continue

@@ -12,6 +12,9 @@ import json
 import logging
 import re
 import sys
+import threading
+import time
+from collections.abc import Callable
 
 from server.errors import database_unreachable
 
@@ -74,13 +77,97 @@ class OutageWithoutTraceback(logging.Filter):
 
 
 _OUTAGE_FILTER = OutageWithoutTraceback()
+
+class RepeatCollapser(logging.Handler):
+    """Passes records on to ``target``, but a warning or error repeated within ``window_s`` only once.
+
+    Records are the same when logger, level, message template and exception type are.
+    The first is written at once; the repeats inside its window are counted and, when
+    the window ends, written as one line "... [repeated N more times in W s]". A flood
+    of one failure (a client storm, an outage) costs a few lines a minute, not a disk.
+    """
+
+    def __init__(self, target: logging.Handler, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.target, self.window_s, self._clock = target, window_s, clock
+        self._windows: dict[tuple[str, int, str, str], _Window] = {}
+        self._timer: threading.Timer | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        now = self._clock()
+        self._flush(now)
+        if record.levelno < logging.WARNING:
+            self.target.handle(record)
+            return
+        key = (record.name, record.levelno, str(record.msg), record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else "")
+        window = self._windows.get(key)
+        if window is None:
+            self._windows[key] = _Window(now, record)
+            self.target.handle(record)
+            return
+        window.repeats += 1
+        window.last = record
+        if self._timer is None:
+            self._timer = threading.Timer(max(0.0, window.started + self.window_s - now), self._on_timer)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _on_timer(self) -> None:
+        with self.lock:  # type: ignore[union-attr]  # createLock() made it
+            self._timer = None
+            self._flush(self._clock())
+            pending = [w.started for w in self._windows.values() if w.repeats]
+            if pending:
+                self._timer = threading.Timer(max(0.0, min(pending) + self.window_s - self._clock()), self._on_timer)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _flush(self, now: float, everything: bool = False) -> None:
+        for key, window in list(self._windows.items()):
+            if everything or now - window.started >= self.window_s:
+                del self._windows[key]
+                if window.repeats:
+                    self.target.handle(window.summary(self.window_s))
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def close(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._flush(self._clock(), everything=True)
+        self.target.close()
+        super().close()
+
+
+class _Window:
+    __slots__ = ("started", "last", "repeats")
+
+    def __init__(self, started: float, first: logging.LogRecord) -> None:
+        self.started, self.last, self.repeats = started, first, 0
+
+    def summary(self, window_s: float) -> logging.LogRecord:
+        last = self.last
+        times = "time" if self.repeats == 1 else "times"
+        return logging.makeLogRecord({
+            "name": last.name, "levelno": last.levelno, "levelname": last.levelname, "pathname": last.pathname,
+            "lineno": last.lineno, "funcName": last.funcName,
+            "msg": "%s [repeated %d more %s in %g s]", "args": (last.getMessage(), self.repeats, times, window_s),
+        })
+
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
-def setup_logging(fmt: str, level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(fmt: str, level: str, repeat_window_s: float = 0.0) -> None:
+    """Log to standard error; with ``repeat_window_s`` > 0 repeated warnings and errors are collapsed."""
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    if repeat_window_s > 0:
+        handler = RepeatCollapser(handler, repeat_window_s)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

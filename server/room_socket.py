@@ -35,7 +35,7 @@ import uuid
 import asyncpg
 from aiohttp import WSMsgType, web
 
-from server import audit, consults, events
+from server import audit, consult_chat, consults, events, socket_limits
 from server.keys import CONFIG, POOL, ROOMS, WEBSOCKETS
 from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
 from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, grant_of, ice_for
@@ -50,7 +50,7 @@ from signaling.errors import (
     TokenRejected,
 )
 from signaling.ids import UserId
-from signaling.messages import Chat, Consent, Join, encode, error_reply, parse_client
+from signaling.messages import Chat, Consent, Error, Join, encode, error_reply, parse_client
 from signaling.room import JoinResult
 from signaling.tokens import token_digest
 
@@ -172,9 +172,14 @@ async def _member_session(app: web.Application, live: LiveRoom, conn: Connection
     if result.session_started:
         async with app[POOL].acquire() as con:
             await consults.start_session(con, consult_id, consults.now())
+    limits = socket_limits.room_limits(app[CONFIG].limits)
     async for msg in conn.ws:
         if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             continue
+        if (refusal := limits.over(msg.data)) is not None:
+            conn.send(Error(code="rate_limited", message=refusal, field="type"))
+            conn.close(socket_limits.CLOSE_CODE, socket_limits.CLOSE_REASON.decode())
+            return
         try:
             await _handle(app, live, conn, msg.data)
         except NotJoined:
@@ -196,14 +201,15 @@ async def _handle(app: web.Application, live: LiveRoom, conn: Connection, raw: s
         return
     if isinstance(message, Chat) and member == RECORDER:
         raise InvalidMessage("type", "the recorder does not chat")
-    deliveries = room.route(member, conn.generation, message, consults.now())
     if isinstance(message, Chat):
+        limits = app[CONFIG].limits
+        consult_chat.check_size(message.text, limits.chat_max_bytes)
         async with app[POOL].acquire() as con, con.transaction():
-            chat_id = await con.fetchval(
-                "INSERT INTO consult_chat (consult_id, from_user, text) VALUES ($1, $2, $3) RETURNING id",
-                uuid.UUID(room.consult_id), int(member), message.text,
-            )
+            chat_id = await consult_chat.store(con, room.consult_id, member, message.text, limits.chat_max_stored)
+            deliveries = room.route(member, conn.generation, message, consults.now())  # a refusal rolls the insert back
             await audit.record(con, await _actor(con, member), "consult.chat", f"consult:{room.consult_id}", {"message": chat_id})
+    else:
+        deliveries = room.route(member, conn.generation, message, consults.now())
     live.deliver(deliveries)
 
 

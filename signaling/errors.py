@@ -12,7 +12,8 @@
     ├── NotJoined                   sender is not (or no longer) connected   (ws close)
     ├── NotOfferer                  an offer from a non-offerer, aiortc pair (ws error reply)
     ├── RoomClosed                  the consult's room no longer accepts     (410)
-    └── RecordingNotAllowed         not every member consented to recording  (403)
+    ├── RecordingNotAllowed         not every member consented to recording  (403)
+    └── ChatFull                    the consult holds as much chat as it may (ws error reply)
 
 Every error is the *peer's* fault (bad or untimely input); the domain raises no
 error for its own bugs other than plain ``TypeError``/``ValueError`` from Python.
@@ -27,6 +28,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "ChatFull",
     "IllegalTransition",
     "InvalidMessage",
     "InvalidValue",
@@ -140,3 +142,9 @@ class RecordingNotAllowed(SignalingError):
     """A recorder tried to join while not every member consented to recording."""
 
     code = "recording_not_allowed"
+
+
+class ChatFull(SignalingError):
+    """The consult already holds as many chat messages as may be stored; a new one is refused."""
+
+    code = "chat_full"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
 from aiohttp import web
@@ -11,7 +10,6 @@ from aiohttp import web
 from dispatch.geo import Point
 from dispatch.status import Actor, UnitStatus, next_statuses
 from server import assignments, audit, incidents, unit_messages, unit_replay
-from server.errors import TooManyRequests
 from server.fleet import UNIT_COLUMNS, crew_moves, unit_snapshot
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, POOL, POSITIONS, USER
@@ -48,37 +46,17 @@ async def unit_state(request: web.Request) -> dict[str, Any]:
     }
 
 
-class RateLimit:
-    """A token bucket: ``rate`` messages a second on average, bursts up to ``burst``."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens, self.stamp = burst, 0.0
-
-    def allow(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
 @routes.route("GET", "/ws/unit", roles=frozenset({Role.FIELD_TEAM}), summary="Websocket for a field unit's phone: dispatches in; ack, status and GPS out; ?after=N resumes")
 async def unit_socket(request: web.Request) -> web.StreamResponse:
     user = request[USER]
     unit_id = user.unit_id
     assert unit_id is not None  # a field_team account is bound to a unit (a database constraint)
     actor = actor_of(request)
-    settings = request.app[CONFIG].dispatch
-    limit = RateLimit(settings.position_max_rate_hz, settings.position_max_rate_hz * 2)
 
     async def on_message(raw: dict[str, Any]) -> dict[str, Any] | None:
         message = unit_messages.parse(raw, dt.datetime.now(dt.timezone.utc))
         ref = raw.get("ref")
         if isinstance(message, unit_messages.PositionReport):
-            if not limit.allow(time.monotonic()):
-                raise TooManyRequests(f"at most {settings.position_max_rate_hz:g} positions a second")
             request.app[POSITIONS].submit(Fix(unit_id, Point(message.lat, message.lon), message.at, message.accuracy))
             return None
         if isinstance(message, unit_messages.Ack):
@@ -99,7 +77,7 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
 
     return await serve_socket(
         request, audience_of(user), on_message, greeting=lambda: unit_state(request),
-        horizon=lambda: unit_replay.horizon(request.app[POOL], unit_id, settings.unit_replay_h),
+        horizon=lambda: unit_replay.horizon(request.app[POOL], unit_id, request.app[CONFIG].dispatch.unit_replay_h),
     )
 
 

@@ -7,6 +7,7 @@ import json
 
 import asyncpg
 import pytest
+import websockets
 
 from tests.conftest import Api
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, call_body, crew_for
@@ -133,5 +134,7 @@ async def test_positions_beyond_the_rate_limit_are_refused(api: Api, con: asyncp
     for n in range(30):
         await phone.ws.send('{"type": "position", "lat": -6.3, "lon": 106.7, "ref": "p%d"}' % n)
     refusal = await phone.wait_for(lambda m: m.get("type") == "error")
-    assert refusal["error"]["code"] == "rate_limited"
-    await phone.close()
+    assert refusal["error"]["code"] == "rate_limited" and "position" in refusal["error"]["message"]
+    with pytest.raises(websockets.ConnectionClosed):
+        await phone.next()
+    assert phone.ws.close_code == 1008

@@ -104,6 +104,7 @@ async def test_serve_json_logs_carry_the_request_id_and_never_the_password(demo_
         "PSC119_DATABASE_URL": demo_dsn,
         "PSC119_AUTH_ARGON2_TIME_COST": "1",
         "PSC119_AUTH_ARGON2_MEMORY_KIB": "8192",
+        "PSC119_SERVER_LOG_REPEAT_WINDOW_S": "0",  # each failed login's own line, not one line and a count
     }
     stderr_path = tmp_path / "stderr.log"
     with open(stderr_path, "wb") as stderr:
