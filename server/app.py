@@ -51,6 +51,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
     app.cleanup_ctx.append(consult_sweep.sweeper)
     app.cleanup_ctx.append(_ack_timeouts)
     app.on_shutdown.append(_close_websockets)
+    app.on_cleanup.append(_stop_hashing)
     return app
 
 
@@ -120,6 +121,10 @@ async def _ack_timeouts(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(sweep(), name="ack-timeouts")
     yield
     await cancel_and_wait(task)
+
+
+async def _stop_hashing(app: web.Application) -> None:
+    app[PASSWORDS].close()
 
 
 async def _close_websockets(app: web.Application) -> None:

@@ -77,6 +77,10 @@ class TooManyRequests(ApiError):
     status = 429
     code = "rate_limited"
 
+    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message, extra={"retry_after_s": retry_after_s} if retry_after_s is not None else None)
+        self.retry_after_s = retry_after_s
+
 
 def from_dispatch(exc: DispatchError) -> ApiError:
     """The HTTP meaning of a dispatch-domain refusal."""

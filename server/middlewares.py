@@ -10,7 +10,7 @@ from aiohttp import web
 from server import sessions
 from dispatch.errors import DispatchError
 from signaling.errors import SignalingError
-from server.errors import ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, from_domain
+from server.errors import ApiError, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized, from_domain
 from server.keys import POOL, USER
 from server.logs import request_id
 from server.routing import Handler, endpoint_of, json_response
@@ -34,6 +34,8 @@ def _error(exc: ApiError) -> web.Response:
     response = json_response(exc.body(), status=exc.status)
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, TooManyRequests) and exc.retry_after_s is not None:
+        response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
 
 
