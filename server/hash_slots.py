@@ -42,6 +42,7 @@ class HashSlots:
             self._free -= 1
             return
         entry = (rank, next(self._arrivals), asyncio.get_running_loop().create_future())
+        self._drop_cancelled()
         if len(self._waiting) >= self._queue:
             worst = max(self._waiting, default=None, key=lambda w: w[:2])
             if worst is None or worst[:2] < entry[:2]:
@@ -59,9 +60,14 @@ class HashSlots:
             raise
 
     def _release(self) -> None:
+        self._drop_cancelled()
         if self._waiting:
             best = min(self._waiting, key=lambda w: w[:2])
             self._waiting.remove(best)
             best[2].set_result(None)
         else:
             self._free += 1
+
+    def _drop_cancelled(self) -> None:
+        # A waiter cancelled a moment ago has not run its own clean-up yet: it holds no place.
+        self._waiting = [w for w in self._waiting if not w[2].done()]
