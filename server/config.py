@@ -86,7 +86,8 @@ class AuthSettings:
     login_delay_max_s: float = dataclasses.field(default=10.0, metadata=_check(lambda v: 0 <= v <= 60, "must be in [0, 60]"))
     argon2_time_cost: int = dataclasses.field(default=3, metadata=_positive())
     argon2_memory_kib: int = dataclasses.field(default=65536, metadata=_check(lambda v: v >= 8192, "must be at least 8192"))
-    argon2_threads: int = dataclasses.field(default=2, metadata=_check(lambda v: 1 <= v <= 64, "must be 1..64"))
+    argon2_threads: int = dataclasses.field(default=1, metadata=_check(lambda v: 1 <= v <= 64, "must be 1..64"))
+    argon2_nice: int = dataclasses.field(default=10, metadata=_check(lambda v: 0 <= v <= 19, "must be 0..19"))
     argon2_queue: int = dataclasses.field(default=16, metadata=_check(lambda v: 0 <= v <= 10_000, "must be 0..10000"))
 
 
