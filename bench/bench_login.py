@@ -8,12 +8,14 @@ PostgreSQL under a temporary directory), then measures, in the same run:
 2. during a flood: ``--flood`` wrong logins sent at once from ``--spread``
    loopback addresses (1 = one attacker address, as in a single-source attack;
    100 = one address per guess, a distributed attack), with ``/api/me`` polled
-   and a real login from a clean address started just after the flood.
+   and the operator's real login started just after the flood, from the
+   address she signed in from before (``--real-from usual``) or from one
+   never seen (``--real-from new``).
 
 It prints the figures and the ratios flood/no flood, and asserts only that
 the answers have the expected statuses, never a time.
 
-    python bench/bench_login.py [--flood 100] [--spread 1] [--me 300]
+    python bench/bench_login.py [--flood 100] [--spread 1] [--real-from usual] [--me 300]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -75,7 +78,7 @@ async def me_once(session: aiohttp.ClientSession, url: str, token: str) -> float
     return time.perf_counter() - started
 
 
-async def me_until(session: aiohttp.ClientSession, url: str, token: str, done: asyncio.Future[object], least: int) -> list[float]:
+async def me_until(session: aiohttp.ClientSession, url: str, token: str, done: asyncio.Future[Any], least: int) -> list[float]:
     samples: list[float] = []
     while not done.done() or len(samples) < least:
         samples.append(await me_once(session, url, token))
@@ -95,10 +98,13 @@ async def bench(args: argparse.Namespace) -> None:
             status, _, token = await login(me_client, url, "operator", PASSWORD)
             assert status == 200 and token
             quiet_logins = []
-            for name in ("admin", "specialist", "puskesmas"):
-                status, took, _ = await login(real_client, url, name, PASSWORD)
+            for _ in range(3):  # the operator at her usual console
+                status, took, _ = await login(real_client, url, "operator", PASSWORD)
                 assert status == 200, status
                 quiet_logins.append(took)
+            if args.real_from == "new":
+                await real_client.close()
+                real_client = client("127.0.0.3")
             for _ in range(50):  # warm up: connections, plans, caches
                 await me_once(me_client, url, token)
             quiet = [await me_once(me_client, url, token) for _ in range(args.me)]
@@ -132,6 +138,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--flood", type=int, default=100, help="wrong logins sent at once")
     parser.add_argument("--spread", type=int, default=1, help="loopback source addresses the flood comes from")
+    parser.add_argument("--real-from", choices=("usual", "new"), default="usual", help="where the real login comes from")
     parser.add_argument("--me", type=int, default=300, help="/api/me requests measured without the flood")
     asyncio.run(bench(parser.parse_args()))
 

@@ -38,7 +38,7 @@ class Attempt:
     username: str
     address: str
     delay_s: float  # wait this long before checking (per-account slowdown)
-    rank: int  # earlier attempts from this address in the window: orders the hashing queue
+    rank: int  # orders the hashing queue: -1 for the account's known address, else earlier attempts from this address
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -59,6 +59,14 @@ ON CONFLICT (scope, key) DO UPDATE SET
     attempts = CASE WHEN c.window_start <= now() - make_interval(secs => $3) THEN 1 ELSE c.attempts + 1 END,
     alerted = c.alerted AND c.window_start > now() - make_interval(secs => $3)
 RETURNING attempts, alerted, extract(epoch FROM window_start + make_interval(secs => $3) - now())::float8 AS left_s
+"""
+
+
+# The account signed in from this address lately (an operator's console, a puskesmas PC): its check
+# goes ahead of every other in the hashing queue, so a distributed flood cannot crowd it out.
+_USUAL_ADDRESS = """
+SELECT EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
+               WHERE u.username = $1 AND s.address = $2 AND s.created_at > now() - interval '30 days')
 """
 
 
@@ -91,9 +99,11 @@ async def reserve(
             account = await con.fetchrow(_COUNT, "account", username, window)
             if known and account["attempts"] >= settings.login_max_failures and not account["alerted"]:
                 await _alert(con, username, account["attempts"], window)
+            usual = known and await con.fetchval(_USUAL_ADDRESS, username, where)
     except _Over as over:
         return over.refused
-    return Attempt(username, where, account_delay(account["attempts"] - 1, settings), by_address["attempts"] - 1)
+    rank = -1 if usual else by_address["attempts"] - 1
+    return Attempt(username, where, account_delay(account["attempts"] - 1, settings), rank)
 
 
 async def _alert(con: asyncpg.Connection, username: str, attempts: int, window_s: int) -> None:

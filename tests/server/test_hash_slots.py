@@ -16,7 +16,7 @@ async def _hold(slots: HashSlots, rank: int, order: list[int], release: asyncio.
 
 
 async def test_waiters_go_lowest_rank_first_and_a_full_queue_sheds_the_worst() -> None:
-    slots, order, release = HashSlots(1, 2), [], asyncio.Event()
+    slots, order, release = HashSlots(1, 2), list[int](), asyncio.Event()
     running = asyncio.create_task(_hold(slots, 9, order, release))
     await asyncio.sleep(0)
     late = asyncio.create_task(_hold(slots, 5, order, release))
@@ -34,7 +34,7 @@ async def test_waiters_go_lowest_rank_first_and_a_full_queue_sheds_the_worst() -
 
 
 async def test_a_cancelled_waiter_gives_its_place_back() -> None:
-    slots, order, release = HashSlots(1, 1), [], asyncio.Event()
+    slots, order, release = HashSlots(1, 1), list[int](), asyncio.Event()
     running = asyncio.create_task(_hold(slots, 0, order, release))
     await asyncio.sleep(0)
     waiter = asyncio.create_task(_hold(slots, 0, order, release))

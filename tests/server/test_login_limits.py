@@ -206,3 +206,27 @@ async def test_a_flood_is_bounded_and_a_clean_login_goes_first(serve: Any) -> No
     statuses = [status for status, _, _ in await asyncio.gather(*flood)]
     assert (statuses.count(401), statuses.count(429)) == (2 + 15, 83)
     assert served.passwords.checked.index(RIGHT) == 2  # next after the two that were running
+
+
+async def test_in_a_distributed_flood_the_usual_address_goes_first(serve: Any) -> None:
+    gate = threading.Event()
+    served = await serve(gate=gate, argon2_threads=1, argon2_queue=4)
+    gate.set()
+    assert (await served.login("operator", RIGHT, source="127.0.0.8"))[0] == 200  # the operator's console
+    served.passwords.checked.clear()
+    gate.clear()
+    # Every guess from its own address: no address looks worse than another.
+    flood = [asyncio.ensure_future(served.login(f"user{i}", f"guess-{i}", source=f"127.0.5.{i + 1}")) for i in range(20)]
+    try:
+        await asyncio.wait_for(_until_answered(flood, 20 - 1 - 4), 30)
+        # Someone new is one more of equals and is refused at once, with a hint to retry;
+        status, body, headers = await served.login("admin", RIGHT, source="127.0.0.9")
+        assert (status, headers["Retry-After"], body["retry_after_s"]) == (429, "1", 1)
+        # the operator at her usual console pushes a waiter out and goes next.
+        real = asyncio.ensure_future(served.login("operator", RIGHT, source="127.0.0.8"))
+        await asyncio.wait_for(_until_answered(flood, 20 - 1 - 4 + 1), 30)
+    finally:
+        gate.set()
+    assert (await real)[0] == 200
+    assert served.passwords.checked.index(RIGHT) == 1
+    assert (await served.login("admin", RIGHT, source="127.0.0.9"))[0] == 200  # the refusal used up nothing
