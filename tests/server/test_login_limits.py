@@ -7,6 +7,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,6 +22,8 @@ from server.keys import PASSWORDS
 from server.login_limits import account_delay
 from server.passwords import Passwords
 from tests.conftest import Api, app_config
+from tests.server.process_support import Served as Process
+from tests.server.process_support import cli_env
 
 RIGHT = demo_region.DEMO_PASSWORD
 
@@ -230,3 +233,24 @@ async def test_in_a_distributed_flood_the_usual_address_goes_first(serve: Any) -
     assert (await real)[0] == 200
     assert served.passwords.checked.index(RIGHT) == 1
     assert (await served.login("admin", RIGHT, source="127.0.0.9"))[0] == 200  # the refusal used up nothing
+
+
+async def test_two_server_processes_together_check_at_most_the_limit(demo_dsn: str, con: asyncpg.Connection, tmp_path: Path) -> None:
+    env = {**cli_env(demo_dsn), "PSC119_AUTH_LOGIN_MAX_FAILURES": "5", "PSC119_AUTH_ARGON2_QUEUE": "100"}
+    servers = [await Process.start(["serve", "--port", "0"], env, tmp_path / f"serve{n}.log") for n in range(2)]
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    try:
+        async def guess(i: int) -> int:
+            body = {"username": "operator", "password": f"guess-{i}"}
+            async with session.post(servers[i % 2].url + "/api/auth/login", json=body) as r:
+                return r.status
+
+        statuses = await asyncio.gather(*(guess(i) for i in range(40)))
+        assert sorted(statuses) == [401] * 5 + [429] * 35
+        # Every checked password left one auth.login_failed; the refused ones were never checked.
+        actions = await con.fetch("SELECT action, count(*) AS n FROM audit_log WHERE action LIKE 'auth.%' GROUP BY action")
+        assert {r["action"]: r["n"] for r in actions} == {"auth.login_failed": 5, "auth.login_blocked": 35}
+    finally:
+        await session.close()
+        for server in servers:
+            await server.kill()
