@@ -74,6 +74,10 @@ def _pair(username: str, address: str) -> str:
     return f"{username} {address}"
 
 
+def _seconds(left_s: float) -> int:
+    return max(1, math.ceil(left_s))
+
+
 def account_delay(failures: int, settings: AuthSettings) -> float:
     """Seconds to wait before checking a password for an account with this many failures in the window."""
     over = failures - settings.login_max_failures
@@ -92,14 +96,14 @@ async def reserve(
         async with pool.acquire() as con, con.transaction():
             pair = await con.fetchrow(_COUNT, "pair", _pair(username, where), window)
             if pair["attempts"] > settings.login_max_failures:
-                raise _Over(Refused("account_address", math.ceil(pair["left_s"])))
+                raise _Over(Refused("account_address", _seconds(pair["left_s"])))
             by_address = await con.fetchrow(_COUNT, "address", where, window)
             if by_address["attempts"] > settings.login_address_max_failures:
-                raise _Over(Refused("address", math.ceil(by_address["left_s"])))
+                raise _Over(Refused("address", _seconds(by_address["left_s"])))
             account = await con.fetchrow(_COUNT, "account", username, window)
             if known and account["attempts"] >= settings.login_max_failures and not account["alerted"]:
                 await _alert(con, username, account["attempts"], window)
-            usual = known and await con.fetchval(_USUAL_ADDRESS, username, where)
+            usual = await con.fetchval(_USUAL_ADDRESS, username, where)
     except _Over as over:
         return over.refused
     rank = -1 if usual else by_address["attempts"] - 1
