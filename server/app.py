@@ -53,6 +53,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
     app.cleanup_ctx.append(consult_sweep.sweeper)
     app.cleanup_ctx.append(_ack_timeouts)
     app.on_shutdown.append(_close_websockets)
+    app.on_cleanup.append(_stop_hashing)
     return app
 
 
@@ -119,6 +120,10 @@ async def _ack_timeouts(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(outages.every(settings.ack_sweep_s, sweep, outage), name="ack-timeouts")
     yield
     await cancel_and_wait(task)
+
+
+async def _stop_hashing(app: web.Application) -> None:
+    app[PASSWORDS].close()
 
 
 async def _close_websockets(app: web.Application) -> None:

@@ -39,6 +39,15 @@ def _positive() -> dict[str, Any]:
     return _check(lambda v: v > 0, "must be greater than 0")
 
 
+def _networks(value: tuple[str, ...]) -> bool:
+    import ipaddress
+
+    try:
+        return all(ipaddress.ip_network(v, strict=False) is not None for v in value)
+    except ValueError:
+        return False
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ServerSettings:
     host: str = "127.0.0.1"
@@ -55,8 +64,8 @@ class ServerSettings:
     )
     node_ttl_s: float = dataclasses.field(default=10.0, metadata=_check(lambda v: 1 <= v <= 300, "must be in [1, 300]"))
     hsts_max_age_s: int = dataclasses.field(default=0, metadata=_check(lambda v: v >= 0, "must be 0 (off) or more"))
-
     log_repeat_window_s: float = dataclasses.field(default=60.0, metadata=_check(lambda v: 0 <= v <= 3600, "must be in [0, 3600]"))
+    trusted_proxies: tuple[str, ...] = dataclasses.field(default=(), metadata=_check(_networks, "must be a list of CIDRs"))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -75,8 +84,14 @@ class AuthSettings:
     password_min_length: int = dataclasses.field(default=8, metadata=_check(lambda v: v >= 6, "must be at least 6"))
     login_max_failures: int = dataclasses.field(default=5, metadata=_positive())
     login_window_s: int = dataclasses.field(default=900, metadata=_positive())
+    login_address_max_failures: int = dataclasses.field(default=100, metadata=_positive())
+    login_delay_base_s: float = dataclasses.field(default=1.0, metadata=_check(lambda v: v >= 0, "must be 0 or more"))
+    login_delay_max_s: float = dataclasses.field(default=10.0, metadata=_check(lambda v: 0 <= v <= 60, "must be in [0, 60]"))
     argon2_time_cost: int = dataclasses.field(default=3, metadata=_positive())
     argon2_memory_kib: int = dataclasses.field(default=65536, metadata=_check(lambda v: v >= 8192, "must be at least 8192"))
+    argon2_threads: int = dataclasses.field(default=1, metadata=_check(lambda v: 1 <= v <= 64, "must be 1..64"))
+    argon2_nice: int = dataclasses.field(default=10, metadata=_check(lambda v: 0 <= v <= 19, "must be 0..19"))
+    argon2_queue: int = dataclasses.field(default=16, metadata=_check(lambda v: 0 <= v <= 10_000, "must be 0..10000"))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,17 +1,18 @@
 """The server's exception tree, and its mapping to HTTP statuses.
 
-    ApiError                   a request that the server refuses, with a status
-    ├── BadRequest        400  the body is not JSON, or not an object
-    ├── Unauthorized      401  no valid session token
-    ├── Forbidden         403  the role may not do this
-    ├── NotFound          404
-    ├── RequestTimeout    408  the request body stalled
-    ├── Conflict          409  the state changed under the request
-    ├── PayloadTooLarge   413
-    ├── InvalidField      422  a field is missing or has an impossible value
-    ├── TooManyRequests   429  rate limit
-    ├── DatabaseUnavailable 503  the database cannot be reached now (with Retry-After)
-    └── InsufficientStorage 507  the disk is full
+    ApiError                       a request that the server refuses, with a status
+    ├── BadRequest            400  the body is not JSON, or not an object
+    ├── Unauthorized          401  no valid session token
+    ├── Forbidden             403  the role may not do this
+    ├── NotFound              404
+    ├── RequestTimeout        408  the request body stalled
+    ├── Conflict              409  the state changed under the request
+    ├── PayloadTooLarge       413
+    ├── InvalidField          422  a field is missing or has an impossible value
+    ├── RetryLater                 sent with Retry-After
+    │   ├── TooManyRequests       429  rate limit
+    │   └── DatabaseUnavailable   503  the database cannot be reached now
+    └── InsufficientStorage   507  the disk is full
 
 Handlers raise these; one middleware turns them into a JSON error body
 ``{"error": {"code", "message", "field"}}``. Anything else is a 500 with a
@@ -85,12 +86,20 @@ class InvalidField(ApiError):
     code = "invalid"
 
 
-class TooManyRequests(ApiError):
+class RetryLater(ApiError):
+    """A refusal that a retry after ``retry_after_s`` may not meet (sent as ``Retry-After``)."""
+
+    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message, extra={"retry_after_s": retry_after_s} if retry_after_s is not None else None)
+        self.retry_after_s = retry_after_s
+
+
+class TooManyRequests(RetryLater):
     status = 429
     code = "rate_limited"
 
 
-class DatabaseUnavailable(ApiError):
+class DatabaseUnavailable(RetryLater):
     status = 503
     code = "database_unavailable"
 

@@ -10,7 +10,9 @@ from aiohttp import web
 from server import sessions
 from dispatch.errors import DispatchError
 from signaling.errors import SignalingError
-from server.errors import ApiError, DatabaseUnavailable, Forbidden, NotFound, PayloadTooLarge, Unauthorized, database_unreachable, from_domain
+from server.errors import (
+    ApiError, DatabaseUnavailable, Forbidden, NotFound, PayloadTooLarge, RetryLater, Unauthorized, database_unreachable, from_domain,
+)
 from server.keys import CONFIG, POOL, USER
 from server.logs import request_id
 from server.routing import Handler, endpoint_of, json_response
@@ -34,6 +36,8 @@ def _error(exc: ApiError) -> web.Response:
     response = json_response(exc.body(), status=exc.status)
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, RetryLater) and exc.retry_after_s is not None:
+        response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
 
 
@@ -75,9 +79,7 @@ def _database_unavailable(request: web.Request, exc: Exception) -> web.Response:
     """503 with Retry-After: not the request's fault, and the database may be back by then."""
     log.warning("%s %s: database unreachable (%s)", request.method, request.path, type(exc).__name__)
     retry = request.app[CONFIG].database.retry_after_s
-    response = _error(DatabaseUnavailable(f"the database is unreachable; try again in {retry} s"))
-    response.headers["Retry-After"] = str(retry)
-    return response
+    return _error(DatabaseUnavailable(f"the database is unreachable; try again in {retry} s", retry_after_s=retry))
 
 
 def bearer_token(request: web.Request) -> str | None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 
 import pydantic
 from aiohttp import web
 
-from server import audit, sessions
+from server import audit, login_limits, sessions
+from server.client_address import client_address
 from server.errors import TooManyRequests, Unauthorized
+from server.hash_slots import HashingBusy
 from server.keys import CONFIG, PASSWORDS, POOL, USER
 from server.middlewares import bearer_token
 from server.roles import ALL_ROLES, PUBLIC
@@ -26,10 +29,6 @@ class LoginBody(pydantic.BaseModel):
     password: str = pydantic.Field(min_length=1, max_length=1024)
 
 
-def client_address(request: web.Request) -> str | None:
-    return request.remote
-
-
 def actor_of(request: web.Request) -> audit.Actor:
     user = request[USER]
     return audit.Actor(user.id, user.username, client_address(request))
@@ -42,28 +41,32 @@ async def login(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     address = client_address(request)
     username = body.username.lower()
-    failures = await pool.fetchrow(
-        """SELECT count(*) FILTER (WHERE object = $1) AS by_user,
-                  count(*) FILTER (WHERE address = $2) AS by_address
-           FROM audit_log
-           WHERE action = 'auth.login_failed' AND at > now() - make_interval(secs => $3)
-             AND (object = $1 OR address = $2)""",
-        f"username:{username}", address, settings.login_window_s,
-    )
-    if max(failures["by_user"], failures["by_address"]) >= settings.login_max_failures:
-        log.warning("login refused: too many failures for this user or address")
-        await audit.record(pool, audit.Actor(None, username, address), "auth.login_blocked", f"username:{username}")
-        raise TooManyRequests(f"too many failed logins; try again within {settings.login_window_s // 60} minutes")
+    actor = audit.Actor(None, username, address)
     row = await pool.fetchrow(f"SELECT {COLUMNS}, password_hash FROM users WHERE username = $1", username)
-    ok = await request.app[PASSWORDS].verify(row["password_hash"] if row else None, body.password)
+    attempt = await login_limits.reserve(pool, settings, username, address, known=row is not None)
+    if isinstance(attempt, login_limits.Refused):
+        log.warning("login refused: too many failures (%s)", attempt.limit)
+        await audit.record(pool, actor, "auth.login_blocked", f"username:{username}", {"limit": attempt.limit})
+        raise TooManyRequests(
+            f"too many failed logins; try again in {attempt.retry_after_s} seconds", retry_after_s=attempt.retry_after_s
+        )
+    # The per-account slowdown waits here, before a hashing slot is taken.
+    await asyncio.sleep(attempt.delay_s)
+    try:
+        ok = await request.app[PASSWORDS].verify(row["password_hash"] if row else None, body.password, attempt.rank)
+    except HashingBusy:
+        await login_limits.unchecked(pool, attempt)
+        raise
     if row is None or not ok or row["disabled_at"] is not None:
-        log.warning("failed login (%s failures in window before this one)", failures["by_user"])
-        await audit.record(pool, audit.Actor(None, username, address), "auth.login_failed", f"username:{username}")
+        log.warning("failed login (the account's checks were delayed %.1f s)", attempt.delay_s)
+        await audit.record(pool, actor, "auth.login_failed", f"username:{username}")
         raise Unauthorized("wrong username or password")
     user = User.from_row(row)
     async with pool.acquire() as con, con.transaction():
+        await login_limits.succeeded(con, attempt)
         token, expires = await sessions.create(con, user.id, dt.timedelta(hours=settings.session_ttl_h), address)
         await audit.record(con, audit.Actor(user.id, user.username, address), "auth.login", f"user:{user.id}")
+    await login_limits.forget_expired(pool, settings.login_window_s)
     return json_response({"token": token, "expires_at": expires, "user": user.public()})
 
 

@@ -107,3 +107,18 @@ async def test_fleet_triage_consults_and_audit(pages: Pages, api: Api, con: asyn
     await expect(admin.locator("#audit tr")).to_contain_text("unit:amb-uji-1")
     await admin.evaluate("window.scrollTo(0, 0)")
     await screenshot(admin, "admin")
+
+
+async def test_an_attacked_account_shows_one_alert_on_the_admin_page(pages: Pages, api: Api) -> None:
+    admin = await pages.login(await pages.context(CONSOLE), "admin", "demo119", "/admin.html")
+    await expect(admin.locator("body")).to_have_attribute("data-ready", "true")
+    await expect(admin.locator("#alerts-panel")).to_be_hidden()
+    for i in range(7):  # five failures reach the limit; the refused ones after them add no alert
+        status, _ = await api.call("POST", "/api/auth/login", json={"username": "operator", "password": f"guess-{i}"})
+        assert status in (401, 429)
+    alert = admin.locator("#alerts li[data-alert='login_failures']")
+    await expect(alert).to_have_count(1)
+    await expect(alert).to_contain_text("operator")
+    await expect(admin.locator("#audit-h")).to_be_visible()
+    await admin.locator("#alerts .dismiss").click()
+    await expect(alert).to_have_count(0)

@@ -110,6 +110,11 @@ def test_environment_text_is_read_as_the_setting_type() -> None:
         ("[dispatch]\nunit_replay_h = 1000000\n", "dispatch.unit_replay_h"),
         ("[auth]\nargon2_memory_kib = 1024\n", "auth.argon2_memory_kib"),
         ("[auth]\nsession_ttl_h = false\n", "auth.session_ttl_h"),
+        ('[server]\ntrusted_proxies = ["10.0.0.0/33"]\n', "server.trusted_proxies"),
+        ('[server]\ntrusted_proxies = "10.0.0.1"\n', "server.trusted_proxies"),
+        ("[auth]\nlogin_delay_max_s = 600\n", "auth.login_delay_max_s"),
+        ("[auth]\nargon2_nice = -5\n", "auth.argon2_nice"),
+        ("[auth]\nargon2_threads = 0\n", "auth.argon2_threads"),
     ],
 )
 def test_bad_file_raises_config_error_naming_the_key(tmp_path: Path, text: str, key: str) -> None:
@@ -132,6 +137,7 @@ def test_bad_file_raises_config_error_naming_the_key(tmp_path: Path, text: str, 
         ({"PSC119_SERVER_LOG_FORMAT": "xml"}, "server.log_format"),
         ({"PSC119_DATABASE_POOL_MIN": "21"}, "database.pool_min"),
         ({"PSC119_DATABASE_POOL_MAX": "1"}, "database.pool_min"),
+        ({"PSC119_SERVER_TRUSTED_PROXIES": "10.0.0.1, proxy.internal"}, "server.trusted_proxies"),
     ],
 )
 def test_bad_environment_raises_config_error_naming_the_key(environ: dict[str, str], key: str) -> None:

@@ -356,6 +356,8 @@ export default {
   "adm.waiting": "Waiting requests",
   "adm.none_waiting": "No request is waiting.",
   "adm.audit": "Audit log",
+  "adm.alerts": "Security alerts",
+  "adm.login_failures": "{failures} failed logins on account {username} within {minutes} min: its logins are slowed down (never locked); see the audit log (auth.login_failed)",
   "adm.action": "Action",
   "adm.user": "User",
   "adm.object": "Object",

@@ -356,6 +356,8 @@ export default {
   "adm.waiting": "Permintaan menunggu",
   "adm.none_waiting": "Tidak ada permintaan yang menunggu.",
   "adm.audit": "Log audit",
+  "adm.alerts": "Peringatan keamanan",
+  "adm.login_failures": "{failures} kali gagal masuk ke akun {username} dalam {minutes} menit: proses masuknya diperlambat (tidak dikunci); lihat log audit (auth.login_failed)",
   "adm.action": "Tindakan",
   "adm.user": "Pengguna",
   "adm.object": "Objek",

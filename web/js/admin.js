@@ -35,6 +35,7 @@ async function boot() {
         renderUnits();
       }
       if (event.event === "triage.updated") guard(loadTriage(), triageError);
+      if (event.event === "alert" && d.alert === "login_failures") showLoginAlert(d, event.at);
       if (event.event.startsWith("consult.") || event.event === "oncall.changed") guard(loadConsults(), unitError);
     },
     onMessage: () => {},
@@ -204,6 +205,15 @@ async function loadConsults() {
       `${label("specialty", c.specialty)} · ${c.facility_name || c.facility} · ${label("urgency", c.urgency)} · ${localTime(c.requested_at)}`,
       c.overdue ? h("span", {class: "overdue"}, ` ${t("consult.overdue")}`) : null))
     : h("li", {class: "hint"}, t("adm.none_waiting")));
+}
+
+/** An account is under attack: its logins are slowed (never locked); the audit log has the detail. */
+function showLoginAlert(alert, at) {
+  $("#alerts-panel").hidden = false;
+  const text = t("adm.login_failures", {failures: alert.failures, username: alert.username, minutes: Math.round(alert.window_s / 60)});
+  const item = h("li", {class: "alert", dataset: {alert: alert.alert, username: alert.username}}, `${localTime(at)} · ${text}`,
+    h("button", {type: "button", class: "dismiss", "aria-label": t("alert.dismiss"), onclick: () => item.remove()}, "×"));
+  $("#alerts").prepend(item);
 }
 
 async function loadAudit() {
