@@ -97,7 +97,8 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
         return {"type": "ok", "ref": ref, "status": status.value, "next_statuses": [s.value for s in next_statuses(status, Actor.CREW)],
                 "crew_moves": crew_moves(status), "unit": result["unit"], "duplicate": result.get("duplicate", False)}
 
-    return await serve_socket(request, audience_of(user), on_message, greeting=lambda: unit_state(request))
+    # GPS fixes and pings change no state: they rely on the socket closing when the session ends.
+    return await serve_socket(request, audience_of(user), on_message, greeting=lambda: unit_state(request), cheap=frozenset({"ping", "position"}))
 
 
 @routes.route("GET", "/ws/operator", roles=frozenset({Role.OPERATOR, Role.ADMIN}), summary="Websocket for the console: calls, recommendations, assignments, statuses, alerts; unit positions batched; ?after=N resumes")
