@@ -157,7 +157,8 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
                 grant["session_id"], grant["session_expires_at"], lambda reason: conn.close(CLOSE_SESSION_ENDED, reason)
             )
         try:
-            await _member_session(app, live, conn, join, result, guard)
+            if guard is None or guard.ended is None:  # else revoked while joining: closed, never welcomed
+                await _member_session(app, live, conn, join, result, guard)
         finally:
             if guard is not None:
                 guard.release()

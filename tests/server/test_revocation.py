@@ -20,11 +20,12 @@ import pytest
 import websockets
 
 from server.events import Event
+from server.keys import REVOCATIONS
 from server.revocation import CLOSE_SESSION_ENDED, EVENT, EXPIRED, REVOKED, Revocations
 from tests.conftest import Api
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, call_body, crew_for, socket_url
 from tests.server.process_support import Remote, Served, cli_env, psc119
-from tests.server.test_consult_room import join, join_text, recv, refused, token_for
+from tests.server.test_consult_room import join, join_text, recv, refused, room_url, token_for
 from tests.server.test_consults import accepted_consult, add_users
 
 
@@ -288,3 +289,27 @@ async def test_an_event_the_bus_delivers_with_a_revocation_never_reaches_its_soc
     for watched in sockets:
         assert await watched.closed(5.0) == (CLOSE_SESSION_ENDED, REVOKED)
         assert watched.events("unit.dispatched") == [], watched.name
+
+
+async def test_a_revocation_that_arrives_during_the_handshake_closes_the_socket_unwelcomed(api: Api, con: asyncpg.Connection) -> None:
+    """The handshake read the session as live, the revocation reached this process before the socket
+    registered: the socket closes at once, with no hello or welcome, and a join starts no session."""
+    consult_id, pk, sp = await accepted_consult(api)
+    sp_ws, _ = await join(api, consult_id, await token_for(api, consult_id, sp))
+    pk_join = await token_for(api, consult_id, pk)
+    operator = await api.login("operator")
+    for username in ("puskesmas", "operator"):
+        session_id = await con.fetchval("SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.username = $1", username)
+        api.server.app[REVOCATIONS].seen(revoked(session_id))  # as the bus would; the database still says live
+    pk_ws = await websockets.connect(room_url(api, consult_id))
+    await pk_ws.send(join_text(pk_join))
+    room = Watched("room", pk_ws)
+    console = Watched("console", await websockets.connect(socket_url(api, "/ws/operator", operator)))
+    assert await room.closed(5.0) == (CLOSE_SESSION_ENDED, REVOKED)
+    assert await console.closed(5.0) == (CLOSE_SESSION_ENDED, REVOKED)
+    assert room.received == [] and console.received == []
+    left = await recv(sp_ws, "presence")  # the room let the closed member go
+    assert left["state"] == "left"
+    status, body = await api.call("GET", f"/api/consults/{consult_id}", sp)
+    assert (status, body["consult"]["state"]) == (200, "accepted")
+    await sp_ws.close()
