@@ -52,6 +52,9 @@ class Guard:
         self._close = close
         self._timer: asyncio.TimerHandle | None = None
 
+    def expire_in(self, seconds: float) -> None:
+        self._timer = asyncio.get_running_loop().call_later(seconds, self.end, EXPIRED)
+
     def end(self, reason: str) -> None:
         if self.ended is not None:
             return
@@ -83,15 +86,14 @@ class Revocations:
     def guard(self, session_id: int, expires_at: dt.datetime, close: Close) -> Guard:
         """Watch a session for a socket; ``close(reason)`` runs once, when the session ends (maybe at once)."""
         guard = Guard(self, session_id, close)
+        left = (expires_at - dt.datetime.now(dt.timezone.utc)).total_seconds()
         if session_id in self._revoked:  # revoked after the handshake read it, before this socket registered
             guard.end(REVOKED)
-            return guard
-        delay = (expires_at - dt.datetime.now(dt.timezone.utc)).total_seconds()
-        if delay <= 0:
+        elif left <= 0:
             guard.end(EXPIRED)
-            return guard
-        guard._timer = asyncio.get_running_loop().call_later(delay, guard.end, EXPIRED)
-        self._guards.setdefault(session_id, set()).add(guard)
+        else:
+            guard.expire_in(left)
+            self._guards.setdefault(session_id, set()).add(guard)
         return guard
 
     def forget(self, guard: Guard) -> None:
