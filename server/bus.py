@@ -87,7 +87,12 @@ class EventBus:
             try:
                 con = await db.connect(self._dsn)
                 lost = asyncio.Event()
-                con.add_termination_listener(lambda _c: lost.set())
+
+                def on_lost(_con: object, lost: asyncio.Event = lost) -> None:
+                    lost.set()
+                    self._wake.set()  # reconnect and catch up now, not at the next poll
+
+                con.add_termination_listener(on_lost)
                 await con.add_listener(events.CHANNEL, self._notified)
                 for channel, callback in self._channels.items():
                     await con.add_listener(channel, _payload_only(callback))

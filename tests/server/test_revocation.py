@@ -313,3 +313,16 @@ async def test_a_revocation_that_arrives_during_the_handshake_closes_the_socket_
     status, body = await api.call("GET", f"/api/consults/{consult_id}", sp)
     assert (status, body["consult"]["state"]) == (200, "accepted")
     await sp_ws.close()
+
+
+async def test_a_revocation_whose_notify_was_missed_still_closes_the_sockets(api: Api, con: asyncpg.Connection) -> None:
+    """The bus's listening connection is cut (a database failover, a network drop): the NOTIFY of the
+    revocation reaches nobody, and the bus finds it in the table when it reconnects, well within 1 s."""
+    console = await live(api, "/ws/operator", await api.login("operator"), "console")
+    # Cut the listener and revoke at once, before the bus has listened again (it reconnects in milliseconds).
+    listeners = await con.fetch(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'"
+    )
+    await con.execute("UPDATE sessions SET revoked_at = now() WHERE user_id = (SELECT id FROM users WHERE username = 'operator')")
+    assert len(listeners) == 1
+    assert await console.closed(1.0) == (CLOSE_SESSION_ENDED, REVOKED)
