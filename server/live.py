@@ -100,9 +100,10 @@ async def serve_socket(
         hello = {"type": "hello", "last_event_id": after}
         if greeting is not None:
             hello |= await greeting()
-        if guard.ended is None:
-            await ws.send_json(hello, dumps=dumps)
-            sender = asyncio.create_task(_send_events(request, ws, sub, audience, after, side, guard))
+        if guard.ended is not None:
+            return ws  # revoked while greeting: closed with 4401, never welcomed
+        await ws.send_json(hello, dumps=dumps)
+        sender = asyncio.create_task(_send_events(request, ws, sub, audience, after, side, guard))
         inbound = _checked(request, guard, on_message, cheap)
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
