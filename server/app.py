@@ -19,9 +19,10 @@ from server.handlers import audit_log, auth, calls, dispatch_live, docs, health,
 from server.handlers import consults as consult_handlers
 from server.handlers import web_config
 from server import consult_sweep, outages, recording, rooms, security_headers, unassessed
-from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, PASSWORDS, POOL, POSITIONS, WEBSOCKETS
+from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, PASSWORDS, POOL, POSITIONS, REVOCATIONS, WEBSOCKETS
 from server.middlewares import access, errors, request_ids
 from server.passwords import Passwords
+from server.revocation import Revocations
 from server.routing import ENDPOINT_ATTR
 from server.tasks import cancel_and_wait
 
@@ -87,6 +88,8 @@ def _live(dsn: str):  # type: ignore[no-untyped-def]
         async with pool.acquire() as con:
             await incidents.seed_triage(con)
         bus = EventBus(dsn, pool)
+        app[REVOCATIONS] = Revocations()
+        bus.before_delivery(app[REVOCATIONS].seen)
         routing = aiohttp.ClientSession() if settings.road_eta_url else None
         fleet = Fleet(pool, bus, settings, road=OsrmEta(routing, settings) if routing else None)
         positions = Positions(pool, fleet, bus, settings)  # registers its channel before the bus connects

@@ -51,11 +51,17 @@ class EventBus:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._channels: dict[str, Callable[[str], None]] = {}
+        self._hooks: list[Callable[[Event], None]] = []
         self.last_id = 0
 
     def listen(self, channel: str, callback: Callable[[str], None]) -> None:
         """Also LISTEN on ``channel`` (best effort: for data that is not an event, such as GPS fixes)."""
         self._channels[channel] = callback
+
+    def before_delivery(self, hook: Callable[[Event], None]) -> None:
+        """Call ``hook`` with each event before any subscriber gets it: for decisions that no later event
+        may overtake (a revoked session's sockets close before anything committed after it is queued)."""
+        self._hooks.append(hook)
 
     async def start(self) -> None:
         self.last_id = await events.last_id(self._pool)
@@ -83,7 +89,12 @@ class EventBus:
             try:
                 con = await db.connect(self._dsn)
                 lost = asyncio.Event()
-                con.add_termination_listener(lambda _c: lost.set())
+
+                def on_lost(_con: object, lost: asyncio.Event = lost) -> None:
+                    lost.set()
+                    self._wake.set()  # reconnect and catch up now, not at the next poll
+
+                con.add_termination_listener(on_lost)
                 await con.add_listener(events.CHANNEL, self._notified)
                 for channel, callback in self._channels.items():
                     await con.add_listener(channel, _payload_only(callback))
@@ -111,6 +122,8 @@ class EventBus:
         while True:
             batch = await self._fetch_after(self.last_id)
             for event in batch:
+                for hook in self._hooks:
+                    hook(event)
                 for sub in list(self._subscribers):
                     sub.offer(event)
                 self.last_id = event.id

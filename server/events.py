@@ -5,7 +5,9 @@ resuming "after id N" could miss an N-1 that committed late. Here every append
 takes a transaction-scoped advisory lock before numbering: the lock is held
 until commit, so ids become visible strictly in order and without gaps. The
 NOTIFY carries only the id (payloads are capped at 8000 bytes) and, being
-transactional, is delivered only if the transaction commits.
+transactional, is delivered only if the transaction commits. The steps are the
+SQL function ``append_event`` (migration 0006), so triggers append events the
+same way (a revoked session's ``session.revoked``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import Any
 
 import asyncpg
 
-EVENT_LOCK = 119_000_003
 CHANNEL = "psc119_events"
 
 
@@ -41,14 +42,7 @@ async def append(con: asyncpg.Connection, type: str, payload: dict[str, Any], au
     """Append an event inside the caller's transaction; return its id."""
     if not con.is_in_transaction():
         raise RuntimeError("events.append must run inside the transaction that makes the change")
-    await con.execute("SELECT pg_advisory_xact_lock($1)", EVENT_LOCK)
-    event_id: int = await con.fetchval(
-        """INSERT INTO events (id, type, audience, payload)
-           SELECT coalesce(max(id), 0) + 1, $1, $2, $3 FROM events
-           RETURNING id""",
-        type, sorted(set(audience)), payload,
-    )
-    await con.execute("SELECT pg_notify($1, $2)", CHANNEL, str(event_id))
+    event_id: int = await con.fetchval("SELECT append_event($1, $2, $3)", type, sorted(set(audience)), payload)
     return event_id
 
 

@@ -13,7 +13,9 @@ from server.config import Config
 from server.fleet import Fleet
 from server.positions import Positions
 from server.passwords import Passwords
+from server.revocation import Revocations
 from server.routing import Endpoint
+from server.sessions import Session
 from server.users import User
 
 if TYPE_CHECKING:
@@ -35,4 +37,8 @@ RecorderHook = Callable[[web.Application, str], Awaitable[None]]
 RECORDER_HOOK: web.AppKey[RecorderHook] = web.AppKey("recorder_hook")
 RECORDER_STOP_HOOK: web.AppKey[RecorderHook] = web.AppKey("recorder_stop_hook")
 
+# This process's sockets by session, closed when their session is revoked (server/revocation.py).
+REVOCATIONS = web.AppKey("revocations", Revocations)
+
 USER = web.RequestKey("user", User)
+SESSION = web.RequestKey("session", Session)

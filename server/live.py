@@ -3,11 +3,21 @@
 A client passes ``?after=N`` (the last event id it saw) when it connects and
 gets every event for its audience after N, then live ones, each exactly once
 and in order. A client too slow to keep up is closed with 1013 and resumes.
+
+Each socket holds a guard on its session (`server.revocation`): when the session
+is revoked (logout, user disabled, role or unit changed) or expires, the socket is
+closed with 4401 (reason ``session_revoked`` or ``session_expired``) on whichever
+process it is, and no event committed after the revocation reaches it: the backlog
+never runs ahead of the event bus, which ends the guard before it queues any later
+event. A client must not reconnect after 4401: its token is dead. Every message
+on an ended session is refused; one that changes state (any type but ``cheap``
+ones such as GPS fixes and pings) first re-reads the session from the database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,8 +29,9 @@ from server import events, socket_limits
 from server.bus import Subscription
 from dispatch.errors import DispatchError
 from signaling.errors import SignalingError
-from server.errors import ApiError, InvalidField, from_domain
-from server.keys import BUS, CONFIG, POOL, WEBSOCKETS
+from server.errors import ApiError, InvalidField, Unauthorized, from_domain
+from server.keys import BUS, CONFIG, POOL, REVOCATIONS, SESSION, WEBSOCKETS
+from server.revocation import CLOSE_SESSION_ENDED, Guard
 from server.routing import dumps
 from server.tasks import cancel_and_wait
 from server.users import User
@@ -69,15 +80,20 @@ async def serve_socket(
     greeting: Greeting | None = None,
     side: asyncio.Queue[dict[str, Any]] | None = None,
     horizon: Callable[[], Awaitable[int]] | None = None,
+    cheap: frozenset[str] = frozenset({"ping"}),
 ) -> web.WebSocketResponse:
     """Run a live socket: ``greeting`` adds state to the hello, ``side`` carries non-event messages (positions),
-    ``horizon`` gives the last event id this socket may not replay (a resume point before it starts after it)."""
+    ``horizon`` gives the last event id this socket may not replay (a resume point before it starts after it),
+    ``cheap`` names the inbound types that change no state (no database check of the session for them)."""
     after = resume_point(request)  # validated before the upgrade, so a bad value is a plain 422
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     request.app[WEBSOCKETS].add(ws)
     bus = request.app[BUS]
     sub = bus.subscribe(audience)  # before reading "now", so nothing falls between the two
+    session, ended = request[SESSION], asyncio.Event()
+    guard = request.app[REVOCATIONS].guard(session.id, session.expires_at, lambda _reason: ended.set())
+    closer = asyncio.create_task(_close_when_ended(ws, guard, ended))
     sender: asyncio.Task[None] | None = None
     try:
         if after is None:
@@ -88,8 +104,11 @@ async def serve_socket(
         hello = {"type": "hello", "last_event_id": after}
         if greeting is not None:
             hello |= await greeting()
+        if guard.ended is not None:
+            return ws  # revoked while greeting: closed with 4401, never welcomed
         await ws.send_json(hello, dumps=dumps)
-        sender = asyncio.create_task(_send_events(request, ws, sub, audience, after, side))
+        sender = asyncio.create_task(_send_events(request, ws, sub, audience, after, side, guard))
+        inbound = _checked(request, guard, on_message, cheap)
         limits = socket_limits.live_limits(request.app[CONFIG].limits)
         async for msg in ws:
             if (refusal := limits.over(msg.data)) is not None:
@@ -99,12 +118,36 @@ async def serve_socket(
             if msg.type != WSMsgType.TEXT:
                 await ws.send_json(_error("bad_request", "send JSON text messages", None))
                 continue
-            await _handle(ws, msg.data, on_message)
+            await _handle(ws, msg.data, inbound)
     finally:
         request.app[WEBSOCKETS].discard(ws)
+        guard.release()
         await cancel_and_wait(sender)
+        if ended.is_set():
+            await closer  # the close frame with 4401 is out; let the closing handshake finish
+        else:
+            await cancel_and_wait(closer)
         bus.unsubscribe(sub)
     return ws
+
+
+async def _close_when_ended(ws: web.WebSocketResponse, guard: Guard, ended: asyncio.Event) -> None:
+    await ended.wait()
+    with contextlib.suppress(ConnectionResetError, RuntimeError):
+        await ws.close(code=CLOSE_SESSION_ENDED, message=(guard.ended or "").encode())
+
+
+def _checked(request: web.Request, guard: Guard, on_message: Inbound, cheap: frozenset[str]) -> Inbound:
+    """``on_message`` for a live session only: re-read from the database before a message that changes state."""
+
+    async def checked(message: dict[str, Any]) -> dict[str, Any] | None:
+        if guard.ended is None and message.get("type") not in cheap:
+            await guard.confirm(request.app[POOL])
+        if guard.ended is not None:
+            raise Unauthorized("the session has ended; sign in again")
+        return await on_message(message)
+
+    return checked
 
 
 def _error(code: str, message: str, field: str | None) -> dict[str, Any]:
@@ -132,14 +175,18 @@ async def _handle(ws: web.WebSocketResponse, text: str, on_message: Inbound) -> 
 
 async def _send_events(
     request: web.Request, ws: web.WebSocketResponse, sub: Subscription, audience: frozenset[str], after: int,
-    side: asyncio.Queue[dict[str, Any]] | None,
+    side: asyncio.Queue[dict[str, Any]] | None, guard: Guard,
 ) -> None:
-    pool = request.app[POOL]
+    pool, bus = request.app[POOL], request.app[BUS]
     sent = after
     try:
         while True:
             batch = await events.since(pool, sent, audience, limit=500)
+            # Never ahead of the bus: an event it has not handled yet may follow a revocation; it comes live.
+            batch = [event for event in batch if event.id <= bus.last_id]
             for event in batch:
+                if guard.ended is not None:
+                    return
                 await ws.send_json(event.wire(), dumps=dumps)
                 sent = event.id
             if len(batch) < 500:
@@ -153,6 +200,8 @@ async def _send_events(
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if overflow in done:
                     await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow; resume with ?after")
+                    return
+                if guard.ended is not None:
                     return
                 if get in done:
                     event = get.result()

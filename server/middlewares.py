@@ -13,7 +13,7 @@ from signaling.errors import SignalingError
 from server.errors import (
     ApiError, DatabaseUnavailable, Forbidden, NotFound, PayloadTooLarge, RetryLater, Unauthorized, database_unreachable, from_domain,
 )
-from server.keys import CONFIG, POOL, USER
+from server.keys import CONFIG, POOL, SESSION, USER
 from server.logs import request_id
 from server.routing import Handler, endpoint_of, json_response
 
@@ -104,10 +104,12 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     if endpoint.public:
         return await handler(request)
     token = bearer_token(request)
-    user = await sessions.resolve(request.app[POOL], token) if token else None
-    if user is None:
+    session = await sessions.resolve(request.app[POOL], token) if token else None
+    if session is None:
         raise Unauthorized("a valid session token is required (Authorization: Bearer ...)")
+    user = session.user
     if user.role not in endpoint.roles:
         raise Forbidden(f"role {user.role.value} may not use this route")
     request[USER] = user
+    request[SESSION] = session
     return await handler(request)

@@ -24,6 +24,13 @@ It is a public route: it authenticates with a join token, not a session.
 6. When another live process holds the room, this one relays the socket there after
    the join (`server.room_relay`); if that process cannot be reached, or the room has
    moved again, the socket is closed with 1013 (try again).
+7. A join token dies with the session that asked for it: a token whose session was
+   revoked or has expired is refused with ``token_rejected`` 4401, and a joined member
+   whose session is revoked (logout, user disabled, role changed) or expires is closed
+   with 4401 and the reason ``session_revoked`` or ``session_expired`` by the process
+   that holds the room (a relayed socket gets the same code), through the guard of
+   `server.revocation`: sign in again, do not rejoin. A chat or consent re-reads the
+   session first; signaling frames rely on the close.
 """
 
 from __future__ import annotations
@@ -35,8 +42,9 @@ import uuid
 import asyncpg
 from aiohttp import WSMsgType, web
 
-from server import audit, consult_chat, consults, events, socket_limits
-from server.keys import CONFIG, POOL, ROOMS, WEBSOCKETS
+from server import audit, consult_chat, consults, events, sessions, socket_limits
+from server.keys import CONFIG, POOL, REVOCATIONS, ROOMS, WEBSOCKETS
+from server.revocation import CLOSE_SESSION_ENDED, Guard
 from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
 from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, grant_of, ice_for
 from signaling.consult import ConsultState
@@ -90,16 +98,22 @@ async def _first_message(ws: web.WebSocketResponse, timeout: float) -> tuple[Joi
     return message, msg.data
 
 
-async def _admit(request: web.Request, consult_id: str, join: Join) -> tuple[LiveRoom, UserId, JoinResult]:
-    """Join the room or raise the refusal (`OwnedElsewhere` when another process holds the room)."""
+async def _admit(request: web.Request, consult_id: str, join: Join) -> tuple[LiveRoom, UserId, JoinResult, asyncpg.Record]:
+    """Join the room or raise the refusal (`OwnedElsewhere` when another process holds the room);
+    also the grant, with the session behind it."""
     app = request.app
     grant = await app[POOL].fetchrow(
-        """SELECT g.consult_id, g.member, g.digest, g.expires_at, c.state FROM consult_grants g
-           JOIN consults c ON c.id = g.consult_id WHERE g.digest = $1""",
+        f"""SELECT g.consult_id, g.member, g.digest, g.expires_at, g.session_id, c.state,
+                   s.expires_at AS session_expires_at, g.session_id IS NULL OR ({sessions.LIVE}) AS live
+            FROM consult_grants g JOIN consults c ON c.id = g.consult_id
+            LEFT JOIN sessions s ON s.id = g.session_id LEFT JOIN users u ON u.id = s.user_id
+            WHERE g.digest = $1""",
         token_digest(join.token),
     )
     if grant is None:
         raise TokenRejected("token not recognised")
+    if not grant["live"]:
+        raise TokenRejected("the session that asked for this token has ended")
     if str(grant["consult_id"]) == consult_id and not ConsultState(grant["state"]).has_room:
         # The database is ahead of the event that closes the room: refuse now, not after the bus catches up.
         app[ROOMS].close(consult_id, "ended")
@@ -111,7 +125,7 @@ async def _admit(request: web.Request, consult_id: str, join: Join) -> tuple[Liv
         live.room.add_grant(grant_of(grant))  # issued by any process: the database has the latest
     at = consults.now()
     result = live.room.join(member, join, at, ice_servers=ice_for(app[CONFIG], member, at))
-    return live, member, result
+    return live, member, result, grant
 
 
 async def serve(request: web.Request) -> web.WebSocketResponse:
@@ -128,7 +142,7 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
             return ws
         join, frame = first
         try:
-            live, member, result = await _admit(request, consult_id, join)
+            live, member, result, grant = await _admit(request, consult_id, join)
         except OwnedElsewhere as elsewhere:
             if request.headers.get(RELAYED_HEADER):  # relayed here, but the room moved on: never relay twice
                 await ws.close(code=TRY_AGAIN, message=b"the room moved; try again")
@@ -139,9 +153,17 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
             await _refuse(ws, exc, CLOSE_CODES.get(type(exc), CLOSE_BAD_JOIN))
             return ws
         conn = Connection(ws, member, result.generation)
+        guard = None
+        if grant["session_id"] is not None:  # the recorder has no session
+            guard = app[REVOCATIONS].guard(
+                grant["session_id"], grant["session_expires_at"], lambda reason: conn.close(CLOSE_SESSION_ENDED, reason)
+            )
         try:
-            await _member_session(app, live, conn, join, result)
+            if guard is None or guard.ended is None:  # else revoked while joining: closed, never welcomed
+                await _member_session(app, live, conn, join, result, guard)
         finally:
+            if guard is not None:
+                guard.release()
             left = live.room.leave(member, conn.generation, consults.now())
             if live.connections.get(member) is conn:
                 del live.connections[member]
@@ -153,7 +175,9 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _member_session(app: web.Application, live: LiveRoom, conn: Connection, join: Join, result: JoinResult) -> None:
+async def _member_session(
+    app: web.Application, live: LiveRoom, conn: Connection, join: Join, result: JoinResult, guard: Guard | None
+) -> None:
     hub = app[ROOMS]
     consult_id = live.room.consult_id
     member = conn.member
@@ -181,16 +205,21 @@ async def _member_session(app: web.Application, live: LiveRoom, conn: Connection
             conn.close(socket_limits.CLOSE_CODE, socket_limits.CLOSE_REASON.decode())
             return
         try:
-            await _handle(app, live, conn, msg.data)
+            await _handle(app, live, conn, msg.data, guard)
         except NotJoined:
             return  # replaced by a newer connection, which is being closed
         except SignalingError as exc:
             conn.send(error_reply(exc))
 
 
-async def _handle(app: web.Application, live: LiveRoom, conn: Connection, raw: str | bytes) -> None:
+async def _handle(app: web.Application, live: LiveRoom, conn: Connection, raw: str | bytes, guard: Guard | None) -> None:
     message = parse_client(raw)
     room, member = live.room, conn.member
+    if guard is not None:
+        if guard.ended is None and isinstance(message, (Chat, Consent)):
+            await guard.confirm(app[POOL])  # stored: re-read the session first
+        if guard.ended is not None:
+            raise TokenRejected("the session that asked for this token has ended; sign in again")
     if isinstance(message, Join):
         raise InvalidMessage("type", "already joined; open a new connection to rejoin")
     if isinstance(message, Consent):

@@ -291,12 +291,12 @@ async def hub_context(app: web.Application) -> AsyncIterator[None]:
         await hub.stop()
 
 
-async def _store_grant(app: web.Application, grant: JoinGrant, actor: audit.Actor) -> None:
+async def _store_grant(app: web.Application, grant: JoinGrant, actor: audit.Actor, session_id: int | None) -> None:
     async with app[POOL].acquire() as con, con.transaction():
         await con.execute(
-            """INSERT INTO consult_grants (consult_id, member, digest, expires_at) VALUES ($1, $2, $3, $4)
-               ON CONFLICT (consult_id, member) DO UPDATE SET digest = $3, expires_at = $4, issued_at = now()""",
-            uuid.UUID(grant.consult_id), grant.user, grant.digest, grant.expires_at,
+            """INSERT INTO consult_grants (consult_id, member, digest, expires_at, session_id) VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (consult_id, member) DO UPDATE SET digest = $3, expires_at = $4, session_id = $5, issued_at = now()""",
+            uuid.UUID(grant.consult_id), grant.user, grant.digest, grant.expires_at, session_id,
         )
         await audit.record(con, actor, "consult.join_token", f"consult:{grant.consult_id}", {"member": grant.user})
 
@@ -305,11 +305,13 @@ def _issue(app: web.Application, consult_id: str, member: UserId, at: dt.datetim
     return issue_join_token(ConsultId(consult_id), member, at, dt.timedelta(seconds=app[CONFIG].consult.join_token_ttl_s))
 
 
-async def issue_token(app: web.Application, consult_id: str, member: UserId, actor: audit.Actor) -> tuple[str, dt.datetime]:
+async def issue_token(
+    app: web.Application, consult_id: str, member: UserId, actor: audit.Actor, session_id: int
+) -> tuple[str, dt.datetime]:
     """A join token for a member of an accepted or in-session consult; only its digest is stored.
-    A new token replaces the member's older one."""
+    A new token replaces the member's older one. It dies with the session that asked for it."""
     issued = _issue(app, consult_id, member, consults.now())
-    await _store_grant(app, issued.grant, actor)
+    await _store_grant(app, issued.grant, actor, session_id)
     live = app[ROOMS].loaded(consult_id)
     if live is not None:
         live.room.add_grant(issued.grant)
@@ -324,7 +326,7 @@ async def issue_recorder_token(app: web.Application, consult_id: str) -> str:
         raise RoomClosed("the room is not open in this process")
     live.room.set_recorder(RECORDER)
     issued = _issue(app, consult_id, RECORDER, consults.now())
-    await _store_grant(app, issued.grant, audit.Actor(None, "recorder"))
+    await _store_grant(app, issued.grant, audit.Actor(None, "recorder"), None)
     live.room.add_grant(issued.grant)
     return issued.token
 

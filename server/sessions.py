@@ -1,7 +1,13 @@
-"""Opaque session tokens: random, stored only as a SHA-256, expiring, revocable."""
+"""Opaque session tokens: random, stored only as a SHA-256, expiring, revocable.
+
+Revoking a session (here, or by a trigger when its user is disabled or changes role, unit, facility or
+specialties: migration 0006) commits a ``session.revoked`` event naming the session's number, which every
+server process follows to close the session's sockets (`server.revocation`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import secrets
@@ -24,18 +30,36 @@ async def create(con: asyncpg.Connection, user_id: int, ttl: dt.timedelta, addre
     return token, expires
 
 
-async def resolve(con: asyncpg.Connection | asyncpg.Pool, token: str) -> User | None:
-    """The active user behind a token, or None if it is unknown, expired, revoked or its user disabled."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Session:
+    """A live session: its number (never the token), whose it is, and when it ends."""
+
+    id: int
+    user: User
+    expires_at: dt.datetime
+
+
+LIVE = "s.revoked_at IS NULL AND s.expires_at > now() AND u.disabled_at IS NULL"
+
+
+async def resolve(con: asyncpg.Connection | asyncpg.Pool, token: str) -> Session | None:
+    """The live session behind a token, or None if it is unknown, expired, revoked or its user disabled."""
     if not token or len(token) > 200:
         return None
     columns = ", ".join(f"u.{c.strip()}" for c in COLUMNS.split(","))
     row = await con.fetchrow(
-        f"""SELECT {columns} FROM sessions s JOIN users u ON u.id = s.user_id
-            WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()
-              AND u.disabled_at IS NULL""",
+        f"""SELECT s.id AS session_id, s.expires_at AS session_expires_at, {columns}
+            FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND {LIVE}""",
         _digest(token),
     )
-    return None if row is None else User.from_row(row)
+    return None if row is None else Session(row["session_id"], User.from_row(row), row["session_expires_at"])
+
+
+async def is_live(con: asyncpg.Connection | asyncpg.Pool, session_id: int) -> bool:
+    """Whether a session is still live (one primary-key read: for the actions that change state)."""
+    return bool(await con.fetchval(
+        f"SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND {LIVE}", session_id,
+    ))
 
 
 async def revoke(con: asyncpg.Connection | asyncpg.Pool, token: str) -> bool:

@@ -121,6 +121,8 @@ async def list_users(con: asyncpg.Connection | asyncpg.Pool) -> list[User]:
 
 
 async def disable_user(con: asyncpg.Connection, *, actor: audit.Actor, username: str) -> User:
+    """Disable a user; a trigger (migration 0006) revokes their sessions, which closes their sockets.
+    So does any change of a user's role, unit, facility or specialties."""
     async with con.transaction():
         row = await con.fetchrow(
             f"""UPDATE users SET disabled_at = coalesce(disabled_at, now())
@@ -130,6 +132,5 @@ async def disable_user(con: asyncpg.Connection, *, actor: audit.Actor, username:
         if row is None:
             raise NotFound(f"no user {username!r}", field="username")
         user = User.from_row(row)
-        await con.execute("UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", user.id)
         await audit.record(con, actor, "user.disable", f"user:{user.id}", {"username": username})
     return user

@@ -19,7 +19,7 @@ from server import audit, consult_access, consult_files, consults, oncall, room_
 from server.consults import member_id
 from server.errors import Conflict, Forbidden
 from server.handlers.auth import actor_of
-from server.keys import CONFIG, POOL, USER
+from server.keys import CONFIG, POOL, SESSION, USER
 from server.roles import PUBLIC, Role
 from server.routing import Routes, json_response, read_body, read_query
 from signaling.consult import ConsultState
@@ -184,7 +184,7 @@ async def join_room(request: web.Request) -> web.Response:
         raise NotAMember(str(user.id))
     if not stored.consult.state.has_room:
         raise Conflict(f"a {stored.consult.state.value} consult has no room", field="state")
-    token, expires = await rooms.issue_token(request.app, stored.id, member_id(user), actor_of(request))
+    token, expires = await rooms.issue_token(request.app, stored.id, member_id(user), actor_of(request), request[SESSION].id)
     ice = rooms.ice_for(request.app[CONFIG], str(user.id), consults.now())
     return json_response({
         "token": token, "expires_at": expires, "consult": stored.id, "member": str(user.id),

@@ -75,8 +75,9 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
         return {"type": "ok", "ref": ref, "status": status.value, "next_statuses": [s.value for s in next_statuses(status, Actor.CREW)],
                 "crew_moves": crew_moves(status), "unit": result["unit"], "duplicate": result.get("duplicate", False)}
 
+    # GPS fixes and pings change no state: they rely on the socket closing when the session ends.
     return await serve_socket(
-        request, audience_of(user), on_message, greeting=lambda: unit_state(request),
+        request, audience_of(user), on_message, greeting=lambda: unit_state(request), cheap=frozenset({"ping", "position"}),
         horizon=lambda: unit_replay.horizon(request.app[POOL], unit_id, request.app[CONFIG].dispatch.unit_replay_h),
     )
 

@@ -18,6 +18,7 @@ export default {
   "live.lost": "Connection lost before the reply",
   "live.no_reply": "The server did not answer",
   "live.not_connected": "Not connected to the server yet; try again in a moment",
+  "live.signed_out": "Signed out: this session has ended.",
 
   "login.title": "Log in — PSC 119",
   "login.heading": "Log in",
@@ -25,6 +26,7 @@ export default {
   "login.password": "Password",
   "login.submit": "Log in",
   "login.missing": "Enter your username and password.",
+  "login.signed_out": "You were signed out: the session ended (logged out elsewhere, account changed or expired). Log in again.",
   "login.no_page": "The page for the {role} role is not available yet.",
   "login.hint": "Operators and admins open the operator console; field teams open the field page.",
 

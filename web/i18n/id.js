@@ -18,6 +18,7 @@ export default {
   "live.lost": "Koneksi terputus sebelum ada jawaban",
   "live.no_reply": "Server tidak menjawab",
   "live.not_connected": "Belum tersambung ke server; coba lagi sebentar",
+  "live.signed_out": "Anda telah keluar: sesi ini sudah berakhir.",
 
   "login.title": "Masuk — PSC 119",
   "login.heading": "Masuk",
@@ -25,6 +26,7 @@ export default {
   "login.password": "Kata sandi",
   "login.submit": "Masuk",
   "login.missing": "Isi nama pengguna dan kata sandi.",
+  "login.signed_out": "Anda telah keluar: sesi berakhir (keluar di tempat lain, akun diubah, atau kedaluwarsa). Silakan masuk lagi.",
   "login.no_page": "Halaman untuk peran {role} belum tersedia.",
   "login.hint": "Operator dan admin membuka konsol operator; tim lapangan membuka halaman lapangan.",
 

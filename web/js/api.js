@@ -44,7 +44,7 @@ export async function api(method, path, body) {
   }
   const data = (response.headers.get("Content-Type") || "").includes("application/json") ? await response.json() : null;
   if (!response.ok) {
-    if (response.status === 401 && path !== "/api/auth/login") toLogin();
+    if (response.status === 401 && path !== "/api/auth/login") toLogin(Boolean(session.token));
     throw new ApiError(response.status, data);
   }
   return data;
@@ -57,12 +57,22 @@ export function errorText(err) {
   return err.field ? t("error.field", {field: err.field, message: err.message}) : err.message;
 }
 
-export function toLogin() {
+let loggingOut = false;
+
+/** Off to the login page; ``signedOut``: the session ended (logout elsewhere, account disabled or changed,
+ * expiry), which the login page says. */
+export function toLogin(signedOut = false) {
+  if (loggingOut) return;  // this page's own logout ends its sockets too, and goes to the login page itself
   session.clear();
   if (!location.pathname.endsWith("/index.html") && location.pathname !== "/") {
-    location.assign(`/index.html?next=${encodeURIComponent(location.pathname)}`);
+    const params = new URLSearchParams({next: location.pathname});
+    if (signedOut) params.set("signed_out", "1");
+    location.assign(`/index.html?${params}`);
   }
 }
+
+/** The server closes every socket of an ended session with this code: sign in again, never reconnect. */
+export const SESSION_ENDED = 4401;
 
 /** The page each role works on. */
 export function homeOf(role) {
@@ -85,6 +95,7 @@ export function requireRole(...roles) {
 }
 
 export async function logout() {
+  loggingOut = true;
   try { await api("POST", "/api/auth/logout"); } catch { /* the session ends here either way */ }
   session.clear();
   location.assign("/index.html");
@@ -118,7 +129,7 @@ async function rawRequest(method, path, headers, body, read) {
   }
   if (!response.ok) {
     const data = (response.headers.get("Content-Type") || "").includes("application/json") ? await response.json() : null;
-    if (response.status === 401) toLogin();
+    if (response.status === 401) toLogin(Boolean(session.token));
     throw new ApiError(response.status, data);
   }
   return read(response);

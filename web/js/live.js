@@ -1,5 +1,5 @@
 // The live socket: resume by event id, reconnect with backoff, and a visible connection banner.
-import {api, session, toLogin} from "./api.js";
+import {api, session, toLogin, SESSION_ENDED} from "./api.js";
 import {t, onLanguageChange} from "./i18n.js";
 import {h} from "./dom.js";
 
@@ -53,7 +53,7 @@ export class LiveSocket {
     const ws = new WebSocket(`${scheme}://${location.host}${this.path}?${params}`);
     this.ws = ws;
     ws.addEventListener("message", (e) => this.receive(ws, e.data));
-    ws.addEventListener("close", () => this.closed(ws));
+    ws.addEventListener("close", (e) => this.closed(ws, e.code));
   }
 
   receive(ws, text) {
@@ -81,12 +81,19 @@ export class LiveSocket {
     }
   }
 
-  closed(ws) {
+  closed(ws, code) {
     if (ws !== this.ws) return;
     this.ws = null;
     for (const {reject} of this.waiting.values()) reject(new Error(t("live.lost")));
     this.waiting.clear();
     if (this.stopped) return;
+    if (code === SESSION_ENDED) {
+      // The session was revoked or expired: its token is dead, so no reconnect; sign in again.
+      this.stopped = true;
+      this.show("signed_out");
+      toLogin(true);
+      return;
+    }
     const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)] * (0.8 + Math.random() * 0.4);
     this.attempt += 1;
     this.show(this.offline ? "offline" : "reconnecting", Math.round(delay / 1000));
@@ -148,7 +155,7 @@ export class LiveSocket {
   show(state, seconds) {
     this.state = state;
     const text = {connecting: t("live.connecting"), online: "", offline: t("live.offline"),
-                  reconnecting: t("live.reconnecting", {seconds: seconds ?? 1})}[state];
+                  reconnecting: t("live.reconnecting", {seconds: seconds ?? 1}), signed_out: t("live.signed_out")}[state];
     this.banner.hidden = state === "online";
     this.banner.className = `conn-banner conn-${state}`;
     this.banner.dataset.state = state;

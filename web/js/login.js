@@ -12,6 +12,8 @@ if (session.token && homeOf(session.user?.role) && !new URLSearchParams(location
 
 const form = $("#login-form");
 const error = $("#login-error");
+// Sent here because the session ended (logout in another tab, account disabled, expiry).
+if (new URLSearchParams(location.search).has("signed_out")) $("#signed-out").hidden = false;
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();

@@ -6,12 +6,14 @@
 // (an impolite side ignores a colliding offer, a polite one rolls back its own).
 // A (re)join of either side starts a fresh RTCPeerConnection on both: the rejoining side on its welcome,
 // the other on the presence "joined" it receives.
-import {api} from "./api.js";
+import {api, toLogin} from "./api.js";
 
 const BACKOFF_MS = [500, 1000, 2000, 3000, 5000];
 const STATS_EVERY_MS = 1000;
 // Close codes after which rejoining cannot help (consult over, not a member, malformed join).
 const FINAL_CLOSES = new Set([1000, 4403, 4409, 4400]);
+// 4401: a refused join token (reason token_rejected: ask for a new one), or the member's session ended
+// (session_revoked / session_expired: sign in again, never rejoin).
 const TOKEN_REJECTED = 4401;
 const REPLACED = 4000;
 
@@ -86,13 +88,18 @@ export class VideoRoom {
       try { message = JSON.parse(e.data); } catch { return; }
       this.receive(message).catch((err) => this.handlers.onError?.(err));
     });
-    ws.addEventListener("close", (e) => this.socketClosed(ws, e.code));
+    ws.addEventListener("close", (e) => this.socketClosed(ws, e.code, e.reason));
   }
 
-  socketClosed(ws, code) {
+  socketClosed(ws, code, reason) {
     if (ws !== this.ws) return;
     this.ws = null;
     if (this.closed || code === REPLACED) return;
+    if (code === TOKEN_REJECTED && reason.startsWith("session_")) {
+      this.end();
+      toLogin(true);
+      return;
+    }
     // aiohttp answers a client's close with 1000, so a socket we dropped ourselves is never final.
     if (FINAL_CLOSES.has(code) && ws !== this.dropped) {
       this.end();
