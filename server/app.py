@@ -22,6 +22,7 @@ from server import consult_sweep, recording, rooms
 from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, PASSWORDS, POOL, POSITIONS, WEBSOCKETS
 from server.middlewares import access, errors, request_ids
 from server.passwords import Passwords
+from server.strict_input import guard
 from server.routing import ENDPOINT_ATTR
 from server.tasks import cancel_and_wait
 
@@ -33,7 +34,7 @@ ROUTE_MODULES = (health, docs, auth, region, audit_log, live, calls, incident_re
 
 def create_app(config: Config, dsn: str) -> web.Application:
     app = web.Application(
-        middlewares=[request_ids, errors, access],
+        middlewares=[request_ids, errors, guard, access],
         client_max_size=config.server.max_body_bytes,
     )
     app[CONFIG] = config

@@ -8,14 +8,13 @@ and in order. A client too slow to keep up is closed with 1013 and resumes.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from server import events
+from server import events, strict_input
 from server.bus import Subscription
 from dispatch.errors import DispatchError
 from signaling.errors import SignalingError
@@ -104,9 +103,9 @@ def _error(code: str, message: str, field: str | None) -> dict[str, Any]:
 
 async def _handle(ws: web.WebSocketResponse, text: str, on_message: Inbound) -> None:
     try:
-        message = json.loads(text)
-    except ValueError:
-        await ws.send_json(_error("bad_request", "not valid JSON", None))
+        message = strict_input.loads(text, what="message")
+    except ApiError as exc:
+        await ws.send_json(_error(exc.code, exc.message, exc.field))
         return
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         await ws.send_json(_error("invalid", "a message is a JSON object with a string 'type'", "type"))

@@ -35,7 +35,8 @@ import uuid
 import asyncpg
 from aiohttp import WSMsgType, web
 
-from server import audit, consults, events
+from server import audit, consults, events, strict_input
+from server.errors import ApiError
 from server.keys import CONFIG, POOL, ROOMS, WEBSOCKETS
 from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
 from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, grant_of, ice_for
@@ -50,7 +51,7 @@ from signaling.errors import (
     TokenRejected,
 )
 from signaling.ids import UserId
-from signaling.messages import Chat, Consent, Join, encode, error_reply, parse_client
+from signaling.messages import MAX_MESSAGE_BYTES, Chat, ClientMessage, Consent, Join, encode, error_reply, parse_client
 from signaling.room import JoinResult
 from signaling.tokens import token_digest
 
@@ -62,6 +63,15 @@ JOIN_TIMEOUT_CLOSE = 4408
 # a larger frame closes the socket with 1009.
 MAX_FRAME_BYTES = 1024 * 1024
 
+
+
+def _parse(raw: str | bytes) -> ClientMessage:
+    """A frame through the server's strict JSON decoder (the one every body and socket uses), then the schema."""
+    try:
+        data = strict_input.loads(raw, what="message", max_bytes=MAX_MESSAGE_BYTES)
+    except ApiError as exc:
+        raise InvalidMessage(exc.field, exc.message) from None
+    return parse_client(data)
 
 
 async def _refuse(ws: web.WebSocketResponse, exc: SignalingError, code: int) -> None:
@@ -80,7 +90,7 @@ async def _first_message(ws: web.WebSocketResponse, timeout: float) -> tuple[Joi
     if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
         return None
     try:
-        message = parse_client(msg.data)
+        message = _parse(msg.data)
     except InvalidMessage as exc:
         await _refuse(ws, exc, CLOSE_BAD_JOIN)
         return None
@@ -182,7 +192,7 @@ async def _member_session(app: web.Application, live: LiveRoom, conn: Connection
 
 
 async def _handle(app: web.Application, live: LiveRoom, conn: Connection, raw: str | bytes) -> None:
-    message = parse_client(raw)
+    message = _parse(raw)
     room, member = live.room, conn.member
     if isinstance(message, Join):
         raise InvalidMessage("type", "already joined; open a new connection to rejoin")

@@ -18,6 +18,7 @@ from server.keys import CONFIG, POOL, POSITIONS, USER
 from server.live import audience_of, serve_socket
 from server.positions import Fix
 from server.roles import Role
+from server.api_schemas import ANY
 from server.routing import Routes
 
 routes = Routes("live")
@@ -64,7 +65,7 @@ class RateLimit:
         return False
 
 
-@routes.route("GET", "/ws/unit", roles=frozenset({Role.FIELD_TEAM}), summary="Websocket for a field unit's phone: dispatches in; ack, status and GPS out; ?after=N resumes")
+@routes.route("GET", "/ws/unit", roles=frozenset({Role.FIELD_TEAM}), summary="Websocket for a field unit's phone: dispatches in; ack, status and GPS out; ?after=N resumes", returns={101: ANY})
 async def unit_socket(request: web.Request) -> web.StreamResponse:
     user = request[USER]
     unit_id = user.unit_id
@@ -100,7 +101,7 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
     return await serve_socket(request, audience_of(user), on_message, greeting=lambda: unit_state(request))
 
 
-@routes.route("GET", "/ws/operator", roles=frozenset({Role.OPERATOR, Role.ADMIN}), summary="Websocket for the console: calls, recommendations, assignments, statuses, alerts; unit positions batched; ?after=N resumes")
+@routes.route("GET", "/ws/operator", roles=frozenset({Role.OPERATOR, Role.ADMIN}), summary="Websocket for the console: calls, recommendations, assignments, statuses, alerts; unit positions batched; ?after=N resumes", returns={101: ANY})
 async def operator_socket(request: web.Request) -> web.StreamResponse:
     positions = request.app[POSITIONS]
     feed = positions.listen()

@@ -1,0 +1,153 @@
+"""The one input layer: what every body, socket frame, query and path parameter passes before a handler.
+
+- JSON is decoded by :func:`loads`: UTF-8 only, nesting at most ``MAX_DEPTH``
+  levels (checked on the text *before* decoding, since the standard decoder
+  recurses and a deep document raises ``RecursionError`` inside it), no
+  ``NaN``/``Infinity`` or numbers too large to be finite, no duplicate keys.
+- Every string in the decoded value, and every query and path parameter
+  (:func:`guard`), is refused if it holds a NUL (PostgreSQL cannot store one) or
+  a lone surrogate (not Unicode: nothing can encode it).
+
+Refusals are `BadRequest` (400) for a malformed document and `InvalidField`
+(422) naming the field path (``patient.chief_complaint``, ``crew.0``). The
+messages never quote the value: it may be patient data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from typing import TYPE_CHECKING, Annotated, Any
+
+import pydantic
+from aiohttp import web
+
+from server.errors import BadRequest, InvalidField
+
+if TYPE_CHECKING:  # routing decodes bodies with this module
+    from server.routing import Handler
+
+MAX_DEPTH = 32
+_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_ONE_KIND = str.maketrans("{}", "[]")
+_BAD_TEXT = re.compile(r"[\x00\ud800-\udfff]")
+# In JSON text a NUL or a surrogate can only come as an escape (or raw in a str frame): without one, no walk is needed.
+_MAYBE_BAD_TEXT = re.compile(r"\\u(?:0000|[dD][89a-fA-F])|[\x00\ud800-\udfff]")
+
+
+def _depth_within(text: str, limit: int) -> bool:
+    """Whether the brackets of a JSON text close within ``limit`` levels (False also when they never balance).
+
+    Strings are dropped first so brackets inside them do not count, and both kinds of
+    bracket are read as one (a mismatch is invalid JSON anyway, refused by the decoder).
+    Each pass removes the innermost pairs with ``str.replace``: no recursion, and no
+    pass at all for a plain run of openers.
+    """
+    brackets = _NOT_BRACKETS.sub("", _STRINGS.sub("", text)).translate(_ONE_KIND)
+    if "[" * (limit + 1) in brackets:
+        return False
+    for _ in range(limit):
+        if not brackets:
+            return True
+        inner = brackets.replace("[]", "")
+        if inner == brackets:
+            return False
+        brackets = inner
+    return not brackets
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number too large")
+    return value
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key")
+    return result
+
+
+def loads(raw: str | bytes | bytearray, *, what: str = "body", max_bytes: int | None = None) -> Any:
+    """Decode a JSON document strictly and check its text; ``what`` names it in errors ("body", "message")."""
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise BadRequest(f"{what} must be at most {max_bytes} bytes")
+    if isinstance(raw, str):
+        text = raw
+        if max_bytes is not None and len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+            raise BadRequest(f"{what} must be at most {max_bytes} bytes")
+    else:
+        try:
+            text = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest(f"{what} is not valid UTF-8") from None
+    if not _depth_within(text, MAX_DEPTH):
+        raise BadRequest(f"{what} is not valid JSON or nests deeper than {MAX_DEPTH} levels")
+    try:
+        value = json.loads(text, parse_constant=_no_constants, parse_float=_finite, object_pairs_hook=_no_duplicates)
+    except ValueError:
+        raise BadRequest(f"{what} is not valid JSON") from None
+    if _MAYBE_BAD_TEXT.search(text):
+        check_text(value)
+    return value
+
+
+def _named(key: str) -> str:
+    """A key fit to name in an error: its NULs and surrogates written as escapes."""
+    return _BAD_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", key)
+
+
+def _text_fault(value: str) -> str | None:
+    bad = _BAD_TEXT.search(value)
+    if bad is None:
+        return None
+    return "must not contain NUL characters" if bad.group() == "\x00" else "must be valid Unicode (a lone surrogate is not)"
+
+
+def check_text(value: Any, path: str = "") -> None:
+    """Refuse a NUL or a lone surrogate in any string (keys included) of a decoded JSON value."""
+    if isinstance(value, str):
+        fault = _text_fault(value)
+        if fault is not None:
+            raise InvalidField(fault, field=path or None)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{_named(key)}" if path else _named(key)
+            fault = _text_fault(key)
+            if fault is not None:
+                raise InvalidField(f"the key {fault}", field=child)
+            check_text(item, child)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_text(item, f"{path}.{index}" if path else str(index))
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Check every path and query parameter before anything (access control included) reads one."""
+    for name, value in request.match_info.items():
+        check_text(value, name)
+    for name, value in request.query.items():
+        check_text({name: value})
+    return await handler(request)
+
+
+def _representable(value: dt.datetime) -> dt.datetime:
+    # Stored and compared in UTC: a time near year 1 or 9999 with an offset falls outside the calendar there.
+    try:
+        value.astimezone(dt.timezone.utc)
+    except OverflowError:
+        raise ValueError("is outside the supported range of dates") from None
+    return value
+
+
+Instant = Annotated[dt.datetime, pydantic.AfterValidator(_representable)]
