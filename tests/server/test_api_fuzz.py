@@ -1,0 +1,81 @@
+"""Property-based fuzzing of the live API from its own OpenAPI document, once per role.
+
+A real ``psc119`` process on the demo region; schemathesis generates requests for
+every operation the role may use (and the public ones) and checks each answer:
+no server error, a declared status, a body matching the declared schema and
+content type. Seeded and derandomized, so a failure reproduces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
+
+from server import demo_region
+from tests.server.process_support import Served, cli_env
+
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
+EXAMPLES = 10
+USERS = {"operator": "operator", "field_team": "field", "puskesmas": "puskesmas", "specialist": "specialist", "admin": "admin"}
+# Logging out revokes the token the rest of the run uses; it is covered by tests/server/test_auth.py.
+EXCLUDED = {("POST", "/api/auth/logout")}
+
+def _titles(exc: BaseException) -> str:
+    """Each failed check's first line (schemathesis groups them), not the whole report."""
+    parts = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
+    return "; ".join(f"{type(p).__name__}: {str(p).splitlines()[0] if str(p) else ''}" for p in parts)
+
+
+def _fuzz(base: str, role: str) -> tuple[int, list[str]]:
+    """How many requests were sent, and every non-conformance found for the role's operations."""
+    session = requests.Session()
+    headers: dict[str, str] = {}
+    if role != "anonymous":
+        login = session.post(f"{base}/api/auth/login", json={"username": USERS[role], "password": demo_region.DEMO_PASSWORD})
+        assert login.status_code == 200, login.text
+        headers["Authorization"] = f"Bearer {login.json()['token']}"
+    schema = schemathesis.openapi.from_url(f"{base}/api/openapi.json")
+    problems: list[str] = []
+    sent = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        roles = operation.definition.raw.get("x-roles", [])
+        if (operation.method.upper(), operation.path) in EXCLUDED or not ({"public", role} & set(roles)):
+            continue
+
+        @hypothesis.given(case=operation.as_strategy())
+        @hypothesis.settings(
+            max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
+            suppress_health_check=list(HealthCheck), phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+        )
+        def check(case: Any) -> None:
+            nonlocal sent
+            sent += 1
+            try:
+                case.call_and_validate(base_url=base, session=session, headers=headers, checks=CHECKS)
+            except (Exception, BaseExceptionGroup) as exc:  # every failure is collected, so one run reports them all
+                problems.append(f"{case.method} {case.formatted_path} -> {_titles(exc)}")
+
+        check()
+    return sent, problems
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("role", [*USERS, "anonymous"])
+async def test_fuzzing_every_operation_finds_no_server_error_and_no_nonconformance(demo_dsn: str, tmp_path: Path, role: str) -> None:
+    served = await Served.start(["serve", "--port", "0"], cli_env(demo_dsn), tmp_path / "serve.log")
+    try:
+        sent, problems = await asyncio.to_thread(_fuzz, served.url, role)
+    finally:
+        await served.terminate()
+    assert problems == [], "\n".join(problems)
+    assert sent >= 3 * EXAMPLES, sent  # the public operations alone
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()
