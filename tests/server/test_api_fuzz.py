@@ -21,6 +21,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
 from server import demo_region
+from tests.conftest import Api
 from tests.server.process_support import Served, cli_env
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
@@ -79,3 +80,30 @@ async def test_fuzzing_every_operation_finds_no_server_error_and_no_nonconforman
     assert problems == [], "\n".join(problems)
     assert sent >= 3 * EXAMPLES, sent  # the public operations alone
     assert "Traceback" not in (tmp_path / "serve.log").read_text()
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return ([node["$ref"]] if isinstance(node.get("$ref"), str) else []) + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+async def test_the_document_resolves_every_ref_and_declares_each_success_with_a_schema(api: Api) -> None:
+    status, document = await api.call("GET", "/api/openapi.json")
+    assert status == 200
+    schemas = document["components"]["schemas"]
+    broken = [r for r in _refs(document) if not (r.startswith("#/components/schemas/") and r.rsplit("/", 1)[1] in schemas)]
+    assert broken == []
+    for path, operations in document["paths"].items():
+        for method, op in operations.items():
+            success = {code: r for code, r in op["responses"].items() if code.startswith("2")}
+            if path.startswith("/ws/"):
+                assert "101" in op["responses"], (method, path)
+                continue
+            assert success, (method, path)
+            assert all(next(iter(r["content"].values()))["schema"] for r in success.values()), (method, path)
+    assert set(document["paths"]["/api/calls"]["post"]["responses"]) == {"200", "201", "default"}  # 201 new, 200 a retry
+    assert "201" in document["paths"]["/api/incidents/{id}/dispatch"]["post"]["responses"]
+    assert "201" in document["paths"]["/api/units"]["post"]["responses"]
