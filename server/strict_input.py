@@ -33,6 +33,9 @@ MAX_DEPTH = 32
 _STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 _ONE_KIND = str.maketrans("{}", "[]")
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}:]')
+# Naming the field of a refused deep document reads tokens one by one: only this many.
+_NAMING_TOKENS = 4096
 _BAD_TEXT = re.compile(r"[\x00\ud800-\udfff]")
 # In JSON text a NUL or a surrogate can only come as an escape (or raw in a str frame): without one, no walk is needed.
 _MAYBE_BAD_TEXT = re.compile(r"\\u(?:0000|[dD][89a-fA-F])|[\x00\ud800-\udfff]")
@@ -57,6 +60,27 @@ def _depth_within(text: str, limit: int) -> bool:
             return False
         brackets = inner
     return not brackets
+
+
+def _deep_field(text: str, limit: int) -> str | None:
+    """The top-level key under which nesting first passes ``limit``, if found within the first tokens."""
+    depth, key, last = 0, None, ""
+    for count, match in enumerate(_TOKENS.finditer(text)):
+        token = match.group()
+        if count > _NAMING_TOKENS:
+            return None
+        if token in ("[", "{"):
+            depth += 1
+            if depth > limit:
+                return key
+        elif token in ("]", "}"):
+            depth -= 1
+        elif token == ":":
+            if depth == 1 and len(last) <= 200:
+                key = _named(json.loads(last))
+        else:
+            last = token
+    return None
 
 
 def _no_constants(name: str) -> Any:
@@ -91,7 +115,7 @@ def loads(raw: str | bytes | bytearray, *, what: str = "body", max_bytes: int | 
         except UnicodeDecodeError:
             raise BadRequest(f"{what} is not valid UTF-8") from None
     if not _depth_within(text, MAX_DEPTH):
-        raise BadRequest(f"{what} is not valid JSON or nests deeper than {MAX_DEPTH} levels")
+        raise BadRequest(f"{what} is not valid JSON or nests deeper than {MAX_DEPTH} levels", field=_deep_field(text, MAX_DEPTH))
     try:
         value = json.loads(text, parse_constant=_no_constants, parse_float=_finite, object_pairs_hook=_no_duplicates)
     except ValueError:
