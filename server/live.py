@@ -46,7 +46,7 @@ def resume_point(request: web.Request) -> int | None:
     raw = request.query.get("after")
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise InvalidField("must be a non-negative event id", field="after")
     return int(raw)
 

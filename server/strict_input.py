@@ -6,7 +6,8 @@
   ``NaN``/``Infinity`` or numbers too large to be finite, no duplicate keys.
 - Every string in the decoded value, and every query and path parameter
   (:func:`guard`), is refused if it holds a NUL (PostgreSQL cannot store one) or
-  a lone surrogate (not Unicode: nothing can encode it).
+  a lone surrogate (not Unicode: nothing can encode it); every integer must lie
+  within ±2^53 (I-JSON: what a browser reads exactly, and what a bigint column holds).
 
 Refusals are `BadRequest` (400) for a malformed document and `InvalidField`
 (422) naming the field path (``patient.chief_complaint``, ``crew.0``). The
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # routing decodes bodies with this module
     from server.routing import Handler
 
 MAX_DEPTH = 32
+MAX_INTEGER = 2**53
 _STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 _ONE_KIND = str.maketrans("{}", "[]")
@@ -37,8 +39,9 @@ _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}:]')
 # Naming the field of a refused deep document reads tokens one by one: only this many.
 _NAMING_TOKENS = 4096
 _BAD_TEXT = re.compile(r"[\x00\ud800-\udfff]")
-# In JSON text a NUL or a surrogate can only come as an escape (or raw in a str frame): without one, no walk is needed.
-_MAYBE_BAD_TEXT = re.compile(r"\\u(?:0000|[dD][89a-fA-F])|[\x00\ud800-\udfff]")
+# In JSON text a NUL or a surrogate can only come as an escape (or raw in a str frame), and an integer
+# past 2^53 has 16 digits or more: without one of these, the decoded value needs no walk.
+_MAYBE_BAD = re.compile(r"\\u(?:0000|[dD][89a-fA-F])|[\x00\ud800-\udfff]|\d{16}")
 
 
 def _depth_within(text: str, limit: int) -> bool:
@@ -120,8 +123,8 @@ def loads(raw: str | bytes | bytearray, *, what: str = "body", max_bytes: int | 
         value = json.loads(text, parse_constant=_no_constants, parse_float=_finite, object_pairs_hook=_no_duplicates)
     except ValueError:
         raise BadRequest(f"{what} is not valid JSON") from None
-    if _MAYBE_BAD_TEXT.search(text):
-        check_text(value)
+    if _MAYBE_BAD.search(text):
+        check_values(value)
     return value
 
 
@@ -137,32 +140,44 @@ def _text_fault(value: str) -> str | None:
     return "must not contain NUL characters" if bad.group() == "\x00" else "must be valid Unicode (a lone surrogate is not)"
 
 
-def check_text(value: Any, path: str = "") -> None:
-    """Refuse a NUL or a lone surrogate in any string (keys included) of a decoded JSON value."""
+def check_values(value: Any, path: str = "") -> None:
+    """Refuse a NUL or a lone surrogate in any string (keys included), or an integer past ±2^53, of a decoded JSON value."""
     if isinstance(value, str):
         fault = _text_fault(value)
         if fault is not None:
             raise InvalidField(fault, field=path or None)
+    elif isinstance(value, int) and not -MAX_INTEGER <= value <= MAX_INTEGER:
+        raise InvalidField("must be an integer from -2^53 to 2^53", field=path or None)
     elif isinstance(value, dict):
         for key, item in value.items():
             child = f"{path}.{_named(key)}" if path else _named(key)
             fault = _text_fault(key)
             if fault is not None:
                 raise InvalidField(f"the key {fault}", field=child)
-            check_text(item, child)
+            check_values(item, child)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            check_text(item, f"{path}.{index}" if path else str(index))
+            check_values(item, f"{path}.{index}" if path else str(index))
 
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Check every path and query parameter before anything (access control included) reads one."""
     for name, value in request.match_info.items():
-        check_text(value, name)
+        check_values(value, name)
     for name, value in request.query.items():
-        check_text({name: value})
+        check_values({name: value})
     return await handler(request)
+
+
+# RFC 3339, what the OpenAPI "date-time" format names: an offset is required, a bare number is not a time.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-01-31T08:00:00+07:00")
+    return value
 
 
 def _representable(value: dt.datetime) -> dt.datetime:
@@ -174,4 +189,4 @@ def _representable(value: dt.datetime) -> dt.datetime:
     return value
 
 
-Instant = Annotated[dt.datetime, pydantic.AfterValidator(_representable)]
+Instant = Annotated[dt.datetime, pydantic.BeforeValidator(_rfc3339), pydantic.AfterValidator(_representable)]

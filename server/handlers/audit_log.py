@@ -10,7 +10,7 @@ from server.keys import POOL
 from server.roles import Role
 from server.api_schemas import array, obj
 from server.routing import Routes, json_response, read_query
-from server.strict_input import Instant
+from server.strict_input import MAX_INTEGER, Instant
 
 routes = Routes("audit")
 
@@ -21,7 +21,7 @@ class AuditQuery(pydantic.BaseModel):
     object: str | None = pydantic.Field(default=None, max_length=128)
     username: str | None = pydantic.Field(default=None, max_length=63)
     since: Instant | None = None
-    before_id: int | None = pydantic.Field(default=None, ge=1)
+    before_id: int | None = pydantic.Field(default=None, ge=1, le=MAX_INTEGER)
     limit: int = pydantic.Field(default=100, ge=1, le=1000)
 
 

@@ -149,7 +149,7 @@ async def dispatch_unit(request: web.Request) -> web.Response:
 @routes.route("POST", "/api/incidents/{id}/assignments/{assignment_id}/cancel", roles=OPERATOR, summary="Withdraw a unit from the incident", returns={200: obj(assignment_id=INTEGER, unit_id=STRING, status=STRING)})
 async def cancel_assignment(request: web.Request) -> web.Response:
     raw = request.match_info["assignment_id"]
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 15:
         raise NotFound(f"no assignment {raw}", field="assignment_id")
     result = await assignments.cancel(request.app[POOL], actor_of(request), request.match_info["id"], int(raw))
     return json_response(result)

@@ -75,6 +75,11 @@ CASES = [
     ("operator", "GET", "/api/incidents?since=0001-01-01T00:00:00%2B14:00", None, 422, "since"),
     ("operator", "GET", "/api/metrics?until=9999-12-31T23:59:59-14:00", None, 422, "until"),
     ("admin", "GET", "/api/audit?since=0001-01-01T00:00:00%2B14:00", None, 422, "since"),
+    ("operator", "GET", "/api/incidents?since=1700000000", None, 422, "since"),
+    ("admin", "GET", "/api/audit?before_id=99999999999999999999", None, 422, "before_id"),
+    ("puskesmas", "POST", "/api/consults", {**CONSULT, "patient": {**PATIENT, "age": 10**20}}, 422, "patient.age"),
+    ("operator", "POST", "/api/incidents/00000000-0000-0000-0000-000000000000/assignments/%C2%B2/cancel", None, 404, "assignment_id"),
+    ("operator", "GET", "/ws/events?after=%C2%B2", None, 422, "after"),
 ]
 
 
@@ -134,6 +139,9 @@ async def test_live_sockets_answer_deep_and_invalid_text_with_an_error_and_stay_
             await socket.ws.send(json.dumps({"type": "position", "ref": "r2", "lat": True, "lon": 106.7}))
             error = await socket.wait_for(lambda m: m.get("type") == "error")
             assert error["error"]["field"] == "lat"
+            await socket.ws.send(json.dumps({"type": "ack", "ref": "r3", "assignment_id": 2**64}))
+            error = await socket.wait_for(lambda m: m.get("type") == "error")
+            assert error["error"]["field"] == "assignment_id"
         await socket.ws.send(json.dumps({"type": "ping", "ref": "alive"}))
         assert (await socket.wait_for(lambda m: m.get("type") == "pong"))["type"] == "pong"
     finally:
