@@ -39,9 +39,6 @@ _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}:]')
 # Naming the field of a refused deep document reads tokens one by one: only this many.
 _NAMING_TOKENS = 4096
 _BAD_TEXT = re.compile(r"[\x00\ud800-\udfff]")
-# In JSON text a NUL or a surrogate can only come as an escape (or raw in a str frame), and an integer
-# past 2^53 has 16 digits or more: without one of these, the decoded value needs no walk.
-_MAYBE_BAD = re.compile(r"\\u(?:0000|[dD][89a-fA-F])|[\x00\ud800-\udfff]|\d{16}")
 
 
 def _depth_within(text: str, limit: int) -> bool:
@@ -108,24 +105,45 @@ def loads(raw: str | bytes | bytearray, *, what: str = "body", max_bytes: int | 
     """Decode a JSON document strictly and check its text; ``what`` names it in errors ("body", "message")."""
     if max_bytes is not None and len(raw) > max_bytes:
         raise BadRequest(f"{what} must be at most {max_bytes} bytes")
+    raw_surrogates = False
     if isinstance(raw, str):
         text = raw
         if max_bytes is not None and len(text.encode("utf-8", "surrogatepass")) > max_bytes:
             raise BadRequest(f"{what} must be at most {max_bytes} bytes")
+        raw_surrogates = not text.isascii() and _has_surrogate(text)
     else:
         try:
             text = bytes(raw).decode("utf-8")
         except UnicodeDecodeError:
             raise BadRequest(f"{what} is not valid UTF-8") from None
-    if not _depth_within(text, MAX_DEPTH):
+    # Fewer brackets than the limit cannot nest past it (an SDP frame, a small body): no scan needed.
+    if text.count("[") + text.count("{") > MAX_DEPTH and not _depth_within(text, MAX_DEPTH):
         raise BadRequest(f"{what} is not valid JSON or nests deeper than {MAX_DEPTH} levels", field=_deep_field(text, MAX_DEPTH))
+    large: list[int] = []
+
+    def integer(digits: str) -> int:
+        value = int(digits)
+        if not -MAX_INTEGER <= value <= MAX_INTEGER:
+            large.append(value)
+        return value
+
     try:
-        value = json.loads(text, parse_constant=_no_constants, parse_float=_finite, object_pairs_hook=_no_duplicates)
+        value = json.loads(text, parse_int=integer, parse_constant=_no_constants, parse_float=_finite, object_pairs_hook=_no_duplicates)
     except ValueError:
         raise BadRequest(f"{what} is not valid JSON") from None
-    if _MAYBE_BAD.search(text):
+    # A NUL or a surrogate comes in as a \u escape (a raw NUL is invalid JSON; UTF-8 holds no surrogate), and an
+    # integer past 2^53 was seen by the hook: without any of these the decoded value needs no walk.
+    if large or raw_surrogates or "\\u" in text:
         check_values(value)
     return value
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _named(key: str) -> str:

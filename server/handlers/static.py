@@ -22,11 +22,15 @@ routes = Routes("web")
 
 
 def _file(root: Path, relative: str, cache: str) -> web.FileResponse:
-    target = (root / relative).resolve()
-    if target.is_dir():
-        target = target / "index.html"
-    if not target.is_relative_to(root) or not target.is_file():
-        raise NotFound(f"no file {relative}")
+    try:
+        target = (root / relative).resolve()
+        if target.is_dir():
+            target = target / "index.html"
+        found = target.is_relative_to(root) and target.is_file()
+    except OSError:  # a name too long for the file system names no file here either
+        found = False
+    if not found:
+        raise NotFound(f"no file {relative[:200]}", field="path")
     response = web.FileResponse(target)
     response.headers["Cache-Control"] = cache
     return response

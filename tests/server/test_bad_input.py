@@ -68,6 +68,7 @@ CASES = [
     ("admin", "GET", "/api/audit?action=%00", None, 422, "action"),
     ("operator", "GET", "/api/incidents/abc%00def", None, 422, "id"),
     (None, "GET", "/index.html%00.png", None, 422, "path"),
+    (None, "GET", "/" + "a" * 300, None, 404, "path"),
     ("puskesmas", "POST", "/api/consults", {**CONSULT, "patient": {**PATIENT, "chief_complaint": "nyeri" + SURROGATE}}, 422, "patient.chief_complaint"),
     ("operator", "POST", "/api/calls", call_body(complaint="nyeri " + SURROGATE), 422, "complaint"),
     ("operator", "POST", "/api/calls", call_body(location={"lat": True, "lon": 106.7}), 422, "location.lat"),
