@@ -75,12 +75,21 @@ def _deep_field(text: str, limit: int) -> str | None:
                 return key
         elif token in ("]", "}"):
             depth -= 1
-        elif token == ":":
-            if depth == 1 and len(last) <= 200:
-                key = _named(json.loads(last))
+        elif token == ":" and depth == 1:
+            key = _key(last)
         else:
             last = token
     return None
+
+
+def _key(token: str) -> str | None:
+    """A string token as a key to name, or None when it is too long or not a valid JSON string."""
+    if len(token) > 200:
+        return None
+    try:
+        return _named(json.loads(token))
+    except ValueError:
+        return None
 
 
 def _no_constants(name: str) -> Any:
@@ -189,7 +198,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 # RFC 3339, what the OpenAPI "date-time" format names: an offset is required, a bare number is not a time.
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 
 
 def _rfc3339(value: object) -> object:

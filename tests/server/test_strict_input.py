@@ -35,6 +35,10 @@ def test_a_deep_document_names_the_top_level_field_it_nests_under() -> None:
     with pytest.raises(BadRequest) as refused:
         loads('{"ok": 1, "patient": {"vitals": ' + nested(40) + "}}")
     assert refused.value.field == "patient"
+    for key in ('"\\x"', '"a\tb"', '"' + "k" * 300 + '"'):  # not a valid JSON string, or too long to quote
+        with pytest.raises(BadRequest) as refused:
+            loads("{" + key + ": " + nested(40) + "}")
+        assert refused.value.field is None
 
 
 @pytest.mark.parametrize("text,field", [
@@ -81,6 +85,7 @@ def test_valid_text_decodes_as_the_standard_decoder_does() -> None:
     ("1700000000", False),
     ("2026-01-31", False),
     ("2026-01-31T08:00:00", False),  # no offset: which time?
+    ("٢٠٢٦-01-31T08:00:00+07:00", False),
 ])
 def test_an_instant_is_rfc3339_with_an_offset_and_fits_the_calendar_in_utc(value: str, ok: bool) -> None:
     adapter = pydantic.TypeAdapter(Instant)
