@@ -4,8 +4,8 @@
   levels (checked on the text *before* decoding, since the standard decoder
   recurses and a deep document raises ``RecursionError`` inside it), no
   ``NaN``/``Infinity`` or numbers too large to be finite, no duplicate keys.
-- Every string in the decoded value, and every query and path parameter
-  (:func:`guard`), is refused if it holds a NUL (PostgreSQL cannot store one) or
+- Every string in the decoded value, every query and path parameter and the
+  ``Authorization`` header (:func:`guard`), is refused if it holds a NUL (PostgreSQL cannot store one) or
   a lone surrogate (not Unicode: nothing can encode it); every integer must lie
   within ±2^53 (I-JSON: what a browser reads exactly, and what a bigint column holds).
 
@@ -187,13 +187,21 @@ def check_values(value: Any, path: str = "") -> None:
             check_values(item, f"{path}.{index}" if path else str(index))
 
 
+# The one header whose value reaches more than a comparison (it is hashed and looked up). Bytes that are
+# not UTF-8 arrive as lone surrogates. Other headers are left alone: a stray cookie must not lock a console out.
+_CHECKED_HEADERS = ("Authorization",)
+
+
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Check every path and query parameter before anything (access control included) reads one."""
+    """Check every path and query parameter, and the token header, before anything (access control included) reads one."""
     for name, value in request.match_info.items():
         check_values(value, name)
     for name, value in request.query.items():
         check_values({name: value})
+    for name in _CHECKED_HEADERS:
+        for value in request.headers.getall(name, ()):
+            check_values(value, name)
     return await handler(request)
 
 

@@ -102,6 +102,18 @@ async def test_a_nul_in_the_socket_token_is_refused_before_any_lookup(capi: Api,
     assert await snapshot(con) == before
 
 
+@pytest.mark.parametrize("value", [b"Bearer abc\xff\xfe", b"Bearer \xed\xa0\x80"])
+async def test_a_token_header_that_is_not_utf8_is_refused_naming_it(capi: Api, con: asyncpg.Connection, value: bytes) -> None:
+    before = await snapshot(con)
+    reader, writer = await asyncio.open_connection(capi.server.host, capi.server.port)
+    writer.write(b"GET /api/me HTTP/1.1\r\nHost: x\r\nAuthorization: " + value + b"\r\nConnection: close\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 422 ") and json.loads(body)["error"]["field"] == "Authorization", answer
+    assert await snapshot(con) == before
+
+
 async def test_json_nested_a_thousand_deep_is_refused_by_every_body_route(capi: Api, con: asyncpg.Connection) -> None:
     incident = (await send(capi, "POST", "/api/calls", await capi.login("operator"), raw(call_body())))[1]["incident"]["id"]
     tokens = {role: await capi.login(name) for role, name in USERS.items()}
