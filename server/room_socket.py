@@ -12,9 +12,10 @@ It is a public route: it authenticates with a join token, not a session.
 2. The joiner gets ``welcome`` (with its ICE servers and TURN credentials), then any
    messages queued while it was away; the others get ``presence``. When both doctors
    are there for the first time the consult moves to ``in_session``.
-3. Every later frame is parsed raw with `signaling.messages.parse_client` (so the
-   96 KB cap applies); relayed kinds go through `Room.route`, which stamps ``from``,
-   only to other members of this room. A bad message gets an ``error`` reply; the
+3. Every frame (the join too) is decoded by `server.strict_input` (the 96 KB cap, 32
+   levels, no NUL or lone surrogate), then checked by `signaling.messages.parse_client`;
+   relayed kinds go through `Room.route`, which stamps ``from``, only to other members
+   of this room. A bad message gets an ``error`` reply; the
    socket and the room stay up. Chat is stored before it is relayed; ``consent``
    is stored. A frame over 1 MiB closes the socket (1009).
 4. A new join by the same member replaces its older connection, which is closed
