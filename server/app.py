@@ -23,6 +23,7 @@ from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, PASSWORDS, POOL, POSITION
 from server.middlewares import access, errors, request_ids
 from server.passwords import Passwords
 from server.revocation import Revocations
+from server.strict_input import guard
 from server.routing import ENDPOINT_ATTR
 from server.tasks import cancel_and_wait
 
@@ -34,7 +35,7 @@ ROUTE_MODULES = (health, docs, auth, region, audit_log, live, calls, incident_re
 
 def create_app(config: Config, dsn: str) -> web.Application:
     app = web.Application(
-        middlewares=[request_ids, errors, access],
+        middlewares=[request_ids, errors, guard, access],
         client_max_size=config.server.max_body_bytes,
     )
     app[CONFIG] = config

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from server import events, socket_limits
+from server import events, socket_limits, strict_input
 from server.bus import Subscription
 from dispatch.errors import DispatchError
 from signaling.errors import SignalingError
@@ -58,7 +57,7 @@ def resume_point(request: web.Request) -> int | None:
     raw = request.query.get("after")
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise InvalidField("must be a non-negative event id", field="after")
     return int(raw)
 
@@ -156,9 +155,9 @@ def _error(code: str, message: str, field: str | None) -> dict[str, Any]:
 
 async def _handle(ws: web.WebSocketResponse, text: str, on_message: Inbound) -> None:
     try:
-        message = json.loads(text)
-    except ValueError:
-        await ws.send_json(_error("bad_request", "not valid JSON", None))
+        message = strict_input.loads(text, what="message")
+    except ApiError as exc:
+        await ws.send_json(_error(exc.code, exc.message, exc.field))
         return
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         await ws.send_json(_error("invalid", "a message is a JSON object with a string 'type'", "type"))

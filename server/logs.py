@@ -1,7 +1,9 @@
 """Structured logging: a request id on every line, text or JSON lines.
 
 Patient names and phone numbers are never passed to a logger; as a safety net
-:class:`RedactingFilter` masks anything shaped like a phone number.
+:class:`RedactingFilter` masks anything shaped like a phone number, and writes a
+traceback as its frames and exception types only: an exception's message can
+quote the data that caused it (a complaint, a name), whatever raised it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 
 from server.errors import database_unreachable
@@ -29,7 +32,25 @@ def redact(text: str) -> str:
     return _PHONE.sub("[redacted]", text)
 
 
-_TRACEBACKS = logging.Formatter()
+# Messages of these exceptions say what failed on the machine (an address, a file), never what a user sent.
+_PLAIN_MESSAGES = (OSError,)
+
+
+def traceback_without_values(exc: BaseException) -> str:
+    """A traceback with its frames and exception types; every message (and so any quoted value) left out."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    out: list[str] = []
+    for link in reversed(chain):
+        out.append("Traceback (most recent call last):\n")
+        out.extend(traceback.format_tb(link.__traceback__))
+        kind = type(link)
+        name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+        out.append(f"{name}: {link}\n" if isinstance(link, _PLAIN_MESSAGES) else f"{name} (message withheld)\n")
+    return "".join(out).rstrip("\n")
 
 
 class RedactingFilter(logging.Filter):
@@ -42,7 +63,7 @@ class RedactingFilter(logging.Filter):
         # An exception's text can quote data too (a database error's detail shows the row);
         # formatters reuse exc_text once it is set, so the masked traceback is what gets written.
         if record.exc_info and not record.exc_text:
-            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+            record.exc_text = traceback_without_values(record.exc_info[1]) if record.exc_info[1] else ""
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True

@@ -12,9 +12,10 @@ It is a public route: it authenticates with a join token, not a session.
 2. The joiner gets ``welcome`` (with its ICE servers and TURN credentials), then any
    messages queued while it was away; the others get ``presence``. When both doctors
    are there for the first time the consult moves to ``in_session``.
-3. Every later frame is parsed raw with `signaling.messages.parse_client` (so the
-   96 KB cap applies); relayed kinds go through `Room.route`, which stamps ``from``,
-   only to other members of this room. A bad message gets an ``error`` reply; the
+3. Every frame (the join too) is decoded by `server.strict_input` (the 96 KB cap, 32
+   levels, no NUL or lone surrogate), then checked by `signaling.messages.parse_client`;
+   relayed kinds go through `Room.route`, which stamps ``from``, only to other members
+   of this room. A bad message gets an ``error`` reply; the
    socket and the room stay up. Chat is stored before it is relayed; ``consent``
    is stored. A frame over 1 MiB closes the socket (1009).
 4. A new join by the same member replaces its older connection, which is closed
@@ -42,7 +43,8 @@ import uuid
 import asyncpg
 from aiohttp import WSMsgType, web
 
-from server import audit, consult_chat, consults, events, sessions, socket_limits
+from server import audit, consult_chat, consults, events, sessions, socket_limits, strict_input
+from server.errors import ApiError
 from server.keys import CONFIG, POOL, REVOCATIONS, ROOMS, WEBSOCKETS
 from server.revocation import CLOSE_SESSION_ENDED, Guard
 from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
@@ -58,7 +60,7 @@ from signaling.errors import (
     TokenRejected,
 )
 from signaling.ids import UserId
-from signaling.messages import Chat, Consent, Error, Join, encode, error_reply, parse_client
+from signaling.messages import MAX_MESSAGE_BYTES, Chat, ClientMessage, Consent, Error, Join, encode, error_reply, parse_client
 from signaling.room import JoinResult
 from signaling.tokens import token_digest
 
@@ -70,6 +72,15 @@ JOIN_TIMEOUT_CLOSE = 4408
 # a larger frame closes the socket with 1009.
 MAX_FRAME_BYTES = 1024 * 1024
 
+
+
+def _parse(raw: str | bytes) -> ClientMessage:
+    """A frame through the server's strict JSON decoder (the one every body and socket uses), then the schema."""
+    try:
+        data = strict_input.loads(raw, what="message", max_bytes=MAX_MESSAGE_BYTES)
+    except ApiError as exc:
+        raise InvalidMessage(exc.field, exc.message) from None
+    return parse_client(data)
 
 
 async def _refuse(ws: web.WebSocketResponse, exc: SignalingError, code: int) -> None:
@@ -88,7 +99,7 @@ async def _first_message(ws: web.WebSocketResponse, timeout: float) -> tuple[Joi
     if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
         return None
     try:
-        message = parse_client(msg.data)
+        message = _parse(msg.data)
     except InvalidMessage as exc:
         await _refuse(ws, exc, CLOSE_BAD_JOIN)
         return None
@@ -213,7 +224,7 @@ async def _member_session(
 
 
 async def _handle(app: web.Application, live: LiveRoom, conn: Connection, raw: str | bytes, guard: Guard | None) -> None:
-    message = parse_client(raw)
+    message = _parse(raw)
     room, member = live.room, conn.member
     if guard is not None:
         if guard.ended is None and isinstance(message, (Chat, Consent)):

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import pydantic
 from aiohttp import web
 
-from server import db
+from server import db, strict_input
 from server.errors import BadRequest, InvalidField, PayloadTooLarge
 from server.roles import PUBLIC, Role
 
@@ -34,6 +33,8 @@ class Endpoint:
     body: type[pydantic.BaseModel] | None = None
     query: type[pydantic.BaseModel] | None = None
     tag: str = ""
+    # Success statuses and the JSON Schema of each answer (server.api_schemas), for the OpenAPI document.
+    returns: Mapping[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @property
     def public(self) -> bool:
@@ -59,9 +60,10 @@ class Routes:
         summary: str,
         body: type[pydantic.BaseModel] | None = None,
         query: type[pydantic.BaseModel] | None = None,
+        returns: Mapping[int, dict[str, Any]] | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            endpoint = Endpoint(method, path, handler, roles, summary, body, query, self.tag)
+            endpoint = Endpoint(method, path, handler, roles, summary, body, query, self.tag, returns or {})
             setattr(handler, ENDPOINT_ATTR, endpoint)
             self.endpoints.append(endpoint)
             return handler
@@ -86,25 +88,27 @@ def _validation_error(exc: pydantic.ValidationError) -> InvalidField:
         message = "is required"
     elif first["type"] == "extra_forbidden":
         message = "is not a known field"
+    elif first["type"] == "value_error":
+        message = str(first["ctx"]["error"])
     return InvalidField(message, field=field)
 
 
 async def read_body(request: web.Request, model: type[Model]) -> Model:
-    """Parse and validate a JSON body; 400 if it is not a JSON object, 422 naming the bad field."""
+    """Parse and validate a JSON body; 400 if it is not a JSON object, 422 naming the bad field.
+
+    Validation is strict: a JSON value is never coerced to another type (``true`` is not a number).
+    """
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge("body larger than the server's limit (server.max_body_bytes)") from None
     if request.content_type != "application/json":
         raise BadRequest("expected Content-Type: application/json")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("body is not valid JSON") from None
+    data = strict_input.loads(raw)
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=True)
     except pydantic.ValidationError as exc:
         raise _validation_error(exc) from None
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 
 import pydantic
 from aiohttp import web
 
 from server.keys import POOL
 from server.roles import Role
+from server.api_schemas import array, obj
 from server.routing import Routes, json_response, read_query
+from server.strict_input import MAX_INTEGER, Instant
 
 routes = Routes("audit")
 
@@ -19,12 +20,12 @@ class AuditQuery(pydantic.BaseModel):
     action: str | None = pydantic.Field(default=None, max_length=64)
     object: str | None = pydantic.Field(default=None, max_length=128)
     username: str | None = pydantic.Field(default=None, max_length=63)
-    since: dt.datetime | None = None
-    before_id: int | None = pydantic.Field(default=None, ge=1)
+    since: Instant | None = None
+    before_id: int | None = pydantic.Field(default=None, ge=1, le=MAX_INTEGER)
     limit: int = pydantic.Field(default=100, ge=1, le=1000)
 
 
-@routes.route("GET", "/api/audit", roles=frozenset({Role.ADMIN}), summary="Audit log entries, newest first", query=AuditQuery)
+@routes.route("GET", "/api/audit", roles=frozenset({Role.ADMIN}), summary="Audit log entries, newest first", query=AuditQuery, returns={200: obj(entries=array())})
 async def audit_entries(request: web.Request) -> web.Response:
     q = read_query(request, AuditQuery)
     rows = await request.app[POOL].fetch(

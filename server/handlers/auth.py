@@ -16,6 +16,7 @@ from server.hash_slots import HashingBusy
 from server.keys import CONFIG, PASSWORDS, POOL, USER
 from server.middlewares import bearer_token
 from server.roles import ALL_ROLES, PUBLIC
+from server.api_schemas import ACCOUNT, STRING, TIME, obj
 from server.routing import Routes, json_response, read_body
 from server.users import COLUMNS, User
 
@@ -34,7 +35,7 @@ def actor_of(request: web.Request) -> audit.Actor:
     return audit.Actor(user.id, user.username, client_address(request))
 
 
-@routes.route("POST", "/api/auth/login", roles=PUBLIC, summary="Exchange a username and password for a session token", body=LoginBody)
+@routes.route("POST", "/api/auth/login", roles=PUBLIC, summary="Exchange a username and password for a session token", body=LoginBody, returns={200: obj(token=STRING, expires_at=TIME, user=ACCOUNT)})
 async def login(request: web.Request) -> web.Response:
     body = await read_body(request, LoginBody)
     settings = request.app[CONFIG].auth
@@ -70,7 +71,7 @@ async def login(request: web.Request) -> web.Response:
     return json_response({"token": token, "expires_at": expires, "user": user.public()})
 
 
-@routes.route("POST", "/api/auth/logout", roles=ALL_ROLES, summary="Revoke the session token used for this request")
+@routes.route("POST", "/api/auth/logout", roles=ALL_ROLES, summary="Revoke the session token used for this request", returns={200: obj(status=STRING)})
 async def logout(request: web.Request) -> web.Response:
     token = bearer_token(request)
     assert token is not None  # the access middleware let the request through with it
@@ -80,6 +81,6 @@ async def logout(request: web.Request) -> web.Response:
     return json_response({"status": "logged out"})
 
 
-@routes.route("GET", "/api/me", roles=ALL_ROLES, summary="The signed-in user")
+@routes.route("GET", "/api/me", roles=ALL_ROLES, summary="The signed-in user", returns={200: ACCOUNT})
 async def me(request: web.Request) -> web.Response:
     return json_response(request[USER].public())

@@ -14,6 +14,7 @@ from server.errors import Conflict, InvalidField, NotFound
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, FLEET, POOL
 from server.roles import Role
+from server.api_schemas import ASSIGNMENT, CALL_TAKEN, INCIDENT, INTEGER, STRING, array, obj
 from server.routing import Routes, json_response, read_body
 
 routes = Routes("incidents")
@@ -77,7 +78,7 @@ def _settings(request: web.Request) -> Any:
     return request.app[CONFIG].dispatch
 
 
-@routes.route("POST", "/api/calls", roles=OPERATOR, summary="Record a 119 call (idempotent); answers with warnings and the recommended units", body=CallBody)
+@routes.route("POST", "/api/calls", roles=OPERATOR, summary="Record a 119 call (idempotent); answers with warnings and the recommended units", body=CallBody, returns={200: CALL_TAKEN, 201: CALL_TAKEN})
 async def create_call(request: web.Request) -> web.Response:
     body = (await read_body(request, CallBody)).model_dump(exclude_none=True)
     if "location" in body:
@@ -111,7 +112,7 @@ async def _auto_dispatch(request: web.Request, incident_id: str, recommendations
     return None
 
 
-@routes.route("PATCH", "/api/incidents/{id}", roles=OPERATOR, summary="Correct or complete an open incident; answers with a fresh recommendation", body=UpdateBody)
+@routes.route("PATCH", "/api/incidents/{id}", roles=OPERATOR, summary="Correct or complete an open incident; answers with a fresh recommendation", body=UpdateBody, returns={200: obj(incident=INCIDENT, recommendations=array())})
 async def update_incident(request: web.Request) -> web.Response:
     changes = (await read_body(request, UpdateBody)).model_dump(exclude_unset=True)
     if isinstance(changes.get("location"), dict):
@@ -123,7 +124,7 @@ async def update_incident(request: web.Request) -> web.Response:
     return json_response({"incident": incidents.incident_json(row), "recommendations": recommendations})
 
 
-@routes.route("GET", "/api/incidents/{id}/recommendations", roles=OPERATOR, summary="The units to send now, best first")
+@routes.route("GET", "/api/incidents/{id}/recommendations", roles=OPERATOR, summary="The units to send now, best first", returns={200: obj(recommendations=array())})
 async def recommendations(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     row = await incidents.get(pool, request.match_info["id"])
@@ -134,7 +135,7 @@ async def recommendations(request: web.Request) -> web.Response:
     return json_response({"recommendations": await incidents.recommend_for(request.app[FLEET], _settings(request), row, triage, exclude=tuple(serving))})
 
 
-@routes.route("POST", "/api/incidents/{id}/dispatch", roles=OPERATOR, summary="Send a unit (atomic: 409 with a fresh recommendation if it was taken)", body=DispatchBody)
+@routes.route("POST", "/api/incidents/{id}/dispatch", roles=OPERATOR, summary="Send a unit (atomic: 409 with a fresh recommendation if it was taken)", body=DispatchBody, returns={201: obj(assignment=ASSIGNMENT)})
 async def dispatch_unit(request: web.Request) -> web.Response:
     body = await read_body(request, DispatchBody)
     pool = request.app[POOL]
@@ -145,30 +146,30 @@ async def dispatch_unit(request: web.Request) -> web.Response:
     return json_response({"assignment": assignment}, status=201)
 
 
-@routes.route("POST", "/api/incidents/{id}/assignments/{assignment_id}/cancel", roles=OPERATOR, summary="Withdraw a unit from the incident")
+@routes.route("POST", "/api/incidents/{id}/assignments/{assignment_id}/cancel", roles=OPERATOR, summary="Withdraw a unit from the incident", returns={200: obj(assignment_id=INTEGER, unit_id=STRING, status=STRING)})
 async def cancel_assignment(request: web.Request) -> web.Response:
     raw = request.match_info["assignment_id"]
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 15:
         raise NotFound(f"no assignment {raw}", field="assignment_id")
     result = await assignments.cancel(request.app[POOL], actor_of(request), request.match_info["id"], int(raw))
     return json_response(result)
 
 
-@routes.route("POST", "/api/incidents/{id}/close", roles=OPERATOR, summary="Close with an outcome (prank, silent, information, transfer, emergency, duplicate)", body=CloseBody)
+@routes.route("POST", "/api/incidents/{id}/close", roles=OPERATOR, summary="Close with an outcome (prank, silent, information, transfer, emergency, duplicate)", body=CloseBody, returns={200: obj(incident=INCIDENT)})
 async def close_incident(request: web.Request) -> web.Response:
     body = await read_body(request, CloseBody)
     row = await incidents.close(request.app[POOL], actor_of(request), request.match_info["id"], body.outcome, body.duplicate_of)
     return json_response({"incident": incidents.incident_json(row)})
 
 
-@routes.route("POST", "/api/incidents/{id}/link", roles=OPERATOR, summary="Close as a duplicate of another incident", body=LinkBody)
+@routes.route("POST", "/api/incidents/{id}/link", roles=OPERATOR, summary="Close as a duplicate of another incident", body=LinkBody, returns={200: obj(incident=INCIDENT)})
 async def link_duplicate(request: web.Request) -> web.Response:
     body = await read_body(request, LinkBody)
     row = await incidents.close(request.app[POOL], actor_of(request), request.match_info["id"], "duplicate", body.duplicate_of)
     return json_response({"incident": incidents.incident_json(row)})
 
 
-@routes.route("GET", "/api/incidents/{id}/hospitals", roles=OPERATOR, summary="Hospitals nearest the incident by ambulance ETA")
+@routes.route("GET", "/api/incidents/{id}/hospitals", roles=OPERATOR, summary="Hospitals nearest the incident by ambulance ETA", returns={200: obj(hospitals=array())})
 async def nearest_hospitals(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     row = await incidents.get(pool, request.match_info["id"])
@@ -184,7 +185,7 @@ async def nearest_hospitals(request: web.Request) -> web.Response:
     return json_response({"hospitals": hospitals})
 
 
-@routes.route("POST", "/api/incidents/{id}/destination", roles=OPERATOR, summary="Choose the destination hospital", body=DestinationBody)
+@routes.route("POST", "/api/incidents/{id}/destination", roles=OPERATOR, summary="Choose the destination hospital", body=DestinationBody, returns={200: obj(incident=INCIDENT)})
 async def set_destination(request: web.Request) -> web.Response:
     body = await read_body(request, DestinationBody)
     actor = actor_of(request)

@@ -21,6 +21,7 @@ from server.errors import Conflict, Forbidden
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, POOL, SESSION, USER
 from server.roles import PUBLIC, Role
+from server.api_schemas import ANY, BOOLEAN, CONSULT, FILE, INTEGER, OBJECT, ON_CALL, STRING, TIME, array, obj
 from server.routing import Routes, json_response, read_body, read_query
 from signaling.consult import ConsultState
 from signaling.errors import NotAMember
@@ -67,7 +68,7 @@ def _id(request: web.Request) -> str:
     return request.match_info["id"]
 
 
-@routes.route("POST", "/api/consults", roles=PUSKESMAS, summary="Request a consult (idempotent by idempotency_key)", body=RequestBody)
+@routes.route("POST", "/api/consults", roles=PUSKESMAS, summary="Request a consult (idempotent by idempotency_key)", body=RequestBody, returns={200: obj(consult=CONSULT), 201: obj(consult=CONSULT)})
 async def request_consult(request: web.Request) -> web.Response:
     body = await read_body(request, RequestBody)
     async with request.app[POOL].acquire() as con:
@@ -77,7 +78,7 @@ async def request_consult(request: web.Request) -> web.Response:
     return json_response({"consult": stored.wire(consults.now())}, status=201 if created else 200)
 
 
-@routes.route("GET", "/api/consults", roles=READERS, summary="Consults: a facility's, a specialist's queue and own, or all (admin)", query=ListQuery)
+@routes.route("GET", "/api/consults", roles=READERS, summary="Consults: a facility's, a specialist's queue and own, or all (admin)", query=ListQuery, returns={200: obj(consults=array(CONSULT))})
 async def list_consults(request: web.Request) -> web.Response:
     query = read_query(request, ListQuery)
     user = request[USER]
@@ -90,7 +91,7 @@ async def list_consults(request: web.Request) -> web.Response:
     return json_response({"consults": items})
 
 
-@routes.route("GET", "/api/consults/{id}", roles=READERS, summary="One consult with its patient summary (its doctors, its puskesmas, its specialty's queue, admins)")
+@routes.route("GET", "/api/consults/{id}", roles=READERS, summary="One consult with its patient summary (its doctors, its puskesmas, its specialty's queue, admins)", returns={200: obj(consult=CONSULT)})
 async def get_consult(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     stored, reader = await consult_access.load_readable(pool, _id(request), request[USER])
@@ -99,7 +100,7 @@ async def get_consult(request: web.Request) -> web.Response:
     return json_response({"consult": {**stored.wire(consults.now()), "attachments": attachments}})
 
 
-@routes.route("POST", "/api/consults/{id}/cancel", roles=PUSKESMAS, summary="Withdraw a request (the requesting doctor)", body=CancelBody)
+@routes.route("POST", "/api/consults/{id}/cancel", roles=PUSKESMAS, summary="Withdraw a request (the requesting doctor)", body=CancelBody, returns={200: obj(consult=CONSULT)})
 async def cancel_consult(request: web.Request) -> web.Response:
     body = await read_body(request, CancelBody) if request.body_exists else CancelBody()
     async with request.app[POOL].acquire() as con:
@@ -107,7 +108,7 @@ async def cancel_consult(request: web.Request) -> web.Response:
     return json_response({"consult": stored.wire(consults.now())})
 
 
-@routes.route("PUT", "/api/oncall", roles=SPECIALIST, summary="Go on or off call for one of your specialties", body=OnCallBody)
+@routes.route("PUT", "/api/oncall", roles=SPECIALIST, summary="Go on or off call for one of your specialties", body=OnCallBody, returns={200: ON_CALL})
 async def set_on_call(request: web.Request) -> web.Response:
     body = await read_body(request, OnCallBody)
     user = request[USER]
@@ -116,28 +117,28 @@ async def set_on_call(request: web.Request) -> web.Response:
         return json_response({"on_call": await oncall.on_call(con, user)})
 
 
-@routes.route("GET", "/api/oncall", roles=frozenset({Role.SPECIALIST, Role.ADMIN}), summary="On-call roster: your own, or everyone's (admin)")
+@routes.route("GET", "/api/oncall", roles=frozenset({Role.SPECIALIST, Role.ADMIN}), summary="On-call roster: your own, or everyone's (admin)", returns={200: ON_CALL})
 async def get_on_call(request: web.Request) -> web.Response:
     user = request[USER]
     mine = None if user.role is Role.ADMIN else user
     return json_response({"on_call": await oncall.on_call(request.app[POOL], mine)})
 
 
-@routes.route("POST", "/api/consults/{id}/accept", roles=SPECIALIST, summary="Accept a waiting request (atomic: one specialist wins, the others get 409)")
+@routes.route("POST", "/api/consults/{id}/accept", roles=SPECIALIST, summary="Accept a waiting request (atomic: one specialist wins, the others get 409)", returns={200: obj(consult=CONSULT)})
 async def accept_consult(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as con:
         stored = await consults.accept(con, actor_of(request), request[USER], _id(request), consults.now())
     return json_response({"consult": stored.wire(consults.now())})
 
 
-@routes.route("POST", "/api/consults/{id}/decline", roles=SPECIALIST, summary="Decline a request; it stays in the queue for the others")
+@routes.route("POST", "/api/consults/{id}/decline", roles=SPECIALIST, summary="Decline a request; it stays in the queue for the others", returns={200: obj(consult=obj(id=STRING, state=STRING), declined=BOOLEAN)})
 async def decline_consult(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as con:
         stored = await consults.decline(con, actor_of(request), request[USER], _id(request))
     return json_response({"consult": {"id": stored.id, "state": stored.consult.state.value}, "declined": True})
 
 
-@routes.route("POST", "/api/consults/{id}/complete", roles=SPECIALIST, summary="Complete with SOAP notes and a decision (after a session or store-and-forward)", body=CompleteBody)
+@routes.route("POST", "/api/consults/{id}/complete", roles=SPECIALIST, summary="Complete with SOAP notes and a decision (after a session or store-and-forward)", body=CompleteBody, returns={200: obj(consult=CONSULT)})
 async def complete_consult(request: web.Request) -> web.Response:
     body = await read_body(request, CompleteBody)
     async with request.app[POOL].acquire() as con:
@@ -145,7 +146,7 @@ async def complete_consult(request: web.Request) -> web.Response:
     return json_response({"consult": stored.wire(consults.now())})
 
 
-@routes.route("POST", "/api/consults/{id}/attachments", roles=PUSKESMAS, summary="Upload an attachment: raw body, its Content-Type, ?filename=")
+@routes.route("POST", "/api/consults/{id}/attachments", roles=PUSKESMAS, summary="Upload an attachment: raw body, its Content-Type, ?filename=", returns={201: obj(attachment=OBJECT)})
 async def upload_attachment(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     pool = request.app[POOL]
@@ -160,7 +161,7 @@ async def upload_attachment(request: web.Request) -> web.Response:
     return json_response({"attachment": entry}, status=201)
 
 
-@routes.route("GET", "/api/consults/{id}/attachments/{attachment_id}", roles=READERS, summary="Download an attachment (whoever may read the consult)")
+@routes.route("GET", "/api/consults/{id}/attachments/{attachment_id}", roles=READERS, summary="Download an attachment (whoever may read the consult)", returns={200: FILE})
 async def download_attachment(request: web.Request) -> web.StreamResponse:
     pool = request.app[POOL]
     stored, reader = await consult_access.load_readable(pool, _id(request), request[USER])
@@ -176,7 +177,7 @@ async def download_attachment(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@routes.route("POST", "/api/consults/{id}/join", roles=DOCTORS, summary="A join token for the consult's video room (its two doctors)")
+@routes.route("POST", "/api/consults/{id}/join", roles=DOCTORS, summary="A join token for the consult's video room (its two doctors)", returns={200: obj(token=STRING, expires_at=TIME, consult=STRING, member=STRING, room_url=STRING, ice_servers=array())})
 async def join_room(request: web.Request) -> web.Response:
     user = request[USER]
     stored = await consults.load(request.app[POOL], _id(request))
@@ -192,14 +193,14 @@ async def join_room(request: web.Request) -> web.Response:
     })
 
 
-@routes.route("GET", "/api/ice-servers", roles=DOCTORS, summary="STUN/TURN servers with time-limited TURN credentials")
+@routes.route("GET", "/api/ice-servers", roles=DOCTORS, summary="STUN/TURN servers with time-limited TURN credentials", returns={200: obj(ice_servers=array(), ttl_s=INTEGER)})
 async def get_ice_servers(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     ice = rooms.ice_for(config, str(request[USER].id), consults.now())
     return json_response({"ice_servers": [s.to_dict() for s in ice], "ttl_s": config.ice.turn_ttl_s})
 
 
-@routes.route("GET", "/api/consults/{id}/chat", roles=READERS, summary="The consult's stored chat (whoever may read the consult)")
+@routes.route("GET", "/api/consults/{id}/chat", roles=READERS, summary="The consult's stored chat (whoever may read the consult)", returns={200: obj(messages=array())})
 async def get_chat(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     stored, reader = await consult_access.load_readable(pool, _id(request), request[USER])
@@ -210,6 +211,6 @@ async def get_chat(request: web.Request) -> web.Response:
     return json_response({"messages": [dict(r) for r in rows]})
 
 
-@routes.route("GET", "/ws/consults/{id}", roles=PUBLIC, summary="Websocket: a consult's signaling room; authenticates with a join token (first message)")
+@routes.route("GET", "/ws/consults/{id}", roles=PUBLIC, summary="Websocket: a consult's signaling room; authenticates with a join token (first message)", returns={101: ANY})
 async def consult_room(request: web.Request) -> web.StreamResponse:
     return await room_socket.serve(request)

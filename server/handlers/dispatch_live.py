@@ -16,6 +16,7 @@ from server.keys import CONFIG, POOL, POSITIONS, USER
 from server.live import audience_of, serve_socket
 from server.positions import Fix
 from server.roles import Role
+from server.api_schemas import ANY
 from server.routing import Routes
 
 routes = Routes("live")
@@ -46,7 +47,7 @@ async def unit_state(request: web.Request) -> dict[str, Any]:
     }
 
 
-@routes.route("GET", "/ws/unit", roles=frozenset({Role.FIELD_TEAM}), summary="Websocket for a field unit's phone: dispatches in; ack, status and GPS out; ?after=N resumes")
+@routes.route("GET", "/ws/unit", roles=frozenset({Role.FIELD_TEAM}), summary="Websocket for a field unit's phone: dispatches in; ack, status and GPS out; ?after=N resumes", returns={101: ANY})
 async def unit_socket(request: web.Request) -> web.StreamResponse:
     user = request[USER]
     unit_id = user.unit_id
@@ -82,7 +83,7 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
     )
 
 
-@routes.route("GET", "/ws/operator", roles=frozenset({Role.OPERATOR, Role.ADMIN}), summary="Websocket for the console: calls, recommendations, assignments, statuses, alerts; unit positions batched; ?after=N resumes")
+@routes.route("GET", "/ws/operator", roles=frozenset({Role.OPERATOR, Role.ADMIN}), summary="Websocket for the console: calls, recommendations, assignments, statuses, alerts; unit positions batched; ?after=N resumes", returns={101: ANY})
 async def operator_socket(request: web.Request) -> web.StreamResponse:
     positions = request.app[POSITIONS]
     feed = positions.listen()

@@ -9,17 +9,18 @@ from aiohttp import web
 from server import migrate
 from server.keys import POOL
 from server.roles import PUBLIC
+from server.api_schemas import STRING, obj
 from server.routing import Routes, json_response
 
 routes = Routes("health")
 
 
-@routes.route("GET", "/healthz", roles=PUBLIC, summary="The process is alive")
+@routes.route("GET", "/healthz", roles=PUBLIC, summary="The process is alive", returns={200: obj(status=STRING)})
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
-@routes.route("GET", "/readyz", roles=PUBLIC, summary="The database is reachable and its migrations are current")
+@routes.route("GET", "/readyz", roles=PUBLIC, summary="The database is reachable and its migrations are current", returns={200: obj(status=STRING)})
 async def readyz(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(2):

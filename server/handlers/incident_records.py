@@ -29,7 +29,9 @@ from server.fleet import UNIT_COLUMNS, unit_from_row
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, POOL
 from server.roles import Role
+from server.api_schemas import INCIDENT, OBJECT, array, obj
 from server.routing import Routes, json_response, read_query
+from server.strict_input import Instant
 
 routes = Routes("incidents")
 READERS = frozenset({Role.OPERATOR, Role.ADMIN})
@@ -40,18 +42,18 @@ class IncidentQuery(pydantic.BaseModel):
     status: Literal["open", "closed", "all"] = "open"
     priority: Literal["merah", "kuning", "hijau"] | None = None
     kecamatan: str | None = pydantic.Field(default=None, max_length=64)
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
     limit: int = pydantic.Field(default=200, ge=1, le=1000)
 
 
 class MetricsQuery(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
 
 
-@routes.route("GET", "/api/incidents", roles=READERS, summary="Incidents, highest priority then oldest first", query=IncidentQuery)
+@routes.route("GET", "/api/incidents", roles=READERS, summary="Incidents, highest priority then oldest first", query=IncidentQuery, returns={200: obj(incidents=array(INCIDENT))})
 async def list_incidents(request: web.Request) -> web.Response:
     q = read_query(request, IncidentQuery)
     pool = request.app[POOL]
@@ -83,7 +85,7 @@ async def _assignments(con: asyncpg.Connection | asyncpg.Pool, incident_keys: li
     return [assignment_json(a) | {"callsign": a["callsign"], "kind": a["kind"]} for a in rows]
 
 
-@routes.route("GET", "/api/incidents/{id}", roles=READERS, summary="One incident with its assignments")
+@routes.route("GET", "/api/incidents/{id}", roles=READERS, summary="One incident with its assignments", returns={200: obj(incident=INCIDENT, assignments=array())})
 async def get_incident(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     row = await incidents.get(pool, request.match_info["id"])
@@ -100,7 +102,7 @@ async def _timeline(pool: asyncpg.Pool, incident_id: str) -> list[asyncpg.Record
     return rows
 
 
-@routes.route("GET", "/api/incidents/{id}/timeline", roles=READERS, summary="Everything that happened to the incident, in order, with who")
+@routes.route("GET", "/api/incidents/{id}/timeline", roles=READERS, summary="Everything that happened to the incident, in order, with who", returns={200: obj(timeline=array())})
 async def timeline(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     row = await incidents.get(pool, request.match_info["id"])
@@ -132,7 +134,7 @@ def core_incident(row: asyncpg.Record) -> Incident:
     )
 
 
-@routes.route("GET", "/api/incidents/{id}/eido", roles=READERS, summary="The incident as JSON close to NENA EIDO (caller details included)")
+@routes.route("GET", "/api/incidents/{id}/eido", roles=READERS, summary="The incident as JSON close to NENA EIDO (caller details included)", returns={200: OBJECT})
 async def eido(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     row = await incidents.get(pool, request.match_info["id"])
@@ -152,7 +154,7 @@ async def eido(request: web.Request) -> web.Response:
     return json_response(document)
 
 
-@routes.route("GET", "/api/metrics", roles=READERS, summary="Response-time percentiles (p50, p90) per priority and per kecamatan", query=MetricsQuery)
+@routes.route("GET", "/api/metrics", roles=READERS, summary="Response-time percentiles (p50, p90) per priority and per kecamatan", query=MetricsQuery, returns={200: obj(all=OBJECT, by_priority=OBJECT, by_kecamatan=OBJECT)})
 async def metrics(request: web.Request) -> web.Response:
     q = read_query(request, MetricsQuery)
     rows = await request.app[POOL].fetch(

@@ -6,12 +6,13 @@ from aiohttp import web
 
 from server.keys import POOL
 from server.roles import ALL_ROLES
+from server.api_schemas import OBJECT, array, obj
 from server.routing import Routes, json_response
 
 routes = Routes("region")
 
 
-@routes.route("GET", "/api/region", roles=ALL_ROLES, summary="Kecamatan, kelurahan and facilities of the region")
+@routes.route("GET", "/api/region", roles=ALL_ROLES, summary="Kecamatan, kelurahan and facilities of the region", returns={200: obj(region=OBJECT, kecamatan=array(), kelurahan=array(), facilities=array())})
 async def region(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as con:
         kecamatan = await con.fetch("SELECT code, name FROM kecamatan ORDER BY name")

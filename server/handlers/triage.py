@@ -11,6 +11,7 @@ from server import audit, events
 from server.handlers.auth import actor_of
 from server.keys import POOL
 from server.roles import ALL_ROLES, Role
+from server.api_schemas import OBJECT, array, obj
 from server.routing import Routes, json_response, read_body
 from server.errors import InvalidField
 
@@ -26,7 +27,7 @@ class CallTypeBody(pydantic.BaseModel):
     active: bool = True
 
 
-@routes.route("GET", "/api/triage", roles=ALL_ROLES, summary="Call types with their default priority and needed capabilities")
+@routes.route("GET", "/api/triage", roles=ALL_ROLES, summary="Call types with their default priority and needed capabilities", returns={200: obj(call_types=array())})
 async def list_call_types(request: web.Request) -> web.Response:
     rows = await request.app[POOL].fetch(
         "SELECT code, label_id, label_en, priority, capabilities, active FROM triage_types ORDER BY array_position(ARRAY['merah','kuning','hijau'], priority), code"
@@ -34,7 +35,7 @@ async def list_call_types(request: web.Request) -> web.Response:
     return json_response({"call_types": [dict(r) for r in rows]})
 
 
-@routes.route("PUT", "/api/triage/{code}", roles=frozenset({Role.ADMIN}), summary="Add or change a call type", body=CallTypeBody)
+@routes.route("PUT", "/api/triage/{code}", roles=frozenset({Role.ADMIN}), summary="Add or change a call type", body=CallTypeBody, returns={200: obj(call_type=OBJECT)})
 async def put_call_type(request: web.Request) -> web.Response:
     body = await read_body(request, CallTypeBody)
     code = request.match_info["code"]

@@ -20,6 +20,7 @@ from server.fleet import UNIT_COLUMNS, unit_snapshot
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, POOL
 from server.roles import Role
+from server.api_schemas import UNIT, UNIT_STATUS, array, obj
 from server.routing import Routes, json_response, read_body
 
 routes = Routes("units")
@@ -66,7 +67,7 @@ def _board_entry(row: asyncpg.Record, max_age: dt.timedelta, now: dt.datetime) -
     return unit_snapshot(row) | {"stale": row["position_at"] is None or is_stale(row["position_at"], now, max_age)}
 
 
-@routes.route("GET", "/api/units", roles=frozenset({Role.OPERATOR, Role.ADMIN}), summary="Every unit with its live status and position")
+@routes.route("GET", "/api/units", roles=frozenset({Role.OPERATOR, Role.ADMIN}), summary="Every unit with its live status and position", returns={200: obj(units=array(UNIT))})
 async def list_units(request: web.Request) -> web.Response:
     rows = await request.app[POOL].fetch(f"SELECT {UNIT_COLUMNS} FROM units ORDER BY callsign")
     max_age = dt.timedelta(seconds=request.app[CONFIG].dispatch.stale_position_s)
@@ -94,7 +95,7 @@ async def _announce(con: asyncpg.Connection, row: asyncpg.Record, type: str, act
                         ["role:operator", "role:admin", f"unit:{row['id']}"])
 
 
-@routes.route("POST", "/api/units", roles=frozenset({Role.ADMIN}), summary="Register a unit (starts off duty)", body=UnitBody)
+@routes.route("POST", "/api/units", roles=frozenset({Role.ADMIN}), summary="Register a unit (starts off duty)", body=UnitBody, returns={201: obj(unit=UNIT)})
 async def create_unit(request: web.Request) -> web.Response:
     body = await read_body(request, UnitBody)
     if not UNIT_ID.match(body.id):
@@ -117,7 +118,7 @@ async def create_unit(request: web.Request) -> web.Response:
     return json_response({"unit": unit_snapshot(row)}, status=201)
 
 
-@routes.route("PATCH", "/api/units/{id}", roles=frozenset({Role.ADMIN}), summary="Change a unit's callsign, kind, capabilities, base or crew", body=UnitPatch)
+@routes.route("PATCH", "/api/units/{id}", roles=frozenset({Role.ADMIN}), summary="Change a unit's callsign, kind, capabilities, base or crew", body=UnitPatch, returns={200: obj(unit=UNIT)})
 async def update_unit(request: web.Request) -> web.Response:
     changes = _domain_values((await read_body(request, UnitPatch)).model_dump(exclude_unset=True))
     if not changes:
@@ -139,7 +140,7 @@ async def update_unit(request: web.Request) -> web.Response:
     return json_response({"unit": unit_snapshot(row)})
 
 
-@routes.route("POST", "/api/units/{id}/duty", roles=frozenset({Role.ADMIN}), summary="Put a unit on duty (available) or off duty", body=DutyBody)
+@routes.route("POST", "/api/units/{id}/duty", roles=frozenset({Role.ADMIN}), summary="Put a unit on duty (available) or off duty", body=DutyBody, returns={200: UNIT_STATUS})
 async def set_duty(request: web.Request) -> web.Response:
     body = await read_body(request, DutyBody)
     target = UnitStatus.AVAILABLE if body.on_duty else UnitStatus.OFF_DUTY
@@ -147,7 +148,7 @@ async def set_duty(request: web.Request) -> web.Response:
     return json_response(result)
 
 
-@routes.route("POST", "/api/units/{id}/status", roles=frozenset({Role.OPERATOR}), summary="Record a status a crew reported by radio", body=StatusBody)
+@routes.route("POST", "/api/units/{id}/status", roles=frozenset({Role.OPERATOR}), summary="Record a status a crew reported by radio", body=StatusBody, returns={200: UNIT_STATUS})
 async def set_status(request: web.Request) -> web.Response:
     body = await read_body(request, StatusBody)
     result = await assignments.change_status(

@@ -71,7 +71,7 @@ def test_json_formatter_and_filter_give_one_redacted_object_per_line() -> None:
     assert first["message"] == "call from [redacted] about NS-01"
     assert (first["level"], first["logger"], first["request_id"]) == ("WARNING", "tests.logging.json", "abcd1234abcd1234")
     assert dt.datetime.fromisoformat(first["time"]).tzinfo is not None
-    assert "ValueError: boom" in second["exception"]
+    assert second["exception"].endswith("ValueError (message withheld)")
 
 
 @pytest.mark.parametrize("formatter", [JsonFormatter(), logging.Formatter(TEXT_FORMAT)], ids=["json", "text"])
@@ -93,7 +93,7 @@ def test_phone_numbers_in_a_logged_exception_are_masked_too(formatter: logging.F
         logger.removeHandler(handler)
         logger.propagate = True
     output = stream.getvalue()
-    assert "ValueError" in output and "[redacted]" in output
+    assert "ValueError (message withheld)" in output
     assert "81234567890" not in output
 
 
