@@ -110,7 +110,7 @@ class EventBus:
                 outage.failed(ConnectionResetError("the listener connection was lost"))
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # the bus must outlive any failure: every socket depends on it
                 outage.failed(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

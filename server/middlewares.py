@@ -11,7 +11,7 @@ from server import sessions
 from dispatch.errors import DispatchError
 from signaling.errors import SignalingError
 from server.errors import (
-    ApiError, DatabaseUnavailable, Forbidden, NotFound, PayloadTooLarge, RetryLater, Unauthorized, database_unreachable, from_domain,
+    ApiError, BadRequest, DatabaseUnavailable, Forbidden, NotFound, PayloadTooLarge, RetryLater, Unauthorized, database_unreachable, from_domain,
 )
 from server.keys import CONFIG, POOL, SESSION, USER
 from server.logs import request_id
@@ -65,6 +65,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         return json_response({"error": {"code": "http_error", "message": exc.reason, "field": None}}, status=exc.status)
     except Exception as exc:
+        if _client_gone(request):
+            # Whatever failed, nobody is waiting for the answer: not a server error, and a broken
+            # client connection must not pass for a database outage (both are socket errors).
+            log.warning("%s %s: the client went away before it was answered (%s)", request.method, request.path, type(exc).__name__)
+            return _error(BadRequest("the client closed the connection"))
         if database_unreachable(exc):
             return _database_unavailable(request, exc)
         log.exception("unhandled error in %s %s", request.method, request.path)
@@ -73,6 +78,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             {"error": {"code": "internal", "message": f"internal error, request id {rid}", "field": None}, "request_id": rid},
             status=500,
         )
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _database_unavailable(request: web.Request, exc: Exception) -> web.Response:
