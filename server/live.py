@@ -22,13 +22,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from server import events, socket_limits, strict_input
 from server.bus import Subscription
 from dispatch.errors import DispatchError
 from signaling.errors import SignalingError
-from server.errors import ApiError, InvalidField, Unauthorized, from_domain
+from server.errors import ApiError, BadRequest, InvalidField, Unauthorized, from_domain
 from server.keys import BUS, CONFIG, POOL, REVOCATIONS, SESSION, WEBSOCKETS
 from server.revocation import CLOSE_SESSION_ENDED, Guard
 from server.routing import dumps
@@ -110,14 +110,15 @@ async def serve_socket(
         inbound = _checked(request, guard, on_message, cheap)
         limits = socket_limits.live_limits(request.app[CONFIG].limits)
         async for msg in ws:
-            if (refusal := limits.over(msg.data)) is not None:
+            message = _decode(msg)
+            if (refusal := limits.over(message)) is not None:
                 await ws.send_json(_error("rate_limited", refusal, "type"))
                 await ws.close(code=socket_limits.CLOSE_CODE, message=socket_limits.CLOSE_REASON)
                 break
-            if msg.type != WSMsgType.TEXT:
-                await ws.send_json(_error("bad_request", "send JSON text messages", None))
+            if isinstance(message, ApiError):
+                await ws.send_json(_error(message.code, message.message, message.field))
                 continue
-            await _handle(ws, msg.data, inbound)
+            await _handle(ws, message, inbound)
     finally:
         request.app[WEBSOCKETS].discard(ws)
         guard.release()
@@ -153,15 +154,20 @@ def _error(code: str, message: str, field: str | None) -> dict[str, Any]:
     return {"type": "error", "error": {"code": code, "message": message, "field": field}}
 
 
-async def _handle(ws: web.WebSocketResponse, text: str, on_message: Inbound) -> None:
+def _decode(msg: WSMessage) -> dict[str, Any] | ApiError:
+    """A frame through the strict decoder (once): a JSON object with a string type, or the refusal to answer."""
+    if msg.type != WSMsgType.TEXT:
+        return BadRequest("send JSON text messages")
     try:
-        message = strict_input.loads(text, what="message")
+        message = strict_input.loads(msg.data, what="message")
     except ApiError as exc:
-        await ws.send_json(_error(exc.code, exc.message, exc.field))
-        return
+        return exc
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        await ws.send_json(_error("invalid", "a message is a JSON object with a string 'type'", "type"))
-        return
+        return InvalidField("a message is a JSON object with a string 'type'", field="type")
+    return message
+
+
+async def _handle(ws: web.WebSocketResponse, message: dict[str, Any], on_message: Inbound) -> None:
     try:
         reply = await on_message(message)
     except (ApiError, DispatchError, SignalingError) as exc:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from typing import Any
 
 import asyncpg
 from aiohttp import WSMsgType, web
@@ -73,14 +74,12 @@ JOIN_TIMEOUT_CLOSE = 4408
 MAX_FRAME_BYTES = 1024 * 1024
 
 
-
-def _parse(raw: str | bytes) -> ClientMessage:
-    """A frame through the server's strict JSON decoder (the one every body and socket uses), then the schema."""
+def _decode(raw: str | bytes) -> Any:
+    """A frame through the server's strict JSON decoder, the one every body and socket uses."""
     try:
-        data = strict_input.loads(raw, what="message", max_bytes=MAX_MESSAGE_BYTES)
+        return strict_input.loads(raw, what="message", max_bytes=MAX_MESSAGE_BYTES)
     except ApiError as exc:
         raise InvalidMessage(exc.field, exc.message) from None
-    return parse_client(data)
 
 
 async def _refuse(ws: web.WebSocketResponse, exc: SignalingError, code: int) -> None:
@@ -99,7 +98,7 @@ async def _first_message(ws: web.WebSocketResponse, timeout: float) -> tuple[Joi
     if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
         return None
     try:
-        message = _parse(msg.data)
+        message = parse_client(_decode(msg.data))
     except InvalidMessage as exc:
         await _refuse(ws, exc, CLOSE_BAD_JOIN)
         return None
@@ -211,20 +210,25 @@ async def _member_session(
     async for msg in conn.ws:
         if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             continue
-        if (refusal := limits.over(msg.data)) is not None:
+        try:
+            data = _decode(msg.data)
+        except InvalidMessage as exc:
+            data = exc
+        if (refusal := limits.over(data)) is not None:
             conn.send(Error(code="rate_limited", message=refusal, field="type"))
             conn.close(socket_limits.CLOSE_CODE, socket_limits.CLOSE_REASON.decode())
             return
         try:
-            await _handle(app, live, conn, msg.data, guard)
+            if isinstance(data, InvalidMessage):
+                raise data
+            await _handle(app, live, conn, parse_client(data), guard)
         except NotJoined:
             return  # replaced by a newer connection, which is being closed
         except SignalingError as exc:
             conn.send(error_reply(exc))
 
 
-async def _handle(app: web.Application, live: LiveRoom, conn: Connection, raw: str | bytes, guard: Guard | None) -> None:
-    message = _parse(raw)
+async def _handle(app: web.Application, live: LiveRoom, conn: Connection, message: ClientMessage, guard: Guard | None) -> None:
     room, member = live.room, conn.member
     if guard is not None:
         if guard.ended is None and isinstance(message, (Chat, Consent)):

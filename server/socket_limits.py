@@ -1,7 +1,7 @@
 """Message rate limits for every websocket: a token bucket per socket and message kind.
 
-Every frame a client sends counts against the bucket of its kind (read from its
-``type``) before it is handled or answered, so a refused message counts like any
+Every frame a client sends counts against the bucket of its kind (the ``type`` of
+the frame as the socket decoded it, once) before it is handled or answered, so a refused message counts like any
 other and a flood costs one reply. A socket over a limit gets one
 ``rate_limited`` error naming the kind and is closed with 1008 (policy violation):
 an honest client stays far below the limits in ``[limits]``, so going over them
@@ -11,7 +11,6 @@ means a broken or hostile client, and keeping it would cost everyone else.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -24,8 +23,6 @@ log = logging.getLogger(__name__)
 
 CLOSE_CODE = WSCloseCode.POLICY_VIOLATION
 CLOSE_REASON = b"rate limited"
-# A frame larger than this is not decoded to find its type: it counts as the socket's default kind.
-_KIND_PARSE_MAX = 16 * 1024
 
 # The kinds of a live socket (/ws/events, /ws/unit, /ws/operator); any other frame counts as a ping.
 LIVE_KINDS = {"position": "position", "status": "status", "ack": "status"}
@@ -83,19 +80,11 @@ class SocketLimits:
         self._kinds, self._default, self._clock = kinds, default, clock
         self._buckets: dict[str, TokenBucket] = {}
 
-    def kind_of(self, frame: object) -> str:
-        if not isinstance(frame, (str, bytes)) or len(frame) > _KIND_PARSE_MAX:
-            return self._default
-        try:
-            message = json.loads(frame)
-        except ValueError:
-            return self._default
-        kind = message.get("type") if isinstance(message, dict) else None
-        return self._kinds.get(kind, self._default) if isinstance(kind, str) else self._default
-
-    def over(self, frame: object) -> str | None:
-        """None if ``frame`` may be handled; else the refusal to send before closing the socket."""
-        kind = self.kind_of(frame)
+    def over(self, decoded: object) -> str | None:
+        """None if a frame that decoded to ``decoded`` (anything, a refusal too) may be handled;
+        else the refusal to send before closing the socket."""
+        tag = decoded.get("type") if isinstance(decoded, dict) else None
+        kind = self._kinds.get(tag, self._default) if isinstance(tag, str) else self._default
         now = self._clock()
         bucket = self._buckets.get(kind)
         if bucket is None:
