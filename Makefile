@@ -31,6 +31,8 @@ $(TEST_INSTALLED): $(VENV)/bin/python pyproject.toml
 	@command -v ip >/dev/null || { apt-get update -qq && apt-get install -y -qq iproute2; }
 	@# The browser tests drive Debian's Chromium (playwright install cannot download here).
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@# The deployment test runs Debian's nginx as a child on free ports (never 80/443); coturn likewise.
+	@test -x /usr/sbin/nginx || { apt-get update -qq && apt-get install -y -qq nginx; }
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(INSTALLED) $@
 

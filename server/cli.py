@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server import audit, db, demo_region, migrate, peer_command, users
+from server import audit, client_address, db, demo_region, migrate, peer_command, users
 from server.app import create_app
 from server.config import Config, ConfigError, load_config
 from server.connections import GuardedRunner
@@ -105,7 +105,10 @@ async def serve(config: Config, dsn: str, demo: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     app = create_app(config, dsn)
-    runner = GuardedRunner(app, config.limits, shutdown_timeout=config.server.shutdown_timeout_s)
+    runner = GuardedRunner(
+        app, config.limits, shutdown_timeout=config.server.shutdown_timeout_s,
+        trusted_proxies=client_address.networks(config.server.trusted_proxies),
+    )
     await runner.setup()
     try:
         if demo:

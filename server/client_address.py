@@ -24,7 +24,7 @@ def networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 
-def _trusted(address: str, trusted: tuple[Network, ...]) -> bool:
+def is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -34,7 +34,7 @@ def _trusted(address: str, trusted: tuple[Network, ...]) -> bool:
 
 def resolve(peer: str | None, forwarded_for: list[str], trusted: tuple[Network, ...]) -> str | None:
     """The client's address given the TCP peer and the ``X-Forwarded-For`` header values, in order."""
-    if peer is None or not _trusted(peer, trusted):
+    if peer is None or not is_trusted(peer, trusted):
         return peer
     client = peer
     hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
@@ -43,7 +43,7 @@ def resolve(peer: str | None, forwarded_for: list[str], trusted: tuple[Network, 
             client = str(ipaddress.ip_address(hop))
         except ValueError:
             break  # a trusted proxy never writes this: stop at the last address we can vouch for
-        if not _trusted(client, trusted):
+        if not is_trusted(client, trusted):
             break
     return client
 

@@ -14,8 +14,9 @@ through `GuardedHandler`, which
 
 An idle keep-alive connection closes after ``limits.idle_timeout_s`` (aiohttp's own
 keep-alive timer); websockets, once upgraded, are left to their heartbeats. The
-address is the transport's peer: behind a reverse proxy the cap counts the proxy's
-connections.
+address is the transport's peer. Behind a reverse proxy every client arrives from the
+proxy's address, so ``server.trusted_proxies`` are not capped (the proxy caps its own
+clients; the shipped nginx site does).
 
 The handler reads three attributes of aiohttp's `RequestHandler` (``_request_count``,
 ``_messages``, ``_upgraded``: what it has parsed); aiohttp offers no public hook for
@@ -35,6 +36,7 @@ from aiohttp.web_log import AccessLogger
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
 
+from server.client_address import Network, is_trusted
 from server.config import LimitSettings
 from server.errors import RequestTimeout
 
@@ -44,12 +46,13 @@ log = logging.getLogger(__name__)
 class ConnectionGuard:
     """The settings, and the open connections per peer address, of one server."""
 
-    def __init__(self, limits: LimitSettings) -> None:
+    def __init__(self, limits: LimitSettings, trusted_proxies: tuple[Network, ...] = ()) -> None:
         self.limits = limits
+        self.trusted_proxies = trusted_proxies
         self.open: collections.Counter[str] = collections.Counter()
 
     def admit(self, address: str) -> bool:
-        if self.open[address] >= self.limits.max_connections_per_address:
+        if self.open[address] >= self.limits.max_connections_per_address and not is_trusted(address, self.trusted_proxies):
             return False
         self.open[address] += 1
         return True
@@ -167,10 +170,12 @@ class GuardedServer(Server):
 class GuardedRunner(web.AppRunner):
     """An `AppRunner` whose connections are guarded by the ``[limits]`` settings."""
 
-    def __init__(self, app: web.Application, limits: LimitSettings, *, shutdown_timeout: float) -> None:
+    def __init__(
+        self, app: web.Application, limits: LimitSettings, *, shutdown_timeout: float, trusted_proxies: tuple[Network, ...] = (),
+    ) -> None:
         self._handler_args: dict[str, Any] = {"keepalive_timeout": limits.idle_timeout_s, "access_log_class": AccessLogger}
         super().__init__(app, handle_signals=False, shutdown_timeout=shutdown_timeout, **self._handler_args)
-        self.guard = ConnectionGuard(limits)
+        self.guard = ConnectionGuard(limits, trusted_proxies)
 
     async def _make_server(self) -> Server:
         return GuardedServer(await super()._make_server(), self.guard, self._handler_args)

@@ -7,6 +7,7 @@ import dataclasses
 import os
 import re
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import IO
@@ -22,6 +23,13 @@ class Done:
     code: int
     out: str
     err: str
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def cli_env(dsn: str) -> dict[str, str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from server.keys import ROOMS
 from signaling.media import SyntheticSource
 from signaling.peer import ConsultPeer
 from tests.conftest import Api, start_api
-from tests.server.process_support import Remote, Served, cli_env
+from tests.server.process_support import Remote, Served, cli_env, free_port
 from tests.server.test_consult_media import LOOPBACK, open_room
 from tests.server.test_consult_room import join, join_text, recv, refused, token_for
 from tests.server.test_consults import OUTCOME, accepted_consult, add_users, close_api, consult_config, request_consult
@@ -189,17 +188,11 @@ async def test_a_killed_owner_is_replaced_and_video_flows_again(demo_dsn: str, c
             await served.kill()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_an_owner_restarted_at_its_address_takes_its_rooms_back_at_once(demo_dsn: str, con: asyncpg.Connection, tmp_path: Path) -> None:
     """Real processes, node_ttl_s 60: the owner is killed and started again on the same port; the
     members rejoin at once (through it, and relayed through the other process), not after 60 s."""
     env = {**cli_env(demo_dsn), "PSC119_SERVER_NODE_TTL_S": "60", "PSC119_SERVER_VAR_DIR": str(tmp_path)}
-    port = _free_port()
+    port = free_port()
     session = aiohttp.ClientSession()
     servers = [
         await Served.start(["serve", "--port", str(port)], env, tmp_path / "owner.log"),
