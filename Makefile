@@ -33,6 +33,7 @@ $(TEST_INSTALLED): $(VENV)/bin/python pyproject.toml
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 	@# The deployment test runs Debian's nginx as a child on free ports (never 80/443); coturn likewise.
 	@test -x /usr/sbin/nginx || { apt-get update -qq && apt-get install -y -qq nginx; }
+	@test -x /usr/bin/turnserver || { apt-get update -qq && apt-get install -y -qq coturn; }
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(INSTALLED) $@
 

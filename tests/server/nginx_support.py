@@ -54,16 +54,17 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def _substitute(text: str, replacements: dict[str, str]) -> str:
+def render(shipped: Path, replacements: dict[str, str]) -> str:
+    """A shipped deploy/ file with a test's ports and paths in place of the example ones."""
+    text = shipped.read_text()
     for old, new in replacements.items():
-        assert text.count(old) == 1, f"deploy/nginx/psc119.conf no longer holds {old!r} exactly once"
+        assert text.count(old) == 1, f"{shipped.relative_to(REPO)} no longer holds {old!r} exactly once"
         text = text.replace(old, new)
     return text
 
 
 def render_site(ports: tuple[int, int], https: int, http: int, cert: Path, key: Path, acme: Path) -> str:
-    """The shipped site with this test's ports and paths in place of the example ones."""
-    return _substitute(SITE.read_text(), {
+    return render(SITE, {
         "server 127.0.0.1:8001 ": f"server 127.0.0.1:{ports[0]} ",
         "server 127.0.0.1:8002 ": f"server 127.0.0.1:{ports[1]} ",
         "listen 80;": f"listen 127.0.0.1:{http};",
