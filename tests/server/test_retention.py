@@ -20,7 +20,7 @@ from server.keys import POOL
 from signaling.ids import UserId
 from tests.conftest import Api, start_api
 from tests.server.dispatch_support import call_body
-from tests.server.process_support import cli_env, psc119
+from tests.server.process_support import Served, cli_env, psc119
 from tests.server.test_consult_files import PNG, _post
 from tests.server.test_consults import OUTCOME, accepted_consult, close_api, consult_config
 
@@ -197,20 +197,38 @@ async def test_one_process_sweeps_once_a_day(demo_dsn: str, tmp_path: Path) -> N
             await c.close()
 
 
-async def test_the_server_runs_the_daily_sweep_by_itself(demo_dsn: str, tmp_path: Path) -> None:
-    api = await start_api(demo_dsn, config_for(demo_dsn, tmp_path / "var", check_s=0.2))
+async def test_two_server_processes_run_the_daily_sweep_once(demo_dsn: str, tmp_path: Path) -> None:
+    env = cli_env(demo_dsn) | {"PSC119_RETENTION_CHECK_S": "0.2", "PSC119_SERVER_VAR_DIR": str(tmp_path / "var")}
+    servers = [await Served.start(["serve", "--port", "0"], env, tmp_path / f"serve{n}.log") for n in range(2)]
     con = await db.connect(demo_dsn)
     try:
         for _ in range(100):
             if await con.fetchval("SELECT count(*) FROM retention_runs"):
                 break
             await asyncio.sleep(0.1)
-        await asyncio.sleep(0.5)  # several more checks: still one run today
+        await asyncio.sleep(1.0)  # five more looks by each process: today's run is done
         assert await con.fetchval("SELECT count(*) FROM retention_runs") == 1
         assert await con.fetchval("SELECT count(*) FROM audit_log WHERE action = 'retention.sweep' AND username = 'system'") == 1
     finally:
         await con.close()
-        await close_api(api)
+        for server in servers:
+            await server.terminate()
+
+
+async def test_batches_of_one_still_sweep_everything_due(demo_dsn: str, tmp_path: Path) -> None:
+    config = config_for(demo_dsn, tmp_path / "var", batch=1)
+    con = await db.connect(demo_dsn)
+    try:
+        unit = await con.fetchval("SELECT id FROM units ORDER BY id LIMIT 1")
+        start = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+        await con.executemany("INSERT INTO unit_track (unit_id, at, lat, lon) VALUES ($1, $2, -6.27, 106.7)",
+                              [(unit, start + n * dt.timedelta(minutes=1)) for n in range(7)])
+        entries = await con.fetchval("SELECT count(*) FROM audit_log")
+        counts = await retention.sweep(con, config, start + 3650 * DAY)
+        assert counts is not None and (counts["tracks"], counts["audit"]) == (7, entries)
+        assert await con.fetchval("SELECT count(*) FROM unit_track") == 0
+    finally:
+        await con.close()
 
 
 async def test_the_audit_log_stays_append_only_outside_the_sweep(con: asyncpg.Connection) -> None:
