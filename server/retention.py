@@ -25,6 +25,8 @@ The instant the sweep takes for "now" is a parameter, so a test can run it years
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -111,6 +113,9 @@ def _unlink_inside(root: Path, paths: list[str]) -> None:
         path = (root / stored).resolve()
         if path.is_relative_to(root):
             path.unlink(missing_ok=True)
+            if path.parent != root:  # a consult's attachment folder, once empty
+                with contextlib.suppress(OSError):
+                    path.parent.rmdir()
         else:
             log.warning("retention: a stored file path lies outside %s; row marked, file left", root)
 
@@ -132,7 +137,8 @@ async def _files(con: asyncpg.Connection, table: str, path_column: str, extra: s
 
 async def _incidents(con: asyncpg.Connection, before: dt.datetime, now: dt.datetime, batch: int, counts: Counts) -> int:
     ids = await con.fetch(
-        """UPDATE incidents SET caller_phone = '', caller_name = NULL, address = '', complaint = '', notes = '',
+        # request_digest is an unsalted hash of the intake: a short intake's number could be guessed back from it.
+        """UPDATE incidents SET caller_phone = '', caller_name = NULL, address = '', complaint = '', notes = '', request_digest = '',
                   lat = round(lat::numeric, 2)::float8, lon = round(lon::numeric, 2)::float8, pseudonymised_at = $3
             WHERE id IN (SELECT id FROM incidents WHERE closed_at < $1 AND pseudonymised_at IS NULL
                          ORDER BY closed_at LIMIT $2 FOR UPDATE SKIP LOCKED)
@@ -188,7 +194,7 @@ async def _apply(con: asyncpg.Connection, config: Config, now: dt.datetime) -> C
 
 
 def _days(settings: RetentionSettings) -> dict[str, int]:
-    return {k: v for k, v in ((f, getattr(settings, f)) for f in settings.__slots__) if k.endswith("_days")}
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name.endswith("_days")}
 
 
 async def sweep(con: asyncpg.Connection, config: Config, now: dt.datetime, actor: audit.Actor = SYSTEM,

@@ -34,7 +34,8 @@ def config_for(dsn: str, var_dir: Path, **retention_settings: Any) -> Config:
 
 
 async def _incident(api: Api, operator: str, phone: str, *, close: bool) -> str:
-    status, created = await api.call("POST", "/api/calls", operator, json=call_body(phone=phone, caller_name="Pak Budi"))
+    status, created = await api.call("POST", "/api/calls", operator, json=call_body(phone=phone, caller_name="Pak Budi",
+                                                                     notes="rumah pagar hijau"))
     assert status == 201, created
     incident_id = created["incident"]["id"]
     unit_id = created["recommendations"][0]["unit_id"]
@@ -142,10 +143,15 @@ async def test_the_clock_moved_forward_deletes_and_pseudonymises_exactly_what_is
         assert await con.fetchval("SELECT count(*) FROM retention_runs") == 4
 
         row = await con.fetchrow("SELECT * FROM incidents WHERE id = $1", uuid.UUID(closed))
-        assert (row["caller_phone"], row["caller_name"], row["address"], row["complaint"]) == ("", None, "", "")
+        assert (row["caller_phone"], row["caller_name"], row["address"], row["complaint"], row["notes"]) == ("", None, "", "", "")
+        assert row["request_digest"] == "" and (row["lat"], row["lon"]) == (-6.27, 106.71)
         assert row["kecamatan"] == "pondok-aren" and row["outcome"] == "emergency" and row["first_dispatched_at"] is not None
         assert await con.fetchval("SELECT count(*) FROM events WHERE payload::text LIKE $1", f"%{CLOSED_PHONE}%") == 0
-        assert await con.fetchval("SELECT count(*) FROM events WHERE payload::text LIKE '%Pak Budi%' AND payload->>'incident_id' = $1", closed) == 0
+        for personal in ("Pak Budi", "pagar hijau", "Ceger Raya", "nyeri dada"):
+            assert await con.fetchval("SELECT count(*) FROM events WHERE strpos(payload::text, $1) > 0 AND payload->>'incident_id' = $2",
+                                      personal, closed) == 0, personal
+            assert await con.fetchval("SELECT count(*) FROM events WHERE strpos(payload::text, $1) > 0 AND payload->>'incident_id' = $2",
+                                      personal, still_open) > 0, personal
         # The open call keeps everything, however old.
         kept = await con.fetchrow("SELECT * FROM incidents WHERE id = $1", uuid.UUID(still_open))
         assert (kept["caller_phone"], kept["caller_name"], kept["pseudonymised_at"]) == (OPEN_PHONE, "Pak Budi", None)
@@ -174,7 +180,8 @@ async def test_the_clock_moved_forward_deletes_and_pseudonymises_exactly_what_is
         url = api.url(f"/api/consults/{ongoing}/attachments/{ongoing_file}")
         async with api.session.get(url, headers={"Authorization": f"Bearer {admin}"}) as r:
             assert r.status == 200 and await r.read() == PNG
-        assert [p.exists() for p in attachments].count(True) == 1
+        assert [p.exists() for p in attachments] == [p.parent.name == ongoing for p in attachments]
+        assert sorted(p.name for p in (var_dir / "attachments").iterdir()) == [ongoing]  # no empty folder left
 
     finally:
         await con.close()
