@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
 
-from server import db, events, migrate, unit_replay
+from bench_support import migrated_database
+from server import db, events, unit_replay
 from server.config import DatabaseSettings
-from server.embedded_db import EmbeddedDatabase
 
 UNIT = "ns-01"
 T = TypeVar("T")
@@ -81,27 +78,17 @@ async def replay_all(pool: asyncpg.Pool, after: int) -> list[events.Event]:
 
 
 async def main(days: int, per_day: int, runs: int) -> None:
-    root = Path(tempfile.mkdtemp(prefix="psc119-bench-replay-"))
-    embedded = EmbeddedDatabase(root)
-    embedded.start()
-    try:
-        admin = await asyncpg.connect(embedded.dsn("postgres"))
-        await admin.execute("CREATE DATABASE bench")
-        await admin.close()
-        con = await db.connect(embedded.dsn("bench"))
-        await migrate.migrate(con)
+    async with migrated_database("psc119-bench-replay-") as (_, dsn):
+        con = await db.connect(dsn)
         await fill(con, days, per_day)
         await con.close()
-        pool = await db.create_pool(embedded.dsn("bench"), DatabaseSettings(pool_min=1, pool_max=2))
+        pool = await db.create_pool(dsn, DatabaseSettings(pool_min=1, pool_max=2))
         try:
             full_ms, full = await timed(lambda: replay_all(pool, 0), runs)
             horizon_ms, horizon = await timed(lambda: unit_replay.horizon(pool, UNIT, 12.0), runs)
             tail_ms, tail = await timed(lambda: replay_all(pool, horizon), runs)
         finally:
             await pool.close()
-    finally:
-        embedded.stop()
-        shutil.rmtree(root, ignore_errors=True)
     assert full[-len(tail):] == tail
     print(f"event log: {days * per_day} events over {days} days; unit {UNIT}: {len(full)} events")
     print(f"after=0 before: {len(full)} events replayed, {full_ms:.1f} ms")

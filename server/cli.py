@@ -1,10 +1,11 @@
-"""The ``psc119`` command line: serve, migrate, user add/list/disable, peer."""
+"""The ``psc119`` command line: serve, migrate, user add/list/disable, retention run, peer."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import asyncio
+import datetime as dt
 import contextlib
 import getpass
 import logging
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server import audit, client_address, db, demo_region, migrate, peer_command, users
+from server import audit, client_address, db, demo_region, migrate, peer_command, retention, users
 from server.app import create_app
 from server.config import Config, ConfigError, load_config
 from server.connections import GuardedRunner
@@ -60,8 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_parser("list", help="list users")
     disable = user.add_parser("disable", help="disable a user and revoke their sessions")
     disable.add_argument("name")
+    sweep = commands.add_parser("retention", help="apply the retention policy").add_subparsers(dest="retention_command", required=True)
+    once = sweep.add_parser("run", help="run the retention sweep once now, whether or not today's has run")
+    once.add_argument("--now", type=_instant, help="the instant taken for now, ISO 8601 with a zone (default: the clock)")
     peer_command.add_parser(commands)
     return parser
+
+
+def _instant(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 instant: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a time zone, e.g. 2031-01-01T00:00:00+00:00")
+    return value
 
 
 def read_config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
@@ -148,6 +162,18 @@ def read_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
+async def run_retention(config: Config, dsn: str, now: dt.datetime | None) -> None:
+    con = await db.connect(dsn)
+    try:
+        await migrate.migrate(con)
+        counts = await retention.sweep(con, config, now or dt.datetime.now(dt.timezone.utc), audit.CLI)
+    finally:
+        await con.close()
+    if counts is None:
+        raise ApiError("another process is running the retention sweep; try again later")
+    print(" ".join(f"{name}={count}" for name, count in counts.items()))
+
+
 async def run_user(config: Config, dsn: str, args: argparse.Namespace) -> None:
     con = await db.connect(dsn)
     try:
@@ -197,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 asyncio.run(serve(config, dsn, args.demo))
             elif args.command == "migrate":
                 asyncio.run(run_migrate(dsn))
+            elif args.command == "retention":
+                asyncio.run(run_retention(config, dsn, args.now))
             else:
                 asyncio.run(run_user(config, dsn, args))
     except KeyboardInterrupt:

@@ -200,6 +200,24 @@ class LimitSettings:
     chat_max_stored: int = dataclasses.field(default=2000, metadata=_positive())
 
 
+def _days() -> dict[str, Any]:
+    return _check(lambda v: 0 <= v <= 36500, "must be 0 (keep for ever) to 36500 days")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    tracks_days: int = dataclasses.field(default=90, metadata=_days())
+    audit_days: int = dataclasses.field(default=730, metadata=_days())
+    chat_days: int = dataclasses.field(default=365, metadata=_days())
+    recordings_days: int = dataclasses.field(default=365, metadata=_days())
+    attachments_days: int = dataclasses.field(default=730, metadata=_days())
+    incident_personal_days: int = dataclasses.field(default=1825, metadata=_days())
+    consult_personal_days: int = dataclasses.field(default=1825, metadata=_days())
+    sweep_hour_utc: int = dataclasses.field(default=19, metadata=_check(lambda v: 0 <= v <= 23, "must be 0..23"))
+    check_s: float = dataclasses.field(default=600.0, metadata=_check(lambda v: 0 < v <= 3600, "must be in (0, 3600]"))
+    batch: int = dataclasses.field(default=500, metadata=_check(lambda v: 1 <= v <= 100_000, "must be 1..100000"))
+
+
 def _tile_url(value: str) -> bool:
     return value == "" or (value.startswith(("https://", "http://", "/")) and "{z}" in value and "{x}" in value and "{y}" in value)
 
@@ -223,10 +241,15 @@ class Config:
     recording: RecordingSettings = RecordingSettings()
     web: WebSettings = WebSettings()
     limits: LimitSettings = LimitSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     def __post_init__(self) -> None:
         if self.database.pool_min > self.database.pool_max:
             raise ConfigError("database.pool_min", "must not exceed database.pool_max")
+        personal = self.retention.incident_personal_days
+        if 0 < personal < self.dispatch.prank_window_days:
+            # Repeat-prank counting reads the caller numbers of the last prank_window_days.
+            raise ConfigError("retention.incident_personal_days", "must not be shorter than dispatch.prank_window_days")
 
 
 def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:

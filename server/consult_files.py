@@ -27,7 +27,7 @@ from aiohttp import web
 from server import audit, events
 from server.config import Config
 from server.consults import Stored
-from server.errors import STORAGE_FULL, InsufficientStorage, InvalidField, NotFound, PayloadTooLarge
+from server.errors import STORAGE_FULL, Gone, InsufficientStorage, InvalidField, NotFound, PayloadTooLarge
 
 # Magic bytes per content type: (offset, bytes).
 SIGNATURES: dict[str, tuple[tuple[int, bytes], ...]] = {
@@ -140,14 +140,17 @@ async def find(con: asyncpg.Connection | asyncpg.Pool, config: Config, stored: S
     except ValueError:
         raise NotFound(f"no attachment {attachment_id[:64]!r}") from None
     row = await con.fetchrow(
-        f"SELECT {COLUMNS}, stored_path FROM consult_attachments WHERE id = $1 AND consult_id = $2", key, uuid.UUID(stored.id)
+        f"SELECT {COLUMNS}, stored_path, deleted_at FROM consult_attachments WHERE id = $1 AND consult_id = $2", key, uuid.UUID(stored.id)
     )
     if row is None:
         raise NotFound(f"no attachment {attachment_id[:64]!r} in this consult")
+    if row["deleted_at"] is not None:
+        raise Gone(f"the attachment was deleted on {row['deleted_at']:%Y-%m-%d} under the retention policy")
     base = root(config)
     path = (base / row["stored_path"]).resolve()
     if not path.is_relative_to(base):
         raise NotFound("attachment file missing")
     entry = wire(row)
     entry.pop("stored_path")
+    entry.pop("deleted_at")
     return entry, path

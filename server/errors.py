@@ -66,6 +66,11 @@ class NotFound(ApiError):
     code = "not_found"
 
 
+class Gone(ApiError):
+    status = 410
+    code = "gone"
+
+
 class RequestTimeout(ApiError):
     status = 408
     code = "request_timeout"

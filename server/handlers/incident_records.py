@@ -120,9 +120,14 @@ def _public(payload: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k not in ("unit", "incident")}
 
 
+# A pseudonymised incident has no caller number (server/retention.py); the core's Call needs one, so this
+# stand-in takes its place and the export then leaves the caller out.
+NO_NUMBER = "000"
+
+
 def core_incident(row: asyncpg.Record) -> Incident:
     call = Call(
-        phone=row["caller_phone"], received_at=row["received_at"], caller_name=row["caller_name"],
+        phone=row["caller_phone"] or NO_NUMBER, received_at=row["received_at"], caller_name=row["caller_name"],
         location=Point(row["lat"], row["lon"]) if row["lat"] is not None else None, address=row["address"],
         kelurahan=row["kelurahan"] or "", kecamatan=row["kecamatan"] or "", call_type=row["call_type"],
         priority=Priority(row["priority"]), notes=row["notes"],
@@ -148,7 +153,7 @@ async def eido(request: web.Request) -> web.Response:
     ]
     document = incident_to_eido(
         core_incident(row), agency_id=request.app[CONFIG].dispatch.agency_id, generated_at=dt.datetime.now(dt.timezone.utc),
-        units=[unit_from_row(u) for u in units], timeline=entries, table=await incidents.load_triage(pool), include_caller=True,
+        units=[unit_from_row(u) for u in units], timeline=entries, table=await incidents.load_triage(pool), include_caller=bool(row["caller_phone"]),
     )
     await audit.record(pool, actor_of(request), "incident.export", f"incident:{row['id']}", {"format": "eido"})
     return json_response(document)
