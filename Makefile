@@ -31,6 +31,8 @@ $(TEST_INSTALLED): $(VENV)/bin/python pyproject.toml
 	@command -v ip >/dev/null || { apt-get update -qq && apt-get install -y -qq iproute2; }
 	@# The browser tests drive Debian's Chromium (playwright install cannot download here).
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@# promtool (in Debian's prometheus package) checks and unit-tests deploy/prometheus/alerts.yml.
+	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; }
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(INSTALLED) $@
 
