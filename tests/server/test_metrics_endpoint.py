@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -17,7 +18,9 @@ from server.config import Config, IceSettings
 from server.metrics import Metrics
 from server.outages import OutageLog
 from tests.conftest import Api, app_config, start_api
+from tests.server.database_support import own_database
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, call_body, crew_for
+from tests.server.process_support import Remote, Served, cli_env
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -77,8 +80,7 @@ async def test_a_call_a_dispatch_and_an_ack_move_exactly_their_series(api: Api, 
     assert moved(start, dispatched) == {
         f"psc119_calls_received_total[('priority', '{priority}')]": 1,
         "psc119_dispatches_total[('how', 'operator')]": 1,
-        "psc119_call_to_dispatch_seconds_count[]": 1,
-        **{f"psc119_call_to_dispatch_seconds_bucket[('le', '{le}')]": 1 for le in _buckets_at_or_above(dispatched, start)},
+        **{f"psc119_call_to_dispatch_seconds{k}": v for k, v in _histogram_moved(start, dispatched, "call_to_dispatch").items()},
     }
     received, assigned = await con.fetchrow(
         "SELECT i.received_at, a.assigned_at FROM incidents i JOIN assignments a ON a.incident_id = i.id WHERE i.id = $1",
@@ -100,8 +102,7 @@ async def test_a_call_a_dispatch_and_an_ack_move_exactly_their_series(api: Api, 
     acked = await scrape(api)
     assert moved(dispatched, acked) == {
         "psc119_acknowledgements_total[('by', 'crew')]": 1,
-        "psc119_dispatch_to_ack_seconds_count[]": 1,
-        **{f"psc119_dispatch_to_ack_seconds_bucket[('le', '{le}')]": 1 for le in _buckets_at_or_above(acked, dispatched, "dispatch_to_ack")},
+        **{f"psc119_dispatch_to_ack_seconds{k}": v for k, v in _histogram_moved(dispatched, acked, "dispatch_to_ack").items()},
     }
     acknowledged = await con.fetchval("SELECT acknowledged_at FROM assignments WHERE id = $1", sent["assignment"]["id"])
     took = value(acked, "psc119_dispatch_to_ack_seconds_sum") - value(dispatched, "psc119_dispatch_to_ack_seconds_sum")
@@ -129,7 +130,7 @@ async def test_a_call_a_dispatch_and_an_ack_move_exactly_their_series(api: Api, 
     assert value(closed, "psc119_websockets_open", kind="operator") == 0
 
 
-def _buckets_at_or_above(after: Samples, before: Samples, histogram: str = "call_to_dispatch") -> list[str]:
+def _buckets_at_or_above(after: Samples, before: Samples, histogram: str) -> list[str]:
     """The ``le`` bounds whose bucket counts the one new observation (those at or above it)."""
     name = f"psc119_{histogram}_seconds_bucket"
     return [
@@ -259,3 +260,78 @@ def test_a_loop_failure_counts_as_a_failure_and_a_database_error_only_when_it_is
 
 def _text(metrics: Metrics) -> str:
     return generate_latest(metrics.registry).decode()
+
+
+async def test_each_process_counts_what_it_did_and_delivers_what_it_sent(demo_dsn: str, con: asyncpg.Connection, tmp_path: Path) -> None:
+    servers: list[Served] = []
+    session = aiohttp.ClientSession()
+    try:
+        for n in range(2):
+            servers.append(await Served.start(["serve", "--port", "0"], cli_env(demo_dsn), tmp_path / f"serve{n}.log"))
+        a, b = (Remote(None, session, demo_dsn, base=s.url) for s in servers)  # type: ignore[arg-type]
+        operator = await a.login("operator")
+        status, taken = await a.call("POST", "/api/calls", operator, json=call_body())
+        unit_id = taken["recommendations"][0]["unit_id"]
+        phone = await Socket.open(b, "/ws/unit", await b.login(await crew_for(con, unit_id), CREW_PASSWORD))
+        start_a, start_b = await scrape(a), await scrape(b)
+
+        # Dispatched on A, delivered and acknowledged on B: each process counts its own part, once.
+        status, sent = await a.call("POST", f"/api/incidents/{taken['incident']['id']}/dispatch", operator, json={"unit_id": unit_id})
+        assert status == 201
+        await phone.event("unit.dispatched", unit_id=unit_id)
+        assert (await phone.request({"type": "ack", "assignment_id": sent["assignment"]["id"]}))["status"] == "en_route"
+        end_a, end_b = await scrape(a), await scrape(b)
+        assert moved(start_a, end_a) == {
+            "psc119_dispatches_total[('how', 'operator')]": 1,
+            **{f"psc119_call_to_dispatch_seconds{k}": v for k, v in _histogram_moved(start_a, end_a, "call_to_dispatch").items()},
+        }
+        assert moved(start_b, end_b) == {
+            "psc119_acknowledgements_total[('by', 'crew')]": 1,
+            **{f"psc119_dispatch_to_ack_seconds{k}": v for k, v in _histogram_moved(start_b, end_b, "dispatch_to_ack").items()},
+        }
+        assert value(end_b, "psc119_event_delivery_lag_seconds_count") - value(start_b, "psc119_event_delivery_lag_seconds_count") >= 1
+        assert value(end_b, "psc119_websockets_open", kind="unit") == 1
+        assert value(end_a, "psc119_websockets_open", kind="unit") == 0
+        await phone.close()
+        for server in servers:
+            await server.terminate()
+    finally:
+        await session.close()
+        for server in servers:
+            await server.kill()
+
+
+def _histogram_moved(before: Samples, after: Samples, histogram: str) -> dict[str, float]:
+    """One observation: its count and the buckets at or above it, keyed as `moved` keys them."""
+    return {"_count[]": 1, **{f"_bucket[('le', '{le}')]": 1 for le in _buckets_at_or_above(after, before, histogram)}}
+
+
+async def test_with_postgresql_stopped_the_scrape_still_answers_and_shows_the_outage() -> None:
+    async with own_database() as (embedded, dsn):
+        api = await start_api(dsn)
+        try:
+            token = await api.login("operator")
+            start = await scrape(api)
+            assert value(start, "psc119_database_up") == 1
+            await asyncio.to_thread(embedded.halt)
+            status, _ = await api.call("GET", "/api/incidents", token)
+            assert status == 503
+            await asyncio.sleep(1.5)  # three rounds of the acknowledgement sweep
+            down = await scrape(api)
+            assert value(down, "psc119_database_up") == 0
+            errors = value(down, "psc119_database_errors_total", source="request", kind="unreachable")
+            assert errors - value(start, "psc119_database_errors_total", source="request", kind="unreachable") == 1
+            sweep = dict(sweep="acknowledgement_sweep")
+            assert value(down, "psc119_sweep_failures_total", **sweep) - value(start, "psc119_sweep_failures_total", **sweep) >= 2
+            assert value(down, "psc119_database_errors_total", source="acknowledgement_sweep", kind="unreachable") >= 2
+            assert time.time() - value(down, "psc119_sweep_last_success_timestamp_seconds", **sweep) >= 1.0
+            await asyncio.to_thread(embedded.resume)
+            for _ in range(50):
+                back = await scrape(api)
+                if value(back, "psc119_database_up") == 1:
+                    break
+                await asyncio.sleep(0.2)
+            assert value(back, "psc119_database_up") == 1
+        finally:
+            await api.session.close()
+            await api.server.close()
