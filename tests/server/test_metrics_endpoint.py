@@ -20,7 +20,7 @@ from server.outages import OutageLog
 from tests.conftest import Api, app_config, start_api
 from tests.server.database_support import own_database
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, call_body, crew_for
-from tests.server.process_support import Remote, Served, cli_env
+from tests.server.process_support import two_processes
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -263,12 +263,7 @@ def _text(metrics: Metrics) -> str:
 
 
 async def test_each_process_counts_what_it_did_and_delivers_what_it_sent(demo_dsn: str, con: asyncpg.Connection, tmp_path: Path) -> None:
-    servers: list[Served] = []
-    session = aiohttp.ClientSession()
-    try:
-        for n in range(2):
-            servers.append(await Served.start(["serve", "--port", "0"], cli_env(demo_dsn), tmp_path / f"serve{n}.log"))
-        a, b = (Remote(None, session, demo_dsn, base=s.url) for s in servers)  # type: ignore[arg-type]
+    async with two_processes(demo_dsn, tmp_path) as (a, b):
         operator = await a.login("operator")
         status, taken = await a.call("POST", "/api/calls", operator, json=call_body())
         unit_id = taken["recommendations"][0]["unit_id"]
@@ -293,12 +288,6 @@ async def test_each_process_counts_what_it_did_and_delivers_what_it_sent(demo_ds
         assert value(end_b, "psc119_websockets_open", kind="unit") == 1
         assert value(end_a, "psc119_websockets_open", kind="unit") == 0
         await phone.close()
-        for server in servers:
-            await server.terminate()
-    finally:
-        await session.close()
-        for server in servers:
-            await server.kill()
 
 
 def _histogram_moved(before: Samples, after: Samples, histogram: str) -> dict[str, float]:
