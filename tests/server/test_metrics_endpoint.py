@@ -139,6 +139,19 @@ def _buckets_at_or_above(after: Samples, before: Samples, histogram: str) -> lis
     ]
 
 
+async def test_the_http_series_stay_bounded_whatever_the_paths_and_methods(api: Api) -> None:
+    for n, method in enumerate(("PROPFIND", "MKCOL", "COPY", "MOVE", "LOCK")):  # methods the HTTP parser knows, the API does not
+        await api.call("GET", f"/api/no-such-route-{n}")
+        await api.call(method, "/api/calls")
+        await api.call("GET", f"/api/incidents/{uuid.uuid4()}")
+    samples = await scrape(api)
+    counts = {dict(labels)["route"] + " " + dict(labels)["method"] + " " + dict(labels)["status"]: v
+              for (name, labels), v in samples.items() if name == "psc119_http_request_duration_seconds_count"}
+    assert counts["unmatched other 405"] == 5  # no route answers these methods
+    assert counts["/api/incidents/{id} GET 401"] == 5
+    assert not [key for key in counts if "no-such-route" in key or "PROPFIND" in key]
+
+
 async def test_an_ack_timeout_counts_the_withdrawal_the_reoffer_and_no_second_call_to_dispatch(
     demo_dsn: str, con: asyncpg.Connection
 ) -> None:
