@@ -19,6 +19,8 @@ from server.metrics import Metrics
 from server.outages import OutageLog
 from tests.conftest import Api, app_config, start_api
 from tests.server.database_support import own_database
+from tests.server.test_consult_room import join, token_for
+from tests.server.test_consults import accepted_consult, close_api, consult_config
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, call_body, crew_for
 from tests.server.process_support import two_processes
 
@@ -337,3 +339,28 @@ async def test_with_postgresql_stopped_the_scrape_still_answers_and_shows_the_ou
         finally:
             await api.session.close()
             await api.server.close()
+
+
+async def test_rooms_joins_relays_and_turn_credentials_are_counted_where_they_happen(demo_dsn: str, tmp_path: Path) -> None:
+    a = await start_api(demo_dsn, consult_config(demo_dsn, tmp_path / "a"))
+    b = await start_api(demo_dsn, consult_config(demo_dsn, tmp_path / "b"))
+    try:
+        start_a, start_b = await scrape(a), await scrape(b)
+        consult_id, pk, sp = await accepted_consult(a)
+        pk_ws, _ = await join(a, consult_id, await token_for(a, consult_id, pk))  # a token and a welcome: two credentials on A
+        sp_ws, _ = await join(b, consult_id, await token_for(b, consult_id, sp))  # a token on B; relayed, welcomed by A
+        end_a, end_b = await scrape(a), await scrape(b)
+        assert value(end_a, "psc119_rooms_open") == 1 and value(end_b, "psc119_rooms_open") == 0
+
+        def delta(name: str, **labels: str) -> tuple[float, float]:
+            return value(end_a, name, **labels) - value(start_a, name, **labels), value(end_b, name, **labels) - value(start_b, name, **labels)
+
+        assert delta("psc119_room_joins_total") == (2, 0)
+        assert delta("psc119_room_relays_total") == (0, 1)
+        assert delta("psc119_turn_credentials_issued_total") == (3, 1)
+        assert delta("psc119_websockets_open", kind="room") == (2, 1)  # on A: the direct member and B's relay
+        await sp_ws.close()
+        await pk_ws.close()
+    finally:
+        await close_api(b)
+        await close_api(a)
