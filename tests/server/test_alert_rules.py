@@ -42,11 +42,12 @@ def test_the_rules_fire_as_their_unit_tests_expect() -> None:
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
-@pytest.fixture
-async def backed_up(demo_dsn: str) -> AsyncIterator[Api]:
-    """The app with a backup record: the provider the backup runs are wired to."""
-    app = create_app(app_config(demo_dsn), demo_dsn)
-    last = dt.datetime(2026, 11, 30, 2, 0, tzinfo=dt.timezone.utc)
+LAST_BACKUP = dt.datetime(2026, 11, 30, 2, 0, tzinfo=dt.timezone.utc)
+
+
+async def with_backups(dsn: str, last: dt.datetime | None) -> Api:
+    """The app with a backup record wired in, as the backup runs are: ``last`` is the last good one (None: never)."""
+    app = create_app(app_config(dsn), dsn)
 
     async def last_backup(_app: web.Application) -> dt.datetime | None:
         return last
@@ -54,10 +55,15 @@ async def backed_up(demo_dsn: str) -> AsyncIterator[Api]:
     app[BACKUP_LAST_SUCCESS] = last_backup
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
-    api = Api(server, aiohttp.ClientSession(), demo_dsn)
+    return Api(server, aiohttp.ClientSession(), dsn)
+
+
+@pytest.fixture
+async def backed_up(demo_dsn: str) -> AsyncIterator[Api]:
+    api = await with_backups(demo_dsn, LAST_BACKUP)
     yield api
     await api.session.close()
-    await server.close()
+    await api.server.close()
 
 
 async def _families(api: Api) -> dict[str, dict[frozenset[tuple[str, str]], float]]:
@@ -90,6 +96,13 @@ async def test_every_series_the_rules_use_is_exported(backed_up: Api) -> None:
 async def test_the_backup_time_is_exported_only_once_wired(api: Api, backed_up: Api) -> None:
     assert "psc119_backup_last_success_timestamp_seconds" not in await _families(api)
     wired = await _families(backed_up)
-    assert wired["psc119_backup_last_success_timestamp_seconds"] == {
-        frozenset(): dt.datetime(2026, 11, 30, 2, 0, tzinfo=dt.timezone.utc).timestamp()
-    }
+    assert wired["psc119_backup_last_success_timestamp_seconds"] == {frozenset(): LAST_BACKUP.timestamp()}
+
+
+async def test_no_backup_ever_is_exported_as_zero(demo_dsn: str) -> None:
+    api = await with_backups(demo_dsn, None)
+    try:
+        assert (await _families(api))["psc119_backup_last_success_timestamp_seconds"] == {frozenset(): 0.0}
+    finally:
+        await api.session.close()
+        await api.server.close()
