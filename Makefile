@@ -34,6 +34,8 @@ $(TEST_INSTALLED): $(VENV)/bin/python pyproject.toml
 	@# The deployment test runs Debian's nginx as a child on free ports (never 80/443); coturn likewise.
 	@test -x /usr/sbin/nginx || { apt-get update -qq && apt-get install -y -qq nginx; }
 	@test -x /usr/bin/turnserver || { apt-get update -qq && apt-get install -y -qq coturn; }
+	@# promtool (in Debian's prometheus package) checks and unit-tests deploy/prometheus/alerts.yml.
+	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; }
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(INSTALLED) $@
 

@@ -17,9 +17,11 @@ from server.positions import Positions
 from server.road_eta import OsrmEta
 from server.handlers import audit_log, auth, calls, dispatch_live, docs, health, incident_records, live, region, static, triage, units
 from server.handlers import consults as consult_handlers
+from server.handlers import metrics as metrics_handlers
 from server.handlers import web_config
 from server import consult_sweep, outages, recording, retention, rooms, security_headers, unassessed
-from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, PASSWORDS, POOL, POSITIONS, REVOCATIONS, WEBSOCKETS
+from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, METRIC_STATE, METRICS, PASSWORDS, POOL, POSITIONS, REVOCATIONS, WEBSOCKETS
+from server.metrics import Metrics, StateCollector, http_latency
 from server.middlewares import access, errors, request_ids
 from server.passwords import Passwords
 from server.revocation import Revocations
@@ -30,15 +32,18 @@ from server.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 # The static catch-all goes last so it never shadows an API route.
-ROUTE_MODULES = (health, docs, auth, region, audit_log, live, calls, incident_records, units, triage, dispatch_live, consult_handlers, web_config, static)
+ROUTE_MODULES = (health, docs, auth, region, audit_log, live, calls, incident_records, units, triage, dispatch_live, consult_handlers, web_config, metrics_handlers, static)
 
 
 def create_app(config: Config, dsn: str) -> web.Application:
+    metrics = Metrics()
     app = web.Application(
-        middlewares=[request_ids, errors, guard, access],
+        middlewares=[http_latency(metrics), request_ids, errors, guard, access],
         client_max_size=config.server.max_body_bytes,
     )
     app[CONFIG] = config
+    app[METRICS], app[METRIC_STATE] = metrics, StateCollector(app)
+    metrics.registry.register(app[METRIC_STATE])
     app[PASSWORDS] = Passwords(config.auth)
     app[WEBSOCKETS] = set()
     app[ENDPOINTS] = []
@@ -89,12 +94,12 @@ def _live(dsn: str):  # type: ignore[no-untyped-def]
         pool = app[POOL]
         async with pool.acquire() as con:
             await incidents.seed_triage(con)
-        bus = EventBus(dsn, pool)
+        bus = EventBus(dsn, pool, app[METRICS])
         app[REVOCATIONS] = Revocations()
         bus.before_delivery(app[REVOCATIONS].seen)
         routing = aiohttp.ClientSession() if settings.road_eta_url else None
         fleet = Fleet(pool, bus, settings, road=OsrmEta(routing, settings) if routing else None)
-        positions = Positions(pool, fleet, bus, settings)  # registers its channel before the bus connects
+        positions = Positions(pool, fleet, bus, settings, app[METRICS])  # registers its channel before the bus connects
         await bus.start()
         await fleet.start()
         await positions.start()
@@ -118,10 +123,10 @@ async def _ack_timeouts(app: web.Application) -> AsyncIterator[None]:
 
     async def sweep() -> None:
         triage = await incidents.load_triage(app[POOL])
-        while await assignments.sweep_ack_timeouts(app[POOL], app[FLEET], settings, triage):
+        while await assignments.sweep_ack_timeouts(app[POOL], app[FLEET], settings, triage, app[METRICS]):
             pass
 
-    outage = outages.OutageLog(log, "acknowledgement sweep")
+    outage = outages.OutageLog(log, "acknowledgement sweep", app[METRICS])
     task = asyncio.create_task(outages.every(settings.ack_sweep_s, sweep, outage), name="ack-timeouts")
     yield
     await cancel_and_wait(task)

@@ -3,7 +3,8 @@
 Assignment is one conditional UPDATE (``... WHERE status = 'available'``) plus a
 partial unique index on active assignments: two operators, or two server
 processes, can never send one unit to two incidents. Every change here is one
-transaction that also appends its event.
+transaction that also appends its event; its metrics (`server.metrics`) are
+recorded once the transaction has committed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from server import audit, events, incidents
 from server.config import DispatchSettings
 from server.errors import Conflict, InvalidField, NotFound
 from server.fleet import UNIT_COLUMNS, Fleet, unit_snapshot
+from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +118,7 @@ async def assign(
 
 async def dispatch(
     pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, triage: TriageTable, actor: audit.Actor,
-    incident_id: str, unit_id: str, *, auto: bool = False,
+    incident_id: str, unit_id: str, metrics: Metrics, *, auto: bool = False,
 ) -> dict[str, Any]:
     async with pool.acquire() as con, con.transaction():
         incident = await incidents.get(con, incident_id, lock=True)
@@ -131,6 +133,7 @@ async def dispatch(
         fresh = await incidents.recommend_for(fleet, settings, incident, triage, exclude=(unit_id,))
         raise Conflict(f"unit {unit_id} is no longer available (it is {status})", field="unit_id",
                        extra={"recommendations": fresh})
+    metrics.dispatched("auto" if auto else "operator", incident["received_at"], incident["first_dispatched_at"], assignment["assigned_at"])
     return assignment_json(assignment)
 
 
@@ -161,7 +164,8 @@ async def _reopen_if_unstaffed(con: asyncpg.Connection, incident_key: uuid.UUID)
 
 async def change_status(
     pool: asyncpg.Pool, actor: audit.Actor, unit_id: str, status_value: object, reason_value: object | None,
-    *, crew: bool, assignment_id: int | None = None, report_id: str | None = None, reported_at: dt.datetime | None = None,
+    metrics: Metrics, *, crew: bool, assignment_id: int | None = None, report_id: str | None = None,
+    reported_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """A status report from the crew (or an operator on its behalf); illegal moves change nothing.
 
@@ -171,6 +175,7 @@ async def change_status(
     """
     target = parse_unit_status(status_value)
     reason = _reason(reason_value)
+    acknowledged: tuple[dt.datetime, dt.datetime] | None = None
     async with pool.acquire() as con, con.transaction():
         unit = await _lock_unit(con, unit_id)
         current = UnitStatus(unit["status"])
@@ -190,6 +195,8 @@ async def change_status(
         if assignment is not None:
             column = STATUS_COLUMN.get(target)
             if column is not None:
+                if target is UnitStatus.EN_ROUTE and assignment["acknowledged_at"] is None:
+                    acknowledged = (assignment["assigned_at"], at)
                 await con.execute(f"UPDATE assignments SET {column} = $2 WHERE id = $1", assignment["id"], at)
                 await _advance_incident(con, assignment["incident_id"], target, at)
             elif target is UnitStatus.AVAILABLE:
@@ -206,6 +213,8 @@ async def change_status(
             payload |= {"incident_id": str(incident_key), "assignment_id": assignment["id"]}
         await events.append(con, "unit.status", payload, _unit_audience(unit_id))
         await audit.record(con, actor, "unit.status", f"unit:{unit_id}", {"status": target.value, "previous": current.value})
+    if acknowledged is not None:
+        metrics.acknowledged(crew, *acknowledged)
     return payload
 
 
@@ -220,12 +229,12 @@ def _reason(value: object | None) -> ReleaseReason | None:
 
 
 async def acknowledge(
-    pool: asyncpg.Pool, actor: audit.Actor, unit_id: str, assignment_id: int,
+    pool: asyncpg.Pool, actor: audit.Actor, unit_id: str, assignment_id: int, metrics: Metrics,
     *, report_id: str | None = None, reported_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """The crew accepts the dispatch: it is en route."""
     return await change_status(
-        pool, actor, unit_id, UnitStatus.EN_ROUTE.value, None, crew=True, assignment_id=assignment_id,
+        pool, actor, unit_id, UnitStatus.EN_ROUTE.value, None, metrics, crew=True, assignment_id=assignment_id,
         report_id=report_id, reported_at=reported_at,
     )
 
@@ -270,8 +279,11 @@ async def _withdraw(
 SYSTEM = audit.Actor(user_id=None, username="system")
 
 
-async def sweep_ack_timeouts(pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, triage: TriageTable) -> int:
+async def sweep_ack_timeouts(
+    pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, triage: TriageTable, metrics: Metrics
+) -> int:
     """Withdraw dispatches past their acknowledgement deadline and offer the next candidate; return how many."""
+    reoffers: list[tuple[asyncpg.Record, asyncpg.Record | None] | None] = []
     async with pool.acquire() as con, con.transaction():
         overdue = await con.fetch(
             f"""SELECT {ASSIGNMENT_COLUMNS} FROM assignments
@@ -283,16 +295,24 @@ async def sweep_ack_timeouts(pool: asyncpg.Pool, fleet: Fleet, settings: Dispatc
             current = UnitStatus(unit["status"])
             await _withdraw(con, assignment, unit, current, ReleaseReason.NOT_RESPONDING, SYSTEM)
             await _alert(con, "ack_timeout", assignment["incident_id"], unit_id=unit["id"], callsign=unit["callsign"])
-            await _reoffer(con, fleet, settings, triage, assignment)
+            reoffers.append(await _reoffer(con, fleet, settings, triage, assignment))
+    for reoffer in reoffers:
+        metrics.ack_timed_out()
+        if reoffer is not None:
+            incident, offered = reoffer
+            metrics.reoffered(offered is not None)
+            if offered is not None:
+                metrics.dispatched("reoffer", incident["received_at"], incident["first_dispatched_at"], offered["assigned_at"])
     return len(overdue)
 
 
 async def _reoffer(
     con: asyncpg.Connection, fleet: Fleet, settings: DispatchSettings, triage: TriageTable, withdrawn: asyncpg.Record
-) -> None:
+) -> tuple[asyncpg.Record, asyncpg.Record | None] | None:
+    """The incident and the unit's new assignment (None: no unit left); None if the incident is closed."""
     incident = await incidents.get(con, str(withdrawn["incident_id"]), lock=True)
     if incident["closed_at"] is not None:
-        return
+        return None
     # Units that did not respond to this incident, or already serve it, are not offered again.
     tried = await con.fetch(
         "SELECT unit_id FROM assignments WHERE incident_id = $1 AND (end_reason = 'not_responding' OR ended_at IS NULL)",
@@ -300,9 +320,11 @@ async def _reoffer(
     )
     exclude = tuple({r["unit_id"] for r in tried} | {withdrawn["unit_id"]})
     for candidate in await incidents.recommend_for(fleet, settings, incident, triage, exclude=exclude, catch_up=False):
-        if await assign(con, incident, candidate["unit_id"], SYSTEM, settings, triage, auto=True, reoffer_of=withdrawn["id"]):
-            return
+        offered = await assign(con, incident, candidate["unit_id"], SYSTEM, settings, triage, auto=True, reoffer_of=withdrawn["id"])
+        if offered is not None:
+            return incident, offered
     await _alert(con, "no_unit_available", incident["id"])
+    return incident, None
 
 
 async def _alert(con: asyncpg.Connection, kind: str, incident_key: uuid.UUID, **detail: Any) -> None:

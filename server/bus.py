@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -19,6 +20,9 @@ from server import db, events
 from server.events import Event
 from server.outages import OutageLog
 from server.tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +46,10 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self, dsn: str, pool: asyncpg.Pool, *, poll_s: float = 2.0, queue_size: int = 1000) -> None:
+    def __init__(self, dsn: str, pool: asyncpg.Pool, metrics: Metrics, *, poll_s: float = 2.0, queue_size: int = 1000) -> None:
         self._dsn = dsn
         self._pool = pool
+        self._metrics = metrics
         self._poll_s = poll_s
         self._queue_size = queue_size
         self._subscribers: set[Subscription] = set()
@@ -83,7 +88,7 @@ class EventBus:
 
     async def _run(self) -> None:
         backoff = 0.1
-        outage = OutageLog(log, "event bus")
+        outage = OutageLog(log, "event bus", self._metrics)
         while True:
             con: asyncpg.Connection | None = None
             try:
@@ -107,6 +112,7 @@ class EventBus:
                             await self._wake.wait()
                     self._wake.clear()
                     await self._deliver()
+                    outage.succeeded()  # a delivery pass at least every poll_s: the bus's last success stays fresh
                 outage.failed(ConnectionResetError("the listener connection was lost"))
             except asyncio.CancelledError:
                 raise
@@ -122,6 +128,7 @@ class EventBus:
         while True:
             batch = await self._fetch_after(self.last_id)
             for event in batch:
+                self._metrics.event_read(event.at)
                 for hook in self._hooks:
                     hook(event)
                 for sub in list(self._subscribers):

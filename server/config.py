@@ -231,6 +231,12 @@ class WebSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    allow_from: tuple[str, ...] = dataclasses.field(default=("127.0.0.1/32", "::1/128"), metadata=_check(_networks, "must be a list of CIDRs"))
+    token: str = dataclasses.field(default="", metadata=_check(lambda v: v == "" or len(v) >= 16, "must be empty or at least 16 characters"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -242,6 +248,7 @@ class Config:
     web: WebSettings = WebSettings()
     limits: LimitSettings = LimitSettings()
     retention: RetentionSettings = RetentionSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     def __post_init__(self) -> None:
         if self.database.pool_min > self.database.pool_max:

@@ -20,7 +20,7 @@ import asyncpg
 from aiohttp import web
 
 from server import audit, consults, events, oncall, outages
-from server.keys import CONFIG, POOL
+from server.keys import CONFIG, METRICS, POOL
 from signaling import routing
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ async def _sweep(app: web.Application) -> None:
 
 async def sweeper(app: web.Application) -> AsyncIterator[None]:
     """The cleanup_ctx running the sweep (after the database pool)."""
-    run = outages.every(app[CONFIG].consult.sweep_s, lambda: _sweep(app), outages.OutageLog(log, "consult sweep"))
+    run = outages.every(app[CONFIG].consult.sweep_s, lambda: _sweep(app), outages.OutageLog(log, "consult sweep", app[METRICS]))
     task = asyncio.create_task(run, name="consult-sweep")
     try:
         yield

@@ -29,8 +29,9 @@ from server.bus import Subscription
 from dispatch.errors import DispatchError
 from signaling.errors import SignalingError
 from server.errors import ApiError, BadRequest, InvalidField, Unauthorized, from_domain
-from server.keys import BUS, CONFIG, POOL, REVOCATIONS, SESSION, WEBSOCKETS
+from server.keys import BUS, CONFIG, METRICS, POOL, REVOCATIONS, SESSION, WEBSOCKETS
 from server.revocation import CLOSE_SESSION_ENDED, Guard
+from server.metrics import socket_kind
 from server.routing import dumps
 from server.tasks import cancel_and_wait
 from server.users import User
@@ -88,6 +89,7 @@ async def serve_socket(
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     request.app[WEBSOCKETS].add(ws)
+    request.app[METRICS].socket(socket_kind(request), +1)
     bus = request.app[BUS]
     sub = bus.subscribe(audience)  # before reading "now", so nothing falls between the two
     session, ended = request[SESSION], asyncio.Event()
@@ -121,6 +123,7 @@ async def serve_socket(
             await _handle(ws, message, inbound)
     finally:
         request.app[WEBSOCKETS].discard(ws)
+        request.app[METRICS].socket(socket_kind(request), -1)
         guard.release()
         await cancel_and_wait(sender)
         if ended.is_set():
@@ -212,6 +215,7 @@ async def _send_events(
                     event = get.result()
                     if event.id > sent:
                         await ws.send_json(event.wire(), dumps=dumps)
+                        request.app[METRICS].event_sent(event.at)
                         sent = event.id
                     get = asyncio.ensure_future(sub.queue.get())
                 if side_get is not None and side_get in done:

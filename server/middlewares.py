@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 
+import asyncpg
 from aiohttp import web
 
 from server import sessions
@@ -13,7 +14,7 @@ from signaling.errors import SignalingError
 from server.errors import (
     ApiError, BadRequest, DatabaseUnavailable, Forbidden, NotFound, PayloadTooLarge, RetryLater, Unauthorized, database_unreachable, from_domain,
 )
-from server.keys import CONFIG, POOL, SESSION, USER
+from server.keys import CONFIG, METRICS, POOL, SESSION, USER
 from server.logs import request_id
 from server.routing import Handler, endpoint_of, json_response
 
@@ -72,6 +73,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             return _error(BadRequest("the client closed the connection"))
         if database_unreachable(exc):
             return _database_unavailable(request, exc)
+        if isinstance(exc, asyncpg.PostgresError):
+            request.app[METRICS].database_error("request", unreachable=False)
         log.exception("unhandled error in %s %s", request.method, request.path)
         rid = request_id.get()
         return json_response(
@@ -88,6 +91,7 @@ def _client_gone(request: web.Request) -> bool:
 def _database_unavailable(request: web.Request, exc: Exception) -> web.Response:
     """503 with Retry-After: not the request's fault, and the database may be back by then."""
     log.warning("%s %s: database unreachable (%s)", request.method, request.path, type(exc).__name__)
+    request.app[METRICS].database_error("request", unreachable=True)
     retry = request.app[CONFIG].database.retry_after_s
     return _error(DatabaseUnavailable(f"the database is unreachable; try again in {retry} s", retry_after_s=retry))
 

@@ -17,7 +17,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -27,6 +27,9 @@ from server.bus import EventBus
 from server.tasks import cancel_and_wait
 from server.config import DispatchSettings
 from server.fleet import Fleet
+
+if TYPE_CHECKING:
+    from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +46,9 @@ class Fix:
 
 
 class Positions:
-    def __init__(self, pool: asyncpg.Pool, fleet: Fleet, bus: EventBus, settings: DispatchSettings) -> None:
+    def __init__(self, pool: asyncpg.Pool, fleet: Fleet, bus: EventBus, settings: DispatchSettings, metrics: Metrics) -> None:
         self._pool = pool
+        self._metrics = metrics
         self._fleet = fleet
         self._settings = settings
         self._pending: dict[str, Fix] = {}
@@ -74,7 +78,7 @@ class Positions:
         self._listeners.discard(queue)
 
     async def _run(self) -> None:
-        await outages.every(self._settings.position_flush_s, self.flush, outages.OutageLog(log, "position flush"))
+        await outages.every(self._settings.position_flush_s, self.flush, outages.OutageLog(log, "position flush", self._metrics))
 
     async def flush(self) -> None:
         if not self._pending:

@@ -243,7 +243,7 @@ async def sweeper(app: web.Application) -> AsyncIterator[None]:
 
     async def run() -> None:
         await asyncio.sleep(check_s)
-        await outages.every(check_s, lambda: _scheduled(app), outages.OutageLog(log, "retention sweep"))
+        await outages.every(check_s, lambda: _scheduled(app), outages.OutageLog(log, "retention sweep", app[METRICS]))
 
     task = asyncio.create_task(run(), name="retention-sweep")
     try:

@@ -46,7 +46,7 @@ from aiohttp import WSMsgType, web
 
 from server import audit, consult_chat, consults, events, sessions, socket_limits, strict_input
 from server.errors import ApiError
-from server.keys import CONFIG, POOL, REVOCATIONS, ROOMS, WEBSOCKETS
+from server.keys import CONFIG, METRICS, POOL, REVOCATIONS, ROOMS, WEBSOCKETS
 from server.revocation import CLOSE_SESSION_ENDED, Guard
 from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
 from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, grant_of, ice_for
@@ -134,7 +134,7 @@ async def _admit(request: web.Request, consult_id: str, join: Join) -> tuple[Liv
     if str(grant["consult_id"]) == live.room.consult_id and member in live.room.members:
         live.room.add_grant(grant_of(grant))  # issued by any process: the database has the latest
     at = consults.now()
-    result = live.room.join(member, join, at, ice_servers=ice_for(app[CONFIG], member, at))
+    result = live.room.join(member, join, at, ice_servers=ice_for(app, member, at))
     return live, member, result, grant
 
 
@@ -146,6 +146,7 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_FRAME_BYTES)
     await ws.prepare(request)
     app[WEBSOCKETS].add(ws)
+    app[METRICS].socket("room", +1)
     try:
         first = await _first_message(ws, app[CONFIG].consult.join_timeout_s)
         if first is None:
@@ -157,12 +158,14 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
             if request.headers.get(RELAYED_HEADER):  # relayed here, but the room moved on: never relay twice
                 await ws.close(code=TRY_AGAIN, message=b"the room moved; try again")
             else:
+                app[METRICS].room_relays.inc()
                 await relay(ws, elsewhere.url, consult_id, frame, MAX_FRAME_BYTES)
             return ws
         except SignalingError as exc:
             await _refuse(ws, exc, CLOSE_CODES.get(type(exc), CLOSE_BAD_JOIN))
             return ws
         conn = Connection(ws, member, result.generation)
+        app[METRICS].room_joins.inc()
         guard = None
         if grant["session_id"] is not None:  # the recorder has no session
             guard = app[REVOCATIONS].guard(
@@ -182,6 +185,7 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
             await conn.finish()
     finally:
         app[WEBSOCKETS].discard(ws)
+        app[METRICS].socket("room", -1)
     return ws
 
 

@@ -33,7 +33,7 @@ from aiohttp import WSCloseCode, web
 from server import audit, consults, outages
 from server.bus import EventBus
 from server.config import Config
-from server.keys import BUS, CONFIG, POOL, RECORDER_HOOK, RECORDER_STOP_HOOK, ROOMS
+from server.keys import BUS, CONFIG, METRICS, POOL, RECORDER_HOOK, RECORDER_STOP_HOOK, ROOMS
 from server.room_owners import Nodes
 from signaling.errors import RoomClosed
 from signaling.ids import ConsultId, UserId
@@ -57,8 +57,11 @@ def ice_config(config: Config) -> IceConfig:
     return IceConfig(ice.stun_urls, ice.turn_urls, ice.turn_secret or None, dt.timedelta(seconds=ice.turn_ttl_s))
 
 
-def ice_for(config: Config, member: str, at: dt.datetime) -> tuple[IceServer, ...]:
-    return ice_servers(ice_config(config), member, at)
+def ice_for(app: web.Application, member: str, at: dt.datetime) -> tuple[IceServer, ...]:
+    """The ICE servers handed to a member now; each TURN entry carries fresh credentials (counted)."""
+    servers = ice_servers(ice_config(app[CONFIG]), member, at)
+    app[METRICS].turn_credentials.inc(sum(1 for s in servers if s.credential is not None))
+    return servers
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -142,6 +145,10 @@ class RoomHub:
     @property
     def pool(self) -> asyncpg.Pool:
         return self._app[POOL]
+
+    @property
+    def open_count(self) -> int:
+        return len(self._rooms)
 
     def loaded(self, consult_id: str) -> LiveRoom | None:
         return self._rooms.get(consult_id)
@@ -248,7 +255,7 @@ class RoomHub:
                     log.warning("room %s is now held by another process; closing it here", consult_id)
                     self.close(consult_id, "moved to another server", WSCloseCode.GOING_AWAY)
 
-        await outages.every(self.nodes.beat_every_s, beat, outages.OutageLog(log, "room owner beat"))
+        await outages.every(self.nodes.beat_every_s, beat, outages.OutageLog(log, "room owner beat", self._app[METRICS]))
 
     async def stop(self) -> None:
         self._stopping = True

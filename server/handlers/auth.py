@@ -13,7 +13,7 @@ from server import audit, login_limits, sessions
 from server.client_address import client_address
 from server.errors import TooManyRequests, Unauthorized
 from server.hash_slots import HashingBusy
-from server.keys import CONFIG, PASSWORDS, POOL, USER
+from server.keys import CONFIG, METRICS, PASSWORDS, POOL, USER
 from server.middlewares import bearer_token
 from server.roles import ALL_ROLES, PUBLIC
 from server.api_schemas import ACCOUNT, STRING, TIME, obj
@@ -47,6 +47,7 @@ async def login(request: web.Request) -> web.Response:
     attempt = await login_limits.reserve(pool, settings, username, address, known=row is not None)
     if isinstance(attempt, login_limits.Refused):
         log.warning("login refused: too many failures (%s)", attempt.limit)
+        request.app[METRICS].login_refused(attempt.limit)
         await audit.record(pool, actor, "auth.login_blocked", f"username:{username}", {"limit": attempt.limit})
         raise TooManyRequests(
             f"too many failed logins; try again in {attempt.retry_after_s} seconds", retry_after_s=attempt.retry_after_s
@@ -56,10 +57,12 @@ async def login(request: web.Request) -> web.Response:
     try:
         ok = await request.app[PASSWORDS].verify(row["password_hash"] if row else None, body.password, attempt.rank)
     except HashingBusy:
+        request.app[METRICS].login_refused("hashing_busy")
         await login_limits.unchecked(pool, attempt)
         raise
     if row is None or not ok or row["disabled_at"] is not None:
         log.warning("failed login (the account's checks were delayed %.1f s)", attempt.delay_s)
+        request.app[METRICS].login_failures.inc()
         await audit.record(pool, actor, "auth.login_failed", f"username:{username}")
         raise Unauthorized("wrong username or password")
     user = User.from_row(row)

@@ -12,7 +12,7 @@ from dispatch.units import UnitKind
 from server import assignments, audit, events, incidents
 from server.errors import Conflict, InvalidField, NotFound
 from server.handlers.auth import actor_of
-from server.keys import CONFIG, FLEET, POOL
+from server.keys import CONFIG, FLEET, METRICS, POOL
 from server.roles import Role
 from server.api_schemas import ASSIGNMENT, CALL_TAKEN, INCIDENT, INTEGER, STRING, array, obj
 from server.routing import Routes, json_response, read_body
@@ -87,6 +87,8 @@ async def create_call(request: web.Request) -> web.Response:
     triage = await incidents.load_triage(pool)
     actor = actor_of(request)
     row, created = await incidents.record_call(pool, actor, incidents.CallIntake.parse(body), triage)
+    if created:
+        request.app[METRICS].call_received(row["priority"])
     if created or row["assessed_at"] is None:  # a retry after a failed assessment assesses it now
         warnings, recommendations = await incidents.assess(pool, fleet, settings, row, triage)
     else:
@@ -105,7 +107,7 @@ async def _auto_dispatch(request: web.Request, incident_id: str, recommendations
         try:
             return await assignments.dispatch(
                 request.app[POOL], request.app[FLEET], _settings(request), triage, assignments.SYSTEM,
-                incident_id, candidate["unit_id"], auto=True,
+                incident_id, candidate["unit_id"], request.app[METRICS], auto=True,
             )
         except (Conflict, NotFound):
             continue
@@ -141,7 +143,7 @@ async def dispatch_unit(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     triage = await incidents.load_triage(pool)
     assignment = await assignments.dispatch(
-        pool, request.app[FLEET], _settings(request), triage, actor_of(request), request.match_info["id"], body.unit_id
+        pool, request.app[FLEET], _settings(request), triage, actor_of(request), request.match_info["id"], body.unit_id, request.app[METRICS]
     )
     return json_response({"assignment": assignment}, status=201)
 

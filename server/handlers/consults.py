@@ -186,7 +186,7 @@ async def join_room(request: web.Request) -> web.Response:
     if not stored.consult.state.has_room:
         raise Conflict(f"a {stored.consult.state.value} consult has no room", field="state")
     token, expires = await rooms.issue_token(request.app, stored.id, member_id(user), actor_of(request), request[SESSION].id)
-    ice = rooms.ice_for(request.app[CONFIG], str(user.id), consults.now())
+    ice = rooms.ice_for(request.app, str(user.id), consults.now())
     return json_response({
         "token": token, "expires_at": expires, "consult": stored.id, "member": str(user.id),
         "room_url": f"/ws/consults/{stored.id}", "ice_servers": [s.to_dict() for s in ice],
@@ -196,7 +196,7 @@ async def join_room(request: web.Request) -> web.Response:
 @routes.route("GET", "/api/ice-servers", roles=DOCTORS, summary="STUN/TURN servers with time-limited TURN credentials", returns={200: obj(ice_servers=array(), ttl_s=INTEGER)})
 async def get_ice_servers(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    ice = rooms.ice_for(config, str(request[USER].id), consults.now())
+    ice = rooms.ice_for(request.app, str(request[USER].id), consults.now())
     return json_response({"ice_servers": [s.to_dict() for s in ice], "ttl_s": config.ice.turn_ttl_s})
 
 

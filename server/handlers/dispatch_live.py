@@ -12,7 +12,7 @@ from dispatch.status import Actor, UnitStatus, next_statuses
 from server import assignments, audit, incidents, unit_messages, unit_replay
 from server.fleet import UNIT_COLUMNS, crew_moves, unit_snapshot
 from server.handlers.auth import actor_of
-from server.keys import CONFIG, POOL, POSITIONS, USER
+from server.keys import CONFIG, METRICS, POOL, POSITIONS, USER
 from server.live import audience_of, serve_socket
 from server.positions import Fix
 from server.roles import Role
@@ -62,12 +62,12 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
             return None
         if isinstance(message, unit_messages.Ack):
             result = await assignments.acknowledge(
-                request.app[POOL], actor, unit_id, message.assignment_id,
+                request.app[POOL], actor, unit_id, message.assignment_id, request.app[METRICS],
                 report_id=message.sent.report_id, reported_at=message.sent.reported_at,
             )
         elif isinstance(message, unit_messages.StatusReport):
             result = await assignments.change_status(
-                request.app[POOL], actor, unit_id, message.status, message.reason, crew=True, assignment_id=message.assignment_id,
+                request.app[POOL], actor, unit_id, message.status, message.reason, request.app[METRICS], crew=True, assignment_id=message.assignment_id,
                 report_id=message.sent.report_id, reported_at=message.sent.reported_at,
             )
         else:

@@ -18,7 +18,7 @@ from server import assignments, audit, events
 from server.errors import Conflict, InvalidField, NotFound
 from server.fleet import UNIT_COLUMNS, unit_snapshot
 from server.handlers.auth import actor_of
-from server.keys import CONFIG, POOL
+from server.keys import CONFIG, METRICS, POOL
 from server.roles import Role
 from server.api_schemas import UNIT, UNIT_STATUS, array, obj
 from server.routing import Routes, json_response, read_body
@@ -144,7 +144,7 @@ async def update_unit(request: web.Request) -> web.Response:
 async def set_duty(request: web.Request) -> web.Response:
     body = await read_body(request, DutyBody)
     target = UnitStatus.AVAILABLE if body.on_duty else UnitStatus.OFF_DUTY
-    result = await assignments.change_status(request.app[POOL], actor_of(request), request.match_info["id"], target.value, None, crew=False)
+    result = await assignments.change_status(request.app[POOL], actor_of(request), request.match_info["id"], target.value, None, request.app[METRICS], crew=False)
     return json_response(result)
 
 
@@ -152,6 +152,6 @@ async def set_duty(request: web.Request) -> web.Response:
 async def set_status(request: web.Request) -> web.Response:
     body = await read_body(request, StatusBody)
     result = await assignments.change_status(
-        request.app[POOL], actor_of(request), request.match_info["id"], body.status, body.reason, crew=False
+        request.app[POOL], actor_of(request), request.match_info["id"], body.status, body.reason, request.app[METRICS], crew=False
     )
     return json_response(result)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import re
 import signal
 import socket
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
+
+import aiohttp
 
 from tests.conftest import PSC119, REPO, Api
 
@@ -105,3 +109,20 @@ class Remote(Api):
 
     def url(self, path: str) -> str:
         return self.base + path
+
+
+@contextlib.asynccontextmanager
+async def two_processes(dsn: str, logs: Path) -> AsyncIterator[tuple[Remote, Remote]]:
+    """Two ``psc119 serve`` processes on one database and a client for each; both must exit cleanly on SIGTERM."""
+    servers: list[Served] = []
+    session = aiohttp.ClientSession()
+    try:
+        for n in range(2):
+            servers.append(await Served.start(["serve", "--port", "0"], cli_env(dsn), logs / f"serve{n}.log"))
+        yield Remote(None, session, dsn, base=servers[0].url), Remote(None, session, dsn, base=servers[1].url)  # type: ignore[arg-type]
+        for server in servers:
+            await server.terminate()
+    finally:
+        await session.close()
+        for server in servers:
+            await server.kill()

@@ -67,6 +67,8 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     # Authenticated by the join token in its first message, not by a session.
     ("GET", "/ws/consults/{id}"): PUBLIC,
     ("GET", "/api/web-config"): PUBLIC,
+    # Not by session: by client address (metrics.allow_from) or the metrics token (tests/server/test_metrics_endpoint.py).
+    ("GET", "/metrics"): PUBLIC,
     ("GET", "/vendor/leaflet/{path:.*}"): PUBLIC,
     ("GET", "/{path:(?!api/|ws/).*}"): PUBLIC,
 }

@@ -5,20 +5,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, call_body, crew_for
-from tests.server.process_support import Remote, Served, cli_env
+from tests.server.process_support import two_processes
 
 
 async def test_a_call_taken_on_one_process_reaches_a_phone_on_the_other(demo_dsn: str, con: asyncpg.Connection, tmp_path: Path) -> None:
-    servers: list[Served] = []
-    session = aiohttp.ClientSession()
-    try:
-        for n in range(2):
-            servers.append(await Served.start(["serve", "--port", "0"], cli_env(demo_dsn), tmp_path / f"serve{n}.log"))
-        a, b = (Remote(None, session, demo_dsn, base=s.url) for s in servers)  # type: ignore[arg-type]
+    async with two_processes(demo_dsn, tmp_path) as (a, b):
         operator = await a.login("operator")
         console = await Socket.open(a, "/ws/operator", operator)
         status, created = await a.call("POST", "/api/calls", operator, json=call_body())
@@ -51,9 +45,3 @@ async def test_a_call_taken_on_one_process_reaches_a_phone_on_the_other(demo_dsn
         assert sorted(status for status, _ in results) == [201, 409]
         await phone.close()
         await console.close()
-        for server in servers:
-            await server.terminate()
-    finally:
-        await session.close()
-        for server in servers:
-            await server.kill()
