@@ -39,7 +39,7 @@ from aiohttp import web
 
 from server import audit, consult_files, outages
 from server.config import Config, RetentionSettings
-from server.keys import CONFIG, POOL
+from server.keys import CONFIG, METRICS, POOL
 from server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
