@@ -18,7 +18,7 @@ from server.road_eta import OsrmEta
 from server.handlers import audit_log, auth, calls, dispatch_live, docs, health, incident_records, live, region, static, triage, units
 from server.handlers import consults as consult_handlers
 from server.handlers import web_config
-from server import consult_sweep, outages, recording, rooms, security_headers, unassessed
+from server import backup_runs, consult_sweep, outages, recording, rooms, security_headers, unassessed
 from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, PASSWORDS, POOL, POSITIONS, REVOCATIONS, WEBSOCKETS
 from server.middlewares import access, errors, request_ids
 from server.passwords import Passwords
@@ -54,6 +54,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
     recording.setup(app)  # after the hub: its recorders stop before the hub does
     app.cleanup_ctx.append(consult_sweep.sweeper)
     app.cleanup_ctx.append(_ack_timeouts)
+    app.cleanup_ctx.append(backup_runs.scheduler(dsn))
     app.on_shutdown.append(_close_websockets)
     app.on_cleanup.append(_stop_hashing)
     return app
