@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from server import backup, db, rooms
+from server import backup, backup_runs, db, rooms
 from server.config import BackupSettings, Config, DatabaseSettings
 from tests.conftest import Api, start_api
 from tests.server.dispatch_support import Socket, call_body
@@ -277,6 +277,21 @@ async def test_scheduled_backups_run_once_per_interval_across_processes_show_in_
     assert len(kept) == 2 and [str(p) for p in kept] == [r["file"] for r in runs if r["ok"]][-2:]
     for path in kept:
         backup.verify(path)
+
+
+async def test_of_many_processes_claiming_at_once_exactly_one_takes_the_interval(demo_dsn: str) -> None:
+    pools = [await db.create_pool(demo_dsn, DatabaseSettings(pool_min=1, pool_max=1)) for _ in range(8)]
+    try:
+        for _ in range(3):
+            await asyncio.gather(*(p.execute("SELECT 1") for p in pools))  # every connection open and warm
+            claimed = await asyncio.gather(*(backup_runs.claim(p, 3600.0) for p in pools))
+            assert len([c for c in claimed if c is not None]) == 1, claimed
+            claimed = await asyncio.gather(*(backup_runs.claim(p, 3600.0) for p in pools))
+            assert claimed == [None] * len(pools)  # the interval is taken
+            await pools[0].execute("DELETE FROM backup_runs")
+    finally:
+        for p in pools:
+            await p.close()
 
 
 async def test_a_failing_backup_is_recorded_and_alerts_the_admins(demo_dsn: str, tmp_path: Path) -> None:
