@@ -10,6 +10,7 @@ import hashlib
 import json
 import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from server.config import BackupSettings, Config, DatabaseSettings
 from tests.conftest import Api, start_api
 from tests.server.dispatch_support import Socket, call_body
 from tests.server.process_support import cli_env, psc119
+from tests.server.test_cli import serve_env
 from tests.server.test_consult_files import JPEG, PDF, PNG, _post
 from tests.server.test_consults import accepted_consult, close_api, consult_config
 
@@ -187,6 +189,30 @@ async def test_a_backup_taken_while_calls_are_created_restores_to_one_point_in_t
     assert on_disk == {r["stored_path"] for r in stored}
     for r in stored:
         assert hashlib.sha256((target / "attachments" / r["stored_path"]).read_bytes()).hexdigest() == r["sha256"]
+
+
+async def test_the_embedded_database_is_backed_up_and_restored_with_its_own_binaries(tmp_path: Path) -> None:
+    # The embedded server's own user must reach its data directory: tmp_path is one it is given access to.
+    elsewhere = Path(tempfile.mkdtemp(prefix="psc119-test-restore-"))
+    try:
+        await embedded_round_trip(tmp_path, elsewhere)
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+async def embedded_round_trip(first_dir: Path, second_dir: Path) -> None:
+    first, second = serve_env(first_dir), serve_env(second_dir)
+    added = await psc119("user", "add", "budi", "--role", "operator", env=first, stdin="budi-rahasia-119\n", timeout=60)
+    assert added.code == 0, added.err
+    made = await psc119("backup", env=first, timeout=60)
+    assert made.code == 0, made.err
+    [archive] = list((first_dir / "backups").glob("psc119-*.tar"))
+    restored = await psc119("restore", str(archive), env=second, timeout=60)
+    assert restored.code == 0, restored.err
+    listed = await psc119("user", "list", env=second, timeout=60)
+    assert listed.code == 0 and [line.split()[:2] for line in listed.out.splitlines()] == [["budi", "operator"]], listed
+    again = await psc119("restore", str(archive), env=second, timeout=60)
+    assert again.code == 1 and "the target is not empty" in again.err
 
 
 def corrupt(archive: Path, member: str) -> None:
