@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
+import io
 import json
 import shutil
 import tarfile
@@ -241,6 +242,22 @@ async def test_a_corrupted_archive_is_refused_before_anything_is_touched(demo_ds
     finally:
         await con.close()
     assert not target.exists()
+
+
+async def test_an_archive_from_a_newer_schema_is_refused(demo_dsn: str, bare_dsn: str, tmp_path: Path) -> None:
+    made = await psc119("backup", "--to", str(tmp_path / "out"), env=backup_env(demo_dsn, tmp_path / "var"))
+    assert made.code == 0, made.err
+    [archive] = list((tmp_path / "out").glob("psc119-*.tar"))
+    newer = tmp_path / "newer.tar"
+    with tarfile.open(archive) as source, tarfile.open(newer, "w") as target:
+        for info in source:
+            data = source.extractfile(info).read()  # type: ignore[union-attr]
+            if info.name == "manifest.json":
+                data = json.dumps({**json.loads(data), "schema_version": 9999}).encode()
+                info.size = len(data)
+            target.addfile(info, io.BytesIO(data))
+    refused = await psc119("restore", str(newer), env=backup_env(bare_dsn, tmp_path / "target"))
+    assert refused.code == 1 and "schema version 9999 is newer than this psc119" in refused.err, refused.err
 
 
 async def test_a_non_empty_target_is_refused_unless_forced(demo_dsn: str, tmp_path: Path) -> None:
