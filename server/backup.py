@@ -32,7 +32,7 @@ import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -77,9 +77,10 @@ def pg_tool(config: Config, name: str) -> str:
 def _libpq(dsn: str) -> tuple[str, dict[str, str]]:
     """The DSN without its password, and the environment that carries it (never on a command line)."""
     parts = urlsplit(dsn)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env = dict(os.environ)  # PG* settings (PGSSLMODE, ...) reach pg_dump as they reach asyncpg
     query = dict(parse_qsl(parts.query))
-    password = parts.password or query.pop("password", None)
+    in_query = query.pop("password", None)
+    password = unquote(parts.password) if parts.password else in_query
     if password:
         env["PGPASSWORD"] = password
     netloc = parts.hostname or ""

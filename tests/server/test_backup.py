@@ -358,3 +358,11 @@ async def test_a_failing_backup_is_recorded_and_alerts_the_admins(demo_dsn: str,
         await con.close()
     assert run["ok"] is False and run["file"] is None and run["finished_at"] is not None
     assert json.dumps(run["error"]) and "not-a-directory" in run["error"]
+
+
+def test_the_database_password_goes_to_pg_dump_in_its_environment_never_on_its_command_line() -> None:
+    dsn, env = backup._libpq("postgresql://psc119:s3cret%40x@db.internal:5433/psc119?sslmode=require")
+    assert dsn == "postgresql://psc119@db.internal:5433/psc119?sslmode=require"
+    assert env["PGPASSWORD"] == "s3cret@x"
+    dsn, env = backup._libpq("postgresql://postgres@/psc119?host=/run/pg&password=other")
+    assert dsn == "postgresql://postgres@/psc119?host=/run/pg" and env["PGPASSWORD"] == "other"
