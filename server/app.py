@@ -19,7 +19,7 @@ from server.handlers import audit_log, auth, calls, dispatch_live, docs, health,
 from server.handlers import consults as consult_handlers
 from server.handlers import metrics as metrics_handlers
 from server.handlers import web_config
-from server import consult_sweep, outages, recording, retention, rooms, security_headers, unassessed
+from server import backup_runs, consult_sweep, outages, recording, retention, rooms, security_headers, unassessed
 from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, METRIC_STATE, METRICS, PASSWORDS, POOL, POSITIONS, REVOCATIONS, WEBSOCKETS
 from server.metrics import Metrics, StateCollector, http_latency
 from server.middlewares import access, errors, request_ids
@@ -60,6 +60,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
     app.cleanup_ctx.append(consult_sweep.sweeper)
     app.cleanup_ctx.append(retention.sweeper)
     app.cleanup_ctx.append(_ack_timeouts)
+    app.cleanup_ctx.append(backup_runs.scheduler(dsn))
     app.on_shutdown.append(_close_websockets)
     app.on_cleanup.append(_stop_hashing)
     return app

@@ -1,4 +1,4 @@
-"""The ``psc119`` command line: serve, migrate, user add/list/disable, retention run, peer."""
+"""The ``psc119`` command line: serve, migrate, backup, restore, retention run, user add/list/disable, peer."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server import audit, client_address, db, demo_region, migrate, peer_command, retention, users
+from server import audit, backup, backup_runs, client_address, db, demo_region, migrate, peer_command, retention, users
 from server.app import create_app
 from server.config import Config, ConfigError, load_config
 from server.connections import GuardedRunner
@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="overrides server.port (0 picks a free port)")
 
     commands.add_parser("migrate", help="apply pending database migrations")
+
+    backup_cmd = commands.add_parser("backup", help="write a backup archive of the database and its files")
+    backup_cmd.add_argument("--to", type=Path, help="directory for the archive (default: backup.dir)")
+    restore_cmd = commands.add_parser("restore", help="restore a backup archive into an empty database and var directory")
+    restore_cmd.add_argument("file", type=Path)
+    restore_cmd.add_argument("--force", action="store_true", help="replace a database or var directory that holds data")
 
     user = commands.add_parser("user", help="manage user accounts").add_subparsers(dest="user_command", required=True)
     add = user.add_parser("add", help="add a user; the password is read from a prompt or standard input")
@@ -153,6 +159,30 @@ async def run_migrate(dsn: str) -> None:
     print("\n".join(f"applied {n}" for n in names) or "migrations are current")
 
 
+async def run_backup(config: Config, dsn: str, to: Path | None) -> None:
+    pool = await db.create_pool(dsn, dataclasses.replace(config.database, pool_min=1, pool_max=2))
+    try:
+        async with pool.acquire() as con:
+            await migrate.migrate(con)
+        run_id = await backup_runs.claim(pool, None)
+        assert run_id is not None  # an unscheduled run is always claimed
+        path, size = await backup_runs.perform(pool, dsn, config, run_id, to.resolve() if to else backup.directory(config))
+    finally:
+        await pool.close()
+    print(f"backup written: {path} ({size} bytes)")
+
+
+async def run_restore(config: Config, dsn: str, file: Path, force: bool) -> None:
+    manifest = await backup.restore(dsn, config, file, force)
+    con = await db.connect(dsn)
+    try:
+        await migrate.migrate(con)  # an archive from an older psc119 is brought up to date
+    finally:
+        await con.close()
+    files = sum(1 for name in manifest["members"] if name.startswith(backup.VAR + "/"))
+    print(f"restored {file}: made {manifest['created_at']}, schema version {manifest['schema_version']}, {files} files")
+
+
 def read_password() -> str:
     if sys.stdin.isatty():
         first = getpass.getpass("Password: ")
@@ -225,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 asyncio.run(run_migrate(dsn))
             elif args.command == "retention":
                 asyncio.run(run_retention(config, dsn, args.now))
+            elif args.command == "backup":
+                asyncio.run(run_backup(config, dsn, args.to))
+            elif args.command == "restore":
+                asyncio.run(run_restore(config, dsn, args.file, args.force))
             else:
                 asyncio.run(run_user(config, dsn, args))
     except KeyboardInterrupt:
@@ -236,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except demo_region.DemoRefused as exc:
         print(f"psc119: {exc}", file=sys.stderr)
         return 1
-    except (migrate.MigrationError, OSError) as exc:
+    except (migrate.MigrationError, backup.BackupError, OSError) as exc:
         print(f"psc119: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -237,6 +237,14 @@ class MetricsSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class BackupSettings:
+    dir: str = dataclasses.field(default="backups", metadata=_check(lambda v: v.strip() != "", "must name a directory"))
+    interval_h: float = dataclasses.field(default=24.0, metadata=_check(lambda v: 0 <= v <= 8760, "must be 0 (off) to 8760 hours"))
+    keep: int = dataclasses.field(default=7, metadata=_check(lambda v: 1 <= v <= 10_000, "must be 1..10000"))
+    pg_bin_dir: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -249,6 +257,7 @@ class Config:
     limits: LimitSettings = LimitSettings()
     retention: RetentionSettings = RetentionSettings()
     metrics: MetricsSettings = MetricsSettings()
+    backup: BackupSettings = BackupSettings()
 
     def __post_init__(self) -> None:
         if self.database.pool_min > self.database.pool_max:

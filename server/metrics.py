@@ -140,11 +140,14 @@ class Metrics:
 
 
 class StateCollector(Collector):
-    """What is read, not counted: the pool's connections, the open rooms, the last good backup (absent until known)."""
+    """What is read, not counted: the pool's connections, the open rooms, the last good backup and retention
+    sweep (read from the database at each scrape; absent until first read, 0 for never)."""
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
         self.backup_last_success: float | None = None
+        self.retention_last_run: float | None = None
+        self.retention_counts: dict[str, int] = {}
 
     def collect(self) -> Iterator[Metric]:
         pool = self._app.get(POOL)
@@ -163,6 +166,17 @@ class StateCollector(Collector):
                 "psc119_backup_last_success_timestamp_seconds", "Unix time of the last successful backup (0: never)",
                 value=self.backup_last_success,
             )
+        if self.retention_last_run is not None:
+            yield GaugeMetricFamily(
+                "psc119_retention_last_run_timestamp_seconds", "Unix time the last retention sweep finished (0: never)",
+                value=self.retention_last_run,
+            )
+            rows = GaugeMetricFamily(
+                "psc119_retention_last_run_rows", "What the last retention sweep deleted or pseudonymised, by class", labels=["class"]
+            )
+            for name, count in sorted(self.retention_counts.items()):
+                rows.add_metric([name], count)
+            yield rows
 
 
 def socket_kind(request: web.Request) -> str:

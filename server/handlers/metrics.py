@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 import secrets
 
 from aiohttp import web
@@ -19,14 +18,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from server.api_schemas import FILE
 from server.client_address import client_address, networks
 from server.errors import Forbidden, Unauthorized
-from server.keys import BACKUP_LAST_SUCCESS, CONFIG, METRIC_STATE, METRICS, POOL
+from server import backup_runs, retention
+from server.keys import CONFIG, METRIC_STATE, METRICS, POOL
 from server.middlewares import bearer_token
 from server.roles import PUBLIC
 from server.routing import Routes
 
-log = logging.getLogger(__name__)
 routes = Routes("operations")
-# A database that does not answer SELECT 1 within this is down for the scrape (Prometheus waits 10 s by default).
+# A database that does not answer the state reads within this is down for the scrape (Prometheus waits 10 s by default).
 PROBE_TIMEOUT_S = 2.0
 
 
@@ -48,24 +47,19 @@ def _admit(request: web.Request) -> None:
 
 
 async def _read_states(app: web.Application) -> None:
-    """The series that are states of the database, read now."""
-    metrics = app[METRICS]
+    """The series that are states of the database, read now; reading them is the probe of ``database_up``."""
+    metrics, state = app[METRICS], app[METRIC_STATE]
     try:
-        async with asyncio.timeout(PROBE_TIMEOUT_S):
-            await app[POOL].fetchval("SELECT 1")
-        metrics.database_up.set(1)
-    except Exception:  # whatever keeps it from answering, the database is not up for us
+        async with asyncio.timeout(PROBE_TIMEOUT_S), app[POOL].acquire() as con:
+            backed_up = await backup_runs.last_success(con)
+            swept = await retention.last_run(con)
+    except Exception:  # whatever keeps it from answering, the database is not up for us; the last values read stay
         metrics.database_up.set(0)
-    provider = app.get(BACKUP_LAST_SUCCESS)
-    if provider is None:
         return
-    try:
-        async with asyncio.timeout(PROBE_TIMEOUT_S):
-            last = await provider(app)
-    except Exception as exc:  # the last value read stays: an alert on the age fires only on a real age
-        log.warning("the last backup could not be read (%s)", type(exc).__name__)
-        return
-    app[METRIC_STATE].backup_last_success = last.timestamp() if last is not None else 0.0
+    metrics.database_up.set(1)
+    state.backup_last_success = backed_up["finished_at"].timestamp() if backed_up is not None else 0.0
+    state.retention_last_run = swept["finished_at"].timestamp() if swept is not None else 0.0
+    state.retention_counts = dict(swept["counts"]) if swept is not None else {}
 
 
 @routes.route("GET", "/metrics", roles=PUBLIC, summary="Prometheus metrics of this process (from metrics.allow_from, or Authorization: Bearer <metrics.token>)", returns={200: FILE})

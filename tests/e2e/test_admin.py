@@ -1,12 +1,14 @@
 """The administrator's page: register a unit, put it on duty (the console sees it live), edit it, take it off
 duty; change and add call types in the triage table; follow who is on call and which requests wait; read the
-audit log. Refused input shows the server's error and changes nothing."""
+audit log; see the last backup and a failed one. Refused input shows the server's error and changes nothing."""
 
 from __future__ import annotations
 
 import asyncpg
 from playwright.async_api import expect
 
+from server import backup_runs, db
+from server.config import DatabaseSettings
 from tests.conftest import Api
 from tests.e2e.conftest import CONSOLE, Pages, screenshot
 from tests.server.test_consults import request_consult
@@ -122,3 +124,24 @@ async def test_an_attacked_account_shows_one_alert_on_the_admin_page(pages: Page
     await expect(admin.locator("#audit-h")).to_be_visible()
     await admin.locator("#alerts .dismiss").click()
     await expect(alert).to_have_count(0)
+
+
+async def test_the_admin_page_shows_the_last_backup_and_a_failed_one_as_an_alert(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
+    await con.execute(
+        "INSERT INTO backup_runs (started_at, finished_at, ok, scheduled, file, bytes) VALUES (now() - interval '3 hours 1 minute', now() - interval '3 hours', true, true, '/b/psc119-x.tar', 1000)"
+    )
+    admin = await pages.login(await pages.context(CONSOLE), "admin", "demo119", "/admin.html")
+    await expect(admin.locator("body")).to_have_attribute("data-ready", "true")
+    await expect(admin.locator("#backup-status")).to_have_attribute("data-state", "ok")
+    await expect(admin.locator("#backup-status")).to_contain_text("3 jam lalu")
+    pool = await db.create_pool(api.dsn, DatabaseSettings(pool_min=1, pool_max=1))
+    try:
+        run_id = await backup_runs.claim(pool, None)
+        assert run_id is not None
+        await backup_runs.finish(pool, run_id, None, "pg_dump failed (1): connection refused")
+    finally:
+        await pool.close()
+    alert = admin.locator("#alerts li[data-alert='backup_failed']")
+    await expect(alert).to_have_count(1)
+    await expect(alert).to_contain_text("pg_dump failed (1): connection refused")
+    await expect(admin.locator("#backup-status")).to_contain_text("3 jam lalu")  # the last good one stays

@@ -6,19 +6,12 @@ import asyncio
 import datetime as dt
 import re
 import subprocess
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import aiohttp
-import pytest
+import asyncpg
 import yaml
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.app import create_app
-from server.keys import BACKUP_LAST_SUCCESS
-from tests.conftest import REPO, Api, app_config
+from tests.conftest import REPO, Api
 
 RULES = REPO / "deploy" / "prometheus"
 # Series that come from Prometheus itself, not from the server.
@@ -43,27 +36,7 @@ def test_the_rules_fire_as_their_unit_tests_expect() -> None:
 
 
 LAST_BACKUP = dt.datetime(2026, 11, 30, 2, 0, tzinfo=dt.timezone.utc)
-
-
-async def with_backups(dsn: str, last: dt.datetime | None) -> Api:
-    """The app with a backup record wired in, as the backup runs are: ``last`` is the last good one (None: never)."""
-    app = create_app(app_config(dsn), dsn)
-
-    async def last_backup(_app: web.Application) -> dt.datetime | None:
-        return last
-
-    app[BACKUP_LAST_SUCCESS] = last_backup
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    return Api(server, aiohttp.ClientSession(), dsn)
-
-
-@pytest.fixture
-async def backed_up(demo_dsn: str) -> AsyncIterator[Api]:
-    api = await with_backups(demo_dsn, LAST_BACKUP)
-    yield api
-    await api.session.close()
-    await api.server.close()
+LAST_SWEEP = dt.datetime(2026, 11, 29, 19, 5, tzinfo=dt.timezone.utc)
 
 
 async def _families(api: Api) -> dict[str, dict[frozenset[tuple[str, str]], float]]:
@@ -72,8 +45,8 @@ async def _families(api: Api) -> dict[str, dict[frozenset[tuple[str, str]], floa
     return {f.name: {frozenset(s.labels.items()): s.value for s in f.samples} for f in text_string_to_metric_families(text)}
 
 
-async def test_every_series_the_rules_use_is_exported(backed_up: Api) -> None:
-    families = await _families(backed_up)
+async def test_every_series_the_rules_use_is_exported(api: Api) -> None:
+    families = await _families(api)
     rules = yaml.safe_load((RULES / "alerts.yml").read_text())["groups"][0]["rules"]
     assert {r["alert"] for r in rules} == {
         "Psc119Down", "Psc119DatabaseUnreachable", "Psc119EventLagHigh", "Psc119AckSweepNotRunning", "Psc119BackupTooOld", "Psc119LoginAttack",
@@ -89,20 +62,26 @@ async def test_every_series_the_rules_use_is_exported(backed_up: Api) -> None:
                 if frozenset({("sweep", sweep)}) in families["psc119_sweep_last_success_timestamp_seconds"]:
                     break
                 await asyncio.sleep(0.05)
-                families = await _families(backed_up)
+                families = await _families(api)
             assert frozenset({("sweep", sweep)}) in families["psc119_sweep_last_success_timestamp_seconds"], sweep
 
 
-async def test_the_backup_time_is_exported_only_once_wired(api: Api, backed_up: Api) -> None:
-    assert "psc119_backup_last_success_timestamp_seconds" not in await _families(api)
-    wired = await _families(backed_up)
-    assert wired["psc119_backup_last_success_timestamp_seconds"] == {frozenset(): LAST_BACKUP.timestamp()}
-
-
-async def test_no_backup_ever_is_exported_as_zero(demo_dsn: str) -> None:
-    api = await with_backups(demo_dsn, None)
-    try:
-        assert (await _families(api))["psc119_backup_last_success_timestamp_seconds"] == {frozenset(): 0.0}
-    finally:
-        await api.session.close()
-        await api.server.close()
+async def test_the_last_backup_and_retention_sweep_are_read_from_their_records(api: Api, con: asyncpg.Connection) -> None:
+    families = await _families(api)
+    # Never run: 0, which is older than any limit, so the backup alert fires on a new install.
+    assert families["psc119_backup_last_success_timestamp_seconds"] == {frozenset(): 0.0}
+    assert families["psc119_retention_last_run_timestamp_seconds"] == {frozenset(): 0.0}
+    await con.execute(
+        "INSERT INTO backup_runs (started_at, finished_at, ok, scheduled) VALUES ($1, $1, true, true), ($2, $2, false, true)",
+        LAST_BACKUP, LAST_BACKUP + dt.timedelta(hours=24),
+    )
+    await con.execute(
+        "INSERT INTO retention_runs (started_at, finished_at, as_of, counts) VALUES ($1, $1, $1, $2)",
+        LAST_SWEEP, {"tracks": 120, "chat": 3},
+    )
+    families = await _families(api)
+    assert families["psc119_backup_last_success_timestamp_seconds"] == {frozenset(): LAST_BACKUP.timestamp()}  # the failed one does not count
+    assert families["psc119_retention_last_run_timestamp_seconds"] == {frozenset(): LAST_SWEEP.timestamp()}
+    assert families["psc119_retention_last_run_rows"] == {
+        frozenset({("class", "tracks")}): 120.0, frozenset({("class", "chat")}): 3.0,
+    }

@@ -1,5 +1,5 @@
 // The district office's administrator: the fleet (register, edit, on and off duty), the triage table,
-// who is on call and which consult requests wait, and the audit log. Unit statuses follow live.
+// who is on call and which consult requests wait, the last backup, and the audit log. Unit statuses follow live.
 import {api, errorText, logout, requireRole} from "./api.js";
 import {PRIORITIES, statusChip} from "./chips.js";
 import {$, fill, guard, h, localTime} from "./dom.js";
@@ -36,6 +36,7 @@ async function boot() {
       }
       if (event.event === "triage.updated") guard(loadTriage(), triageError);
       if (event.event === "alert" && d.alert === "login_failures") showLoginAlert(d, event.at);
+      if (event.event === "alert" && d.alert === "backup_failed") showBackupAlert(d, event.at);
       if (event.event.startsWith("consult.") || event.event === "oncall.changed") guard(loadConsults(), unitError);
     },
     onMessage: () => {},
@@ -48,7 +49,8 @@ async function load() {
   state.facilities = region.facilities;
   state.kelurahan = new Map(region.kelurahan.map((k) => [k.code, k.name]));
   state.units = new Map(units.units.map((u) => [u.id, u]));
-  await Promise.all([loadTriage(), loadConsults(), loadAudit()]);
+  await Promise.all([loadTriage(), loadConsults(), loadAudit(), loadBackup()]);
+  setInterval(() => guard(loadBackup()), 60_000);
   state.loaded = true;
   renderAll();
   editUnit(null);
@@ -59,6 +61,7 @@ function renderAll() {
   renderUnits();
   renderUnitForm();
   renderTriage();
+  renderBackup();
 }
 
 function unitError(err) { $("#unit-error").textContent = errorText(err); }
@@ -209,11 +212,46 @@ async function loadConsults() {
 
 /** An account is under attack: its logins are slowed (never locked); the audit log has the detail. */
 function showLoginAlert(alert, at) {
-  $("#alerts-panel").hidden = false;
   const text = t("adm.login_failures", {failures: alert.failures, username: alert.username, minutes: Math.round(alert.window_s / 60)});
-  const item = h("li", {class: "alert", dataset: {alert: alert.alert, username: alert.username}}, `${localTime(at)} · ${text}`,
+  showAlert({alert: alert.alert, username: alert.username}, text, at);
+}
+
+/** A backup failed: the error as the server recorded it (backup_runs); the last good one stays shown. */
+function showBackupAlert(alert, at) {
+  showAlert({alert: alert.alert}, t("adm.backup_failed", {error: alert.error}), at);
+  guard(loadBackup());
+}
+
+function showAlert(dataset, text, at) {
+  $("#alerts-panel").hidden = false;
+  const item = h("li", {class: "alert", dataset}, `${localTime(at)} · ${text}`,
     h("button", {type: "button", class: "dismiss", "aria-label": t("alert.dismiss"), onclick: () => item.remove()}, "×"));
   $("#alerts").prepend(item);
+}
+
+// --- backups --------------------------------------------------------------------------
+
+/** When the last good backup finished and how long ago, as /readyz tells it. */
+async function loadBackup() {
+  const response = await fetch("/readyz", {headers: {Accept: "application/json"}});
+  state.backup = response.ok ? (await response.json()).backup : undefined;
+  renderBackup();
+}
+
+function renderBackup() {
+  const backup = state.backup;
+  const node = $("#backup-status");
+  if (backup === undefined) {
+    node.textContent = t("adm.backup_unknown");
+  } else if (backup === null) {
+    node.textContent = t("adm.backup_none");
+  } else {
+    const hours = backup.age_s / 3600;
+    const age = hours < 1 ? t("adm.age_minutes", {n: Math.round(backup.age_s / 60)})
+      : hours < 48 ? t("adm.age_hours", {n: Math.round(hours)}) : t("adm.age_days", {n: Math.round(hours / 24)});
+    node.textContent = t("adm.backup_last", {time: new Date(backup.finished_at).toLocaleString(), age});
+  }
+  node.dataset.state = backup ? "ok" : "none";
 }
 
 async function loadAudit() {
