@@ -145,3 +145,31 @@ async def test_the_admin_page_shows_the_last_backup_and_a_failed_one_as_an_alert
     await expect(alert).to_have_count(1)
     await expect(alert).to_contain_text("pg_dump failed (1): connection refused")
     await expect(admin.locator("#backup-status")).to_contain_text("3 jam lalu")  # the last good one stays
+
+
+async def test_a_change_made_elsewhere_leaves_an_edit_under_way_as_it_is(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
+    admin = await pages.login(await pages.context(CONSOLE), "admin", "demo119", "/admin.html")
+    await expect(admin.locator("body")).to_have_attribute("data-ready", "true")
+    fall = admin.locator("#triage tr[data-code='elderly_fall']")
+    await fall.locator("[name=label_en]").fill("Fall of an older person")
+    new = admin.locator("#triage tr.new-call-type")
+    await new.locator("[name=code]").fill("tenggelam")
+    await new.locator("[name=label_id]").fill("Tenggelam")
+    # Another admin changes another call type: the table shows it, and the edits under way stay.
+    other = await con.fetchrow("SELECT code, label_id, label_en, capabilities FROM triage_types WHERE code <> 'elderly_fall' ORDER BY code LIMIT 1")
+    token = await api.login("admin")
+    status, body = await api.call("PUT", f"/api/triage/{other['code']}", token, json={
+        "label_id": other["label_id"], "label_en": "Changed elsewhere", "priority": "merah",
+        "capabilities": list(other["capabilities"]), "active": True,
+    })
+    assert status == 200, body
+    changed = admin.locator(f"#triage tr[data-code='{other['code']}']")
+    await expect(changed.locator("[name=label_en]")).to_have_value("Changed elsewhere")
+    await expect(fall.locator("[name=label_en]")).to_have_value("Fall of an older person")
+    await expect(new.locator("[name=code]")).to_have_value("tenggelam")
+    await expect(new.locator("[name=label_id]")).to_have_value("Tenggelam")
+    # Saving the edited row takes it, and the row then follows the table again.
+    await fall.locator("button.save").click()
+    await expect(admin.locator("#triage-message")).to_contain_text("elderly_fall")
+    assert await con.fetchval("SELECT label_en FROM triage_types WHERE code = 'elderly_fall'") == "Fall of an older person"
+    await expect(new.locator("[name=code]")).to_have_value("tenggelam")

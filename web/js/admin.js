@@ -161,10 +161,19 @@ async function loadTriage() {
   renderTriage();
 }
 
+// A row the admin has typed into is an edit under way: a re-render (a change saved elsewhere, or another
+// row saved here) keeps it as it is, focus included, until it is saved.
 function renderTriage() {
-  const rows = state.callTypes.map((c) => triageRow(c, false));
-  rows.push(triageRow({code: "", label_id: "", label_en: "", priority: "kuning", capabilities: ["bls"], active: true}, true));
-  fill($("#triage"), rows);
+  const table = $("#triage");
+  const editing = new Map([...table.querySelectorAll("tr[data-editing]")].map((tr) => [tr.dataset.code, tr]));
+  const rows = state.callTypes.map((c) => editing.get(c.code) || triageRow(c, false));
+  rows.push(editing.get("") || triageRow({code: "", label_id: "", label_en: "", priority: "kuning", capabilities: ["bls"], active: true}, true));
+  for (const tr of [...table.children]) if (!rows.includes(tr)) tr.remove();
+  let at = table.firstElementChild;
+  for (const row of rows) {
+    if (row === at) at = at.nextElementSibling;
+    else table.insertBefore(row, at);
+  }
 }
 
 function triageRow(c, isNew) {
@@ -179,6 +188,9 @@ function triageRow(c, isNew) {
     h("td", {}, h("input", {type: "checkbox", name: "active", checked: c.active !== false, "aria-label": t("adm.active")})),
     h("td", {}, h("button", {type: "button", class: "save", onclick: () => guard(saveCallType(row, c.code), triageError)},
       isNew ? t("adm.add") : t("adm.save"))));
+  const editing = () => { row.dataset.editing = "true"; };
+  row.addEventListener("input", editing);
+  row.addEventListener("change", editing);
   return row;
 }
 
@@ -193,6 +205,7 @@ async function saveCallType(row, existing) {
     capabilities: field("capabilities").value.split(",").map((s) => s.trim()).filter(Boolean), active: field("active").checked,
   });
   $("#triage-message").textContent = t("adm.call_type_saved", {code: result.call_type.code});
+  delete row.dataset.editing;  // saved: the row follows the table again
   await loadTriage();
 }
 
