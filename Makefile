@@ -25,7 +25,7 @@ run: $(INSTALLED)
 test: $(TEST_INSTALLED) $(NODE_INSTALLED)
 	$(BIN)/ruff check
 	$(BIN)/python -m mypy
-	npx --no-install tsc
+	node_modules/.bin/tsc
 	$(NETNS) sh -c 'ip link set lo up && exec $(BIN)/python -m pytest $(PYTEST_ARGS)'
 
 $(VENV)/bin/python:
