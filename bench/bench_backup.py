@@ -120,9 +120,12 @@ async def main(args: argparse.Namespace) -> None:
         assert files == args.files, files
 
         mb = archive_bytes / 1e6
-        print(f"data: {args.calls} calls, {args.files} files of {args.size} bytes; pg_dump file {dump.stat().st_size / 1e6:.1f} MB, archive {mb:.1f} MB")
-        print(f"pg_dump     {pg_dump_s * 1000:8.0f} ms   backup  {backup_s * 1000:8.0f} ms   ratio {backup_s / pg_dump_s:5.2f}   ({mb / backup_s:.0f} MB/s)")
-        print(f"pg_restore  {pg_restore_s * 1000:8.0f} ms   restore {restore_s * 1000:8.0f} ms   ratio {restore_s / pg_restore_s:5.2f}   ({mb / restore_s:.0f} MB/s)")
+        print(f"data: {args.calls} calls, {args.files} files of {args.size} bytes; "
+              f"pg_dump file {dump.stat().st_size / 1e6:.1f} MB, archive {mb:.1f} MB")
+        print(f"pg_dump     {pg_dump_s * 1000:8.0f} ms   backup  {backup_s * 1000:8.0f} ms   "
+              f"ratio {backup_s / pg_dump_s:5.2f}   ({mb / backup_s:.0f} MB/s)")
+        print(f"pg_restore  {pg_restore_s * 1000:8.0f} ms   restore {restore_s * 1000:8.0f} ms   "
+              f"ratio {restore_s / pg_restore_s:5.2f}   ({mb / restore_s:.0f} MB/s)")
     finally:
         await asyncio.to_thread(embedded.stop)
         shutil.rmtree(root, ignore_errors=True)

@@ -131,7 +131,8 @@ async def bench(args: argparse.Namespace) -> None:
     print(f"real login, during flood: {real_s * 1000:7.0f} ms (status {real_status})")
     print(line("/api/me, no flood    ", quiet))
     print(line("/api/me, during flood", during))
-    print(f"ratio during/no flood: p50 {percentile(during, 50) / percentile(quiet, 50):.1f}x  p99 {percentile(during, 99) / percentile(quiet, 99):.1f}x")
+    print(f"ratio during/no flood: p50 {percentile(during, 50) / percentile(quiet, 50):.1f}x  "
+          f"p99 {percentile(during, 99) / percentile(quiet, 99):.1f}x")
 
 
 def main() -> None:

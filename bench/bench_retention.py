@@ -100,7 +100,7 @@ async def measure(dsn: str, config: Config | None, idle_s: float) -> tuple[float
     else:
         con = await db.connect(dsn)
         try:
-            counts = await retention.sweep(con, config, dt.datetime.now(dt.timezone.utc))
+            counts = await retention.sweep(con, config, dt.datetime.now(dt.UTC))
         finally:
             await con.close()
     took = time.perf_counter() - start

@@ -74,7 +74,7 @@ async def run(dsn: str, sessions: int, sockets: int, appends: int) -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    base = "http://127.0.0.1:%d" % runner.addresses[0][1]
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
     pool = app[POOL]
     async with pool.acquire() as con:
         operators = [
@@ -93,7 +93,7 @@ async def run(dsn: str, sessions: int, sockets: int, appends: int) -> None:
                 await ws.receive_json()  # hello
 
         arrivals = []
-        for operator, group in zip(operators, opened.values()):
+        for operator, group in zip(operators, opened.values(), strict=True):
             waits = [asyncio.create_task(wait_message(ws)) for ws in group]
             start = time.perf_counter()
             async with pool.acquire() as con, con.transaction():

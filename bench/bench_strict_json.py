@@ -57,8 +57,8 @@ def main() -> None:
         text = json.dumps(value)
         assert strict_input.loads(text) == json.loads(text)
         repeat = max(3, args.repeat // (1 + len(text) // 10_000))
-        base = per_call_us(lambda: json.loads(text), repeat)
-        strict = per_call_us(lambda: strict_input.loads(text), repeat)
+        base = per_call_us(lambda text=text: json.loads(text), repeat)
+        strict = per_call_us(lambda text=text: strict_input.loads(text), repeat)
         print(f"{name:<28}{len(text):>10}{base:>16.1f}{strict:>12.1f}{strict / base:>8.2f}")
     for name, text in (("refused: 1 MB of '['", "[" * 1_000_000),
                        ("refused: 1 MB nested 31 deep", "[" + ",".join(["[" * 30 + "]" * 30] * 16_000) + "," + "[" * 33 + "]" * 33 + "]")):

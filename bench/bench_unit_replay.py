@@ -31,7 +31,9 @@ T = TypeVar("T")
 
 
 async def fill(con: asyncpg.Connection, days: int, per_day: int) -> None:
-    await con.execute("INSERT INTO units (id, callsign, kind, status, base_lat, base_lon) VALUES ($1, 'NS-01', 'motorbike', 'available', -6.3, 106.7)", UNIT)
+    await con.execute(
+        "INSERT INTO units (id, callsign, kind, status, base_lat, base_lon) VALUES ($1, 'NS-01', 'motorbike', 'available', -6.3, 106.7)", UNIT
+    )
     total = days * per_day
     await con.execute(
         """INSERT INTO events (id, at, type, audience, payload)

@@ -9,30 +9,31 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import WSCloseCode, web
 
-from server import assignments, db, incidents, migrate
-from server.config import Config
+from server import assignments, backup_runs, consult_sweep, db, incidents, migrate, outages, recording, retention, rooms, security_headers, unassessed
 from server.bus import EventBus
+from server.config import Config
 from server.fleet import Fleet
-from server.positions import Positions
-from server.road_eta import OsrmEta
-from server.handlers import audit_log, auth, calls, dispatch_live, docs, health, incident_records, live, region, static, triage, units
+from server.handlers import audit_log, auth, calls, dispatch_live, docs, health, incident_records, live, region, static, triage, units, web_config
 from server.handlers import consults as consult_handlers
 from server.handlers import metrics as metrics_handlers
-from server.handlers import web_config
-from server import backup_runs, consult_sweep, outages, recording, retention, rooms, security_headers, unassessed
 from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, METRIC_STATE, METRICS, PASSWORDS, POOL, POSITIONS, REVOCATIONS, WEBSOCKETS
 from server.metrics import Metrics, StateCollector, http_latency
 from server.middlewares import access, errors, request_ids
 from server.passwords import Passwords
+from server.positions import Positions
 from server.revocation import Revocations
-from server.strict_input import guard
+from server.road_eta import OsrmEta
 from server.routing import ENDPOINT_ATTR
+from server.strict_input import guard
 from server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 # The static catch-all goes last so it never shadows an API route.
-ROUTE_MODULES = (health, docs, auth, region, audit_log, live, calls, incident_records, units, triage, dispatch_live, consult_handlers, web_config, metrics_handlers, static)
+ROUTE_MODULES = (
+    health, docs, auth, region, audit_log, live, calls, incident_records, units, triage, dispatch_live, consult_handlers, web_config,
+    metrics_handlers, static,
+)
 
 
 def create_app(config: Config, dsn: str) -> web.Application:

@@ -39,7 +39,10 @@ INCIDENT_FIRST = {
     UnitStatus.EN_ROUTE: "first_acknowledged_at",
     UnitStatus.ON_SCENE: "first_on_scene_at",
 }
-ASSIGNMENT_COLUMNS = "id, incident_id, unit_id, assigned_by, assigned_at, ack_deadline, acknowledged_at, on_scene_at, transporting_at, at_hospital_at, ended_at, end_reason"
+ASSIGNMENT_COLUMNS = (
+    "id, incident_id, unit_id, assigned_by, assigned_at, ack_deadline, acknowledged_at, on_scene_at, transporting_at, at_hospital_at,"
+    " ended_at, end_reason"
+)
 
 
 def assignment_json(row: asyncpg.Record) -> dict[str, Any]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
-import datetime as dt
 import contextlib
+import dataclasses
+import datetime as dt
 import getpass
 import logging
 import os
@@ -196,7 +196,7 @@ async def run_retention(config: Config, dsn: str, now: dt.datetime | None) -> No
     con = await db.connect(dsn)
     try:
         await migrate.migrate(con)
-        counts = await retention.sweep(con, config, now or dt.datetime.now(dt.timezone.utc), audit.CLI)
+        counts = await retention.sweep(con, config, now or dt.datetime.now(dt.UTC), audit.CLI)
     finally:
         await con.close()
     if counts is None:

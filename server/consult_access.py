@@ -26,7 +26,6 @@ import asyncpg
 
 from server.consults import COLUMNS, Stored, load
 from server.errors import Forbidden
-from server.roles import Role
 from server.users import User
 from signaling import routing
 from signaling.consult import ConsultState

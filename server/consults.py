@@ -61,7 +61,7 @@ def policy(settings: ConsultSettings) -> DeadlinePolicy:
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -26,9 +26,9 @@ from dispatch.recommend import Recommendation
 from dispatch.status import Actor, ReleaseReason, UnitStatus, next_statuses, required_reasons
 from dispatch.units import Unit, UnitKind
 from server.bus import EventBus
-from server.tasks import cancel_and_wait
 from server.config import DispatchSettings
 from server.events import Event
+from server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,6 @@ class Fleet:
         self, point: Point, k: int, capabilities: Iterable[str] = (), exclude: Iterable[str] = ()
     ) -> list[Recommendation]:
         return self.index.recommend(
-            point, k, dt.datetime.now(dt.timezone.utc),
+            point, k, dt.datetime.now(dt.UTC),
             required_capabilities=frozenset(capabilities), exclude=frozenset(UnitId(u) for u in exclude),
         )

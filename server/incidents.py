@@ -150,7 +150,7 @@ async def record_call(
 ) -> tuple[asyncpg.Record, bool]:
     """Commit the call (idempotently); return its row and whether this request created it.
     The row of an existing call also has ``assessed_at``."""
-    call = call_from_dict(intake.fields, received_at=dt.datetime.now(dt.timezone.utc), table=triage)
+    call = call_from_dict(intake.fields, received_at=dt.datetime.now(dt.UTC), table=triage)
     priority = _priority(call, triage)
     async with pool.acquire() as con, con.transaction():
         kelurahan, kecamatan = await _area(con, call.kelurahan, call.location)
@@ -172,7 +172,9 @@ async def record_call(
             if existing["request_digest"] != intake.digest:
                 raise Conflict("this idempotency key was used for a different call", field="idempotency_key")
             return existing, False
-        await events.append(con, "call.received", {"incident_id": str(incident_id), "incident": incident_json(row), "by": actor.username}, [OPERATORS])
+        await events.append(
+            con, "call.received", {"incident_id": str(incident_id), "incident": incident_json(row), "by": actor.username}, [OPERATORS],
+        )
         await audit.record(con, actor, "call.create", f"incident:{incident_id}")
     return row, True
 
@@ -190,7 +192,7 @@ async def assess(
     pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, row: asyncpg.Record, triage: TriageTable
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Duplicate and prank warnings (stored) and the current recommendation (not stored)."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     rules = rules_of(settings)
     location = Point(row["lat"], row["lon"]) if row["lat"] is not None else None
     horizon = max(rules.window, rules.caller_window)

@@ -11,8 +11,8 @@ from aiohttp import web
 from server.bus import EventBus
 from server.config import Config
 from server.fleet import Fleet
-from server.positions import Positions
 from server.passwords import Passwords
+from server.positions import Positions
 from server.revocation import Revocations
 from server.routing import Endpoint
 from server.sessions import Session

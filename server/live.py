@@ -24,17 +24,17 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
+from dispatch.errors import DispatchError
 from server import events, socket_limits, strict_input
 from server.bus import Subscription
-from dispatch.errors import DispatchError
-from signaling.errors import SignalingError
 from server.errors import ApiError, BadRequest, InvalidField, Unauthorized, from_domain
 from server.keys import BUS, CONFIG, METRICS, POOL, REVOCATIONS, SESSION, WEBSOCKETS
-from server.revocation import CLOSE_SESSION_ENDED, Guard
 from server.metrics import socket_kind
+from server.revocation import CLOSE_SESSION_ENDED, Guard
 from server.routing import dumps
 from server.tasks import cancel_and_wait
 from server.users import User
+from signaling.errors import SignalingError
 
 log = logging.getLogger(__name__)
 

@@ -60,7 +60,9 @@ class Metrics:
         )
         self.acks = Counter("psc119_acknowledgements", "Dispatches acknowledged, by the crew or by an operator for it", ["by"], registry=registry)
         self.ack_timeouts = Counter("psc119_ack_timeouts", "Dispatches withdrawn because nobody acknowledged them in time", registry=registry)
-        self.reoffers = Counter("psc119_reoffers", "Incidents offered to the next unit after an ack timeout, by outcome", ["outcome"], registry=registry)
+        self.reoffers = Counter(
+            "psc119_reoffers", "Incidents offered to the next unit after an ack timeout, by outcome", ["outcome"], registry=registry,
+        )
         self.call_to_dispatch = Histogram(
             "psc119_call_to_dispatch_seconds", "Call received to the incident's first dispatch", buckets=CALL_TO_DISPATCH_BUCKETS, registry=registry,
         )

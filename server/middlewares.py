@@ -8,15 +8,24 @@ import secrets
 import asyncpg
 from aiohttp import web
 
-from server import sessions
 from dispatch.errors import DispatchError
-from signaling.errors import SignalingError
+from server import sessions
 from server.errors import (
-    ApiError, BadRequest, DatabaseUnavailable, Forbidden, NotFound, PayloadTooLarge, RetryLater, Unauthorized, database_unreachable, from_domain,
+    ApiError,
+    BadRequest,
+    DatabaseUnavailable,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RetryLater,
+    Unauthorized,
+    database_unreachable,
+    from_domain,
 )
 from server.keys import CONFIG, METRICS, POOL, SESSION, USER
 from server.logs import request_id
 from server.routing import Handler, endpoint_of, json_response
+from signaling.errors import SignalingError
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ import asyncpg
 from dispatch.geo import Point
 from server import outages
 from server.bus import EventBus
-from server.tasks import cancel_and_wait
 from server.config import DispatchSettings
 from server.fleet import Fleet
+from server.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from server.metrics import Metrics
@@ -93,7 +93,7 @@ class Positions:
 
     async def _write(self, fixes: list[Fix]) -> None:
         sample_every = dt.timedelta(seconds=self._settings.track_sample_s)
-        sampled = [f for f in fixes if f.at - self._last_sampled.get(f.unit_id, dt.datetime.min.replace(tzinfo=dt.timezone.utc)) >= sample_every]
+        sampled = [f for f in fixes if f.at - self._last_sampled.get(f.unit_id, dt.datetime.min.replace(tzinfo=dt.UTC)) >= sample_every]
         async with self._pool.acquire() as con, con.transaction():
             # Latest wins: a late-arriving older fix never overwrites a newer one.
             await con.execute(
@@ -118,7 +118,7 @@ class Positions:
             fixes = json.loads(payload)
             units = []
             for unit_id, lat, lon, epoch in fixes:
-                at = dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
+                at = dt.datetime.fromtimestamp(epoch, dt.UTC)
                 self._fleet.move(unit_id, Point(lat, lon), at)
                 units.append({"id": unit_id, "lat": lat, "lon": lon, "at": at.isoformat()})
         except (ValueError, TypeError):

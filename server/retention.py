@@ -65,7 +65,7 @@ def cutoff(now: dt.datetime, days: int) -> dt.datetime | None:
 
 def due_since(now: dt.datetime, hour_utc: int) -> dt.datetime:
     """The start of the current daily slot: the latest ``hour_utc`` o'clock at or before ``now``."""
-    slot = now.astimezone(dt.timezone.utc).replace(hour=hour_utc, minute=0, second=0, microsecond=0)
+    slot = now.astimezone(dt.UTC).replace(hour=hour_utc, minute=0, second=0, microsecond=0)
     return slot if slot <= now else slot - dt.timedelta(days=1)
 
 
@@ -230,7 +230,7 @@ async def last_run(con: asyncpg.Connection | asyncpg.Pool) -> dict[str, Any] | N
 
 async def _scheduled(app: web.Application) -> None:
     async with app[POOL].acquire() as con:
-        counts = await sweep(con, app[CONFIG], dt.datetime.now(dt.timezone.utc), only_if_due=True)
+        counts = await sweep(con, app[CONFIG], dt.datetime.now(dt.UTC), only_if_due=True)
     if counts is not None:
         log.info("retention sweep: %s", json.dumps(counts, sort_keys=True))
 

@@ -86,7 +86,7 @@ class Revocations:
     def guard(self, session_id: int, expires_at: dt.datetime, close: Close) -> Guard:
         """Watch a session for a socket; ``close(reason)`` runs once, when the session ends (maybe at once)."""
         guard = Guard(self, session_id, close)
-        left = (expires_at - dt.datetime.now(dt.timezone.utc)).total_seconds()
+        left = (expires_at - dt.datetime.now(dt.UTC)).total_seconds()
         if session_id in self._revoked:  # revoked after the handshake read it, before this socket registered
             guard.end(REVOKED)
         elif left <= 0:
@@ -110,7 +110,7 @@ class Revocations:
         session_id = event.payload.get("session")
         if not isinstance(session_id, int):
             return
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self._revoked = {s: until for s, until in self._revoked.items() if until > now}
         self._revoked[session_id] = _expiry(event.payload.get("expires_at"), now)
         guards = self._guards.pop(session_id, set())

@@ -14,7 +14,6 @@ straight-line order stands; a unit OSRM cannot route keeps its straight-line ETA
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -63,7 +62,7 @@ class OsrmEta:
             async with self._session.get(url, params=params, timeout=self._timeout) as response:
                 body = await response.json(content_type=None)
             durations = _durations(body, len(shortlist))
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             log.warning("road ETAs unavailable, keeping straight-line order: %s", exc or type(exc).__name__)
             return {}
         return {

@@ -36,7 +36,6 @@ It is a public route: it authenticates with a join token, not a session.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from typing import Any
@@ -92,7 +91,7 @@ async def _first_message(ws: web.WebSocketResponse, timeout: float) -> tuple[Joi
     """The join and its frame as received (relayed unchanged when another process holds the room)."""
     try:
         msg = await ws.receive(timeout=timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         await ws.close(code=JOIN_TIMEOUT_CLOSE, message=b"no join message in time")
         return None
     if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):

@@ -218,7 +218,7 @@ def _rfc3339(value: object) -> object:
 def _representable(value: dt.datetime) -> dt.datetime:
     # Stored and compared in UTC: a time near year 1 or 9999 with an offset falls outside the calendar there.
     try:
-        value.astimezone(dt.timezone.utc)
+        value.astimezone(dt.UTC)
     except OverflowError:
         raise ValueError("is outside the supported range of dates") from None
     return value

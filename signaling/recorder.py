@@ -140,7 +140,7 @@ class _Tiles(_Timed):
         if latest is not None:
             return latest.reformat(width=width, height=height, format="yuv420p")
         black = VideoFrame(width=width, height=height, format="yuv420p")
-        for plane, value in zip(black.planes, (16, 128, 128)):
+        for plane, value in zip(black.planes, (16, 128, 128), strict=True):
             plane.update(bytes([value]) * plane.buffer_size)
         return black
 

@@ -68,9 +68,6 @@ from .outbox import DEFAULT_LIMIT, DEFAULT_MAX_AGE, Outbox
 from .tokens import JoinGrant, verify_join_token
 from .turn import IceServer
 
-# Messages that belong to one negotiation between two particular connections.
-NEGOTIATION = (Offer, Answer, Candidate, IceRestart)
-
 __all__ = [
     "Connection",
     "ConsentResult",
@@ -81,6 +78,7 @@ __all__ = [
     "Room",
 ]
 
+# Messages that belong to one negotiation between two particular connections.
 _NEGOTIATION = (Offer, Answer, Candidate, IceRestart)
 _RELAY = (Offer, Answer, Candidate, IceRestart, Bye, Chat)
 
@@ -375,7 +373,10 @@ class Room:
         # A (re)join starts a new negotiation on both sides: offers, answers and candidates
         # queued from or for the member's previous connection would only confuse the new one.
         for recipient, box in self._outboxes.items():
-            box.discard(lambda m: isinstance(m, NEGOTIATION) and (recipient == user or m.sender == user))
+            if recipient == user:
+                box.discard(lambda m: isinstance(m, _NEGOTIATION))
+            else:
+                box.discard(lambda m: isinstance(m, _NEGOTIATION) and m.sender == user)
         outbox = self._outboxes.pop(user, None)
         backlog = tuple(outbox.drain(now)) if outbox is not None else ()
         started = False

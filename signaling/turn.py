@@ -18,7 +18,7 @@ import hmac
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from . import _check
@@ -66,7 +66,7 @@ def turn_credentials(
     username = f"{expiry}:{user}"
     digest = hmac.new(key, username.encode("utf-8"), hashlib.sha1).digest()
     credential = base64.b64encode(digest).decode("ascii")
-    return TurnCredentials(username, credential, datetime.fromtimestamp(expiry, tz=timezone.utc))
+    return TurnCredentials(username, credential, datetime.fromtimestamp(expiry, tz=UTC))
 
 
 def check_ice_url(url: object, field: str, *, turn: bool | None = None) -> str:

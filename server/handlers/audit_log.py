@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-
 import pydantic
 from aiohttp import web
 
+from server.api_schemas import array, obj
 from server.keys import POOL
 from server.roles import Role
-from server.api_schemas import array, obj
 from server.routing import Routes, json_response, read_query
 from server.strict_input import MAX_INTEGER, Instant
 

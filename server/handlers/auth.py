@@ -10,13 +10,13 @@ import pydantic
 from aiohttp import web
 
 from server import audit, login_limits, sessions
+from server.api_schemas import ACCOUNT, STRING, TIME, obj
 from server.client_address import client_address
 from server.errors import TooManyRequests, Unauthorized
 from server.hash_slots import HashingBusy
 from server.keys import CONFIG, METRICS, PASSWORDS, POOL, USER
 from server.middlewares import bearer_token
 from server.roles import ALL_ROLES, PUBLIC
-from server.api_schemas import ACCOUNT, STRING, TIME, obj
 from server.routing import Routes, json_response, read_body
 from server.users import COLUMNS, User
 

@@ -10,11 +10,11 @@ from aiohttp import web
 from dispatch.geo import Point, distance_m
 from dispatch.units import UnitKind
 from server import assignments, audit, events, incidents
+from server.api_schemas import ASSIGNMENT, CALL_TAKEN, INCIDENT, INTEGER, STRING, array, obj
 from server.errors import Conflict, InvalidField, NotFound
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, FLEET, METRICS, POOL
 from server.roles import Role
-from server.api_schemas import ASSIGNMENT, CALL_TAKEN, INCIDENT, INTEGER, STRING, array, obj
 from server.routing import Routes, json_response, read_body
 
 routes = Routes("incidents")

@@ -16,12 +16,12 @@ import pydantic
 from aiohttp import web
 
 from server import audit, consult_access, consult_files, consults, oncall, room_socket, rooms
+from server.api_schemas import ANY, BOOLEAN, CONSULT, FILE, INTEGER, OBJECT, ON_CALL, STRING, TIME, array, obj
 from server.consults import member_id
 from server.errors import Conflict, Forbidden
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, POOL, SESSION, USER
 from server.roles import PUBLIC, Role
-from server.api_schemas import ANY, BOOLEAN, CONSULT, FILE, INTEGER, OBJECT, ON_CALL, STRING, TIME, array, obj
 from server.routing import Routes, json_response, read_body, read_query
 from signaling.consult import ConsultState
 from signaling.errors import NotAMember

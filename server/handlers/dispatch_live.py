@@ -10,13 +10,13 @@ from aiohttp import web
 from dispatch.geo import Point
 from dispatch.status import Actor, UnitStatus, next_statuses
 from server import assignments, audit, incidents, unit_messages, unit_replay
+from server.api_schemas import ANY
 from server.fleet import UNIT_COLUMNS, crew_moves, unit_snapshot
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, METRICS, POOL, POSITIONS, USER
 from server.live import audience_of, serve_socket
 from server.positions import Fix
 from server.roles import Role
-from server.api_schemas import ANY
 from server.routing import Routes
 
 routes = Routes("live")
@@ -55,7 +55,7 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
     actor = actor_of(request)
 
     async def on_message(raw: dict[str, Any]) -> dict[str, Any] | None:
-        message = unit_messages.parse(raw, dt.datetime.now(dt.timezone.utc))
+        message = unit_messages.parse(raw, dt.datetime.now(dt.UTC))
         ref = raw.get("ref")
         if isinstance(message, unit_messages.PositionReport):
             request.app[POSITIONS].submit(Fix(unit_id, Point(message.lat, message.lon), message.at, message.accuracy))

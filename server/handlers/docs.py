@@ -7,9 +7,9 @@ from importlib import metadata
 from aiohttp import web
 
 from server import openapi
+from server.api_schemas import OBJECT, STRING, obj
 from server.keys import ENDPOINTS
 from server.roles import PUBLIC
-from server.api_schemas import OBJECT, STRING, obj
 from server.routing import Routes, json_response
 
 routes = Routes("docs")

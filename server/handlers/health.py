@@ -7,9 +7,9 @@ import asyncio
 from aiohttp import web
 
 from server import backup_runs, migrate
+from server.api_schemas import NUMBER, STRING, TIME, nullable, obj
 from server.keys import POOL
 from server.roles import PUBLIC
-from server.api_schemas import NUMBER, STRING, TIME, nullable, obj
 from server.routing import Routes, json_response
 
 routes = Routes("health")

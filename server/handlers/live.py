@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.api_schemas import ANY
 from server.keys import USER
 from server.live import audience_of, serve_socket
 from server.roles import ALL_ROLES
-from server.api_schemas import ANY
 from server.routing import Routes
 
 routes = Routes("live")

@@ -15,10 +15,10 @@ import secrets
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from server import backup_runs, retention
 from server.api_schemas import FILE
 from server.client_address import client_address, networks
 from server.errors import Forbidden, Unauthorized
-from server import backup_runs, retention
 from server.keys import CONFIG, METRIC_STATE, METRICS, POOL
 from server.middlewares import bearer_token
 from server.roles import PUBLIC

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.api_schemas import OBJECT, array, obj
 from server.keys import POOL
 from server.roles import ALL_ROLES
-from server.api_schemas import OBJECT, array, obj
 from server.routing import Routes, json_response
 
 routes = Routes("region")

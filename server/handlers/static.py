@@ -11,9 +11,9 @@ from pathlib import Path
 import xstatic.pkg.leaflet as leaflet
 from aiohttp import web
 
+from server.api_schemas import FILE
 from server.errors import NotFound
 from server.roles import PUBLIC
-from server.api_schemas import FILE
 from server.routing import Routes
 
 WEB_ROOT = (Path(__file__).resolve().parent.parent.parent / "web").resolve()

@@ -8,12 +8,12 @@ from aiohttp import web
 from dispatch.capabilities import parse_capabilities
 from dispatch.priority import parse_priority
 from server import audit, events
+from server.api_schemas import OBJECT, array, obj
+from server.errors import InvalidField
 from server.handlers.auth import actor_of
 from server.keys import POOL
 from server.roles import ALL_ROLES, Role
-from server.api_schemas import OBJECT, array, obj
 from server.routing import Routes, json_response, read_body
-from server.errors import InvalidField
 
 routes = Routes("triage")
 

@@ -15,12 +15,12 @@ from dispatch.staleness import is_stale
 from dispatch.status import UnitStatus
 from dispatch.units import parse_unit_kind
 from server import assignments, audit, events
+from server.api_schemas import UNIT, UNIT_STATUS, array, obj
 from server.errors import Conflict, InvalidField, NotFound
 from server.fleet import UNIT_COLUMNS, unit_snapshot
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, METRICS, POOL
 from server.roles import Role
-from server.api_schemas import UNIT, UNIT_STATUS, array, obj
 from server.routing import Routes, json_response, read_body
 
 routes = Routes("units")
@@ -71,7 +71,7 @@ def _board_entry(row: asyncpg.Record, max_age: dt.timedelta, now: dt.datetime) -
 async def list_units(request: web.Request) -> web.Response:
     rows = await request.app[POOL].fetch(f"SELECT {UNIT_COLUMNS} FROM units ORDER BY callsign")
     max_age = dt.timedelta(seconds=request.app[CONFIG].dispatch.stale_position_s)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return json_response({"units": [_board_entry(r, max_age, now) for r in rows]})
 
 

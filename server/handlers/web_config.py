@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.api_schemas import STRING, array, obj
 from server.keys import CONFIG
 from server.roles import PUBLIC
-from server.api_schemas import STRING, array, obj
 from server.routing import Routes, json_response
 
 routes = Routes("web")

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from geopy.distance import geodesic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from geopy.distance import geodesic
 
 import dispatch.geo
 import dispatch.recommend

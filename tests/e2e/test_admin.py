@@ -128,7 +128,8 @@ async def test_an_attacked_account_shows_one_alert_on_the_admin_page(pages: Page
 
 async def test_the_admin_page_shows_the_last_backup_and_a_failed_one_as_an_alert(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
     await con.execute(
-        "INSERT INTO backup_runs (started_at, finished_at, ok, scheduled, file, bytes) VALUES (now() - interval '3 hours 1 minute', now() - interval '3 hours', true, true, '/b/psc119-x.tar', 1000)"
+        "INSERT INTO backup_runs (started_at, finished_at, ok, scheduled, file, bytes)"
+        " VALUES (now() - interval '3 hours 1 minute', now() - interval '3 hours', true, true, '/b/psc119-x.tar', 1000)"
     )
     admin = await pages.login(await pages.context(CONSOLE), "admin", "demo119", "/admin.html")
     await expect(admin.locator("body")).to_have_attribute("data-ready", "true")

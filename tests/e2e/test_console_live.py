@@ -14,7 +14,6 @@ from tests.conftest import Api, app_config, start_api
 from tests.e2e.conftest import CONSOLE, Network, Pages
 from tests.server.dispatch_support import call_body
 
-
 # Far from the first call, so re-offers for this second call never take the first call's candidates.
 FAR_AWAY = {"lat": -6.3530, "lon": 106.6400}
 

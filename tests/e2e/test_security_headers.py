@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
 from server.config import WebSettings
-from tests.conftest import Api, app_config, start_api
+from tests.conftest import app_config, start_api
 from tests.e2e.conftest import CONSOLE, PHONE, Pages
 
 # Each refusal the page sees, as the page's own script would (the event the CSP spec defines).
@@ -34,7 +34,8 @@ def png() -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(b"\x00\x80")) + chunk(b"IEND", b"")
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"\x00\x80")) + chunk(b"IEND", b"")
 
 
 @dataclasses.dataclass

@@ -35,8 +35,8 @@ def test_the_rules_fire_as_their_unit_tests_expect() -> None:
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
-LAST_BACKUP = dt.datetime(2026, 11, 30, 2, 0, tzinfo=dt.timezone.utc)
-LAST_SWEEP = dt.datetime(2026, 11, 29, 19, 5, tzinfo=dt.timezone.utc)
+LAST_BACKUP = dt.datetime(2026, 11, 30, 2, 0, tzinfo=dt.UTC)
+LAST_SWEEP = dt.datetime(2026, 11, 29, 19, 5, tzinfo=dt.UTC)
 
 
 async def _families(api: Api) -> dict[str, dict[frozenset[tuple[str, str]], float]]:

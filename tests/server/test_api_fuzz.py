@@ -17,12 +17,15 @@ import hypothesis
 import pytest
 import requests
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
-    content_type_conformance, negative_data_rejection, response_schema_conformance, status_code_conformance,
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
 )
 
 from server import demo_region

@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import shutil
 import tarfile
@@ -314,7 +315,7 @@ async def test_scheduled_backups_run_once_per_interval_across_processes_show_in_
             await close_api(api)
     assert status == 200 and ready["status"] == "ready"
     assert 0 <= ready["backup"]["age_s"] < 10 and dt.datetime.fromisoformat(ready["backup"]["finished_at"])
-    gaps = [(b["started_at"] - a["started_at"]).total_seconds() for a, b in zip(runs, runs[1:])]
+    gaps = [(b["started_at"] - a["started_at"]).total_seconds() for a, b in itertools.pairwise(runs)]
     assert min(gaps) >= interval_h * 3600 - 0.01, gaps  # one run per interval, however many processes
     kept = sorted((tmp_path / "var" / "backups").glob("psc119-*.tar"))
     assert len(kept) == 2 and [str(p) for p in kept] == [r["file"] for r in runs if r["ok"]][-2:]

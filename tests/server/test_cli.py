@@ -134,7 +134,7 @@ async def test_bad_user_input_exits_non_zero_naming_the_field_and_changes_nothin
     ]
     before = await table_counts(demo_dsn)
     results = await asyncio.gather(*(psc119("user", *args, env=env, stdin=stdin) for args, stdin, _, _ in cases))
-    for (args, _, code, field), done in zip(cases, results):
+    for (args, _, code, field), done in zip(cases, results, strict=True):
         assert done.code == code, (args, done.err)
         assert field in done.err, (args, done.err)
         assert "Traceback" not in done.err, args

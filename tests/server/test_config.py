@@ -190,7 +190,7 @@ async def test_command_line_refuses_a_bad_config_and_names_the_key(tmp_path: Pat
         ([*PSC119, "--config", str(CONFIG_TOML), "serve", "--port", "70000"], env, "--port"),
     ]
     results = await asyncio.gather(*(run(args, environ) for args, environ, _ in cases))
-    for (args, _, key), (code, stderr) in zip(cases, results):
+    for (args, _, key), (code, stderr) in zip(cases, results, strict=True):
         assert code != 0, args
         assert key in stderr, (args, stderr)
         assert "Traceback" not in stderr

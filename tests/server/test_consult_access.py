@@ -102,14 +102,15 @@ async def test_a_colleague_reads_for_the_handover_but_changes_nothing_and_every_
     assert await download(capi, mate, consult_id, attachment_id) == 200
 
     # Reading is all: the room is its two doctors', cancelling and adding files the requester's.
-    before = await con.fetchrow("SELECT state, (SELECT count(*) FROM consult_attachments) AS files FROM consults WHERE id = $1", uuid.UUID(consult_id))
+    snapshot = "SELECT state, (SELECT count(*) FROM consult_attachments) AS files FROM consults WHERE id = $1"
+    before = await con.fetchrow(snapshot, uuid.UUID(consult_id))
     status, _ = await capi.call("POST", f"/api/consults/{consult_id}/join", mate)
     assert status == 403
     status, _ = await capi.call("POST", f"/api/consults/{consult_id}/cancel", mate, json={})
     assert status == 403
     status, _ = await _post(capi, consult_id, mate, PNG, "image/png", "lain.png")
     assert status == 403
-    assert await con.fetchrow("SELECT state, (SELECT count(*) FROM consult_attachments) AS files FROM consults WHERE id = $1", uuid.UUID(consult_id)) == before
+    assert await con.fetchrow(snapshot, uuid.UUID(consult_id)) == before
 
     status, _ = await capi.call("GET", f"/api/consults/{consult_id}", pk)
     assert status == 200

@@ -60,7 +60,9 @@ async def close_api(client: Api) -> None:
     await client.server.close()
 
 
-async def add_users(dsn: str, prefix: str, count: int, role: str = "specialist", specialties: tuple[str, ...] = ("jantung",), facility: str | None = None) -> list[str]:
+async def add_users(
+    dsn: str, prefix: str, count: int, role: str = "specialist", specialties: tuple[str, ...] = ("jantung",), facility: str | None = None,
+) -> list[str]:
     con = await db.connect(dsn)
     try:
         names = []
@@ -252,10 +254,10 @@ async def test_ice_servers_carry_turn_credentials_a_turn_server_can_verify(capi:
     # What coturn's use-auth-secret recomputes: base64(HMAC-SHA1(secret, username)).
     expected = base64.b64encode(hmac.new(TURN_SECRET.encode(), turn["username"].encode(), hashlib.sha1).digest()).decode()
     assert turn["credential"] == expected
-    expires = dt.datetime.fromtimestamp(int(expiry), dt.timezone.utc)
+    expires = dt.datetime.fromtimestamp(int(expiry), dt.UTC)
     again = turn_credentials(TURN_SECRET, user, expires - dt.timedelta(seconds=21600))
     assert again.credential == turn["credential"]
-    assert dt.timedelta(hours=5, minutes=59) < expires - dt.datetime.now(dt.timezone.utc) <= dt.timedelta(hours=6)
+    assert dt.timedelta(hours=5, minutes=59) < expires - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=6)
     status, _ = await capi.call("GET", "/api/ice-servers", await capi.login("operator"))
     assert status == 403
 

@@ -62,7 +62,7 @@ async def test_two_hundred_concurrent_calls_are_all_recorded_once_and_answered(a
     assert all(status in (200, 201) for status, _ in results), [r for r in results if r[0] not in (200, 201)][:3]
     assert sum(1 for status, _ in results if status == 201) == 200
     by_key: dict[str, set[str]] = {}
-    for (status, body), request in zip(results, [b for b in bodies for _ in range(2)]):
+    for (_status, body), request in zip(results, [b for b in bodies for _ in range(2)], strict=True):
         by_key.setdefault(request["idempotency_key"], set()).add(body["incident"]["id"])
         assert body["recommendations"], "every call is answered with a recommendation"
     assert all(len(ids) == 1 for ids in by_key.values())

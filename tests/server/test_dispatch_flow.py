@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import asyncpg
 
@@ -19,7 +20,7 @@ async def brute_force_nearest(con: asyncpg.Connection, capabilities: frozenset[s
     """The reference answer: every unit in the database ranked by geopy geodesic ETA."""
     units = [unit_from_row(r) for r in await con.fetch(f"SELECT {UNIT_COLUMNS} FROM units")]
     eta = GeodesicEta(1.4, {UnitKind.AMBULANCE: 30.0, UnitKind.MOTORBIKE: 40.0})
-    picks = brute_force_recommend(units, Point(**SCENE), k, dt.datetime.now(dt.timezone.utc), eta=eta,
+    picks = brute_force_recommend(units, Point(**SCENE), k, dt.datetime.now(dt.UTC), eta=eta,
                                   required_capabilities=capabilities)
     return [p.unit_id for p in picks]
 
@@ -133,9 +134,9 @@ async def test_positions_update_the_unit_and_reach_operators_batched(api: Api, c
     console = await Socket.open(api, "/ws/operator", operator)
     crew = await api.login(await crew_for(con, "ns-05"), CREW_PASSWORD)
     phone = await Socket.open(api, "/ws/unit", crew)
-    now = dt.datetime.now(dt.timezone.utc)
-    await phone.ws.send('{"type": "position", "lat": -6.3, "lon": 106.70, "at": "%s"}' % (now - dt.timedelta(seconds=2)).isoformat())
-    await phone.ws.send('{"type": "position", "lat": -6.31, "lon": 106.71, "accuracy": 8, "at": "%s"}' % now.isoformat())
+    now = dt.datetime.now(dt.UTC)
+    await phone.ws.send(json.dumps({"type": "position", "lat": -6.3, "lon": 106.70, "at": (now - dt.timedelta(seconds=2)).isoformat()}))
+    await phone.ws.send(json.dumps({"type": "position", "lat": -6.31, "lon": 106.71, "accuracy": 8, "at": now.isoformat()}))
     batch = await console.wait_for(lambda m: m["type"] == "positions" and any(u["id"] == "ns-05" for u in m["units"]))
     fix = next(u for u in batch["units"] if u["id"] == "ns-05")
     assert (fix["lat"], fix["lon"]) == (-6.31, 106.71)  # latest wins

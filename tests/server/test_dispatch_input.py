@@ -132,7 +132,7 @@ async def test_positions_beyond_the_rate_limit_are_refused(api: Api, con: asyncp
     crew = await api.login(await crew_for(con, "ns-08"), CREW_PASSWORD)
     phone = await Socket.open(api, "/ws/unit", crew)
     for n in range(30):
-        await phone.ws.send('{"type": "position", "lat": -6.3, "lon": 106.7, "ref": "p%d"}' % n)
+        await phone.ws.send(json.dumps({"type": "position", "lat": -6.3, "lon": 106.7, "ref": f"p{n}"}))
     refusal = await phone.wait_for(lambda m: m.get("type") == "error")
     assert refusal["error"]["code"] == "rate_limited" and "position" in refusal["error"]["message"]
     with pytest.raises(websockets.ConnectionClosed):

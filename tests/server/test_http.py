@@ -81,8 +81,8 @@ async def test_unhandled_error_is_500_with_request_id_and_leaks_nothing(demo_dsn
 
     app = create_app(app_config(demo_dsn), demo_dsn)
     boom.add_to(app)
-    from aiohttp.test_utils import TestServer
     import aiohttp
+    from aiohttp.test_utils import TestServer
 
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()

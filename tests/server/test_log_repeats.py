@@ -40,7 +40,7 @@ def test_the_same_exception_is_written_once_then_counted_when_its_window_ends() 
     clock = Clock()
     logger, stream, handler = collapsing_logger("tests.repeats.same", clock)
     try:
-        for n in range(500):
+        for _ in range(500):
             fail(logger, "/api/auth/login")
             clock.now += 0.01
         assert stream.getvalue().count("Traceback") == 1

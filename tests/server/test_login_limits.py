@@ -139,7 +139,7 @@ async def test_per_account_slowdown_grows_and_never_refuses_the_right_password(s
         assert (await served.login("operator", f"guess-{i}", source=f"127.0.1.{i + 1}"))[0] == 401
         waits.append(time.monotonic() - started)
     expected = [0, 0, 0.1, 0.2, 0.4, 0.4]
-    assert all(w >= e for w, e in zip(waits, expected)), waits
+    assert all(w >= e for w, e in zip(waits, expected, strict=True)), waits
     started = time.monotonic()
     assert (await served.login("operator", RIGHT, source="127.0.2.1"))[0] == 200
     assert time.monotonic() - started >= 0.4

@@ -19,10 +19,10 @@ from server.metrics import Metrics
 from server.outages import OutageLog
 from tests.conftest import Api, app_config, start_api
 from tests.server.database_support import own_database
-from tests.server.test_consult_room import join, token_for
-from tests.server.test_consults import accepted_consult, close_api, consult_config
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, call_body, crew_for
 from tests.server.process_support import two_processes
+from tests.server.test_consult_room import join, token_for
+from tests.server.test_consults import accepted_consult, close_api, consult_config
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

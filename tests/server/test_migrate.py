@@ -86,7 +86,7 @@ async def test_four_processes_migrating_at_once_all_succeed_and_apply_each_once(
             if p.returncode is None:
                 p.kill()
                 await p.wait()
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err.decode()
     stdout = [out.decode() for out, _ in outputs]
     for m in migrate.available():

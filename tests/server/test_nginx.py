@@ -20,11 +20,14 @@ from tests.server.nginx_support import Deployment, deployment, receive, request
 from tests.server.process_support import Remote
 from tests.server.test_consults import request_consult
 
+
 def is_event(name: str, **data: object) -> object:
     return lambda m: m.get("type") == "event" and m["event"] == name and all(m["data"].get(k) == v for k, v in data.items())
 
 
-async def join_room(deployed: Deployment, port: int, consult_id: str, token: str, **headers: str) -> tuple[websockets.ClientConnection, dict[str, Any]]:
+async def join_room(
+    deployed: Deployment, port: int, consult_id: str, token: str, **headers: str,
+) -> tuple[websockets.ClientConnection, dict[str, Any]]:
     ws = await deployed.socket_on(port, f"/ws/consults/{consult_id}", **headers)
     await ws.send(json.dumps({"type": "join", "token": token, "kind": "browser"}))
     welcome = await receive(ws, lambda m: True)
@@ -119,7 +122,8 @@ async def test_calls_dispatch_and_rooms_cross_processes_through_nginx_and_surviv
             await receive(phone, is_event("dispatch.withdrawn", assignment_id=assignment))
             status, created, port = await request(session, "POST", api.url("/api/calls"), operator, json=call_body(phone="0815000009"))
             assert (status, port) == (201, b), created
-            status, body, port = await request(session, "POST", api.url(f"/api/incidents/{created['incident']['id']}/dispatch"), operator, json={"unit_id": unit_id})
+            dispatch_url = api.url(f"/api/incidents/{created['incident']['id']}/dispatch")
+            status, body, port = await request(session, "POST", dispatch_url, operator, json={"unit_id": unit_id})
             assert (status, port) == (201, b), body
             offer = await receive(phone, is_event("unit.dispatched", unit_id=unit_id))
             await phone.send(json.dumps({"type": "ack", "assignment_id": offer["data"]["assignment_id"], "ref": "ack-2"}))

@@ -62,7 +62,7 @@ async def _consult_with_files(api: Api, con: asyncpg.Connection, var_dir: Path, 
     recording = var_dir / "recordings" / f"{consult_id}.webm"
     recording.parent.mkdir(parents=True, exist_ok=True)
     recording.write_bytes(b"webm")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     await rooms.add_recording(api.server.app[POOL], consult_id, str(recording), now, now, 4)
     if complete:
         status, done = await api.call("POST", f"/api/consults/{consult_id}/complete", sp, json={"outcome": OUTCOME})
@@ -94,7 +94,7 @@ async def test_the_clock_moved_forward_deletes_and_pseudonymises_exactly_what_is
         closed = await _incident(api, operator, CLOSED_PHONE, close=True)
         still_open = await _incident(api, operator, OPEN_PHONE, close=False)
         ended, pk, ended_file = await _consult_with_files(api, con, var_dir, complete=True)
-        t0 = dt.datetime.now(dt.timezone.utc)
+        t0 = dt.datetime.now(dt.UTC)
         unit = await con.fetchval("SELECT id FROM units ORDER BY id LIMIT 1")
         await con.executemany("INSERT INTO unit_track (unit_id, at, lat, lon) VALUES ($1, $2, -6.27, 106.7)",
                               [(unit, t0), (unit, t0 + 20 * DAY)])
@@ -190,15 +190,15 @@ async def test_the_clock_moved_forward_deletes_and_pseudonymises_exactly_what_is
 
 async def test_one_process_sweeps_once_a_day(demo_dsn: str, tmp_path: Path) -> None:
     config = config_for(demo_dsn, tmp_path / "var", sweep_hour_utc=3)
-    now = dt.datetime(2031, 5, 6, 10, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2031, 5, 6, 10, 0, tzinfo=dt.UTC)
     cons = [await db.connect(demo_dsn) for _ in range(4)]
     try:
         results = await asyncio.gather(*(retention.sweep(c, config, now, only_if_due=True) for c in cons))
         assert sum(r is not None for r in results) == 1
         assert await cons[0].fetchval("SELECT count(*) FROM retention_runs") == 1
         assert await retention.sweep(cons[0], config, now + dt.timedelta(hours=5), only_if_due=True) is None
-        assert retention.due_since(now, 3) == dt.datetime(2031, 5, 6, 3, 0, tzinfo=dt.timezone.utc)
-        assert retention.due_since(now, 11) == dt.datetime(2031, 5, 5, 11, 0, tzinfo=dt.timezone.utc)
+        assert retention.due_since(now, 3) == dt.datetime(2031, 5, 6, 3, 0, tzinfo=dt.UTC)
+        assert retention.due_since(now, 11) == dt.datetime(2031, 5, 5, 11, 0, tzinfo=dt.UTC)
     finally:
         for c in cons:
             await c.close()
@@ -227,7 +227,7 @@ async def test_batches_of_one_still_sweep_everything_due(demo_dsn: str, tmp_path
     con = await db.connect(demo_dsn)
     try:
         unit = await con.fetchval("SELECT id FROM units ORDER BY id LIMIT 1")
-        start = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+        start = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
         await con.executemany("INSERT INTO unit_track (unit_id, at, lat, lon) VALUES ($1, $2, -6.27, 106.7)",
                               [(unit, start + n * dt.timedelta(minutes=1)) for n in range(7)])
         entries = await con.fetchval("SELECT count(*) FROM audit_log")

@@ -102,7 +102,8 @@ async def set_scene(a: Api, b: Api, con: asyncpg.Connection) -> Scene:
     await recv(pk_ws, "presence")
     sockets += [Watched("room on a", pk_ws), Watched("room relayed by b", sp_ws)]
     return Scene(
-        sockets, dispatcher, await Socket.open(b, "/ws/operator", dispatcher), {"crew": crew, "operator": operator, "puskesmas": pk, "specialist": sp}, joins,
+        sockets, dispatcher, await Socket.open(b, "/ws/operator", dispatcher),
+        {"crew": crew, "operator": operator, "puskesmas": pk, "specialist": sp}, joins,
         {"crew": crew_user, "operator": "operator", "puskesmas": "puskesmas", "specialist": "specialist"},
         consult_id, created["incident"]["id"], unit_id,
     )
@@ -111,7 +112,7 @@ async def set_scene(a: Api, b: Api, con: asyncpg.Connection) -> Scene:
 async def all_closed(scene: Scene, reason: str, since: float) -> None:
     """Every socket of the scene closed with 4401 and ``reason``, within 1 s of ``since``; none got a dispatch."""
     results = await asyncio.gather(*(w.closed(10) for w in scene.sockets), return_exceptions=True)
-    seen = {w.name: r if isinstance(r, tuple) else type(r).__name__ for w, r in zip(scene.sockets, results)}
+    seen = {w.name: r if isinstance(r, tuple) else type(r).__name__ for w, r in zip(scene.sockets, results, strict=True)}
     assert seen == {w.name: (CLOSE_SESSION_ENDED, reason) for w in scene.sockets}
     late = {w.name: round(w.closed_at - since, 3) for w in scene.sockets if w.closed_at is not None and w.closed_at - since > 1.0}
     assert late == {}
@@ -216,7 +217,8 @@ async def test_a_role_or_unit_change_revokes_and_a_change_is_refused_before_the_
     # A revocation this process has not seen yet (triggers off: no event at all) still stops an ack: it
     # re-reads the session, is refused, and the socket closes. A position, which changes nothing, is not checked.
     token = await api.login(crew_user, CREW_PASSWORD)
-    status, body = await api.call("POST", f"/api/incidents/{created['incident']['id']}/dispatch", await api.login("operator"), json={"unit_id": spare})
+    operator = await api.login("operator")
+    status, body = await api.call("POST", f"/api/incidents/{created['incident']['id']}/dispatch", operator, json={"unit_id": spare})
     assert status == 201, body
     phone = await live(api, "/ws/unit", token, "phone")
     async with con.transaction():
@@ -250,7 +252,7 @@ async def test_a_joined_doctor_whose_session_ends_unseen_cannot_chat(api: Api, c
 
 
 def revoked(session_id: int, event_id: int = 1) -> Event:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     expires = (now + dt.timedelta(hours=1)).isoformat()
     return Event(event_id, now, EVENT, frozenset({"server:sessions"}), {"session": session_id, "user": 1, "expires_at": expires})
 
@@ -258,7 +260,7 @@ def revoked(session_id: int, event_id: int = 1) -> Event:
 async def test_guards_end_on_revocation_seen_before_or_after_they_start_and_at_expiry() -> None:
     revocations = Revocations()
     ended: list[tuple[str, str]] = []
-    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     kept = revocations.guard(1, later, lambda reason: ended.append(("kept", reason)))
     doomed = revocations.guard(2, later, lambda reason: ended.append(("doomed", reason)))
     revocations.seen(revoked(2))
@@ -266,7 +268,7 @@ async def test_guards_end_on_revocation_seen_before_or_after_they_start_and_at_e
     # A socket whose handshake read the session just before the revocation arrived ends as it registers.
     revocations.guard(2, later, lambda reason: ended.append(("late", reason)))
     assert ended[-1] == ("late", REVOKED)
-    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=0.2)
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.2)
     revocations.guard(3, soon, lambda reason: ended.append(("short", reason)))
     await asyncio.sleep(0.4)
     assert ended[-1] == ("short", EXPIRED)

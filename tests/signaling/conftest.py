@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from signaling.specialty import Specialty
 from signaling.urgency import Urgency
 
 #: A Monday morning in Tangerang Selatan (09:00 WIB), as UTC.
-T0 = datetime(2025, 3, 3, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
 
 REQUESTER = UserId("dr-ani-pkm-pamulang")
 SPECIALIST = UserId("dr-budi-sppd")

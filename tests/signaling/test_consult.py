@@ -3,7 +3,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -21,7 +21,7 @@ from signaling.ids import UserId
 from signaling.outcome import Decision, Outcome, SoapNote
 from signaling.urgency import Urgency
 
-T0 = datetime(2025, 3, 3, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
 SPECIALIST = UserId("dr-budi-sppd")
 
 MakeConsult = Callable[..., Consult]

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from signaling.errors import InvalidValue
 from signaling.outbox import Outbox
 
-T0 = datetime(2025, 3, 3, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
 
 

@@ -212,7 +212,7 @@ def _write_clip(path: Path, seconds: int = 2) -> None:
         audio = out.add_stream("libopus", rate=48000)
         for n in range(15 * seconds):
             frame = av.VideoFrame(160, 120, "yuv420p")
-            for plane, value in zip(frame.planes, ((n * 8) % 256, 128, 128)):
+            for plane, value in zip(frame.planes, ((n * 8) % 256, 128, 128), strict=True):
                 plane.update(bytes([value]) * plane.buffer_size)
             frame.pts = n
             out.mux(video.encode(frame))

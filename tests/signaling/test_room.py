@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -36,7 +36,7 @@ from signaling.room import Delivery, JoinResult, Room
 from signaling.tokens import issue_join_token
 from signaling.turn import IceServer
 
-T0 = datetime(2025, 3, 3, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
 SEC = timedelta(seconds=1)
 C1, C2 = ConsultId("c-1"), ConsultId("c-2")
 ANI = UserId("dr-ani-pkm")  # requester, puskesmas

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -23,7 +23,7 @@ from signaling.routing import (
 from signaling.specialty import Specialty
 from signaling.urgency import DeadlinePolicy, Urgency, UrgencyTimes
 
-T0 = datetime(2025, 3, 3, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 SP_A, SP_B, SP_C = UserId("sp-a"), UserId("sp-b"), UserId("sp-c")
 ADMIN = UserId("admin-dinkes")

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,7 +14,7 @@ from signaling.tokens import (
     verify_join_token,
 )
 
-T0 = datetime(2025, 3, 3, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
 C1, C2 = ConsultId("c-1"), ConsultId("c-2")
 ANI, BUDI = UserId("dr-ani"), UserId("dr-budi")
 

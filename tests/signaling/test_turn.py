@@ -3,7 +3,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -15,7 +15,7 @@ EXPIRY = 1700000000
 HOUR = timedelta(hours=1)
 
 
-def at(unix: float, tz: timezone = timezone.utc) -> datetime:
+def at(unix: float, tz: timezone = UTC) -> datetime:
     return datetime.fromtimestamp(unix, tz=tz)
 
 
@@ -30,7 +30,7 @@ def test_known_vector() -> None:
     username, credential, expires_at = turn_credentials("north", "alice", at(EXPIRY - 3600), HOUR)
     assert username == "1700000000:alice"
     assert credential == VECTOR
-    assert expires_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)
+    assert expires_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
 
 
 def test_second_vector_and_bytes_secret() -> None:

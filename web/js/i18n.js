@@ -40,14 +40,14 @@ export function onLanguageChange(fn) {
  */
 export function translate(root = document) {
   document.documentElement.lang = current;
-  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
-  for (const el of root.querySelectorAll("[data-i18n-attr]")) {
+  for (const el of /** @type {NodeListOf<HTMLElement>} */ (root.querySelectorAll("[data-i18n]"))) el.textContent = t(el.dataset.i18n);
+  for (const el of /** @type {NodeListOf<HTMLElement>} */ (root.querySelectorAll("[data-i18n-attr]"))) {
     for (const pair of el.dataset.i18nAttr.split(";")) {
       const [attr, key] = pair.split(":");
       if (attr && key) el.setAttribute(attr.trim(), t(key.trim()));
     }
   }
-  for (const button of document.querySelectorAll(".lang-switch button")) {
+  for (const button of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll(".lang-switch button"))) {
     button.setAttribute("aria-pressed", String(button.dataset.lang === current));
   }
 }

@@ -4,6 +4,7 @@ import * as L from "/vendor/leaflet/leaflet-src.esm.js";
 import {h} from "./dom.js";
 
 // Kota Tangerang Selatan, for a map opened before any data arrives.
+/** @type {[number, number]} */
 const REGION_CENTER = [-6.30, 106.70];
 
 export function createMap(element, tileUrl, {zoom = 12} = {}) {

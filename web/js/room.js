@@ -6,7 +6,7 @@
 // (an impolite side ignores a colliding offer, a polite one rolls back its own).
 // A (re)join of either side starts a fresh RTCPeerConnection on both: the rejoining side on its welcome,
 // the other on the presence "joined" it receives.
-import {api, toLogin} from "./api.js";
+import {ApiError, api, toLogin} from "./api.js";
 
 const BACKOFF_MS = [500, 1000, 2000, 3000, 5000];
 const STATS_EVERY_MS = 1000;
@@ -119,7 +119,7 @@ export class VideoRoom {
           this.join = await api("POST", `/api/consults/${encodeURIComponent(this.consultId)}/join`);
         } catch (err) {
           this.handlers.onError?.(err);
-          if (err.status === 409 || err.status === 403) this.end(); else this.retry(true);
+          if (err instanceof ApiError && (err.status === 409 || err.status === 403)) this.end(); else this.retry(true);
           return;
         }
       }

@@ -8,12 +8,12 @@ import {VideoRoom} from "./room.js";
 let current = null;
 
 /** Open the room of ``consultId`` inside ``container`` (replacing any room open before); resolves with the VideoRoom. */
-export async function openRoom(container, consultId, {audioOnly = false, onEnded, peerName = ""} = {}) {
+export async function openRoom(container, consultId, {audioOnly = false, peerName = ""} = {}) {
   closeRoom();
   const view = build(container, peerName);
   const chatLog = [];
   const room = new VideoRoom(consultId, {
-    onState: (state) => showState(view, state, room, onEnded),
+    onState: (state) => showState(view, state),
     onLocalStream: (stream) => attach(view.local, stream),
     onRemoteStream: (stream) => attach(view.remote, stream),
     onChat: (message) => { chatLog.push(message); renderChat(view, chatLog); },
@@ -27,7 +27,7 @@ export async function openRoom(container, consultId, {audioOnly = false, onEnded
   onLanguageChange(() => {
     if (current?.room !== room) return;
     showPeer(view);
-    showState(view, room.state, room);
+    showState(view, room.state);
     showQuality(view, room.quality);
     renderChat(view, chatLog);
   });
@@ -122,12 +122,11 @@ function attach(video, stream) {
   video.play?.().catch(() => { /* autoplay refused: the next user gesture starts it */ });
 }
 
-function showState(view, state, room, onEnded) {
+function showState(view, state) {
   view.state.dataset.state = state;
   view.state.className = `room-state rs-${state}`;
   view.state.textContent = t(`room.state.${state}`);
   document.body.dataset.room = state;
-  if (state === "ended" && onEnded) onEnded(room);
 }
 
 function showQuality(view, q) {

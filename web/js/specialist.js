@@ -1,6 +1,6 @@
 // The specialist: go on call per specialty, take requests from the queue (most urgent first), read the case
 // and its attachments, meet the puskesmas doctor in the video room, and complete with SOAP notes and a decision.
-import {api, errorText, requireRole} from "./api.js";
+import {ApiError, api, errorText, requireRole} from "./api.js";
 import {$, clock, fill, guard, h, localTime, oneAtATime} from "./dom.js";
 import {label, onLanguageChange, t} from "./i18n.js";
 import {LiveSocket} from "./live.js";
@@ -94,7 +94,7 @@ async function accept(id) {
   try {
     await api("POST", `/api/consults/${id}/accept`);
   } catch (err) {
-    if (err.status !== 409) throw err;
+    if (!(err instanceof ApiError) || err.status !== 409) throw err;
     const line = $("#queue-message");
     line.className = "error";
     line.textContent = t("sp.taken");
@@ -127,7 +127,7 @@ function renderCase() {
 }
 
 function decision() {
-  return document.querySelector("input[name=decision]:checked").value;
+  return /** @type {HTMLInputElement} */ (document.querySelector("input[name=decision]:checked")).value;
 }
 
 function showDecisionFields() {
@@ -183,7 +183,7 @@ async function complete() {
 }
 
 function tick() {
-  for (const cell of document.querySelectorAll("#queue .elapsed")) {
+  for (const cell of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("#queue .elapsed"))) {
     cell.textContent = clock((Date.now() - Date.parse(cell.dataset.since)) / 1000);
   }
 }
