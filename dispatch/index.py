@@ -135,6 +135,20 @@ class UnitIndex:
         self._entries[unit.id] = entry
         self._register(entry)
 
+    def refresh(self, unit: Unit) -> None:
+        """Take a unit's newer record (status, crew, ...) but keep a fix newer than the one it carries.
+
+        A record read from the table can be older than a fix that reached the index since.
+        """
+        if not isinstance(unit, Unit):
+            raise InvalidInput("unit", "must be a Unit")
+        known = self._entries.get(unit.id)
+        kept = known.unit if known is not None else None
+        if (kept is not None and kept.position is not None and kept.position_time is not None
+                and (unit.position_time is None or unit.position_time < kept.position_time)):
+            unit = unit.moved(kept.position, kept.position_time)
+        self.upsert(unit)
+
     def move(self, unit_id: UnitId, point: Point, at: datetime) -> bool:
         """Record a GPS fix; returns False (and keeps the newer fix) if ``at`` is older.
 

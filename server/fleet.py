@@ -123,6 +123,10 @@ class Fleet:
         index = UnitIndex(self.index.eta, max_fix_age=self.index.max_fix_age)
         for row in rows:
             index.upsert(unit_from_row(row))
+        for unit in self.index.units():
+            # A fix that reached this index after the snapshot (or is not flushed yet) is newer: it stays.
+            if unit.position is not None and unit.position_time is not None and unit.id in index:
+                index.move(unit.id, unit.position, unit.position_time)
         self.index = index
         self._floor = max(self._floor, last)
         await self._advanced(last)
@@ -165,7 +169,8 @@ class Fleet:
     def apply_event(self, event: Event) -> None:
         snapshot = event.payload.get("unit")
         if event.id > self._floor and isinstance(snapshot, dict):
-            self.index.upsert(unit_from_row(snapshot))
+            # The snapshot's position was read with the row: a fix applied since is newer and stays.
+            self.index.refresh(unit_from_row(snapshot))
 
     def move(self, unit_id: str, point: Point, at: dt.datetime) -> None:
         if UnitId(unit_id) in self.index:

@@ -68,6 +68,8 @@ class Positions:
         current = self._pending.get(fix.unit_id)
         if current is None or fix.at >= current.at:
             self._pending[fix.unit_id] = fix
+        # This process ranks from the fix at once; the others once the flush announces it.
+        self._fleet.move(fix.unit_id, fix.point, fix.at)
 
     def listen(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100)

@@ -89,6 +89,26 @@ def test_upsert_get_remove() -> None:
     assert index.recommend(PATIENT, 3, T0) == []
 
 
+def test_refresh_takes_the_record_but_keeps_a_newer_fix() -> None:
+    index = UnitIndex()
+    base = Point(-6.31, 106.7)
+    index.upsert(unit("a", base, fix=Point(-6.35, 106.7), fix_time=T0))
+    index.move(UnitId("a"), PATIENT, T0 + timedelta(seconds=5))
+    # A record read before that fix: its status is newer news, its position is not.
+    index.refresh(unit("a", base, status=UnitStatus.UNAVAILABLE, fix=Point(-6.35, 106.7), fix_time=T0))
+    got = index.get(UnitId("a"))
+    assert got.status is UnitStatus.UNAVAILABLE
+    assert (got.position, got.position_time) == (PATIENT, T0 + timedelta(seconds=5))
+    # A record with a newer (or first) fix replaces the position.
+    later = Point(-6.28, 106.7)
+    index.refresh(unit("a", base, fix=later, fix_time=T0 + timedelta(seconds=9)))
+    assert index.get(UnitId("a")).position == later
+    index.refresh(unit("b", base))
+    assert index.get(UnitId("b")).position is None
+    with pytest.raises(InvalidInput):
+        index.refresh("a")  # type: ignore[arg-type]
+
+
 def test_status_takes_units_in_and_out_of_recommendations() -> None:
     index = UnitIndex()
     index.upsert(unit("a", Point(-6.31, 106.7)))
