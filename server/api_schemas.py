@@ -41,3 +41,11 @@ ASSIGNMENT = obj(id=INTEGER, incident_id=STRING, unit_id=STRING)
 UNIT_STATUS = obj(unit_id=STRING, status=STRING)
 ON_CALL = obj(on_call=array())
 CALL_TAKEN = obj(incident=INCIDENT, warnings=array(ANY), recommendations=array(), created=BOOLEAN, auto_dispatched=nullable(OBJECT))
+# What a console needs to dispatch against: the version it sends back as expected_version.
+DISPATCH_STATE = obj(assignment_version=INTEGER, serving=array(STRING), recommendations=array())
+# A refused dispatch: stale and already_assigned carry DISPATCH_STATE's keys (and unit_id, the unit already sent).
+DISPATCH_REFUSED: Schema = {
+    "type": "object",
+    "properties": {"error": OBJECT, **DISPATCH_STATE["properties"], "unit_id": STRING},
+    "required": ["error"],
+}

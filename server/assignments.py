@@ -19,7 +19,7 @@ import asyncpg
 from dispatch.incident import IncidentState, state_for_unit_status
 from dispatch.status import Actor, ReleaseReason, UnitStatus, parse_unit_status, required_reasons, transition
 from dispatch.triage import TriageTable
-from server import audit, events, incidents
+from server import audit, dispatch_guard, events, incidents
 from server.config import DispatchSettings
 from server.errors import Conflict, InvalidField, NotFound
 from server.fleet import UNIT_COLUMNS, Fleet, unit_snapshot
@@ -100,9 +100,10 @@ async def assign(
         "INSERT INTO unit_status_log (unit_id, status, by_user, incident_id) VALUES ($1, 'dispatched', $2, $3)",
         unit_id, actor.user_id, incident["id"],
     )
-    await con.execute(
+    version = await con.fetchval(
         """UPDATE incidents SET status = CASE WHEN status = 'open' THEN 'dispatched' ELSE status END,
-               first_dispatched_at = coalesce(first_dispatched_at, now()) WHERE id = $1""",
+               first_dispatched_at = coalesce(first_dispatched_at, now()), assignment_version = assignment_version + 1
+           WHERE id = $1 RETURNING assignment_version""",
         incident["id"],
     )
     call_type = triage.get(incident["call_type"]) if incident["call_type"] in triage else None
@@ -112,6 +113,7 @@ async def assign(
             "incident_id": str(incident["id"]), "assignment_id": assignment["id"], "unit_id": unit_id,
             "callsign": unit["callsign"], "unit": unit_snapshot(unit), "ack_deadline": assignment["ack_deadline"].isoformat(),
             "incident": incidents.crew_view(incident, call_type), "by": actor.username, "auto": auto, "reoffer_of": reoffer_of,
+            "assignment_version": version,
         },
         _unit_audience(unit_id),
     )
@@ -121,15 +123,25 @@ async def assign(
 
 async def dispatch(
     pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, triage: TriageTable, actor: audit.Actor,
-    incident_id: str, unit_id: str, metrics: Metrics, *, auto: bool = False,
+    incident_id: str, unit_id: str, metrics: Metrics, *, auto: bool = False, expected_version: int | None = None,
+    additional: bool = False,
 ) -> dict[str, Any]:
+    """Send the unit; the answer is the assignment, with the incident's new assignment version.
+
+    ``expected_version`` is the version the operator saw: any other is refused (409 stale) and
+    changes nothing, so the second of two identical requests never sends a unit. A further unit
+    for an incident that already has one needs ``additional``.
+    """
     async with pool.acquire() as con, con.transaction():
         incident = await incidents.get(con, incident_id, lock=True)
         if incident["closed_at"] is not None:
             raise Conflict("the incident is closed", field="incident_id")
-        assignment = await assign(con, incident, unit_id, actor, settings, triage, auto=auto)
-        if assignment is None:
+        refusal = await dispatch_guard.check(con, incident, expected_version, additional)
+        assignment = None if refusal else await assign(con, incident, unit_id, actor, settings, triage, auto=auto)
+        if refusal is None and assignment is None:
             status = await con.fetchval("SELECT status FROM units WHERE id = $1", unit_id)
+    if refusal is not None:
+        raise await dispatch_guard.refused(refusal, pool, fleet, settings, triage, incident)
     if assignment is None:
         if status is None:
             raise NotFound(f"no unit {unit_id}", field="unit_id")
@@ -137,7 +149,8 @@ async def dispatch(
         raise Conflict(f"unit {unit_id} is no longer available (it is {status})", field="unit_id",
                        extra={"recommendations": fresh})
     metrics.dispatched("auto" if auto else "operator", incident["received_at"], incident["first_dispatched_at"], assignment["assigned_at"])
-    return assignment_json(assignment)
+    # The incident was locked, and assign bumped its version once.
+    return assignment_json(assignment) | {"assignment_version": incident["assignment_version"] + 1}
 
 
 async def active_assignment(con: asyncpg.Connection, unit_id: str) -> asyncpg.Record | None:
@@ -156,13 +169,18 @@ async def _advance_incident(con: asyncpg.Connection, incident_key: uuid.UUID, st
         await con.execute(f"UPDATE incidents SET {', '.join(sets)} WHERE id = $1", incident_key, *([at] if first else []))
 
 
-async def _reopen_if_unstaffed(con: asyncpg.Connection, incident_key: uuid.UUID) -> None:
+async def _released(con: asyncpg.Connection, incident_key: uuid.UUID) -> int:
+    """A unit left the incident: bump its assignment version; returns the new one."""
     # A withdrawn dispatch leaves the incident waiting for a unit again.
-    await con.execute(
-        """UPDATE incidents SET status = 'open' WHERE id = $1 AND status = 'dispatched'
-           AND NOT EXISTS (SELECT 1 FROM assignments WHERE incident_id = $1 AND ended_at IS NULL)""",
+    version: int = await con.fetchval(
+        """UPDATE incidents SET assignment_version = assignment_version + 1,
+               status = CASE WHEN status = 'dispatched'
+                   AND NOT EXISTS (SELECT 1 FROM assignments WHERE incident_id = $1 AND ended_at IS NULL)
+                   THEN 'open' ELSE status END
+           WHERE id = $1 RETURNING assignment_version""",
         incident_key,
     )
+    return version
 
 
 async def change_status(
@@ -179,6 +197,7 @@ async def change_status(
     target = parse_unit_status(status_value)
     reason = _reason(reason_value)
     acknowledged: tuple[dt.datetime, dt.datetime] | None = None
+    released: int | None = None
     async with pool.acquire() as con, con.transaction():
         unit = await _lock_unit(con, unit_id)
         current = UnitStatus(unit["status"])
@@ -205,7 +224,7 @@ async def change_status(
             elif target is UnitStatus.AVAILABLE:
                 end = reason.value if reason else "completed"
                 await con.execute("UPDATE assignments SET ended_at = $3, end_reason = $2 WHERE id = $1", assignment["id"], end, at)
-                await _reopen_if_unstaffed(con, assignment["incident_id"])
+                released = await _released(con, assignment["incident_id"])
         payload: dict[str, Any] = {
             "unit_id": unit_id, "callsign": row["callsign"], "unit": unit_snapshot(row), "status": target.value,
             "previous": current.value, "reason": reason.value if reason else None, "by": actor.username,
@@ -214,6 +233,8 @@ async def change_status(
             payload["reported_at"] = at.isoformat()  # the crew's time, when the report came late
         if assignment is not None:
             payload |= {"incident_id": str(incident_key), "assignment_id": assignment["id"]}
+        if released is not None:
+            payload["assignment_version"] = released
         await events.append(con, "unit.status", payload, _unit_audience(unit_id))
         await audit.record(con, actor, "unit.status", f"unit:{unit_id}", {"status": target.value, "previous": current.value})
     if acknowledged is not None:
@@ -266,13 +287,13 @@ async def _withdraw(
 ) -> None:
     row = await _write_status(con, unit["id"], UnitStatus.AVAILABLE, actor.user_id, assignment["incident_id"], reason.value)
     await con.execute("UPDATE assignments SET ended_at = now(), end_reason = $2 WHERE id = $1", assignment["id"], reason.value)
-    await _reopen_if_unstaffed(con, assignment["incident_id"])
+    version = await _released(con, assignment["incident_id"])
     await events.append(
         con, "dispatch.withdrawn",
         {
             "incident_id": str(assignment["incident_id"]), "assignment_id": assignment["id"], "unit_id": unit["id"],
             "callsign": unit["callsign"], "unit": unit_snapshot(row), "previous": current.value, "reason": reason.value,
-            "by": actor.username,
+            "by": actor.username, "assignment_version": version,
         },
         _unit_audience(unit["id"]),
     )

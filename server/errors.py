@@ -7,6 +7,8 @@
     ├── NotFound              404
     ├── RequestTimeout        408  the request body stalled
     ├── Conflict              409  the state changed under the request
+    │   ├── Stale                    made from an outdated view (code ``stale``)
+    │   └── AlreadyAssigned          a further unit not asked for (code ``already_assigned``)
     ├── PayloadTooLarge       413
     ├── InvalidField          422  a field is missing or has an impossible value
     ├── RetryLater                 sent with Retry-After
@@ -79,6 +81,18 @@ class RequestTimeout(ApiError):
 class Conflict(ApiError):
     status = 409
     code = "conflict"
+
+
+class Stale(Conflict):
+    """The request was made from a view of the resource that is no longer current."""
+
+    code = "stale"
+
+
+class AlreadyAssigned(Conflict):
+    """The incident already has a unit; another must be asked for explicitly."""
+
+    code = "already_assigned"
 
 
 class PayloadTooLarge(ApiError):

@@ -36,7 +36,7 @@ from server.fleet import Fleet
 OPERATORS = "role:operator"
 INCIDENT_COLUMNS = """id, idempotency_key, created_by, received_at, caller_phone, caller_name, lat, lon, address,
     kelurahan, kecamatan, call_type, complaint, priority, notes, status, outcome, duplicate_of, destination,
-    warnings, first_dispatched_at, first_acknowledged_at, first_on_scene_at, closed_at"""
+    warnings, first_dispatched_at, first_acknowledged_at, first_on_scene_at, closed_at, assignment_version"""
 # Nearest kelurahan centroid farther than this is not taken as the call's kelurahan.
 KELURAHAN_MATCH_M = 5000.0
 MAX_COMPLAINT = 500
@@ -359,7 +359,8 @@ async def close(
             if original == row["id"]:
                 raise InvalidField("an incident cannot duplicate itself", field="duplicate_of")
         closed = await con.fetchrow(
-            f"""UPDATE incidents SET status = 'closed', outcome = $2, duplicate_of = $3, closed_at = now()
+            f"""UPDATE incidents SET status = 'closed', outcome = $2, duplicate_of = $3, closed_at = now(),
+                    assignment_version = assignment_version + 1
                 WHERE id = $1 RETURNING {INCIDENT_COLUMNS}""",
             row["id"], outcome.value, original,
         )

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from dispatch.geo import Point, distance_m
 from dispatch.units import UnitKind
-from server import assignments, audit, events, incidents
-from server.api_schemas import ASSIGNMENT, CALL_TAKEN, INCIDENT, INTEGER, STRING, array, obj
+from server import assignments, audit, dispatch_guard, events, incidents
+from server.api_schemas import ASSIGNMENT, CALL_TAKEN, DISPATCH_REFUSED, DISPATCH_STATE, INCIDENT, INTEGER, STRING, array, obj
 from server.errors import Conflict, InvalidField, NotFound
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, FLEET, METRICS, POOL
@@ -56,6 +56,11 @@ class UpdateBody(pydantic.BaseModel):
 class DispatchBody(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
     unit_id: str = pydantic.Field(min_length=1, max_length=64)
+    expected_version: int | None = pydantic.Field(
+        default=None, ge=0, le=2**31 - 1,
+        description="the incident's assignment_version the operator saw; another is refused (409 stale). The console always sends it",
+    )
+    additional: bool = pydantic.Field(default=False, description="send this unit although the incident already has one")
 
 
 class CloseBody(pydantic.BaseModel):
@@ -126,26 +131,24 @@ async def update_incident(request: web.Request) -> web.Response:
     return json_response({"incident": incidents.incident_json(row), "recommendations": recommendations})
 
 
-@routes.route("GET", "/api/incidents/{id}/recommendations", roles=OPERATOR, summary="The units to send now, best first", returns={200: obj(recommendations=array())})
+@routes.route("GET", "/api/incidents/{id}/recommendations", roles=OPERATOR, summary="The units to send now, best first, with the incident's assignment version to dispatch against", returns={200: DISPATCH_STATE})
 async def recommendations(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     row = await incidents.get(pool, request.match_info["id"])
     triage = await incidents.load_triage(pool)
-    async with pool.acquire() as con:
-        serving = [r["unit_id"] for r in await con.fetch(
-            "SELECT unit_id FROM assignments WHERE incident_id = $1 AND ended_at IS NULL", row["id"])]
-    return json_response({"recommendations": await incidents.recommend_for(request.app[FLEET], _settings(request), row, triage, exclude=tuple(serving))})
+    return json_response(await dispatch_guard.state(pool, request.app[FLEET], _settings(request), triage, row))
 
 
-@routes.route("POST", "/api/incidents/{id}/dispatch", roles=OPERATOR, summary="Send a unit (atomic: 409 with a fresh recommendation if it was taken)", body=DispatchBody, returns={201: obj(assignment=ASSIGNMENT)})
+@routes.route("POST", "/api/incidents/{id}/dispatch", roles=OPERATOR, summary="Send a unit (atomic; 409 with a fresh recommendation if it was taken, 409 stale for another expected_version, 409 already_assigned for a further unit not sent as additional)", body=DispatchBody, returns={201: obj(assignment=ASSIGNMENT, assignment_version=INTEGER), 409: DISPATCH_REFUSED})
 async def dispatch_unit(request: web.Request) -> web.Response:
     body = await read_body(request, DispatchBody)
     pool = request.app[POOL]
     triage = await incidents.load_triage(pool)
     assignment = await assignments.dispatch(
-        pool, request.app[FLEET], _settings(request), triage, actor_of(request), request.match_info["id"], body.unit_id, request.app[METRICS]
+        pool, request.app[FLEET], _settings(request), triage, actor_of(request), request.match_info["id"], body.unit_id, request.app[METRICS],
+        expected_version=body.expected_version, additional=body.additional,
     )
-    return json_response({"assignment": assignment}, status=201)
+    return json_response({"assignment": assignment, "assignment_version": assignment["assignment_version"]}, status=201)
 
 
 @routes.route("POST", "/api/incidents/{id}/assignments/{assignment_id}/cancel", roles=OPERATOR, summary="Withdraw a unit from the incident", returns={200: obj(assignment_id=INTEGER, unit_id=STRING, status=STRING)})

@@ -15,6 +15,10 @@ export class IncidentPanel {
     this.incidentId = null;
     this.warnings = [];
     this.recommendations = [];
+    // The incident's assignment version when this list was fetched: what the operator saw, sent with a dispatch.
+    this.version = null;
+    // A dispatch in flight (or a second-unit question open): dispatch keys do nothing until it is answered.
+    this.sending = false;
     this.hospitals = [];
     const failed = (err) => this.say(errorText(err), true);
     $("#close-incident").addEventListener("click", () => guard(this.close(), failed));
@@ -32,11 +36,12 @@ export class IncidentPanel {
   }
 
   /** Show an incident: its warnings and recommendation (when the caller has them), then its hospitals. */
-  show(incidentId, warnings, recommendations) {
+  show(incidentId, warnings, recommendations, version) {
     const changed = incidentId !== this.incidentId;
     this.incidentId = incidentId;
     this.warnings = warnings || this.store.incidents.get(incidentId)?.warnings || [];
     this.recommendations = recommendations || [];
+    this.version = version ?? this.store.incidents.get(incidentId)?.assignment_version ?? null;
     if (changed) {
       this.hospitals = [];
       $("#dispatch-message").textContent = "";
@@ -51,6 +56,7 @@ export class IncidentPanel {
     const result = await api("GET", `/api/incidents/${encodeURIComponent(incidentId)}/recommendations`);
     if (this.incidentId === incidentId) {
       this.recommendations = result.recommendations;
+      this.version = result.assignment_version;
       this.render();
     }
   }
@@ -87,14 +93,14 @@ export class IncidentPanel {
       kelurahanName(this.store, incident.kelurahan), h("span", {class: "hint"}, ` #${incident.id.slice(0, 8)}`));
     fill($("#result-details"), [incident.address, incident.complaint, incident.caller_name, incident.caller_phone].filter(Boolean).join(" · "));
     fill($("#warnings"), this.warnings.map((w) => this.warningItem(w)));
-    const rows = this.recommendations.map((r, i) => h("tr", {dataset: {unitId: r.unit_id}},
+    const rows = this.recommendations.map((r, i) => h("tr", {dataset: {unitId: r.unit_id}, class: r.sent ? "sent" : null},
       h("td", {}, String(i + 1)),
       h("td", {class: "callsign"}, r.callsign, r.stale ? h("span", {class: "stale", title: t("op.stale_title")}, ` ${t("op.stale")}`) : null),
       h("td", {}, label("kind", r.kind)),
       h("td", {}, t("op.km", {km: (r.distance_m / 1000).toFixed(1)})),
       h("td", {}, clock(r.road_eta_s ?? r.eta_s)),
-      h("td", {}, h("button", {type: "button", class: "dispatch", "aria-keyshortcuts": i < 9 ? `Alt+${i + 1}` : null,
-                               onclick: () => this.dispatch(i)},
+      h("td", {}, r.sent ? t("op.sent") : h("button", {type: "button", class: "dispatch", disabled: this.sending,
+                                                        "aria-keyshortcuts": i < 9 ? `Alt+${i + 1}` : null, onclick: () => this.dispatch(i)},
         t("op.dispatch"), i < 9 ? h("kbd", {}, `Alt+${i + 1}`) : null))));
     fill($("#recommendations"), rows.length ? rows : h("tr", {}, h("td", {colspan: "6", class: "hint"}, t("op.no_recommendation"))));
     this.renderServing();
@@ -169,29 +175,53 @@ export class IncidentPanel {
     line.className = error ? "error" : "ok";
   }
 
-  /** Dispatch recommendation ``index`` (0-based): one click or Alt+digit. */
+  /** Dispatch recommendation ``index`` (0-based): one click or Alt+digit.
+   * Ignored while a dispatch is in flight; a unit just sent keeps its row (and its key), so a repeated key
+   * never reaches the next unit. */
   dispatch(index) {
     const pick = this.recommendations[index];
-    if (!pick || !this.incidentId) return;
-    guard(this.send(pick), (err) => this.say(errorText(err), true));
+    if (this.sending || !pick || !this.incidentId) return;
+    if (pick.sent) { this.say(t("op.already_sent", {unit: pick.callsign})); return; }
+    this.sending = true;
+    this.render();
+    guard(this.send(this.incidentId, pick, false), (err) => this.say(errorText(err), true))
+      .finally(() => { this.sending = false; this.render(); });
   }
 
-  async send(pick) {
-    const incidentId = this.incidentId;
+  async send(incidentId, pick, additional) {
+    const body = {unit_id: pick.unit_id, expected_version: this.version};
+    if (additional) body.additional = true;
     try {
-      await api("POST", `/api/incidents/${encodeURIComponent(incidentId)}/dispatch`, {unit_id: pick.unit_id});
+      const result = await api("POST", `/api/incidents/${encodeURIComponent(incidentId)}/dispatch`, body);
+      if (this.incidentId !== incidentId) return;
+      pick.sent = true;
+      this.version = result.assignment_version;
       this.say(t("op.dispatched", {unit: pick.callsign}));
-      this.recommendations = this.recommendations.filter((r) => r.unit_id !== pick.unit_id);
-      this.render();
     } catch (err) {
-      if (err instanceof ApiError && err.status === 409 && Array.isArray(err.body.recommendations)) {
-        this.recommendations = err.body.recommendations;
-        this.render();
-        this.say(t("op.taken", {message: err.message}), true);
+      if (!(err instanceof ApiError && err.status === 409) || this.incidentId !== incidentId) throw err;
+      if (typeof err.body.assignment_version === "number") this.version = err.body.assignment_version;
+      if (err.code === "already_assigned" && await this.confirmSecond(pick, err.body.unit_id)) {
+        await this.send(incidentId, pick, true);
         return;
       }
-      throw err;
+      if (err.code === "already_assigned") return;
+      if (!Array.isArray(err.body.recommendations)) throw err;
+      this.recommendations = err.body.recommendations;
+      this.say(err.code === "stale" ? t("op.list_changed") : t("op.taken", {message: err.message}), true);
     }
+  }
+
+  /** Ask before a second unit goes to an incident; its default button (Enter, Escape) is Cancel. */
+  confirmSecond(pick, servingId) {
+    const dialog = $("#second-unit-dialog");
+    const serving = this.store.units.get(servingId)?.callsign || servingId;
+    $("#second-unit-text").textContent = t("op.second_unit", {unit: pick.callsign, serving});
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "send"), {once: true});
+      dialog.returnValue = "";
+      dialog.showModal();
+      $("#second-unit-cancel").focus();
+    });
   }
 
   /** Withdraw a unit (cancel its dispatch); the recommendation is fetched again, without it. */
