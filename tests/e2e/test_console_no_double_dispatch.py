@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from server.config import WebSettings
 from tests.conftest import Api, app_config, start_api
@@ -92,3 +92,27 @@ async def test_a_second_unit_is_sent_only_when_the_operator_confirms(pages: Page
     await expect(dialog).to_be_hidden()
     await expect(console.locator(f"#recommendations tr.sent[data-unit-id='{second}']")).to_have_count(1)
     assert await assignments_of(con) == [top, second]
+
+
+async def test_dispatch_keys_do_nothing_while_a_dispatch_is_in_flight(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
+    console = await take_call(pages)
+    top = await console.locator("#recommendations tr[data-unit-id]").first.get_attribute("data-unit-id")
+    held: list[Route] = []
+    release = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        held.append(route)
+        await release.wait()
+        await route.continue_()
+
+    await console.route("**/dispatch", hold)
+    await console.keyboard.press("Alt+1")
+    await expect(console.locator("#recommendations button.dispatch").first).to_be_disabled()
+    for key in ("Alt+1", "Alt+2", "Alt+3"):
+        await console.keyboard.press(key)
+    await asyncio.sleep(0.3)
+    assert len(held) == 1  # the keys pressed while the answer was awaited sent nothing
+    release.set()
+    await expect(console.locator(f"#recommendations tr.sent[data-unit-id='{top}']")).to_have_count(1)
+    await expect(console.locator("#second-unit-dialog")).to_be_hidden()
+    assert len(held) == 1 and await assignments_of(con) == [top]

@@ -31,7 +31,7 @@ async def database_state(con: asyncpg.Connection, incident_id: str) -> tuple[Any
 
 
 async def test_two_requests_with_the_version_seen_send_one_unit(api: Api, con: asyncpg.Connection) -> None:
-    second = await start_api(api.dsn)  # the second press may reach another server process
+    second = await start_api(api.dsn)  # the second press may reach another app instance on the database
     try:
         operator = await api.login("operator")
         created = await new_call(api, operator)
