@@ -45,6 +45,8 @@ def content_security_policy(config: Config) -> str:
     tiles = tile_source(config.web.tile_url)
     if tiles is not None:
         images.append(tiles)
+    if config.web.tile_url:
+        images.append("data:")  # Leaflet blanks a tile it drops mid-load (a zoom while tiles load) with a data: image
     directives = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],

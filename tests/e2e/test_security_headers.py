@@ -105,3 +105,13 @@ async def test_every_page_runs_without_a_single_csp_refusal(tiled_pages: Pages, 
     assert (await page.evaluate("window.__csp"))[0].startswith("script-src")
     assert len(pages.errors) == 1 and "Content Security Policy" in pages.errors[0], pages.errors
     pages.errors.clear()
+
+
+async def test_the_console_at_1366x768_moves_its_map_without_a_refusal(tiled_pages: Pages, tiles: Tiles) -> None:
+    # The console's first fit changes the zoom while tiles are loading: Leaflet blanks the tiles it drops with a data: image.
+    page = await open_page(tiled_pages, "operator", "/operator.html", {"width": 1366, "height": 768})
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    await expect(page.locator("img.leaflet-tile-loaded").first).to_be_visible()
+    await page.wait_for_timeout(1500)  # the fit's zoom animation and the tile swap after it
+    assert await page.evaluate("window.__csp") == []
+    assert tiled_pages.errors == []
