@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from dispatch.geo import Point, distance_m
+from server import migrate
 from tests.conftest import Api, app_config, start_api
 from tests.server.dispatch_support import call_body
 
@@ -197,3 +198,35 @@ async def test_never_fixed_and_stale_are_different_flags(api: Api, con: asyncpg.
     status, board = await api.call("GET", "/api/units", await api.login("operator"))
     flags: dict[str, Any] = {u["id"]: (u["no_fix"], u["stale"]) for u in board["units"]}
     assert [flags[i] for i in ids] == [(False, True), (False, False), (True, False)]
+
+
+async def test_the_upgrade_keeps_what_open_incidents_need_and_gives_bare_units_their_defaults(bare_dsn: str) -> None:
+    con = await asyncpg.connect(bare_dsn)
+    try:
+        *before, tiered = [m for m in migrate.available() if m.version <= 11]
+        assert tiered.name == "0011_tiered_response.sql"
+        for migration in before:
+            await con.execute(migration.sql)
+        await con.executemany(
+            "INSERT INTO triage_types (code, label_id, label_en, priority, capabilities, active) VALUES ($1, $1, $1, 'merah', $2, $3)",
+            [("chest_pain", ["aed", "bls"], True), ("drowning", ["aed", "bls", "rescue"], True), ("gone", ["als"], False)],
+        )
+        await con.executemany(
+            """INSERT INTO incidents (id, idempotency_key, request_digest, caller_phone, priority, call_type)
+               VALUES (gen_random_uuid(), $1, '', '0811', 'merah', $2)""",
+            [("k-chest", "chest_pain"), ("k-gone", "gone"), ("k-none", None)],
+        )
+        await con.executemany(
+            "INSERT INTO units (id, callsign, kind, capabilities, base_lat, base_lon) VALUES ($1, $1, $2, $3, -6.3, 106.7)",
+            [("a", "ambulance", []), ("m", "motorbike", []), ("b", "ambulance", ["bls"])],
+        )
+        await con.execute(tiered.sql)
+        triage = dict(await con.fetch("SELECT code, capabilities FROM triage_types"))
+        # A row as first seeded gains transport; one an admin edited stays as it is.
+        assert triage == {"chest_pain": ["aed", "bls", "transport"], "drowning": ["aed", "bls", "rescue"], "gone": ["als"]}
+        needs = dict(await con.fetch("SELECT idempotency_key, needs FROM incidents"))
+        assert needs == {"k-chest": ["aed", "bls", "transport"], "k-gone": ["als"], "k-none": ["bls"]}
+        units = dict(await con.fetch("SELECT id, capabilities FROM units"))
+        assert units == {"a": ["aed", "bls", "transport"], "m": ["aed", "bls"], "b": ["bls"]}
+    finally:
+        await con.close()
