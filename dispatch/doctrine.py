@@ -50,6 +50,13 @@ class Needs:
     def carrier(self, capabilities: frozenset[str]) -> bool:
         return self.transport and TRANSPORT in capabilities
 
+    def carrier_next(self, serving: Iterable[frozenset[str]]) -> bool:
+        """Whether the next unit to send should be a carrier: care has started (a first responder
+        serves the call) and the call needs transport that no serving unit gives."""
+        units = list(serving)
+        return (self.transport and any(self.first_responder(c) for c in units)
+                and not any(self.carrier(c) for c in units))
+
     def missing(self, capabilities: frozenset[str]) -> frozenset[str]:
         """What a unit lacks to serve this call in either tier (empty: it qualifies)."""
         if self.first_responder(capabilities) or self.carrier(capabilities):

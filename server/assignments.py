@@ -342,9 +342,13 @@ async def _reoffer(
     )
     exclude = tuple({r["unit_id"] for r in tried} | {withdrawn["unit_id"]})
     tiers = await incidents.recommend_for(fleet, settings, incident, exclude=exclude, catch_up=False)
-    # A carrier that did not answer is replaced by a carrier; a first responder by a first responder.
-    carried = await con.fetchval("SELECT 'transport' = ANY(capabilities) FROM units WHERE id = $1", withdrawn["unit_id"])
-    for candidate in tiers["transport"] if carried and tiers["transport"] else tiers["recommendations"]:
+    # The tier the incident lacks now: a carrier that did not answer is replaced by a carrier, unless no first responder serves.
+    serving = await con.fetch(
+        "SELECT u.capabilities FROM assignments a JOIN units u ON u.id = a.unit_id WHERE a.incident_id = $1 AND a.ended_at IS NULL",
+        incident["id"],
+    )
+    carrier_next = needs_from_capabilities(incident["needs"]).carrier_next(frozenset(r["capabilities"]) for r in serving)
+    for candidate in tiers["transport"] if carrier_next else tiers["recommendations"]:
         offered = await assign(con, incident, candidate["unit_id"], SYSTEM, settings, triage, auto=True, reoffer_of=withdrawn["id"])
         if offered is not None:
             return incident, offered

@@ -192,7 +192,7 @@ def _priority(call: Call, triage: TriageTable) -> Priority:
 
 
 async def assess(
-    pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, row: asyncpg.Record, triage: TriageTable
+    pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, row: asyncpg.Record
 ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
     """Duplicate and prank warnings (stored) and the current recommendation, both tiers (not stored)."""
     now = dt.datetime.now(dt.UTC)

@@ -93,7 +93,7 @@ async def create_call(request: web.Request) -> web.Response:
     if created:
         request.app[METRICS].call_received(row["priority"])
     if created or row["assessed_at"] is None:  # a retry after a failed assessment assesses it now
-        warnings, recommendations = await incidents.assess(pool, fleet, settings, row, triage)
+        warnings, recommendations = await incidents.assess(pool, fleet, settings, row)
     else:
         warnings, recommendations = row["warnings"], await incidents.recommend_for(fleet, settings, row)
     auto = None

@@ -156,3 +156,14 @@ def test_tiers_equal_a_brute_force_scan(fleet: list[Spec], asked: list[Ask], cel
         for rec in got.first_response:
             if q.transport and "transport" in rec.capabilities and rec.unit_id not in carriers:
                 assert len(got.transport) == q.k and got.transport[-1].sort_key < rec.sort_key
+
+
+def test_the_next_unit_is_a_carrier_once_care_has_started_and_nobody_carries() -> None:
+    chest = Needs(frozenset({"bls", "aed"}), transport=True)
+    bike, ambulance, stretcher = frozenset({"bls", "aed"}), frozenset({"bls", "aed", "transport"}), frozenset({"transport"})
+    assert chest.carrier_next([bike])
+    assert not chest.carrier_next([])  # nobody serves: a first responder first
+    assert not chest.carrier_next([stretcher])  # carried, but nobody starts care
+    assert not chest.carrier_next([bike, stretcher])
+    assert not chest.carrier_next([ambulance])
+    assert not UNTRIAGED.carrier_next([bike])

@@ -11,7 +11,7 @@ import asyncpg
 from dispatch.geo import Point, distance_m
 from server import migrate
 from tests.conftest import Api, app_config, start_api
-from tests.server.dispatch_support import call_body
+from tests.server.dispatch_support import Socket, call_body
 
 
 def near(lat: float, lon: float, metres_north: float) -> dict[str, float]:
@@ -230,3 +230,30 @@ async def test_the_upgrade_keeps_what_open_incidents_need_and_gives_bare_units_t
         assert units == {"a": ["aed", "bls", "transport"], "m": ["aed", "bls"], "b": ["bls"]}
     finally:
         await con.close()
+
+
+async def test_a_carrier_that_does_not_answer_is_replaced_by_a_carrier(demo_dsn: str, con: asyncpg.Connection) -> None:
+    bike = await con.fetchrow(
+        "SELECT id, position_lat, position_lon FROM units WHERE kind = 'motorbike' AND status = 'available' ORDER BY id LIMIT 1")
+    config = app_config(demo_dsn)
+    client = await start_api(demo_dsn, dataclasses.replace(config, dispatch=dataclasses.replace(config.dispatch, ack_timeout_s=2.0, ack_sweep_s=0.1)))
+    try:
+        operator = await client.login("operator")
+        status, created = await client.call("POST", "/api/calls", operator,
+                                            json=call_body(location=near(bike["position_lat"], bike["position_lon"], 5)))
+        incident_id = created["incident"]["id"]
+        assert created["recommendations"][0]["unit_id"] == bike["id"]
+        carrier, spare = (r["unit_id"] for r in created["transport"][:2])
+        for unit_id in (bike["id"], carrier):
+            assert (await client.call("POST", f"/api/incidents/{incident_id}/dispatch", operator, json={"unit_id": unit_id}))[0] == 201
+        # The motorbike team answers by radio; the ambulance never does.
+        status, body = await client.call("POST", f"/api/units/{bike['id']}/status", operator, json={"status": "en_route"})
+        assert status == 200, body
+        console = await Socket.open(client, "/ws/operator", operator, after=0)
+        await console.event("dispatch.withdrawn", unit_id=carrier)
+        reoffer = await console.event("unit.dispatched", incident_id=incident_id, auto=True)
+        assert reoffer["data"]["unit_id"] == spare
+        await console.close()
+    finally:
+        await client.session.close()
+        await client.server.close()
