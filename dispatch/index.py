@@ -36,11 +36,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dispatch._checks import check_aware, check_duration, check_positive
+from dispatch.doctrine import Needs
 from dispatch.errors import InvalidInput, UnknownUnit
 from dispatch.eta import DistanceEtaModel, GeodesicEta
 from dispatch.geo import Point, ecef_m
 from dispatch.ids import UnitId
-from dispatch.recommend import Recommendation, UnitFilter, check_query, rank_unit
+from dispatch.recommend import Recommendation, Tiers, UnitFilter, check_query, rank_unit, tier_filters
 from dispatch.staleness import DEFAULT_MAX_FIX_AGE, is_stale
 from dispatch.status import UnitStatus
 from dispatch.units import Unit, UnitKind
@@ -195,6 +196,14 @@ class UnitIndex:
         return unit_id in self._entries
 
     # -- query ---------------------------------------------------------------
+
+    def recommend_tiers(
+        self, point: Point, k: int, now: datetime, needs: Needs, exclude: frozenset[UnitId] = frozenset()
+    ) -> Tiers:
+        """The first responders and the carriers for a call (see ``dispatch.doctrine``)."""
+        care, carry = tier_filters(needs, exclude)
+        first = self.recommend(point, k, now, care.required_capabilities, exclude=care.exclude)
+        return Tiers(first, self.recommend(point, k, now, carry.required_capabilities, exclude=carry.exclude) if carry else [])
 
     def recommend(
         self,

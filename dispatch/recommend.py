@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from dispatch._checks import check_aware, check_int, check_real
+from dispatch.doctrine import TRANSPORT, Needs
 from dispatch.errors import InvalidInput
 from dispatch.eta import DistanceEtaModel
 from dispatch.geo import Point, distance_m
@@ -22,11 +23,14 @@ from dispatch.units import Unit, UnitKind
 
 __all__ = [
     "Recommendation",
+    "Tiers",
     "UnitFilter",
     "brute_force_recommend",
+    "brute_force_tiers",
     "check_query",
     "rank_unit",
     "rerank_by_road_eta",
+    "tier_filters",
 ]
 
 
@@ -35,7 +39,8 @@ class Recommendation:
     """One proposed unit, best first in a list.
 
     ``ranked_from`` is the point the ETA was computed from: the live fix, or
-    the base when ``stale``. ``road_eta_s`` is set only after re-ranking.
+    the base when the fix is ``stale`` (too old) or there is ``no_fix`` at all.
+    ``road_eta_s`` is set only after re-ranking.
     """
 
     unit_id: UnitId
@@ -45,6 +50,8 @@ class Recommendation:
     eta_s: float
     stale: bool
     ranked_from: Point
+    no_fix: bool = False
+    capabilities: frozenset[str] = frozenset()
     road_eta_s: float | None = None
 
     @property
@@ -60,6 +67,8 @@ class Recommendation:
             "distance_m": self.distance_m,
             "eta_s": self.eta_s,
             "stale": self.stale,
+            "no_fix": self.no_fix,
+            "capabilities": sorted(self.capabilities),
             "ranked_from": self.ranked_from.to_dict(),
             "road_eta_s": self.road_eta_s,
         }
@@ -115,6 +124,8 @@ def rank_unit(
         eta_s=eta.eta_for_distance(metres, unit.kind),
         stale=where.stale,
         ranked_from=where.point,
+        no_fix=where.no_fix,
+        capabilities=unit.capabilities,
     )
 
 
@@ -136,6 +147,45 @@ def brute_force_recommend(
     ranked = [rank_unit(u, point, now, eta, max_fix_age) for u in units if wanted.accepts(u)]
     ranked.sort(key=lambda r: r.sort_key)
     return ranked[:k]
+
+
+@dataclass(frozen=True, slots=True)
+class Tiers:
+    """A call's answer: the fastest units that can start care, and the fastest that can carry
+    (empty when the call needs no transport). A unit that can do both is in both."""
+
+    first_response: list[Recommendation]
+    transport: list[Recommendation]
+
+
+def tier_filters(needs: Needs, exclude: frozenset[UnitId]) -> tuple[UnitFilter, UnitFilter | None]:
+    """The filters of the two tiers (None: the call needs no transport); index and scan share them."""
+    if not isinstance(needs, Needs):
+        raise InvalidInput("needs", "must be Needs")
+    carry = UnitFilter(frozenset({TRANSPORT}), exclude=exclude) if needs.transport else None
+    return UnitFilter(needs.care, exclude=exclude), carry
+
+
+def brute_force_tiers(
+    units: Iterable[Unit],
+    point: Point,
+    k: int,
+    now: datetime,
+    needs: Needs,
+    *,
+    eta: DistanceEtaModel,
+    max_fix_age: timedelta = DEFAULT_MAX_FIX_AGE,
+    exclude: frozenset[UnitId] = frozenset(),
+) -> Tiers:
+    """Both tiers by ranking every unit: the reference ``UnitIndex.recommend_tiers`` must equal."""
+    fleet = list(units)
+    care, carry = tier_filters(needs, exclude)
+
+    def scan(wanted: UnitFilter) -> list[Recommendation]:
+        return brute_force_recommend(fleet, point, k, now, eta=eta, max_fix_age=max_fix_age,
+                                     required_capabilities=wanted.required_capabilities, exclude=wanted.exclude)
+
+    return Tiers(scan(care), scan(carry) if carry is not None else [])
 
 
 def rerank_by_road_eta(

@@ -22,7 +22,8 @@ DEFAULT_MAX_FIX_AGE = timedelta(minutes=30)
 @dataclass(frozen=True, slots=True)
 class RankingPoint:
     point: Point
-    stale: bool
+    stale: bool  # it sent a fix, but too long ago
+    no_fix: bool = False  # it never sent one (a new phone, or one never switched on)
 
 
 def is_stale(position_time: datetime | None, now: datetime, max_age: timedelta) -> bool:
@@ -35,6 +36,8 @@ def is_stale(position_time: datetime | None, now: datetime, max_age: timedelta) 
 
 
 def ranking_point(unit: Unit, now: datetime, max_age: timedelta = DEFAULT_MAX_FIX_AGE) -> RankingPoint:
-    if unit.position is None or is_stale(unit.position_time, now, max_age):
+    if unit.position is None:
+        return RankingPoint(unit.base, stale=False, no_fix=True)
+    if is_stale(unit.position_time, now, max_age):
         return RankingPoint(unit.base, stale=True)
     return RankingPoint(unit.position, stale=False)

@@ -5,10 +5,11 @@ in a plain table that the Dinkes can edit. The server may load an edited
 table from TOML, JSON or the database and pass the resulting dict to
 ``triage_table_from_dict``; ``TriageTable.to_dict`` writes it back.
 
-``capabilities`` are what the *first* responding unit must have. A call
-that needs a stretcher as well as a first responder gets a second
-recommendation with ``{"transport"}``; keeping the first list minimal lets a
-motorbike team (bls, aed) reach the patient first.
+``capabilities`` are the care the *first* responding unit must be able to
+start, plus ``transport`` when the patient must be carried
+(``dispatch.doctrine``): a call gets the fastest first responders and,
+apart, the fastest carriers, so a motorbike team (bls, aed) can reach the
+patient first while an ambulance comes for the transport.
 """
 
 from __future__ import annotations
@@ -148,25 +149,25 @@ def triage_table_from_dict(data: object, field_name: str = "call_types") -> Tria
 
 
 # The default table, as data: (code, Indonesian label, English label, priority, capabilities).
+# Capabilities: the first responder's care, plus "transport" when the patient goes to hospital.
 _DEFAULT_ROWS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
-    ("cardiac_arrest", "Henti jantung", "Cardiac arrest", "merah", ("bls", "aed")),
-    ("chest_pain", "Nyeri dada", "Chest pain", "merah", ("bls", "aed")),
-    ("breathing_difficulty", "Sesak napas", "Breathing difficulty", "merah", ("bls",)),
-    ("unconscious", "Tidak sadar", "Unconscious person", "merah", ("bls", "aed")),
-    # Stroke is treated in hospital within hours: the first unit must carry.
+    ("cardiac_arrest", "Henti jantung", "Cardiac arrest", "merah", ("bls", "aed", "transport")),
+    ("chest_pain", "Nyeri dada", "Chest pain", "merah", ("bls", "aed", "transport")),
+    ("breathing_difficulty", "Sesak napas", "Breathing difficulty", "merah", ("bls", "transport")),
+    ("unconscious", "Tidak sadar", "Unconscious person", "merah", ("bls", "aed", "transport")),
     ("stroke", "Stroke", "Stroke", "merah", ("bls", "transport")),
-    ("traffic_accident", "Kecelakaan lalu lintas", "Traffic accident", "merah", ("bls",)),
-    ("major_trauma", "Luka berat / trauma", "Major trauma", "merah", ("bls",)),
-    ("severe_bleeding", "Perdarahan hebat", "Severe bleeding", "merah", ("bls",)),
-    ("allergic_reaction", "Reaksi alergi berat", "Severe allergic reaction", "merah", ("bls",)),
-    ("drowning", "Tenggelam", "Drowning", "merah", ("bls", "aed")),
-    ("newborn_emergency", "Kegawatan bayi baru lahir", "Newborn emergency", "merah", ("bls",)),
-    ("burns", "Luka bakar", "Burns", "kuning", ("bls",)),
-    ("poisoning", "Keracunan", "Poisoning", "kuning", ("bls",)),
-    ("seizure", "Kejang", "Seizure", "kuning", ("bls",)),
+    ("traffic_accident", "Kecelakaan lalu lintas", "Traffic accident", "merah", ("bls", "transport")),
+    ("major_trauma", "Luka berat / trauma", "Major trauma", "merah", ("bls", "transport")),
+    ("severe_bleeding", "Perdarahan hebat", "Severe bleeding", "merah", ("bls", "transport")),
+    ("allergic_reaction", "Reaksi alergi berat", "Severe allergic reaction", "merah", ("bls", "transport")),
+    ("drowning", "Tenggelam", "Drowning", "merah", ("bls", "aed", "transport")),
+    ("newborn_emergency", "Kegawatan bayi baru lahir", "Newborn emergency", "merah", ("bls", "transport")),
+    ("burns", "Luka bakar", "Burns", "kuning", ("bls", "transport")),
+    ("poisoning", "Keracunan", "Poisoning", "kuning", ("bls", "transport")),
+    ("seizure", "Kejang", "Seizure", "kuning", ("bls", "transport")),
     ("labour", "Persalinan", "Labour / childbirth", "kuning", ("transport",)),
-    ("elderly_fall", "Lansia jatuh", "Fall of an elderly person", "kuning", ("bls",)),
-    ("snake_bite", "Gigitan ular", "Snake bite", "kuning", ("bls",)),
+    ("elderly_fall", "Lansia jatuh", "Fall of an elderly person", "kuning", ("bls", "transport")),
+    ("snake_bite", "Gigitan ular", "Snake bite", "kuning", ("bls", "transport")),
     ("diabetic_emergency", "Kegawatan gula darah", "Diabetic emergency", "kuning", ("bls",)),
     ("mental_health_crisis", "Krisis kesehatan jiwa", "Mental health crisis", "kuning", ("bls",)),
     ("child_fever", "Demam pada anak", "Fever in a child", "hijau", ("bls",)),

@@ -16,7 +16,7 @@ from dispatch.geo import Point
 from dispatch.ids import UnitId, unit_id
 from dispatch.status import UnitStatus
 
-__all__ = ["DEFAULT_CAPABILITIES", "Unit", "UnitKind", "parse_unit_kind"]
+__all__ = ["DEFAULT_CAPABILITIES", "POSSIBLE_CAPABILITIES", "Unit", "UnitKind", "parse_unit_kind", "unit_capabilities"]
 
 
 class UnitKind(enum.Enum):
@@ -24,14 +24,39 @@ class UnitKind(enum.Enum):
     MOTORBIKE = "motorbike"  # a two-paramedic motorbike team: first response, no stretcher
 
 
-# What a newly registered unit of each kind usually carries; hospital
-# ambulances add "als", some add "obstetric"/"neonatal".
+# What a newly registered unit of each kind carries when its record names
+# nothing: a PSC ambulance has an AED on board; hospital ambulances add "als",
+# some add "obstetric"/"neonatal".
 DEFAULT_CAPABILITIES: Mapping[UnitKind, frozenset[str]] = MappingProxyType(
     {
         UnitKind.MOTORBIKE: frozenset({"bls", "aed"}),
-        UnitKind.AMBULANCE: frozenset({"bls", "transport"}),
+        UnitKind.AMBULANCE: frozenset({"bls", "aed", "transport"}),
     }
 )
+
+# What a unit of each kind can carry at all: a motorbike has no stretcher, no
+# incubator and no extrication gear, so a record claiming them is a mistake
+# that would rank the motorbike for a labour or a newborn.
+POSSIBLE_CAPABILITIES: Mapping[UnitKind, frozenset[str]] = MappingProxyType(
+    {
+        UnitKind.MOTORBIKE: frozenset({"bls", "als", "aed", "obstetric"}),
+        UnitKind.AMBULANCE: frozenset({"bls", "als", "aed", "transport", "obstetric", "neonatal", "rescue"}),
+    }
+)
+
+
+def unit_capabilities(kind: UnitKind, given: object, field: str = "capabilities") -> frozenset[str]:
+    """The capabilities to record for a unit: the kind's defaults when none are given,
+    else ``given`` if the kind can have every one of them (InvalidInput naming ``field`` if not)."""
+    if given is None:
+        return DEFAULT_CAPABILITIES[kind]
+    capabilities = parse_capabilities(given, field)
+    if not capabilities:
+        return DEFAULT_CAPABILITIES[kind]
+    impossible = sorted(capabilities - POSSIBLE_CAPABILITIES[kind])
+    if impossible:
+        raise InvalidInput(field, f"a {kind.value} cannot have {', '.join(impossible)}")
+    return capabilities
 
 
 def parse_unit_kind(value: object, field: str = "kind") -> UnitKind:

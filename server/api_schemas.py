@@ -34,15 +34,20 @@ def obj(**properties: Schema) -> Schema:
 
 TIME = {"type": "string", "format": "date-time"}
 ACCOUNT = obj(id=INTEGER, username=STRING, role=STRING)
-UNIT = obj(id=STRING, callsign=STRING, kind=STRING, capabilities=array(STRING))
-INCIDENT = obj(id=STRING, priority=STRING, received_at=TIME, location=nullable(obj(lat=NUMBER, lon=NUMBER)))
+UNIT = obj(id=STRING, callsign=STRING, kind=STRING, capabilities=array(STRING), no_fix=BOOLEAN)
+INCIDENT = obj(id=STRING, priority=STRING, received_at=TIME, location=nullable(obj(lat=NUMBER, lon=NUMBER)), needs=array(STRING))
+# One proposed unit; a call's answer has two tiers of them: first responders and carriers.
+RECOMMENDATION = obj(unit_id=STRING, callsign=STRING, kind=STRING, eta_s=NUMBER, stale=BOOLEAN, no_fix=BOOLEAN,
+                     capabilities=array(STRING))
+TIERS: dict[str, Schema] = {"recommendations": array(RECOMMENDATION), "transport": array(RECOMMENDATION)}
 CONSULT = obj(id=STRING, state=STRING, patient=OBJECT, requested_at=TIME, overdue=BOOLEAN)
 ASSIGNMENT = obj(id=INTEGER, incident_id=STRING, unit_id=STRING)
 UNIT_STATUS = obj(unit_id=STRING, status=STRING)
 ON_CALL = obj(on_call=array())
-CALL_TAKEN = obj(incident=INCIDENT, warnings=array(ANY), recommendations=array(), created=BOOLEAN, auto_dispatched=nullable(OBJECT))
+CALL_TAKEN = obj(incident=INCIDENT, warnings=array(ANY), **TIERS, created=BOOLEAN, auto_dispatched=nullable(OBJECT),
+                 auto_dispatched_transport=nullable(OBJECT))
 # What a console needs to dispatch against: the version it sends back as expected_version.
-DISPATCH_STATE = obj(assignment_version=INTEGER, serving=array(STRING), recommendations=array())
+DISPATCH_STATE = obj(assignment_version=INTEGER, serving=array(STRING), **TIERS)
 # A refused dispatch: stale and already_assigned carry DISPATCH_STATE's keys (and unit_id, the unit already sent).
 DISPATCH_REFUSED: Schema = {
     "type": "object",

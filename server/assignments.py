@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from dispatch.doctrine import needs_from_capabilities
 from dispatch.incident import IncidentState, state_for_unit_status
 from dispatch.status import Actor, ReleaseReason, UnitStatus, parse_unit_status, required_reasons, transition
 from dispatch.triage import TriageTable
@@ -81,7 +82,7 @@ async def _write_status(
 
 async def assign(
     con: asyncpg.Connection, incident: asyncpg.Record, unit_id: str, actor: audit.Actor, settings: DispatchSettings,
-    triage: TriageTable, *, auto: bool, reoffer_of: int | None = None,
+    triage: TriageTable, *, auto: bool, reoffer_of: int | None = None, override: dict[str, Any] | None = None,
 ) -> asyncpg.Record | None:
     """Assign the unit if it is still available (inside the caller's transaction); None if it is not."""
     unit = await con.fetchrow(
@@ -114,17 +115,19 @@ async def assign(
             "callsign": unit["callsign"], "unit": unit_snapshot(unit), "ack_deadline": assignment["ack_deadline"].isoformat(),
             "incident": incidents.crew_view(incident, call_type), "by": actor.username, "auto": auto, "reoffer_of": reoffer_of,
             "assignment_version": version,
+            **({"override": override} if override else {}),
         },
         _unit_audience(unit_id),
     )
-    await audit.record(con, actor, "unit.dispatch", f"incident:{incident['id']}", {"unit_id": unit_id, "auto": auto})
+    await audit.record(con, actor, "unit.dispatch", f"incident:{incident['id']}",
+                       {"unit_id": unit_id, "auto": auto, **({"override": override} if override else {})})
     return assignment
 
 
 async def dispatch(
     pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, triage: TriageTable, actor: audit.Actor,
     incident_id: str, unit_id: str, metrics: Metrics, *, auto: bool = False, expected_version: int | None = None,
-    additional: bool = False,
+    additional: bool = False, override_reason: str | None = None,
 ) -> dict[str, Any]:
     """Send the unit; the answer is the assignment, with the incident's new assignment version.
 
@@ -136,21 +139,37 @@ async def dispatch(
         incident = await incidents.get(con, incident_id, lock=True)
         if incident["closed_at"] is not None:
             raise Conflict("the incident is closed", field="incident_id")
-        refusal = await dispatch_guard.check(con, incident, expected_version, additional)
-        assignment = None if refusal else await assign(con, incident, unit_id, actor, settings, triage, auto=auto)
+        refusal = await dispatch_guard.check(con, incident, unit_id, expected_version, additional)
+        override = None if refusal else await _capability_override(con, incident, unit_id, override_reason)
+        assignment = None if refusal else await assign(con, incident, unit_id, actor, settings, triage, auto=auto, override=override)
         if refusal is None and assignment is None:
             status = await con.fetchval("SELECT status FROM units WHERE id = $1", unit_id)
     if refusal is not None:
-        raise await dispatch_guard.refused(refusal, pool, fleet, settings, triage, incident)
+        raise await dispatch_guard.refused(refusal, pool, fleet, settings, incident)
     if assignment is None:
         if status is None:
             raise NotFound(f"no unit {unit_id}", field="unit_id")
-        fresh = await incidents.recommend_for(fleet, settings, incident, triage, exclude=(unit_id,))
-        raise Conflict(f"unit {unit_id} is no longer available (it is {status})", field="unit_id",
-                       extra={"recommendations": fresh})
+        fresh = await incidents.recommend_for(fleet, settings, incident, exclude=(unit_id,))
+        raise Conflict(f"unit {unit_id} is no longer available (it is {status})", field="unit_id", extra=fresh)
     metrics.dispatched("auto" if auto else "operator", incident["received_at"], incident["first_dispatched_at"], assignment["assigned_at"])
     # The incident was locked, and assign bumped its version once.
     return assignment_json(assignment) | {"assignment_version": incident["assignment_version"] + 1}
+
+
+async def _capability_override(
+    con: asyncpg.Connection, incident: asyncpg.Record, unit_id: str, reason: str | None
+) -> dict[str, Any] | None:
+    """None if the unit can serve the incident in either tier; else the override to record, which needs a reason."""
+    capabilities = await con.fetchval("SELECT capabilities FROM units WHERE id = $1", unit_id)
+    if capabilities is None:
+        raise NotFound(f"no unit {unit_id}", field="unit_id")
+    missing = sorted(needs_from_capabilities(incident["needs"]).missing(frozenset(capabilities)))
+    if not missing:
+        return None
+    if reason is None:
+        raise InvalidField(f"unit {unit_id} lacks {', '.join(missing)} for this incident; send it with an override_reason",
+                           field="unit_id", extra={"missing_capabilities": missing})
+    return {"reason": reason, "missing_capabilities": missing}
 
 
 async def active_assignment(con: asyncpg.Connection, unit_id: str) -> asyncpg.Record | None:
@@ -343,7 +362,14 @@ async def _reoffer(
         incident["id"],
     )
     exclude = tuple({r["unit_id"] for r in tried} | {withdrawn["unit_id"]})
-    for candidate in await incidents.recommend_for(fleet, settings, incident, triage, exclude=exclude, catch_up=False):
+    tiers = await incidents.recommend_for(fleet, settings, incident, exclude=exclude, catch_up=False)
+    # The tier the incident lacks now: a carrier that did not answer is replaced by a carrier, unless no first responder serves.
+    serving = await con.fetch(
+        "SELECT u.capabilities FROM assignments a JOIN units u ON u.id = a.unit_id WHERE a.incident_id = $1 AND a.ended_at IS NULL",
+        incident["id"],
+    )
+    carrier_next = needs_from_capabilities(incident["needs"]).carrier_next(frozenset(r["capabilities"]) for r in serving)
+    for candidate in tiers["transport"] if carrier_next else tiers["recommendations"]:
         offered = await assign(con, incident, candidate["unit_id"], SYSTEM, settings, triage, auto=True, reoffer_of=withdrawn["id"])
         if offered is not None:
             return incident, offered

@@ -26,7 +26,7 @@ DEMO_PASSWORD = "demo119"
 DEMO_LOCK = 119_000_002
 
 MOTORBIKE_CAPS = ["bls", "aed"]
-PUSKESMAS_AMBULANCE_CAPS = ["bls", "transport", "obstetric"]
+PUSKESMAS_AMBULANCE_CAPS = ["bls", "aed", "transport", "obstetric"]
 HOSPITAL_AMBULANCE_CAPS = ["bls", "als", "transport", "aed", "neonatal"]
 COMMAND_POST_AMBULANCE_CAPS = ["bls", "als", "transport", "aed", "rescue"]
 COMMAND_POST_AMBULANCES = 4

@@ -18,11 +18,12 @@ from typing import Any
 
 import asyncpg
 
+from dispatch.doctrine import Needs
 from dispatch.eta import GeodesicEta, ReRanker
 from dispatch.geo import Point
 from dispatch.ids import UnitId
 from dispatch.index import UnitIndex
-from dispatch.recommend import Recommendation
+from dispatch.recommend import Recommendation, Tiers
 from dispatch.status import Actor, ReleaseReason, UnitStatus, next_statuses, required_reasons
 from dispatch.units import Unit, UnitKind
 from server.bus import EventBus
@@ -79,6 +80,8 @@ def unit_snapshot(row: asyncpg.Record) -> dict[str, Any]:
         "position_lat": row["position_lat"],
         "position_lon": row["position_lon"],
         "position_at": row["position_at"].isoformat() if row["position_at"] else None,
+        # Never sent a fix (ranked from its base); a fix that is only old is the board's "stale".
+        "no_fix": row["position_at"] is None,
         "crew_moves": crew_moves(UnitStatus(row["status"])),
         # Whether an operator may withdraw the unit from its incident now (the console's button).
         "withdrawable": ReleaseReason.CANCELLED in required_reasons(UnitStatus(row["status"]), UnitStatus.AVAILABLE),
@@ -187,3 +190,6 @@ class Fleet:
             point, k, dt.datetime.now(dt.UTC),
             required_capabilities=frozenset(capabilities), exclude=frozenset(UnitId(u) for u in exclude),
         )
+
+    def recommend_tiers(self, point: Point, k: int, needs: Needs, exclude: Iterable[str] = ()) -> Tiers:
+        return self.index.recommend_tiers(point, k, dt.datetime.now(dt.UTC), needs, frozenset(UnitId(u) for u in exclude))

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from dispatch.call import Call, call_from_dict
+from dispatch.doctrine import call_needs, needs_from_capabilities
 from dispatch.duplicates import DuplicateRules, OpenIncident, find_duplicates, prank_flag
 from dispatch.errors import InvalidInput
 from dispatch.geo import Point, distance_m
@@ -27,6 +28,7 @@ from dispatch.ids import IncidentId
 from dispatch.incident import IncidentState, incident_transition
 from dispatch.outcome import Outcome, parse_outcome
 from dispatch.priority import Priority
+from dispatch.recommend import rerank_by_road_eta
 from dispatch.triage import CallType, TriageTable, default_triage_table
 from server import audit, events
 from server.config import DispatchSettings
@@ -36,7 +38,7 @@ from server.fleet import Fleet
 OPERATORS = "role:operator"
 INCIDENT_COLUMNS = """id, idempotency_key, created_by, received_at, caller_phone, caller_name, lat, lon, address,
     kelurahan, kecamatan, call_type, complaint, priority, notes, status, outcome, duplicate_of, destination,
-    warnings, first_dispatched_at, first_acknowledged_at, first_on_scene_at, closed_at, assignment_version"""
+    warnings, first_dispatched_at, first_acknowledged_at, first_on_scene_at, closed_at, assignment_version, needs"""
 # Nearest kelurahan centroid farther than this is not taken as the call's kelurahan.
 KELURAHAN_MATCH_M = 5000.0
 MAX_COMPLAINT = 500
@@ -157,13 +159,14 @@ async def record_call(
         incident_id = uuid.uuid4()
         row = await con.fetchrow(
             f"""INSERT INTO incidents (id, idempotency_key, request_digest, created_by, caller_phone, caller_name, lat, lon,
-                    address, kelurahan, kecamatan, call_type, complaint, priority, notes)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                    address, kelurahan, kecamatan, call_type, complaint, priority, notes, needs)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                 ON CONFLICT (idempotency_key) DO NOTHING
                 RETURNING {INCIDENT_COLUMNS}""",
             incident_id, intake.idempotency_key, intake.digest, actor.user_id, call.phone, call.caller_name,
             call.location.lat if call.location else None, call.location.lon if call.location else None,
             call.address, kelurahan, kecamatan, call.call_type, intake.complaint, priority.value, call.notes,
+            call_needs(triage, call.call_type).capabilities(),
         )
         if row is None:
             existing = await con.fetchrow(
@@ -189,9 +192,9 @@ def _priority(call: Call, triage: TriageTable) -> Priority:
 
 
 async def assess(
-    pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, row: asyncpg.Record, triage: TriageTable
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Duplicate and prank warnings (stored) and the current recommendation (not stored)."""
+    pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, row: asyncpg.Record
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """Duplicate and prank warnings (stored) and the current recommendation, both tiers (not stored)."""
     now = dt.datetime.now(dt.UTC)
     rules = rules_of(settings)
     location = Point(row["lat"], row["lon"]) if row["lat"] is not None else None
@@ -224,7 +227,7 @@ async def assess(
     flag = prank_flag(row["caller_phone"], [r["received_at"] for r in prank_times], now, rules)
     if flag is not None:
         warnings.append({"kind": "repeat_prank", "prank_count": flag.prank_count, "since": flag.since.isoformat()})
-    recommendations = await recommend_for(fleet, settings, row, triage)
+    recommendations = await recommend_for(fleet, settings, row)
     async with pool.acquire() as con, con.transaction():
         # Only the first assessment is stored and announced: a retried request and the start-up
         # pass (`server.unassessed`) may both assess a call that a killed process left unassessed.
@@ -235,7 +238,7 @@ async def assess(
         if first:
             await events.append(
                 con, "call.assessed",
-                {"incident_id": str(row["id"]), "warnings": warnings, "recommendations": recommendations},
+                {"incident_id": str(row["id"]), "warnings": warnings, **recommendations},
                 [OPERATORS],
             )
     return warnings, recommendations
@@ -250,28 +253,32 @@ def _box_degrees(location: Point | None, radius_m: float) -> tuple[float, float]
 
 
 async def recommend_for(
-    fleet: Fleet, settings: DispatchSettings, row: asyncpg.Record, triage: TriageTable, exclude: tuple[str, ...] = (),
+    fleet: Fleet, settings: DispatchSettings, row: asyncpg.Record, exclude: tuple[str, ...] = (),
     *, catch_up: bool = True,
-) -> list[dict[str, Any]]:
-    """The top units for the incident, from an index that has seen every change committed so far,
-    re-ranked by road time when a road ETA provider is configured.
+) -> dict[str, list[dict[str, Any]]]:
+    """The incident's two tiers, ``{"recommendations": first responders, "transport": carriers}``,
+    from an index that has seen every change committed so far, re-ranked by road time when a road
+    ETA provider is configured. The needs are the incident's own, stored at intake.
 
     Call it holding no pool connection: catching up reads from the pool. Inside a transaction
     pass ``catch_up=False`` (the index cannot see that transaction's own changes anyway, and
     no locks are held while the road times are fetched: the straight-line order is used).
     """
     if row["lat"] is None:
-        return []
+        return {"recommendations": [], "transport": []}
     if catch_up:
         await fleet.current()
-    needed = triage.get(row["call_type"]).capabilities if row["call_type"] in triage else frozenset()
     scene = Point(row["lat"], row["lon"])
     road = fleet.road if catch_up else None
     k = settings.recommend_k
-    picks = fleet.recommend(scene, max(k, settings.road_eta_shortlist) if road else k, needed, exclude)
-    if road is not None:
-        picks = await road.rerank(scene, picks, k)
-    return [r.to_dict() for r in picks]
+    tiers = fleet.recommend_tiers(scene, max(k, settings.road_eta_shortlist) if road else k, needs_from_capabilities(row["needs"]), exclude)
+    first, carry = tiers.first_response, tiers.transport
+    if road is not None and first + carry:
+        # One road query for both tiers: a unit in both is asked about once.
+        shortlist = list({r.unit_id: r for r in [*first, *carry]}.values())
+        road_s = {r.unit_id: r.road_eta_s for r in await road.rerank(scene, shortlist, len(shortlist)) if r.road_eta_s is not None}
+        first, carry = rerank_by_road_eta(first, road_s, k), rerank_by_road_eta(carry, road_s, k)
+    return {"recommendations": [r.to_dict() for r in first], "transport": [r.to_dict() for r in carry]}
 
 
 async def get(con: asyncpg.Connection | asyncpg.Pool, incident_id: str, *, lock: bool = False) -> asyncpg.Record:
@@ -306,6 +313,10 @@ async def update(pool: asyncpg.Pool, actor: audit.Actor, incident_id: str, chang
             "location": {"lat": row["lat"], "lon": row["lon"]} if row["lat"] is not None else None,
         }
         merged |= {k: v for k, v in changes.items() if k != "complaint"}
+        # A call type deactivated since intake stays on the incident until the operator changes it.
+        kept_type = row["call_type"] if "call_type" not in changes and row["call_type"] not in triage else None
+        if kept_type is not None:
+            merged["call_type"] = None
         call = call_from_dict({k: v for k, v in merged.items() if v is not None}, received_at=row["received_at"], table=triage)
         complaint = changes.get("complaint", row["complaint"])
         if not isinstance(complaint, str) or len(complaint) > MAX_COMPLAINT:
@@ -317,12 +328,15 @@ async def update(pool: asyncpg.Pool, actor: audit.Actor, incident_id: str, chang
             priority = triage.get(call.call_type).priority
         else:
             priority = Priority(row["priority"])
+        # The needs follow a new call type; otherwise they stay as taken at intake (the type may be inactive now).
+        needs = call_needs(triage, call.call_type).capabilities() if "call_type" in changes else row["needs"]
         updated = await con.fetchrow(
             f"""UPDATE incidents SET lat = $2, lon = $3, address = $4, kelurahan = $5, kecamatan = $6, call_type = $7,
-                    priority = $8, notes = $9, complaint = $10, caller_name = $11
+                    priority = $8, notes = $9, complaint = $10, caller_name = $11, needs = $12
                 WHERE id = $1 RETURNING {INCIDENT_COLUMNS}""",
             row["id"], call.location.lat if call.location else None, call.location.lon if call.location else None,
-            call.address, kelurahan, kecamatan, call.call_type, priority.value, call.notes, complaint.strip(), call.caller_name,
+            call.address, kelurahan, kecamatan, kept_type or call.call_type, priority.value, call.notes, complaint.strip(), call.caller_name,
+            needs,
         )
         await events.append(
             con, "incident.updated",

@@ -28,8 +28,7 @@ async def assess_left_over(app: web.Application) -> AsyncIterator[None]:
         f"SELECT {incidents.INCIDENT_COLUMNS} FROM incidents WHERE assessed_at IS NULL ORDER BY received_at"
     )
     if rows:
-        triage = await incidents.load_triage(pool)
         for row in rows:
-            await incidents.assess(pool, app[FLEET], app[CONFIG].dispatch, row, triage)
+            await incidents.assess(pool, app[FLEET], app[CONFIG].dispatch, row)
         log.warning("assessed %d call(s) recorded but not assessed before the last stop", len(rows))
     yield

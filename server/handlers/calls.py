@@ -7,10 +7,11 @@ from typing import Any
 import pydantic
 from aiohttp import web
 
+from dispatch.doctrine import needs_from_capabilities
 from dispatch.geo import Point, distance_m
 from dispatch.units import UnitKind
 from server import assignments, audit, dispatch_guard, events, incidents
-from server.api_schemas import ASSIGNMENT, CALL_TAKEN, DISPATCH_REFUSED, DISPATCH_STATE, INCIDENT, INTEGER, STRING, array, obj
+from server.api_schemas import ASSIGNMENT, CALL_TAKEN, DISPATCH_REFUSED, DISPATCH_STATE, INCIDENT, INTEGER, STRING, TIERS, array, obj
 from server.errors import Conflict, InvalidField, NotFound
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, FLEET, METRICS, POOL
@@ -60,7 +61,9 @@ class DispatchBody(pydantic.BaseModel):
         default=None, ge=0, le=2**31 - 1,
         description="the incident's assignment_version the operator saw; another is refused (409 stale). The console always sends it",
     )
-    additional: bool = pydantic.Field(default=False, description="send this unit although the incident already has one")
+    additional: bool = pydantic.Field(default=False, description="send this unit although a unit already serves the incident in its role")
+    override_reason: str | None = pydantic.Field(
+        default=None, min_length=1, max_length=500, description="why a unit lacking the incident's needed capabilities is sent anyway")
 
 
 class CloseBody(pydantic.BaseModel):
@@ -95,31 +98,50 @@ async def create_call(request: web.Request) -> web.Response:
     if created:
         request.app[METRICS].call_received(row["priority"])
     if created or row["assessed_at"] is None:  # a retry after a failed assessment assesses it now
-        warnings, recommendations = await incidents.assess(pool, fleet, settings, row, triage)
+        warnings, recommendations = await incidents.assess(pool, fleet, settings, row)
     else:
-        warnings, recommendations = row["warnings"], await incidents.recommend_for(fleet, settings, row, triage)
+        warnings, recommendations = row["warnings"], await incidents.recommend_for(fleet, settings, row)
     auto = None
     if created and settings.auto_dispatch_merah and row["priority"] == "merah":
-        auto = await _auto_dispatch(request, str(row["id"]), recommendations, triage)
+        auto = await _auto_dispatch(request, row, recommendations, triage)
     fresh = await incidents.get(pool, str(row["id"]))
-    result = {"incident": incidents.incident_json(fresh), "warnings": warnings, "recommendations": recommendations,
-              "created": created, "auto_dispatched": auto}
+    result = {"incident": incidents.incident_json(fresh), "warnings": warnings, **recommendations,
+              "created": created, "auto_dispatched": auto[0] if auto else None, "auto_dispatched_transport": auto[1] if auto else None}
     return json_response(result, status=201 if created else 200)
 
 
-async def _auto_dispatch(request: web.Request, incident_id: str, recommendations: list[dict[str, Any]], triage: Any) -> dict[str, Any] | None:
-    for candidate in recommendations:
+async def _auto_dispatch(
+    request: web.Request, row: Any, tiers: dict[str, list[dict[str, Any]]], triage: Any
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The fastest first responder and, when the call needs transport and it cannot carry, the fastest carrier."""
+    first, capabilities = await _send_first(request, str(row["id"]), tiers["recommendations"], triage, exclude=set())
+    needs = needs_from_capabilities(row["needs"])
+    if not needs.transport or needs.carrier(capabilities):
+        return first, None
+    carrier, _ = await _send_first(request, str(row["id"]), tiers["transport"], triage,
+                                   exclude={first["unit_id"]} if first else set())
+    return first, carrier
+
+
+async def _send_first(
+    request: web.Request, incident_id: str, candidates: list[dict[str, Any]], triage: Any, exclude: set[str]
+) -> tuple[dict[str, Any] | None, frozenset[str]]:
+    """Dispatch the first candidate still available: its assignment and capabilities (None and none if no one)."""
+    for candidate in candidates:
+        if candidate["unit_id"] in exclude:
+            continue
         try:
-            return await assignments.dispatch(
+            assignment = await assignments.dispatch(
                 request.app[POOL], request.app[FLEET], _settings(request), triage, assignments.SYSTEM,
                 incident_id, candidate["unit_id"], request.app[METRICS], auto=True,
             )
         except (Conflict, NotFound):
             continue
-    return None
+        return assignment, frozenset(candidate["capabilities"])
+    return None, frozenset()
 
 
-@routes.route("PATCH", "/api/incidents/{id}", roles=OPERATOR, summary="Correct or complete an open incident; answers with a fresh recommendation", body=UpdateBody, returns={200: obj(incident=INCIDENT, recommendations=array())})
+@routes.route("PATCH", "/api/incidents/{id}", roles=OPERATOR, summary="Correct or complete an open incident; answers with a fresh recommendation", body=UpdateBody, returns={200: obj(incident=INCIDENT, **TIERS)})
 async def update_incident(request: web.Request) -> web.Response:
     changes = (await read_body(request, UpdateBody)).model_dump(exclude_unset=True)
     if isinstance(changes.get("location"), dict):
@@ -127,16 +149,15 @@ async def update_incident(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     triage = await incidents.load_triage(pool)
     row = await incidents.update(pool, actor_of(request), request.match_info["id"], changes, triage)
-    recommendations = await incidents.recommend_for(request.app[FLEET], _settings(request), row, triage)
-    return json_response({"incident": incidents.incident_json(row), "recommendations": recommendations})
+    tiers = await incidents.recommend_for(request.app[FLEET], _settings(request), row)
+    return json_response({"incident": incidents.incident_json(row), **tiers})
 
 
-@routes.route("GET", "/api/incidents/{id}/recommendations", roles=OPERATOR, summary="The units to send now, best first, with the incident's assignment version to dispatch against", returns={200: DISPATCH_STATE})
+@routes.route("GET", "/api/incidents/{id}/recommendations", roles=OPERATOR, summary="The units to send now, best first (first responders and carriers), with the incident's assignment version to dispatch against", returns={200: DISPATCH_STATE})
 async def recommendations(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     row = await incidents.get(pool, request.match_info["id"])
-    triage = await incidents.load_triage(pool)
-    return json_response(await dispatch_guard.state(pool, request.app[FLEET], _settings(request), triage, row))
+    return json_response(await dispatch_guard.state(pool, request.app[FLEET], _settings(request), row))
 
 
 @routes.route("POST", "/api/incidents/{id}/dispatch", roles=OPERATOR, summary="Send a unit (atomic; 409 with a fresh recommendation if it was taken, 409 stale for another expected_version, 409 already_assigned for a further unit not sent as additional)", body=DispatchBody, returns={201: obj(assignment=ASSIGNMENT, assignment_version=INTEGER), 409: DISPATCH_REFUSED})
@@ -146,7 +167,7 @@ async def dispatch_unit(request: web.Request) -> web.Response:
     triage = await incidents.load_triage(pool)
     assignment = await assignments.dispatch(
         pool, request.app[FLEET], _settings(request), triage, actor_of(request), request.match_info["id"], body.unit_id, request.app[METRICS],
-        expected_version=body.expected_version, additional=body.additional,
+        expected_version=body.expected_version, additional=body.additional, override_reason=body.override_reason,
     )
     return json_response({"assignment": assignment, "assignment_version": assignment["assignment_version"]}, status=201)
 

@@ -10,10 +10,9 @@ import asyncpg
 import pydantic
 from aiohttp import web
 
-from dispatch.capabilities import parse_capabilities
 from dispatch.staleness import is_stale
 from dispatch.status import UnitStatus
-from dispatch.units import parse_unit_kind
+from dispatch.units import parse_unit_kind, unit_capabilities
 from server import assignments, audit, events
 from server.api_schemas import UNIT, UNIT_STATUS, array, obj
 from server.errors import Conflict, InvalidField, NotFound
@@ -32,7 +31,7 @@ class UnitBody(pydantic.BaseModel):
     id: str = pydantic.Field(min_length=1, max_length=64, description="lowercase letters, digits and '-'")
     callsign: str = pydantic.Field(min_length=1, max_length=32)
     kind: str = pydantic.Field(description="ambulance or motorbike")
-    capabilities: list[str] = pydantic.Field(default_factory=list)
+    capabilities: list[str] | None = pydantic.Field(default=None, description="none or empty: the kind's defaults")
     base_lat: float = pydantic.Field(ge=-90, le=90)
     base_lon: float = pydantic.Field(ge=-180, le=180)
     base_facility: str | None = None
@@ -64,7 +63,7 @@ class StatusBody(pydantic.BaseModel):
 
 
 def _board_entry(row: asyncpg.Record, max_age: dt.timedelta, now: dt.datetime) -> dict[str, Any]:
-    return unit_snapshot(row) | {"stale": row["position_at"] is None or is_stale(row["position_at"], now, max_age)}
+    return unit_snapshot(row) | {"stale": row["position_at"] is not None and is_stale(row["position_at"], now, max_age)}
 
 
 @routes.route("GET", "/api/units", roles=frozenset({Role.OPERATOR, Role.ADMIN}), summary="Every unit with its live status and position", returns={200: obj(units=array(UNIT))})
@@ -82,11 +81,14 @@ async def _check_refs(con: asyncpg.Connection, facility: str | None, kelurahan: 
         raise InvalidField(f"no kelurahan {kelurahan!r}", field="kelurahan")
 
 
-def _domain_values(values: dict[str, Any]) -> dict[str, Any]:
+def _domain_values(values: dict[str, Any], current: asyncpg.Record | None = None) -> dict[str, Any]:
+    """Checked values; the capabilities are the kind's defaults when none are given, and must suit the kind."""
     if "kind" in values:
         values["kind"] = parse_unit_kind(values["kind"]).value
-    if "capabilities" in values:
-        values["capabilities"] = sorted(parse_capabilities(values["capabilities"], "capabilities"))
+    if current is None or "kind" in values or "capabilities" in values:
+        kind = parse_unit_kind(values.get("kind", current["kind"] if current else None))
+        given = values["capabilities"] if "capabilities" in values else (list(current["capabilities"]) if current else None)
+        values["capabilities"] = sorted(unit_capabilities(kind, given))
     return values
 
 
@@ -120,13 +122,17 @@ async def create_unit(request: web.Request) -> web.Response:
 
 @routes.route("PATCH", "/api/units/{id}", roles=frozenset({Role.ADMIN}), summary="Change a unit's callsign, kind, capabilities, base or crew", body=UnitPatch, returns={200: obj(unit=UNIT)})
 async def update_unit(request: web.Request) -> web.Response:
-    changes = _domain_values((await read_body(request, UnitPatch)).model_dump(exclude_unset=True))
+    changes = (await read_body(request, UnitPatch)).model_dump(exclude_unset=True)
     if not changes:
         raise InvalidField("name at least one field to change", field=None)
     if any(changes.get(k, "") is None for k in ("callsign", "kind", "capabilities", "base_lat", "base_lon", "crew")):
         raise InvalidField("cannot be null", field=next(k for k in changes if changes[k] is None))
     actor = actor_of(request)
     async with request.app[POOL].acquire() as con, con.transaction():
+        current = await con.fetchrow("SELECT kind, capabilities FROM units WHERE id = $1 FOR UPDATE", request.match_info["id"])
+        if current is None:
+            raise NotFound(f"no unit {request.match_info['id']}", field="id")
+        changes = _domain_values(changes, current)
         await _check_refs(con, changes.get("base_facility"), changes.get("kelurahan"))
         sets = ", ".join(f"{key} = ${n}" for n, key in enumerate(changes, start=2))
         try:

@@ -58,7 +58,7 @@ def test_ranks_by_eta_not_distance() -> None:
     assert first.distance_m == distance_m(Point(-6.3060, 106.7000), PATIENT)
     assert first.eta_s == ETA.eta_for_distance(first.distance_m, UnitKind.MOTORBIKE)
     assert first.kind is UnitKind.MOTORBIKE and first.callsign == "MTR"
-    assert first.stale  # no fix at all: ranked from base
+    assert first.no_fix and not first.stale  # no fix at all: ranked from base, flagged apart from an old fix
     assert first.ranked_from == Point(-6.3060, 106.7000)
 
 
@@ -127,6 +127,6 @@ def test_rerank_by_road_eta() -> None:
 def test_recommendation_to_dict() -> None:
     rec = brute_force_recommend([unit("a", -6.301, 106.7)], PATIENT, 1, T0, eta=ETA)[0]
     data = rec.to_dict()
-    assert data["unit_id"] == "a" and data["kind"] == "ambulance" and data["stale"] is True
+    assert data["unit_id"] == "a" and data["kind"] == "ambulance" and data["stale"] is False and data["no_fix"] is True
     assert data["ranked_from"] == {"lat": -6.301, "lon": 106.7}
     assert data["road_eta_s"] is None

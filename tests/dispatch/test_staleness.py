@@ -42,10 +42,10 @@ def test_boundaries() -> None:
 
 def test_ranking_point() -> None:
     no_fix = ranking_point(unit(), T0)
-    assert no_fix.point == BASE and no_fix.stale
+    assert no_fix.point == BASE and no_fix.no_fix and not no_fix.stale
     fresh = ranking_point(unit(FIX, T0), T0 + timedelta(minutes=10))
-    assert fresh.point == FIX and not fresh.stale
+    assert fresh.point == FIX and not fresh.stale and not fresh.no_fix
     old = ranking_point(unit(FIX, T0), T0 + timedelta(minutes=31))
-    assert old.point == BASE and old.stale
+    assert old.point == BASE and old.stale and not old.no_fix
     custom = ranking_point(unit(FIX, T0), T0 + timedelta(minutes=10), timedelta(minutes=5))
     assert custom.point == BASE and custom.stale

@@ -48,7 +48,7 @@ def test_default_table_has_the_required_call_types() -> None:
     assert chest.label_id == "Nyeri dada"
     assert chest.label_en == "Chest pain"
     assert chest.priority is Priority.MERAH
-    assert chest.capabilities == frozenset({"bls", "aed"})
+    assert chest.capabilities == frozenset({"bls", "aed", "transport"})
     assert table.get("labour").label_id == "Persalinan"
     assert table.get("traffic_accident").label_id == "Kecelakaan lalu lintas"
     assert table.get("child_fever").priority is Priority.HIJAU

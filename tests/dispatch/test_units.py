@@ -35,7 +35,7 @@ def test_kinds_and_vocabulary() -> None:
     assert [k.value for k in UnitKind] == ["ambulance", "motorbike"]
     assert CAPABILITIES == {"bls", "als", "transport", "aed", "obstetric", "neonatal", "rescue"}
     assert DEFAULT_CAPABILITIES[UnitKind.MOTORBIKE] == {"bls", "aed"}
-    assert DEFAULT_CAPABILITIES[UnitKind.AMBULANCE] == {"bls", "transport"}
+    assert DEFAULT_CAPABILITIES[UnitKind.AMBULANCE] == {"bls", "aed", "transport"}
     assert parse_unit_kind("motorbike") is UnitKind.MOTORBIKE
     with pytest.raises(InvalidInput) as info:
         parse_unit_kind("helicopter")

@@ -30,12 +30,12 @@ async def api(demo_dsn: str) -> AsyncIterator[Api]:
     await client.server.close()
 
 
-async def take_call(pages: Pages) -> Page:
+async def take_call(pages: Pages, call_type: str = "chest_pain") -> Page:
     console = await pages.login(await pages.context(WIDE), "operator", "demo119", "/operator.html")
     await expect(console.locator("body")).to_have_attribute("data-ready", "true")
     await expect(console.locator("#f-phone")).to_be_focused()
     await console.keyboard.type("0812-3456-7890")
-    await console.select_option("#f-call-type", "chest_pain")
+    await console.select_option("#f-call-type", call_type)
     await console.select_option("#f-kelurahan", "kel-parigi")
     await console.fill("#f-address", "Jl. Parigi Lama 12")
     await console.press("#f-address", "Enter")
@@ -68,7 +68,9 @@ async def test_alt_1_twice_sends_one_unit(pages: Pages, api: Api, con: asyncpg.C
 
 
 async def test_a_second_unit_is_sent_only_when_the_operator_confirms(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
-    console = await take_call(pages)
+    # A call that needs no transport: every further unit is a second unit for the one role (a carrier
+    # that a call still needs goes without asking, see tests/server/test_no_double_dispatch.py).
+    console = await take_call(pages, "diabetic_emergency")
     rows = console.locator("#recommendations tr[data-unit-id]")
     top, second = [await rows.nth(i).get_attribute("data-unit-id") for i in (0, 1)]
     await console.keyboard.press("Alt+1")

@@ -45,6 +45,12 @@ async def test_call_dispatch_and_every_status_seen_live(pages: Pages, api: Api, 
     await expect(first).to_be_visible()
     await expect(console.locator("#recommendations tr[data-unit-id]")).to_have_count(5)
     await expect(console.locator("#recommendations button.dispatch").first).to_be_focused()
+    # Chest pain needs transport: the units that can carry have their own list under the first responders.
+    carriers = console.locator("#transport-recommendations tr[data-unit-id]")
+    await expect(carriers).to_have_count(5)
+    for carrier in await carriers.all():
+        carries = await con.fetchval("SELECT capabilities FROM units WHERE id = $1", await carrier.get_attribute("data-unit-id"))
+        assert "transport" in carries
     unit_id = await first.get_attribute("data-unit-id")
     assert unit_id
     callsign = await con.fetchval("SELECT callsign FROM units WHERE id = $1", unit_id)

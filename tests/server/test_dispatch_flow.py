@@ -7,6 +7,7 @@ import json
 
 import asyncpg
 
+from dispatch.doctrine import needs_from_capabilities
 from dispatch.eta import GeodesicEta
 from dispatch.geo import Point
 from dispatch.recommend import brute_force_recommend
@@ -34,9 +35,10 @@ async def test_call_to_dispatch_to_every_status_and_back(api: Api, con: asyncpg.
     incident_id = created["incident"]["id"]
     assert created["incident"]["priority"] == "merah"  # chest pain's default in the triage table
     assert created["incident"]["kecamatan"] == "pondok-aren"
-    needed = frozenset(await con.fetchval("SELECT capabilities FROM triage_types WHERE code = 'chest_pain'"))
-    expected = await brute_force_nearest(con, needed, 5)
-    assert [r["unit_id"] for r in created["recommendations"]] == expected
+    needs = needs_from_capabilities(await con.fetchval("SELECT capabilities FROM triage_types WHERE code = 'chest_pain'"))
+    assert needs.transport
+    assert [r["unit_id"] for r in created["recommendations"]] == await brute_force_nearest(con, needs.care, 5)
+    assert [r["unit_id"] for r in created["transport"]] == await brute_force_nearest(con, frozenset({"transport"}), 5)
     top = created["recommendations"][0]
     assert top["distance_m"] > 0 and top["eta_s"] > 0 and top["kind"] in ("motorbike", "ambulance")
     await console.event("call.received", incident_id=incident_id)

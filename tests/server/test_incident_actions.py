@@ -136,7 +136,8 @@ async def test_admin_registers_a_unit_that_is_recommended_once_on_duty(api: Api,
     assert patched["unit"]["callsign"] == "AMB-TEST-ONE"
     status, fresh = await api.call("GET", f"/api/incidents/{created['incident']['id']}/recommendations", operator)
     top = fresh["recommendations"][0]
-    assert (top["unit_id"], top["callsign"], top["stale"]) == ("amb-test-1", "AMB-TEST-ONE", True)  # no fix yet: ranked from base
+    # No fix yet: ranked from base, flagged as never fixed (not as an old fix).
+    assert (top["unit_id"], top["callsign"], top["no_fix"], top["stale"]) == ("amb-test-1", "AMB-TEST-ONE", True, False)
     status, board = await api.call("GET", "/api/units", operator)
     assert len(board["units"]) == await con.fetchval("SELECT count(*) FROM units")
 

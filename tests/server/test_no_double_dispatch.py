@@ -114,3 +114,28 @@ async def test_every_change_of_the_incidents_units_moves_its_version(api: Api, c
     assert [(e["type"], e["v"]) for e in events] == [("unit.dispatched", "1"), ("dispatch.withdrawn", "2")]
     status, body = await api.call("POST", f"/api/incidents/{incident_id}/close", operator, json={"outcome": "information"})
     assert status == 200 and body["incident"]["assignment_version"] == 3, body
+
+
+async def test_the_carrier_a_call_still_needs_is_a_new_role_not_a_second_unit(api: Api, con: asyncpg.Connection) -> None:
+    operator = await api.login("operator")
+    status, created = await api.call("POST", "/api/calls", operator, json=call_body(call_type="chest_pain"))
+    assert status == 201, created
+    assert "transport" in created["incident"]["needs"], created["incident"]
+    incident_id = created["incident"]["id"]
+    kinds = await con.fetch("SELECT id, 'transport' = ANY(capabilities) AS carries FROM units")
+    carries = {r["id"]: r["carries"] for r in kinds}
+    first = next(r["unit_id"] for r in created["recommendations"] if not carries[r["unit_id"]])
+    others = [r["unit_id"] for r in created["recommendations"] if not carries[r["unit_id"]] and r["unit_id"] != first]
+    carrier = created["transport"][0]["unit_id"]
+    path = f"/api/incidents/{incident_id}/dispatch"
+    status, body = await api.call("POST", path, operator, json={"unit_id": first})
+    assert status == 201, body
+    # A second first responder is a second unit for one role: it must be asked for.
+    status, body = await api.call("POST", path, operator, json={"unit_id": others[0]})
+    assert status == 409 and body["error"]["code"] == "already_assigned", body
+    # The carrier the call still needs is not: it goes without a confirmation.
+    status, body = await api.call("POST", path, operator, json={"unit_id": carrier})
+    assert status == 201, body
+    # Once a carrier serves, another carrier is a second unit again.
+    status, body = await api.call("POST", path, operator, json={"unit_id": created["transport"][1]["unit_id"]})
+    assert status == 409 and body["error"]["code"] == "already_assigned", body

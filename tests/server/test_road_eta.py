@@ -69,15 +69,17 @@ async def apis(demo_dsn: str, osrm: tuple[Osrm, str]) -> AsyncIterator[tuple[Api
 
 def scale(kind: str) -> float:
     settings = DispatchSettings()
-    return 1.0 if kind == UnitKind.AMBULANCE else settings.speed_ambulance_kmh / settings.speed_motorbike_kmh
+    return 1.0 if kind == UnitKind.AMBULANCE.value else settings.speed_ambulance_kmh / settings.speed_motorbike_kmh
 
 
 async def test_road_times_re_rank_the_shortlist(apis: tuple[Api, Api], osrm: tuple[Osrm, str]) -> None:
     plain, road = apis
     fake, _ = osrm
     operator = await road.login("operator")
-    status, created = await road.call("POST", "/api/calls", operator, json=call_body())
+    # A call that needs no transport: one tier, so the shortlist is the first responders' alone.
+    status, created = await road.call("POST", "/api/calls", operator, json=call_body(call_type="general_sickness"))
     assert status == 201, created
+    assert created["transport"] == []
     incident_id = created["incident"]["id"]
     _, straight = await plain.call("GET", f"/api/incidents/{incident_id}/recommendations", await plain.login("operator"))
     shortlist = straight["recommendations"]
@@ -115,7 +117,26 @@ async def test_a_failing_or_slow_road_service_leaves_the_straight_line_order(api
     operator = await road.login("operator")
     status, created = await road.call("POST", "/api/calls", operator, json=call_body())
     assert status == 201, created
-    assert len(fake.requests) == 1
+    assert len(fake.requests) == 1  # both tiers in one request
+    assert created["transport"]
     _, straight = await plain.call("GET", f"/api/incidents/{created['incident']['id']}/recommendations", await plain.login("operator"))
     assert [r["unit_id"] for r in created["recommendations"]] == [r["unit_id"] for r in straight["recommendations"][:5]]
     assert all(r["road_eta_s"] is None for r in created["recommendations"])
+
+
+async def test_both_tiers_are_re_ranked_from_one_request(apis: tuple[Api, Api], osrm: tuple[Osrm, str]) -> None:
+    plain, road = apis
+    fake, _ = osrm
+    operator = await road.login("operator")
+    status, created = await road.call("POST", "/api/calls", operator, json=call_body())  # chest pain: care and transport
+    assert status == 201, created
+    _, straight = await plain.call("GET", f"/api/incidents/{created['incident']['id']}/recommendations", await plain.login("operator"))
+    [request] = fake.requests
+    union = {r["unit_id"] for r in straight["recommendations"] + straight["transport"]}
+    assert len(request.match_info["coordinates"].split(";")) == len(union) + 1  # a unit in both tiers is asked once
+    for tier in ("recommendations", "transport"):
+        assert len(created[tier]) == 5
+        assert {r["unit_id"] for r in created[tier]} <= {r["unit_id"] for r in straight[tier]}
+        times = [r["road_eta_s"] if r["road_eta_s"] is not None else r["eta_s"] for r in created[tier]]
+        assert times == sorted(times)
+    assert all("transport" in r["capabilities"] for r in created["transport"])

@@ -107,6 +107,10 @@ export default {
   "op.unit_counts": "{available} available of {total}",
   "op.stale": "stale fix",
   "op.stale_title": "The GPS fix is old; distance is measured from the base",
+  "op.no_fix": "no fix yet",
+  "op.no_fix_title": "This unit has never sent a GPS fix; distance is measured from the base",
+  "op.transport_recommendations": "Units that can carry the patient",
+  "op.no_transport": "No unit that can carry is available.",
   "op.metrics_title": "Response times (p50 / p90)",
   "op.interval": "Interval",
 

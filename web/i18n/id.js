@@ -107,6 +107,10 @@ export default {
   "op.unit_counts": "{available} siaga dari {total}",
   "op.stale": "posisi lama",
   "op.stale_title": "Posisi GPS sudah lama; jarak dihitung dari markas",
+  "op.no_fix": "belum ada posisi",
+  "op.no_fix_title": "Unit ini belum pernah mengirim posisi GPS; jarak dihitung dari markas",
+  "op.transport_recommendations": "Unit yang dapat mengangkut pasien",
+  "op.no_transport": "Tidak ada unit pengangkut yang tersedia.",
   "op.metrics_title": "Waktu tanggap (p50 / p90)",
   "op.interval": "Interval",
 

@@ -39,6 +39,13 @@ export function elapsedSince(iso) {
   return clock((Date.now() - Date.parse(iso)) / 1000);
 }
 
+/** A small label when a unit is ranked from its base: it never sent a fix, or its fix is old; null otherwise. */
+export function fixFlag(unit) {
+  if (unit.no_fix) return h("span", {class: "stale no-fix", title: t("op.no_fix_title")}, ` ${t("op.no_fix")}`);
+  if (unit.stale) return h("span", {class: "stale", title: t("op.stale_title")}, ` ${t("op.stale")}`);
+  return null;
+}
+
 /** Tick every "time since the call" cell. */
 export function tick(root) {
   for (const cell of root.querySelectorAll(".elapsed[data-since]")) cell.textContent = elapsedSince(cell.dataset.since);
@@ -51,7 +58,7 @@ export function renderUnitBoard(store, list, counts) {
       h("span", {class: "callsign"}, u.callsign),
       h("span", {class: "kind"}, label("kind", u.kind)),
       statusChip(u.status),
-      u.stale ? h("span", {class: "stale", title: t("op.stale_title")}, t("op.stale")) : null)));
+      fixFlag(u))));
   const available = units.filter((u) => u.status === "available").length;
   counts.textContent = t("op.unit_counts", {available, total: units.length});
 }

@@ -109,7 +109,7 @@ export class Intake {
       const result = await api("POST", "/api/calls", body);
       this.store.incidents.set(result.incident.id, result.incident);
       this.reset();
-      this.panel.show(result.incident.id, result.warnings, result.recommendations, result.incident.assignment_version);
+      this.panel.show(result.incident.id, result.warnings, result, result.incident.assignment_version);
       this.onSelect(result.incident.id, {fromIntake: true});
       $("#recommendations button")?.focus();
     } finally {

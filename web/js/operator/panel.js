@@ -1,10 +1,11 @@
-// The selected incident: warnings, the recommendation with one-key dispatch, the units serving it
-// (withdraw), its priority, the destination hospital, and closing it.
+// The selected incident: warnings, the recommendation with one-key dispatch (first responders) and the
+// units that can carry the patient, the units serving it (withdraw), its priority, the destination
+// hospital, and closing it.
 import {api, ApiError, errorText} from "../api.js";
 import {$, clock, fill, guard, h} from "../dom.js";
 import {label, t} from "../i18n.js";
 import {PRIORITIES, priorityBadge, statusChip} from "../chips.js";
-import {kelurahanName} from "./boards.js";
+import {fixFlag, kelurahanName} from "./boards.js";
 
 const OUTCOMES = ["emergency", "information", "silent", "prank", "duplicate", "transfer"];
 
@@ -14,7 +15,8 @@ export class IncidentPanel {
     this.onSelect = onSelect;
     this.incidentId = null;
     this.warnings = [];
-    this.recommendations = [];
+    this.recommendations = [];  // first responders: Alt+1..9
+    this.transport = [];  // units that can carry, when the call needs transport
     // The incident's assignment version when this list was fetched: what the operator saw, sent with a dispatch.
     this.version = null;
     // A dispatch in flight (or a second-unit question open): dispatch keys do nothing until it is answered.
@@ -35,12 +37,12 @@ export class IncidentPanel {
     if (this.incidentId) this.render();
   }
 
-  /** Show an incident: its warnings and recommendation (when the caller has them), then its hospitals. */
-  show(incidentId, warnings, recommendations, version) {
+  /** Show an incident: its warnings and both tiers of the recommendation (when the caller has them), then its hospitals. */
+  show(incidentId, warnings, tiers, version) {
     const changed = incidentId !== this.incidentId;
     this.incidentId = incidentId;
     this.warnings = warnings || this.store.incidents.get(incidentId)?.warnings || [];
-    this.recommendations = recommendations || [];
+    this.take(tiers);
     this.version = version ?? this.store.incidents.get(incidentId)?.assignment_version ?? null;
     if (changed) {
       this.hospitals = [];
@@ -52,13 +54,19 @@ export class IncidentPanel {
 
   /** The board selected an incident: fetch its current recommendation. */
   async open(incidentId) {
-    this.show(incidentId, null, []);
+    this.show(incidentId, null, null);
     const result = await api("GET", `/api/incidents/${encodeURIComponent(incidentId)}/recommendations`);
     if (this.incidentId === incidentId) {
-      this.recommendations = result.recommendations;
+      this.take(result);
       this.version = result.assignment_version;
       this.render();
     }
+  }
+
+  /** Keep an answer's two tiers: ``recommendations`` (first responders) and ``transport``. */
+  take(tiers) {
+    this.recommendations = tiers?.recommendations || [];
+    this.transport = tiers?.transport || [];
   }
 
   /** Whether a live event concerns the incident on show. */
@@ -93,16 +101,12 @@ export class IncidentPanel {
       kelurahanName(this.store, incident.kelurahan), h("span", {class: "hint"}, ` #${incident.id.slice(0, 8)}`));
     fill($("#result-details"), [incident.address, incident.complaint, incident.caller_name, incident.caller_phone].filter(Boolean).join(" · "));
     fill($("#warnings"), this.warnings.map((w) => this.warningItem(w)));
-    const rows = this.recommendations.map((r, i) => h("tr", {dataset: {unitId: r.unit_id}, class: r.sent ? "sent" : null},
-      h("td", {}, String(i + 1)),
-      h("td", {class: "callsign"}, r.callsign, r.stale ? h("span", {class: "stale", title: t("op.stale_title")}, ` ${t("op.stale")}`) : null),
-      h("td", {}, label("kind", r.kind)),
-      h("td", {}, t("op.km", {km: (r.distance_m / 1000).toFixed(1)})),
-      h("td", {}, clock(r.road_eta_s ?? r.eta_s)),
-      h("td", {}, r.sent ? t("op.sent") : h("button", {type: "button", class: "dispatch", disabled: this.sending,
-                                                        "aria-keyshortcuts": i < 9 ? `Alt+${i + 1}` : null, onclick: () => this.dispatch(i)},
-        t("op.dispatch"), i < 9 ? h("kbd", {}, `Alt+${i + 1}`) : null))));
+    const rows = this.recommendations.map((r, i) => this.recommendationRow(r, String(i + 1),
+      h("button", {type: "button", class: "dispatch", disabled: this.sending,
+                   "aria-keyshortcuts": i < 9 ? `Alt+${i + 1}` : null, onclick: () => this.dispatch(i)},
+        t("op.dispatch"), i < 9 ? h("kbd", {}, `Alt+${i + 1}`) : null)));
     fill($("#recommendations"), rows.length ? rows : h("tr", {}, h("td", {colspan: "6", class: "hint"}, t("op.no_recommendation"))));
+    this.renderTransport(incident);
     this.renderServing();
     $("#result-priority").value = incident.priority;
     this.renderDestination(incident);
@@ -110,6 +114,35 @@ export class IncidentPanel {
 
   /** The units on this incident: each with a withdraw button while the operator may still withdraw it, and
    * the statuses its crew may report next, for a crew that reports by radio. */
+  /** A recommended unit's row; a unit just sent keeps its row, marked sent, in place of its button. */
+  recommendationRow(r, rank, button) {
+    return h("tr", {dataset: {unitId: r.unit_id}, class: r.sent ? "sent" : null},
+      h("td", {}, rank),
+      h("td", {class: "callsign"}, r.callsign, fixFlag(r)),
+      h("td", {}, label("kind", r.kind)),
+      h("td", {}, t("op.km", {km: (r.distance_m / 1000).toFixed(1)})),
+      h("td", {}, clock(r.road_eta_s ?? r.eta_s)),
+      h("td", {}, r.sent ? t("op.sent") : button));
+  }
+
+  /** The units that can carry the patient, in their own table under the first responders (shown when the call needs transport). */
+  renderTransport(incident) {
+    let table = $("#transport-recommendations")?.closest("table");
+    if (!table) {
+      table = h("table", {class: "recommendations transport"}, h("caption", {}), h("thead", {}), h("tbody", {id: "transport-recommendations"}));
+      $("#recommendations").closest("table").after(table);
+    }
+    table.hidden = !(incident.needs || []).includes("transport");
+    fill(table.querySelector("caption"), t("op.transport_recommendations"));
+    fill(table.querySelector("thead"), h("tr", {}, h("th", {scope: "col"}, "#"),
+      ["op.unit", "op.kind", "op.distance", "op.eta"].map((key) => h("th", {scope: "col"}, t(key))),
+      h("th", {scope: "col"}, h("span", {class: "sr-only"}, t("op.dispatch")))));
+    const rows = this.transport.map((r, i) => this.recommendationRow(r, `T${i + 1}`,
+      h("button", {type: "button", class: "dispatch", disabled: this.sending, onclick: () => this.dispatch(i, this.transport)},
+        t("op.dispatch"))));
+    fill($("#transport-recommendations"), rows.length ? rows : h("tr", {}, h("td", {colspan: "6", class: "hint"}, t("op.no_transport"))));
+  }
+
   renderServing() {
     const items = [...this.store.servingOf(this.incidentId).entries()].map(([unitId, s]) => {
       const unit = this.store.units.get(unitId);
@@ -175,11 +208,11 @@ export class IncidentPanel {
     line.className = error ? "error" : "ok";
   }
 
-  /** Dispatch recommendation ``index`` (0-based): one click or Alt+digit.
+  /** Dispatch entry ``index`` (0-based) of ``list`` (the first responders, or the carriers): one click or Alt+digit.
    * Ignored while a dispatch is in flight; a unit just sent keeps its row (and its key), so a repeated key
    * never reaches the next unit. */
-  dispatch(index) {
-    const pick = this.recommendations[index];
+  dispatch(index, list = this.recommendations) {
+    const pick = list[index];
     if (this.sending || !pick || !this.incidentId) return;
     if (pick.sent) { this.say(t("op.already_sent", {unit: pick.callsign})); return; }
     this.sending = true;
@@ -194,7 +227,8 @@ export class IncidentPanel {
     try {
       const result = await api("POST", `/api/incidents/${encodeURIComponent(incidentId)}/dispatch`, body);
       if (this.incidentId !== incidentId) return;
-      pick.sent = true;
+      // The same unit may be in both tiers: it is sent in both.
+      for (const r of [...this.recommendations, ...this.transport]) if (r.unit_id === pick.unit_id) r.sent = true;
       this.version = result.assignment_version;
       this.say(t("op.dispatched", {unit: pick.callsign}));
     } catch (err) {
@@ -206,7 +240,7 @@ export class IncidentPanel {
       }
       if (err.code === "already_assigned") return;
       if (!Array.isArray(err.body.recommendations)) throw err;
-      this.recommendations = err.body.recommendations;
+      this.take(err.body);
       this.say(err.code === "stale" ? t("op.list_changed") : t("op.taken", {message: err.message}), true);
     }
   }
@@ -239,7 +273,7 @@ export class IncidentPanel {
     const result = await api("PATCH", `/api/incidents/${encodeURIComponent(incidentId)}`, {priority});
     this.store.incidents.set(incidentId, {...this.store.incidents.get(incidentId), ...result.incident});
     if (this.incidentId !== incidentId) return;
-    this.recommendations = result.recommendations;
+    this.take(result);
     this.say(t("op.priority_changed", {priority: label("priority", priority)}));
     this.render();
   }

@@ -126,7 +126,7 @@ export class Store {
     for (const fix of batch) {
       const unit = this.units.get(fix.id);
       if (!unit) continue;
-      Object.assign(unit, {position_lat: fix.lat, position_lon: fix.lon, position_at: fix.at, stale: false});
+      Object.assign(unit, {position_lat: fix.lat, position_lon: fix.lon, position_at: fix.at, stale: false, no_fix: false});
       moved.push(unit);
     }
     return moved;
