@@ -66,6 +66,8 @@ export default {
   "op.taken": "That unit is no longer available ({message}). Recommendation refreshed.",
   "op.warn_nearby": "Possible duplicate: an open incident {m} m from here.",
   "op.warn_same_caller": "Possible duplicate: the same number called recently.",
+  "op.warn_same_caller_closed": "Possible duplicate: the same number called about an incident closed moments ago.",
+  "op.show_closed": "Open the closed incident",
   "op.warn_prank": "Note: this number has {count} prank calls on record. Serve the call anyway.",
   "op.show_other": "Show that incident",
   "op.link_duplicate": "Link as duplicate",

@@ -66,6 +66,8 @@ export default {
   "op.taken": "Unit sudah tidak tersedia ({message}). Rekomendasi diperbarui.",
   "op.warn_nearby": "Kemungkinan duplikat: insiden terbuka {m} m dari lokasi ini.",
   "op.warn_same_caller": "Kemungkinan duplikat: nomor yang sama menelepon baru-baru ini.",
+  "op.warn_same_caller_closed": "Kemungkinan duplikat: nomor yang sama menelepon soal insiden yang baru saja ditutup.",
+  "op.show_closed": "Buka insiden yang ditutup",
   "op.warn_prank": "Perhatian: nomor ini tercatat {count} kali panggilan iseng. Tetap layani.",
   "op.show_other": "Lihat insiden itu",
   "op.link_duplicate": "Tautkan sebagai duplikat",

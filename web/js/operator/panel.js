@@ -5,6 +5,7 @@ import {$, clock, fill, guard, h} from "../dom.js";
 import {label, t} from "../i18n.js";
 import {PRIORITIES, priorityBadge, statusChip} from "../chips.js";
 import {kelurahanName} from "./boards.js";
+import {showTimeline} from "./reports.js";
 
 const OUTCOMES = ["emergency", "information", "silent", "prank", "duplicate", "transfer"];
 
@@ -157,9 +158,13 @@ export class IncidentPanel {
   warningItem(w) {
     if (w.kind === "repeat_prank") return h("p", {class: "warning warn-prank"}, t("op.warn_prank", {count: w.prank_count}));
     const other = this.store.incidents.get(w.incident_id);
-    const text = w.reason === "same_caller" ? t("op.warn_same_caller") : t("op.warn_nearby", {m: Math.round(w.distance_m ?? 0)});
-    return h("p", {class: "warning warn-duplicate"}, text, " ",
-      other ? h("button", {type: "button", class: "link", onclick: () => this.onSelect(w.incident_id)}, t("op.show_other")) : null,
+    const text = w.reason === "nearby" ? t("op.warn_nearby", {m: Math.round(w.distance_m ?? 0)}) : t(`op.warn_${w.reason}`);
+    const failed = (err) => this.say(errorText(err), true);
+    // A closed incident is not on the board: its timeline shows what happened.
+    const show = w.reason === "same_caller_closed"
+      ? h("button", {type: "button", class: "link", onclick: () => guard(showTimeline(w.incident_id), failed)}, t("op.show_closed"))
+      : other ? h("button", {type: "button", class: "link", onclick: () => this.onSelect(w.incident_id)}, t("op.show_other")) : null;
+    return h("p", {class: "warning warn-duplicate", "data-reason": w.reason}, text, " ", show,
       h("button", {type: "button", onclick: () => guard(this.link(w.incident_id), (err) => this.say(errorText(err), true))}, t("op.link_duplicate")));
   }
 
