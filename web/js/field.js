@@ -1,5 +1,5 @@
 // The field team's phone: a dispatch rings, the crew accepts, reports each status, and sends GPS.
-import {api, errorText, logout, requireRole} from "./api.js";
+import {api, describeError, errorText, logout, requireRole} from "./api.js";
 import {$, clock, fill, guard, h, newKey} from "./dom.js";
 import {label, mountLanguageSwitch, onLanguageChange, t, translate} from "./i18n.js";
 import {LiveSocket} from "./live.js";
@@ -209,7 +209,7 @@ async function send(message) {
 
 function applyReply(message, reply) {
   if (reply.type === "error") {
-    say(reply.error.field ? t("error.field", {field: reply.error.field, message: reply.error.message}) : reply.error.message, true);
+    say(describeError(reply.error), true);
     return;
   }
   state.unit = {...state.unit, ...(reply.unit || {}), status: reply.status, crew_moves: reply.crew_moves};
