@@ -44,7 +44,8 @@ def content_security_policy(config: Config) -> str:
     images = ["'self'"]
     tiles = tile_source(config.web.tile_url)
     if tiles is not None:
-        images.append(tiles)
+        # Leaflet cancels the download of a tile it drops by pointing it at a one-pixel data: GIF.
+        images += [tiles, "data:"]
     directives = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],

@@ -57,10 +57,10 @@ async def test_the_policy_admits_this_origin_and_the_configured_tile_host_only(a
     # No inline script or style, no eval, no plugin, no other origin to talk to.
     assert policy["script-src"] == ["'self'"] and policy["style-src"] == ["'self'"] and policy["connect-src"] == ["'self'"]
     assert policy["object-src"] == ["'none'"] and policy["base-uri"] == ["'none'"]
-    assert policy["img-src"] == ["'self'", "https://tile.openstreetmap.org"]  # the default web.tile_url
+    assert policy["img-src"] == ["'self'", "https://tile.openstreetmap.org", "data:"]  # the default web.tile_url
     for tile_url, images in (
-        ("https://{s}.tiles.example.org/{z}/{x}/{y}.png", ["'self'", "https://*.tiles.example.org"]),
-        ("http://127.0.0.1:8800/osm/{z}/{x}/{y}.png", ["'self'", "http://127.0.0.1:8800"]),
+        ("https://{s}.tiles.example.org/{z}/{x}/{y}.png", ["'self'", "https://*.tiles.example.org", "data:"]),
+        ("http://127.0.0.1:8800/osm/{z}/{x}/{y}.png", ["'self'", "http://127.0.0.1:8800", "data:"]),
         ("/tiles/{z}/{x}/{y}.png", ["'self'"]),
         ("", ["'self'"]),
     ):

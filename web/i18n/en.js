@@ -119,6 +119,8 @@ export default {
   "op.timeline": "Timeline",
   "op.map": "Map",
   "op.map_label": "Map of units and incidents; click to mark the call's location",
+  "op.no_selection": "Select an incident or take a call.",
+  "op.no_tiles": "Map without background: no connection to the map server.",
   "op.incidents": "Open incidents",
   "op.no_incidents": "No open incidents.",
   "op.since_call": "Since call",

@@ -119,6 +119,8 @@ export default {
   "op.timeline": "Kronologi",
   "op.map": "Peta",
   "op.map_label": "Peta unit dan insiden; klik untuk menandai lokasi panggilan",
+  "op.no_selection": "Pilih insiden atau terima panggilan.",
+  "op.no_tiles": "Peta tanpa latar: tidak ada koneksi ke server peta.",
   "op.incidents": "Insiden aktif",
   "op.no_incidents": "Tidak ada insiden aktif.",
   "op.since_call": "Sejak panggilan",
