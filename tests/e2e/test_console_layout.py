@@ -6,6 +6,7 @@ from __future__ import annotations
 from playwright.async_api import Locator, Page, expect
 
 from tests.e2e.conftest import Pages, screenshot
+from tests.e2e.test_console_actions import take_call
 
 DESK = {"width": 1366, "height": 768}
 
@@ -35,11 +36,7 @@ async def fully_visible(page: Page, locator: Locator) -> None:
 async def test_intake_recommendation_and_units_fit_a_1366x768_screen(pages: Pages) -> None:
     console = await pages.login(await pages.context(DESK), "operator", "demo119", "/operator.html")
     await expect(console.locator("body")).to_have_attribute("data-ready", "true")
-    await console.fill("#f-phone", "0813-1111-2222")
-    await console.select_option("#f-call-type", "chest_pain")
-    await console.select_option("#f-kelurahan", "kel-serpong")
-    await console.fill("#f-complaint", "nyeri dada")
-    await console.press("#f-phone", "Enter")
+    await take_call(console)
     rows = console.locator("#recommendations tr[data-unit-id]")
     await expect(rows).to_have_count(5)
     for i in range(5):
