@@ -101,6 +101,8 @@ export default {
   "op.linked": "Linked as a duplicate and closed.",
   "op.serving": "Units on this incident",
   "op.no_serving": "No unit sent yet.",
+  "op.completed": "Handling finished: every unit has cleared. Close the incident.",
+  "op.unit_now": "{unit}: {status}",
   "op.withdraw": "Withdraw",
   "op.withdrawn": "{unit} withdrawn from this incident.",
   "op.priority_changed": "Priority changed to {priority}. Recommendation refreshed.",
@@ -144,7 +146,8 @@ export default {
   "interval.dispatch_to_on_scene_s": "Dispatch → on scene",
   "interval.call_to_close_s": "Call → closed",
 
-  "alert.ack_timeout": "{unit} did not accept the dispatch; the next unit was offered.",
+  "alert.ack_timeout": "{unit} did not accept the dispatch; {next} was offered instead.",
+  "alert.ack_timeout_none": "{unit} did not accept the dispatch; no other unit could be offered.",
   "alert.no_unit_available": "No unit available for an incident.",
   "alert.consult_overdue": "Consult {consult} is overdue: nobody accepted it in time.",
   "alert.other": "Alert: {kind}",

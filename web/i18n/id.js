@@ -101,6 +101,8 @@ export default {
   "op.linked": "Ditautkan sebagai duplikat dan ditutup.",
   "op.serving": "Unit yang bertugas",
   "op.no_serving": "Belum ada unit yang dikirim.",
+  "op.completed": "Penanganan selesai: semua unit sudah lepas tugas. Tutup insiden.",
+  "op.unit_now": "{unit}: {status}",
   "op.withdraw": "Tarik",
   "op.withdrawn": "{unit} ditarik dari insiden ini.",
   "op.priority_changed": "Prioritas diubah menjadi {priority}. Rekomendasi diperbarui.",
@@ -144,7 +146,8 @@ export default {
   "interval.dispatch_to_on_scene_s": "Pengiriman → tiba di lokasi",
   "interval.call_to_close_s": "Panggilan → selesai",
 
-  "alert.ack_timeout": "{unit} tidak menjawab penugasan; unit berikutnya ditawarkan.",
+  "alert.ack_timeout": "{unit} tidak menjawab penugasan; {next} ditawarkan sebagai gantinya.",
+  "alert.ack_timeout_none": "{unit} tidak menjawab penugasan; tidak ada unit lain yang bisa ditawarkan.",
   "alert.no_unit_available": "Tidak ada unit tersedia untuk insiden.",
   "alert.consult_overdue": "Konsultasi {consult} belum dijawab melewati batas waktu.",
   "alert.other": "Peringatan: {kind}",

@@ -113,13 +113,22 @@ export class MapLayer {
 }
 
 /** Alerts: ack timeouts, no unit available, overdue consults; each stays until dismissed. */
+/** The words of an alert event; an ack timeout names the unit offered in its place. */
+export function alertText(event) {
+  const d = event.data || {};
+  if (event.event === "consult.overdue") return t("alert.consult_overdue", {consult: d.consult_id || "?"});
+  if (d.alert === "ack_timeout") {
+    const unit = d.callsign || d.unit_id || "?";
+    const next = d.offered_callsign || d.offered_unit_id;
+    return next ? t("alert.ack_timeout", {unit, next}) : t("alert.ack_timeout_none", {unit});
+  }
+  if (d.alert === "no_unit_available") return t("alert.no_unit_available");
+  return t("alert.other", {kind: d.alert || event.event});
+}
+
 export function showAlert(holder, event, store, onSelect) {
   const d = event.data || {};
-  let text;
-  if (event.event === "consult.overdue") text = t("alert.consult_overdue", {consult: d.consult_id || "?"});
-  else if (d.alert === "ack_timeout") text = t("alert.ack_timeout", {unit: d.callsign || d.unit_id || "?"});
-  else if (d.alert === "no_unit_available") text = t("alert.no_unit_available");
-  else text = t("alert.other", {kind: d.alert || event.event});
+  const text = alertText(event);
   const incident = d.incident_id ? store.incidents.get(d.incident_id) : null;
   const item = h("div", {class: `alert alert-${d.alert || event.event.replace(".", "-")}`, role: "alert", dataset: {eventId: String(event.id)}},
     h("strong", {}, text),

@@ -62,7 +62,10 @@ async function boot() {
       redrawIncidents();
     }
     if ((changed.incidents || changed.units) && panel.concerns(event)) panel.changed(event);
-    if (changed.alert) showAlert($("#alerts"), changed.alert, store, select);
+    if (changed.alert) {
+      showAlert($("#alerts"), changed.alert, store, select);
+      if (panel.concerns(event)) panel.alerted(event);
+    }
   }
 
   const live = new LiveSocket("/ws/operator", {

@@ -1,13 +1,17 @@
 // The selected incident: warnings, the recommendation with one-key dispatch, the units serving it
 // (withdraw), its priority, the destination hospital, and closing it.
-import {api, ApiError, errorText} from "../api.js";
+import {api, ApiError, errorText, session} from "../api.js";
 import {$, clock, fill, guard, h} from "../dom.js";
 import {label, t} from "../i18n.js";
 import {PRIORITIES, priorityBadge, statusChip} from "../chips.js";
-import {kelurahanName} from "./boards.js";
+import {alertText, kelurahanName} from "./boards.js";
 import {showTimeline} from "./reports.js";
 
 const OUTCOMES = ["emergency", "information", "silent", "prank", "duplicate", "transfer"];
+// An incident in one of these with no unit left on it has been handled: only closing remains.
+const HANDLED = new Set(["on_scene", "transporting", "at_hospital"]);
+// Events that change which units can be recommended for the incident on show.
+const RERANK = new Set(["unit.dispatched", "dispatch.withdrawn"]);
 
 export class IncidentPanel {
   constructor({store, onSelect}) {
@@ -49,6 +53,16 @@ export class IncidentPanel {
   /** The board selected an incident: fetch its current recommendation. */
   async open(incidentId) {
     this.show(incidentId, null, []);
+    await this.rerank(incidentId);
+  }
+
+  /** Fetch the incident's current recommendation (a unit was sent, withdrawn or re-offered meanwhile). */
+  async rerank(incidentId) {
+    if (this.handled()) {  // nothing more is sent to a handled incident
+      this.recommendations = [];
+      this.render();
+      return;
+    }
     const result = await api("GET", `/api/incidents/${encodeURIComponent(incidentId)}/recommendations`);
     if (this.incidentId === incidentId) {
       this.recommendations = result.recommendations;
@@ -65,7 +79,25 @@ export class IncidentPanel {
   /** A live event about this incident: redraw, and fetch the hospitals again when its place changed. */
   changed(event) {
     this.render();
+    const d = event.data || {};
+    if (this.handled()) this.say(t("op.completed"));
+    // A status this operator recorded by radio is said by radioStatus itself.
+    else if (event.event === "unit.status" && d.status !== "available" && d.by !== session.user?.username) {
+      this.say(t("op.unit_now", {unit: d.callsign || this.store.units.get(d.unit_id)?.callsign || d.unit_id, status: label("status", d.status)}));
+    }
+    if (RERANK.has(event.event) || this.handled()) guard(this.rerank(this.incidentId), (err) => this.say(errorText(err), true));
     if (event.event === "incident.updated") guard(this.loadHospitals(this.incidentId), (err) => this.say(errorText(err), true));
+  }
+
+  /** An alert about the incident on show: the status line says it too. */
+  alerted(event) {
+    this.say(alertText(event), true);
+  }
+
+  /** Whether every unit has cleared an incident that was served. */
+  handled() {
+    const incident = this.store.incidents.get(this.incidentId);
+    return Boolean(incident) && HANDLED.has(incident.status) && this.store.servingOf(this.incidentId).size === 0;
   }
 
   async loadHospitals(incidentId) {
@@ -82,6 +114,7 @@ export class IncidentPanel {
     const panel = $("#call-result");
     panel.hidden = !incident;
     if (!incident) return;
+    panel.dataset.state = this.handled() ? "handled" : "";
     const type = this.store.callTypes.get(incident.call_type);
     const typeName = type ? (document.documentElement.lang === "en" ? type.label_en : type.label_id) : incident.call_type;
     fill($("#result-h"), priorityBadge(incident.priority), " ", typeName || "–", " · ",
@@ -116,7 +149,7 @@ export class IncidentPanel {
                                           onclick: () => guard(this.withdraw(unitId, s), (err) => this.say(errorText(err), true))},
           t("op.withdraw")) : null);
     });
-    fill($("#serving"), items.length ? items : h("li", {class: "hint"}, t("op.no_serving")));
+    fill($("#serving"), items.length ? items : h("li", {class: "hint"}, t(this.handled() ? "op.completed" : "op.no_serving")));
   }
 
   radioSelect(unit) {
