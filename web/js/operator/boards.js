@@ -2,7 +2,7 @@
 import {clock, fill, h} from "../dom.js";
 import {label, t} from "../i18n.js";
 import {priorityBadge, statusChip} from "../chips.js";
-import {elementMarker, setMarkerElement} from "../map.js";
+import {elementMarker, setMarkerElement, showPlace} from "../map.js";
 import {unitLatLng} from "./store.js";
 
 function callTypeLabel(store, code) {
@@ -63,6 +63,7 @@ export class MapLayer {
     this.store = store;
     this.unitMarkers = new Map();
     this.incidentMarkers = new Map();
+    this.seen = null;  // the incidents on the map at the last drawing; null before the first
   }
 
   unitElement(unit) {
@@ -75,11 +76,14 @@ export class MapLayer {
   updateUnit(unit) {
     const latlng = unitLatLng(unit);
     const marker = this.unitMarkers.get(unit.id);
+    // A busy unit shows its callsign: drawn above incident markers so that label stays readable.
+    const z = unit.status === "available" ? 0 : 1000;
     if (!marker) {
-      this.unitMarkers.set(unit.id, elementMarker(latlng, this.unitElement(unit)).addTo(this.map));
+      this.unitMarkers.set(unit.id, elementMarker(latlng, this.unitElement(unit)).setZIndexOffset(z).addTo(this.map));
       return;
     }
     marker.setLatLng(latlng);
+    marker.setZIndexOffset(z);
     setMarkerElement(marker, this.unitElement(unit));
   }
 
@@ -107,8 +111,10 @@ export class MapLayer {
         setMarkerElement(marker, element);
       } else {
         this.incidentMarkers.set(incident.id, elementMarker(latlng, element).setZIndexOffset(500).addTo(this.map));
+        if (this.seen && !this.seen.has(incident.id)) showPlace(this.map, latlng);  // a new call, not the first load
       }
     }
+    this.seen = new Set(open.keys());
   }
 }
 

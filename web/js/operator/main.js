@@ -27,7 +27,7 @@ async function boot() {
 
   const store = new Store();
   const config = await getWebConfig();
-  const map = createMap($("#map"), config.tile_url);
+  const map = createMap($("#map"), config.tile_url, {notice: $("#map-notice")});
   const layer = new MapLayer(map, store);
   let selected = null;
   const panel = new IncidentPanel({store, onSelect: select});
