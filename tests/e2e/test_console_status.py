@@ -13,6 +13,11 @@ from tests.e2e.test_console_live import quick_api
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, crew_for
 
 __all__ = ["quick_api"]  # the fixture, a 2 s acknowledgement deadline
+# Records each tone the page starts, so a test can hear an alert.
+RECORD_BEEPS = (
+    "window.__beeps = []; const start = OscillatorNode.prototype.start;"
+    " OscillatorNode.prototype.start = function (...a) { window.__beeps.push(this.frequency.value); return start.apply(this, a); };"
+)
 
 
 async def test_ack_timeout_reoffer_and_completion_show_in_the_panel(
@@ -20,7 +25,9 @@ async def test_ack_timeout_reoffer_and_completion_show_in_the_panel(
 ) -> None:
     pages = Pages(browser, quick_api)
     try:
-        console = await pages.login(await pages.context(CONSOLE), "operator", "demo119", "/operator.html")
+        context = await pages.context(CONSOLE)
+        await context.add_init_script(RECORD_BEEPS)
+        console = await pages.login(context, "operator", "demo119", "/operator.html")
         await expect(console.locator("body")).to_have_attribute("data-ready", "true")
         incident_id = await take_call(console)
         rows = console.locator("#recommendations tr[data-unit-id]")
@@ -38,6 +45,7 @@ async def test_ack_timeout_reoffer_and_completion_show_in_the_panel(
         first_callsign = await con.fetchval("SELECT callsign FROM units WHERE id = $1", first)
         text = f"{first_callsign} tidak menjawab penugasan; {offered['callsign']} ditawarkan sebagai gantinya."
         await expect(alert).to_have_text(text + "Buka insiden (Serpong)×")
+        assert await console.evaluate("window.__beeps.length") > 0  # and it sounded
         await expect(console.locator("#dispatch-message.error")).to_have_text(text)
         # The offered unit is serving, and no longer recommended.
         await expect(console.locator(f"#serving li[data-unit-id='{offered['id']}']")).to_have_attribute("data-status", "dispatched")
