@@ -56,13 +56,14 @@ export function errorText(err) {
   return describeError({code: err.code, message: err.message, field: err.field, retry_after_s: err.body.retry_after_s});
 }
 
-/** A server error ({code, message, field}, from HTTP or a socket) in the chosen language: the field's own
- * text for an invalid field, else the code's text with the field's name; the server's English message
+/** A server error ({code, message, field}, from HTTP or a socket) in the chosen language: the text for this
+ * code and field, else the code's text with the field's name; the server's English message
  * only for a code the pages do not know. */
 export function describeError({code, message, field = null, retry_after_s = undefined}) {
-  const fieldName = field ? label("input", field) : "";
+  const base = field ? field.replace(/\[\d+\]$/, "") : null;  // capabilities[2] is a capability
+  const fieldName = base ? label("input", base) : "";
   let text;
-  if (code === "invalid" && field && known(`error.invalid.${field}`)) text = t(`error.invalid.${field}`);
+  if (base && known(`error.${code}.${base}`)) text = t(`error.${code}.${base}`);
   else if (known(`error.code.${code}`)) text = t(`error.code.${code}`, {seconds: retry_after_s ?? "?", field: fieldName});
   else text = message || code;
   return field ? t("error.field", {field: fieldName, message: text}) : text;
