@@ -52,16 +52,24 @@ class DuplicateRules:
 
 @dataclass(frozen=True, slots=True)
 class OpenIncident:
-    """What duplicate detection needs to know about an incident that is still open."""
+    """What duplicate detection needs to know about an earlier incident.
+
+    Open ones match by place and by number; a closed one (``closed_at`` set)
+    only by number: a caller who rings again just after the case was closed
+    is usually calling about it.
+    """
 
     id: IncidentId
     created_at: datetime
     caller_phone: str
     location: Point | None = None
+    closed_at: datetime | None = None
 
     def __post_init__(self) -> None:
         incident_id(self.id, "id")
         check_aware(self.created_at, "created_at")
+        if self.closed_at is not None:
+            check_aware(self.closed_at, "closed_at")
         object.__setattr__(self, "caller_phone", normalize_phone(self.caller_phone, "caller_phone"))
         if self.location is not None and not isinstance(self.location, Point):
             raise InvalidInput("location", "must be a Point")
@@ -70,6 +78,7 @@ class OpenIncident:
 class DuplicateReason(enum.Enum):
     NEARBY = "nearby"  # an open incident close by, recently
     SAME_CALLER = "same_caller"  # the same number called recently about an open incident
+    SAME_CALLER_CLOSED = "same_caller_closed"  # the same number, soon after its incident was closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +107,18 @@ def find_duplicates(
     Time windows are symmetric around ``at``: two operators taking calls
     about the same crash a few seconds apart must see each other. Sorted
     nearest first (unknown distance last), then by incident id and reason.
-    The caller passes only incidents other than the one being checked.
+    The caller passes only incidents other than the one being checked. The
+    caller window of a closed incident runs from its closing.
     """
     phone = normalize_phone(phone)
     check_aware(at, "at")
     warnings: list[DuplicateWarning] = []
     for incident in open_incidents:
         gap = abs(at - incident.created_at)
-        recent = gap <= rules.window
-        same_caller = incident.caller_phone == phone and gap <= rules.caller_window
+        closed = incident.closed_at is not None
+        recent = not closed and gap <= rules.window
+        caller_gap = abs(at - incident.closed_at) if incident.closed_at is not None else gap
+        same_caller = incident.caller_phone == phone and caller_gap <= rules.caller_window
         if not (recent or same_caller):
             continue  # skip the geodesic for incidents outside both windows
         metres = (
@@ -117,7 +129,8 @@ def find_duplicates(
         if recent and metres is not None and metres <= rules.radius_m:
             warnings.append(DuplicateWarning(incident.id, DuplicateReason.NEARBY, metres))
         if same_caller:
-            warnings.append(DuplicateWarning(incident.id, DuplicateReason.SAME_CALLER, metres))
+            reason = DuplicateReason.SAME_CALLER_CLOSED if closed else DuplicateReason.SAME_CALLER
+            warnings.append(DuplicateWarning(incident.id, reason, metres))
     warnings.sort(
         key=lambda w: (
             w.distance_m is None,

@@ -337,8 +337,16 @@ async def sweep_ack_timeouts(
             unit = await _lock_unit(con, assignment["unit_id"])
             current = UnitStatus(unit["status"])
             await _withdraw(con, assignment, unit, current, ReleaseReason.NOT_RESPONDING, SYSTEM)
-            await _alert(con, "ack_timeout", assignment["incident_id"], unit_id=unit["id"], callsign=unit["callsign"])
-            reoffers.append(await _reoffer(con, fleet, settings, triage, assignment))
+            reoffer = await _reoffer(con, fleet, settings, triage, assignment)
+            # The alert names the unit offered in its place, so the operator need not look it up.
+            offered = reoffer[1] if reoffer is not None else None
+            offered_id = offered["unit_id"] if offered is not None else None
+            await _alert(
+                con, "ack_timeout", assignment["incident_id"], unit_id=unit["id"], callsign=unit["callsign"],
+                offered_unit_id=offered_id,
+                offered_callsign=await con.fetchval("SELECT callsign FROM units WHERE id = $1", offered_id) if offered_id else None,
+            )
+            reoffers.append(reoffer)
     for reoffer in reoffers:
         metrics.ack_timed_out()
         if reoffer is not None:

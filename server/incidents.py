@@ -203,13 +203,16 @@ async def assess(
         # Only incidents that could match: the same number, or inside a box around the radius.
         # The exact geodesic test is the core's; the box just keeps it from running over every open incident.
         box_lat, box_lon = _box_degrees(location, rules.radius_m)
+        # Closed ones only by number, closed within the caller window.
         others = await con.fetch(
-            """SELECT id, received_at, caller_phone, lat, lon FROM incidents
-               WHERE id <> $1 AND closed_at IS NULL AND received_at BETWEEN $2 AND $3
+            """SELECT id, received_at, caller_phone, lat, lon, closed_at FROM incidents
+               WHERE id <> $1 AND ((closed_at IS NULL AND received_at BETWEEN $2 AND $3
                  AND (caller_phone = $4 OR (lat BETWEEN $5::float8 - $7::float8 AND $5::float8 + $7::float8
-                                            AND lon BETWEEN $6::float8 - $8::float8 AND $6::float8 + $8::float8))""",
+                                            AND lon BETWEEN $6::float8 - $8::float8 AND $6::float8 + $8::float8)))
+                 OR (caller_phone = $4 AND closed_at BETWEEN $9 AND $10))""",
             row["id"], row["received_at"] - horizon, row["received_at"] + horizon, row["caller_phone"],
             row["lat"], row["lon"], box_lat, box_lon,
+            row["received_at"] - rules.caller_window, row["received_at"] + rules.caller_window,
         )
         prank_times = await con.fetch(
             "SELECT received_at FROM incidents WHERE caller_phone = $1 AND outcome = 'prank' AND received_at > $2",
@@ -217,7 +220,7 @@ async def assess(
         )
     open_incidents = [
         OpenIncident(IncidentId(str(o["id"])), o["received_at"], o["caller_phone"],
-                     Point(o["lat"], o["lon"]) if o["lat"] is not None else None)
+                     Point(o["lat"], o["lon"]) if o["lat"] is not None else None, o["closed_at"])
         for o in others
     ]
     warnings = [

@@ -64,7 +64,7 @@ async def login(request: web.Request) -> web.Response:
         log.warning("failed login (the account's checks were delayed %.1f s)", attempt.delay_s)
         request.app[METRICS].login_failures.inc()
         await audit.record(pool, actor, "auth.login_failed", f"username:{username}")
-        raise Unauthorized("wrong username or password")
+        raise Unauthorized("wrong username or password", code="wrong_credentials")
     user = User.from_row(row)
     async with pool.acquire() as con, con.transaction():
         await login_limits.succeeded(con, attempt)

@@ -57,6 +57,17 @@ def test_same_caller_is_flagged_even_without_a_location() -> None:
     assert find_duplicates("0812-1111-2222", None, T0 + timedelta(minutes=20), incidents) == []
 
 
+def test_same_caller_soon_after_closing_is_flagged_closed() -> None:
+    # Received two hours ago, closed a second ago: the caller window runs from the closing.
+    closed = OpenIncident(IncidentId("inc-closed"), T0 - timedelta(hours=2), "081244445555", CRASH,
+                          closed_at=T0 - timedelta(seconds=1))
+    warnings = find_duplicates("081244445555", offset(CRASH, 40), T0, [closed])
+    assert [(w.incident_id, w.reason.value) for w in warnings] == [("inc-closed", "same_caller_closed")]
+    # A closed incident is never a "nearby" duplicate, and another number is not flagged.
+    assert find_duplicates("081299999999", CRASH, T0, [closed]) == []
+    assert find_duplicates("081244445555", CRASH, T0 + timedelta(hours=1, seconds=1), [closed]) == []
+
+
 def test_both_reasons_and_ordering() -> None:
     incidents = [
         open_incident("inc-far", 2, location=offset(CRASH, 200)),

@@ -54,7 +54,7 @@ async def test_fleet_triage_consults_and_audit(pages: Pages, api: Api, con: asyn
     await admin.fill("#u-callsign", "AMB-UJI-1")
     await admin.select_option("#u-base", BASE)
     await admin.click("#unit-save")
-    await expect(admin.locator("#unit-error")).to_contain_text("callsign")
+    await expect(admin.locator("#unit-error")).to_have_text("Kode panggil (callsign): sudah dipakai unit lain")
     assert await con.fetchval("SELECT count(*) FROM units") == count
 
     # Edit, then off duty.
@@ -89,7 +89,7 @@ async def test_fleet_triage_consults_and_audit(pages: Pages, api: Api, con: asyn
     await new.locator("[name=label_en]").fill("Wrong")
     await new.locator("[name=capabilities]").fill("teleport")
     await new.locator("button.save").click()
-    await expect(admin.locator("#triage-error")).to_contain_text("teleport")
+    await expect(admin.locator("#triage-error")).to_have_text("Kemampuan: bukan kemampuan yang dikenal")
     assert await con.fetchval("SELECT count(*) FROM triage_types WHERE code = 'salah'") == 0
 
     # Consults: a specialist going on call and a new request show up live.
@@ -106,7 +106,23 @@ async def test_fleet_triage_consults_and_audit(pages: Pages, api: Api, con: asyn
     await admin.fill("#a-action", "unit.create")
     await admin.click("#audit-form button[type=submit]")
     await expect(admin.locator("#audit tr")).to_have_count(1)
-    await expect(admin.locator("#audit tr")).to_contain_text("unit:amb-uji-1")
+    # In words: who, what, which unit by its callsign, the date with the time, and what the entry records.
+    entry = admin.locator("#audit tr")
+    await expect(entry.locator("td").nth(1)).to_have_text("admin")
+    await expect(entry.locator("td").nth(2)).to_have_text("mendaftarkan unit")
+    await expect(entry.locator("td").nth(3)).to_have_text("unit AMB-UJI-A")  # by its callsign now (renamed above)
+    at = await con.fetchval("SELECT at FROM audit_log WHERE action = 'unit.create' AND object = 'unit:amb-uji-1'")
+    await expect(entry.locator("td").nth(0)).to_contain_text(str(at.astimezone().year))
+    # An edit says what it changed; taking the unit off duty says from which status to which.
+    await admin.fill("#a-action", "unit.update")
+    await admin.click("#audit-form button[type=submit]")
+    await expect(entry.locator("td").nth(4)).to_contain_text("diubah: Pangkalan, Lintang pangkalan, Bujur pangkalan, Kode panggil (callsign)")
+    await admin.fill("#a-action", "unit.status")
+    await admin.click("#audit-form button[type=submit]")
+    await expect(entry.first.locator("td").nth(2)).to_have_text("mengubah status unit")
+    await expect(entry.first.locator("td").nth(4)).to_have_text("status: Tidak bertugas · sebelumnya: Siaga")
+    # Capabilities are named in words on the fleet table.
+    await expect(admin.locator("#units tr[data-unit-id='amb-uji-1'] td").nth(5)).to_contain_text("ALS (bantuan hidup lanjut)")
     await admin.evaluate("window.scrollTo(0, 0)")
     await screenshot(admin, "admin")
 

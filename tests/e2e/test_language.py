@@ -31,11 +31,11 @@ async def test_pages_default_to_indonesian_and_switch_to_english(pages: Pages, a
     await page.click("#lang-en")
     await expect(page.locator("html")).to_have_attribute("lang", "en")
     await expect(page.locator("#login-form button[type=submit]")).to_have_text("Log in")
-    # A wrong password: the server's error is shown.
+    # A wrong password: the server's error code is shown in the chosen language.
     await page.fill("#username", "operator")
     await page.fill("#password", "wrong-password")
     await page.press("#password", "Enter")
-    await expect(page.locator("#login-error")).to_contain_text("wrong username or password")
+    await expect(page.locator("#login-error")).to_have_text("Wrong username or password.")
     await page.click("#lang-id")
 
     console = await pages.login(context, "operator", "demo119", "/operator.html")

@@ -39,6 +39,9 @@ async def test_timeout_survives_a_restart_and_offers_the_next_unit(demo_dsn: str
         assert withdrawn["data"]["reason"] == "not_responding"
         alert = await console.event("alert", incident_id=incident_id)
         assert alert["data"]["alert"] == "ack_timeout" and alert["data"]["unit_id"] == ranked[0]
+        # The alert names the unit offered next.
+        assert alert["data"]["offered_unit_id"] == ranked[1]
+        assert alert["data"]["offered_callsign"] == await con.fetchval("SELECT callsign FROM units WHERE id = $1", ranked[1])
         reoffer = await console.event("unit.dispatched", unit_id=ranked[1])
         assert reoffer["data"]["auto"] is True and reoffer["data"]["reoffer_of"] == body["assignment"]["id"]
 
@@ -58,8 +61,8 @@ async def test_timeout_survives_a_restart_and_offers_the_next_unit(demo_dsn: str
 
         status, timeline = await second.call("GET", f"/api/incidents/{incident_id}/timeline", operator)
         types = [e["type"] for e in timeline["timeline"]]
-        assert types == ["call.received", "call.assessed", "unit.dispatched", "dispatch.withdrawn", "alert",
-                         "unit.dispatched", "unit.status"]
+        assert types == ["call.received", "call.assessed", "unit.dispatched", "dispatch.withdrawn", "unit.dispatched",
+                         "alert", "unit.status"]
         await phone.close()
         await console.close()
     finally:

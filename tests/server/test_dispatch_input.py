@@ -99,6 +99,19 @@ async def test_nearby_open_incident_is_flagged_as_possible_duplicate_and_can_be_
     assert linked["incident"]["outcome"] == "duplicate" and linked["incident"]["duplicate_of"] == first["incident"]["id"]
 
 
+async def test_same_caller_just_after_closing_is_flagged_with_the_closed_incident(api: Api) -> None:
+    token = await api.login("operator")
+    status, first = await api.call("POST", "/api/calls", token, json=call_body(phone="0811000077"))
+    status, _ = await api.call("POST", f"/api/incidents/{first['incident']['id']}/close", token, json={"outcome": "information"})
+    assert status == 200
+    far = {"lat": -6.20, "lon": 106.80}  # another place: only the number matches
+    status, second = await api.call("POST", "/api/calls", token, json=call_body(phone="0811-000-077", location=far))
+    assert status == 201
+    assert [(w["incident_id"], w["reason"]) for w in second["warnings"] if w["kind"] == "duplicate"] == [
+        (first["incident"]["id"], "same_caller_closed")
+    ]
+
+
 async def test_malformed_and_illegal_unit_socket_messages_change_nothing(api: Api, con: asyncpg.Connection) -> None:
     crew = await api.login(await crew_for(con, "ns-07"), CREW_PASSWORD)
     phone = await Socket.open(api, "/ws/unit", crew)

@@ -4,6 +4,7 @@ import {api, errorText, logout, requireRole} from "./api.js";
 import {PRIORITIES, statusChip} from "./chips.js";
 import {$, fill, guard, h, localTime} from "./dom.js";
 import {label, mountLanguageSwitch, onLanguageChange, t, translate} from "./i18n.js";
+import {auditRow} from "./audit_view.js";
 import {LiveSocket} from "./live.js";
 
 const KINDS = ["ambulance", "motorbike"];
@@ -85,7 +86,7 @@ function renderUnits() {
     h("td", {}, statusChip(u.status)),
     h("td", {}, baseName(u)),
     h("td", {}, (u.crew || []).join(", ")),
-    h("td", {}, (u.capabilities || []).join(", ")),
+    h("td", {}, (u.capabilities || []).map((c) => label("capability", c)).join(", ")),
     h("td", {class: "actions"},
       DUTY_ON.has(u.status) ? h("button", {type: "button", class: "duty-on", onclick: () => guard(setDuty(u, true), unitError)}, t("adm.on_duty")) : null,
       DUTY_OFF.has(u.status) ? h("button", {type: "button", class: "duty-off", onclick: () => guard(setDuty(u, false), unitError)}, t("adm.off_duty")) : null,
@@ -272,6 +273,5 @@ async function loadAudit() {
   if ($("#a-action").value.trim()) query.set("action", $("#a-action").value.trim());
   if ($("#a-user").value.trim()) query.set("username", $("#a-user").value.trim());
   const {entries} = await api("GET", `/api/audit?${query}`);
-  fill($("#audit"), entries.map((e) => h("tr", {dataset: {action: e.action}},
-    h("td", {}, localTime(e.at)), h("td", {}, e.username || "–"), h("td", {}, e.action), h("td", {}, e.object || ""))));
+  fill($("#audit"), entries.map((e) => auditRow(e, state.units)));
 }

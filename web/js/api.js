@@ -1,5 +1,5 @@
 // The HTTP API client: the session token in sessionStorage, JSON errors with their field.
-import {t} from "./i18n.js";
+import {known, label, t} from "./i18n.js";
 
 const TOKEN = "psc119.token";
 const USER = "psc119.user";
@@ -40,7 +40,7 @@ export async function api(method, path, body) {
   try {
     response = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
   } catch {
-    throw new ApiError(0, {error: {code: "network", message: t("error.network")}});
+    throw new ApiError(0, {error: {code: "network", message: t("error.code.network")}});
   }
   const data = (response.headers.get("Content-Type") || "").includes("application/json") ? await response.json() : null;
   if (!response.ok) {
@@ -50,11 +50,23 @@ export async function api(method, path, body) {
   return data;
 }
 
-/** The text to show for a failure: the field it names first, then the server's message. */
+/** The text to show for a failure, in the chosen language. */
 export function errorText(err) {
   if (!(err instanceof ApiError)) return t("error.unexpected", {message: String(err?.message || err)});
-  if (err.code === "network") return t("error.network");
-  return err.field ? t("error.field", {field: err.field, message: err.message}) : err.message;
+  return describeError({code: err.code, message: err.message, field: err.field, retry_after_s: err.body.retry_after_s});
+}
+
+/** A server error ({code, message, field}, from HTTP or a socket) in the chosen language: the text for this
+ * code and field, else the code's text with the field's name; the server's English message
+ * only for a code the pages do not know. */
+export function describeError({code, message, field = null, retry_after_s = undefined}) {
+  const base = field ? field.replace(/\[\d+\]$/, "") : null;  // capabilities[2] is a capability
+  const fieldName = base ? label("input", base) : "";
+  let text;
+  if (base && known(`error.${code}.${base}`)) text = t(`error.${code}.${base}`);
+  else if (known(`error.code.${code}`)) text = t(`error.code.${code}`, {seconds: retry_after_s ?? "?", field: fieldName});
+  else text = message || code;
+  return field ? t("error.field", {field: fieldName, message: text}) : text;
 }
 
 let loggingOut = false;
@@ -125,7 +137,7 @@ async function rawRequest(method, path, headers, body, read) {
   try {
     response = await fetch(path, {method, headers: all, body});
   } catch {
-    throw new ApiError(0, {error: {code: "network", message: t("error.network")}});
+    throw new ApiError(0, {error: {code: "network", message: t("error.code.network")}});
   }
   if (!response.ok) {
     const data = (response.headers.get("Content-Type") || "").includes("application/json") ? await response.json() : null;

@@ -1,5 +1,5 @@
 // The field team's phone: a dispatch rings, the crew accepts, reports each status, and sends GPS.
-import {api, errorText, logout, requireRole} from "./api.js";
+import {api, describeError, errorText, logout, requireRole} from "./api.js";
 import {$, clock, fill, guard, h, newKey} from "./dom.js";
 import {label, mountLanguageSwitch, onLanguageChange, t, translate} from "./i18n.js";
 import {LiveSocket} from "./live.js";
@@ -153,22 +153,35 @@ function callTypeName(incident) {
 function renderButtons() {
   const status = state.unit.status;
   const buttons = [];
-  // The server says which statuses the crew may report next and which reasons each needs.
+  const endings = [];
+  // The server says which statuses the crew may report next and which reasons each needs. The usual next
+  // step comes first; a release with a reason ends the case early, so it comes after and asks first.
   for (const {status: next, reasons} of state.unit.crew_moves || []) {
     if (status === "dispatched" && next === "en_route") continue;  // the big accept button does this
     if (reasons.length) {
       for (const reason of reasons) {
-        buttons.push(h("button", {type: "button", class: `status-button to-${next} reason-${reason}`, dataset: {status: next, reason},
-                                  onclick: () => report(next, reason)}, t("field.release", {reason: label("reason", reason)})));
+        const text = t("field.release", {reason: label("reason", reason)});
+        endings.push(h("button", {type: "button", class: `status-button to-${next} reason-${reason}`, dataset: {status: next, reason},
+                                  onclick: () => confirmEnding(text, () => report(next, reason))}, text));
       }
       continue;
     }
     buttons.push(h("button", {type: "button", class: `status-button to-${next}`, dataset: {status: next}, onclick: () => report(next)},
       label("action", next)));
   }
+  buttons.push(...endings);
   fill($("#status-buttons"), buttons);
   $("#actions").hidden = buttons.length === 0;
   for (const b of $("#status-buttons").querySelectorAll("button")) b.disabled = state.busy || state.flushing;
+}
+
+/** Ask before a step that cannot be undone; ``then`` runs only on "yes". */
+function confirmEnding(text, then) {
+  const dialog = /** @type {HTMLDialogElement} */ ($("#confirm-end"));
+  $("#confirm-end-text").textContent = t("field.confirm_end", {action: text});
+  dialog.onclose = () => { if (dialog.returnValue === "yes") then(); };
+  dialog.returnValue = "";
+  dialog.showModal();
 }
 
 async function accept() {
@@ -209,7 +222,7 @@ async function send(message) {
 
 function applyReply(message, reply) {
   if (reply.type === "error") {
-    say(reply.error.field ? t("error.field", {field: reply.error.field, message: reply.error.message}) : reply.error.message, true);
+    say(describeError(reply.error), true);
     return;
   }
   state.unit = {...state.unit, ...(reply.unit || {}), status: reply.status, crew_moves: reply.crew_moves};

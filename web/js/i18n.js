@@ -16,11 +16,14 @@ export function t(key, params = {}) {
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
 }
 
+/** Whether the catalogue has ``key`` (in the current language or the default). */
+export const known = (key) => key in CATALOGUES[current] || key in CATALOGUES.id;
+
 /** A label from the catalogue when it has one (statuses, kinds...), else the raw value. */
 export function label(prefix, value) {
   if (value === null || value === undefined || value === "") return "–";
   const key = `${prefix}.${value}`;
-  return key in CATALOGUES[current] || key in CATALOGUES.id ? t(key) : String(value);
+  return known(key) ? t(key) : String(value);
 }
 
 export function setLanguage(lang) {

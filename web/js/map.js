@@ -7,11 +7,18 @@ import {h} from "./dom.js";
 /** @type {[number, number]} */
 const REGION_CENTER = [-6.30, 106.70];
 
-export function createMap(element, tileUrl, {zoom = 12} = {}) {
+/** A map of the region; ``notice`` (an element) is shown while the tile server cannot be reached. */
+export function createMap(element, tileUrl, {zoom = 12, notice = null} = {}) {
   const map = L.map(element, {zoomControl: true, keyboard: true}).setView(REGION_CENTER, zoom);
   if (tileUrl) {
     const osm = tileUrl.includes("openstreetmap.org");
-    L.tileLayer(tileUrl, {maxZoom: 19, attribution: osm ? "&copy; OpenStreetMap contributors" : ""}).addTo(map);
+    const tiles = L.tileLayer(tileUrl, {maxZoom: 19, attribution: osm ? "&copy; OpenStreetMap contributors" : ""}).addTo(map);
+    const showing = (failed) => {
+      element.classList.toggle("no-tiles", failed);
+      if (notice) notice.hidden = !failed;
+    };
+    tiles.on("tileerror", () => showing(true));
+    tiles.on("tileload", () => showing(false));
   } else {
     element.classList.add("no-tiles");
   }
@@ -33,6 +40,11 @@ export function setMarkerElement(marker, element) {
 export function pickMarker(latlng) {
   return L.marker(latlng, {icon: L.divIcon({html: h("span", {class: "pick-marker", "aria-hidden": "true"}), className: "dom-marker", iconSize: null}),
                            keyboard: false, zIndexOffset: 1000});
+}
+
+/** Bring a new incident into view, close enough to tell the streets apart. */
+export function showPlace(map, latlng) {
+  map.setView(latlng, Math.max(map.getZoom(), 14));
 }
 
 export function fitTo(map, points) {

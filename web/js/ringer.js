@@ -10,7 +10,8 @@ export function unlockAudio() {
   } catch { /* no WebAudio: vibration and the screen still alert */ }
 }
 
-function beep() {
+/** Two short beeps: one ring, or a console alert. */
+export function beep() {
   if (!audio) unlockAudio();
   if (!audio) return;
   const now = audio.currentTime;

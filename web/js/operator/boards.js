@@ -2,7 +2,7 @@
 import {clock, fill, h} from "../dom.js";
 import {label, t} from "../i18n.js";
 import {priorityBadge, statusChip} from "../chips.js";
-import {elementMarker, setMarkerElement} from "../map.js";
+import {elementMarker, setMarkerElement, showPlace} from "../map.js";
 import {unitLatLng} from "./store.js";
 
 function callTypeLabel(store, code) {
@@ -70,6 +70,7 @@ export class MapLayer {
     this.store = store;
     this.unitMarkers = new Map();
     this.incidentMarkers = new Map();
+    this.seen = null;  // the incidents on the map at the last drawing; null before the first
   }
 
   unitElement(unit) {
@@ -82,11 +83,14 @@ export class MapLayer {
   updateUnit(unit) {
     const latlng = unitLatLng(unit);
     const marker = this.unitMarkers.get(unit.id);
+    // A busy unit shows its callsign: drawn above incident markers so that label stays readable.
+    const z = unit.status === "available" ? 0 : 1000;
     if (!marker) {
-      this.unitMarkers.set(unit.id, elementMarker(latlng, this.unitElement(unit)).addTo(this.map));
+      this.unitMarkers.set(unit.id, elementMarker(latlng, this.unitElement(unit)).setZIndexOffset(z).addTo(this.map));
       return;
     }
     marker.setLatLng(latlng);
+    marker.setZIndexOffset(z);
     setMarkerElement(marker, this.unitElement(unit));
   }
 
@@ -114,19 +118,30 @@ export class MapLayer {
         setMarkerElement(marker, element);
       } else {
         this.incidentMarkers.set(incident.id, elementMarker(latlng, element).setZIndexOffset(500).addTo(this.map));
+        if (this.seen && !this.seen.has(incident.id)) showPlace(this.map, latlng);  // a new call, not the first load
       }
     }
+    this.seen = new Set(open.keys());
   }
 }
 
 /** Alerts: ack timeouts, no unit available, overdue consults; each stays until dismissed. */
+/** The words of an alert event; an ack timeout names the unit offered in its place. */
+export function alertText(event) {
+  const d = event.data || {};
+  if (event.event === "consult.overdue") return t("alert.consult_overdue", {consult: d.consult_id || "?"});
+  if (d.alert === "ack_timeout") {
+    const unit = d.callsign || d.unit_id || "?";
+    const next = d.offered_callsign || d.offered_unit_id;
+    return next ? t("alert.ack_timeout", {unit, next}) : t("alert.ack_timeout_none", {unit});
+  }
+  if (d.alert === "no_unit_available") return t("alert.no_unit_available");
+  return t("alert.other", {kind: d.alert || event.event});
+}
+
 export function showAlert(holder, event, store, onSelect) {
   const d = event.data || {};
-  let text;
-  if (event.event === "consult.overdue") text = t("alert.consult_overdue", {consult: d.consult_id || "?"});
-  else if (d.alert === "ack_timeout") text = t("alert.ack_timeout", {unit: d.callsign || d.unit_id || "?"});
-  else if (d.alert === "no_unit_available") text = t("alert.no_unit_available");
-  else text = t("alert.other", {kind: d.alert || event.event});
+  const text = alertText(event);
   const incident = d.incident_id ? store.incidents.get(d.incident_id) : null;
   const item = h("div", {class: `alert alert-${d.alert || event.event.replace(".", "-")}`, role: "alert", dataset: {eventId: String(event.id)}},
     h("strong", {}, text),

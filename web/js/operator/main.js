@@ -3,6 +3,7 @@ import {api, errorText, getWebConfig, logout, requireRole} from "../api.js";
 import {$, guard} from "../dom.js";
 import {mountLanguageSwitch, onLanguageChange, t, translate} from "../i18n.js";
 import {LiveSocket} from "../live.js";
+import {beep, unlockAudio} from "../ringer.js";
 import {createMap, fitTo} from "../map.js";
 import {MapLayer, renderIncidentBoard, renderUnitBoard, showAlert, tick} from "./boards.js";
 import {Intake} from "./intake.js";
@@ -24,10 +25,13 @@ async function boot() {
   $("#who").textContent = `${user.display_name || user.username} (${user.role})`;
   $("#logout").addEventListener("click", () => guard(logout()));
   window.addEventListener("unhandledrejection", (e) => { fatal(e.reason); });
+  // Browsers allow sound only after a gesture: the first key press or click (the login's came before) prepares it.
+  document.addEventListener("pointerdown", unlockAudio, {once: true});
+  document.addEventListener("keydown", unlockAudio, {once: true});
 
   const store = new Store();
   const config = await getWebConfig();
-  const map = createMap($("#map"), config.tile_url);
+  const map = createMap($("#map"), config.tile_url, {notice: $("#map-notice")});
   const layer = new MapLayer(map, store);
   let selected = null;
   const panel = new IncidentPanel({store, onSelect: select});
@@ -62,7 +66,11 @@ async function boot() {
       redrawIncidents();
     }
     if ((changed.incidents || changed.units) && panel.concerns(event)) panel.changed(event);
-    if (changed.alert) showAlert($("#alerts"), changed.alert, store, select);
+    if (changed.alert) {
+      showAlert($("#alerts"), changed.alert, store, select);
+      beep();
+      if (panel.concerns(event)) panel.alerted(event);
+    }
   }
 
   const live = new LiveSocket("/ws/operator", {

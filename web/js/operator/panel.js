@@ -1,13 +1,18 @@
 // The selected incident: warnings, the recommendation with one-key dispatch (first responders) and the
 // units that can carry the patient, the units serving it (withdraw), its priority, the destination
 // hospital, and closing it.
-import {api, ApiError, errorText} from "../api.js";
+import {api, ApiError, errorText, session} from "../api.js";
 import {$, clock, fill, guard, h} from "../dom.js";
 import {label, t} from "../i18n.js";
 import {PRIORITIES, priorityBadge, statusChip} from "../chips.js";
-import {fixFlag, kelurahanName} from "./boards.js";
+import {alertText, fixFlag, kelurahanName} from "./boards.js";
+import {showTimeline} from "./reports.js";
 
 const OUTCOMES = ["emergency", "information", "silent", "prank", "duplicate", "transfer"];
+// An incident in one of these with no unit left on it has been handled: only closing remains.
+const HANDLED = new Set(["on_scene", "transporting", "at_hospital"]);
+// Events that change which units can be recommended for the incident on show.
+const RERANK = new Set(["unit.dispatched", "dispatch.withdrawn"]);
 
 export class IncidentPanel {
   constructor({store, onSelect}) {
@@ -21,6 +26,7 @@ export class IncidentPanel {
     this.version = null;
     // A dispatch in flight (or a second-unit question open): dispatch keys do nothing until it is answered.
     this.sending = false;
+    this.inFlight = null;  // the unit of the dispatch request under way
     this.hospitals = [];
     const failed = (err) => this.say(errorText(err), true);
     $("#close-incident").addEventListener("click", () => guard(this.close(), failed));
@@ -55,6 +61,16 @@ export class IncidentPanel {
   /** The board selected an incident: fetch its current recommendation. */
   async open(incidentId) {
     this.show(incidentId, null, null);
+    await this.rerank(incidentId);
+  }
+
+  /** Fetch the incident's current recommendation (a unit was sent, withdrawn or re-offered meanwhile). */
+  async rerank(incidentId) {
+    if (this.handled()) {  // nothing more is sent to a handled incident
+      this.take(null);
+      this.render();
+      return;
+    }
     const result = await api("GET", `/api/incidents/${encodeURIComponent(incidentId)}/recommendations`);
     if (this.incidentId === incidentId) {
       this.take(result);
@@ -78,7 +94,27 @@ export class IncidentPanel {
   /** A live event about this incident: redraw, and fetch the hospitals again when its place changed. */
   changed(event) {
     this.render();
+    const d = event.data || {};
+    if (this.handled()) this.say(t("op.completed"));
+    // A status this operator recorded by radio is said by radioStatus itself.
+    else if (event.event === "unit.status" && d.status !== "available" && d.by !== session.user?.username) {
+      this.say(t("op.unit_now", {unit: d.callsign || this.store.units.get(d.unit_id)?.callsign || d.unit_id, status: label("status", d.status)}));
+    }
+    // The unit this console just sent keeps its row, marked sent, so a repeated key never reaches the next one.
+    const own = event.event === "unit.dispatched" && this.sentHere(d.unit_id);
+    if ((RERANK.has(event.event) && !own) || this.handled()) guard(this.rerank(this.incidentId), (err) => this.say(errorText(err), true));
     if (event.event === "incident.updated") guard(this.loadHospitals(this.incidentId), (err) => this.say(errorText(err), true));
+  }
+
+  /** An alert about the incident on show: the status line says it too. */
+  alerted(event) {
+    this.say(alertText(event), true);
+  }
+
+  /** Whether every unit has cleared an incident that was served. */
+  handled() {
+    const incident = this.store.incidents.get(this.incidentId);
+    return Boolean(incident) && HANDLED.has(incident.status) && this.store.servingOf(this.incidentId).size === 0;
   }
 
   async loadHospitals(incidentId) {
@@ -95,6 +131,7 @@ export class IncidentPanel {
     const panel = $("#call-result");
     panel.hidden = !incident;
     if (!incident) return;
+    panel.dataset.state = this.handled() ? "handled" : "";
     const type = this.store.callTypes.get(incident.call_type);
     const typeName = type ? (document.documentElement.lang === "en" ? type.label_en : type.label_id) : incident.call_type;
     fill($("#result-h"), priorityBadge(incident.priority), " ", typeName || "–", " · ",
@@ -114,6 +151,11 @@ export class IncidentPanel {
 
   /** The units on this incident: each with a withdraw button while the operator may still withdraw it, and
    * the statuses its crew may report next, for a crew that reports by radio. */
+  /** Whether this console sent (or is sending: its event may come before the answer) ``unitId``. */
+  sentHere(unitId) {
+    return unitId === this.inFlight || [...this.recommendations, ...this.transport].some((r) => r.sent && r.unit_id === unitId);
+  }
+
   /** A recommended unit's row; a unit just sent keeps its row, marked sent, in place of its button. */
   recommendationRow(r, rank, button) {
     return h("tr", {dataset: {unitId: r.unit_id}, class: r.sent ? "sent" : null},
@@ -154,7 +196,7 @@ export class IncidentPanel {
                                           onclick: () => guard(this.withdraw(unitId, s), (err) => this.say(errorText(err), true))},
           t("op.withdraw")) : null);
     });
-    fill($("#serving"), items.length ? items : h("li", {class: "hint"}, t("op.no_serving")));
+    fill($("#serving"), items.length ? items : h("li", {class: "hint"}, t(this.handled() ? "op.completed" : "op.no_serving")));
   }
 
   radioSelect(unit) {
@@ -196,9 +238,13 @@ export class IncidentPanel {
   warningItem(w) {
     if (w.kind === "repeat_prank") return h("p", {class: "warning warn-prank"}, t("op.warn_prank", {count: w.prank_count}));
     const other = this.store.incidents.get(w.incident_id);
-    const text = w.reason === "same_caller" ? t("op.warn_same_caller") : t("op.warn_nearby", {m: Math.round(w.distance_m ?? 0)});
-    return h("p", {class: "warning warn-duplicate"}, text, " ",
-      other ? h("button", {type: "button", class: "link", onclick: () => this.onSelect(w.incident_id)}, t("op.show_other")) : null,
+    const text = w.reason === "nearby" ? t("op.warn_nearby", {m: Math.round(w.distance_m ?? 0)}) : t(`op.warn_${w.reason}`);
+    const failed = (err) => this.say(errorText(err), true);
+    // A closed incident is not on the board: its timeline shows what happened.
+    const show = w.reason === "same_caller_closed"
+      ? h("button", {type: "button", class: "link", onclick: () => guard(showTimeline(w.incident_id), failed)}, t("op.show_closed"))
+      : other ? h("button", {type: "button", class: "link", onclick: () => this.onSelect(w.incident_id)}, t("op.show_other")) : null;
+    return h("p", {class: "warning warn-duplicate", "data-reason": w.reason}, text, " ", show,
       h("button", {type: "button", onclick: () => guard(this.link(w.incident_id), (err) => this.say(errorText(err), true))}, t("op.link_duplicate")));
   }
 
@@ -224,6 +270,7 @@ export class IncidentPanel {
   async send(incidentId, pick, additional) {
     const body = {unit_id: pick.unit_id, expected_version: this.version};
     if (additional) body.additional = true;
+    this.inFlight = pick.unit_id;
     try {
       const result = await api("POST", `/api/incidents/${encodeURIComponent(incidentId)}/dispatch`, body);
       if (this.incidentId !== incidentId) return;
@@ -242,6 +289,8 @@ export class IncidentPanel {
       if (!Array.isArray(err.body.recommendations)) throw err;
       this.take(err.body);
       this.say(err.code === "stale" ? t("op.list_changed") : t("op.taken", {message: err.message}), true);
+    } finally {
+      this.inFlight = null;
     }
   }
 
