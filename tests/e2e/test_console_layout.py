@@ -45,7 +45,8 @@ async def test_intake_recommendation_and_units_fit_a_1366x768_screen(pages: Page
     await rows.first.locator("button.dispatch").click()
     serving = console.locator(f"#serving li[data-unit-id='{unit_id}']")
     await expect(serving).to_have_attribute("data-status", "dispatched")
-    await expect(console.locator(f"#recommendations tr[data-unit-id='{unit_id}']")).to_have_count(0)
+    # The sent unit keeps its row, marked sent (a repeated key must not reach the next unit).
+    await expect(console.locator(f"#recommendations tr.sent[data-unit-id='{unit_id}']")).to_have_count(1)
     await screenshot(console, "console-1366x768")
 
     assert await console.evaluate("document.scrollingElement.scrollTop") == 0
