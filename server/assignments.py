@@ -139,8 +139,9 @@ async def dispatch(
         incident = await incidents.get(con, incident_id, lock=True)
         if incident["closed_at"] is not None:
             raise Conflict("the incident is closed", field="incident_id")
-        refusal = await dispatch_guard.check(con, incident, unit_id, expected_version, additional)
-        override = None if refusal else await _capability_override(con, incident, unit_id, override_reason)
+        capabilities = await con.fetchval("SELECT capabilities FROM units WHERE id = $1", unit_id)  # None: no such unit
+        refusal = await dispatch_guard.check(con, incident, capabilities, expected_version, additional)
+        override = None if refusal else _capability_override(incident, unit_id, capabilities, override_reason)
         assignment = None if refusal else await assign(con, incident, unit_id, actor, settings, triage, auto=auto, override=override)
         if refusal is None and assignment is None:
             status = await con.fetchval("SELECT status FROM units WHERE id = $1", unit_id)
@@ -156,11 +157,10 @@ async def dispatch(
     return assignment_json(assignment) | {"assignment_version": incident["assignment_version"] + 1}
 
 
-async def _capability_override(
-    con: asyncpg.Connection, incident: asyncpg.Record, unit_id: str, reason: str | None
+def _capability_override(
+    incident: asyncpg.Record, unit_id: str, capabilities: list[str] | None, reason: str | None
 ) -> dict[str, Any] | None:
     """None if the unit can serve the incident in either tier; else the override to record, which needs a reason."""
-    capabilities = await con.fetchval("SELECT capabilities FROM units WHERE id = $1", unit_id)
     if capabilities is None:
         raise NotFound(f"no unit {unit_id}", field="unit_id")
     missing = sorted(needs_from_capabilities(incident["needs"]).missing(frozenset(capabilities)))

@@ -31,9 +31,10 @@ class Refusal:
 
 
 async def check(
-    con: asyncpg.Connection, incident: asyncpg.Record, unit_id: str, expected_version: int | None, additional: bool
+    con: asyncpg.Connection, incident: asyncpg.Record, unit: list[str] | None, expected_version: int | None, additional: bool
 ) -> Refusal | None:
-    """Why sending ``unit_id`` must not go ahead (inside the transaction that locked the incident), or None."""
+    """Why sending a unit with capabilities ``unit`` (None: no such unit) must not go ahead (inside the
+    transaction that locked the incident), or None."""
     if expected_version is not None and expected_version != incident["assignment_version"]:
         return Refusal(stale=True)
     if additional:
@@ -45,7 +46,6 @@ async def check(
     if not serving:
         return None
     needs = needs_from_capabilities(incident["needs"])
-    unit = await con.fetchval("SELECT capabilities FROM units WHERE id = $1", unit_id)
     if unit is not None and needs.carrier_next(frozenset(r["capabilities"]) for r in serving) and needs.carrier(frozenset(unit)):
         return None  # the carrier the call still needs: a new role, not a second unit for one
     return Refusal(stale=False, assigned_unit=serving[0]["unit_id"])
