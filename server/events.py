@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
 
+from server import db
+
 CHANNEL = "psc119_events"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True)
 class Event:
     id: int
     at: dt.datetime
@@ -36,6 +39,11 @@ class Event:
 
     def wire(self) -> dict[str, Any]:
         return {"type": "event", "id": self.id, "at": self.at.isoformat(), "event": self.type, "data": self.payload}
+
+    @functools.cached_property
+    def text(self) -> str:
+        """The frame every socket sends, encoded once however many sockets it goes to."""
+        return db.dumps(self.wire())
 
 
 async def append(con: asyncpg.Connection, type: str, payload: dict[str, Any], audience: Iterable[str]) -> int:

@@ -11,6 +11,9 @@ import asyncpg
 import websockets
 
 from server import db, events
+from server.bus import EventBus
+from server.config import DatabaseSettings
+from server.metrics import Metrics
 from tests.conftest import Api, app_config, start_api
 
 
@@ -149,3 +152,30 @@ async def test_shutdown_closes_sockets_with_going_away(demo_dsn: str) -> None:
         await ws.close()
         await closing
     await client.session.close()
+
+
+async def test_bus_gives_each_subscriber_its_audience_once_and_reads_on_its_own_connection(demo_dsn: str) -> None:
+    pool = await db.create_pool(demo_dsn, DatabaseSettings(pool_min=1, pool_max=1))
+    bus = EventBus(demo_dsn, pool, Metrics(), poll_s=0.2)
+    await bus.start()
+    unit_x, both, everything = bus.subscribe(["unit:x"]), bus.subscribe(["unit:y", "role:operator"]), bus.subscribe(None)
+    gone = bus.subscribe(["unit:x"])
+    bus.unsubscribe(gone)
+    try:
+        async with pool.acquire():  # the handlers hold the whole pool: delivery must not wait for it
+            writer = await db.connect(demo_dsn)
+            async with writer.transaction():
+                await events.append(writer, "to.x", {}, ["unit:x", "role:operator"])
+                await events.append(writer, "to.y", {}, ["unit:y"])
+                await events.append(writer, "to.admin", {}, ["role:admin"])
+            await writer.close()
+            got = {name: [await asyncio.wait_for(sub.queue.get(), 5) for _ in range(n)]
+                   for name, sub, n in (("x", unit_x, 1), ("both", both, 2), ("all", everything, 3))}
+    finally:
+        await bus.stop()
+        await pool.close()
+    assert [e.type for e in got["x"]] == ["to.x"]
+    assert [e.type for e in got["both"]] == ["to.x", "to.y"]  # in both of its audiences, delivered once
+    assert [e.type for e in got["all"]] == ["to.x", "to.y", "to.admin"]
+    assert unit_x.queue.empty() and both.queue.empty() and gone.queue.empty()
+    assert json.loads(got["x"][0].text)["event"] == "to.x"
