@@ -16,6 +16,7 @@ from server.positions import Positions
 from server.revocation import Revocations
 from server.routing import Endpoint
 from server.sessions import Session
+from server.triage_cache import TriageCache
 from server.users import User
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ METRIC_STATE: web.AppKey[StateCollector] = web.AppKey("metric_state")
 
 # This process's sockets by session, closed when their session is revoked (server/revocation.py).
 REVOCATIONS = web.AppKey("revocations", Revocations)
+TRIAGE = web.AppKey("triage", TriageCache)
 
 USER = web.RequestKey("user", User)
 SESSION = web.RequestKey("session", Session)

@@ -14,7 +14,7 @@ from server import assignments, audit, dispatch_guard, events, incidents
 from server.api_schemas import ASSIGNMENT, CALL_TAKEN, DISPATCH_REFUSED, DISPATCH_STATE, INCIDENT, INTEGER, STRING, TIERS, array, obj
 from server.errors import Conflict, InvalidField, NotFound
 from server.handlers.auth import actor_of
-from server.keys import CONFIG, FLEET, METRICS, POOL
+from server.keys import CONFIG, FLEET, METRICS, POOL, TRIAGE
 from server.roles import Role
 from server.routing import Routes, json_response, read_body
 
@@ -92,7 +92,7 @@ async def create_call(request: web.Request) -> web.Response:
     if "location" in body:
         body["location"] = dict(body["location"])
     pool, fleet, settings = request.app[POOL], request.app[FLEET], _settings(request)
-    triage = await incidents.load_triage(pool)
+    triage = await request.app[TRIAGE].get()
     actor = actor_of(request)
     row, created = await incidents.record_call(pool, actor, incidents.CallIntake.parse(body), triage)
     if created:
@@ -147,7 +147,7 @@ async def update_incident(request: web.Request) -> web.Response:
     if isinstance(changes.get("location"), dict):
         changes["location"] = dict(changes["location"])
     pool = request.app[POOL]
-    triage = await incidents.load_triage(pool)
+    triage = await request.app[TRIAGE].get()
     row = await incidents.update(pool, actor_of(request), request.match_info["id"], changes, triage)
     tiers = await incidents.recommend_for(request.app[FLEET], _settings(request), row)
     return json_response({"incident": incidents.incident_json(row), **tiers})
@@ -164,7 +164,7 @@ async def recommendations(request: web.Request) -> web.Response:
 async def dispatch_unit(request: web.Request) -> web.Response:
     body = await read_body(request, DispatchBody)
     pool = request.app[POOL]
-    triage = await incidents.load_triage(pool)
+    triage = await request.app[TRIAGE].get()
     assignment = await assignments.dispatch(
         pool, request.app[FLEET], _settings(request), triage, actor_of(request), request.match_info["id"], body.unit_id, request.app[METRICS],
         expected_version=body.expected_version, additional=body.additional, override_reason=body.override_reason,

@@ -13,7 +13,7 @@ from server import assignments, audit, incidents, unit_messages, unit_replay
 from server.api_schemas import ANY
 from server.fleet import UNIT_COLUMNS, crew_moves, unit_snapshot
 from server.handlers.auth import actor_of
-from server.keys import CONFIG, METRICS, POOL, POSITIONS, USER
+from server.keys import CONFIG, METRICS, POOL, POSITIONS, TRIAGE, USER
 from server.live import audience_of, serve_socket
 from server.positions import Fix
 from server.roles import Role
@@ -33,7 +33,7 @@ async def unit_state(request: web.Request) -> dict[str, Any]:
         dispatch = None
         if active is not None:
             incident = await incidents.get(con, str(active["incident_id"]))
-            triage = await incidents.load_triage(con)
+            triage = await request.app[TRIAGE].get()
             call_type = triage.get(incident["call_type"]) if incident["call_type"] in triage else None
             dispatch = {"assignment": assignments.assignment_json(active), "incident": incidents.crew_view(incident, call_type)}
             await audit.record(con, actor_of(request), "incident.read", f"incident:{incident['id']}", {"via": "unit socket"})
