@@ -171,6 +171,8 @@ def from_signaling(exc: signaling.SignalingError) -> ApiError:
         return Conflict(exc.reason, field=exc.field)
     if isinstance(exc, signaling.NotAMember):
         return Forbidden("not a member of this consult")
+    if isinstance(exc, signaling.NotAllowed):
+        return Forbidden(exc.reason, field=exc.field)
     if isinstance(exc, signaling.TokenRejected):
         return Unauthorized(exc.reason, field=exc.field)
     return InvalidField(exc.reason, field=exc.field)

@@ -49,7 +49,8 @@ from server.keys import CONFIG, METRICS, POOL, REVOCATIONS, ROOMS, WEBSOCKETS
 from server.revocation import CLOSE_SESSION_ENDED, Guard
 from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
 from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, grant_of, ice_for
-from signaling.consult import ConsultState
+from signaling import access
+from signaling.access import Action
 from signaling.errors import (
     InvalidMessage,
     NotAMember,
@@ -112,7 +113,9 @@ async def _admit(request: web.Request, consult_id: str, join: Join) -> tuple[Liv
     also the grant, with the session behind it."""
     app = request.app
     grant = await app[POOL].fetchrow(
-        f"""SELECT g.consult_id, g.member, g.digest, g.expires_at, g.session_id, c.state,
+        f"""SELECT g.consult_id, g.member, g.digest, g.expires_at, g.session_id,
+                   c.state, c.requester, c.facility_code, c.specialty, c.specialist,
+                   u.id AS user_id, u.role, u.facility_code AS user_facility, u.specialties,
                    s.expires_at AS session_expires_at, g.session_id IS NULL OR ({sessions.LIVE}) AS live
             FROM consult_grants g JOIN consults c ON c.id = g.consult_id
             LEFT JOIN sessions s ON s.id = g.session_id LEFT JOIN users u ON u.id = s.user_id
@@ -123,10 +126,8 @@ async def _admit(request: web.Request, consult_id: str, join: Join) -> tuple[Liv
         raise TokenRejected("token not recognised")
     if not grant["live"]:
         raise TokenRejected("the session that asked for this token has ended")
-    if str(grant["consult_id"]) == consult_id and not ConsultState(grant["state"]).has_room:
-        # The database is ahead of the event that closes the room: refuse now, not after the bus catches up.
-        app[ROOMS].close(consult_id, "ended")
-        raise RoomClosed(f"a {grant['state']} consult has no room")
+    if str(grant["consult_id"]) == consult_id:
+        _may_join(app, consult_id, grant)
     hub = app[ROOMS]
     live = await hub.room(consult_id, hub.nodes.url_for(request))
     member = UserId(grant["member"])
@@ -135,6 +136,40 @@ async def _admit(request: web.Request, consult_id: str, join: Join) -> tuple[Liv
     at = consults.now()
     result = live.room.join(member, join, at, ice_servers=ice_for(app, member, at))
     return live, member, result, grant
+
+
+def _may_join(app: web.Application, consult_id: str, grant: asyncpg.Record) -> None:
+    """The doctor behind the grant may join the room now (`signaling.access`); the recorder, a server peer,
+    while the room is open (the room then asks for every doctor's consent)."""
+    subject = consults.subject_of(grant)
+    try:
+        if grant["session_id"] is None:
+            if not subject.state.has_room:
+                raise RoomClosed(f"a {subject.state.value} consult has no room")
+        else:
+            access.require(subject, _person(grant), Action.JOIN)
+    except RoomClosed:
+        # The database is ahead of the event that closes the room: refuse now, not after the bus catches up.
+        app[ROOMS].close(consult_id, "ended")
+        raise
+
+
+def _person(row: asyncpg.Record) -> access.Person:
+    return consults.person(row["user_id"], row["role"], row["user_facility"], row["specialties"])
+
+
+async def _may_chat(con: asyncpg.Connection, consult_id: str, member: UserId) -> None:
+    """The member may chat now (`signaling.access`); the consult's row stays locked until the message is stored,
+    so it cannot end in between."""
+    row = await con.fetchrow(
+        """SELECT c.state, c.requester, c.facility_code, c.specialty, c.specialist,
+                  u.id AS user_id, u.role, u.facility_code AS user_facility, u.specialties
+           FROM consults c JOIN users u ON u.id = $2 WHERE c.id = $1 FOR NO KEY UPDATE OF c""",
+        uuid.UUID(consult_id), int(member),
+    )
+    if row is None:
+        raise NotAMember(member)
+    access.require(consults.subject_of(row), _person(row), Action.CHAT)
 
 
 async def serve(request: web.Request) -> web.WebSocketResponse:
@@ -251,10 +286,17 @@ async def _handle(app: web.Application, live: LiveRoom, conn: Connection, messag
     if isinstance(message, Chat):
         limits = app[CONFIG].limits
         consult_chat.check_size(message.text, limits.chat_max_bytes)
-        async with app[POOL].acquire() as con, con.transaction():
-            chat_id = await consult_chat.store(con, room.consult_id, member, message.text, limits.chat_max_stored)
-            deliveries = room.route(member, conn.generation, message, consults.now())  # a refusal rolls the insert back
-            await audit.record(con, await _actor(con, member), "consult.chat", f"consult:{room.consult_id}", {"message": chat_id})
+        try:
+            async with app[POOL].acquire() as con, con.transaction():
+                await _may_chat(con, room.consult_id, member)
+                chat_id = await consult_chat.store(con, room.consult_id, member, message.text, limits.chat_max_stored)
+                deliveries = room.route(member, conn.generation, message, consults.now())  # a refusal rolls the insert back
+                await audit.record(con, await _actor(con, member), "consult.chat", f"consult:{room.consult_id}", {"message": chat_id})
+        except RoomClosed as exc:
+            # The consult ended in the database before its event reached this process: say why, then close the room.
+            conn.send(error_reply(exc))
+            app[ROOMS].close(room.consult_id, "ended")
+            return
     else:
         deliveries = room.route(member, conn.generation, message, consults.now())
     live.deliver(deliveries)
