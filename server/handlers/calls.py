@@ -224,7 +224,7 @@ async def set_destination(request: web.Request) -> web.Response:
         )
         await events.append(
             con, "incident.destination",
-            {"incident_id": str(row["id"]), "destination": body.facility, "by": actor.username},
+            {"incident_id": str(row["id"]), "destination": body.facility, "by": actor.username, **incidents.state_of(updated)},
             [incidents.OPERATORS, *await incidents.active_unit_audience(con, row["id"])],
         )
         await audit.record(con, actor, "incident.destination", f"incident:{row['id']}", {"facility": body.facility})
