@@ -259,17 +259,28 @@ export class IncidentPanel {
    * never reaches the next unit. */
   dispatch(index, list = this.recommendations) {
     const pick = list[index];
-    if (this.sending || !pick || !this.incidentId) return;
+    if (!pick) return;
     if (pick.sent) { this.say(t("op.already_sent", {unit: pick.callsign})); return; }
+    this.start(pick);
+  }
+
+  /** Send any available unit, listed or not (from the unit board); one lacking what the call needs asks for a reason. */
+  sendUnit(unit) {
+    this.start({unit_id: unit.id, callsign: unit.callsign});
+  }
+
+  start(pick) {
+    if (this.sending || !this.incidentId) return;
     this.sending = true;
     this.render();
     guard(this.send(this.incidentId, pick, false), (err) => this.say(errorText(err), true))
       .finally(() => { this.sending = false; this.render(); });
   }
 
-  async send(incidentId, pick, additional) {
+  async send(incidentId, pick, additional, overrideReason = null) {
     const body = {unit_id: pick.unit_id, expected_version: this.version};
     if (additional) body.additional = true;
+    if (overrideReason) body.override_reason = overrideReason;
     this.inFlight = pick.unit_id;
     try {
       const result = await api("POST", `/api/incidents/${encodeURIComponent(incidentId)}/dispatch`, body);
@@ -279,10 +290,15 @@ export class IncidentPanel {
       this.version = result.assignment_version;
       this.say(t("op.dispatched", {unit: pick.callsign}));
     } catch (err) {
+      if (err instanceof ApiError && err.status === 422 && Array.isArray(err.body.missing_capabilities) && this.incidentId === incidentId) {
+        const reason = await this.askReason(pick, err.body.missing_capabilities);
+        if (reason) await this.send(incidentId, pick, additional, reason);
+        return;
+      }
       if (!(err instanceof ApiError && err.status === 409) || this.incidentId !== incidentId) throw err;
       if (typeof err.body.assignment_version === "number") this.version = err.body.assignment_version;
       if (err.code === "already_assigned" && await this.confirmSecond(pick, err.body.unit_id)) {
-        await this.send(incidentId, pick, true);
+        await this.send(incidentId, pick, true, overrideReason);
         return;
       }
       if (err.code === "already_assigned") return;
@@ -304,6 +320,20 @@ export class IncidentPanel {
       dialog.returnValue = "";
       dialog.showModal();
       $("#second-unit-cancel").focus();
+    });
+  }
+
+  /** Ask why a unit lacking ``missing`` is sent anyway; the reason, or null when the operator cancels. */
+  askReason(pick, missing) {
+    const dialog = $("#override-dialog");
+    const input = $("#override-reason");
+    $("#override-text").textContent = t("op.override_text", {unit: pick.callsign, missing: missing.map((c) => label("capability", c)).join(", ")});
+    input.value = "";
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "send" && input.value.trim() ? input.value.trim() : null), {once: true});
+      dialog.returnValue = "";
+      dialog.showModal();
+      input.focus();
     });
   }
 
