@@ -131,6 +131,9 @@ export class IncidentPanel {
     const panel = $("#call-result");
     panel.hidden = !incident;
     if (!incident) return;
+    // The lists are drawn anew (an event may come just after the intake focused the first Dispatch button):
+    // the button that had the focus keeps it.
+    const focused = focusedDispatch();
     panel.dataset.state = this.handled() ? "handled" : "";
     const type = this.store.callTypes.get(incident.call_type);
     const typeName = type ? (document.documentElement.lang === "en" ? type.label_en : type.label_id) : incident.call_type;
@@ -147,6 +150,9 @@ export class IncidentPanel {
     this.renderServing();
     $("#result-priority").value = incident.priority;
     this.renderDestination(incident);
+    if (focused && document.activeElement !== focused.button) {
+      /** @type {HTMLElement | null} */ (document.querySelector(`#${focused.list} tr[data-unit-id="${CSS.escape(focused.unitId)}"] button.dispatch`))?.focus();
+    }
   }
 
   /** The units on this incident: each with a withdraw button while the operator may still withdraw it, and
@@ -388,6 +394,14 @@ export class IncidentPanel {
     this.onSelect(null);
     $("#f-phone").focus();
   }
+}
+
+/** The Dispatch button that has the focus: its list and unit, or null. */
+function focusedDispatch() {
+  const button = document.activeElement;
+  const row = button instanceof HTMLButtonElement && button.matches("button.dispatch") ? button.closest("tr[data-unit-id]") : null;
+  if (!row || !(row instanceof HTMLElement) || !row.parentElement) return null;
+  return {button, list: row.parentElement.id, unitId: row.dataset.unitId || ""};
 }
 
 function hospitalName(store, code) {
