@@ -19,7 +19,7 @@ import asyncpg
 
 from dispatch import assignment as core
 from dispatch.assignment import Decision, IncidentFacts, UnitFacts
-from dispatch.errors import AlreadyServed, NotWithdrawable, StaleVersion, UnitNotAvailable
+from dispatch.errors import AlreadyServed, MissingCapabilities, NotWithdrawable, StaleVersion, UnitNotAvailable
 from dispatch.status import Actor, ReleaseReason, UnitStatus, parse_unit_status
 from dispatch.triage import TriageTable
 from server import audit, decisions, dispatch_guard, events, incidents
@@ -294,12 +294,20 @@ async def sweep_ack_timeouts(
     reoffers: list[tuple[asyncpg.Record, asyncpg.Record | None] | None] = []
     async with pool.acquire() as con, con.transaction():
         overdue = await con.fetch(
-            f"""SELECT {ASSIGNMENT_COLUMNS} FROM assignments
-                WHERE acknowledged_at IS NULL AND ended_at IS NULL AND ack_deadline <= now()
-                ORDER BY ack_deadline LIMIT 20 FOR UPDATE SKIP LOCKED"""
+            """SELECT id, incident_id FROM assignments WHERE acknowledged_at IS NULL AND ended_at IS NULL AND ack_deadline <= now()
+               ORDER BY ack_deadline LIMIT 20"""
         )
-        for assignment in overdue:
-            incident = await incidents.get(con, str(assignment["incident_id"]), lock=True)
+        for candidate in overdue:
+            # The incident first, as every change takes it; then whether the dispatch is still unanswered
+            # (the crew, or another process's sweep, may have come first).
+            incident = await incidents.get(con, str(candidate["incident_id"]), lock=True)
+            assignment = await con.fetchrow(
+                f"""SELECT {ASSIGNMENT_COLUMNS} FROM assignments
+                    WHERE id = $1 AND acknowledged_at IS NULL AND ended_at IS NULL AND ack_deadline <= now() FOR UPDATE""",
+                candidate["id"],
+            )
+            if assignment is None:
+                continue
             facts, serving = await _withdraw(con, incident, assignment, ReleaseReason.NOT_RESPONDING, SYSTEM)
             reoffer = await _reoffer(con, fleet, settings, triage, incident, facts, serving, assignment)
             # The alert names the unit offered in its place, so the operator need not look it up.
@@ -319,7 +327,7 @@ async def sweep_ack_timeouts(
             metrics.reoffered(offered is not None)
             if offered is not None:
                 metrics.dispatched("reoffer", incident["received_at"], incident["first_dispatched_at"], offered["assigned_at"])
-    return len(overdue)
+    return len(reoffers)
 
 
 async def _reoffer(
@@ -339,7 +347,7 @@ async def _reoffer(
             # A replacement, not a second unit for a role: the core's re-offer chose its list.
             offered, _ = await _send(con, incident, facts, serving, candidate["unit_id"], SYSTEM, settings, triage,
                                      auto=True, reoffer_of=withdrawn["id"], additional=True)
-        except UnitNotAvailable:
+        except (UnitNotAvailable, MissingCapabilities):  # taken meanwhile, or changed since the index saw it
             continue
         return incident, offered
     await _alert(con, "no_unit_available", incident["id"])
