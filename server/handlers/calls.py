@@ -8,6 +8,7 @@ import pydantic
 from aiohttp import web
 
 from dispatch.doctrine import needs_from_capabilities
+from dispatch.errors import Refused
 from dispatch.geo import Point, distance_m
 from dispatch.units import UnitKind
 from server import assignments, audit, dispatch_guard, events, incidents
@@ -135,7 +136,7 @@ async def _send_first(
                 request.app[POOL], request.app[FLEET], _settings(request), triage, assignments.SYSTEM,
                 incident_id, candidate["unit_id"], request.app[METRICS], auto=True,
             )
-        except (Conflict, NotFound):
+        except (Conflict, NotFound, Refused):
             continue
         return assignment, frozenset(candidate["capabilities"])
     return None, frozenset()
@@ -224,7 +225,7 @@ async def set_destination(request: web.Request) -> web.Response:
         )
         await events.append(
             con, "incident.destination",
-            {"incident_id": str(row["id"]), "destination": body.facility, "by": actor.username},
+            {"incident_id": str(row["id"]), "destination": body.facility, "by": actor.username, **incidents.state_of(updated)},
             [incidents.OPERATORS, *await incidents.active_unit_audience(con, row["id"])],
         )
         await audit.record(con, actor, "incident.destination", f"incident:{row['id']}", {"facility": body.facility})

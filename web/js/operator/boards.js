@@ -51,14 +51,19 @@ export function tick(root) {
   for (const cell of root.querySelectorAll(".elapsed[data-since]")) cell.textContent = elapsedSince(cell.dataset.since);
 }
 
-export function renderUnitBoard(store, list, counts) {
+/** The unit board; with ``onSend`` (an incident is open), each available unit can be sent to it, listed or not. */
+export function renderUnitBoard(store, list, counts, onSend = null) {
   const units = store.unitList();
   fill(list, units.map((u) =>
     h("li", {class: `unit-row st-${u.status}`, dataset: {unitId: u.id, status: u.status}},
       h("span", {class: "callsign"}, u.callsign),
       h("span", {class: "kind"}, label("kind", u.kind)),
       statusChip(u.status),
-      fixFlag(u))));
+      fixFlag(u),
+      onSend && u.status === "available"
+        ? h("button", {type: "button", class: "send-unit", "aria-label": t("op.send_unit_label", {unit: u.callsign}), onclick: () => onSend(u)},
+          t("op.send_unit"))
+        : null)));
   const available = units.filter((u) => u.status === "available").length;
   counts.textContent = t("op.unit_counts", {available, total: units.length});
 }
