@@ -157,8 +157,8 @@ class ConsultPeer:
     to only receive); ``ice_host_addresses``: the only addresses to gather host
     candidates on (None: every interface, as aioice does); ``consent_recording``:
     sent with every join (None: leave consent as it is); ``heartbeat``: seconds
-    between websocket pings (an unanswered one closes a silent socket after as
-    long again); ``renew_token``: returns a fresh join token when the room
+    between websocket pings (a socket silent for twice as long is given up);
+    ``renew_token``: returns a fresh join token when the room
     refuses ours (it may raise `PeerRefused`).
     """
 
@@ -305,7 +305,8 @@ class ConsultPeer:
             compression=None,
             proxy=None,
             ping_interval=self._heartbeat,
-            ping_timeout=self._heartbeat,
+            ping_timeout=self._heartbeat / 2,
+            close_timeout=self._heartbeat / 2,  # a silent socket cannot finish a closing handshake either
         ) as ws:
             self._ws = ws
             try:

@@ -1,0 +1,102 @@
+"""A consult's call outlives its signaling: two real aiortc doctors through the real app, with the room
+sockets of one or both going through a link the test cuts (RST) or blackholes (silence). The media runs
+peer to peer, so it must keep flowing (no gap over 1 s in the frames each side decodes) while the sockets
+reconnect, and the pair must not be renegotiated."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from signaling.media import SyntheticSource
+from signaling.peer import ConsultPeer
+from tests.conftest import Api, start_api
+from tests.impair.tcp import LinkProxy
+from tests.server.blip_support import FrameClock
+from tests.server.test_consult_media import LOOPBACK, Room, media_config, member, open_room
+from tests.server.test_consults import close_api
+from tests.signaling.room_relay import run_peers, stop_peers
+
+MAX_GAP_S = 1.0
+
+
+@pytest.fixture
+async def mapi(demo_dsn: str, tmp_path: Path) -> AsyncIterator[Api]:
+    client = await start_api(demo_dsn, media_config(demo_dsn, tmp_path))
+    yield client
+    await close_api(client)
+
+
+@pytest.fixture
+async def link(mapi: Api) -> AsyncIterator[LinkProxy]:
+    async with LinkProxy(urlsplit(mapi.url("/")).port or 0) as proxy:
+        yield proxy
+
+
+def doctor(room: Room, who: str, url: str, clock: FrameClock) -> ConsultPeer:
+    join = room.puskesmas if who == "puskesmas" else room.specialist
+    return ConsultPeer(url, str(join["token"]), source=SyntheticSource(160, 120), ice_host_addresses=LOOPBACK, frame_sink=clock.sink)
+
+
+def via(link: LinkProxy, room: Room) -> str:
+    return f"ws://127.0.0.1:{link.port}/ws/consults/{room.consult_id}"
+
+
+async def test_media_keeps_flowing_through_a_10_s_signaling_cut(mapi: Api, link: LinkProxy) -> None:
+    room = await open_room(mapi)
+    clocks = FrameClock(), FrameClock()
+    ani, budi = doctor(room, "puskesmas", via(link, room), clocks[0]), doctor(room, "specialist", via(link, room), clocks[1])
+    pk_id, sp_id = member(room, "puskesmas"), member(room, "specialist")
+    tasks = await run_peers(ani, budi)
+    try:
+        await ani.wait_until(lambda: ani.stats.video_from(sp_id) >= 10 and budi.stats.video_from(pk_id) >= 10, 10)
+        pcs = ani.peer_connections[sp_id], budi.peer_connections[pk_id]
+        negotiations = ani.stats.negotiations + budi.stats.negotiations
+        start = time.monotonic()
+        link.cut()  # both room sockets reset, and no new one gets through
+        await asyncio.sleep(10)
+        link.restore()
+        await ani.wait_until(lambda: ani.stats.joins == 2 and budi.stats.joins == 2, 10)
+        await asyncio.sleep(1)
+        end = time.monotonic()
+        gaps = clocks[0].longest_gap(start, end), clocks[1].longest_gap(start, end)
+        assert max(gaps) < MAX_GAP_S, gaps
+        assert (ani.peer_connections[sp_id], budi.peer_connections[pk_id]) == pcs  # the very same connections
+        assert ani.stats.negotiations + budi.stats.negotiations == negotiations  # nothing renegotiated
+        assert ani.connected_to(sp_id) and budi.connected_to(pk_id)
+        # Signaling works again: a chat crosses the new sockets.
+        await ani.send_chat("Masih terdengar, dok?")
+        await budi.wait_until(lambda: len(budi.chats) == 1, 5)
+    finally:
+        await stop_peers([ani, budi], tasks)
+
+
+async def test_a_blackholed_room_socket_is_noticed_within_10_s_on_both_ends(mapi: Api, link: LinkProxy) -> None:
+    room = await open_room(mapi)
+    clocks = FrameClock(), FrameClock()
+    ani = doctor(room, "puskesmas", via(link, room), clocks[0])
+    budi = doctor(room, "specialist", room.url, clocks[1])  # direct
+    pk_id, sp_id = member(room, "puskesmas"), member(room, "specialist")
+    tasks = await run_peers(ani, budi)
+    try:
+        await ani.wait_until(lambda: ani.stats.video_from(sp_id) >= 10 and budi.stats.video_from(pk_id) >= 10, 10)
+        start = time.monotonic()
+        link.blackhole()  # no FIN, no RST: only a heartbeat can tell
+        await ani.wait_until(lambda: ani.websocket is None, 12)
+        client_noticed = time.monotonic() - start
+        await budi.wait_until(lambda: pk_id in budi.reconnecting, 12)
+        server_noticed = time.monotonic() - start
+        assert pk_id in budi.present  # reconnecting, not left
+        link.restore()
+        await ani.wait_until(lambda: ani.stats.joins == 2 and pk_id not in budi.reconnecting, 15)
+        end = time.monotonic()
+        assert client_noticed < 10 and server_noticed < 10, (client_noticed, server_noticed)
+        gaps = clocks[0].longest_gap(start, end), clocks[1].longest_gap(start, end)
+        assert max(gaps) < MAX_GAP_S, gaps
+    finally:
+        await stop_peers([ani, budi], tasks)
