@@ -10,14 +10,17 @@ import asyncio
 import dataclasses
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
 from signaling.media import SyntheticSource
 from signaling.peer import ConsultPeer
+from signaling.tokens import token_digest
 from tests.conftest import PSC119, REPO, Api, start_api
 from tests.impair.tcp import LinkProxy
 from tests.server.blip_support import FrameClock
@@ -177,3 +180,29 @@ async def test_a_kiosk_past_its_join_token_ttl_rejoins_by_itself_until_its_sessi
             proc.kill()
             await proc.wait()
         await close_api(api)
+
+
+async def test_psc119_peer_takes_a_token_that_starts_with_a_dash_in_the_readme_form(mapi: Api, tmp_path: Path) -> None:
+    room = await open_room(mapi)
+    token = "-" + str(room.puskesmas["token"])[1:]  # issued before tokens avoided a leading "-"
+    con = await asyncpg.connect(mapi.dsn)
+    try:
+        await con.execute(
+            "UPDATE consult_grants SET digest = $1 WHERE consult_id = $2 AND member = $3",
+            token_digest(token), uuid.UUID(room.consult_id), member(room, "puskesmas"),
+        )
+    finally:
+        await con.close()
+    (tmp_path / "peer.toml").write_text("", encoding="utf-8")
+    proc = await asyncio.create_subprocess_exec(
+        *PSC119, "--config", str(tmp_path / "peer.toml"), "peer", "--consult", room.consult_id, f"--token={token}",
+        "--server", mapi.url("/").rstrip("/"), "--ice-host", "127.0.0.1",
+        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    output = Output(proc)
+    try:
+        await output.wait_for(lambda _: output.joins() == 1, 20)
+    finally:
+        proc.terminate()
+        code = await asyncio.wait_for(proc.wait(), 10)
+    assert code == 0, output.lines
