@@ -24,7 +24,10 @@ export function afterRejoin({hasLink, connected, sameGeneration, resumed, offere
   return otherSideKept ? "ask" : "wait";
 }
 
-/** Sends {"type": "ping"} every intervalMs on an open socket; calls onSilent once if nothing arrives for two intervals. */
+/**
+ * Sends {"type": "ping"} every half interval on an open socket; calls onSilent once if nothing arrives for two
+ * intervals (so a silent socket is given up within two and a half intervals).
+ */
 export class SocketWatch {
   /**
    * @param {WebSocket} ws
@@ -36,7 +39,7 @@ export class SocketWatch {
     this.intervalMs = intervalMs;
     this.onSilent = onSilent;
     this.lastHeard = Date.now();
-    this.timer = setInterval(() => this.tick(), intervalMs);
+    this.timer = setInterval(() => this.tick(), intervalMs / 2);
   }
 
   /** Anything received proves the link is alive. */
