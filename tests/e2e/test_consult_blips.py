@@ -87,3 +87,40 @@ async def test_a_browser_and_an_aiortc_kiosk_keep_their_video_through_a_10_s_sig
             await stop_peers([kiosk], tasks)
             await pages.close()
         assert pages.errors == [], pages.errors
+
+
+async def test_a_blackholed_browser_socket_is_noticed_within_10_s_on_both_ends(browser: Browser, api: Api) -> None:
+    consult_id, pk, _ = await accepted_consult(api)
+    async with LinkProxy(urlsplit(api.url("/")).port or 0) as link:
+        pages = Pages(browser, Remote(api.server, api.session, api.dsn, base=link.url))
+        status, join = await api.call("POST", f"/api/consults/{consult_id}/join", pk)
+        assert status == 200, join
+        kiosk = ConsultPeer(api.url(join["room_url"]).replace("http://", "ws://"), join["token"],  # direct
+                            source=SyntheticSource(320, 240), ice_host_addresses=LOOPBACK)
+        tasks = await run_peers(kiosk)
+        try:
+            page = await pages.login(await pages.context(CONSOLE), "specialist", "demo119", "/specialist.html")
+            await ready(page)
+            await page.click(f"#my-consults button[data-consult-id='{consult_id}']")
+            await page.click("#join-room")
+            await expect(page.locator("#room-state")).to_have_attribute("data-state", "connected")
+            specialist_id = await page.evaluate("String(window.__room.me.user)")
+            await page.evaluate("window.__ws0 = window.__room.ws")
+            start = time.monotonic()
+            link.blackhole()  # no FIN, no RST: only a heartbeat can tell
+            async with asyncio.timeout(12):
+                while await page.evaluate("window.__room.ws === window.__ws0"):  # the page gave the socket up
+                    await asyncio.sleep(0.1)
+            page_noticed = time.monotonic() - start
+            await kiosk.wait_until(lambda: specialist_id in kiosk.reconnecting, 12)
+            server_noticed = time.monotonic() - start
+            assert page_noticed < 10 and server_noticed < 10, (page_noticed, server_noticed)
+            link.restore()
+            async with asyncio.timeout(15):
+                while await page.evaluate("window.__room.me.generation") != 2:
+                    await asyncio.sleep(0.1)
+            await kiosk.wait_until(lambda: specialist_id not in kiosk.reconnecting and kiosk.connected_to(specialist_id), 5)
+        finally:
+            await stop_peers([kiosk], tasks)
+            await pages.close()
+        assert pages.errors == [], pages.errors
