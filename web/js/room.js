@@ -415,6 +415,7 @@ export class VideoRoom {
     this.closed = true;
     clearTimeout(this.timer);
     clearInterval(this.statsTimer);
+    this.watch?.stop();
     if (this.ws) {
       this.send({type: "bye"});
       this.ws.close(1000);
