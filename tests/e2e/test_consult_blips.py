@@ -124,3 +124,31 @@ async def test_a_blackholed_browser_socket_is_noticed_within_10_s_on_both_ends(b
             await stop_peers([kiosk], tasks)
             await pages.close()
         assert pages.errors == [], pages.errors
+
+
+async def test_when_the_media_path_fails_the_browser_starts_a_fresh_connection_to_the_aiortc_kiosk(pages: Pages, api: Api) -> None:
+    consult_id, pk, _ = await accepted_consult(api)
+    status, join = await api.call("POST", f"/api/consults/{consult_id}/join", pk)
+    assert status == 200, join
+    kiosk = ConsultPeer(api.url(join["room_url"]).replace("http://", "ws://"), join["token"],
+                        source=SyntheticSource(320, 240), ice_host_addresses=LOOPBACK)
+    tasks = await run_peers(kiosk)
+    try:
+        page = await pages.login(await pages.context(CONSOLE), "specialist", "demo119", "/specialist.html")
+        await ready(page)
+        await page.click(f"#my-consults button[data-consult-id='{consult_id}']")
+        await page.click("#join-room")
+        await expect(page.locator("#room-state")).to_have_attribute("data-state", "connected")
+        specialist_id = await page.evaluate("String(window.__room.me.user)")
+        await kiosk.wait_until(lambda: kiosk.stats.video_from(specialist_id) >= 10, 10)
+        await page.evaluate("window.__pc0 = window.__room.pc")
+        # The kiosk's end of the media path dies (its signaling stays up): aiortc has no ICE restart, so the
+        # browser, the pair's offerer, must start a new connection rather than restart ICE on the old one.
+        await kiosk.peer_connections[specialist_id].close()
+        seen = kiosk.stats.video_from(specialist_id)
+        await kiosk.wait_until(lambda: kiosk.stats.video_from(specialist_id) >= seen + 20, 15)
+        assert await page.evaluate("window.__room.pc !== window.__pc0")
+        await expect(page.locator("#room-state")).to_have_attribute("data-state", "connected")
+        assert kiosk.stats.joins == 1  # signaling was never dropped
+    finally:
+        await stop_peers([kiosk], tasks)
