@@ -135,6 +135,8 @@ class ConsultSettings:
     routine_expire_s: float = dataclasses.field(default=259200.0, metadata=_positive())
     join_token_ttl_s: int = dataclasses.field(default=1800, metadata=_positive())
     join_timeout_s: float = dataclasses.field(default=10.0, metadata=_positive())
+    heartbeat_s: float = dataclasses.field(default=4.0, metadata=_check(lambda v: 0.5 <= v <= 60, "must be in [0.5, 60]"))
+    rejoin_grace_s: float = dataclasses.field(default=20.0, metadata=_positive())
     attachment_max_bytes: int = dataclasses.field(default=10_485_760, metadata=_positive())
     attachment_types: tuple[str, ...] = dataclasses.field(
         default=("image/jpeg", "image/png", "application/pdf", "application/dicom"),

@@ -9,6 +9,8 @@ doctor, and prints one status line per event to stdout, for people and scripts::
     refused code=4409 reason=<text>
 
 Runs until Ctrl-C or SIGTERM (exit 0) or until the room refuses it (exit 1).
+With ``--session-file`` it asks the server for its join tokens itself (`server.peer_tokens`),
+so a call outlives the token's lifetime; a token that starts with ``-`` is given as ``--token=$T``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import signal
 import sys
 import time
 
+from server import peer_tokens
+from server.config import Config
 from signaling.media import SyntheticSource, file_source
 from signaling.peer import ConsultPeer, PeerRefused, room_url
 
@@ -26,7 +30,8 @@ from signaling.peer import ConsultPeer, PeerRefused, room_url
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     peer = commands.add_parser("peer", help="join a consult's video room as an aiortc peer")
     peer.add_argument("--consult", required=True, help="the consult id")
-    peer.add_argument("--token", required=True, help="the join token from POST /api/consults/{id}/join")
+    peer.add_argument("--token", help="the join token from POST /api/consults/{id}/join (write --token=$T: a token may start with -)")
+    peer.add_argument("--session-file", metavar="FILE", help="a file holding a session token: join tokens are asked for, and renewed, with it")
     peer.add_argument("--server", default="http://127.0.0.1:8119", help="the psc119 server (default %(default)s)")
     peer.add_argument("--play", metavar="FILE", help="send this audio/video file (looped) instead of a synthetic camera and tone")
     peer.add_argument("--ice-host", metavar="ADDR", action="append", default=[], help="gather ICE host candidates only on this IP (repeatable)")
@@ -39,14 +44,17 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-async def run_peer(args: argparse.Namespace) -> int:
+async def run_peer(args: argparse.Namespace, config: Config) -> int:
+    token, renew = await peer_tokens.join_token(args)
     source = file_source(args.play) if args.play else SyntheticSource()
     peer = ConsultPeer(
         room_url(args.server, args.consult),
-        args.token,
+        token,
         source=source,
         ice_host_addresses=args.ice_host or None,
         consent_recording=args.consent_recording,
+        heartbeat=config.consult.heartbeat_s,
+        renew_token=renew,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -32,6 +32,12 @@ It is a public route: it authenticates with a join token, not a session.
    that holds the room (a relayed socket gets the same code), through the guard of
    `server.revocation`: sign in again, do not rejoin. A chat or consent re-reads the
    session first; signaling frames rely on the close.
+8. The server pings every socket each ``consult.heartbeat_s`` and closes one that does
+   not answer within half of that; a browser, which cannot send pings, may send
+   ``{"type": "ping"}`` and gets ``{"type": "pong"}``. A socket that dropped (rather
+   than closed with 1000/1001 or was closed by the server) leaves its member
+   ``reconnecting`` for the others, ``left`` after ``consult.rejoin_grace_s``: the
+   media of the call runs peer to peer and does not stop meanwhile.
 """
 
 from __future__ import annotations
@@ -61,7 +67,7 @@ from signaling.errors import (
     TokenRejected,
 )
 from signaling.ids import UserId
-from signaling.messages import MAX_MESSAGE_BYTES, Chat, ClientMessage, Consent, Error, Join, encode, error_reply, parse_client
+from signaling.messages import MAX_MESSAGE_BYTES, Chat, ClientMessage, Consent, Error, Join, Ping, Pong, encode, error_reply, parse_client
 from signaling.room import JoinResult
 from signaling.tokens import token_digest
 
@@ -69,6 +75,8 @@ CLOSE_REPLACED = 4000
 CLOSE_BAD_JOIN = 4400
 CLOSE_CODES = {TokenRejected: 4401, NotAMember: 4403, RecordingNotAllowed: 4403, RoomClosed: 4409}
 JOIN_TIMEOUT_CLOSE = 4408
+# Closes that end a membership on purpose (goodbye, going away, refused, ended); any other is a drop.
+DELIBERATE_CLOSES = frozenset({1000, 1001, socket_limits.CLOSE_CODE, CLOSE_SESSION_ENDED, 4409})
 # Frames up to this reach parse_client (which refuses anything over 96 KB with an error reply);
 # a larger frame closes the socket with 1009.
 MAX_FRAME_BYTES = 1024 * 1024
@@ -177,7 +185,7 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
     consult_id = request.match_info["id"]
     # Joining reads the database: while it is unreachable, refuse the upgrade (503, Retry-After) rather than accept and drop.
     await app[POOL].execute("SELECT 1")
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_FRAME_BYTES)
+    ws = web.WebSocketResponse(heartbeat=app[CONFIG].consult.heartbeat_s, max_msg_size=MAX_FRAME_BYTES)
     await ws.prepare(request)
     app[WEBSOCKETS].add(ws)
     app[METRICS].socket("room", +1)
@@ -211,11 +219,15 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
         finally:
             if guard is not None:
                 guard.release()
-            left = live.room.leave(member, conn.generation, consults.now())
+            ended = guard is not None and guard.ended is not None  # its close may still be queued
+            away = not ended and ws.close_code not in DELIBERATE_CLOSES
+            left = live.room.leave(member, conn.generation, consults.now(), away=away)
             if live.connections.get(member) is conn:
                 del live.connections[member]
             if left is not None:
                 live.deliver(left.deliveries)
+                if away:
+                    app[ROOMS].after_grace(live, member, conn.generation)
             await conn.finish()
     finally:
         app[WEBSOCKETS].discard(ws)
@@ -273,6 +285,9 @@ async def _handle(app: web.Application, live: LiveRoom, conn: Connection, messag
             await guard.confirm(app[POOL])  # stored: re-read the session first
         if guard.ended is not None:
             raise TokenRejected("the session that asked for this token has ended; sign in again")
+    if isinstance(message, Ping):
+        conn.send(Pong())
+        return
     if isinstance(message, Join):
         raise InvalidMessage("type", "already joined; open a new connection to rejoin")
     if isinstance(message, Consent):

@@ -16,7 +16,7 @@ import pydantic
 from aiohttp import web
 
 from server import audit, consult_access, consult_files, consults, oncall, room_socket, rooms
-from server.api_schemas import ANY, BOOLEAN, CONSULT, FILE, INTEGER, OBJECT, ON_CALL, STRING, TIME, array, obj
+from server.api_schemas import ANY, BOOLEAN, CONSULT, FILE, INTEGER, NUMBER, OBJECT, ON_CALL, STRING, TIME, array, obj
 from server.consults import member_id
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, POOL, SESSION, USER
@@ -173,7 +173,7 @@ async def download_attachment(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@routes.route("POST", "/api/consults/{id}/join", roles=DOCTORS, summary="A join token for the consult's video room (its two doctors)", returns={200: obj(token=STRING, expires_at=TIME, consult=STRING, member=STRING, room_url=STRING, ice_servers=array())})
+@routes.route("POST", "/api/consults/{id}/join", roles=DOCTORS, summary="A join token for the consult's video room (its two doctors)", returns={200: obj(token=STRING, expires_at=TIME, consult=STRING, member=STRING, room_url=STRING, ice_servers=array(), heartbeat_s=NUMBER)})
 async def join_room(request: web.Request) -> web.Response:
     user = request[USER]
     stored = await consults.load(request.app[POOL], _id(request))
@@ -183,6 +183,7 @@ async def join_room(request: web.Request) -> web.Response:
     return json_response({
         "token": token, "expires_at": expires, "consult": stored.id, "member": str(user.id),
         "room_url": f"/ws/consults/{stored.id}", "ice_servers": [s.to_dict() for s in ice],
+        "heartbeat_s": request.app[CONFIG].consult.heartbeat_s,
     })
 
 
