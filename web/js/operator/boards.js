@@ -46,6 +46,15 @@ export function fixFlag(unit) {
   return null;
 }
 
+/** A small badge: whether the unit's phone is connected now (an offline phone is reached by radio); null if unknown. */
+export function phoneFlag(unit) {
+  const phone = unit.phone;
+  if (!phone) return null;
+  if (phone.connected) return h("span", {class: "phone phone-on", dataset: {phone: "on"}, title: t("op.phone_on_title")}, ` ${t("op.phone_on")}`);
+  const seen = phone.last_seen ? clock((Date.now() - Date.parse(phone.last_seen)) / 1000) : t("op.phone_never");
+  return h("span", {class: "phone phone-off", dataset: {phone: "off"}, title: t("op.phone_off_title", {seen})}, ` ${t("op.phone_off")}`);
+}
+
 /** Tick every "time since the call" cell. */
 export function tick(root) {
   for (const cell of root.querySelectorAll(".elapsed[data-since]")) cell.textContent = elapsedSince(cell.dataset.since);
@@ -58,7 +67,8 @@ export function renderUnitBoard(store, list, counts) {
       h("span", {class: "callsign"}, u.callsign),
       h("span", {class: "kind"}, label("kind", u.kind)),
       statusChip(u.status),
-      fixFlag(u))));
+      fixFlag(u),
+      phoneFlag(u))));
   const available = units.filter((u) => u.status === "available").length;
   counts.textContent = t("op.unit_counts", {available, total: units.length});
 }

@@ -5,7 +5,7 @@ import {api, ApiError, errorText, session} from "../api.js";
 import {$, clock, fill, guard, h} from "../dom.js";
 import {label, t} from "../i18n.js";
 import {PRIORITIES, priorityBadge, statusChip} from "../chips.js";
-import {alertText, fixFlag, kelurahanName} from "./boards.js";
+import {alertText, fixFlag, kelurahanName, phoneFlag} from "./boards.js";
 import {showTimeline} from "./reports.js";
 
 const OUTCOMES = ["emergency", "information", "silent", "prank", "duplicate", "transfer"];
@@ -160,7 +160,7 @@ export class IncidentPanel {
   recommendationRow(r, rank, button) {
     return h("tr", {dataset: {unitId: r.unit_id}, class: r.sent ? "sent" : null},
       h("td", {}, rank),
-      h("td", {class: "callsign"}, r.callsign, fixFlag(r)),
+      h("td", {class: "callsign"}, r.callsign, fixFlag(r), phoneFlag(r)),
       h("td", {}, label("kind", r.kind)),
       h("td", {}, t("op.km", {km: (r.distance_m / 1000).toFixed(1)})),
       h("td", {}, clock(r.road_eta_s ?? r.eta_s)),
@@ -277,7 +277,8 @@ export class IncidentPanel {
       // The same unit may be in both tiers: it is sent in both.
       for (const r of [...this.recommendations, ...this.transport]) if (r.unit_id === pick.unit_id) r.sent = true;
       this.version = result.assignment_version;
-      this.say(t("op.dispatched", {unit: pick.callsign}));
+      const offline = (result.warnings || []).some((w) => w.code === "phone_offline");
+      this.say(t(offline ? "op.phone_offline_dispatch" : "op.dispatched", {unit: pick.callsign}), offline);
     } catch (err) {
       if (!(err instanceof ApiError && err.status === 409) || this.incidentId !== incidentId) throw err;
       if (typeof err.body.assignment_version === "number") this.version = err.body.assignment_version;
