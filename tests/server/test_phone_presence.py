@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,7 @@ import asyncpg
 from server.config import Config
 from tests.conftest import Api, app_config, start_api
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, call_body, crew_for
+from tests.server.phone_support import pinging
 from tests.server.process_support import Remote, Served, cli_env
 
 # Short enough that an expiry fits in a test; the pings below keep a live phone well inside it.
@@ -27,24 +25,6 @@ def quick(dsn: str, **dispatch: Any) -> Config:
     config = app_config(dsn)
     return dataclasses.replace(config, dispatch=dataclasses.replace(
         config.dispatch, phone_offline_s=OFFLINE_S, phone_ping_s=PING_S, **dispatch))
-
-
-@contextlib.asynccontextmanager
-async def pinging(socket: Socket) -> AsyncIterator[None]:
-    """Ping as the field page does, so the phone stays heard from."""
-
-    async def ping() -> None:
-        while True:
-            await socket.ws.send(json.dumps({"type": "ping"}))
-            await asyncio.sleep(PING_S / 2)
-
-    task = asyncio.create_task(ping())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
 
 
 async def phone_on_board(api: Api, token: str, unit_id: str) -> dict[str, Any]:
@@ -81,7 +61,7 @@ async def test_a_phone_connected_to_one_process_shows_on_the_other_and_expires_w
 
         # Connected on A: B's board, B's recommendations and B's console all say so.
         phone = await Socket.open(a, "/ws/unit", crew)
-        async with pinging(phone):
+        async with pinging(phone, PING_S / 2):
             seen = await console.event("unit.phone", unit_id=unit_id)
             assert seen["data"]["phone"]["connected"] is True and seen["data"]["unit"]["phone"]["connected"] is True
             assert (await phone_on_board(b, operator, unit_id))["connected"] is True
@@ -98,7 +78,7 @@ async def test_a_phone_connected_to_one_process_shows_on_the_other_and_expires_w
 
         # Connected on A again, then A is killed: no close is ever recorded, and B still learns the phone is gone.
         phone = await Socket.open(a, "/ws/unit", crew)
-        async with pinging(phone):
+        async with pinging(phone, PING_S / 2):
             await console.event("unit.phone", unit_id=unit_id)
             assert (await phone_on_board(b, operator, unit_id))["connected"] is True
             await a_proc.kill()
@@ -130,7 +110,7 @@ async def test_dispatching_a_unit_whose_phone_is_offline_warns_and_a_connected_o
         status, second = await api.call("POST", "/api/calls", operator, json=call_body(phone="0815000002", address="Jl. Lain 2"))
         online, offline = first["recommendations"][0]["unit_id"], first["recommendations"][1]["unit_id"]
         phone = await Socket.open(api, "/ws/unit", await api.login(await crew_for(con, online), CREW_PASSWORD))
-        async with pinging(phone):
+        async with pinging(phone, PING_S / 2):
             status, state = await api.call("GET", f"/api/incidents/{first['incident']['id']}/recommendations", operator)
             phones = {r["unit_id"]: r["phone"]["connected"] for r in state["recommendations"]}
             assert phones[online] is True and phones[offline] is False

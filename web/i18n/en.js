@@ -157,6 +157,7 @@ export default {
   "op.phone_off": "phone offline",
   "op.phone_off_title": "The crew's phone is not connected (last seen {seen}): use the radio",
   "op.phone_never": "never",
+  "op.phone_seen_ago": "{ago} ago",
   "op.phone_offline_dispatch": "{unit} dispatched. Phone offline: use the radio.",
   "op.transport_recommendations": "Units that can carry the patient",
   "op.no_transport": "No unit that can carry is available.",

@@ -157,6 +157,7 @@ export default {
   "op.phone_off": "HP luring",
   "op.phone_off_title": "HP tim tidak tersambung (terakhir terlihat {seen}): hubungi lewat radio",
   "op.phone_never": "belum pernah",
+  "op.phone_seen_ago": "{ago} lalu",
   "op.phone_offline_dispatch": "{unit} dikirim. HP luring: gunakan radio.",
   "op.transport_recommendations": "Unit yang dapat mengangkut pasien",
   "op.no_transport": "Tidak ada unit pengangkut yang tersedia.",

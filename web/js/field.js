@@ -7,9 +7,12 @@ import {Ringer, unlockAudio} from "./ringer.js";
 
 const GPS_EVERY_MS = 5000;
 const TOWARD_HOSPITAL = new Set(["transporting", "at_hospital"]);
+// Statuses of a unit on no incident: a dispatch still held (a report ending it is pending) is not shown.
+const FREE = new Set(["available", "unavailable", "off_duty"]);
 
 const user = requireRole("field_team");
-const state = {unit: null, dispatch: null, missed: [], fix: null, sentFixAt: 0, watch: null, kelurahan: new Map(), facilities: new Map(),
+// ``confirmed`` is the unit as the server last said; ``unit`` is what the page shows: that, moved on by the pending reports.
+const state = {confirmed: null, unit: null, dispatch: null, missed: [], fix: null, sentFixAt: 0, watch: null, kelurahan: new Map(), facilities: new Map(),
                callTypes: new Map(), crewTable: {}, flushing: false, named: false, resumeFrom: null};
 // Reports made without signal wait here (and in localStorage, across a reload) until the server has them.
 const OUTBOX_KEY = `psc119.outbox.${user?.unit_id || user?.username}`;
@@ -53,7 +56,7 @@ async function loadNames() {
 }
 
 function hello(message) {
-  state.unit = message.unit;
+  state.confirmed = message.unit;
   state.dispatch = message.dispatch;
   state.crewTable = message.crew_table || {};
   if (message.missed?.length) state.missed = message.missed;
@@ -69,7 +72,7 @@ function event(message, {replayed}) {
   // The hello already reflects everything up to its last_event_id.
   if (replayed) return;
   const d = message.data || {};
-  if (d.unit && state.unit && d.unit.id === state.unit.id) state.unit = d.unit;
+  if (d.unit && state.confirmed && d.unit.id === state.confirmed.id) state.confirmed = d.unit;
   switch (message.event) {
     case "unit.dispatched":
       // Resuming replays a dispatch the hello already said was withdrawn: it must not ring.
@@ -156,7 +159,7 @@ function timeOf(iso) {
 }
 
 function renderIncident() {
-  const incident = state.dispatch?.incident;
+  const incident = dispatchOnShow()?.incident;
   $("#incident").hidden = !incident;
   $("#idle").hidden = Boolean(incident);
   if (!incident) return;
@@ -230,7 +233,8 @@ function accept() {
 function report(status, reason) {
   const message = {type: "status", status};
   if (reason) message.reason = reason;
-  if (state.dispatch) message.assignment_id = state.dispatch.assignment.id;
+  const dispatch = dispatchOnShow();
+  if (dispatch) message.assignment_id = dispatch.assignment.id;
   queue(message);
 }
 
@@ -259,19 +263,24 @@ function targetOf(message) {
 
 /** Until the server has them, the phone shows the unit as its kept reports leave it: at the last one's status. */
 function applyPending() {
+  if (!state.confirmed) return;
   const last = outbox.at(-1);
-  if (!last || !state.unit) return;
-  const target = targetOf(last);
-  state.unit = {...state.unit, status: target, crew_moves: state.crewTable[target] || []};
-  if (target === "available") state.dispatch = null;
+  const target = last ? targetOf(last) : null;
+  state.unit = target ? {...state.confirmed, status: target, crew_moves: state.crewTable[target] || []} : state.confirmed;
+}
+
+/** The dispatch the crew is on, as the page shows the unit. */
+function dispatchOnShow() {
+  return state.unit && FREE.has(state.unit.status) ? null : state.dispatch;
 }
 
 function applyReply(message, reply) {
   if (reply.type === "error") {
+    applyPending();  // refused: the page goes back to what the server has
     say(describeError(reply.error), true);
     return;
   }
-  state.unit = {...state.unit, ...(reply.unit || {}), status: reply.status, crew_moves: reply.crew_moves};
+  state.confirmed = {...state.confirmed, ...(reply.unit || {}), status: reply.status, crew_moves: reply.crew_moves};
   if (reply.status === "available") state.dispatch = null;
   applyPending();
   say(t("field.now", {status: label("status", reply.status)}));
@@ -306,7 +315,7 @@ function loadOutbox() {
 }
 
 function saveSnapshot() {
-  localStorage.setItem(SNAPSHOT_KEY, JSON.stringify({unit: state.unit, dispatch: state.dispatch, crewTable: state.crewTable, missed: state.missed,
+  localStorage.setItem(SNAPSHOT_KEY, JSON.stringify({unit: state.confirmed, dispatch: state.dispatch, crewTable: state.crewTable, missed: state.missed,
                                                      lastEventId: live?.lastId ?? state.resumeFrom}));
 }
 
@@ -314,9 +323,10 @@ function saveSnapshot() {
 function restoreSnapshot() {
   try {
     const saved = JSON.parse(localStorage.getItem(SNAPSHOT_KEY) || "null");
-    if (saved?.unit && !state.unit) {
-      Object.assign(state, {unit: saved.unit, dispatch: saved.dispatch, crewTable: saved.crewTable || {}, missed: saved.missed || [],
+    if (saved?.unit && !state.confirmed) {
+      Object.assign(state, {confirmed: saved.unit, dispatch: saved.dispatch, crewTable: saved.crewTable || {}, missed: saved.missed || [],
                             resumeFrom: saved.lastEventId ?? null});
+      applyPending();
     }
   } catch { /* a damaged snapshot: wait for the server */ }
 }

@@ -50,9 +50,13 @@ export function fixFlag(unit) {
 export function phoneFlag(unit) {
   const phone = unit.phone;
   if (!phone) return null;
-  if (phone.connected) return h("span", {class: "phone phone-on", dataset: {phone: "on"}, title: t("op.phone_on_title")}, ` ${t("op.phone_on")}`);
-  const seen = phone.last_seen ? clock((Date.now() - Date.parse(phone.last_seen)) / 1000) : t("op.phone_never");
-  return h("span", {class: "phone phone-off", dataset: {phone: "off"}, title: t("op.phone_off_title", {seen})}, ` ${t("op.phone_off")}`);
+  // One glyph, so a board of offline phones stays as compact as it was; the words are its label and tooltip.
+  if (phone.connected) {
+    return h("span", {class: "phone phone-on", role: "img", dataset: {phone: "on"}, "aria-label": t("op.phone_on"), title: t("op.phone_on_title")}, "✆");
+  }
+  const seen = phone.last_seen ? t("op.phone_seen_ago", {ago: clock((Date.now() - Date.parse(phone.last_seen)) / 1000)}) : t("op.phone_never");
+  return h("span", {class: "phone phone-off", role: "img", dataset: {phone: "off"}, "aria-label": t("op.phone_off"),
+                    title: t("op.phone_off_title", {seen})}, "✆");
 }
 
 /** Tick every "time since the call" cell. */

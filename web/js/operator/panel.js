@@ -160,8 +160,8 @@ export class IncidentPanel {
   recommendationRow(r, rank, button) {
     return h("tr", {dataset: {unitId: r.unit_id}, class: r.sent ? "sent" : null},
       h("td", {}, rank),
-      h("td", {class: "callsign"}, r.callsign, fixFlag(r), phoneFlag(r)),
-      h("td", {}, label("kind", r.kind)),
+      h("td", {class: "callsign"}, r.callsign, fixFlag(r)),
+      h("td", {}, label("kind", r.kind), phoneFlag(r)),
       h("td", {}, t("op.km", {km: (r.distance_m / 1000).toFixed(1)})),
       h("td", {}, clock(r.road_eta_s ?? r.eta_s)),
       h("td", {}, r.sent ? t("op.sent") : button));
@@ -277,8 +277,10 @@ export class IncidentPanel {
       // The same unit may be in both tiers: it is sent in both.
       for (const r of [...this.recommendations, ...this.transport]) if (r.unit_id === pick.unit_id) r.sent = true;
       this.version = result.assignment_version;
+      // Sent either way; an offline phone will not ring, so the line says to use the radio, marked.
       const offline = (result.warnings || []).some((w) => w.code === "phone_offline");
-      this.say(t(offline ? "op.phone_offline_dispatch" : "op.dispatched", {unit: pick.callsign}), offline);
+      this.say(t(offline ? "op.phone_offline_dispatch" : "op.dispatched", {unit: pick.callsign}));
+      $("#dispatch-message").classList.toggle("warning", offline);
     } catch (err) {
       if (!(err instanceof ApiError && err.status === 409) || this.incidentId !== incidentId) throw err;
       if (typeof err.body.assignment_version === "number") this.version = err.body.assignment_version;
