@@ -27,6 +27,7 @@ from aiohttp import web
 
 from server import events, outages
 from server.config import DispatchSettings
+from server.errors import database_unreachable
 from server.fleet import UNIT_COLUMNS, unit_snapshot
 from server.keys import CONFIG, METRICS, POOL
 from server.tasks import cancel_and_wait
@@ -107,11 +108,20 @@ class PhoneSocket:
         self._refreshed = asyncio.get_running_loop().time()
 
     async def heard(self) -> None:
-        """The phone sent something: it is there. Written at most every third of the expiry."""
+        """The phone sent something: it is there. Written at most every third of the expiry; a database out
+        meanwhile costs the phone nothing but its presence (its pings and fixes go on)."""
         now = asyncio.get_running_loop().time()
         if now - self._refreshed < self._offline_s / 3:
             return
         self._refreshed = now
+        try:
+            await self._refresh()
+        except Exception as exc:
+            if not (database_unreachable(exc) or isinstance(exc, asyncpg.PostgresError)):
+                raise
+            log.warning("phone socket of unit %s: presence not refreshed (%s)", self.unit_id, type(exc).__name__)
+
+    async def _refresh(self) -> None:
         refreshed = await self._pool.fetchval(
             f"UPDATE phone_sockets SET seen_at = now() WHERE id = $1 AND {LIVE} RETURNING true", self.id, self._offline_s
         )
@@ -139,7 +149,9 @@ class PhoneSocket:
                 )
                 if closed and not await _connected(con, self.unit_id, self._offline_s):
                     await _announce(con, self.unit_id, self._offline_s)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except Exception as exc:
+            if not (database_unreachable(exc) or isinstance(exc, asyncpg.PostgresError)):
+                raise
             log.warning("phone socket of unit %s: closing not recorded (%s); it expires", self.unit_id, type(exc).__name__)
 
 

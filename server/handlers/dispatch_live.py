@@ -39,6 +39,8 @@ async def unit_state(request: web.Request) -> dict[str, Any]:
             await audit.record(con, actor_of(request), "incident.read", f"incident:{incident['id']}", {"via": "unit socket"})
         after = resume_point(request)
         missed = [] if after is None else await missed_dispatches.missed(con, unit_id, after, settings.unit_replay_h)
+        for entry in missed:
+            await audit.record(con, actor_of(request), "incident.read", f"incident:{entry['incident']['incident_id']}", {"via": "missed dispatch"})
     status = UnitStatus(unit["status"])
     return {
         "unit": unit_snapshot(unit),

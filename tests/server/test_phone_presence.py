@@ -163,6 +163,10 @@ async def test_a_phone_back_after_its_dispatch_was_withdrawn_is_told_what_it_mis
         assert missed["incident"]["address"] == "Jl. Terlewat 7" and missed["went_to"] == went_to
         assert "caller_phone" not in missed["incident"] and "caller_name" not in missed["incident"]
         assert missed["offered_at"] < missed["withdrawn_at"]
+        assert await con.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'incident.read' AND object = $1 AND detail->>'via' = 'missed dispatch'",
+            f"incident:{created['incident']['id']}",
+        ) == 1
         # The events come replayed after the hello; a phone that saw them has nothing missed to be told again.
         seen = await back.event("dispatch.withdrawn", unit_id=ranked[0])
         await back.close()
