@@ -123,3 +123,13 @@ async def test_a_reload_without_signal_shows_the_phone_and_its_pending_reports(
     await expect(phone.locator("#outbox")).to_be_hidden()
     await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "transporting")
     assert await reports(con, since) == ["on_scene", "transporting"]
+
+
+async def test_the_app_files_are_served_with_their_types_and_the_pages_policy(api: Api) -> None:
+    javascript = ("application/javascript", "text/javascript")  # a service worker must come as JavaScript
+    for path, kinds in (("/field.webmanifest", ("application/manifest+json",)), ("/field-sw.js", javascript),
+                        ("/icons/field.svg", ("image/svg+xml",))):
+        async with api.session.get(api.url(path)) as r:
+            assert r.status == 200 and r.content_type in kinds, (path, r.content_type)
+            assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+            assert r.headers["Cache-Control"] == "no-cache"
