@@ -114,6 +114,9 @@ async def test_dispatching_a_unit_whose_phone_is_offline_warns_and_a_connected_o
             status, state = await api.call("GET", f"/api/incidents/{first['incident']['id']}/recommendations", operator)
             phones = {r["unit_id"]: r["phone"]["connected"] for r in state["recommendations"]}
             assert phones[online] is True and phones[offline] is False
+            # The carriers' tier says it too (chest pain needs transport).
+            assert state["transport"] and all(r["phone"] == {"connected": r["unit_id"] == online, "last_seen": r["phone"]["last_seen"]}
+                                              for r in state["transport"])
 
             status, sent = await api.call("POST", f"/api/incidents/{first['incident']['id']}/dispatch", operator, json={"unit_id": online})
             assert status == 201 and sent["warnings"] == []
