@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from tests.server.phone_support import pinging
 from tests.server.process_support import Remote, Served, cli_env
 
 # Short enough that an expiry fits in a test; the pings below keep a live phone well inside it.
-OFFLINE_S = 3.0
+OFFLINE_S = 5.0
 PING_S = 1.0
 
 
@@ -75,6 +76,22 @@ async def test_a_phone_connected_to_one_process_shows_on_the_other_and_expires_w
         gone = await console.event("unit.phone", unit_id=unit_id)
         assert gone["data"]["phone"]["connected"] is False and gone["data"]["phone"]["last_seen"] is not None
         assert (await phone_on_board(b, operator, unit_id))["connected"] is False
+
+        # A phone whose link died silently: its socket stays open on A, but nothing comes from it. Both
+        # processes sweep; one of them announces it gone, once.
+        silent = await Socket.open(a, "/ws/unit", crew)
+        await console.event("unit.phone", unit_id=unit_id)
+        quiet = await console.event("unit.phone", unit_id=unit_id, timeout=OFFLINE_S * 4)
+        assert quiet["data"]["phone"]["connected"] is False
+        await asyncio.sleep(OFFLINE_S)  # more sweeps, on both processes
+        assert await con.fetchval(
+            "SELECT count(*) FROM events WHERE type = 'unit.phone' AND payload->>'unit_id' = $1 AND id > $2", unit_id, quiet["id"]) == 0
+        # It is heard from again: connected again.
+        await silent.ws.send(json.dumps({"type": "ping"}))
+        again = await console.event("unit.phone", unit_id=unit_id)
+        assert again["data"]["phone"]["connected"] is True
+        await silent.close()
+        await console.event("unit.phone", unit_id=unit_id)
 
         # Connected on A again, then A is killed: no close is ever recorded, and B still learns the phone is gone.
         phone = await Socket.open(a, "/ws/unit", crew)
