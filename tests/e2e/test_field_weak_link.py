@@ -107,6 +107,7 @@ async def test_a_reload_without_signal_shows_the_phone_and_its_pending_reports(
     await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "on_scene")
     await expect(phone.locator("#outbox")).to_have_attribute("data-count", "1")
     await expect(phone.locator("#incident-details")).to_contain_text("Jl. Tanpa Sinyal 5")
+    await expect(phone.locator("#incident-details")).to_contain_text("Pondok Aren")  # the kelurahan's name, not its code
     await expect(phone.locator("#conn-banner")).to_be_visible()
     await phone.click("#status-buttons .status-button[data-status='transporting']")
     await expect(phone.locator("#outbox")).to_have_attribute("data-count", "2")

@@ -19,6 +19,8 @@ const OUTBOX_KEY = `psc119.outbox.${user?.unit_id || user?.username}`;
 const outbox = loadOutbox();
 // The last picture of the unit, so a page reloaded without signal still shows the dispatch and its buttons.
 const SNAPSHOT_KEY = `psc119.phone.${user?.unit_id || user?.username}`;
+// Place and call type names (public reference data), so a page reloaded without signal still names them.
+const NAMES_KEY = "psc119.field.names";
 let live = null;
 const ringer = new Ringer();
 
@@ -48,11 +50,18 @@ async function boot() {
 /** Kelurahan and hospital names for the incident card (the dispatch carries codes); read once online. */
 async function loadNames() {
   const [region, triage] = await Promise.all([api("GET", "/api/region"), api("GET", "/api/triage")]);
-  state.kelurahan = new Map(region.kelurahan.map((k) => [k.code, k.name]));
-  state.facilities = new Map(region.facilities.map((f) => [f.code, f]));
-  state.callTypes = new Map(triage.call_types.map((c) => [c.code, c]));
+  const names = {kelurahan: region.kelurahan.map((k) => [k.code, k.name]), facilities: region.facilities.map((f) => [f.code, f]),
+                 callTypes: triage.call_types.map((c) => [c.code, c])};
+  localStorage.setItem(NAMES_KEY, JSON.stringify(names));
+  useNames(names);
   state.named = true;
   render();
+}
+
+function useNames(names) {
+  state.kelurahan = new Map(names.kelurahan);
+  state.facilities = new Map(names.facilities);
+  state.callTypes = new Map(names.callTypes);
 }
 
 function hello(message) {
@@ -323,6 +332,8 @@ function saveSnapshot() {
 function restoreSnapshot() {
   try {
     const saved = JSON.parse(localStorage.getItem(SNAPSHOT_KEY) || "null");
+    const names = JSON.parse(localStorage.getItem(NAMES_KEY) || "null");
+    if (names) useNames(names);
     if (saved?.unit && !state.confirmed) {
       Object.assign(state, {confirmed: saved.unit, dispatch: saved.dispatch, crewTable: saved.crewTable || {}, missed: saved.missed || [],
                             resumeFrom: saved.lastEventId ?? null});
