@@ -20,6 +20,7 @@ from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, METRIC_STATE, METRICS, PA
 from server.metrics import Metrics, StateCollector, http_latency
 from server.middlewares import access, errors, request_ids
 from server.passwords import Passwords
+from server.phone_presence import sweeper as phone_presence_sweeper
 from server.positions import Positions
 from server.revocation import Revocations
 from server.road_eta import OsrmEta
@@ -62,6 +63,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
     app.cleanup_ctx.append(consult_sweep.sweeper)
     app.cleanup_ctx.append(retention.sweeper)
     app.cleanup_ctx.append(_ack_timeouts)
+    app.cleanup_ctx.append(phone_presence_sweeper)
     app.cleanup_ctx.append(backup_runs.scheduler(dsn))
     app.on_shutdown.append(_close_websockets)
     app.on_cleanup.append(_stop_hashing)

@@ -30,7 +30,7 @@ from dispatch.outcome import Outcome, parse_outcome
 from dispatch.priority import Priority
 from dispatch.recommend import rerank_by_road_eta
 from dispatch.triage import CallType, TriageTable, default_triage_table
-from server import audit, decisions, events
+from server import audit, decisions, events, phone_presence
 from server.config import DispatchSettings
 from server.errors import Conflict, InvalidField, NotFound
 from server.fleet import Fleet
@@ -272,7 +272,11 @@ async def recommend_for(
         shortlist = list({r.unit_id: r for r in [*first, *carry]}.values())
         road_s = {r.unit_id: r.road_eta_s for r in await road.rerank(scene, shortlist, len(shortlist)) if r.road_eta_s is not None}
         first, carry = rerank_by_road_eta(first, road_s, k), rerank_by_road_eta(carry, road_s, k)
-    return {"recommendations": [r.to_dict() for r in first], "transport": [r.to_dict() for r in carry]}
+    result = {"recommendations": [r.to_dict() for r in first], "transport": [r.to_dict() for r in carry]}
+    if not catch_up:
+        return result
+    # Whether each unit's phone is connected: an offline phone is reached by radio.
+    return {tier: await phone_presence.with_phones(fleet.pool, rows, settings.phone_offline_s) for tier, rows in result.items()}
 
 
 async def get(con: asyncpg.Connection | asyncpg.Pool, incident_id: str, *, lock: bool = False) -> asyncpg.Record:

@@ -11,8 +11,8 @@ from dispatch.doctrine import needs_from_capabilities
 from dispatch.errors import Refused
 from dispatch.geo import Point, distance_m
 from dispatch.units import UnitKind
-from server import assignments, audit, dispatch_guard, events, incidents
-from server.api_schemas import ASSIGNMENT, CALL_TAKEN, DISPATCH_REFUSED, DISPATCH_STATE, INCIDENT, INTEGER, STRING, TIERS, array, obj
+from server import assignments, audit, dispatch_guard, events, incidents, phone_presence
+from server.api_schemas import ANY, ASSIGNMENT, CALL_TAKEN, DISPATCH_REFUSED, DISPATCH_STATE, INCIDENT, INTEGER, STRING, TIERS, array, obj
 from server.errors import Conflict, InvalidField, NotFound
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, FLEET, METRICS, POOL, TRIAGE
@@ -161,7 +161,7 @@ async def recommendations(request: web.Request) -> web.Response:
     return json_response(await dispatch_guard.state(pool, request.app[FLEET], _settings(request), row))
 
 
-@routes.route("POST", "/api/incidents/{id}/dispatch", roles=OPERATOR, summary="Send a unit (atomic; 409 with a fresh recommendation if it was taken, 409 stale for another expected_version, 409 already_assigned for a further unit not sent as additional)", body=DispatchBody, returns={201: obj(assignment=ASSIGNMENT, assignment_version=INTEGER), 409: DISPATCH_REFUSED})
+@routes.route("POST", "/api/incidents/{id}/dispatch", roles=OPERATOR, summary="Send a unit (atomic; 409 with a fresh recommendation if it was taken, 409 stale for another expected_version, 409 already_assigned for a further unit not sent as additional)", body=DispatchBody, returns={201: obj(assignment=ASSIGNMENT, assignment_version=INTEGER, warnings=array(ANY)), 409: DISPATCH_REFUSED})
 async def dispatch_unit(request: web.Request) -> web.Response:
     body = await read_body(request, DispatchBody)
     pool = request.app[POOL]
@@ -170,7 +170,9 @@ async def dispatch_unit(request: web.Request) -> web.Response:
         pool, request.app[FLEET], _settings(request), triage, actor_of(request), request.match_info["id"], body.unit_id, request.app[METRICS],
         expected_version=body.expected_version, additional=body.additional, override_reason=body.override_reason,
     )
-    return json_response({"assignment": assignment, "assignment_version": assignment["assignment_version"]}, status=201)
+    phone = (await phone_presence.phones(pool, [body.unit_id], _settings(request).phone_offline_s))[body.unit_id]
+    warnings = [] if phone["connected"] else [phone_presence.offline_warning(body.unit_id, phone)]
+    return json_response({"assignment": assignment, "assignment_version": assignment["assignment_version"], "warnings": warnings}, status=201)
 
 
 @routes.route("POST", "/api/incidents/{id}/assignments/{assignment_id}/cancel", roles=OPERATOR, summary="Withdraw a unit from the incident", returns={200: obj(assignment_id=INTEGER, unit_id=STRING, status=STRING)})

@@ -5,7 +5,7 @@ import {api, ApiError, errorText, session} from "../api.js";
 import {$, clock, fill, guard, h} from "../dom.js";
 import {label, t} from "../i18n.js";
 import {PRIORITIES, priorityBadge, statusChip} from "../chips.js";
-import {alertText, fixFlag, kelurahanName} from "./boards.js";
+import {alertText, fixFlag, kelurahanName, phoneFlag} from "./boards.js";
 import {showTimeline} from "./reports.js";
 
 const OUTCOMES = ["emergency", "information", "silent", "prank", "duplicate", "transfer"];
@@ -167,7 +167,7 @@ export class IncidentPanel {
     return h("tr", {dataset: {unitId: r.unit_id}, class: r.sent ? "sent" : null},
       h("td", {}, rank),
       h("td", {class: "callsign"}, r.callsign, fixFlag(r)),
-      h("td", {}, label("kind", r.kind)),
+      h("td", {}, label("kind", r.kind), phoneFlag(r)),
       h("td", {}, t("op.km", {km: (r.distance_m / 1000).toFixed(1)})),
       h("td", {}, clock(r.road_eta_s ?? r.eta_s)),
       h("td", {}, r.sent ? t("op.sent") : button));
@@ -294,7 +294,10 @@ export class IncidentPanel {
       // The same unit may be in both tiers: it is sent in both.
       for (const r of [...this.recommendations, ...this.transport]) if (r.unit_id === pick.unit_id) r.sent = true;
       this.version = result.assignment_version;
-      this.say(t("op.dispatched", {unit: pick.callsign}));
+      // Sent either way; an offline phone will not ring, so the line says to use the radio, marked.
+      const offline = (result.warnings || []).some((w) => w.code === "phone_offline");
+      this.say(t(offline ? "op.phone_offline_dispatch" : "op.dispatched", {unit: pick.callsign}));
+      $("#dispatch-message").classList.toggle("warning", offline);
     } catch (err) {
       if (err instanceof ApiError && err.status === 422 && Array.isArray(err.body.missing_capabilities) && this.incidentId === incidentId) {
         const reason = await this.askReason(pick, err.body.missing_capabilities);
