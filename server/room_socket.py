@@ -220,7 +220,7 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
             if guard is not None:
                 guard.release()
             ended = guard is not None and guard.ended is not None  # its close may still be queued
-            away = not ended and ws.close_code not in DELIBERATE_CLOSES
+            away = not ended and (conn.closing or ws.close_code) not in DELIBERATE_CLOSES
             left = live.room.leave(member, conn.generation, consults.now(), away=away)
             if live.connections.get(member) is conn:
                 del live.connections[member]

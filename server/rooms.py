@@ -77,6 +77,7 @@ class Connection:
         self.ws = ws
         self.member = member
         self.generation = generation
+        self.closing: int | None = None  # the code of the first close the server asked for, sent or still queued
         self._queue: asyncio.Queue[str | _Close | None] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write(), name=f"room-writer-{member}")
 
@@ -87,6 +88,8 @@ class Connection:
         self._queue.put_nowait(encode(message))
 
     def close(self, code: int, reason: str) -> None:
+        if self.closing is None:
+            self.closing = code
         self._queue.put_nowait(_Close(code, reason))
 
     async def finish(self) -> None:
