@@ -81,12 +81,15 @@ async def serve_socket(
     side: asyncio.Queue[dict[str, Any]] | None = None,
     horizon: Callable[[], Awaitable[int]] | None = None,
     cheap: frozenset[str] = frozenset({"ping"}),
+    compress: bool = False,
 ) -> web.WebSocketResponse:
     """Run a live socket: ``greeting`` adds state to the hello, ``side`` carries non-event messages (positions),
     ``horizon`` gives the last event id this socket may not replay (a resume point before it starts after it),
-    ``cheap`` names the inbound types that change no state (no database check of the session for them)."""
+    ``cheap`` names the inbound types that change no state (no database check of the session for them),
+    ``compress`` accepts permessage-deflate when the client offers it: a deflate context costs ~100 KiB a socket,
+    worth it only where large batches go to few sockets (the consoles' positions), not on thousands of phones."""
     after = resume_point(request)  # validated before the upgrade, so a bad value is a plain 422
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES)
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES, compress=compress)
     await ws.prepare(request)
     request.app[WEBSOCKETS].add(ws)
     request.app[METRICS].socket(socket_kind(request), +1)

@@ -185,7 +185,8 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
     consult_id = request.match_info["id"]
     # Joining reads the database: while it is unreachable, refuse the upgrade (503, Retry-After) rather than accept and drop.
     await app[POOL].execute("SELECT 1")
-    ws = web.WebSocketResponse(heartbeat=app[CONFIG].consult.heartbeat_s, max_msg_size=MAX_FRAME_BYTES)
+    # No permessage-deflate: signaling messages are small, and a deflate context costs ~100 KiB a socket.
+    ws = web.WebSocketResponse(heartbeat=app[CONFIG].consult.heartbeat_s, max_msg_size=MAX_FRAME_BYTES, compress=False)
     await ws.prepare(request)
     app[WEBSOCKETS].add(ws)
     app[METRICS].socket("room", +1)

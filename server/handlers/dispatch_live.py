@@ -103,6 +103,6 @@ async def operator_socket(request: web.Request) -> web.StreamResponse:
     positions = request.app[POSITIONS]
     feed = positions.listen()
     try:
-        return await serve_socket(request, audience_of(request[USER]) | {"role:operator"}, side=feed)
+        return await serve_socket(request, audience_of(request[USER]) | {"role:operator"}, side=feed, compress=True)
     finally:
         positions.unlisten(feed)
