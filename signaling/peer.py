@@ -157,7 +157,7 @@ class ConsultPeer:
     to only receive); ``ice_host_addresses``: the only addresses to gather host
     candidates on (None: every interface, as aioice does); ``consent_recording``:
     sent with every join (None: leave consent as it is); ``heartbeat``: seconds
-    between websocket pings (a socket silent for twice as long is given up);
+    between websocket pings (one unanswered for half as long gives the socket up);
     ``renew_token``: returns a fresh join token when the room
     refuses ours (it may raise `PeerRefused`).
     """

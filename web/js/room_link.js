@@ -49,7 +49,7 @@ export class SocketWatch {
 
   tick() {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    if (Date.now() - this.lastHeard >= 2 * this.intervalMs) {
+    if (Date.now() - this.lastHeard >= 1.5 * this.intervalMs) {
       this.stop();
       this.onSilent();
       return;
