@@ -59,6 +59,7 @@ from .messages import (
     Offer,
     PeerInfo,
     Presence,
+    Quality,
     Recording,
     RelayMessage,
     Welcome,
@@ -80,7 +81,7 @@ __all__ = [
 
 # Messages that belong to one negotiation between two particular connections.
 _NEGOTIATION = (Offer, Answer, Candidate, IceRestart)
-_RELAY = (Offer, Answer, Candidate, IceRestart, Bye, Chat)
+_RELAY = (Offer, Answer, Candidate, IceRestart, Bye, Chat, Quality)
 
 
 @dataclass(frozen=True, slots=True)
