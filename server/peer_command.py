@@ -69,8 +69,11 @@ def adapt_options(args: argparse.Namespace) -> AdaptOptions:
     """The adaptation the command line asks for (InvalidValue naming a bad option)."""
     limits: dict[str, Any] = {"min_fps": args.min_fps}
     if args.max_bitrate is not None:
+        if args.max_bitrate < 10_000:
+            raise InvalidValue("max_bitrate", "must be at least 10000 bit/s")
         limits["max_bitrate"] = args.max_bitrate
         limits["start_bitrate"] = min(DEFAULTS.start_bitrate, args.max_bitrate)
+        limits["min_bitrate"] = min(DEFAULTS.min_bitrate, args.max_bitrate)
     policy = dataclasses.replace(DEFAULTS, **limits)
     return AdaptOptions(policy, max_size=args.resolution, video=not args.audio_only)
 
