@@ -447,7 +447,7 @@ class Room:
             conn = self._present.get(recipient)
             if conn is not None:
                 deliveries.append(Delivery(recipient, conn.generation, stamped))
-            else:
+            elif not isinstance(message, Quality):  # a link's state is stale by the time anyone is back
                 self._outbox(recipient).put(stamped, now)
         return deliveries
 

@@ -174,7 +174,7 @@ export class VideoRoom {
         this.handlers.onChat?.({from: message.from, text: message.text, mine: false, at: new Date()});
         break;
       case "quality":
-        this.adapt?.remote(message);
+        if (this.peer && String(message.from) === String(this.peer.user)) this.adapt?.remote(message);
         break;
       case "bye":
         if (this.peer) this.peer.present = false;

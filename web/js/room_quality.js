@@ -35,7 +35,7 @@ export function scaleFor(bitrate, width, height, fps) {
 }
 
 export class RoomQuality {
-  /** @param {{send: (m: object) => boolean}} room  @param {{max_bitrate?: number, min_fps?: number}} media
+  /** @param {{send: (m: object) => boolean, peer: {user: string}|null}} room  @param {{max_bitrate?: number, min_fps?: number}} media
    *  @param {(q: {sending: string, receiving: string|null, reason: string}) => void} onChange */
   constructor(room, media, onChange) {
     this.room = room;
@@ -100,6 +100,7 @@ export class RoomQuality {
   report(fps) {
     this.reportedAt = performance.now() / 1000;
     const message = {type: "quality", mode: this.sending};
+    if (this.room.peer) message.to = this.room.peer.user;  // not the recorder
     if (fps !== null) message.fps = Math.round(fps * 10) / 10;
     this.room.send(message);
   }
