@@ -421,6 +421,7 @@ class ConsultPeer:
         quality = None
         if self._adapt is not None and role is not MemberRole.RECORDER:
             quality = LinkQuality(self._adapt, lambda mode, _reason: self._mode_changed(user, mode))
+            self.sending_modes[user] = quality.mode
         link = PeerLink(
             user, role, generation, offerer=offerer, ice_servers=self._ice_servers,
             ice_host_addresses=self._ice_hosts, on_frame=on_frame, on_state=self._on_link_state,

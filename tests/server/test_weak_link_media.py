@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import re
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +22,7 @@ from signaling.bandwidth import AdaptPolicy, Mode
 from signaling.link_quality import AdaptOptions
 from signaling.media import SyntheticSource
 from signaling.peer import ConsultPeer
-from tests.conftest import Api, start_api
+from tests.conftest import PSC119, REPO, Api, start_api
 from tests.impair.turn_link import TurnLink, start_turn_link
 from tests.server.test_consult_media import Room, media_config, member, open_room
 from tests.server.test_consults import close_api
@@ -169,3 +172,35 @@ async def test_relay_only_peers_connect_through_the_turn_relay_and_others_direct
     weak.turn.relay.impair(**CLEAN)
     assert await pair_through(weak, relay_only=True) == (True, True)
     assert await pair_through(weak, relay_only=False) == (False, False)
+
+
+async def test_psc119_peer_relay_only_and_audio_only_says_so_on_both_sides(weak: WeakRoom, tmp_path: Path) -> None:
+    weak.turn.relay.impair(**CLEAN)
+    settings = tmp_path / "peer.toml"
+    settings.write_text("", encoding="utf-8")  # defaults, whatever ./config.toml says
+    proc = await asyncio.create_subprocess_exec(
+        *PSC119, "--config", str(settings), "peer", "--consult", weak.room.consult_id, "--token", str(weak.room.puskesmas["token"]),
+        "--server", weak.api.url("/").rstrip("/"), "--ice-host", "127.0.0.1", "--relay-only", "--audio-only",
+        "--max-bitrate", "200000", "--resolution", "160x120", "--status-interval", "0.5",
+        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    budi = busy_peer(weak.room, "specialist")
+    pk, sp = member(weak.room, "puskesmas"), member(weak.room, "specialist")
+    tasks = await run_peers(budi)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            while f"mode peer={sp} sending=audio_only receiving=video" not in lines:
+                line = (await proc.stdout.readline()).decode()
+                assert line, f"psc119 peer ended early: {lines}"
+                lines.append(line.strip())
+        await budi.wait_until(lambda: budi.stats.audio_from(pk) > 50 and budi.receiving_modes.get(pk) is Mode.AUDIO_ONLY, 10)  # type: ignore[call-overload]
+        assert budi.stats.video_from(pk) == 0 and relayed(budi, pk)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 15)
+        await stop_peers([budi], tasks)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert re.search(r"frames video=[1-9]\d* audio=[1-9]", "\n".join(lines) + out.decode()), lines  # it receives video
