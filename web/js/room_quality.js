@@ -64,6 +64,7 @@ export class RoomQuality {
     this.available = null;
     this.reportedAt = 0;
     this.applied = "";
+    this.connected = false;  // nothing is judged before the connection first connects
   }
 
   /** The user chose audio only (or video again): no probing while it holds. */
@@ -108,6 +109,13 @@ export class RoomQuality {
   /** One look at the connection (once a second). */
   async step(pc) {
     const now = performance.now() / 1000;
+    if (!this.connected) {
+      if (pc.connectionState !== "connected") return;
+      this.connected = true;
+      this.heard.at = now;
+      this.videoSince = now;
+      this.probeAt = now + this.probeWait;
+    }
     const s = {available: null, videoLoss: 0, audioLoss: null, audioPackets: 0, framesDecoded: 0};
     (await pc.getStats()).forEach((r) => {
       if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && r.availableOutgoingBitrate !== undefined) {
