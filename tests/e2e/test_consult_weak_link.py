@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from signaling.bandwidth import Mode
+from signaling.bandwidth import AdaptPolicy, Mode
+from signaling.link_quality import AdaptOptions
 from signaling.media import SyntheticSource
 from signaling.peer import ConsultPeer
 from tests.conftest import Api, app_config, start_api
@@ -64,12 +65,12 @@ async def api(demo_dsn: str, turn: TurnLink) -> AsyncIterator[Api]:
     await client.server.close()
 
 
-async def kiosk_and_page(pages: Pages, api: Api) -> tuple[str, ConsultPeer, list[Any], Page, str]:
+async def kiosk_and_page(pages: Pages, api: Api, **options: Any) -> tuple[str, ConsultPeer, list[Any], Page, str]:
     consult_id, pk, _ = await accepted_consult(api)
     status, join = await api.call("POST", f"/api/consults/{consult_id}/join", pk)
     assert status == 200 and join["ice_servers"], join
     kiosk = ConsultPeer(api.url(join["room_url"]).replace("http://", "ws://"), join["token"],
-                        source=SyntheticSource(320, 240, busy=True), ice_host_addresses=LOOPBACK, relay_only=True)
+                        source=SyntheticSource(320, 240, busy=True), ice_host_addresses=LOOPBACK, relay_only=True, **options)
     tasks = await run_peers(kiosk)
     page = await pages.login(await pages.context(CONSOLE), "specialist", "demo119", "/specialist.html")
     await ready(page)
@@ -121,6 +122,26 @@ async def test_a_page_and_a_kiosk_over_3g_degrade_instead_of_dying_and_the_page_
             assert sending == "audio_only" and measured["kiosk_fps"] < 2, (sending, measured)
         await screenshot(page, "specialist-room-over-3g")
     finally:
+        await stop_peers([kiosk], tasks)
+
+
+async def test_when_the_link_recovers_the_page_gets_video_again(pages: Pages, api: Api, turn: TurnLink) -> None:
+    turn.relay.impair(rate_bps=90_000)  # less than the voice and the smallest video together
+    policy = dataclasses.replace(AdaptPolicy(), probe_max=8.0)
+    _, kiosk, tasks, page, specialist = await kiosk_and_page(pages, api, adapt=AdaptOptions(policy))
+    try:
+        mode = page.locator("#room-mode")
+        await expect(mode).to_have_attribute("data-receiving", "audio_only", timeout=30000)
+        await expect(mode).to_contain_text("Anda menerima: suara saja")  # the page speaks Indonesian by default
+        turn.relay.impair(delay_s=0.0, loss=0.0, rate_bps=None)
+        await expect(mode).to_have_attribute("data-receiving", "video", timeout=20000)
+        for _ in range(6):  # the first keyframe after the pause may take a retransmission or two
+            measured = await rates(page, kiosk, specialist, 3)
+            if measured["page_fps"] >= 20:
+                break
+        assert measured["page_fps"] >= 20, measured
+    finally:
+        turn.relay.impair(loss=0.0)
         await stop_peers([kiosk], tasks)
 
 
