@@ -17,7 +17,7 @@ UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 
 # Tests run in a network namespace that has only loopback: no test traffic can leave the machine.
 NETNS := $(if $(filter 0,$(shell id -u)),unshare -n,unshare -rn)
 
-.PHONY: run test lock clean-var
+.PHONY: run test bench lock clean-var
 
 run: $(INSTALLED)
 	$(BIN)/psc119 serve --demo
@@ -27,6 +27,11 @@ test: $(TEST_INSTALLED) $(NODE_INSTALLED)
 	$(BIN)/python -m mypy
 	node_modules/.bin/tsc
 	$(NETNS) sh -c 'ip link set lo up && exec $(BIN)/python -m pytest $(PYTEST_ARGS)'
+
+# Every benchmark against its baseline, measured in the same run: one table, and bench/results/latest.json
+# (BENCHMARKS.md says how to read it). Not part of `make test`; BENCH_ARGS=--full for the benchmarks' own sizes.
+bench: $(TEST_INSTALLED) $(NODE_INSTALLED)
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 $(VENV)/bin/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \

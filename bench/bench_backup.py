@@ -29,6 +29,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp.test_utils import TestServer
+from results import Row, emit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -126,6 +127,9 @@ async def main(args: argparse.Namespace) -> None:
               f"ratio {backup_s / pg_dump_s:5.2f}   ({mb / backup_s:.0f} MB/s)")
         print(f"pg_restore  {pg_restore_s * 1000:8.0f} ms   restore {restore_s * 1000:8.0f} ms   "
               f"ratio {restore_s / pg_restore_s:5.2f}   ({mb / restore_s:.0f} MB/s)")
+        size = f"{args.calls} calls, {args.files} files of {args.size} B"
+        emit(Row(f"backup ({size})", backup_s * 1000, pg_dump_s * 1000, "pg_dump of the database alone", "ms"),
+             Row(f"restore ({size})", restore_s * 1000, pg_restore_s * 1000, "pg_restore of it", "ms"))
     finally:
         await asyncio.to_thread(embedded.stop)
         shutil.rmtree(root, ignore_errors=True)

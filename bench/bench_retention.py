@@ -21,6 +21,7 @@ import statistics
 import time
 
 import asyncpg
+from results import Row, emit
 
 from bench_support import migrated_database
 from server import db, retention
@@ -124,11 +125,14 @@ async def main(calls: int, tracks: int, audits: int) -> None:
     print(f"old data: {calls} closed calls ({2 * calls} events with intake), {tracks} track points, {audits} audit entries")
     p50, p99, most = figures(idle)
     print(f"writer, no sweep:            p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  max {most:7.2f} ms  ({len(idle)} writes)")
+    emit_rows = []
     for name, (took, counts, samples) in results.items():
         assert counts is not None and counts["incidents"] == calls and counts["tracks"] >= tracks and counts["audit"] >= audits
         w50, w99, wmax = figures(samples)
         print(f"writer, sweep {name:<15}: p50 {w50:6.2f} ms  p99 {w99:6.2f} ms  max {wmax:7.2f} ms  ({len(samples)} writes)"
               f"  ratios p99 {w99 / p99:5.2f} max {wmax / most:5.2f};  sweep {took:6.2f} s, {rows / took:8.0f} rows/s")
+        emit_rows.append(Row(f"live write p99 during the retention sweep, {name} ({rows} old rows)", w99, p99, "no sweep", "ms"))
+    emit(*emit_rows)
 
 
 if __name__ == "__main__":

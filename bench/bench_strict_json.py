@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from results import Row, emit
+
 from server import strict_input
 from server.errors import ApiError
 
@@ -53,6 +55,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=200)
     args = parser.parse_args()
     print(f"{'document':<28}{'bytes':>10}{'json.loads µs':>16}{'strict µs':>12}{'ratio':>8}")
+    rows = []
     for name, value in (("call intake", CALL), ("consult request", CONSULT), ("SDP offer frame", SDP), ("1 MB of incidents", INCIDENTS)):
         text = json.dumps(value)
         assert strict_input.loads(text) == json.loads(text)
@@ -60,9 +63,11 @@ def main() -> None:
         base = per_call_us(lambda text=text: json.loads(text), repeat)
         strict = per_call_us(lambda text=text: strict_input.loads(text), repeat)
         print(f"{name:<28}{len(text):>10}{base:>16.1f}{strict:>12.1f}{strict / base:>8.2f}")
+        rows.append(Row(f"strict JSON decode: {name}", strict, base, "json.loads", "µs"))
     for name, text in (("refused: 1 MB of '['", "[" * 1_000_000),
                        ("refused: 1 MB nested 31 deep", "[" + ",".join(["[" * 30 + "]" * 30] * 16_000) + "," + "[" * 33 + "]" * 33 + "]")):
         print(f"{name:<28}{len(text):>10}{'-':>16}{per_call_us(refused(text), 5):>12.1f}{'':>8}")
+    emit(*rows)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -29,9 +28,10 @@ from typing import Any
 
 import aiohttp
 import websockets
+from results import Row, emit
 
-REPO = Path(__file__).resolve().parent.parent
-SERVING = re.compile(r"^psc119 serving on (http://127\.0\.0\.1:\d+)$")
+from bench_support import start_psc119
+
 NO_LIMIT = {"PSC119_LIMITS_WS_PING_PER_S": "1000000", "PSC119_LIMITS_WS_PING_BURST": "1000000000"}
 # The calm socket pings 50 times a second, so the limit here is 100 a second (the default, 1 a second, would
 # stop the measurement itself); the flood sends thousands a second either way.
@@ -42,18 +42,7 @@ CALM_EVERY_S = 0.02
 async def start_server(var_dir: Path, extra_env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
     env = {**os.environ, "PSC119_SERVER_VAR_DIR": str(var_dir), "PSC119_AUTH_ARGON2_TIME_COST": "1",
            "PSC119_AUTH_ARGON2_MEMORY_KIB": "8192", "PSC119_SERVER_LOG_LEVEL": "WARNING", **extra_env}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server.cli", "serve", "--demo", "--port", "0", cwd=REPO, env=env,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None
-    while True:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()
-        if not line:
-            raise RuntimeError("psc119 serve exited before serving")
-        match = SERVING.match(line.strip())
-        if match:
-            return proc, match.group(1)
+    return await start_psc119(["--demo"], env)
 
 
 async def stop_server(proc: asyncio.subprocess.Process) -> None:
@@ -176,6 +165,11 @@ async def main(pings: int) -> None:
                 continue
             p50, p99 = figures
             print(f"{label:<34} {p50:8.2f} {p99:8.2f} {p50 / base50:7.1f} {p99 / base99:7.1f}  {flooder}")
+        emit(*(
+            Row(f"calm socket ping p99, {label} ({pings} pings)", None if figures is None else figures[1], base99,
+                "the same socket alone", "ms", "" if figures is not None else "calm socket lost")
+            for label, figures, _ in rows[1:]
+        ))
     finally:
         shutil.rmtree(var_dir, ignore_errors=True)
 

@@ -37,8 +37,10 @@ ACCOUNT = obj(id=INTEGER, username=STRING, role=STRING)
 UNIT = obj(id=STRING, callsign=STRING, kind=STRING, capabilities=array(STRING), no_fix=BOOLEAN)
 INCIDENT = obj(id=STRING, priority=STRING, received_at=TIME, location=nullable(obj(lat=NUMBER, lon=NUMBER)), needs=array(STRING))
 # One proposed unit; a call's answer has two tiers of them: first responders and carriers.
+# Whether the unit's phone is connected now (on any server process), and when it was last heard from.
+PHONE = obj(connected=BOOLEAN, last_seen=nullable(TIME))
 RECOMMENDATION = obj(unit_id=STRING, callsign=STRING, kind=STRING, eta_s=NUMBER, stale=BOOLEAN, no_fix=BOOLEAN,
-                     capabilities=array(STRING))
+                     capabilities=array(STRING), phone=PHONE)
 TIERS: dict[str, Schema] = {"recommendations": array(RECOMMENDATION), "transport": array(RECOMMENDATION)}
 CONSULT = obj(id=STRING, state=STRING, patient=OBJECT, requested_at=TIME, overdue=BOOLEAN)
 ASSIGNMENT = obj(id=INTEGER, incident_id=STRING, unit_id=STRING)

@@ -16,16 +16,18 @@ from server.fleet import Fleet
 from server.handlers import audit_log, auth, calls, dispatch_live, docs, health, incident_records, live, region, static, triage, units, web_config
 from server.handlers import consults as consult_handlers
 from server.handlers import metrics as metrics_handlers
-from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, METRIC_STATE, METRICS, PASSWORDS, POOL, POSITIONS, REVOCATIONS, WEBSOCKETS
+from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, METRIC_STATE, METRICS, PASSWORDS, POOL, POSITIONS, REVOCATIONS, TRIAGE, WEBSOCKETS
 from server.metrics import Metrics, StateCollector, http_latency
 from server.middlewares import access, errors, request_ids
 from server.passwords import Passwords
+from server.phone_presence import sweeper as phone_presence_sweeper
 from server.positions import Positions
 from server.revocation import Revocations
 from server.road_eta import OsrmEta
 from server.routing import ENDPOINT_ATTR
 from server.strict_input import guard
 from server.tasks import cancel_and_wait
+from server.triage_cache import TriageCache
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
     app.cleanup_ctx.append(consult_sweep.sweeper)
     app.cleanup_ctx.append(retention.sweeper)
     app.cleanup_ctx.append(_ack_timeouts)
+    app.cleanup_ctx.append(phone_presence_sweeper)
     app.cleanup_ctx.append(backup_runs.scheduler(dsn))
     app.on_shutdown.append(_close_websockets)
     app.on_cleanup.append(_stop_hashing)
@@ -99,6 +102,8 @@ def _live(dsn: str):  # type: ignore[no-untyped-def]
         bus = EventBus(dsn, pool, app[METRICS])
         app[REVOCATIONS] = Revocations()
         bus.before_delivery(app[REVOCATIONS].seen)
+        app[TRIAGE] = TriageCache(pool)
+        bus.before_delivery(app[TRIAGE].seen)
         routing = aiohttp.ClientSession() if settings.road_eta_url else None
         fleet = Fleet(pool, bus, settings, road=OsrmEta(routing, settings) if routing else None)
         positions = Positions(pool, fleet, bus, settings, app[METRICS])  # registers its channel before the bus connects
@@ -124,7 +129,7 @@ async def _ack_timeouts(app: web.Application) -> AsyncIterator[None]:
     settings = app[CONFIG].dispatch
 
     async def sweep() -> None:
-        triage = await incidents.load_triage(app[POOL])
+        triage = await app[TRIAGE].get()
         while await assignments.sweep_ack_timeouts(app[POOL], app[FLEET], settings, triage, app[METRICS]):
             pass
 

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+LISTENER_NAME = "psc119 event bus"
+
 
 class Subscription:
     """A subscriber's queue of live events; overflowing it marks the subscriber as too slow."""
@@ -37,7 +39,7 @@ class Subscription:
         self.overflowed = asyncio.Event()
 
     def offer(self, event: Event) -> None:
-        if self.overflowed.is_set() or (self.audience is not None and not event.audience & self.audience):
+        if self.overflowed.is_set():
             return
         try:
             self.queue.put_nowait(event)
@@ -52,7 +54,8 @@ class EventBus:
         self._metrics = metrics
         self._poll_s = poll_s
         self._queue_size = queue_size
-        self._subscribers: set[Subscription] = set()
+        # By audience (None: subscribers to every event), so an event reaches its own audience without a scan.
+        self._subscribers: dict[str | None, set[Subscription]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._channels: dict[str, Callable[[str], None]] = {}
@@ -77,11 +80,24 @@ class EventBus:
 
     def subscribe(self, audience: Iterable[str] | None) -> Subscription:
         sub = Subscription(audience, self._queue_size)
-        self._subscribers.add(sub)
+        for key in (None,) if sub.audience is None else sub.audience:
+            self._subscribers.setdefault(key, set()).add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        self._subscribers.discard(sub)
+        for key in (None,) if sub.audience is None else sub.audience:
+            subs = self._subscribers.get(key)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subscribers[key]
+
+    def _recipients(self, event: Event) -> set[Subscription]:
+        """The subscriptions an event's audience reaches: looked up per audience, not tested one by one."""
+        found = set(self._subscribers.get(None, ()))
+        for key in event.audience:
+            found.update(self._subscribers.get(key, ()))
+        return found
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
@@ -92,7 +108,7 @@ class EventBus:
         while True:
             con: asyncpg.Connection | None = None
             try:
-                con = await db.connect(self._dsn)
+                con = await db.connect(self._dsn, LISTENER_NAME)
                 lost = asyncio.Event()
 
                 def on_lost(_con: object, lost: asyncio.Event = lost) -> None:
@@ -105,13 +121,13 @@ class EventBus:
                     await con.add_listener(channel, _payload_only(callback))
                 backoff = 0.1
                 outage.succeeded()
-                await self._deliver()  # catch up on anything committed while not listening
+                await self._deliver(con)  # catch up on anything committed while not listening
                 while not lost.is_set():
                     with contextlib.suppress(asyncio.TimeoutError):
                         async with asyncio.timeout(self._poll_s):
                             await self._wake.wait()
                     self._wake.clear()
-                    await self._deliver()
+                    await self._deliver(con)
                     outage.succeeded()  # a delivery pass at least every poll_s: the bus's last success stays fresh
                 outage.failed(ConnectionResetError("the listener connection was lost"))
             except asyncio.CancelledError:
@@ -124,21 +140,23 @@ class EventBus:
                 if con is not None and not con.is_closed():
                     con.terminate()
 
-    async def _deliver(self) -> None:
+    async def _deliver(self, con: asyncpg.Connection) -> None:
+        """Read on the bus's own connection: under load, the handlers' pool must not delay delivery."""
         while True:
-            batch = await self._fetch_after(self.last_id)
+            batch = await self._fetch_after(con, self.last_id)
             for event in batch:
                 self._metrics.event_read(event.at)
                 for hook in self._hooks:
                     hook(event)
-                for sub in list(self._subscribers):
+                for sub in self._recipients(event):
                     sub.offer(event)
                 self.last_id = event.id
             if len(batch) < 500:
                 return
 
-    async def _fetch_after(self, after: int) -> list[Event]:
-        rows = await self._pool.fetch(
+    @staticmethod
+    async def _fetch_after(con: asyncpg.Connection, after: int) -> list[Event]:
+        rows = await con.fetch(
             "SELECT id, at, type, audience, payload FROM events WHERE id > $1 ORDER BY id LIMIT 500", after
         )
         return [Event.from_row(r) for r in rows]

@@ -241,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(config.server.log_format, config.server.log_level, config.server.log_repeat_window_s)
     if args.command == "peer":  # a client: no database
         try:
-            return asyncio.run(peer_command.run_peer(args))
+            return asyncio.run(peer_command.run_peer(args, config))
         except (OSError, ValueError) as exc:
             print(f"psc119: {exc}", file=sys.stderr)
             return 1

@@ -119,6 +119,13 @@ class DispatchSettings:
     road_eta_shortlist: int = dataclasses.field(default=10, metadata=_check(lambda v: 1 <= v <= 100, "must be 1..100"))
     road_eta_timeout_s: float = dataclasses.field(default=1.5, metadata=_check(lambda v: 0 < v <= 10, "must be in (0, 10]"))
     unit_replay_h: float = dataclasses.field(default=12.0, metadata=_check(lambda v: 0 < v <= 720, "must be in (0, 720] hours"))
+    phone_ping_s: float = dataclasses.field(default=3.0, metadata=_check(lambda v: 0.5 <= v <= 60, "must be in [0.5, 60]"))
+    phone_offline_s: float = dataclasses.field(default=15.0, metadata=_check(lambda v: 1 <= v <= 600, "must be in [1, 600]"))
+
+    def __post_init__(self) -> None:
+        if self.phone_offline_s < 2 * self.phone_ping_s:
+            # A phone on a live link must be heard from at least twice within the expiry.
+            raise ConfigError("dispatch.phone_offline_s", "must be at least twice dispatch.phone_ping_s")
 
 
 def _content_types(value: tuple[str, ...]) -> bool:
@@ -135,6 +142,8 @@ class ConsultSettings:
     routine_expire_s: float = dataclasses.field(default=259200.0, metadata=_positive())
     join_token_ttl_s: int = dataclasses.field(default=1800, metadata=_positive())
     join_timeout_s: float = dataclasses.field(default=10.0, metadata=_positive())
+    heartbeat_s: float = dataclasses.field(default=4.0, metadata=_check(lambda v: 0.5 <= v <= 60, "must be in [0.5, 60]"))
+    rejoin_grace_s: float = dataclasses.field(default=20.0, metadata=_positive())
     attachment_max_bytes: int = dataclasses.field(default=10_485_760, metadata=_positive())
     attachment_types: tuple[str, ...] = dataclasses.field(
         default=("image/jpeg", "image/png", "application/pdf", "application/dicom"),

@@ -1,52 +1,33 @@
-"""Who may read which consult: one rule for the list, the detail, its attachments and its chat.
+"""Reading consults: the list, the detail, its attachments and its chat, by the rule of `signaling.access`.
 
-- A puskesmas doctor reads the consults of their own puskesmas, their colleagues'
-  too: the doctor on the next shift takes over the patients waiting for an answer
-  and the answers that came in (a referral to arrange, a follow-up to book). A
-  consult they requested stays theirs if they move to another puskesmas.
-- A specialist reads the consults they accepted, and the requests waiting in their
-  specialties (the question and the attachments are what they accept on).
-- An admin reads every consult.
-
-Only the consult's two doctors join its video room, and only the requesting doctor
-cancels it or adds files (`Stored.is_member`, the handlers). The list carries no
-patient data (no patient summary, answer or cancel reason: what the events say,
-with the times); each detail, attachment or chat read is audited with the reader's
-relation to the consult, so a colleague's read stands out in the audit log.
+Who may read, act on or join a consult is decided by `signaling.access` alone; the
+list filters in SQL for speed (`reader_of`, the same rule as a CASE over the row;
+tests/server/test_consult_access_rule.py proves both agree for every relation and
+state). The list carries no patient data (no patient summary, answer or cancel
+reason: what the events say, with the times); each detail, attachment or chat read
+is audited with the reader's relation to the consult, so a colleague's read stands
+out in the audit log.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
-import uuid
 from typing import Any
 
 import asyncpg
 
 from server.consults import COLUMNS, Stored, load
-from server.errors import Forbidden
 from server.users import User
 from signaling import routing
+from signaling.access import Action, Relation
 from signaling.consult import ConsultState
-
-
-class Reader(enum.StrEnum):
-    """Why a user may read a consult."""
-
-    REQUESTER = "requester"
-    COLLEAGUE = "colleague"
-    SPECIALIST = "specialist"
-    QUEUE = "queue"
-    ADMIN = "admin"
-
 
 DETAIL_ONLY = ("patient", "outcome", "cancel_reason")
 
 
 def reader_of(user: User, first: int) -> tuple[str, list[Any]]:
-    """The SQL expression (over a consults row) naming ``user``'s `Reader` relation, NULL when they may not read it;
-    its parameters are numbered from ``$first``."""
+    """The SQL expression (over a consults row) naming the relation under which ``user`` reads it
+    (`signaling.access.reader`), NULL when they may not; its parameters are numbered from ``$first``."""
     r, u, f, s = (f"${first + i}" for i in range(4))
     sql = f"""CASE
         WHEN {r}::text = 'admin' THEN 'admin'
@@ -58,14 +39,10 @@ def reader_of(user: User, first: int) -> tuple[str, list[Any]]:
     return sql, [user.role.value, user.id, user.facility_code, list(user.specialties)]
 
 
-async def load_readable(con: asyncpg.Connection | asyncpg.Pool, consult_id: str, user: User) -> tuple[Stored, Reader]:
+async def load_readable(con: asyncpg.Connection | asyncpg.Pool, consult_id: str, user: User) -> tuple[Stored, Relation]:
     """A consult ``user`` may read, and why; 404 for no such consult, 403 for one they may not read."""
     stored = await load(con, consult_id)
-    relation, params = reader_of(user, 2)
-    reader = await con.fetchval(f"SELECT {relation} FROM consults WHERE id = $1", uuid.UUID(stored.id), *params)
-    if reader is None:
-        raise Forbidden("only the consult's doctors, its puskesmas and the admins may see it")
-    return stored, Reader(reader)
+    return stored, stored.require(user, Action.READ)
 
 
 async def readable_list(con: asyncpg.Connection | asyncpg.Pool, user: User, state: str | None) -> list[Stored]:

@@ -22,7 +22,7 @@ def check_size(text: str, max_bytes: int) -> None:
 async def store(con: asyncpg.Connection, consult_id: str, member: UserId, text: str, max_stored: int) -> int:
     """Insert the message (in the caller's transaction) and return its id; `ChatFull` at the cap."""
     consult = uuid.UUID(consult_id)
-    # The consult's row lock makes count-then-insert exact when both doctors write at once.
+    # The consult's row lock (taken already by the access check) makes count-then-insert exact when both doctors write at once.
     await con.execute("SELECT 1 FROM consults WHERE id = $1 FOR NO KEY UPDATE", consult)
     if await con.fetchval("SELECT count(*) FROM consult_chat WHERE consult_id = $1", consult) >= max_stored:
         raise ChatFull(f"this consult already holds {max_stored} chat messages (limits.chat_max_stored)", field="text")

@@ -9,7 +9,7 @@ disk (or quota) is a 507 that leaves neither a partial file nor a row behind.
 
 Files live under ``<server.var_dir>/attachments/<consult id>/<attachment id>``, named
 by id only (the user's file name is kept in the database), never under the web
-root; they are served only to the consult's members and the admins.
+root; they are served to whoever may read the consult (`signaling.access`).
 """
 
 from __future__ import annotations

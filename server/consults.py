@@ -25,10 +25,11 @@ import asyncpg
 
 from server import audit, events, oncall
 from server.config import ConsultSettings
-from server.errors import Conflict, Forbidden, NotFound
+from server.errors import Conflict, NotFound
+from server.roles import Role
 from server.routing import choice
 from server.users import User
-from signaling import routing
+from signaling import access, routing
 from signaling.consult import Consult, ConsultState, ServiceType
 from signaling.errors import IllegalTransition
 from signaling.ids import ConsultId, UserId
@@ -48,6 +49,27 @@ COLUMNS = """id, requester, facility_code, specialty, service, urgency, patient,
 
 def member_id(user: User) -> UserId:
     return UserId(str(user.id))
+
+
+_ROLES = {Role.PUSKESMAS: access.Role.PUSKESMAS, Role.SPECIALIST: access.Role.SPECIALIST, Role.ADMIN: access.Role.ADMIN}
+
+
+def person(user_id: int, role: str, facility: str | None, specialties: Iterable[str]) -> access.Person:
+    """A user as `signaling.access` judges them."""
+    return access.Person(UserId(str(user_id)), _ROLES.get(Role(role), access.Role.OTHER), facility, frozenset(specialties))
+
+
+def person_of(user: User) -> access.Person:
+    return person(user.id, user.role, user.facility_code, user.specialties)
+
+
+def subject_of(row: asyncpg.Record) -> access.Subject:
+    """A consults row (state, requester, facility_code, specialty, specialist) as `signaling.access` sees it."""
+    specialist = row["specialist"]
+    return access.Subject(
+        ConsultState(row["state"]), UserId(str(row["requester"])), row["facility_code"], row["specialty"],
+        None if specialist is None else UserId(str(specialist)),
+    )
 
 
 def policy(settings: ConsultSettings) -> DeadlinePolicy:
@@ -104,9 +126,12 @@ class Stored:
         names = {key: row[f"{key}_name"] for key in ("requester", "specialist", "facility")}
         return cls(consult, row["facility_code"], names)
 
-    def is_member(self, user: User) -> bool:
-        uid = member_id(user)
-        return uid in (self.consult.requester, self.consult.specialist)
+    def subject(self) -> access.Subject:
+        return access.Subject.of(self.consult, self.facility)
+
+    def require(self, user: User, action: access.Action) -> access.Relation:
+        """Why ``user`` may take ``action`` on this consult now; raises the refusal (`signaling.access`)."""
+        return access.require(self.subject(), person_of(user), action)
 
     def summary(self) -> dict[str, Any]:
         """What events say about a consult: no patient data."""
@@ -244,8 +269,7 @@ async def commit(
 
 async def accept(con: asyncpg.Connection, actor: audit.Actor, user: User, consult_id: str, at: dt.datetime) -> Stored:
     before = await load(con, consult_id)
-    if before.consult.specialty.value not in user.specialties:
-        raise Forbidden(f"only a {before.consult.specialty.value} specialist may accept this consult")
+    before.require(user, access.Action.ACCEPT)
     after = before.consult.accept(member_id(user), at)
     # The conditional UPDATE in commit is the atomic part: of concurrent accepts exactly one finds 'requested'.
     return await commit(con, before, after, actor, "consult.accepted", audience={f"specialty:{after.specialty.value}"})
@@ -253,10 +277,7 @@ async def accept(con: asyncpg.Connection, actor: audit.Actor, user: User, consul
 
 async def decline(con: asyncpg.Connection, actor: audit.Actor, user: User, consult_id: str) -> Stored:
     stored = await load(con, consult_id)
-    if stored.consult.specialty.value not in user.specialties:
-        raise Forbidden(f"only a {stored.consult.specialty.value} specialist may decline this consult")
-    if stored.consult.state is not ConsultState.REQUESTED:
-        raise Conflict(f"cannot decline a consult that is {stored.consult.state.value}", field="state")
+    stored.require(user, access.Action.DECLINE)
     async with con.transaction():
         await con.execute(
             "INSERT INTO consult_declines (consult_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -278,8 +299,7 @@ async def cancel(
     con: asyncpg.Connection, actor: audit.Actor, user: User, consult_id: str, reason: str | None, at: dt.datetime
 ) -> Stored:
     before = await load(con, consult_id)
-    if before.consult.requester != member_id(user):
-        raise Forbidden("only the requesting doctor may cancel a consult")
+    before.require(user, access.Action.CANCEL)
     after = before.consult.cancel(member_id(user), at, reason)
     return await commit(con, before, after, actor, "consult.cancelled", audience={f"specialty:{after.specialty.value}"})
 
@@ -288,8 +308,7 @@ async def complete(
     con: asyncpg.Connection, actor: audit.Actor, user: User, consult_id: str, outcome: dict[str, Any], at: dt.datetime
 ) -> Stored:
     before = await load(con, consult_id)
-    if before.consult.specialist != member_id(user):
-        raise Forbidden("only the accepting specialist may complete a consult")
+    before.require(user, access.Action.COMPLETE)
     after = before.consult.complete(Outcome.from_dict(outcome), at)
     assert after.outcome is not None
     return await commit(con, before, after, actor, "consult.completed", detail={"decision": after.outcome.decision.value})

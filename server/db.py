@@ -42,8 +42,9 @@ async def create_pool(dsn: str, settings: DatabaseSettings) -> asyncpg.Pool:
     return pool
 
 
-async def connect(dsn: str) -> asyncpg.Connection:
-    con = await asyncpg.connect(dsn)
+async def connect(dsn: str, name: str | None = None) -> asyncpg.Connection:
+    """A connection outside the pool; ``name`` shows as its application_name in pg_stat_activity."""
+    con = await asyncpg.connect(dsn, server_settings={"application_name": name} if name else None)
     await _init_connection(con)
     return con
 

@@ -29,7 +29,15 @@ from typing import Any
 
 import asyncpg
 
-from dispatch.errors import DispatchError, IllegalTransition, InvalidInput, UnknownUnit
+from dispatch.errors import (
+    DispatchError,
+    IllegalTransition,
+    IncidentClosed,
+    InvalidInput,
+    MissingCapabilities,
+    UnitsStillAssigned,
+    UnknownUnit,
+)
 from signaling import errors as signaling
 
 
@@ -162,6 +170,12 @@ def from_dispatch(exc: DispatchError) -> ApiError:
         return Conflict(str(exc), field="status")
     if isinstance(exc, UnknownUnit):
         return NotFound(str(exc), field="unit_id")
+    if isinstance(exc, MissingCapabilities):
+        return InvalidField(str(exc), field="unit_id", extra={"missing_capabilities": list(exc.missing)})
+    if isinstance(exc, UnitsStillAssigned):
+        return Conflict(str(exc), field="status")
+    if isinstance(exc, IncidentClosed):
+        return Conflict(str(exc), field="incident_id")
     return Conflict(str(exc))
 
 
@@ -171,6 +185,8 @@ def from_signaling(exc: signaling.SignalingError) -> ApiError:
         return Conflict(exc.reason, field=exc.field)
     if isinstance(exc, signaling.NotAMember):
         return Forbidden("not a member of this consult")
+    if isinstance(exc, signaling.NotAllowed):
+        return Forbidden(exc.reason, field=exc.field)
     if isinstance(exc, signaling.TokenRejected):
         return Unauthorized(exc.reason, field=exc.field)
     return InvalidField(exc.reason, field=exc.field)

@@ -109,6 +109,10 @@ class Fleet:
         self.applied_id = 0
         self._progress = asyncio.Condition()
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
     async def start(self) -> None:
         await self.resync()
         self._sub = self._bus.subscribe(None)

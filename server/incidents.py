@@ -19,18 +19,18 @@ from typing import Any
 
 import asyncpg
 
-from dispatch.call import Call, call_from_dict
+from dispatch import assignment as core
+from dispatch.call import call_from_dict, resolve_priority
 from dispatch.doctrine import call_needs, needs_from_capabilities
 from dispatch.duplicates import DuplicateRules, OpenIncident, find_duplicates, prank_flag
 from dispatch.errors import InvalidInput
 from dispatch.geo import Point, distance_m
 from dispatch.ids import IncidentId
-from dispatch.incident import IncidentState, incident_transition
 from dispatch.outcome import Outcome, parse_outcome
 from dispatch.priority import Priority
 from dispatch.recommend import rerank_by_road_eta
 from dispatch.triage import CallType, TriageTable, default_triage_table
-from server import audit, events
+from server import audit, decisions, events, phone_presence
 from server.config import DispatchSettings
 from server.errors import Conflict, InvalidField, NotFound
 from server.fleet import Fleet
@@ -153,7 +153,7 @@ async def record_call(
     """Commit the call (idempotently); return its row and whether this request created it.
     The row of an existing call also has ``assessed_at``."""
     call = call_from_dict(intake.fields, received_at=dt.datetime.now(dt.UTC), table=triage)
-    priority = _priority(call, triage)
+    priority = resolve_priority(call, triage)
     async with pool.acquire() as con, con.transaction():
         kelurahan, kecamatan = await _area(con, call.kelurahan, call.location)
         incident_id = uuid.uuid4()
@@ -180,15 +180,6 @@ async def record_call(
         )
         await audit.record(con, actor, "call.create", f"incident:{incident_id}")
     return row, True
-
-
-def _priority(call: Call, triage: TriageTable) -> Priority:
-    if call.priority is not None:
-        return call.priority
-    if call.call_type is not None:
-        return triage.get(call.call_type).priority
-    # Untriaged: err on the side of the patient until the operator knows better.
-    return Priority.MERAH
 
 
 async def assess(
@@ -281,7 +272,11 @@ async def recommend_for(
         shortlist = list({r.unit_id: r for r in [*first, *carry]}.values())
         road_s = {r.unit_id: r.road_eta_s for r in await road.rerank(scene, shortlist, len(shortlist)) if r.road_eta_s is not None}
         first, carry = rerank_by_road_eta(first, road_s, k), rerank_by_road_eta(carry, road_s, k)
-    return {"recommendations": [r.to_dict() for r in first], "transport": [r.to_dict() for r in carry]}
+    result = {"recommendations": [r.to_dict() for r in first], "transport": [r.to_dict() for r in carry]}
+    if not catch_up:
+        return result
+    # Whether each unit's phone is connected: an offline phone is reached by radio.
+    return {tier: await phone_presence.with_phones(fleet.pool, rows, settings.phone_offline_s) for tier, rows in result.items()}
 
 
 async def get(con: asyncpg.Connection | asyncpg.Pool, incident_id: str, *, lock: bool = False) -> asyncpg.Record:
@@ -343,11 +338,17 @@ async def update(pool: asyncpg.Pool, actor: audit.Actor, incident_id: str, chang
         )
         await events.append(
             con, "incident.updated",
-            {"incident_id": incident_id, "incident": incident_json(updated), "changed": sorted(changes), "by": actor.username},
+            {"incident_id": incident_id, "incident": incident_json(updated), "changed": sorted(changes), "by": actor.username,
+             **state_of(updated)},
             [OPERATORS, *await active_unit_audience(con, row["id"])],
         )
         await audit.record(con, actor, "incident.update", f"incident:{incident_id}", {"changed": sorted(changes)})
     return updated
+
+
+def state_of(row: asyncpg.Record) -> dict[str, Any]:
+    """The incident's state and assignment version as stored, for an event that changes the incident otherwise."""
+    return {"incident_status": row["status"], "assignment_version": row["assignment_version"]}
 
 
 async def active_unit_audience(con: asyncpg.Connection, incident_key: uuid.UUID) -> list[str]:
@@ -367,24 +368,16 @@ async def close(
         raise InvalidField("is required exactly when the outcome is duplicate", field="duplicate_of")
     async with pool.acquire() as con, con.transaction():
         row = await get(con, incident_id, lock=True)
-        incident_transition(IncidentState(row["status"]), IncidentState.CLOSED)
-        if await active_unit_audience(con, row["id"]):
-            raise Conflict("units are still assigned; cancel or clear them first", field="status")
+        facts = decisions.incident_facts(row)
+        decision = core.close(facts, await decisions.serving(con, row["id"]), outcome)
         original = None
         if duplicate_of is not None:
             original = (await get(con, duplicate_of))["id"]
             if original == row["id"]:
                 raise InvalidField("an incident cannot duplicate itself", field="duplicate_of")
-        closed = await con.fetchrow(
-            f"""UPDATE incidents SET status = 'closed', outcome = $2, duplicate_of = $3, closed_at = now(),
-                    assignment_version = assignment_version + 1
-                WHERE id = $1 RETURNING {INCIDENT_COLUMNS}""",
-            row["id"], outcome.value, original,
-        )
-        await events.append(
-            con, "incident.closed",
-            {"incident_id": incident_id, "outcome": outcome.value, "duplicate_of": duplicate_of, "by": actor.username},
-            [OPERATORS],
-        )
+        closed = await decisions.apply(con, row["id"], facts, decision, INCIDENT_COLUMNS,
+                                       outcome=outcome.value, duplicate_of=original, closed_at=await decisions.now(con))
+        await decisions.announce(con, decision, {"incident_id": incident_id, "duplicate_of": duplicate_of, "by": actor.username},
+                                 [OPERATORS])
         await audit.record(con, actor, "incident.close", f"incident:{incident_id}", {"outcome": outcome.value})
     return closed

@@ -21,6 +21,7 @@ from server.users import User
 if TYPE_CHECKING:
     from server.metrics import Metrics, StateCollector
     from server.rooms import RoomHub
+    from server.triage_cache import TriageCache
 
 CONFIG = web.AppKey("config", Config)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -43,6 +44,7 @@ METRIC_STATE: web.AppKey[StateCollector] = web.AppKey("metric_state")
 
 # This process's sockets by session, closed when their session is revoked (server/revocation.py).
 REVOCATIONS = web.AppKey("revocations", Revocations)
+TRIAGE: web.AppKey[TriageCache] = web.AppKey("triage")
 
 USER = web.RequestKey("user", User)
 SESSION = web.RequestKey("session", Session)

@@ -195,7 +195,7 @@ async def _send_events(
             for event in batch:
                 if guard.ended is not None:
                     return
-                await ws.send_json(event.wire(), dumps=dumps)
+                await ws.send_str(event.text)
                 sent = event.id
             if len(batch) < 500:
                 break
@@ -214,7 +214,7 @@ async def _send_events(
                 if get in done:
                     event = get.result()
                     if event.id > sent:
-                        await ws.send_json(event.wire(), dumps=dumps)
+                        await ws.send_str(event.text)
                         request.app[METRICS].event_sent(event.at)
                         sent = event.id
                     get = asyncio.ensure_future(sub.queue.get())

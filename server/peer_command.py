@@ -10,6 +10,8 @@ doctor, and prints one status line per event to stdout, for people and scripts::
     refused code=4409 reason=<text>
 
 Runs until Ctrl-C or SIGTERM (exit 0) or until the room refuses it (exit 1).
+With ``--session-file`` it asks the server for its join tokens itself (`server.peer_tokens`),
+so a call outlives the token's lifetime; a token that starts with ``-`` is given as ``--token=$T``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import sys
 import time
 from typing import Any
 
+from server import peer_tokens
+from server.config import Config
 from signaling.bandwidth import AdaptPolicy
 from signaling.errors import InvalidValue
 from signaling.ids import UserId
@@ -45,7 +49,8 @@ def _resolution(value: str) -> tuple[int, int]:
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     peer = commands.add_parser("peer", help="join a consult's video room as an aiortc peer")
     peer.add_argument("--consult", required=True, help="the consult id")
-    peer.add_argument("--token", required=True, help="the join token from POST /api/consults/{id}/join")
+    peer.add_argument("--token", help="the join token from POST /api/consults/{id}/join (write --token=$T: a token may start with -)")
+    peer.add_argument("--session-file", metavar="FILE", help="a file holding a session token: join tokens are asked for, and renewed, with it")
     peer.add_argument("--server", default="http://127.0.0.1:8119", help="the psc119 server (default %(default)s)")
     peer.add_argument("--play", metavar="FILE", help="send this audio/video file (looped) instead of a synthetic camera and tone")
     peer.add_argument("--ice-host", metavar="ADDR", action="append", default=[], help="gather ICE host candidates only on this IP (repeatable)")
@@ -78,24 +83,27 @@ def adapt_options(args: argparse.Namespace) -> AdaptOptions:
     return AdaptOptions(policy, max_size=args.resolution, video=not args.audio_only)
 
 
-async def run_peer(args: argparse.Namespace) -> int:
+async def run_peer(args: argparse.Namespace, config: Config) -> int:
     try:
         adapt = adapt_options(args)
     except InvalidValue as exc:
         _say(f"invalid --{exc.field.replace('_', '-') if exc.field else 'option'}: {exc.reason}")
         return 2
+    token, renew = await peer_tokens.join_token(args)
     source = file_source(args.play) if args.play else SyntheticSource()
     if args.audio_only and source.video is not None:
         source.video.stop()
         source.video = None
     peer = ConsultPeer(
         room_url(args.server, args.consult),
-        args.token,
+        token,
         source=source,
         ice_host_addresses=args.ice_host or None,
         consent_recording=args.consent_recording,
         relay_only=args.relay_only,
         adapt=adapt,
+        heartbeat=config.consult.heartbeat_s,
+        renew_token=renew,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

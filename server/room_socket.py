@@ -32,6 +32,12 @@ It is a public route: it authenticates with a join token, not a session.
    that holds the room (a relayed socket gets the same code), through the guard of
    `server.revocation`: sign in again, do not rejoin. A chat or consent re-reads the
    session first; signaling frames rely on the close.
+8. The server pings every socket each ``consult.heartbeat_s`` and closes one that does
+   not answer within half of that; a browser, which cannot send pings, may send
+   ``{"type": "ping"}`` and gets ``{"type": "pong"}``. A socket that dropped (rather
+   than closed with 1000/1001 or was closed by the server) leaves its member
+   ``reconnecting`` for the others, ``left`` after ``consult.rejoin_grace_s``: the
+   media of the call runs peer to peer and does not stop meanwhile.
 """
 
 from __future__ import annotations
@@ -49,7 +55,8 @@ from server.keys import CONFIG, METRICS, POOL, REVOCATIONS, ROOMS, WEBSOCKETS
 from server.revocation import CLOSE_SESSION_ENDED, Guard
 from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
 from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, grant_of, ice_for
-from signaling.consult import ConsultState
+from signaling import access
+from signaling.access import Action
 from signaling.errors import (
     InvalidMessage,
     NotAMember,
@@ -60,7 +67,7 @@ from signaling.errors import (
     TokenRejected,
 )
 from signaling.ids import UserId
-from signaling.messages import MAX_MESSAGE_BYTES, Chat, ClientMessage, Consent, Error, Join, encode, error_reply, parse_client
+from signaling.messages import MAX_MESSAGE_BYTES, Chat, ClientMessage, Consent, Error, Join, Ping, Pong, encode, error_reply, parse_client
 from signaling.room import JoinResult
 from signaling.tokens import token_digest
 
@@ -68,6 +75,8 @@ CLOSE_REPLACED = 4000
 CLOSE_BAD_JOIN = 4400
 CLOSE_CODES = {TokenRejected: 4401, NotAMember: 4403, RecordingNotAllowed: 4403, RoomClosed: 4409}
 JOIN_TIMEOUT_CLOSE = 4408
+# Closes that end a membership on purpose (goodbye, going away, refused, ended); any other is a drop.
+DELIBERATE_CLOSES = frozenset({1000, 1001, socket_limits.CLOSE_CODE, CLOSE_SESSION_ENDED, 4409})
 # Frames up to this reach parse_client (which refuses anything over 96 KB with an error reply);
 # a larger frame closes the socket with 1009.
 MAX_FRAME_BYTES = 1024 * 1024
@@ -112,7 +121,9 @@ async def _admit(request: web.Request, consult_id: str, join: Join) -> tuple[Liv
     also the grant, with the session behind it."""
     app = request.app
     grant = await app[POOL].fetchrow(
-        f"""SELECT g.consult_id, g.member, g.digest, g.expires_at, g.session_id, c.state,
+        f"""SELECT g.consult_id, g.member, g.digest, g.expires_at, g.session_id,
+                   c.state, c.requester, c.facility_code, c.specialty, c.specialist,
+                   u.id AS user_id, u.role, u.facility_code AS user_facility, u.specialties,
                    s.expires_at AS session_expires_at, g.session_id IS NULL OR ({sessions.LIVE}) AS live
             FROM consult_grants g JOIN consults c ON c.id = g.consult_id
             LEFT JOIN sessions s ON s.id = g.session_id LEFT JOIN users u ON u.id = s.user_id
@@ -123,10 +134,8 @@ async def _admit(request: web.Request, consult_id: str, join: Join) -> tuple[Liv
         raise TokenRejected("token not recognised")
     if not grant["live"]:
         raise TokenRejected("the session that asked for this token has ended")
-    if str(grant["consult_id"]) == consult_id and not ConsultState(grant["state"]).has_room:
-        # The database is ahead of the event that closes the room: refuse now, not after the bus catches up.
-        app[ROOMS].close(consult_id, "ended")
-        raise RoomClosed(f"a {grant['state']} consult has no room")
+    if str(grant["consult_id"]) == consult_id:
+        _may_join(app, consult_id, grant)
     hub = app[ROOMS]
     live = await hub.room(consult_id, hub.nodes.url_for(request))
     member = UserId(grant["member"])
@@ -137,12 +146,46 @@ async def _admit(request: web.Request, consult_id: str, join: Join) -> tuple[Liv
     return live, member, result, grant
 
 
+def _may_join(app: web.Application, consult_id: str, grant: asyncpg.Record) -> None:
+    """The doctor behind the grant may join the room now (`signaling.access`); the recorder, a server peer,
+    while the room is open (the room then asks for every doctor's consent)."""
+    subject = consults.subject_of(grant)
+    try:
+        if grant["session_id"] is None:
+            if not subject.state.has_room:
+                raise RoomClosed(f"a {subject.state.value} consult has no room")
+        else:
+            access.require(subject, _person(grant), Action.JOIN)
+    except RoomClosed:
+        # The database is ahead of the event that closes the room: refuse now, not after the bus catches up.
+        app[ROOMS].close(consult_id, "ended")
+        raise
+
+
+def _person(row: asyncpg.Record) -> access.Person:
+    return consults.person(row["user_id"], row["role"], row["user_facility"], row["specialties"])
+
+
+async def _may_chat(con: asyncpg.Connection, consult_id: str, member: UserId) -> None:
+    """The member may chat now (`signaling.access`); the consult's row stays locked until the message is stored,
+    so it cannot end in between."""
+    row = await con.fetchrow(
+        """SELECT c.state, c.requester, c.facility_code, c.specialty, c.specialist,
+                  u.id AS user_id, u.role, u.facility_code AS user_facility, u.specialties
+           FROM consults c JOIN users u ON u.id = $2 WHERE c.id = $1 FOR NO KEY UPDATE OF c""",
+        uuid.UUID(consult_id), int(member),
+    )
+    if row is None:
+        raise NotAMember(member)
+    access.require(consults.subject_of(row), _person(row), Action.CHAT)
+
+
 async def serve(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     consult_id = request.match_info["id"]
     # Joining reads the database: while it is unreachable, refuse the upgrade (503, Retry-After) rather than accept and drop.
     await app[POOL].execute("SELECT 1")
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_FRAME_BYTES)
+    ws = web.WebSocketResponse(heartbeat=app[CONFIG].consult.heartbeat_s, max_msg_size=MAX_FRAME_BYTES)
     await ws.prepare(request)
     app[WEBSOCKETS].add(ws)
     app[METRICS].socket("room", +1)
@@ -176,11 +219,15 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
         finally:
             if guard is not None:
                 guard.release()
-            left = live.room.leave(member, conn.generation, consults.now())
+            ended = guard is not None and guard.ended is not None  # its close may still be queued
+            away = not ended and ws.close_code not in DELIBERATE_CLOSES
+            left = live.room.leave(member, conn.generation, consults.now(), away=away)
             if live.connections.get(member) is conn:
                 del live.connections[member]
             if left is not None:
                 live.deliver(left.deliveries)
+                if away:
+                    app[ROOMS].after_grace(live, member, conn.generation)
             await conn.finish()
     finally:
         app[WEBSOCKETS].discard(ws)
@@ -238,6 +285,9 @@ async def _handle(app: web.Application, live: LiveRoom, conn: Connection, messag
             await guard.confirm(app[POOL])  # stored: re-read the session first
         if guard.ended is not None:
             raise TokenRejected("the session that asked for this token has ended; sign in again")
+    if isinstance(message, Ping):
+        conn.send(Pong())
+        return
     if isinstance(message, Join):
         raise InvalidMessage("type", "already joined; open a new connection to rejoin")
     if isinstance(message, Consent):
@@ -251,10 +301,17 @@ async def _handle(app: web.Application, live: LiveRoom, conn: Connection, messag
     if isinstance(message, Chat):
         limits = app[CONFIG].limits
         consult_chat.check_size(message.text, limits.chat_max_bytes)
-        async with app[POOL].acquire() as con, con.transaction():
-            chat_id = await consult_chat.store(con, room.consult_id, member, message.text, limits.chat_max_stored)
-            deliveries = room.route(member, conn.generation, message, consults.now())  # a refusal rolls the insert back
-            await audit.record(con, await _actor(con, member), "consult.chat", f"consult:{room.consult_id}", {"message": chat_id})
+        try:
+            async with app[POOL].acquire() as con, con.transaction():
+                await _may_chat(con, room.consult_id, member)
+                chat_id = await consult_chat.store(con, room.consult_id, member, message.text, limits.chat_max_stored)
+                deliveries = room.route(member, conn.generation, message, consults.now())  # a refusal rolls the insert back
+                await audit.record(con, await _actor(con, member), "consult.chat", f"consult:{room.consult_id}", {"message": chat_id})
+        except RoomClosed as exc:
+            # The consult ended in the database before its event reached this process: say why, then close the room.
+            conn.send(error_reply(exc))
+            app[ROOMS].close(room.consult_id, "ended")
+            return
     else:
         deliveries = room.route(member, conn.generation, message, consults.now())
     live.deliver(deliveries)

@@ -211,6 +211,16 @@ class RoomHub:
         if not self._stopping:  # when stopping, the node's leave() drops every claim at once
             self._spawn(self.nodes.release(consult_id), f"room-release-{consult_id}")
 
+    def after_grace(self, live: LiveRoom, member: UserId, generation: int) -> None:
+        """A member's socket dropped: tell the others it left unless it rejoins within ``consult.rejoin_grace_s``."""
+        async def expire() -> None:
+            await asyncio.sleep(self._app[CONFIG].consult.rejoin_grace_s)
+            gone = live.room.gone(member, generation, consults.now())
+            if gone is not None:
+                live.deliver(gone.deliveries)
+
+        self._spawn(expire(), f"room-grace-{live.room.consult_id}")
+
     def spawn_hook(self, key: web.AppKey[Any], consult_id: str) -> None:
         hook = self._app.get(key)
         if hook is not None:

@@ -19,6 +19,7 @@ datetimes):
 ``messages``     the signaling message schema, parse() and serialise()
 ``turn``         TURN REST API credentials and the RTCIceServer list
 ``room``         Room: membership, presence, consent, relay decisions
+``access``       who may read, accept, decline, cancel, complete, join, add files, chat
 ``bandwidth``    the send-side controller: bitrate, picture size and mode for a weak link
 
 The aiortc side, the only modules here that do I/O:

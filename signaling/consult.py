@@ -252,7 +252,7 @@ class Consult:
         return replace(self, state=state, outcome=outcome, ended_at=_check.aware(now, "now"))
 
     def cancel(self, by: UserId, now: datetime, reason: str | None = None) -> Consult:
-        """Withdrawn before any session (whether ``by`` may cancel is the server's rule)."""
+        """Withdrawn before any session (whether ``by`` may cancel is `signaling.access`'s rule)."""
         state = self._next(ConsultEvent.CANCEL)
         return replace(
             self,

@@ -4,9 +4,11 @@
 
     SignalingError                  base; ``code`` and optional ``field``
     ├── IllegalTransition           a lifecycle move the table forbids       (409)
+    │   └── WrongState              an action of theirs, not in this state   (409)
     ├── InvalidValue                bad input, names the field               (422)
     │   └── InvalidMessage          a malformed signaling message            (ws error reply)
     ├── NotAMember                  the user is not a member of this room    (403)
+    ├── NotAllowed                  the consult is not theirs to act on      (403)
     ├── TokenRejected               join token unknown, mismatched, expired  (401/403)
     ├── WrongRoom                   a message or grant for another consult   (400)
     ├── NotJoined                   sender is not (or no longer) connected   (ws close)
@@ -33,6 +35,7 @@ __all__ = [
     "InvalidMessage",
     "InvalidValue",
     "NotAMember",
+    "NotAllowed",
     "NotJoined",
     "NotOfferer",
     "RecordingNotAllowed",
@@ -40,6 +43,7 @@ __all__ = [
     "SignalingError",
     "TokenRejected",
     "WrongRoom",
+    "WrongState",
 ]
 
 
@@ -71,6 +75,16 @@ class IllegalTransition(SignalingError):
         self.event = event
 
 
+class WrongState(IllegalTransition):
+    """An action the person may take on the consult, but not while it is in this state."""
+
+    code = "wrong_state"
+
+    def __init__(self, state: str, action: str, reason: str) -> None:
+        super().__init__(state, action, reason)
+        self.field = "state"
+
+
 class InvalidValue(SignalingError):
     """Input that fails validation; ``field`` always names it."""
 
@@ -94,6 +108,12 @@ class NotAMember(SignalingError):
     def __init__(self, user: str, *, field: str | None = None) -> None:
         super().__init__(f"{user!r} is not a member of this room", field=field)
         self.user = user
+
+
+class NotAllowed(SignalingError):
+    """The person's relation to the consult never allows the action (see `signaling.access`)."""
+
+    code = "not_allowed"
 
 
 class TokenRejected(SignalingError):

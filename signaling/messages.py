@@ -2,9 +2,9 @@
 serialised here and nowhere else.
 
 Every message is a JSON object with a ``"type"``. Client to server: ``join``,
-``consent``, and the relayed kinds ``offer``, ``answer``, ``candidate``,
+``consent``, ``ping``, and the relayed kinds ``offer``, ``answer``, ``candidate``,
 ``ice_restart``, ``bye``, ``chat``, ``quality``. Server to client: ``welcome``, ``presence``,
-``recording``, ``error``, and the relayed kinds stamped with ``"from"``.
+``recording``, ``error``, ``pong``, and the relayed kinds stamped with ``"from"``.
 
 Relayed kinds share an envelope: ``"to"`` (optional recipient), ``"from"``
 (set by the server; whatever a client puts there is overwritten) and
@@ -55,6 +55,8 @@ __all__ = [
     "Message",
     "Offer",
     "PeerInfo",
+    "Ping",
+    "Pong",
     "Presence",
     "Quality",
     "Recording",
@@ -108,12 +110,17 @@ def _enum(value: object, enum: type[Enum], name: str) -> None:
 @dataclass(frozen=True, slots=True)
 class Join:
     """``{"type": "join", "token": str, "kind": "browser"|"aiortc",
-    "consent_recording"?: bool, "consult"?: str}``"""
+    "consent_recording"?: bool, "consult"?: str, "keep"?: [user...]}``
+
+    ``keep``: the members towards whom this client still holds a connected
+    RTCPeerConnection from before its socket dropped (a rejoin that keeps the media).
+    """
 
     token: str = field(repr=False)
     kind: PeerKind
     consent_recording: bool | None = None
     consult: ConsultId | None = None
+    keep: tuple[UserId, ...] = ()
     type: Literal["join"] = field(default="join", init=False)
 
     def __post_init__(self) -> None:
@@ -124,6 +131,24 @@ class Join:
             _check.boolean(self.consent_recording, "consent_recording", error=_E)
         if self.consult is not None:
             _check.identifier(self.consult, "consult", error=_E)
+        if not isinstance(self.keep, tuple) or len(self.keep) > 2:
+            raise _E("keep", "must be a list of at most 2 members")
+        for index, user in enumerate(self.keep):
+            _check.identifier(user, f"keep[{index}]", error=_E)
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """``{"type": "ping"}`` — a browser's heartbeat (it cannot send websocket pings); answered with ``pong``."""
+
+    type: Literal["ping"] = field(default="ping", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """``{"type": "pong"}`` — the answer to a ``ping``."""
+
+    type: Literal["pong"] = field(default="pong", init=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +310,9 @@ class Quality:
 @dataclass(frozen=True, slots=True)
 class PeerInfo:
     """A present member as seen by the recipient; ``polite`` and ``offerer`` are the
-    *recipient's own* roles towards this peer (see `signaling.negotiation`)."""
+    *recipient's own* roles towards this peer (see `signaling.negotiation`);
+    ``resumed``: that member's connection kept its media towards the recipient
+    (its join named the recipient in ``keep``)."""
 
     user: UserId
     role: MemberRole
@@ -293,6 +320,7 @@ class PeerInfo:
     generation: int
     polite: bool
     offerer: bool
+    resumed: bool = False
 
     def __post_init__(self) -> None:
         _check.identifier(self.user, "user", error=_E)
@@ -301,6 +329,7 @@ class PeerInfo:
         _generation(self.generation)
         _check.boolean(self.polite, "polite", error=_E)
         _check.boolean(self.offerer, "offerer", error=_E)
+        _check.boolean(self.resumed, "resumed", error=_E)
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,38 +369,45 @@ class Welcome:
 
 @dataclass(frozen=True, slots=True)
 class Presence:
-    """A member joined or left. ``kind``, ``polite`` and ``offerer`` (the recipient's
-    roles towards that member) come with ``joined`` only.
+    """A member joined, is reconnecting (its socket dropped; its media may still
+    flow) or left. ``kind``, ``polite`` and ``offerer`` (the recipient's roles
+    towards that member) come with ``joined`` only, and ``resumed`` (as in `PeerInfo`) with a
+    ``joined`` that kept its media.
 
-    ``{"type": "presence", "consult", "user", "role", "state": "joined"|"left",
-    "generation", "kind"?, "polite"?, "offerer"?}``
+    ``{"type": "presence", "consult", "user", "role", "state": "joined"|"reconnecting"|"left",
+    "generation", "kind"?, "polite"?, "offerer"?, "resumed"?}``
     """
 
     consult: ConsultId
     user: UserId
     role: MemberRole
-    state: Literal["joined", "left"]
+    state: Literal["joined", "reconnecting", "left"]
     generation: int
     kind: PeerKind | None = None
     polite: bool | None = None
     offerer: bool | None = None
+    resumed: bool | None = None
     type: Literal["presence"] = field(default="presence", init=False)
 
     def __post_init__(self) -> None:
         _check.identifier(self.consult, "consult", error=_E)
         _check.identifier(self.user, "user", error=_E)
         _enum(self.role, MemberRole, "role")
-        if self.state not in ("joined", "left"):
-            raise _E("state", "must be one of: joined, left")
+        if self.state not in ("joined", "reconnecting", "left"):
+            raise _E("state", "must be one of: joined, reconnecting, left")
         _generation(self.generation)
         joined = self.state == "joined"
         for name in ("kind", "polite", "offerer"):
             if (getattr(self, name) is not None) != joined:
                 raise _E(name, "is given exactly when the member joined")
+        if self.resumed is not None and not joined:
+            raise _E("resumed", "is given only when the member joined")
         if joined:
             _enum(self.kind, PeerKind, "kind")
             _check.boolean(self.polite, "polite", error=_E)
             _check.boolean(self.offerer, "offerer", error=_E)
+            if self.resumed is not None:
+                _check.boolean(self.resumed, "resumed", error=_E)
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,8 +442,8 @@ class Error:
 
 
 RelayMessage: TypeAlias = Offer | Answer | Candidate | IceRestart | Bye | Chat | Quality
-ClientMessage: TypeAlias = Join | Consent | RelayMessage
-ServerMessage: TypeAlias = Welcome | Presence | Recording | Error
+ClientMessage: TypeAlias = Join | Consent | Ping | RelayMessage
+ServerMessage: TypeAlias = Welcome | Presence | Recording | Error | Pong
 Message: TypeAlias = ClientMessage | ServerMessage
 
 _KINDS: Final[Mapping[str, type[Message]]] = {
@@ -424,9 +460,11 @@ _KINDS: Final[Mapping[str, type[Message]]] = {
     "presence": Presence,
     "recording": Recording,
     "error": Error,
+    "ping": Ping,
+    "pong": Pong,
 }
 RELAY_TYPES: Final = frozenset({"offer", "answer", "candidate", "ice_restart", "bye", "chat", "quality"})
-CLIENT_TYPES: Final = RELAY_TYPES | {"join", "consent"}
+CLIENT_TYPES: Final = RELAY_TYPES | {"join", "consent", "ping"}
 
 
 # --- parse ------------------------------------------------------------------------
@@ -498,6 +536,7 @@ _DECODE: Final[Mapping[str, Callable[[object, str], Any]]] = {
     "role": lambda v, p: _check.choice(MemberRole, v, p, error=_E),
     "peers": lambda v, p: _list(v, p, _peer),
     "ice_servers": lambda v, p: _list(v, p, _ice_server),
+    "keep": lambda v, p: _list(v, p, lambda u, _: u),
 }
 
 
@@ -554,7 +593,7 @@ def parse(raw: str | bytes | bytearray | Mapping[str, object]) -> Message:
 def parse_client(raw: str | bytes | bytearray | Mapping[str, object]) -> ClientMessage:
     """Like `parse`, but only the kinds a client may send."""
     message = parse(raw)
-    if isinstance(message, (Welcome, Presence, Recording, Error)):
+    if isinstance(message, (Welcome, Presence, Recording, Error, Pong)):
         raise InvalidMessage("type", f"{message.type!r} is sent by the server only")
     return message
 
@@ -562,6 +601,8 @@ def parse_client(raw: str | bytes | bytearray | Mapping[str, object]) -> ClientM
 # --- serialise --------------------------------------------------------------------
 
 _KEEP_NULL: Final = frozenset({"sdpMid", "sdpMLineIndex", "field"})
+# Left out while empty, so a join that keeps nothing reads as before.
+_OMIT_EMPTY: Final = frozenset({"keep"})
 
 
 def _encode_value(value: object) -> object:
@@ -587,6 +628,8 @@ def serialise(message: Message | PeerInfo) -> dict[str, object]:
         wire = f.metadata.get("wire", f.name)
         value = getattr(message, f.name)
         if value is None and wire not in _KEEP_NULL:
+            continue
+        if value == () and wire in _OMIT_EMPTY:
             continue
         result[wire] = _encode_value(value)
     return result

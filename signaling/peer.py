@@ -14,11 +14,17 @@ Negotiation, as the room spec requires of an aiortc peer:
   are applied with ``addIceCandidate`` (held back until the remote description is
   set), an empty candidate being the end-of-candidates;
 * it never rolls back and never restarts ICE: every recovery is a FRESH
-  RTCPeerConnection. When the websocket drops it reconnects with exponential
-  backoff, joins again with the same token and renegotiates every pair; when a
-  pair's connection fails the offerer renegotiates, the answerer asks it to with
-  ``ice_restart``; when another member joins again (a new generation) the pair
-  is renegotiated; an offer with new ICE credentials gets a fresh connection.
+  RTCPeerConnection. When a pair's connection fails the offerer renegotiates,
+  the answerer asks it to with ``ice_restart``; an offer with new ICE
+  credentials gets a fresh connection.
+
+Signaling is not media. When the websocket drops (or goes silent: it pings
+every ``heartbeat`` seconds) the peer connections stay up; the peer reconnects
+with exponential backoff, joins again naming in ``keep`` the members it is
+still connected to, and keeps or renegotiates each pair as `signaling.rejoin`
+says. A join token refused on a rejoin (it expired) is replaced through
+``renew_token`` when one is given (the kiosk's session asks the server for a
+new one, as the pages do).
 
 The room closes the websocket with 4401 (token rejected), 4403 (not a member),
 4409 (room closed) or 4000 (replaced by a newer connection of the same member):
@@ -34,7 +40,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import websockets
 from aiortc import RTCIceCandidate, RTCIceServer, RTCPeerConnection
@@ -69,6 +75,7 @@ from .messages import (
     parse,
 )
 from .pair import PeerLink, remote_candidate
+from .rejoin import PairStep, after_rejoin
 
 __all__ = ["ConsultPeer", "FrameSink", "PeerRefused", "PeerStats", "room_url"]
 
@@ -81,6 +88,9 @@ FATAL_CLOSE_CODES = {
     4403: "not a member of this consult",
     4409: "the consult's room is closed",
 }
+
+#: With its reason, the one refusal a fresh join token can cure (a session that ended cannot).
+TOKEN_REJECTED = (4401, "token_rejected")
 
 #: Called for every received frame: (sender, sender's role, "audio"|"video", frame).
 FrameSink = Callable[[UserId, MemberRole, str, AudioFrame | VideoFrame], None]
@@ -153,7 +163,9 @@ class ConsultPeer:
     through TURN relays only; ``adapt``: how sending adapts to each link (None: it
     does not). ``sending_modes``/``receiving_modes`` say per other member whether
     video, audio only or only writing crosses the link, each way (``quality``
-    messages tell the other side).
+    messages tell the other side). ``heartbeat``: seconds between websocket pings
+    (a socket silent for twice as long is given up); ``renew_token``: returns a
+    fresh join token when the room refuses ours (it may raise `PeerRefused`).
     """
 
     def __init__(
@@ -175,6 +187,8 @@ class ConsultPeer:
         relay_only: bool = False,
         adapt: AdaptOptions | None = AdaptOptions(),  # noqa: B008 - frozen
         quality_interval: float = 2.0,
+        heartbeat: float = 4.0,
+        renew_token: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         if not room.startswith(("ws://", "wss://")):
             raise ValueError("room must be a ws:// or wss:// URL")
@@ -190,6 +204,8 @@ class ConsultPeer:
         self._open_timeout = open_timeout
         self._connect_timeout = connect_timeout
         self._answer_grace = answer_grace
+        self._heartbeat = heartbeat
+        self._renew_token = renew_token
         self._relay = MediaRelay()
         self._links: dict[UserId, PeerLink] = {}
         self._present: dict[UserId, _Present] = {}
@@ -209,6 +225,8 @@ class ConsultPeer:
         self.stats = PeerStats()
         self.chats: list[Chat] = []
         self.byes: list[Bye] = []
+        #: Members whose signaling socket dropped (announced ``reconnecting``), until they rejoin or leave.
+        self.reconnecting: set[UserId] = set()
 
     # --- what tests and the command line look at ------------------------------------
 
@@ -300,10 +318,14 @@ class ConsultPeer:
             max_size=MAX_MESSAGE_BYTES + 1024,
             compression=None,
             proxy=None,
+            ping_interval=self._heartbeat,
+            ping_timeout=self._heartbeat / 2,
+            close_timeout=self._heartbeat / 2,  # a silent socket cannot finish a closing handshake either
         ) as ws:
             self._ws = ws
             try:
-                await ws.send(encode(self._join))
+                kept = tuple(sorted(user for user, link in self._links.items() if link.connected))
+                await ws.send(encode(replace(self._join, keep=kept)))
                 async for raw in ws:
                     message = parse(raw)
                     if isinstance(message, Welcome):
@@ -317,10 +339,13 @@ class ConsultPeer:
                 for task in self._session_tasks:
                     task.cancel()
                 self._session_tasks.clear()
-                await self._close_links()
                 self._present.clear()
                 self._early_candidates.clear()
         code = ws.close_code
+        if (code, ws.close_reason) == TOKEN_REJECTED and self._renew_token is not None and not self._stop.is_set():
+            log.info("join token refused: asking for a new one")
+            self._join = replace(self._join, token=await self._renew_token())
+            return welcomed
         if code in FATAL_CLOSE_CODES and not self._stop.is_set():
             raise PeerRefused(code, ws.close_reason or FATAL_CLOSE_CODES[code])
         log.info("signaling connection closed (code %s)", code)
@@ -385,28 +410,42 @@ class ConsultPeer:
             welcome.consult, welcome.user, welcome.role.value, welcome.generation, len(welcome.peers),
         )
         for peer in welcome.peers:
-            await self._on_joined(peer.user, _Present(peer.role, peer.generation, peer.offerer))
+            await self._on_joined(peer.user, _Present(peer.role, peer.generation, peer.offerer), peer.resumed)
         self._spawn(self._report_quality())
 
     async def _on_presence(self, presence: Presence) -> None:
+        if presence.state == "reconnecting":
+            log.info("%s is reconnecting (generation %d)", presence.user, presence.generation)
+            self.reconnecting.add(presence.user)
+            return
+        self.reconnecting.discard(presence.user)
         if presence.state == "left":
             log.info("%s left (generation %d)", presence.user, presence.generation)
             self._present.pop(presence.user, None)
             return
         log.info("%s joined (generation %d)", presence.user, presence.generation)
         offerer = presence.offerer is True  # a joined presence always carries it
-        await self._on_joined(presence.user, _Present(presence.role, presence.generation, offerer))
+        present = _Present(presence.role, presence.generation, offerer)
+        await self._on_joined(presence.user, present, presence.resumed is True)
 
-    async def _on_joined(self, user: UserId, present: _Present) -> None:
+    async def _on_joined(self, user: UserId, present: _Present, resumed: bool) -> None:
         self._present[user] = present
         link = self._links.get(user)
-        if link is not None and link.generation == present.generation:
+        step = after_rejoin(
+            has_link=link is not None, connected=link is not None and link.connected,
+            same_generation=link is not None and link.generation == present.generation,
+            resumed=resumed, offerer=present.offerer,
+        )  # fmt: skip
+        if step is PairStep.KEEP and link is not None:
+            log.info("keeping the connection to %s", user)
+            link.generation = present.generation
             return
-        if link is not None:
-            # The other side came back on a new connection: renegotiate from scratch.
-            await self._drop_link(user)
-        if present.offerer:
+        await self._drop_link(user)
+        if step is PairStep.OFFER:
             await self._offer(user)
+        elif step is PairStep.ASK_RESTART:
+            log.info("connection to %s lost: asking it to renegotiate", user)
+            await self._send(IceRestart(to=user))
 
     def _new_link(self, user: UserId, offerer: bool) -> PeerLink:
         present = self._present.get(user)

@@ -24,6 +24,14 @@ Relay rules (`Room.route`):
   default), delivered after the welcome when it joins again; a (re)join starts
   a new negotiation, so queued offers, answers, candidates and ICE restarts
   from or for the member's previous connection are dropped (chat and bye stay).
+
+Signaling is not media: the RTCPeerConnections run peer to peer and outlive a
+dropped socket. A member whose socket dropped (`Room.leave` with ``away``) is
+announced as ``reconnecting``, and as ``left`` only if it has not joined again
+when the server's grace period ends (`Room.gone`). A rejoin names in
+``keep`` the members it still has a connected RTCPeerConnection with; each of
+them learns it (``resumed``) and keeps its side, so nobody renegotiates a
+working call.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import Literal
 
 from . import _check
 from .consult import Consult, ConsultState
@@ -164,6 +173,7 @@ class Room:
         self._present: dict[UserId, Connection] = {}
         self._generations: dict[UserId, int] = {}
         self._last_kind: dict[UserId, PeerKind] = {}
+        self._kept: dict[UserId, frozenset[UserId]] = {}
         self._consent: dict[UserId, bool] = {}
         for user, consent in (consents or {}).items():
             if self.role_of(user, field="consents") is MemberRole.RECORDER:
@@ -339,6 +349,7 @@ class Room:
         self._generations[user] = generation
         self._present[user] = Connection(message.kind, generation, now)
         self._last_kind[user] = message.kind
+        self._kept[user] = frozenset(message.keep)
 
         peers: list[PeerInfo] = []
         deliveries: list[Delivery] = []
@@ -349,13 +360,13 @@ class Room:
             peers.append(
                 PeerInfo(
                     other, self._members[other], conn.kind, conn.generation,
-                    polite=mine.polite, offerer=mine.offerer,
+                    polite=mine.polite, offerer=mine.offerer, resumed=user in self._kept.get(other, ()),
                 )  # fmt: skip
             )
             theirs = self._roles(other, user, message.kind)
             presence = Presence(
                 self._consult_id, user, role, "joined", generation,
-                kind=message.kind, polite=theirs.polite, offerer=theirs.offerer,
+                kind=message.kind, polite=theirs.polite, offerer=theirs.offerer, resumed=(other in message.keep) or None,
             )  # fmt: skip
             deliveries.append(Delivery(other, conn.generation, presence))
         recording, notes = self._recording_change(before, exclude=user)
@@ -399,17 +410,29 @@ class Room:
             for role in (MemberRole.REQUESTER, MemberRole.SPECIALIST)
         )
 
-    def leave(self, user: UserId, generation: int, now: datetime) -> LeaveResult | None:
+    def leave(self, user: UserId, generation: int, now: datetime, *, away: bool = False) -> LeaveResult | None:
         """``user``'s connection of ``generation`` closed. None (nothing to do) if that
-        connection was already replaced by a newer one, or never joined."""
+        connection was already replaced by a newer one, or never joined. ``away``: the
+        socket dropped rather than said goodbye, so the others hear ``reconnecting``;
+        the server calls `gone` when its grace period ends."""
         _check.aware(now, "now")
         conn = self._present.get(user)
         if conn is None or conn.generation != generation:
             return None
         del self._present[user]
-        left = Presence(self._consult_id, user, self._members[user], "left", generation)
-        deliveries = tuple(Delivery(u, c.generation, left) for u, c in self._sorted_present())
-        return LeaveResult(deliveries)
+        return self._announce(user, "reconnecting" if away else "left", generation)
+
+    def gone(self, user: UserId, generation: int, now: datetime) -> LeaveResult | None:
+        """The grace period of ``user``'s dropped connection of ``generation`` ended:
+        ``left`` for the others, unless it joined again meanwhile (None)."""
+        _check.aware(now, "now")
+        if self._closed or user in self._present or self._generations.get(user) != generation:
+            return None
+        return self._announce(user, "left", generation)
+
+    def _announce(self, user: UserId, state: Literal["reconnecting", "left"], generation: int) -> LeaveResult:
+        note = Presence(self._consult_id, user, self._members[user], state, generation)
+        return LeaveResult(tuple(Delivery(u, c.generation, note) for u, c in self._sorted_present()))
 
     def _require_open(self) -> None:
         if self._closed:

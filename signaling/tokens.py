@@ -1,6 +1,7 @@
 """Join tokens: how a member proves, at join, that the server let it into a room.
 
 A token is 32 random bytes from `secrets`, URL-safe base64 (43 characters),
+never starting with ``-`` (a command line would take it for an option),
 handed to one user for one consult. Only its SHA-256 digest is stored (in a
 `JoinGrant`, and in PostgreSQL by the server); a presented token is hashed and
 compared with `hmac.compare_digest`. A token is bound to (consult, user) and
@@ -75,6 +76,8 @@ def issue_join_token(
     if ttl <= timedelta(0):
         raise InvalidValue("ttl", "must be positive")
     token = secrets.token_urlsafe(TOKEN_BYTES)
+    while token.startswith("-"):  # 1 in 64: draw again rather than change the alphabet
+        token = secrets.token_urlsafe(TOKEN_BYTES)
     grant = JoinGrant(consult_id, user, token_digest(token), now + ttl)
     return IssuedToken(token, grant)
 

@@ -8,13 +8,14 @@ import pydantic
 from aiohttp import web
 
 from dispatch.doctrine import needs_from_capabilities
+from dispatch.errors import Refused
 from dispatch.geo import Point, distance_m
 from dispatch.units import UnitKind
-from server import assignments, audit, dispatch_guard, events, incidents
-from server.api_schemas import ASSIGNMENT, CALL_TAKEN, DISPATCH_REFUSED, DISPATCH_STATE, INCIDENT, INTEGER, STRING, TIERS, array, obj
+from server import assignments, audit, dispatch_guard, events, incidents, phone_presence
+from server.api_schemas import ANY, ASSIGNMENT, CALL_TAKEN, DISPATCH_REFUSED, DISPATCH_STATE, INCIDENT, INTEGER, STRING, TIERS, array, obj
 from server.errors import Conflict, InvalidField, NotFound
 from server.handlers.auth import actor_of
-from server.keys import CONFIG, FLEET, METRICS, POOL
+from server.keys import CONFIG, FLEET, METRICS, POOL, TRIAGE
 from server.roles import Role
 from server.routing import Routes, json_response, read_body
 
@@ -92,7 +93,7 @@ async def create_call(request: web.Request) -> web.Response:
     if "location" in body:
         body["location"] = dict(body["location"])
     pool, fleet, settings = request.app[POOL], request.app[FLEET], _settings(request)
-    triage = await incidents.load_triage(pool)
+    triage = await request.app[TRIAGE].get()
     actor = actor_of(request)
     row, created = await incidents.record_call(pool, actor, incidents.CallIntake.parse(body), triage)
     if created:
@@ -135,7 +136,7 @@ async def _send_first(
                 request.app[POOL], request.app[FLEET], _settings(request), triage, assignments.SYSTEM,
                 incident_id, candidate["unit_id"], request.app[METRICS], auto=True,
             )
-        except (Conflict, NotFound):
+        except (Conflict, NotFound, Refused):
             continue
         return assignment, frozenset(candidate["capabilities"])
     return None, frozenset()
@@ -147,7 +148,7 @@ async def update_incident(request: web.Request) -> web.Response:
     if isinstance(changes.get("location"), dict):
         changes["location"] = dict(changes["location"])
     pool = request.app[POOL]
-    triage = await incidents.load_triage(pool)
+    triage = await request.app[TRIAGE].get()
     row = await incidents.update(pool, actor_of(request), request.match_info["id"], changes, triage)
     tiers = await incidents.recommend_for(request.app[FLEET], _settings(request), row)
     return json_response({"incident": incidents.incident_json(row), **tiers})
@@ -160,16 +161,18 @@ async def recommendations(request: web.Request) -> web.Response:
     return json_response(await dispatch_guard.state(pool, request.app[FLEET], _settings(request), row))
 
 
-@routes.route("POST", "/api/incidents/{id}/dispatch", roles=OPERATOR, summary="Send a unit (atomic; 409 with a fresh recommendation if it was taken, 409 stale for another expected_version, 409 already_assigned for a further unit not sent as additional)", body=DispatchBody, returns={201: obj(assignment=ASSIGNMENT, assignment_version=INTEGER), 409: DISPATCH_REFUSED})
+@routes.route("POST", "/api/incidents/{id}/dispatch", roles=OPERATOR, summary="Send a unit (atomic; 409 with a fresh recommendation if it was taken, 409 stale for another expected_version, 409 already_assigned for a further unit not sent as additional)", body=DispatchBody, returns={201: obj(assignment=ASSIGNMENT, assignment_version=INTEGER, warnings=array(ANY)), 409: DISPATCH_REFUSED})
 async def dispatch_unit(request: web.Request) -> web.Response:
     body = await read_body(request, DispatchBody)
     pool = request.app[POOL]
-    triage = await incidents.load_triage(pool)
+    triage = await request.app[TRIAGE].get()
     assignment = await assignments.dispatch(
         pool, request.app[FLEET], _settings(request), triage, actor_of(request), request.match_info["id"], body.unit_id, request.app[METRICS],
         expected_version=body.expected_version, additional=body.additional, override_reason=body.override_reason,
     )
-    return json_response({"assignment": assignment, "assignment_version": assignment["assignment_version"]}, status=201)
+    phone = (await phone_presence.phones(pool, [body.unit_id], _settings(request).phone_offline_s))[body.unit_id]
+    warnings = [] if phone["connected"] else [phone_presence.offline_warning(body.unit_id, phone)]
+    return json_response({"assignment": assignment, "assignment_version": assignment["assignment_version"], "warnings": warnings}, status=201)
 
 
 @routes.route("POST", "/api/incidents/{id}/assignments/{assignment_id}/cancel", roles=OPERATOR, summary="Withdraw a unit from the incident", returns={200: obj(assignment_id=INTEGER, unit_id=STRING, status=STRING)})
@@ -224,7 +227,7 @@ async def set_destination(request: web.Request) -> web.Response:
         )
         await events.append(
             con, "incident.destination",
-            {"incident_id": str(row["id"]), "destination": body.facility, "by": actor.username},
+            {"incident_id": str(row["id"]), "destination": body.facility, "by": actor.username, **incidents.state_of(updated)},
             [incidents.OPERATORS, *await incidents.active_unit_audience(con, row["id"])],
         )
         await audit.record(con, actor, "incident.destination", f"incident:{row['id']}", {"facility": body.facility})

@@ -16,15 +16,14 @@ import pydantic
 from aiohttp import web
 
 from server import audit, consult_access, consult_files, consults, oncall, room_socket, rooms
-from server.api_schemas import ANY, BOOLEAN, CONSULT, FILE, INTEGER, OBJECT, ON_CALL, STRING, TIME, array, obj
+from server.api_schemas import ANY, BOOLEAN, CONSULT, FILE, INTEGER, NUMBER, OBJECT, ON_CALL, STRING, TIME, array, obj
 from server.consults import member_id
-from server.errors import Conflict, Forbidden
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, POOL, SESSION, USER
 from server.roles import PUBLIC, Role
 from server.routing import Routes, json_response, read_body, read_query
+from signaling.access import Action
 from signaling.consult import ConsultState
-from signaling.errors import NotAMember
 
 routes = Routes("consults")
 
@@ -151,10 +150,7 @@ async def upload_attachment(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     pool = request.app[POOL]
     stored = await consults.load(pool, _id(request))
-    if stored.consult.requester != member_id(request[USER]):
-        raise Forbidden("only the requesting doctor may attach files")
-    if stored.consult.state.terminal:
-        raise Conflict(f"the consult is {stored.consult.state.value}", field="state")
+    stored.require(request[USER], Action.ADD_FILES)
     upload = await consult_files.read_upload(request, config)
     async with pool.acquire() as con:
         entry = await consult_files.store(con, config, actor_of(request), stored, upload)
@@ -177,19 +173,17 @@ async def download_attachment(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@routes.route("POST", "/api/consults/{id}/join", roles=DOCTORS, summary="A join token for the consult's video room (its two doctors)", returns={200: obj(token=STRING, expires_at=TIME, consult=STRING, member=STRING, room_url=STRING, ice_servers=array())})
+@routes.route("POST", "/api/consults/{id}/join", roles=DOCTORS, summary="A join token for the consult's video room (its two doctors)", returns={200: obj(token=STRING, expires_at=TIME, consult=STRING, member=STRING, room_url=STRING, ice_servers=array(), heartbeat_s=NUMBER)})
 async def join_room(request: web.Request) -> web.Response:
     user = request[USER]
     stored = await consults.load(request.app[POOL], _id(request))
-    if not stored.is_member(user):
-        raise NotAMember(str(user.id))
-    if not stored.consult.state.has_room:
-        raise Conflict(f"a {stored.consult.state.value} consult has no room", field="state")
+    stored.require(user, Action.JOIN)
     token, expires = await rooms.issue_token(request.app, stored.id, member_id(user), actor_of(request), request[SESSION].id)
     ice = rooms.ice_for(request.app, str(user.id), consults.now())
     return json_response({
         "token": token, "expires_at": expires, "consult": stored.id, "member": str(user.id),
         "room_url": f"/ws/consults/{stored.id}", "ice_servers": [s.to_dict() for s in ice],
+        "heartbeat_s": request.app[CONFIG].consult.heartbeat_s,
     })
 
 

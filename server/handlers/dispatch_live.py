@@ -9,12 +9,12 @@ from aiohttp import web
 
 from dispatch.geo import Point
 from dispatch.status import Actor, UnitStatus, next_statuses
-from server import assignments, audit, incidents, unit_messages, unit_replay
+from server import assignments, audit, incidents, missed_dispatches, phone_presence, unit_messages, unit_replay
 from server.api_schemas import ANY
 from server.fleet import UNIT_COLUMNS, crew_moves, unit_snapshot
 from server.handlers.auth import actor_of
-from server.keys import CONFIG, METRICS, POOL, POSITIONS, USER
-from server.live import audience_of, serve_socket
+from server.keys import CONFIG, METRICS, POOL, POSITIONS, TRIAGE, USER
+from server.live import audience_of, resume_point, serve_socket
 from server.positions import Fix
 from server.roles import Role
 from server.routing import Routes
@@ -26,17 +26,21 @@ async def unit_state(request: web.Request) -> dict[str, Any]:
     """The unit as it is now, and the dispatch it is on: what a phone needs after (re)connecting."""
     unit_id = request[USER].unit_id
     assert unit_id is not None  # the route admits field_team accounts only, each bound to a unit
-    pool = request.app[POOL]
+    pool, settings = request.app[POOL], request.app[CONFIG].dispatch
     async with pool.acquire() as con:
         unit = await con.fetchrow(f"SELECT {UNIT_COLUMNS} FROM units WHERE id = $1", unit_id)
         active = await assignments.active_assignment(con, unit_id)
         dispatch = None
         if active is not None:
             incident = await incidents.get(con, str(active["incident_id"]))
-            triage = await incidents.load_triage(con)
+            triage = await request.app[TRIAGE].get()
             call_type = triage.get(incident["call_type"]) if incident["call_type"] in triage else None
             dispatch = {"assignment": assignments.assignment_json(active), "incident": incidents.crew_view(incident, call_type)}
             await audit.record(con, actor_of(request), "incident.read", f"incident:{incident['id']}", {"via": "unit socket"})
+        after = resume_point(request)
+        missed = [] if after is None else await missed_dispatches.missed(con, unit_id, after, settings.unit_replay_h)
+        for entry in missed:
+            await audit.record(con, actor_of(request), "incident.read", f"incident:{entry['incident']['incident_id']}", {"via": "missed dispatch"})
     status = UnitStatus(unit["status"])
     return {
         "unit": unit_snapshot(unit),
@@ -44,6 +48,10 @@ async def unit_state(request: web.Request) -> dict[str, Any]:
         "next_statuses": [s.value for s in next_statuses(status, Actor.CREW)],
         # Every status's crew moves: a phone without signal still offers the right buttons.
         "crew_table": {s.value: crew_moves(s) for s in UnitStatus},
+        # Dispatches withdrawn for no answer while the phone was away (it resumed from before them).
+        "missed": missed,
+        # The phone pings this often, and takes its link for dead when its pings go unanswered.
+        "ping_s": settings.phone_ping_s,
     }
 
 
@@ -53,8 +61,11 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
     unit_id = user.unit_id
     assert unit_id is not None  # a field_team account is bound to a unit (a database constraint)
     actor = actor_of(request)
+    resume_point(request)  # a bad ?after is refused before the phone counts as connected
+    presence = phone_presence.PhoneSocket(request.app[POOL], unit_id, request.app[CONFIG].dispatch)
 
     async def on_message(raw: dict[str, Any]) -> dict[str, Any] | None:
+        await presence.heard()
         message = unit_messages.parse(raw, dt.datetime.now(dt.UTC))
         ref = raw.get("ref")
         if isinstance(message, unit_messages.PositionReport):
@@ -77,10 +88,14 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
                 "crew_moves": crew_moves(status), "unit": result["unit"], "duplicate": result.get("duplicate", False)}
 
     # GPS fixes and pings change no state: they rely on the socket closing when the session ends.
-    return await serve_socket(
-        request, audience_of(user), on_message, greeting=lambda: unit_state(request), cheap=frozenset({"ping", "position"}),
-        horizon=lambda: unit_replay.horizon(request.app[POOL], unit_id, request.app[CONFIG].dispatch.unit_replay_h),
-    )
+    await presence.open()
+    try:
+        return await serve_socket(
+            request, audience_of(user), on_message, greeting=lambda: unit_state(request), cheap=frozenset({"ping", "position"}),
+            horizon=lambda: unit_replay.horizon(request.app[POOL], unit_id, request.app[CONFIG].dispatch.unit_replay_h),
+        )
+    finally:
+        await presence.close()
 
 
 @routes.route("GET", "/ws/operator", roles=frozenset({Role.OPERATOR, Role.ADMIN}), summary="Websocket for the console: calls, recommendations, assignments, statuses, alerts; unit positions batched; ?after=N resumes", returns={101: ANY})

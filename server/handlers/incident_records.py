@@ -28,7 +28,7 @@ from server.api_schemas import INCIDENT, OBJECT, array, obj
 from server.assignments import ASSIGNMENT_COLUMNS, assignment_json
 from server.fleet import UNIT_COLUMNS, unit_from_row
 from server.handlers.auth import actor_of
-from server.keys import CONFIG, POOL
+from server.keys import CONFIG, POOL, TRIAGE
 from server.roles import Role
 from server.routing import Routes, json_response, read_query
 from server.strict_input import Instant
@@ -153,7 +153,7 @@ async def eido(request: web.Request) -> web.Response:
     ]
     document = incident_to_eido(
         core_incident(row), agency_id=request.app[CONFIG].dispatch.agency_id, generated_at=dt.datetime.now(dt.UTC),
-        units=[unit_from_row(u) for u in units], timeline=entries, table=await incidents.load_triage(pool), include_caller=bool(row["caller_phone"]),
+        units=[unit_from_row(u) for u in units], timeline=entries, table=await request.app[TRIAGE].get(), include_caller=bool(row["caller_phone"]),
     )
     await audit.record(pool, actor_of(request), "incident.export", f"incident:{row['id']}", {"format": "eido"})
     return json_response(document)

@@ -11,7 +11,7 @@ from server import audit, events
 from server.api_schemas import OBJECT, array, obj
 from server.errors import InvalidField
 from server.handlers.auth import actor_of
-from server.keys import POOL
+from server.keys import POOL, TRIAGE
 from server.roles import ALL_ROLES, Role
 from server.routing import Routes, json_response, read_body
 
@@ -54,4 +54,5 @@ async def put_call_type(request: web.Request) -> web.Response:
         )
         await events.append(con, "triage.updated", {"call_type": dict(row), "by": actor.username}, ["role:operator", "role:admin"])
         await audit.record(con, actor, "triage.put", f"call_type:{code}", dict(row))
+    request.app[TRIAGE].changed()  # this process reads its own change at once; the others on the event
     return json_response({"call_type": dict(row)})

@@ -13,7 +13,7 @@ from aiohttp import web
 from dispatch.staleness import is_stale
 from dispatch.status import UnitStatus
 from dispatch.units import parse_unit_kind, unit_capabilities
-from server import assignments, audit, events
+from server import assignments, audit, events, phone_presence
 from server.api_schemas import UNIT, UNIT_STATUS, array, obj
 from server.errors import Conflict, InvalidField, NotFound
 from server.fleet import UNIT_COLUMNS, unit_snapshot
@@ -71,7 +71,8 @@ async def list_units(request: web.Request) -> web.Response:
     rows = await request.app[POOL].fetch(f"SELECT {UNIT_COLUMNS} FROM units ORDER BY callsign")
     max_age = dt.timedelta(seconds=request.app[CONFIG].dispatch.stale_position_s)
     now = dt.datetime.now(dt.UTC)
-    return json_response({"units": [_board_entry(r, max_age, now) for r in rows]})
+    board = [_board_entry(r, max_age, now) for r in rows]
+    return json_response({"units": await phone_presence.with_phones(request.app[POOL], board, request.app[CONFIG].dispatch.phone_offline_s, key="id")})
 
 
 async def _check_refs(con: asyncpg.Connection, facility: str | None, kelurahan: str | None) -> None:

@@ -4,6 +4,8 @@ audit log; see the last backup and a failed one. Refused input shows the server'
 
 from __future__ import annotations
 
+import re
+
 import asyncpg
 from playwright.async_api import expect
 
@@ -190,3 +192,34 @@ async def test_a_change_made_elsewhere_leaves_an_edit_under_way_as_it_is(pages: 
     await expect(admin.locator("#triage-message")).to_contain_text("elderly_fall")
     assert await con.fetchval("SELECT label_en FROM triage_types WHERE code = 'elderly_fall'") == "Fall of an older person"
     await expect(new.locator("[name=code]")).to_have_value("tenggelam")
+
+
+async def test_the_triage_editor_shows_transport_as_its_own_need(pages: Pages, con: asyncpg.Connection) -> None:
+    carried, stays = [await con.fetchval(
+        f"SELECT code FROM triage_types WHERE active AND {'' if needs else 'NOT '}'transport' = ANY(capabilities) ORDER BY code LIMIT 1")
+        for needs in (True, False)]
+    care = sorted(c for c in await con.fetchval("SELECT capabilities FROM triage_types WHERE code = $1", carried) if c != "transport")
+    admin = await pages.login(await pages.context(CONSOLE), "admin", "demo119", "/admin.html")
+    await expect(admin.locator("body")).to_have_attribute("data-ready", "true")
+    row, other = admin.locator(f"#triage tr[data-code='{carried}']"), admin.locator(f"#triage tr[data-code='{stays}']")
+    # Transport is not listed among the care a first responder gives; it is a checkbox of its own.
+    await expect(row.locator("[name=capabilities]")).to_have_value(", ".join(care))
+    await expect(row.locator("[name=transport]")).to_be_checked()
+    await expect(row.locator("[name=transport]")).to_have_attribute("aria-label", "Perlu angkut pasien")
+    await expect(other.locator("[name=transport]")).not_to_be_checked()
+    await expect(admin.locator("#triage-h + p + table th").nth(5)).to_have_text("Perlu angkut pasien")
+    await admin.click("#lang-en")
+    await expect(admin.locator("#triage-h + p + table th").nth(4)).to_have_text("Care capabilities")
+    await expect(admin.locator("#triage-h + p + table th").nth(5)).to_have_text("Needs transport")
+
+    # The box decides whether the call type needs transport; its care stays as it was.
+    await row.locator("[name=transport]").uncheck()
+    await row.locator("button.save").click()
+    await expect(admin.locator("#triage-message")).to_contain_text(carried)
+    assert sorted(await con.fetchval("SELECT capabilities FROM triage_types WHERE code = $1", carried)) == care
+    await other.locator("[name=transport]").check()
+    await other.locator("button.save").click()
+    await expect(admin.locator("#triage-message")).to_contain_text(stays)
+    assert "transport" in await con.fetchval("SELECT capabilities FROM triage_types WHERE code = $1", stays)
+    await expect(other.locator("[name=transport]")).to_be_checked()
+    await expect(other.locator("[name=capabilities]")).not_to_have_value(re.compile("transport"))

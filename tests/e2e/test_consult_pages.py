@@ -112,10 +112,11 @@ async def test_video_consult_between_the_two_pages(pages: Pages, api: Api, con: 
     await sp.fill("#chat-text", "Siang, saya lihat <i>ST elevasi</i>.")
     await sp.click("#chat-form button[type=submit]")
     await expect(pkm.locator("#chat-log")).to_contain_text("Siang, saya lihat <i>ST elevasi</i>.")
-    # The puskesmas's signaling socket drops: it rejoins with its token, both sides renegotiate, video flows again.
+    # The puskesmas's signaling socket drops: it rejoins with its token, and both keep the call they have.
     old_pc = await pkm.evaluate_handle("window.__room.pc")
     await pkm.click("#room-reconnect")
-    await pkm.wait_for_function("(old) => window.__room.pc && window.__room.pc !== old", arg=old_pc, timeout=10000)
+    await pkm.wait_for_function("() => window.__room.me.generation === 2", timeout=10000)
+    assert await pkm.evaluate("(old) => window.__room.pc === old", old_pc)
     await expect(pkm.locator("#room-state")).to_have_attribute("data-state", "connected")
     deadline = time.monotonic() + 10
     assert await frames_growing(pkm, deadline) > 0

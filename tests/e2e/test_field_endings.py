@@ -21,6 +21,7 @@ async def test_on_scene_the_next_step_is_first_and_ending_the_case_asks(pages: P
     await phone.click("#accept")
     await phone.click("#status-buttons .status-button[data-status='on_scene']")
     await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "on_scene")
+    await expect(phone.locator("#outbox")).to_be_hidden()  # shown at once; delivered once the outbox is empty
 
     buttons = phone.locator("#status-buttons button")
     await expect(buttons).to_have_count(4)
@@ -42,5 +43,6 @@ async def test_on_scene_the_next_step_is_first_and_ending_the_case_asks(pages: P
     await no_patient.click()
     await phone.click("#confirm-end-yes")
     await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "available")
+    await expect(phone.locator("#outbox")).to_be_hidden()
     assert await con.fetchval(
         "SELECT reason FROM unit_status_log WHERE unit_id = $1 ORDER BY id DESC LIMIT 1", unit_id) == "no_patient"

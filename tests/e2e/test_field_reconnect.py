@@ -42,6 +42,7 @@ async def test_field_page_recovers_from_a_cut_and_gets_the_dispatch_it_missed(pa
     await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "unavailable")
     await phone.click("#status-buttons .status-button[data-status='available']")
     await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "available")
+    await expect(phone.locator("#outbox")).to_be_hidden()  # a press shows at once; the server has both once it is empty
 
     # 2. The network goes away: the socket is closed under the page and reconnecting fails for a while.
     await network.cut()
@@ -66,6 +67,7 @@ async def test_field_page_recovers_from_a_cut_and_gets_the_dispatch_it_missed(pa
     await expect(phone.locator("#incident-details")).to_contain_text("Jl. Ceger Raya 99")
     await phone.click("#accept")
     await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "en_route")
+    await expect(phone.locator("#outbox")).to_be_hidden()
     status, units = await api.call("GET", "/api/units", operator)
     assert next(u for u in units["units"] if u["id"] == FIELD_UNIT)["status"] == "en_route"
     assert await con.fetchval("SELECT acknowledged_at IS NOT NULL FROM assignments WHERE id = $1", sent["assignment"]["id"])
@@ -81,6 +83,7 @@ async def test_reports_made_without_signal_are_sent_later_with_their_times(pages
     assignment_id = sent["assignment"]["id"]
     await phone.click("#accept")
     await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "en_route")
+    await expect(phone.locator("#outbox")).to_be_hidden()
 
     # Out of coverage: the crew still reports arrival, then leaves with the patient a little later.
     await network.cut()

@@ -195,6 +195,32 @@ async def test_a_join_after_the_consult_ended_is_refused_before_its_event_arrive
     assert sp_ws.close_code == 4409
 
 
+async def test_a_chat_after_the_consult_ended_is_refused_before_its_event_arrives(capi: Api) -> None:
+    """Another process may end the consult in the database before its event reaches this one: a chat is then
+    refused from the database (nothing stored), and the room it finds still open is closed."""
+    consult_id, pk, sp = await accepted_consult(capi)
+    pk_ws, _ = await join(capi, consult_id, await token_for(capi, consult_id, pk))
+    sp_ws, _ = await join(capi, consult_id, await token_for(capi, consult_id, sp))
+    await pk_ws.send(json.dumps({"type": "chat", "text": "EKG terkirim"}))
+    assert (await recv(sp_ws, "chat"))["from"] == await me(capi, pk)
+    con = await asyncpg.connect(capi.dsn)
+    try:
+        # The change without its event: as if the bus had not delivered it yet.
+        await con.execute("UPDATE consults SET state = 'cancelled', ended_at = now() WHERE id = $1", uuid.UUID(consult_id))
+        await pk_ws.send(json.dumps({"type": "chat", "text": "masih di sana?"}))
+        reply = await recv(pk_ws, "error")
+        assert (reply["code"], reply["field"]) == ("room_closed", "state")
+        for ws in (pk_ws, sp_ws):
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "chat"
+            assert ws.close_code == 4409
+        texts = await con.fetch("SELECT text FROM consult_chat WHERE consult_id = $1", uuid.UUID(consult_id))
+        assert [t["text"] for t in texts] == ["EKG terkirim"]
+    finally:
+        await con.close()
+
+
 async def test_bad_and_misaddressed_messages_get_errors_and_the_room_survives(capi: Api) -> None:
     consult_id, pk, sp = await accepted_consult(capi)
     _, body = await request_consult(capi, pk)

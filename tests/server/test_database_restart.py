@@ -29,7 +29,8 @@ async def test_events_flow_again_after_the_database_restarts() -> None:
                     except OSError:
                         await asyncio.sleep(0.1)
                 async with con.transaction():
-                    event_id = await events.append(con, "after.restart", {}, ["role:operator"])
+                    await events.append(con, "after.restart", {}, ["role:operator"])
+                event_id = await con.fetchval("SELECT max(id) FROM events")
                 await con.close()
                 while True:
                     message = json.loads(await asyncio.wait_for(ws.recv(), 15))

@@ -11,30 +11,34 @@ import asyncpg
 import websockets
 
 from server import db, events
+from server.bus import EventBus
+from server.config import DatabaseSettings
+from server.metrics import Metrics
 from tests.conftest import Api, app_config, start_api
 
 
-async def _write_event(dsn: str, n: int, delay: float) -> int:
+async def _write_events(dsn: str, n: int, delay: float) -> None:
     con = await db.connect(dsn)
     try:
         async with con.transaction():
-            event_id = await events.append(con, "test.event", {"n": n}, ["role:operator"])
-            # Hold the transaction open after numbering: the trap is a late commit of a lower id.
+            await events.append(con, "test.event", {"n": n, "part": 1}, ["role:operator"])
+            await events.append(con, "test.event", {"n": n, "part": 2}, ["role:operator"])
+            # Hold the transaction open after appending: the trap is a late commit of a lower id.
             await asyncio.sleep(delay)
-        return event_id
     finally:
         await con.close()
 
 
 async def test_ids_become_visible_in_order_without_gaps_under_concurrent_writers(demo_dsn: str) -> None:
     writers = 60
+    total = 2 * writers
     reader = await db.connect(demo_dsn)
     seen: list[int] = []
     done = asyncio.Event()
 
     async def poll() -> None:
         last = 0
-        while not done.is_set() or last < writers:
+        while not done.is_set() or last < total:
             rows = await reader.fetch("SELECT id FROM events WHERE id > $1 ORDER BY id", last)
             for r in rows:
                 seen.append(r["id"])
@@ -43,13 +47,35 @@ async def test_ids_become_visible_in_order_without_gaps_under_concurrent_writers
 
     poller = asyncio.create_task(poll())
     rng = random.Random(119)
-    ids = await asyncio.gather(*(_write_event(demo_dsn, n, rng.uniform(0, 0.02)) for n in range(writers)))
+    await asyncio.gather(*(_write_events(demo_dsn, n, rng.uniform(0, 0.02)) for n in range(writers)))
     done.set()
     await asyncio.wait_for(poller, 10)
+    rows = await reader.fetch("SELECT id, payload FROM events ORDER BY id")
     await reader.close()
-    assert sorted(ids) == list(range(1, writers + 1))
+    assert [r["id"] for r in rows] == list(range(1, total + 1))
     # A reader resuming "after the last id it saw" saw every id, in order: nothing committed late.
-    assert seen == list(range(1, writers + 1))
+    assert seen == list(range(1, total + 1))
+    # A transaction's events are consecutive, in the order it appended them.
+    assert [(r["payload"]["n"], r["payload"]["part"]) for r in rows] == [
+        (n, part) for n in [r["payload"]["n"] for r in rows[::2]] for part in (1, 2)
+    ]
+
+
+async def test_a_writer_that_keeps_its_transaction_open_delays_nobody(demo_dsn: str) -> None:
+    slow, quick = await db.connect(demo_dsn), await db.connect(demo_dsn)
+    try:
+        slow_tx = slow.transaction()
+        await slow_tx.start()
+        await events.append(slow, "slow", {}, ["role:operator"])
+        async with asyncio.timeout(2):  # an append used to wait here until the slow writer committed
+            async with quick.transaction():
+                await events.append(quick, "quick", {}, ["role:operator"])
+        assert [r["type"] for r in await quick.fetch("SELECT type FROM events ORDER BY id")] == ["quick"]
+        await slow_tx.commit()
+        assert [r["type"] for r in await quick.fetch("SELECT type FROM events ORDER BY id")] == ["quick", "slow"]
+    finally:
+        await slow.close()
+        await quick.close()
 
 
 async def test_append_outside_a_transaction_is_refused(con: asyncpg.Connection) -> None:
@@ -62,10 +88,13 @@ async def test_append_outside_a_transaction_is_refused(con: asyncpg.Connection) 
 
 
 async def _append(dsn: str, type: str, audience: list[str]) -> int:
+    """Append one event in its own transaction; its id, given at commit."""
     con = await db.connect(dsn)
     try:
         async with con.transaction():
-            return await events.append(con, type, {"type": type}, audience)
+            await events.append(con, type, {"type": type}, audience)
+        event_id: int = await con.fetchval("SELECT max(id) FROM events WHERE type = $1", type)
+        return event_id
     finally:
         await con.close()
 
@@ -149,3 +178,30 @@ async def test_shutdown_closes_sockets_with_going_away(demo_dsn: str) -> None:
         await ws.close()
         await closing
     await client.session.close()
+
+
+async def test_bus_gives_each_subscriber_its_audience_once_and_reads_on_its_own_connection(demo_dsn: str) -> None:
+    pool = await db.create_pool(demo_dsn, DatabaseSettings(pool_min=1, pool_max=1))
+    bus = EventBus(demo_dsn, pool, Metrics(), poll_s=0.2)
+    await bus.start()
+    unit_x, both, everything = bus.subscribe(["unit:x"]), bus.subscribe(["unit:y", "role:operator"]), bus.subscribe(None)
+    gone = bus.subscribe(["unit:x"])
+    bus.unsubscribe(gone)
+    try:
+        async with pool.acquire():  # the handlers hold the whole pool: delivery must not wait for it
+            writer = await db.connect(demo_dsn)
+            async with writer.transaction():
+                await events.append(writer, "to.x", {}, ["unit:x", "role:operator"])
+                await events.append(writer, "to.y", {}, ["unit:y"])
+                await events.append(writer, "to.admin", {}, ["role:admin"])
+            await writer.close()
+            got = {name: [await asyncio.wait_for(sub.queue.get(), 5) for _ in range(n)]
+                   for name, sub, n in (("x", unit_x, 1), ("both", both, 2), ("all", everything, 3))}
+    finally:
+        await bus.stop()
+        await pool.close()
+    assert [e.type for e in got["x"]] == ["to.x"]
+    assert [e.type for e in got["both"]] == ["to.x", "to.y"]  # in both of its audiences, delivered once
+    assert [e.type for e in got["all"]] == ["to.x", "to.y", "to.admin"]
+    assert unit_x.queue.empty() and both.queue.empty() and gone.queue.empty()
+    assert json.loads(got["x"][0].text)["event"] == "to.x"

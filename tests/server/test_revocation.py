@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 import websockets
 
+from server.bus import LISTENER_NAME
 from server.events import Event
 from server.keys import REVOCATIONS
 from server.revocation import CLOSE_SESSION_ENDED, EVENT, EXPIRED, REVOKED, Revocations
@@ -323,7 +324,8 @@ async def test_a_revocation_whose_notify_was_missed_still_closes_the_sockets(api
     console = await live(api, "/ws/operator", await api.login("operator"), "console")
     # Cut the listener and revoke at once, before the bus has listened again (it reconnects in milliseconds).
     listeners = await con.fetch(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'"
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1",
+        LISTENER_NAME,
     )
     await con.execute("UPDATE sessions SET revoked_at = now() WHERE user_id = (SELECT id FROM users WHERE username = 'operator')")
     assert len(listeners) == 1

@@ -71,6 +71,7 @@ def wire(sdp: str) -> list[dict[str, Any]]:
                     "generation": 1,
                     "polite": True,
                     "offerer": True,
+                    "resumed": False,
                 }
             ],
             "ice_servers": [
@@ -101,6 +102,14 @@ def wire(sdp: str) -> list[dict[str, Any]]:
         {"type": "recording", "consult": "c-1", "allowed": True},
         {"type": "error", "code": "invalid_message", "message": "must be a string", "field": "sdp"},
         {"type": "error", "code": "room_closed", "message": "closed", "field": None},
+        {"type": "join", "token": TOKEN, "kind": "aiortc", "keep": ["dr-budi"]},
+        {"type": "presence", "consult": "c-1", "user": "dr-ani", "role": "requester", "state": "reconnecting", "generation": 3},
+        {
+            "type": "presence", "consult": "c-1", "user": "dr-ani", "role": "requester", "state": "joined",
+            "generation": 4, "kind": "aiortc", "polite": False, "offerer": True, "resumed": True,
+        },
+        {"type": "ping"},
+        {"type": "pong"},
     ]
 
 
@@ -271,7 +280,7 @@ def test_duplicate_keys_are_refused() -> None:
 
 def test_parse_client_refuses_server_kinds(sdp_offer: str) -> None:
     for example in wire(sdp_offer):
-        if example["type"] in ("welcome", "presence", "recording", "error"):
+        if example["type"] in ("welcome", "presence", "recording", "error", "pong"):
             with pytest.raises(InvalidMessage) as info:
                 parse_client(example)
             assert info.value.field == "type"

@@ -217,6 +217,40 @@ def test_reconnect_replaces_the_older_connection(world: World) -> None:
     assert ANI not in world.room.present
 
 
+def test_a_dropped_socket_is_reconnecting_until_the_grace_ends_then_left(world: World) -> None:
+    world.join(ANI)
+    world.join(BUDI)
+    away = world.room.leave(ANI, 1, T0 + SEC, away=True)
+    assert away is not None
+    assert away.deliveries == (Delivery(BUDI, 1, Presence(C1, ANI, MemberRole.REQUESTER, "reconnecting", 1)),)
+    gone = world.room.gone(ANI, 1, T0 + 21 * SEC)
+    assert gone is not None
+    assert gone.deliveries == (Delivery(BUDI, 1, Presence(C1, ANI, MemberRole.REQUESTER, "left", 1)),)
+
+
+def test_a_member_back_within_the_grace_never_left(world: World) -> None:
+    world.join(ANI)
+    world.join(BUDI)
+    world.room.leave(ANI, 1, T0 + SEC, away=True)
+    world.join(ANI, at=T0 + 2 * SEC)
+    assert world.room.gone(ANI, 1, T0 + 21 * SEC) is None
+    assert ANI in world.room.present
+
+
+def test_a_rejoin_that_keeps_its_media_says_so_to_the_kept_member_only(world: World) -> None:
+    world.join(ANI, AIORTC, consent=True)
+    world.join(BUDI, AIORTC, consent=True)
+    world.join(REC, AIORTC)
+    world.room.leave(ANI, 1, T0 + SEC, away=True)
+    rejoin = world.room.join(ANI, Join(world.tokens[ANI], AIORTC, keep=(BUDI,)), T0 + 2 * SEC)
+    presence = {d.recipient: d.message for d in rejoin.deliveries if isinstance(d.message, Presence)}
+    assert presence[BUDI].resumed is True and presence[REC].resumed is None
+    # Budi's welcome after his own rejoin shows that Ani's connection kept him.
+    world.room.leave(BUDI, 1, T0 + 3 * SEC, away=True)
+    again = world.room.join(BUDI, Join(world.tokens[BUDI], AIORTC, keep=(ANI,)), T0 + 4 * SEC)
+    assert {p.user: p.resumed for p in again.welcome.peers} == {ANI: True, REC: False}
+
+
 # --- relay ----------------------------------------------------------------------------
 
 

@@ -81,3 +81,12 @@ def test_malformed_tokens_and_grants() -> None:
         issue_join_token(C1, ANI, T0, timedelta(0))
     with pytest.raises(InvalidValue):
         issue_join_token(C1, ANI, datetime(2025, 3, 3))
+
+
+def test_an_issued_token_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One draw in 64 starts with "-", which a command line (`psc119 peer --token $T`) takes for an option.
+    draws = iter(["-" + "A" * 42, "-" + "B" * 42, "C" * 43])
+    monkeypatch.setattr("signaling.tokens.secrets.token_urlsafe", lambda n: next(draws))
+    issued = issue_join_token(C1, ANI, T0)
+    assert issued.token == "C" * 43
+    assert issued.grant.digest == token_digest("C" * 43)

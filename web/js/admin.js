@@ -9,6 +9,7 @@ import {LiveSocket} from "./live.js";
 
 const KINDS = ["ambulance", "motorbike"];
 const CAPABILITIES = ["bls", "als", "transport", "aed", "obstetric", "neonatal", "rescue"];
+const TRANSPORT = "transport";
 // A unit can be put on duty from these statuses, and off duty from the first two; busy units are left to their crew.
 const DUTY_OFF = new Set(["available", "unavailable"]);
 const DUTY_ON = new Set(["off_duty", "unavailable"]);
@@ -185,7 +186,10 @@ function triageRow(c, isNew) {
     h("td", {}, input("label_en", c.label_en)),
     h("td", {}, h("select", {name: "priority", "aria-label": t("op.priority")},
       PRIORITIES.map((p) => h("option", {value: p, selected: p === c.priority}, label("priority", p))))),
-    h("td", {}, input("capabilities", (c.capabilities || []).join(", "))),
+    // Transport is whether the patient must be carried, not care a first responder gives: its own control.
+    h("td", {}, input("capabilities", (c.capabilities || []).filter((x) => x !== TRANSPORT).join(", "), {"aria-label": t("adm.care")})),
+    h("td", {}, h("input", {type: "checkbox", name: "transport", checked: (c.capabilities || []).includes(TRANSPORT),
+                            "aria-label": t("adm.needs_transport")})),
     h("td", {}, h("input", {type: "checkbox", name: "active", checked: c.active !== false, "aria-label": t("adm.active")})),
     h("td", {}, h("button", {type: "button", class: "save", onclick: () => guard(saveCallType(row, c.code), triageError)},
       isNew ? t("adm.add") : t("adm.save"))));
@@ -203,7 +207,9 @@ async function saveCallType(row, existing) {
   if (!code) { $("#triage-error").textContent = t("adm.need_code"); field("code").focus(); return; }
   const result = await api("PUT", `/api/triage/${encodeURIComponent(code)}`, {
     label_id: field("label_id").value.trim(), label_en: field("label_en").value.trim(), priority: field("priority").value,
-    capabilities: field("capabilities").value.split(",").map((s) => s.trim()).filter(Boolean), active: field("active").checked,
+    capabilities: [...field("capabilities").value.split(",").map((s) => s.trim()).filter(Boolean),
+                   ...(field("transport").checked ? [TRANSPORT] : [])],
+    active: field("active").checked,
   });
   $("#triage-message").textContent = t("adm.call_type_saved", {code: result.call_type.code});
   delete row.dataset.editing;  // saved: the row follows the table again

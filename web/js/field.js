@@ -7,15 +7,20 @@ import {Ringer, unlockAudio} from "./ringer.js";
 
 const GPS_EVERY_MS = 5000;
 const TOWARD_HOSPITAL = new Set(["transporting", "at_hospital"]);
+// Statuses of a unit on no incident: a dispatch still held (a report ending it is pending) is not shown.
+const FREE = new Set(["available", "unavailable", "off_duty"]);
 
 const user = requireRole("field_team");
-const state = {unit: null, dispatch: null, busy: false, fix: null, sentFixAt: 0, watch: null, kelurahan: new Map(), facilities: new Map(),
-               callTypes: new Map(), crewTable: {}, flushing: false};
+// ``confirmed`` is the unit as the server last said; ``unit`` is what the page shows: that, moved on by the pending reports.
+const state = {confirmed: null, unit: null, dispatch: null, missed: [], fix: null, sentFixAt: 0, watch: null, kelurahan: new Map(), facilities: new Map(),
+               callTypes: new Map(), crewTable: {}, flushing: false, named: false, resumeFrom: null};
 // Reports made without signal wait here (and in localStorage, across a reload) until the server has them.
 const OUTBOX_KEY = `psc119.outbox.${user?.unit_id || user?.username}`;
 const outbox = loadOutbox();
 // The last picture of the unit, so a page reloaded without signal still shows the dispatch and its buttons.
 const SNAPSHOT_KEY = `psc119.phone.${user?.unit_id || user?.username}`;
+// Place and call type names (public reference data), so a page reloaded without signal still names them.
+const NAMES_KEY = "psc119.field.names";
 let live = null;
 const ringer = new Ringer();
 
@@ -26,7 +31,8 @@ async function boot() {
   translate();
   // Logging out forgets the incident details kept for offline use; reports still waiting stay for the next login.
   $("#logout").addEventListener("click", () => { stopGps(); live?.stop(); localStorage.removeItem(SNAPSHOT_KEY); guard(logout()); });
-  $("#accept").addEventListener("click", () => guard(accept(), (err) => say(errorText(err), true)));
+  $("#accept").addEventListener("click", accept);
+  $("#missed-ok").addEventListener("click", () => { state.missed = []; render(); });
   window.addEventListener("unhandledrejection", (e) => say(errorText(e.reason), true));
   // Browsers allow sound only after a gesture: any tap prepares the ringer.
   document.addEventListener("pointerdown", unlockAudio, {once: true});
@@ -34,24 +40,40 @@ async function boot() {
   onLanguageChange(render);
   restoreSnapshot();
   render();
-  live = new LiveSocket("/ws/unit", {onHello: hello, onEvent: event, onMessage: () => {}}).start();
+  // The page's files come from a service worker's cache when there is no signal: a reload still shows the phone.
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("/field-sw.js", {scope: "/field"}).catch(() => {});
+  live = new LiveSocket("/ws/unit", {onHello: hello, onEvent: event, onMessage: () => {}}, {resumeFrom: state.resumeFrom}).start();
   window.__psc119 = {live, state, dropSocket: () => live.drop()};
   setInterval(sendFix, GPS_EVERY_MS);
-  // Kelurahan and hospital names for the incident card (the dispatch carries codes).
+}
+
+/** Kelurahan and hospital names for the incident card (the dispatch carries codes); read once online. */
+async function loadNames() {
   const [region, triage] = await Promise.all([api("GET", "/api/region"), api("GET", "/api/triage")]);
-  state.kelurahan = new Map(region.kelurahan.map((k) => [k.code, k.name]));
-  state.facilities = new Map(region.facilities.map((f) => [f.code, f]));
-  state.callTypes = new Map(triage.call_types.map((c) => [c.code, c]));
+  const names = {kelurahan: region.kelurahan.map((k) => [k.code, k.name]), facilities: region.facilities.map((f) => [f.code, f]),
+                 callTypes: triage.call_types.map((c) => [c.code, c])};
+  localStorage.setItem(NAMES_KEY, JSON.stringify(names));
+  useNames(names);
+  state.named = true;
   render();
 }
 
+function useNames(names) {
+  state.kelurahan = new Map(names.kelurahan);
+  state.facilities = new Map(names.facilities);
+  state.callTypes = new Map(names.callTypes);
+}
+
 function hello(message) {
-  state.unit = message.unit;
+  state.confirmed = message.unit;
   state.dispatch = message.dispatch;
   state.crewTable = message.crew_table || {};
+  if (message.missed?.length) state.missed = message.missed;
+  applyPending();
   render();
   gpsForStatus();
   sendFix(true);
+  if (!state.named) guard(loadNames(), (err) => say(errorText(err), true));
   guard(flush(), (err) => say(errorText(err), true));
 }
 
@@ -59,14 +81,20 @@ function event(message, {replayed}) {
   // The hello already reflects everything up to its last_event_id.
   if (replayed) return;
   const d = message.data || {};
-  if (d.unit && state.unit && d.unit.id === state.unit.id) state.unit = d.unit;
+  if (d.unit && state.confirmed && d.unit.id === state.confirmed.id) state.confirmed = d.unit;
   switch (message.event) {
     case "unit.dispatched":
+      // Resuming replays a dispatch the hello already said was withdrawn: it must not ring.
+      if (state.missed.some((m) => m.assignment_id === d.assignment_id)) break;
       state.dispatch = {assignment: {id: d.assignment_id, incident_id: d.incident_id, ack_deadline: d.ack_deadline, acknowledged_at: null},
                         incident: d.incident};
       break;
     case "dispatch.withdrawn":
       if (state.dispatch?.assignment.id === d.assignment_id) {
+        if (d.reason === "not_responding") {
+          state.missed = [{assignment_id: d.assignment_id, incident: state.dispatch.incident, reason: d.reason, went_to: null,
+                           offered_at: null, withdrawn_at: message.at}];
+        }
         state.dispatch = null;
         say(t("field.withdrawn", {reason: label("reason", d.reason)}), true);
       }
@@ -88,6 +116,7 @@ function event(message, {replayed}) {
     default:
       break;
   }
+  applyPending();
   render();
   gpsForStatus();
 }
@@ -110,14 +139,36 @@ function render() {
   } else {
     stopRing();
   }
-  $("#accept").disabled = state.busy || state.flushing;
   chip.classList.toggle("pending", outbox.length > 0);
   renderIncident();
+  renderMissed();
   renderButtons();
 }
 
+/** A dispatch withdrawn because nobody answered in time (the phone was away): which call, when, and who went instead. */
+function renderMissed() {
+  const missed = state.missed.at(-1);
+  $("#missed").hidden = !missed;
+  if (!missed) return;
+  const incident = missed.incident;
+  const place = [incident.address, state.kelurahan.get(incident.kelurahan) || incident.kelurahan].filter(Boolean).join(", ");
+  const went = missed.went_to ? t("field.missed_went_to", {unit: missed.went_to})
+    : missed.offered_at ? t("field.missed_no_unit") : null;
+  fill($("#missed-details"),
+    h("p", {}, h("span", {class: `priority pr-${incident.priority}`}, label("priority", incident.priority)), " ", callTypeName(incident),
+      place ? ` · ${place}` : ""),
+    h("p", {}, missed.offered_at ? t("field.missed_when", {offered: timeOf(missed.offered_at), withdrawn: timeOf(missed.withdrawn_at)})
+      : t("field.missed_late", {withdrawn: timeOf(missed.withdrawn_at)})),
+    went ? h("p", {class: "went-to"}, went) : null,
+    incident.closed ? h("p", {}, t("field.missed_closed")) : null);
+}
+
+function timeOf(iso) {
+  return iso ? new Date(iso).toLocaleTimeString(document.documentElement.lang, {hour: "2-digit", minute: "2-digit"}) : "–";
+}
+
 function renderIncident() {
-  const incident = state.dispatch?.incident;
+  const incident = dispatchOnShow()?.incident;
   $("#incident").hidden = !incident;
   $("#idle").hidden = Boolean(incident);
   if (!incident) return;
@@ -172,7 +223,6 @@ function renderButtons() {
   buttons.push(...endings);
   fill($("#status-buttons"), buttons);
   $("#actions").hidden = buttons.length === 0;
-  for (const b of $("#status-buttons").querySelectorAll("button")) b.disabled = state.busy || state.flushing;
 }
 
 /** Ask before a step that cannot be undone; ``then`` runs only on "yes". */
@@ -184,83 +234,79 @@ function confirmEnding(text, then) {
   dialog.showModal();
 }
 
-async function accept() {
+function accept() {
   const assignment = state.dispatch?.assignment;
-  if (!assignment) return;
-  await send({type: "ack", assignment_id: assignment.id});
+  if (assignment) queue({type: "ack", assignment_id: assignment.id});
 }
 
 function report(status, reason) {
   const message = {type: "status", status};
   if (reason) message.reason = reason;
-  if (state.dispatch) message.assignment_id = state.dispatch.assignment.id;
-  guard(send(message), (err) => say(errorText(err), true));
+  const dispatch = dispatchOnShow();
+  if (dispatch) message.assignment_id = dispatch.assignment.id;
+  queue(message);
 }
 
-/** Send a report now, or keep it for when there is signal; it carries the time of the press and an id,
- * so however late and however often it arrives, it counts once, at that time. */
-async function send(message) {
-  if (state.busy) return;
+/** Every press goes to the outbox at once, stamped with the time of the press and an id, and the outbox is
+ * sent in order: however late and however often a report arrives, it counts once, at that time. The buttons
+ * never wait for the server; they show where the kept reports lead. */
+function queue(message) {
   const stamped = {...message, report_id: newKey("r"), reported_at: new Date().toISOString()};
-  if (outbox.length || !live.connected) {
-    keep(stamped);
-    return;
+  outbox.push(stamped);
+  saveOutbox();
+  applyPending();
+  if (stamped.type === "ack") {
+    stopRing();
+    if (state.dispatch) state.dispatch.assignment.acknowledged_at ??= stamped.reported_at;
   }
-  state.busy = true;
+  const status = label("status", targetOf(stamped));
+  say(live.connected ? t("field.sending", {status}) : t("field.queued", {status}), !live.connected);
   render();
-  try {
-    const reply = await live.request(stamped);
-    applyReply(stamped, reply);
-  } catch {
-    keep(stamped);  // no answer: it may or may not have arrived; sending it again is safe
-  } finally {
-    state.busy = false;
-    render();
-    gpsForStatus();
-  }
+  gpsForStatus();
+  guard(flush(), (err) => say(errorText(err), true));
+}
+
+function targetOf(message) {
+  return message.type === "ack" ? "en_route" : message.status;
+}
+
+/** Until the server has them, the phone shows the unit as its kept reports leave it: at the last one's status. */
+function applyPending() {
+  if (!state.confirmed) return;
+  const last = outbox.at(-1);
+  const target = last ? targetOf(last) : null;
+  state.unit = target ? {...state.confirmed, status: target, crew_moves: state.crewTable[target] || []} : state.confirmed;
+}
+
+/** The dispatch the crew is on, as the page shows the unit. */
+function dispatchOnShow() {
+  return state.unit && FREE.has(state.unit.status) ? null : state.dispatch;
 }
 
 function applyReply(message, reply) {
   if (reply.type === "error") {
+    applyPending();  // refused: the page goes back to what the server has
     say(describeError(reply.error), true);
     return;
   }
-  state.unit = {...state.unit, ...(reply.unit || {}), status: reply.status, crew_moves: reply.crew_moves};
+  state.confirmed = {...state.confirmed, ...(reply.unit || {}), status: reply.status, crew_moves: reply.crew_moves};
   if (reply.status === "available") state.dispatch = null;
-  if (message.type === "ack") stopRing();
+  applyPending();
   say(t("field.now", {status: label("status", reply.status)}));
 }
 
-/** Keep a report for later and show the crew what it will be. */
-function keep(message) {
-  outbox.push(message);
-  saveOutbox();
-  const target = message.type === "ack" ? "en_route" : message.status;
-  state.unit = {...state.unit, status: target, crew_moves: state.crewTable[target] || []};
-  if (target === "available") state.dispatch = null;
-  if (message.type === "ack") {
-    stopRing();
-    if (state.dispatch) state.dispatch.assignment.acknowledged_at ??= message.reported_at;
-  }
-  say(t("field.queued", {status: label("status", target)}), true);
-  render();
-  gpsForStatus();
-  // Still connected (the server was slow to answer): try again now rather than at the next reconnect.
-  if (live.connected) guard(flush(), (err) => say(errorText(err), true));
-}
-
-/** Send what was kept, oldest first; stop at the first that gets no answer (the signal went again). */
+/** Send what was kept, oldest first, one at a time; a report with no answer is sent again while connected
+ * (its id makes that safe), and waits for the next connection otherwise. Presses made meanwhile join the queue. */
 async function flush() {
-  if (state.flushing || !outbox.length) return;
+  if (state.flushing) return;
   state.flushing = true;
-  render();
   try {
     while (outbox.length && live.connected) {
       let reply;
       try {
         reply = await live.request(outbox[0]);
       } catch {
-        return;
+        continue;
       }
       const [message] = outbox.splice(0, 1);
       saveOutbox();
@@ -278,14 +324,21 @@ function loadOutbox() {
 }
 
 function saveSnapshot() {
-  localStorage.setItem(SNAPSHOT_KEY, JSON.stringify({unit: state.unit, dispatch: state.dispatch, crewTable: state.crewTable}));
+  localStorage.setItem(SNAPSHOT_KEY, JSON.stringify({unit: state.confirmed, dispatch: state.dispatch, crewTable: state.crewTable, missed: state.missed,
+                                                     lastEventId: live?.lastId ?? state.resumeFrom}));
 }
 
 /** Until the server says hello: the unit as this phone last knew it. */
 function restoreSnapshot() {
   try {
     const saved = JSON.parse(localStorage.getItem(SNAPSHOT_KEY) || "null");
-    if (saved?.unit && !state.unit) Object.assign(state, {unit: saved.unit, dispatch: saved.dispatch, crewTable: saved.crewTable || {}});
+    const names = JSON.parse(localStorage.getItem(NAMES_KEY) || "null");
+    if (names) useNames(names);
+    if (saved?.unit && !state.confirmed) {
+      Object.assign(state, {confirmed: saved.unit, dispatch: saved.dispatch, crewTable: saved.crewTable || {}, missed: saved.missed || [],
+                            resumeFrom: saved.lastEventId ?? null});
+      applyPending();
+    }
   } catch { /* a damaged snapshot: wait for the server */ }
 }
 

@@ -5,6 +5,8 @@ import {h} from "./dom.js";
 
 // A phone must be back quickly after a cut; the cap keeps a crowd of reconnecting clients gentle.
 const BACKOFF_MS = [500, 1000, 2000, 3000, 5000];
+// A link that died silently (no FIN, no RST) never closes the socket: a hello must come within this.
+const HELLO_WITHIN_MS = 10000;
 let refs = 0;
 
 /**
@@ -13,12 +15,20 @@ let refs = 0;
  * onHello(hello, {resumed}) runs on every (re)connection; onEvent(event, {replayed}) for each event
  * (replayed: its id is not after the hello's last_event_id, i.e. it happened before this connection);
  * onMessage(message) for anything else (positions batches, replies without a waiter).
+ * resumeFrom: an event id seen before this page was loaded (kept across a reload), to resume from.
+ *
+ * A hello that names ``ping_s`` asks for a heartbeat: the socket pings that often, and a link that
+ * answers nothing for twice that is taken for dead (a silent blackhole): the socket is given up,
+ * its waiting requests fail at once, the banner says offline and a new connection is tried.
  */
 export class LiveSocket {
-  constructor(path, handlers) {
+  constructor(path, handlers, {resumeFrom = null} = {}) {
     this.path = path;
     this.handlers = handlers;
-    this.lastId = null;  // the last event id seen: the resume point
+    this.lastId = resumeFrom;  // the last event id seen: the resume point
+    this.heardAt = 0;
+    this.heartbeat = null;
+    this.helloTimer = null;
     this.helloId = 0;
     this.ws = null;
     this.attempt = 0;
@@ -52,15 +62,19 @@ export class LiveSocket {
     if (this.lastId !== null) params.set("after", String(this.lastId));
     const ws = new WebSocket(`${scheme}://${location.host}${this.path}?${params}`);
     this.ws = ws;
+    this.helloTimer = setTimeout(() => this.giveUp(ws), HELLO_WITHIN_MS);
     ws.addEventListener("message", (e) => this.receive(ws, e.data));
     ws.addEventListener("close", (e) => this.closed(ws, e.code));
   }
 
   receive(ws, text) {
     if (ws !== this.ws) return;
+    this.heardAt = Date.now();
     let message;
     try { message = JSON.parse(text); } catch { return; }
     if (message.type === "hello") {
+      clearTimeout(this.helloTimer);
+      if (message.ping_s) this.beat(ws, message.ping_s * 1000);
       const resumed = this.lastId !== null;
       this.helloId = message.last_event_id;
       if (this.lastId === null) this.lastId = message.last_event_id;
@@ -81,9 +95,34 @@ export class LiveSocket {
     }
   }
 
+  /** Ping every ``everyMs``; nothing heard for twice that: the link is dead (looked at more often than pinged,
+   * so a dead link is noticed soon after the second silent period). */
+  beat(ws, everyMs) {
+    clearInterval(this.heartbeat);
+    let pingedAt = Date.now();
+    this.heartbeat = setInterval(() => {
+      if (Date.now() - this.heardAt > 2 * everyMs) {
+        this.giveUp(ws);
+      } else if (Date.now() - pingedAt >= everyMs && ws === this.ws && ws.readyState === WebSocket.OPEN) {
+        pingedAt = Date.now();
+        ws.send(JSON.stringify({type: "ping"}));
+      }
+    }, Math.min(everyMs / 3, 1000));
+  }
+
+  /** The link answers nothing: stop waiting for a close that may never come, and connect again. */
+  giveUp(ws) {
+    if (ws !== this.ws) return;
+    this.offline = true;
+    this.closed(ws, 4002);
+    ws.close(4002, "no answer");
+  }
+
   closed(ws, code) {
     if (ws !== this.ws) return;
     this.ws = null;
+    clearInterval(this.heartbeat);
+    clearTimeout(this.helloTimer);
     for (const {reject} of this.waiting.values()) reject(new Error(t("live.lost")));
     this.waiting.clear();
     if (this.stopped) return;
@@ -149,6 +188,8 @@ export class LiveSocket {
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.heartbeat);
+    clearTimeout(this.helloTimer);
     if (this.ws) this.ws.close(1000);
   }
 

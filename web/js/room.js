@@ -4,9 +4,11 @@
 // (welcome.peers[] / presence: polite, offerer). The offerer makes the first offer and the ICE restarts;
 // the other side answers, asks for a restart with an ice_restart message, and may renegotiate later
 // (an impolite side ignores a colliding offer, a polite one rolls back its own).
-// A (re)join of either side starts a fresh RTCPeerConnection on both: the rejoining side on its welcome,
-// the other on the presence "joined" it receives.
+// A dropped socket does not touch the RTCPeerConnection: media keeps flowing while the socket rejoins, and
+// a working connection is kept across a rejoin of either side (room_link.js afterRejoin); a connection whose
+// ICE fails is restarted (restartIce towards a browser, a fresh connection towards aiortc, which has no ICE restart).
 import {ApiError, api, getWebConfig, toLogin} from "./api.js";
+import {IceWatch, SocketWatch, afterRejoin} from "./room_link.js";
 import {RoomQuality} from "./room_quality.js";
 
 const BACKOFF_MS = [500, 1000, 2000, 3000, 5000];
@@ -53,6 +55,7 @@ export class VideoRoom {
     this.adapt = null;  // RoomQuality: what this page sends over its link
     /** @type {RTCIceTransportPolicy} */
     this.iceTransportPolicy = "all";
+    this.watch = null;  // the heartbeat of the current socket
   }
 
   /** Get a join token, the camera and microphone, and connect. */
@@ -90,9 +93,15 @@ export class VideoRoom {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}${this.join.room_url}`);
     this.ws = ws;
-    ws.addEventListener("open", () => ws.send(JSON.stringify({type: "join", token: this.join.token, kind: "browser"})));
+    ws.addEventListener("open", () => {
+      // keep: the member we still have a working connection with, so neither side renegotiates it.
+      const keep = this.peer && this.pc?.connectionState === "connected" ? [this.peer.user] : [];
+      ws.send(JSON.stringify({type: "join", token: this.join.token, kind: "browser", keep}));
+      this.watch = new SocketWatch(ws, (this.join.heartbeat_s || 4) * 1000, () => this.abandon(ws));
+    });
     ws.addEventListener("message", (e) => {
       if (ws !== this.ws) return;
+      this.watch?.heard();
       let message;
       try { message = JSON.parse(e.data); } catch { return; }
       this.receive(message).catch((err) => this.handlers.onError?.(err));
@@ -103,6 +112,7 @@ export class VideoRoom {
   socketClosed(ws, code, reason) {
     if (ws !== this.ws) return;
     this.ws = null;
+    this.watch?.stop();
     if (this.closed || code === REPLACED) return;
     if (code === TOKEN_REJECTED && reason.startsWith("session_")) {
       this.end();
@@ -115,6 +125,14 @@ export class VideoRoom {
       return;
     }
     this.retry(code === TOKEN_REJECTED);
+  }
+
+  /** A silent socket (no FIN, no RST): give it up now and rejoin; the call itself goes on. */
+  abandon(ws) {
+    if (ws !== this.ws) return;
+    this.dropped = ws;
+    ws.close(4001, "silent");
+    this.socketClosed(ws, 4001, "silent");
   }
 
   /** Rejoin after a backoff with the same token; a refused (expired) token is replaced first. */
@@ -149,12 +167,15 @@ export class VideoRoom {
         this.me = {user: message.user, role: message.role, generation: message.generation};
         this.iceServers = message.ice_servers || this.join.ice_servers || [];
         const other = (message.peers || []).find((p) => p.role !== "recorder");
-        if (other) this.startPeer(other); else { this.dropPeer(); this.setState("waiting"); }
+        if (other) this.meet(other, other.resumed);
+        else if (this.pc?.connectionState === "connected") this.setState("connected");  // the other rejoins later
+        else { this.dropPeer(); this.setState("waiting"); }
         break;
       }
       case "presence":
         if (message.role === "recorder") break;
-        if (message.state === "joined") this.startPeer(message);
+        if (message.state === "joined") this.meet(message, message.resumed);
+        else if (message.state === "reconnecting") { if (this.peer?.user === message.user) this.peer.reconnecting = true; }
         else if (this.peer && this.peer.user === message.user && this.peer.generation === message.generation) {
           this.peer.present = false;
           this.setState("waiting");
@@ -168,7 +189,7 @@ export class VideoRoom {
         await this.onCandidate(message);
         break;
       case "ice_restart":
-        if (this.pc && this.peer?.offerer) this.pc.restartIce();
+        if (this.pc && this.peer?.offerer) this.iceLost(this.pc);
         break;
       case "chat":
         this.handlers.onChat?.({from: message.from, text: message.text, mine: false, at: new Date()});
@@ -189,6 +210,29 @@ export class VideoRoom {
   }
 
   // --- the peer connection ---
+
+  /** The other doctor is (again) in the room: keep a working connection, or negotiate anew. */
+  meet(info, resumed) {
+    const step = afterRejoin({
+      hasLink: Boolean(this.pc) && this.peer?.user === info.user, connected: this.pc?.connectionState === "connected",
+      sameGeneration: this.peer?.generation === info.generation, resumed: Boolean(resumed), offerer: info.offerer,
+    });
+    if (step === "keep") {
+      this.peer = {...info, present: true};
+      this.setState("connected");
+      return;
+    }
+    this.startPeer(info);
+    if (step === "ask") this.send({type: "ice_restart"});
+  }
+
+  /** ICE failed, or stayed disconnected: the offerer restarts it (a fresh connection towards aiortc), the other asks. */
+  iceLost(pc) {
+    if (pc !== this.pc || !this.peer) return;
+    if (!this.peer.offerer) this.send({type: "ice_restart"});
+    else if (this.peer.kind === "aiortc") this.startPeer(this.peer);
+    else pc.restartIce();
+  }
 
   startPeer(info) {
     this.dropPeer();
@@ -219,11 +263,7 @@ export class VideoRoom {
       if (pc.connectionState === "connected") this.setState("connected");
       else if (pc.connectionState === "failed" || pc.connectionState === "disconnected") this.setState("reconnecting");
     };
-    pc.oniceconnectionstatechange = () => {
-      if (pc !== this.pc || pc.iceConnectionState !== "failed") return;
-      // ICE failed (network change): the offerer restarts it, the other side asks the offerer to.
-      if (this.peer?.offerer) pc.restartIce(); else this.send({type: "ice_restart"});
-    };
+    new IceWatch(pc, (lost) => this.iceLost(lost));
     pc.onnegotiationneeded = async () => {
       if (pc !== this.pc) return;
       // The offerer opens the negotiation; the other side renegotiates only once it has answered a first offer.
@@ -390,6 +430,7 @@ export class VideoRoom {
     this.closed = true;
     clearTimeout(this.timer);
     clearInterval(this.statsTimer);
+    this.watch?.stop();
     if (this.ws) {
       this.send({type: "bye"});
       this.ws.close(1000);

@@ -46,19 +46,38 @@ export function fixFlag(unit) {
   return null;
 }
 
+/** A small badge: whether the unit's phone is connected now (an offline phone is reached by radio); null if unknown. */
+export function phoneFlag(unit) {
+  const phone = unit.phone;
+  if (!phone) return null;
+  // One glyph, so a board of offline phones stays as compact as it was; the words are its label and tooltip.
+  if (phone.connected) {
+    return h("span", {class: "phone phone-on", role: "img", dataset: {phone: "on"}, "aria-label": t("op.phone_on"), title: t("op.phone_on_title")}, "✆");
+  }
+  const seen = phone.last_seen ? t("op.phone_seen_ago", {ago: clock((Date.now() - Date.parse(phone.last_seen)) / 1000)}) : t("op.phone_never");
+  return h("span", {class: "phone phone-off", role: "img", dataset: {phone: "off"}, "aria-label": t("op.phone_off"),
+                    title: t("op.phone_off_title", {seen})}, "✆");
+}
+
 /** Tick every "time since the call" cell. */
 export function tick(root) {
   for (const cell of root.querySelectorAll(".elapsed[data-since]")) cell.textContent = elapsedSince(cell.dataset.since);
 }
 
-export function renderUnitBoard(store, list, counts) {
+/** The unit board; with ``onSend`` (an incident is open), each available unit can be sent to it, listed or not. */
+export function renderUnitBoard(store, list, counts, onSend = null) {
   const units = store.unitList();
   fill(list, units.map((u) =>
     h("li", {class: `unit-row st-${u.status}`, dataset: {unitId: u.id, status: u.status}},
       h("span", {class: "callsign"}, u.callsign),
       h("span", {class: "kind"}, label("kind", u.kind)),
       statusChip(u.status),
-      fixFlag(u))));
+      fixFlag(u),
+      phoneFlag(u),
+      onSend && u.status === "available"
+        ? h("button", {type: "button", class: "send-unit", "aria-label": t("op.send_unit_label", {unit: u.callsign}), onclick: () => onSend(u)},
+          t("op.send_unit"))
+        : null)));
   const available = units.filter((u) => u.status === "available").length;
   counts.textContent = t("op.unit_counts", {available, total: units.length});
 }

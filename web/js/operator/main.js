@@ -41,6 +41,7 @@ async function boot() {
     selected = incidentId;
     redrawIncidents();
     if (incidentId && !fromIntake) guard(panel.open(incidentId), fatal);
+    redrawUnits();  // its send buttons go to the incident now open
   }
 
   function redrawIncidents() {
@@ -50,7 +51,7 @@ async function boot() {
   }
 
   function redrawUnits() {
-    renderUnitBoard(store, $("#unit-board"), $("#unit-counts"));
+    renderUnitBoard(store, $("#unit-board"), $("#unit-counts"), panel.incidentId ? (unit) => panel.sendUnit(unit) : null);
     layer.renderUnits();
   }
 

@@ -5,7 +5,7 @@ import {api, ApiError, errorText, session} from "../api.js";
 import {$, clock, fill, guard, h} from "../dom.js";
 import {label, t} from "../i18n.js";
 import {PRIORITIES, priorityBadge, statusChip} from "../chips.js";
-import {alertText, fixFlag, kelurahanName} from "./boards.js";
+import {alertText, fixFlag, kelurahanName, phoneFlag} from "./boards.js";
 import {showTimeline} from "./reports.js";
 
 const OUTCOMES = ["emergency", "information", "silent", "prank", "duplicate", "transfer"];
@@ -131,6 +131,9 @@ export class IncidentPanel {
     const panel = $("#call-result");
     panel.hidden = !incident;
     if (!incident) return;
+    // The lists are drawn anew (an event may come just after the intake focused the first Dispatch button):
+    // the button that had the focus keeps it.
+    const focused = focusedDispatch();
     panel.dataset.state = this.handled() ? "handled" : "";
     const type = this.store.callTypes.get(incident.call_type);
     const typeName = type ? (document.documentElement.lang === "en" ? type.label_en : type.label_id) : incident.call_type;
@@ -147,6 +150,9 @@ export class IncidentPanel {
     this.renderServing();
     $("#result-priority").value = incident.priority;
     this.renderDestination(incident);
+    if (focused && document.activeElement !== focused.button) {
+      /** @type {HTMLElement | null} */ (document.querySelector(`#${focused.list} tr[data-unit-id="${CSS.escape(focused.unitId)}"] button.dispatch`))?.focus();
+    }
   }
 
   /** The units on this incident: each with a withdraw button while the operator may still withdraw it, and
@@ -161,7 +167,7 @@ export class IncidentPanel {
     return h("tr", {dataset: {unitId: r.unit_id}, class: r.sent ? "sent" : null},
       h("td", {}, rank),
       h("td", {class: "callsign"}, r.callsign, fixFlag(r)),
-      h("td", {}, label("kind", r.kind)),
+      h("td", {}, label("kind", r.kind), phoneFlag(r)),
       h("td", {}, t("op.km", {km: (r.distance_m / 1000).toFixed(1)})),
       h("td", {}, clock(r.road_eta_s ?? r.eta_s)),
       h("td", {}, r.sent ? t("op.sent") : button));
@@ -259,17 +265,28 @@ export class IncidentPanel {
    * never reaches the next unit. */
   dispatch(index, list = this.recommendations) {
     const pick = list[index];
-    if (this.sending || !pick || !this.incidentId) return;
+    if (!pick) return;
     if (pick.sent) { this.say(t("op.already_sent", {unit: pick.callsign})); return; }
+    this.start(pick);
+  }
+
+  /** Send any available unit, listed or not (from the unit board); one lacking what the call needs asks for a reason. */
+  sendUnit(unit) {
+    this.start({unit_id: unit.id, callsign: unit.callsign});
+  }
+
+  start(pick) {
+    if (this.sending || !this.incidentId) return;
     this.sending = true;
     this.render();
     guard(this.send(this.incidentId, pick, false), (err) => this.say(errorText(err), true))
       .finally(() => { this.sending = false; this.render(); });
   }
 
-  async send(incidentId, pick, additional) {
+  async send(incidentId, pick, additional, overrideReason = null) {
     const body = {unit_id: pick.unit_id, expected_version: this.version};
     if (additional) body.additional = true;
+    if (overrideReason) body.override_reason = overrideReason;
     this.inFlight = pick.unit_id;
     try {
       const result = await api("POST", `/api/incidents/${encodeURIComponent(incidentId)}/dispatch`, body);
@@ -277,12 +294,20 @@ export class IncidentPanel {
       // The same unit may be in both tiers: it is sent in both.
       for (const r of [...this.recommendations, ...this.transport]) if (r.unit_id === pick.unit_id) r.sent = true;
       this.version = result.assignment_version;
-      this.say(t("op.dispatched", {unit: pick.callsign}));
+      // Sent either way; an offline phone will not ring, so the line says to use the radio, marked.
+      const offline = (result.warnings || []).some((w) => w.code === "phone_offline");
+      this.say(t(offline ? "op.phone_offline_dispatch" : "op.dispatched", {unit: pick.callsign}));
+      $("#dispatch-message").classList.toggle("warning", offline);
     } catch (err) {
+      if (err instanceof ApiError && err.status === 422 && Array.isArray(err.body.missing_capabilities) && this.incidentId === incidentId) {
+        const reason = await this.askReason(pick, err.body.missing_capabilities);
+        if (reason) await this.send(incidentId, pick, additional, reason);
+        return;
+      }
       if (!(err instanceof ApiError && err.status === 409) || this.incidentId !== incidentId) throw err;
       if (typeof err.body.assignment_version === "number") this.version = err.body.assignment_version;
       if (err.code === "already_assigned" && await this.confirmSecond(pick, err.body.unit_id)) {
-        await this.send(incidentId, pick, true);
+        await this.send(incidentId, pick, true, overrideReason);
         return;
       }
       if (err.code === "already_assigned") return;
@@ -304,6 +329,20 @@ export class IncidentPanel {
       dialog.returnValue = "";
       dialog.showModal();
       $("#second-unit-cancel").focus();
+    });
+  }
+
+  /** Ask why a unit lacking ``missing`` is sent anyway; the reason, or null when the operator cancels. */
+  askReason(pick, missing) {
+    const dialog = $("#override-dialog");
+    const input = $("#override-reason");
+    $("#override-text").textContent = t("op.override_text", {unit: pick.callsign, missing: missing.map((c) => label("capability", c)).join(", ")});
+    input.value = "";
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "send" && input.value.trim() ? input.value.trim() : null), {once: true});
+      dialog.returnValue = "";
+      dialog.showModal();
+      input.focus();
     });
   }
 
@@ -358,6 +397,14 @@ export class IncidentPanel {
     this.onSelect(null);
     $("#f-phone").focus();
   }
+}
+
+/** The Dispatch button that has the focus: its list and unit, or null. */
+function focusedDispatch() {
+  const button = document.activeElement;
+  const row = button instanceof HTMLButtonElement && button.matches("button.dispatch") ? button.closest("tr[data-unit-id]") : null;
+  if (!row || !(row instanceof HTMLElement) || !row.parentElement) return null;
+  return {button, list: row.parentElement.id, unitId: row.dataset.unitId || ""};
 }
 
 function hospitalName(store, code) {

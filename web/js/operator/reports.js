@@ -20,6 +20,8 @@ export async function showTimeline(incidentId) {
     e.data?.reason ? ` · ${label("reason", e.data.reason)}` : null,
     e.data?.alert ? ` · ${label("alertkind", e.data.alert)}` : null,
     e.data?.outcome ? ` · ${label("outcome", e.data.outcome)}` : null,
+    e.data?.override ? h("span", {class: "override"}, ` · ${t("op.override_timeline", {
+      missing: e.data.override.missing_capabilities.map((c) => label("capability", c)).join(", "), reason: e.data.override.reason})}`) : null,
     e.by ? h("span", {class: "hint"}, ` — ${e.by}`) : null)));
 }
 

@@ -2,7 +2,6 @@
 import {PRIORITIES} from "../chips.js";
 
 const PRIORITY_ORDER = Object.fromEntries(PRIORITIES.map((p, i) => [p, i]));
-const INCIDENT_ADVANCE = {on_scene: "on_scene", transporting: "transporting", at_hospital: "at_hospital"};
 const ALERTS = new Set(["alert", "consult.overdue"]);
 const BUSY = new Set(["dispatched", "en_route", "on_scene", "transporting", "at_hospital"]);
 
@@ -70,6 +69,7 @@ export class Store {
         break;
       case "incident.destination":
         if (this.incidents.has(d.incident_id)) this.incidents.get(d.incident_id).destination = d.destination;
+        this.takeState(d);
         changed.incidents = true;
         break;
       case "incident.closed":
@@ -77,19 +77,19 @@ export class Store {
         this.serving.delete(d.incident_id);
         changed.incidents = true;
         break;
-      case "unit.dispatched": {
+      case "unit.dispatched":
         this.serve(d.incident_id).set(d.unit_id, {assignment_id: d.assignment_id, callsign: d.callsign, status: "dispatched"});
-        const incident = this.incidents.get(d.incident_id);
-        if (incident && incident.status === "open") incident.status = "dispatched";
+        this.takeState(d);
         changed.incidents = true;
         break;
-      }
       case "unit.status":
         if (d.incident_id) this.unitMoved(d.incident_id, d.unit_id, d.status, d.assignment_id, d.callsign);
+        this.takeState(d);
         changed.incidents = true;
         break;
       case "dispatch.withdrawn":
         this.unitMoved(d.incident_id, d.unit_id, "available");
+        this.takeState(d);
         changed.incidents = true;
         break;
       case "triage.updated":
@@ -107,17 +107,23 @@ export class Store {
     return this.serving.get(incidentId);
   }
 
+  /** Who serves the incident after a unit's move (the incident's own state comes with the event: takeState). */
   unitMoved(incidentId, unitId, status, assignmentId, callsign) {
     const serving = this.serve(incidentId);
-    const incident = this.incidents.get(incidentId);
     if (status === "available") {
       serving.delete(unitId);
-      if (incident && incident.status === "dispatched" && serving.size === 0) incident.status = "open";
       return;
     }
     const entry = serving.get(unitId) || {assignment_id: assignmentId, callsign};
     serving.set(unitId, {...entry, status});
-    if (incident && INCIDENT_ADVANCE[status]) incident.status = INCIDENT_ADVANCE[status];
+  }
+
+  /** The incident's state and assignment version as the server decided them, carried by the event. */
+  takeState(d) {
+    const incident = this.incidents.get(d.incident_id);
+    if (!incident || typeof d.incident_status !== "string") return;
+    incident.status = d.incident_status;
+    incident.assignment_version = d.assignment_version;
   }
 
   /** A positions batch: [{id, lat, lon, at}]; returns the units that moved. */

@@ -1,0 +1,115 @@
+"""The baselines psc119's dispatch path and sockets are measured against: the least an aiohttp server can do.
+
+``forward``: ``GET /ws/unit?unit=U`` opens unit U's socket (greeted with a hello); ``POST /dispatch`` with ``{"unit": U, ...}`` sends
+the body to U's socket as a ``unit.dispatched`` event and answers 201. Idle sockets on it are the memory baseline.
+
+``notify``: the same, through PostgreSQL as psc119 goes: the POST inserts the body into a table and NOTIFYs its
+id in one transaction; a listening connection reads the row back and forwards it.
+
+Run as its own process; prints ``serving on URL`` once it listens on 127.0.0.1.
+
+    python bench/baseline_servers.py forward|notify [--dsn DSN]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+SOCKETS = web.AppKey("sockets", dict)
+POOL = web.AppKey("pool", asyncpg.Pool)
+
+
+async def unit_socket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=20.0)
+    await ws.prepare(request)
+    unit = request.query["unit"]
+    request.app[SOCKETS][unit] = ws
+    await ws.send_str(json.dumps({"type": "hello", "unit": unit}))  # as psc119 greets a socket (and compresses it)
+    try:
+        async for _ in ws:
+            pass
+    finally:
+        if request.app[SOCKETS].get(unit) is ws:
+            del request.app[SOCKETS][unit]
+    return ws
+
+
+async def forward(app: web.Application, body: dict[str, Any]) -> None:
+    ws = app[SOCKETS].get(body["unit"])
+    if ws is not None:
+        await ws.send_str(json.dumps({"type": "event", "event": "unit.dispatched", "data": body}))
+
+
+async def dispatch_forward(request: web.Request) -> web.Response:
+    await forward(request.app, await request.json())
+    return web.json_response({"ok": True}, status=201)
+
+
+async def dispatch_notify(request: web.Request) -> web.Response:
+    body = await request.json()
+    async with request.app[POOL].acquire() as con, con.transaction():
+        row_id = await con.fetchval("INSERT INTO bench_dispatch (body) VALUES ($1) RETURNING id", json.dumps(body))
+        await con.execute("SELECT pg_notify('bench_dispatch', $1)", str(row_id))
+    return web.json_response({"id": row_id}, status=201)
+
+
+async def notify_context(app: web.Application, dsn: str) -> Any:
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=10)
+    await pool.execute("CREATE TABLE IF NOT EXISTS bench_dispatch (id bigserial PRIMARY KEY, body text NOT NULL)")
+    app[POOL] = pool
+    listener = await asyncpg.connect(dsn)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def deliver(row_id: int) -> None:
+        body = await pool.fetchval("SELECT body FROM bench_dispatch WHERE id = $1", row_id)
+        await forward(app, json.loads(body))
+
+    def on_notify(_con: Any, _pid: int, _channel: str, payload: str) -> None:
+        task = asyncio.get_running_loop().create_task(deliver(int(payload)))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    await listener.add_listener("bench_dispatch", on_notify)
+    yield
+    await listener.close()
+    await pool.close()
+
+
+def make_app(mode: str, dsn: str | None) -> web.Application:
+    app = web.Application()
+    app[SOCKETS] = {}
+    app.router.add_get("/ws/unit", unit_socket)
+    if mode == "forward":
+        app.router.add_post("/dispatch", dispatch_forward)
+    else:
+        assert dsn is not None, "notify needs --dsn"
+        app.router.add_post("/dispatch", dispatch_notify)
+        app.cleanup_ctx.append(lambda a: notify_context(a, dsn))
+    return app
+
+
+async def main(mode: str, dsn: str | None) -> None:
+    runner = web.AppRunner(make_app(mode, dsn), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
+    await site.start()
+    port = runner.addresses[0][1]
+    print(f"serving on http://127.0.0.1:{port}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=("forward", "notify"))
+    parser.add_argument("--dsn")
+    args = parser.parse_args()
+    asyncio.run(main(args.mode, args.dsn))

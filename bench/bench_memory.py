@@ -1,0 +1,113 @@
+"""Benchmark: the server's memory per idle socket, unit sockets and room sockets, with and without
+permessage-deflate, against a bare aiohttp server holding as many idle sockets.
+
+For each kind, a fresh server process (a real ``psc119 serve`` on one embedded PostgreSQL holding the demo
+region; the bare server of `bench/baseline_servers.py`) is warmed with a few sockets opened and closed, then
+``--sockets`` sockets are opened and left idle; the growth of the server's VmRSS divided by their number is the
+cost of one. Room sockets are both doctors of ``--sockets``/2 accepted consults, joined. Asserts no figures.
+
+    python bench/bench_memory.py [--sockets 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import websockets
+from results import Row, emit
+
+from bench_support import CREW_PASSWORD, add_crew, baseline_server, consult_rooms, demo_database, login, rss_kib, serve
+from server import db
+
+Opener = Callable[[int], Awaitable[websockets.ClientConnection]]
+WARM = 10
+
+
+async def per_socket(pid: int, count: int, open_one: Opener) -> float:
+    """KiB of the server's resident memory per idle socket."""
+    for ws in [await open_one(i) for i in range(WARM)]:
+        await ws.close()
+    await asyncio.sleep(0.5)
+    before = rss_kib(pid)
+    sockets = [await open_one(WARM + i) for i in range(count)]
+    await asyncio.sleep(1.0)
+    after = rss_kib(pid)
+    for ws in sockets:
+        await ws.close()
+    return (after - before) / count
+
+
+def compression(deflate: bool) -> str | None:
+    return "deflate" if deflate else None
+
+
+async def psc119_unit(root: Path, dsn: str, crew: str, count: int, deflate: bool) -> float:
+    async with serve(root, dsn) as server:
+        token = await login(server.url, crew, CREW_PASSWORD)
+        url = server.url.replace("http://", "ws://") + f"/ws/unit?token={token}"
+
+        async def open_one(_i: int) -> websockets.ClientConnection:
+            ws = await websockets.connect(url, compression=compression(deflate))
+            await ws.recv()  # hello
+            return ws
+
+        return await per_socket(server.pid, count, open_one)
+
+
+async def psc119_room(root: Path, dsn: str, count: int, deflate: bool) -> float:
+    async with serve(root, dsn) as server:
+        rooms = await consult_rooms(server.url, (count + WARM) // 2 + 1)
+        ends = [(url, token) for url, pk, sp in rooms for token in (pk, sp)]
+
+        async def open_one(i: int) -> websockets.ClientConnection:
+            url, token = ends[i]
+            ws = await websockets.connect(url, compression=compression(deflate))
+            await ws.send(json.dumps({"type": "join", "token": token, "kind": "browser"}))
+            while json.loads(await ws.recv())["type"] != "welcome":
+                pass
+            return ws
+
+        return await per_socket(server.pid, count, open_one)
+
+
+async def bare(count: int, deflate: bool) -> float:
+    async with baseline_server("forward") as (url, pid):
+        ws_url = url.replace("http://", "ws://")
+
+        async def open_one(i: int) -> websockets.ClientConnection:
+            ws = await websockets.connect(f"{ws_url}/ws/unit?unit=u{i}", compression=compression(deflate))
+            await ws.recv()  # hello
+            return ws
+
+        return await per_socket(pid, count, open_one)
+
+
+async def main(count: int) -> None:
+    rows = []
+    async with demo_database("psc119-bench-memory-") as (root, dsn):
+        con = await db.connect(dsn)
+        try:
+            crew = await add_crew(con, await con.fetchval("SELECT id FROM units ORDER BY id LIMIT 1"))
+        finally:
+            await con.close()
+        for deflate in (False, True):
+            label = "with permessage-deflate" if deflate else "no compression"
+            base = await bare(count, deflate)
+            unit = await psc119_unit(root, dsn, crew, count, deflate)
+            room = await psc119_room(root, dsn, count, deflate)
+            print(f"{label:<24} unit socket {unit:6.1f} KiB   room socket {room:6.1f} KiB   bare aiohttp {base:6.1f} KiB")
+            rows += [
+                Row(f"memory per idle unit socket, {label} ({count} sockets)", unit, base, "bare aiohttp idle socket", "KiB"),
+                Row(f"memory per idle room socket, {label} ({count} sockets)", room, base, "bare aiohttp idle socket", "KiB"),
+            ]
+    emit(*rows)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sockets", type=int, default=200)
+    asyncio.run(main(parser.parse_args().sockets))

@@ -1,0 +1,69 @@
+"""The rows the assignment core (`dispatch.assignment`) decides on, and its decisions written back.
+
+Callers lock the rows first (``FOR UPDATE``) and call these inside the transaction that also appends
+the decision's events. The incident's UPDATE is conditional on the state and version the core saw: the
+rows are locked, so it always matches, and were it not so the change would be refused, not misapplied.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+
+from dispatch.assignment import MILESTONES, Decision, IncidentFacts, UnitFacts
+from dispatch.doctrine import needs_from_capabilities
+from dispatch.incident import IncidentState
+from dispatch.status import UnitStatus
+from server import events
+from server.errors import Stale
+
+
+def incident_facts(row: asyncpg.Record) -> IncidentFacts:
+    milestones = {name: row[name] for name in MILESTONES.values() if row[name] is not None}
+    return IncidentFacts(IncidentState(row["status"]), row["assignment_version"], needs_from_capabilities(row["needs"]), milestones)
+
+
+def unit_facts(row: asyncpg.Record) -> UnitFacts:
+    return UnitFacts(row["id"], UnitStatus(row["status"]), frozenset(row["capabilities"]))
+
+
+async def serving(con: asyncpg.Connection, incident_key: uuid.UUID) -> tuple[UnitFacts, ...]:
+    """The units on the incident now, in the order they were sent."""
+    rows = await con.fetch(
+        """SELECT u.id, u.status, u.capabilities FROM assignments a JOIN units u ON u.id = a.unit_id
+           WHERE a.incident_id = $1 AND a.ended_at IS NULL ORDER BY a.id""", incident_key,
+    )
+    return tuple(unit_facts(r) for r in rows)
+
+
+async def apply(
+    con: asyncpg.Connection, incident_key: uuid.UUID, before: IncidentFacts, decision: Decision,
+    returning: str = "id", **columns: Any,
+) -> asyncpg.Record:
+    """Write the incident's new state, version and milestones (and ``columns``); the row, as ``returning``."""
+    assert decision.state is not None and decision.version is not None  # a decision about an incident
+    sets: dict[str, Any] = {"status": decision.state.value, "assignment_version": decision.version, **decision.milestones, **columns}
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(sets, start=4))
+    row = await con.fetchrow(
+        f"UPDATE incidents SET {assignments} WHERE id = $1 AND status = $2 AND assignment_version = $3 RETURNING {returning}",
+        incident_key, before.state.value, before.version, *sets.values(),
+    )
+    if row is None:
+        raise Stale("the incident changed under this request; look again", field="assignment_version")
+    return row
+
+
+async def announce(con: asyncpg.Connection, decision: Decision, base: dict[str, Any], audience: Iterable[str]) -> None:
+    """Append the decision's events: the server's ``base`` (ids, names, who) with the core's data over it."""
+    for event in decision.events:
+        await events.append(con, event.type, base | dict(event.data), audience)
+
+
+async def now(con: asyncpg.Connection) -> dt.datetime:
+    """The transaction's time: the time every row of this change records."""
+    at: dt.datetime = await con.fetchval("SELECT now()")
+    return at

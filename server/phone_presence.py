@@ -1,0 +1,190 @@
+"""Whether each field unit's phone is connected, the same answer on every server process.
+
+Each phone socket is a row in ``phone_sockets``. It counts as connected while it is open and
+was heard from within ``dispatch.phone_offline_s``: the phone pings every ``dispatch.phone_ping_s``
+and any message it sends refreshes the row (at most every third of the expiry, so writes stay
+few). A socket whose process was killed, or whose link died without a close, is no longer
+refreshed and expires; every process sweeps expired rows, and the one that marks a row closed
+announces the change. When a unit's phone goes from connected to not, or back, the operators get
+one ``unit.phone`` event carrying the unit's snapshot with its ``phone`` (as every unit event
+carries the unit), so a console sees it whatever process holds the phone.
+
+Changes for one unit are ordered by a transaction-scoped advisory lock on the unit, always taken
+before any row lock here; the unit row is read ``FOR SHARE`` so the snapshot in the event is
+never older than a status change committed before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from server import events, outages
+from server.config import DispatchSettings
+from server.errors import database_unreachable
+from server.fleet import UNIT_COLUMNS, unit_snapshot
+from server.keys import CONFIG, METRICS, POOL
+from server.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+OPERATORS = "role:operator"
+LIVE = "closed_at IS NULL AND seen_at > now() - make_interval(secs => $2)"
+
+
+async def phones(con: asyncpg.Connection | asyncpg.Pool, unit_ids: Iterable[str], offline_s: float) -> dict[str, dict[str, Any]]:
+    """``{unit_id: {"connected": bool, "last_seen": ISO time or None}}`` for each of ``unit_ids``."""
+    wanted = sorted(set(unit_ids))
+    rows = await con.fetch(
+        f"""SELECT unit_id, max(seen_at) AS last_seen, bool_or({LIVE}) AS connected
+            FROM phone_sockets WHERE unit_id = ANY($1) GROUP BY unit_id""",
+        wanted, offline_s,
+    )
+    found = {r["unit_id"]: {"connected": r["connected"], "last_seen": r["last_seen"].isoformat()} for r in rows}
+    return {unit_id: found.get(unit_id, {"connected": False, "last_seen": None}) for unit_id in wanted}
+
+
+async def with_phones(
+    con: asyncpg.Connection | asyncpg.Pool, entries: list[dict[str, Any]], offline_s: float, key: str = "unit_id"
+) -> list[dict[str, Any]]:
+    """``entries`` (recommendations, board rows), each with its unit's ``phone``."""
+    found = await phones(con, (e[key] for e in entries), offline_s)
+    return [e | {"phone": found[e[key]]} for e in entries]
+
+
+def offline_warning(unit_id: str, phone: dict[str, Any]) -> dict[str, Any]:
+    """The warning a dispatch answers with when the unit's phone is not connected: the crew will not hear it ring."""
+    return {"code": "phone_offline", "unit_id": unit_id, "last_seen": phone["last_seen"],
+            "message": "the unit's phone is offline: reach the crew by radio"}
+
+
+async def _lock(con: asyncpg.Connection, unit_id: str) -> None:
+    await con.execute("SELECT pg_advisory_xact_lock(hashtext('phone:' || $1))", unit_id)
+
+
+async def _connected(con: asyncpg.Connection, unit_id: str, offline_s: float) -> bool:
+    return bool(await con.fetchval(f"SELECT EXISTS (SELECT 1 FROM phone_sockets WHERE unit_id = $1 AND {LIVE})", unit_id, offline_s))
+
+
+async def _announce(con: asyncpg.Connection, unit_id: str, offline_s: float) -> None:
+    row = await con.fetchrow(f"SELECT {UNIT_COLUMNS} FROM units WHERE id = $1 FOR SHARE", unit_id)
+    if row is None:
+        return
+    phone = (await phones(con, [unit_id], offline_s))[unit_id]
+    await events.append(
+        con, "unit.phone", {"unit_id": unit_id, "callsign": row["callsign"], "phone": phone, "unit": unit_snapshot(row) | {"phone": phone}},
+        [OPERATORS],
+    )
+
+
+class PhoneSocket:
+    """One phone socket's presence: opened, heard from, closed."""
+
+    def __init__(self, pool: asyncpg.Pool, unit_id: str, settings: DispatchSettings) -> None:
+        self.id = uuid.uuid4()
+        self.unit_id = unit_id
+        self._pool = pool
+        self._offline_s = settings.phone_offline_s
+        self._refreshed = asyncio.get_running_loop().time()
+
+    async def open(self) -> None:
+        async with self._pool.acquire() as con, con.transaction():
+            await _lock(con, self.unit_id)
+            before = await _connected(con, self.unit_id, self._offline_s)
+            # Only the newest row of a unit is needed for its last-seen time once a new socket opens.
+            await con.execute(
+                "DELETE FROM phone_sockets WHERE unit_id = $1 AND NOT (closed_at IS NULL AND seen_at > now() - make_interval(secs => $2))",
+                self.unit_id, self._offline_s,
+            )
+            await con.execute("INSERT INTO phone_sockets (id, unit_id) VALUES ($1, $2)", self.id, self.unit_id)
+            if not before:
+                await _announce(con, self.unit_id, self._offline_s)
+        self._refreshed = asyncio.get_running_loop().time()
+
+    async def heard(self) -> None:
+        """The phone sent something: it is there. Written at most every third of the expiry; a database out
+        meanwhile costs the phone nothing but its presence (its pings and fixes go on)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._refreshed < self._offline_s / 3:
+            return
+        self._refreshed = now
+        try:
+            await self._refresh()
+        except Exception as exc:
+            if not (database_unreachable(exc) or isinstance(exc, asyncpg.PostgresError)):
+                raise
+            log.warning("phone socket of unit %s: presence not refreshed (%s)", self.unit_id, type(exc).__name__)
+
+    async def _refresh(self) -> None:
+        refreshed = await self._pool.fetchval(
+            f"UPDATE phone_sockets SET seen_at = now() WHERE id = $1 AND {LIVE} RETURNING true", self.id, self._offline_s
+        )
+        if refreshed:
+            return
+        # It had expired (a long silence on a link that came back): connected again.
+        async with self._pool.acquire() as con, con.transaction():
+            await _lock(con, self.unit_id)
+            before = await _connected(con, self.unit_id, self._offline_s)
+            await con.execute(
+                """INSERT INTO phone_sockets (id, unit_id) VALUES ($1, $2)
+                   ON CONFLICT (id) DO UPDATE SET seen_at = now(), closed_at = NULL""",
+                self.id, self.unit_id,
+            )
+            if not before:
+                await _announce(con, self.unit_id, self._offline_s)
+
+    async def close(self) -> None:
+        """The socket closed; a database that is out meanwhile only delays the change to the expiry."""
+        try:
+            async with self._pool.acquire() as con, con.transaction():
+                await _lock(con, self.unit_id)
+                closed = await con.fetchval(
+                    "UPDATE phone_sockets SET closed_at = now() WHERE id = $1 AND closed_at IS NULL RETURNING true", self.id
+                )
+                if closed and not await _connected(con, self.unit_id, self._offline_s):
+                    await _announce(con, self.unit_id, self._offline_s)
+        except Exception as exc:
+            if not (database_unreachable(exc) or isinstance(exc, asyncpg.PostgresError)):
+                raise
+            log.warning("phone socket of unit %s: closing not recorded (%s); it expires", self.unit_id, type(exc).__name__)
+
+
+async def sweep(pool: asyncpg.Pool, offline_s: float) -> int:
+    """Close the sockets not heard from within the expiry and announce the phones that went with them."""
+    async with pool.acquire() as con, con.transaction():
+        stale = await con.fetch(
+            "SELECT DISTINCT unit_id FROM phone_sockets WHERE closed_at IS NULL AND seen_at <= now() - make_interval(secs => $1)",
+            offline_s,
+        )
+        units = sorted(r["unit_id"] for r in stale)
+        for unit_id in units:
+            await _lock(con, unit_id)
+        closed = await con.fetch(
+            """UPDATE phone_sockets SET closed_at = now()
+               WHERE unit_id = ANY($1) AND closed_at IS NULL AND seen_at <= now() - make_interval(secs => $2) RETURNING unit_id""",
+            units, offline_s,
+        )
+        gone = sorted({r["unit_id"] for r in closed})
+        for unit_id in gone:
+            if not await _connected(con, unit_id, offline_s):
+                await _announce(con, unit_id, offline_s)
+    return len(closed)
+
+
+async def sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Every process sweeps; the row locks let exactly one close (and announce) each expired socket."""
+    offline_s = app[CONFIG].dispatch.phone_offline_s
+
+    async def step() -> None:
+        await sweep(app[POOL], offline_s)
+
+    outage = outages.OutageLog(log, "phone presence sweep", app[METRICS])
+    task = asyncio.create_task(outages.every(offline_s / 3, step, outage), name="phone-presence")
+    yield
+    await cancel_and_wait(task)
