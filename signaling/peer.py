@@ -214,6 +214,7 @@ class ConsultPeer:
         self._stop = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._session_tasks: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Task[None]] = set()  # links being closed (see _drop_link)
         self._ice_servers: list[RTCIceServer] = []
         self._relay_only = relay_only
         self._adapt = adapt
@@ -622,8 +623,13 @@ class ConsultPeer:
     async def _drop_link(self, user: UserId) -> None:
         link = self._links.pop(user, None)
         if link is not None:
-            await link.close()
+            # Closing releases the link's TURN allocation, which over a dead media link waits out every
+            # retry (15 s and more): the signaling (chat, a new offer, the room's close) does not wait for it.
+            task = asyncio.ensure_future(link.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def _close_links(self) -> None:
         for user in list(self._links):
             await self._drop_link(user)
+        await asyncio.gather(*self._closing)

@@ -18,7 +18,7 @@ from playwright.async_api import Page, expect
 from signaling.bandwidth import AdaptPolicy, Mode
 from signaling.link_quality import AdaptOptions
 from signaling.media import SyntheticSource
-from signaling.peer import ConsultPeer
+from signaling.peer import ConsultPeer, PeerRefused
 from tests.conftest import Api, app_config, start_api
 from tests.e2e.conftest import CONSOLE, Pages, screenshot
 from tests.e2e.consult_support import ready
@@ -169,10 +169,16 @@ async def test_a_video_consult_that_loses_its_link_is_completed_in_writing(pages
         await page.fill("#soap-plan", "jahit situasi, toksoid tetanus")
         await page.click("#complete")
         await expect(page.locator("#case")).to_have_attribute("data-state", "completed")
+        # Completing closes the room (4409): the kiosk is told the consult ended, as `psc119 peer` reports it,
+        # and leaves (releasing its TURN allocations, which a dead link would hold up for their retries).
+        turn.relay.impair(loss=0.0)
+        with pytest.raises(PeerRefused) as ended:
+            await asyncio.wait_for(asyncio.shield(tasks[0]), 10)
+        assert (ended.value.code, ended.value.reason) == (4409, "completed")
         await screenshot(page, "specialist-completed-in-writing")
     finally:
         turn.relay.impair(loss=0.0)  # so the kiosk can release its TURN allocation as it leaves
-        await stop_peers([kiosk], tasks)
+        await stop_peers([kiosk], [task for task in tasks if not task.done()])
     _, chat = await api.call("GET", f"/api/consults/{consult_id}/chat", await api.login("puskesmas"))
     assert [m["text"] for m in chat["messages"]] == [
         "Tolong arahkan kamera ke luka.",

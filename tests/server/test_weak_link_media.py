@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 from signaling.bandwidth import AdaptPolicy, Mode
+from signaling.ids import UserId
 from signaling.link_quality import AdaptOptions
 from signaling.media import SyntheticSource
+from signaling.messages import IceRestart
 from signaling.peer import ConsultPeer
 from tests.conftest import PSC119, REPO, Api, start_api
 from tests.impair.turn_link import TurnLink, start_turn_link
@@ -152,13 +154,18 @@ async def test_when_the_link_recovers_video_comes_back(weak: WeakRoom) -> None:
         await stop_peers([ani, budi], tasks)
 
 
-async def pair_through(weak: WeakRoom, relay_only: bool) -> tuple[bool, bool]:
-    """Whether each side's selected pair is relayed, once video flows both ways."""
+def small_peers(weak: WeakRoom, relay_only: bool) -> tuple[ConsultPeer, ConsultPeer, str, str]:
+    """The puskesmas's and the specialist's peers with a small picture, and their member ids."""
     ani, budi = (
         ConsultPeer(weak.room.url, str(join["token"]), source=SyntheticSource(160, 120), ice_host_addresses=LOOPBACK, relay_only=relay_only)
         for join in (weak.room.puskesmas, weak.room.specialist)
     )
-    pk, sp = member(weak.room, "puskesmas"), member(weak.room, "specialist")
+    return ani, budi, member(weak.room, "puskesmas"), member(weak.room, "specialist")
+
+
+async def pair_through(weak: WeakRoom, relay_only: bool) -> tuple[bool, bool]:
+    """Whether each side's selected pair is relayed, once video flows both ways."""
+    ani, budi, pk, sp = small_peers(weak, relay_only)
     tasks = await run_peers(ani, budi)
     try:
         await ani.wait_until(lambda: ani.connected_to(sp) and budi.connected_to(pk), 20)
@@ -204,3 +211,25 @@ async def test_psc119_peer_relay_only_and_audio_only_says_so_on_both_sides(weak:
         await stop_peers([budi], tasks)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert re.search(r"frames video=[1-9]\d* audio=[1-9]", "\n".join(lines) + out.decode()), lines  # it receives video
+
+
+async def test_a_renegotiation_over_a_dead_link_does_not_hold_up_the_signaling(weak: WeakRoom) -> None:
+    """A new connection replaces the old one, whose closing releases its TURN allocation: over a dead link
+    that waits out every retry (half a minute). Neither peer's signaling (the offer, a chat) waits for it."""
+    weak.turn.relay.impair(**CLEAN)
+    ani, budi, pk, sp = small_peers(weak, relay_only=True)
+    tasks = await run_peers(ani, budi)
+    try:
+        await ani.wait_until(lambda: ani.connected_to(sp) and budi.connected_to(pk), 20)
+        offerer, answerer, offerer_id = (ani, budi, pk) if ani._links[UserId(sp)].offerer else (budi, ani, sp)
+        weak.turn.relay.impair(loss=1.0)
+        negotiations = offerer.stats.negotiations
+        await answerer._send(IceRestart(to=UserId(offerer_id)))  # what it sends when its connection is lost
+        await offerer.wait_until(lambda: offerer.stats.negotiations > negotiations, 15)  # the new offer is out
+        start = time.monotonic()
+        await offerer.send_chat("masih di sini?")
+        await answerer.wait_until(lambda: len(answerer.chats) == 1, 30)
+        assert time.monotonic() - start < 8  # at most one gathering's wait (5 s), not the old allocation's retries
+    finally:
+        weak.turn.relay.impair(loss=0.0)
+        await stop_peers([ani, budi], tasks)
