@@ -12,7 +12,9 @@ sample of the link (receiver reports every second or so):
   (half of what a 3G bearer buffers), and the rate drops by 15 %; with little loss and no queue it grows 8 % a step, never beyond ``max_bitrate``
   nor the receiver's REMB;
 * **resolution**: `scale_for` picks the largest picture the bitrate can fill at a useful
-  quality (width and height divided by 1, 2, 4 or 8);
+  quality (width and height divided by 1, 2, 4 or 8); `scale_after` goes to a smaller one at
+  once but to a larger one only with ``UPSIZE_MARGIN`` to spare, so a bitrate probing at a
+  step's edge does not switch sizes (each switch a keyframe) on a link with no room for them;
 * **mode**: video falls back to audio only when the bitrate drops below ``min_bitrate`` or
   the other side reports decoding fewer than ``min_fps`` frames a second for
   ``fps_grace`` seconds; from audio only it tries video again after ``probe_after``
@@ -32,12 +34,15 @@ from enum import StrEnum
 
 from .errors import InvalidValue
 
-__all__ = ["AdaptPolicy", "BandwidthController", "Decision", "LinkSample", "Mode", "scale_for"]
+__all__ = ["AdaptPolicy", "BandwidthController", "Decision", "LinkSample", "Mode", "scale_after", "scale_for"]
 
 #: Bits per pixel a VP8 picture needs to be worth looking at (below: a smaller picture).
 BITS_PER_PIXEL = 0.1
 SCALES = (1, 2, 4, 8)
 MIN_SIDE = 40  # pixels: no smaller picture than this
+#: A larger picture once the bitrate fills it with this much to spare (at 1.3, 320x240 at 30 frames/s needs
+#: 300 kbit/s, the whole of a 3G bearer: its video stays 160x120 instead of flipping up and back down).
+UPSIZE_MARGIN = 1.3
 
 
 class Mode(StrEnum):
@@ -111,6 +116,15 @@ def scale_for(bitrate: int, width: int, height: int, fps: float) -> int:
         if bitrate >= BITS_PER_PIXEL * fps * (width // scale) * (height // scale):
             return scale
     return best
+
+
+def scale_after(current: int | None, bitrate: int, width: int, height: int, fps: float) -> int:
+    """The scale to send at, from ``current`` (None: nothing sent yet): smaller as soon as the
+    bitrate cannot fill the picture, larger only once it fills the larger one with ``UPSIZE_MARGIN``."""
+    wanted = scale_for(bitrate, width, height, fps)
+    if current is None or wanted >= current:
+        return wanted
+    return min(current, scale_for(int(bitrate / UPSIZE_MARGIN), width, height, fps))
 
 
 class BandwidthController:

@@ -8,7 +8,7 @@ orders from `signaling.bandwidth` instead:
 
 * ``bitrate``: the target, below aiortc's floor when the link needs it (the floor is a
   setter's clamp; the value is written past it);
-* the picture is scaled down (`bandwidth.scale_for`, and never above ``max_size``) before
+* the picture is scaled down (`bandwidth.scale_after`, and never above ``max_size``) before
   encoding, one encoder per link, so another link of the same peer keeps its own size;
 * ``paused``: audio only, nothing is encoded; the first frame after it is a keyframe;
 * a REMB from the receiver is only recorded (``remb``), for the controller to weigh;
@@ -34,7 +34,7 @@ from av import VideoFrame
 from av.frame import Frame
 from av.packet import Packet
 
-from .bandwidth import scale_for
+from .bandwidth import scale_after
 
 __all__ = ["AdaptiveVideoEncoder", "install"]
 
@@ -58,6 +58,7 @@ class AdaptiveVideoEncoder(Encoder):
         self.remb: int | None = None
         self.frames = 0
         self.size: tuple[int, int] | None = None  # of the last encoded picture
+        self._scale: int | None = None  # the last picture's divisor of the source's width and height
         self._fps = 30.0
         self._last_pts: float | None = None
         self._offset = 0  # added to the source's timestamps (90 kHz) since it looped
@@ -110,7 +111,7 @@ class AdaptiveVideoEncoder(Encoder):
         if self.max_size is not None:
             fit = min(1.0, self.max_size[0] / width, self.max_size[1] / height)
             width, height = _even(width * fit), _even(height * fit)
-        scale = scale_for(self.bitrate, width, height, self._fps)
+        scale = self._scale = scale_after(self._scale, self.bitrate, width, height, self._fps)
         width, height = _even(width / scale), _even(height / scale)
         if (width, height) == (frame.width, frame.height) and not self._offset:
             return frame

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from signaling.bandwidth import AdaptPolicy, BandwidthController, LinkSample, Mode, scale_for
+from signaling.bandwidth import AdaptPolicy, BandwidthController, LinkSample, Mode, scale_after, scale_for
 from signaling.errors import InvalidValue
 
 POLICY = AdaptPolicy(max_bitrate=1_000_000, start_bitrate=300_000, min_bitrate=50_000, probe_after=5, probe_max=20)
@@ -120,6 +120,16 @@ def test_a_peer_that_sends_no_video_never_probes_it() -> None:
 )
 def test_the_picture_shrinks_with_the_bitrate(bitrate: int, size: tuple[int, int], scale: int) -> None:
     assert scale_for(bitrate, *size, fps=30) == scale
+
+
+def test_the_picture_shrinks_at_once_and_grows_only_with_bitrate_to_spare() -> None:
+    # 320x240 at 30 frames/s needs 230 kbit/s: a rate probing just past that on a 3G bearer keeps 160x120.
+    assert scale_for(240_000, 320, 240, fps=30) == 1
+    assert scale_after(2, 240_000, 320, 240, fps=30) == 2
+    assert scale_after(2, 300_000, 320, 240, fps=30) == 1
+    assert scale_after(4, 240_000, 320, 240, fps=30) == 2  # one step up when only that one fits with room
+    assert scale_after(1, 200_000, 320, 240, fps=30) == 2  # down at once
+    assert scale_after(None, 240_000, 320, 240, fps=30) == 1  # the first picture: what the bitrate fills
 
 
 @pytest.mark.parametrize(

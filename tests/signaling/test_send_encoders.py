@@ -45,6 +45,18 @@ def test_a_low_bitrate_sends_a_smaller_picture_and_max_size_caps_it() -> None:
     assert capped.size == (160, 120)
 
 
+def test_a_bitrate_at_the_edge_of_a_larger_picture_keeps_the_smaller_one() -> None:
+    encoder = AdaptiveVideoEncoder(Vp8Encoder(), 150_000)
+    encoder.encode(frame(0))
+    assert encoder.size == (160, 120)
+    encoder.bitrate = 240_000  # just fills 320x240 at 30 frames/s: no room for the link's other traffic
+    encoder.encode(frame(1))
+    assert encoder.size == (160, 120)
+    encoder.bitrate = 320_000
+    encoder.encode(frame(2))
+    assert encoder.size == (320, 240)
+
+
 def test_paused_sends_nothing_and_the_first_frame_after_is_a_keyframe() -> None:
     encoder = AdaptiveVideoEncoder(Vp8Encoder(), 300_000)
     assert keyframe(encoder.encode(frame(0))[0])
