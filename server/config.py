@@ -163,12 +163,21 @@ class IceSettings:
     turn_urls: tuple[str, ...] = ()
     turn_secret: str = ""
     turn_ttl_s: int = dataclasses.field(default=21600, metadata=_positive())
+    relay_only: bool = False
 
     def __post_init__(self) -> None:
         try:
             IceConfig(self.stun_urls, self.turn_urls, self.turn_secret or None)
         except InvalidValue as exc:
             raise ConfigError(f"ice.{(exc.field or 'turn_urls').split('[')[0]}", exc.reason) from None
+        if self.relay_only and not self.turn_urls:
+            raise ConfigError("ice.relay_only", "needs ice.turn_urls (relay-only peers connect through TURN only)")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MediaSettings:
+    max_bitrate: int = dataclasses.field(default=1_500_000, metadata=_check(lambda v: 100_000 <= v <= 10_000_000, "must be 100000..10000000"))
+    min_fps: float = dataclasses.field(default=10.0, metadata=_check(lambda v: 1 <= v <= 30, "must be 1..30"))
 
 
 def _ip_addresses(value: tuple[str, ...]) -> bool:
@@ -261,6 +270,7 @@ class Config:
     dispatch: DispatchSettings = DispatchSettings()
     consult: ConsultSettings = ConsultSettings()
     ice: IceSettings = IceSettings()
+    media: MediaSettings = MediaSettings()
     recording: RecordingSettings = RecordingSettings()
     web: WebSettings = WebSettings()
     limits: LimitSettings = LimitSettings()

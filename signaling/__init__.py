@@ -20,12 +20,15 @@ datetimes):
 ``turn``         TURN REST API credentials and the RTCIceServer list
 ``room``         Room: membership, presence, consent, relay decisions
 ``access``       who may read, accept, decline, cancel, complete, join, add files, chat
+``bandwidth``    the send-side controller: bitrate, picture size and mode for a weak link
 
 The aiortc side, the only modules here that do I/O:
 
 ``ice_hosts``    pin the host addresses aioice gathers candidates on
 ``media``        a synthetic camera and tone, or a file, as outgoing tracks
 ``pair``         PeerLink: one RTCPeerConnection towards one other member
+``send_encoders`` the encoders a peer sends with, sized and paced by ``bandwidth``
+``link_quality`` LinkQuality: applies ``bandwidth`` to one connection once a second
 ``peer``         ConsultPeer: the Python kiosk client (websocket session, recovery)
 ``recorder``     ConsultRecorder: the consented recorder participant
 """

@@ -3,7 +3,7 @@ serialised here and nowhere else.
 
 Every message is a JSON object with a ``"type"``. Client to server: ``join``,
 ``consent``, ``ping``, and the relayed kinds ``offer``, ``answer``, ``candidate``,
-``ice_restart``, ``bye``, ``chat``. Server to client: ``welcome``, ``presence``,
+``ice_restart``, ``bye``, ``chat``, ``quality``. Server to client: ``welcome``, ``presence``,
 ``recording``, ``error``, ``pong``, and the relayed kinds stamped with ``"from"``.
 
 Relayed kinds share an envelope: ``"to"`` (optional recipient), ``"from"``
@@ -58,6 +58,7 @@ __all__ = [
     "Ping",
     "Pong",
     "Presence",
+    "Quality",
     "Recording",
     "RelayMessage",
     "ServerMessage",
@@ -279,6 +280,30 @@ class Chat:
         _envelope(self)
 
 
+QUALITY_MODES: Final = ("video", "audio_only", "text_only")
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    """``{"type": "quality", "mode": "video"|"audio_only"|"text_only", "fps"?: number,
+    "to"?, "from"?, "consult"?}`` — what the sender sends over its weak link now (see
+    `signaling.bandwidth`), and the video frames a second it decodes from the recipient."""
+
+    mode: str
+    fps: float | None = None
+    to: UserId | None = field(default=None, kw_only=True)
+    sender: UserId | None = _wire("from", default=None, kw_only=True)
+    consult: ConsultId | None = field(default=None, kw_only=True)
+    type: Literal["quality"] = field(default="quality", init=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in QUALITY_MODES:
+            raise _E("mode", f"must be one of: {', '.join(QUALITY_MODES)}")
+        if self.fps is not None:
+            _check.number(self.fps, "fps", 0, 240, error=_E)
+        _envelope(self)
+
+
 # --- server to client -------------------------------------------------------------
 
 
@@ -416,7 +441,7 @@ class Error:
         _check.optional_text(self.field, "field", max_len=200, error=_E)
 
 
-RelayMessage: TypeAlias = Offer | Answer | Candidate | IceRestart | Bye | Chat
+RelayMessage: TypeAlias = Offer | Answer | Candidate | IceRestart | Bye | Chat | Quality
 ClientMessage: TypeAlias = Join | Consent | Ping | RelayMessage
 ServerMessage: TypeAlias = Welcome | Presence | Recording | Error | Pong
 Message: TypeAlias = ClientMessage | ServerMessage
@@ -430,6 +455,7 @@ _KINDS: Final[Mapping[str, type[Message]]] = {
     "ice_restart": IceRestart,
     "bye": Bye,
     "chat": Chat,
+    "quality": Quality,
     "welcome": Welcome,
     "presence": Presence,
     "recording": Recording,
@@ -437,7 +463,7 @@ _KINDS: Final[Mapping[str, type[Message]]] = {
     "ping": Ping,
     "pong": Pong,
 }
-RELAY_TYPES: Final = frozenset({"offer", "answer", "candidate", "ice_restart", "bye", "chat"})
+RELAY_TYPES: Final = frozenset({"offer", "answer", "candidate", "ice_restart", "bye", "chat", "quality"})
 CLIENT_TYPES: Final = RELAY_TYPES | {"join", "consent", "ping"}
 
 

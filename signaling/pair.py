@@ -21,6 +21,7 @@ from aiortc import (
     RTCConfiguration,
     RTCIceCandidate,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -31,6 +32,7 @@ from av import AudioFrame, VideoFrame
 
 from . import ice_hosts
 from .ids import UserId
+from .link_quality import LinkQuality
 from .members import MemberRole
 from .messages import Candidate
 
@@ -62,7 +64,8 @@ class PeerLink:
     """The connection to ``user`` (``role``, connected with ``generation``).
 
     ``on_frame(kind, frame)`` sees every received frame; ``on_state(link)`` every
-    connection state change.
+    connection state change. ``relay_only``: use TURN relay candidates only;
+    ``quality``: adapts what the link sends, once negotiated (`signaling.link_quality`).
     """
 
     def __init__(
@@ -76,9 +79,13 @@ class PeerLink:
         ice_host_addresses: tuple[str, ...] | None,
         on_frame: Callable[[str, AudioFrame | VideoFrame], None],
         on_state: Callable[[PeerLink], None],
+        relay_only: bool = False,
+        quality: LinkQuality | None = None,
     ) -> None:
         self.user, self.role, self.generation, self.offerer = user, role, generation, offerer
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
+        policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers), iceTransportPolicy=policy))
+        self.quality = quality
         self.remote_ufrag: str | None = None
         self.closing = False
         self.created_at = time.monotonic()
@@ -140,7 +147,10 @@ class PeerLink:
         await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         self.remote_ufrag = ice_ufrag(offer_sdp)
         self.attach(source, relay)
-        return await self._set_local(await self.pc.createAnswer())
+        sdp = await self._set_local(await self.pc.createAnswer())
+        if self.quality is not None:
+            self.quality.negotiated(self.pc)
+        return sdp
 
     @property
     def awaiting_answer(self) -> bool:
@@ -149,6 +159,8 @@ class PeerLink:
     async def accept_answer(self, answer_sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
         self.remote_ufrag = ice_ufrag(answer_sdp)
+        if self.quality is not None:
+            self.quality.negotiated(self.pc)
 
     @property
     def has_remote_description(self) -> bool:
@@ -179,6 +191,8 @@ class PeerLink:
 
     async def close(self) -> None:
         self.closing = True
+        if self.quality is not None:
+            self.quality.close()
         for task in self._tasks:
             task.cancel()
         for track in self._tracks:

@@ -49,8 +49,10 @@ from av import AudioFrame, VideoFrame
 from websockets.asyncio.client import ClientConnection, connect
 
 from . import ice_hosts
+from .bandwidth import Mode
 from .errors import InvalidMessage
 from .ids import UserId
+from .link_quality import AdaptOptions, LinkQuality
 from .media import MediaSource
 from .members import MemberRole, PeerKind
 from .messages import (
@@ -66,6 +68,7 @@ from .messages import (
     Message,
     Offer,
     Presence,
+    Quality,
     Recording,
     Welcome,
     encode,
@@ -156,10 +159,13 @@ class ConsultPeer:
     token; ``source``: what to send (a `SyntheticSource`, a `MediaPlayer`, or None
     to only receive); ``ice_host_addresses``: the only addresses to gather host
     candidates on (None: every interface, as aioice does); ``consent_recording``:
-    sent with every join (None: leave consent as it is); ``heartbeat``: seconds
-    between websocket pings (one unanswered for half as long gives the socket up);
-    ``renew_token``: returns a fresh join token when the room
-    refuses ours (it may raise `PeerRefused`).
+    sent with every join (None: leave consent as it is); ``relay_only``: connect
+    through TURN relays only; ``adapt``: how sending adapts to each link (None: it
+    does not). ``sending_modes``/``receiving_modes`` say per other member whether
+    video, audio only or only writing crosses the link, each way (``quality``
+    messages tell the other side). ``heartbeat``: seconds between websocket pings
+    (one unanswered for half as long gives the socket up); ``renew_token``: returns a
+    fresh join token when the room refuses ours (it may raise `PeerRefused`).
     """
 
     def __init__(
@@ -178,6 +184,9 @@ class ConsultPeer:
         open_timeout: float = 10.0,
         connect_timeout: float = 10.0,
         answer_grace: float = 1.0,
+        relay_only: bool = False,
+        adapt: AdaptOptions | None = AdaptOptions(),  # noqa: B008 - frozen
+        quality_interval: float = 2.0,
         heartbeat: float = 4.0,
         renew_token: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
@@ -205,7 +214,13 @@ class ConsultPeer:
         self._stop = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._session_tasks: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Task[None]] = set()  # links being closed (see _drop_link)
         self._ice_servers: list[RTCIceServer] = []
+        self._relay_only = relay_only
+        self._adapt = adapt
+        self._quality_interval = quality_interval
+        self.sending_modes: dict[UserId, Mode] = {}
+        self.receiving_modes: dict[UserId, Mode] = {}
         self.welcome: Welcome | None = None
         self.recording_allowed = False
         self.stats = PeerStats()
@@ -370,6 +385,8 @@ class ConsultPeer:
                 self._on_chat(message)
         elif isinstance(message, Bye):
             await self._on_bye_message(message)
+        elif isinstance(message, Quality):
+            self._on_quality(message)
         elif isinstance(message, Recording):
             self.recording_allowed = message.allowed
             if self._on_recording is not None:
@@ -395,6 +412,7 @@ class ConsultPeer:
         )
         for peer in welcome.peers:
             await self._on_joined(peer.user, _Present(peer.role, peer.generation, peer.offerer), peer.resumed)
+        self._spawn(self._report_quality())
 
     async def _on_presence(self, presence: Presence) -> None:
         if presence.state == "reconnecting":
@@ -440,9 +458,14 @@ class ConsultPeer:
             if self._frame_sink is not None:
                 self._frame_sink(user, role, kind, frame)
 
+        quality = None
+        if self._adapt is not None and role is not MemberRole.RECORDER:
+            quality = LinkQuality(self._adapt, lambda mode, _reason: self._mode_changed(user, mode))
+            self.sending_modes[user] = quality.mode
         link = PeerLink(
             user, role, generation, offerer=offerer, ice_servers=self._ice_servers,
             ice_host_addresses=self._ice_hosts, on_frame=on_frame, on_state=self._on_link_state,
+            relay_only=self._relay_only, quality=quality,
         )  # fmt: skip
         self._links[user] = link
         self._spawn(self._watch(link))
@@ -555,13 +578,58 @@ class ConsultPeer:
                 log.info("connection to %s lost: asking it to renegotiate", link.user)
                 await self._send(IceRestart(to=link.user))
 
+    # --- link quality ----------------------------------------------------------------
+
+    def _mode_changed(self, user: UserId, mode: Mode) -> None:
+        self.sending_modes[user] = mode
+        self._spawn(self._send_quality(user))
+
+    async def _send_quality(self, user: UserId, fps: float | None = None) -> None:
+        link = self._links.get(user)
+        if link is None or link.quality is None:
+            return
+        with contextlib.suppress(ConnectionError, websockets.ConnectionClosed):
+            await self._send(Quality(link.quality.mode.value, fps, to=user))
+
+    async def _report_quality(self) -> None:
+        """Tell each connected member the mode we send it and the frames a second we
+        decode from it (its controller falls back to audio when too few get through)."""
+        last: dict[UserId, tuple[float, int]] = {}
+        while True:
+            await asyncio.sleep(self._quality_interval)
+            now = time.monotonic()
+            for user, link in list(self._links.items()):
+                frames = self.stats.video_from(user)
+                previous = last.get(user)
+                last[user] = (now, frames)
+                if previous is not None and link.connected and link.quality is not None:
+                    then, before = previous
+                    await self._send_quality(user, round((frames - before) / max(now - then, 1e-3), 1))
+
+    def _on_quality(self, message: Quality) -> None:
+        user = message.sender
+        if user is None:
+            return
+        mode = Mode(message.mode)
+        if self.receiving_modes.get(user) is not mode:
+            log.info("%s sends %s", user, mode.value)
+        self.receiving_modes[user] = mode
+        link = self._links.get(user)
+        if link is not None and link.quality is not None and message.fps is not None:
+            link.quality.remote_fps = message.fps
+
     # --- media and teardown -----------------------------------------------------------
 
     async def _drop_link(self, user: UserId) -> None:
         link = self._links.pop(user, None)
         if link is not None:
-            await link.close()
+            # Closing releases the link's TURN allocation, which over a dead media link waits out every
+            # retry (15 s and more): the signaling (chat, a new offer, the room's close) does not wait for it.
+            task = asyncio.ensure_future(link.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def _close_links(self) -> None:
         for user in list(self._links):
             await self._drop_link(user)
+        await asyncio.gather(*self._closing)

@@ -252,6 +252,7 @@ class ConsultRecorder:
             frame_sink=self._on_frame,
             on_bye=self._on_bye,
             on_recording=self._on_recording,
+            adapt=None,  # it sends nothing, and its frame counts are no doctor's view
         )
 
     @property

@@ -68,6 +68,7 @@ from .messages import (
     Offer,
     PeerInfo,
     Presence,
+    Quality,
     Recording,
     RelayMessage,
     Welcome,
@@ -89,7 +90,7 @@ __all__ = [
 
 # Messages that belong to one negotiation between two particular connections.
 _NEGOTIATION = (Offer, Answer, Candidate, IceRestart)
-_RELAY = (Offer, Answer, Candidate, IceRestart, Bye, Chat)
+_RELAY = (Offer, Answer, Candidate, IceRestart, Bye, Chat, Quality)
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,7 +470,7 @@ class Room:
             conn = self._present.get(recipient)
             if conn is not None:
                 deliveries.append(Delivery(recipient, conn.generation, stamped))
-            else:
+            elif not isinstance(message, Quality):  # a link's state is stale by the time anyone is back
                 self._outbox(recipient).put(stamped, now)
         return deliveries
 

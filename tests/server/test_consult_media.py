@@ -53,7 +53,7 @@ class Room:
     specialist: dict[str, object]
 
 
-async def open_room(api: Api) -> Room:
+async def open_room(api: Api, *, turn: bool = False) -> Room:
     """The whole way in: a puskesmas doctor requests, the specialist goes on call and
     accepts, both ask for a join token."""
     pk, sp = await api.login("puskesmas"), await api.login("specialist")
@@ -68,7 +68,7 @@ async def open_room(api: Api) -> Room:
     for token in (pk, sp):
         status, body = await api.call("POST", f"/api/consults/{consult_id}/join", token)
         assert status == 200, body
-        assert body["room_url"] == f"/ws/consults/{consult_id}" and body["ice_servers"] == []
+        assert body["room_url"] == f"/ws/consults/{consult_id}" and bool(body["ice_servers"]) == turn
         joins.append(body)
     url = api.url(joins[0]["room_url"]).replace("http://", "ws://")
     return Room(consult_id, url, joins[0], joins[1])

@@ -28,12 +28,12 @@ def free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def loopback_config(directory: Path, port: int, relay_port: int) -> str:
+def loopback_config(directory: Path, port: int, relay_port: int, relay_ports: int = 1) -> str:
     return render(REPO / "deploy" / "coturn" / "turnserver.conf", {
         "listening-ip=0.0.0.0": "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1",
         "listening-port=3478": f"listening-port={port}",
         "min-port=49160": f"min-port={relay_port}",
-        "max-port=49999": f"max-port={relay_port}",
+        "max-port=49999": f"max-port={relay_port + relay_ports - 1}",
         "static-auth-secret=CHANGE-ME-to-the-value-of-ice.turn_secret": f"static-auth-secret={SECRET}",
         "userdb=/var/lib/turn/turndb": f"userdb={directory / 'turndb'}",
         "pidfile=/run/turnserver/turnserver.pid": f"pidfile={directory / 'turnserver.pid'}",

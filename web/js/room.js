@@ -7,8 +7,9 @@
 // A dropped socket does not touch the RTCPeerConnection: media keeps flowing while the socket rejoins, and
 // a working connection is kept across a rejoin of either side (room_link.js afterRejoin); a connection whose
 // ICE fails is restarted (restartIce towards a browser, a fresh connection towards aiortc, which has no ICE restart).
-import {ApiError, api, toLogin} from "./api.js";
+import {ApiError, api, getWebConfig, toLogin} from "./api.js";
 import {IceWatch, SocketWatch, afterRejoin} from "./room_link.js";
+import {RoomQuality} from "./room_quality.js";
 
 const BACKOFF_MS = [500, 1000, 2000, 3000, 5000];
 const STATS_EVERY_MS = 1000;
@@ -20,11 +21,12 @@ const TOKEN_REJECTED = 4401;
 const REPLACED = 4000;
 
 /**
- * const room = new VideoRoom(consultId, {onState, onLocalStream, onRemoteStream, onChat, onQuality, onError});
+ * const room = new VideoRoom(consultId, {onState, onLocalStream, onRemoteStream, onChat, onQuality, onMode, onError});
  * await room.open({audioOnly});  room.setMuted(true); room.setCameraOff(true); await room.setAudioOnly(true);
  * room.sendChat("text"); room.close();
  *
  * onState(state): "connecting" | "waiting" (no other doctor) | "negotiating" | "connected" | "reconnecting" | "ended"
+ * onMode({sending, receiving, reason}): "video" | "audio_only" | "text_only" each way, as the link allows (room_quality.js)
  */
 export class VideoRoom {
   constructor(consultId, handlers = {}) {
@@ -50,6 +52,9 @@ export class VideoRoom {
     this.ignoreOffer = false;
     this.answered = false;  // the non-offerer has applied a first offer on this pc
     this.dropped = null;  // the socket dropSocket() closed
+    this.adapt = null;  // RoomQuality: what this page sends over its link
+    /** @type {RTCIceTransportPolicy} */
+    this.iceTransportPolicy = "all";
     this.watch = null;  // the heartbeat of the current socket
   }
 
@@ -57,7 +62,11 @@ export class VideoRoom {
   async open({audioOnly = false} = {}) {
     this.audioOnly = audioOnly;
     this.join = await api("POST", `/api/consults/${encodeURIComponent(this.consultId)}/join`);
+    const media = (await getWebConfig()).media || {};
+    this.iceTransportPolicy = media.ice_transport_policy === "relay" ? "relay" : "all";
+    this.adapt = new RoomQuality(this, media, (q) => this.handlers.onMode?.(q));
     await this.startMedia();
+    this.adapt.allowVideo(!this.audioOnly);
     this.connect();
     this.statsTimer = setInterval(() => this.sampleStats(), STATS_EVERY_MS);
   }
@@ -185,6 +194,9 @@ export class VideoRoom {
       case "chat":
         this.handlers.onChat?.({from: message.from, text: message.text, mine: false, at: new Date()});
         break;
+      case "quality":
+        if (this.peer && String(message.from) === String(this.peer.user)) this.adapt?.remote(message);
+        break;
       case "bye":
         if (this.peer) this.peer.present = false;
         this.setState("waiting");
@@ -226,8 +238,9 @@ export class VideoRoom {
     this.dropPeer();
     this.peer = {...info, present: true};
     this.setState("negotiating");
-    const pc = new RTCPeerConnection({iceServers: this.iceServers || []});
+    const pc = new RTCPeerConnection({iceServers: this.iceServers || [], iceTransportPolicy: this.iceTransportPolicy});
     this.pc = pc;
+    this.adapt?.reset();
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.answered = false;
@@ -342,6 +355,7 @@ export class VideoRoom {
   /** Audio only: stop the camera (bandwidth), or start it again; the video transceiver stays, so no renegotiation. */
   async setAudioOnly(on) {
     this.audioOnly = on;
+    this.adapt?.allowVideo(!on);
     if (on) {
       for (const track of this.local.getVideoTracks()) {
         track.stop();
@@ -373,6 +387,7 @@ export class VideoRoom {
   /** Round-trip time, packets lost and frames per second of the connection, from getStats(). */
   async sampleStats() {
     const pc = this.pc;
+    if (pc && this.adapt) await this.adapt.step(pc);  // also while disconnected: a silent link means writing
     if (!pc || pc.connectionState !== "connected") {
       this.quality = null;
       this.handlers.onQuality?.(null);

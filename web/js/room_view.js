@@ -18,6 +18,7 @@ export async function openRoom(container, consultId, {audioOnly = false, peerNam
     onRemoteStream: (stream) => attach(view.remote, stream),
     onChat: (message) => { chatLog.push(message); renderChat(view, chatLog); },
     onQuality: (q) => showQuality(view, q),
+    onMode: (q) => showMode(view, q),
     onError: (err) => { view.error.textContent = errorText(err); },
   });
   current = {room, container};
@@ -29,6 +30,7 @@ export async function openRoom(container, consultId, {audioOnly = false, peerNam
     showPeer(view);
     showState(view, room.state);
     showQuality(view, room.quality);
+    showMode(view, room.adapt?.state() || null);
     renderChat(view, chatLog);
   });
   container.hidden = false;
@@ -64,6 +66,8 @@ function build(container, peerName) {
     remote: h("video", {id: "remote-video", class: "remote-video", autoplay: true, playsinline: true, "data-i18n-attr": "aria-label:room.remote"}),
     local: h("video", {id: "local-video", class: "local-video", autoplay: true, playsinline: true, muted: true, "data-i18n-attr": "aria-label:room.local"}),
     quality: h("p", {id: "room-quality", class: "hint room-quality", "aria-live": "off"}),
+    mode: h("p", {id: "room-mode", class: "hint room-mode", "aria-live": "polite"}),
+    write: h("button", {type: "button", id: "room-write", "data-i18n": "room.write"}, t("room.write")),
     mute: button("room-mute", "room.mute"),
     camera: button("room-camera", "room.camera_off"),
     audioOnly: button("room-audio-only", "room.audio_only"),
@@ -80,6 +84,9 @@ function build(container, peerName) {
     h("div", {class: "room-head"}, h("h2", {id: "room-h", "data-i18n": "room.title"}, t("room.title")), view.peer, view.state),
     h("div", {class: "videos"}, view.remote, view.local),
     view.quality,
+    view.mode,
+    view.writing = h("div", {id: "room-writing", class: "notice", role: "alert", hidden: true},
+      h("p", {"data-i18n": "room.writing"}, t("room.writing")), view.write),
     h("div", {class: "buttons room-controls"}, view.mute, view.camera, view.audioOnly, view.reconnect, view.hangup),
     view.error,
     h("section", {class: "chat", "aria-labelledby": "chat-h"}, h("h3", {id: "chat-h", "data-i18n": "room.chat"}, t("room.chat")), view.chat, view.chatForm));
@@ -102,6 +109,15 @@ function wire(view, room, chatLog) {
   toggle(view.camera, async (on) => room.setCameraOff(on));
   toggle(view.audioOnly, (on) => room.setAudioOnly(on));
   view.reconnect.addEventListener("click", () => room.dropSocket());
+  // Store and forward: the call stops asking for what the link cannot carry; chat and attachments go through the server.
+  view.write.addEventListener("click", () => guard((async () => {
+    document.body.dataset.writing = "true";
+    view.audioOnly.setAttribute("aria-pressed", "true");
+    view.mute.setAttribute("aria-pressed", "true");
+    room.setMuted(true);
+    await room.setAudioOnly(true);
+    view.chatText.focus();
+  })(), (err) => { view.error.textContent = errorText(err); }));
   view.hangup.addEventListener("click", () => closeRoom());
   view.chatForm.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -139,6 +155,14 @@ function showQuality(view, q) {
   view.quality.dataset.level = level;
   view.quality.textContent = t("room.quality", {
     level: t(`room.level.${level}`), rtt: q.rtt_ms ?? "–", lost: q.packets_lost, fps: q.fps ?? "–"});
+}
+
+function showMode(view, q) {
+  const name = (mode) => t(`room.mode.${mode || "unknown"}`);
+  view.mode.dataset.sending = q?.sending || "";
+  view.mode.dataset.receiving = q?.receiving || "";
+  view.mode.textContent = q ? t("room.mode", {sending: name(q.sending), receiving: name(q.receiving)}) : "";
+  view.writing.hidden = !(q && (q.sending === "text_only" || q.receiving === "text_only"));
 }
 
 function renderChat(view, chatLog) {
