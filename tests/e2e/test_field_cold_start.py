@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 import asyncpg
+import pytest
 from playwright.async_api import Page, expect
 
 from tests.conftest import Api
@@ -20,9 +21,10 @@ __all__ = ["proxy"]  # the fixture, used by name
 ADDRESS = "Jl. Basemen Rumah Sakit 3"
 
 
-async def cold_start_offline(pages: Pages, api: Api, proxy: LinkProxy) -> Page:
+async def cold_start_offline(pages: Pages, api: Api, proxy: LinkProxy, link: str = "cut") -> Page:
     """The crew signed in and en route to a dispatch; then the link is cut, the phone's OS kills the app, and the
-    crew opens it again: a new page of the same browser, its sessionStorage empty, with the press it makes there."""
+    crew opens it again: a new page of the same browser, its sessionStorage empty, with the press it makes there.
+    ``link``: "cut" (refused at once) or "blackhole" (nothing answers: the page waits out the worker's four seconds)."""
     phone = await phone_through(pages, proxy)
     await phone.evaluate("navigator.serviceWorker.ready")
     operator = await api.login("operator")
@@ -33,12 +35,12 @@ async def cold_start_offline(pages: Pages, api: Api, proxy: LinkProxy) -> Page:
     await expect(phone.locator("#unit-status")).to_have_attribute("data-status", "en_route")
     await expect(phone.locator("#outbox")).to_be_hidden()
 
-    proxy.cut()
+    proxy.cut() if link == "cut" else proxy.blackhole()
     await phone.close()
     cold = await pages.page(phone.context)
     await cold.goto(proxy.url + "/field.html")
     # Not the browser's error page, nor a login page it cannot load: the unit, its dispatch and the banner.
-    await expect(cold.locator("#signed-out")).to_be_visible()
+    await expect(cold.locator("#signed-out")).to_be_visible(timeout=30000)
     await expect(cold.locator("#signed-out")).to_contain_text("Belum masuk")
     await expect(cold.locator("#unit-status")).to_have_attribute("data-status", "en_route")
     await expect(cold.locator("#incident-details")).to_contain_text(ADDRESS)
@@ -67,10 +69,11 @@ async def sign_in(page: Page, username: str, password: str) -> None:
     await online(page)
 
 
+@pytest.mark.parametrize("link", ["cut", "blackhole"])
 async def test_a_cold_start_without_signal_shows_the_phone_and_its_presses_reach_the_server_after_signing_in(
-    pages: Pages, api: Api, con: asyncpg.Connection, proxy: LinkProxy,
+    pages: Pages, api: Api, con: asyncpg.Connection, proxy: LinkProxy, link: str,
 ) -> None:
-    cold = await cold_start_offline(pages, api, proxy)
+    cold = await cold_start_offline(pages, api, proxy, link)
     since = await last_log_id(con)
     press = await kept_press(cold)
     await asyncio.sleep(2)  # the report arrives well after the press: it must count at the press
