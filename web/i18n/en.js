@@ -197,6 +197,8 @@ export default {
   "field.idle": "No dispatch. Standing by.",
   "field.next_status": "Next status",
   "field.queued": "No signal: {status} is kept with its time and sent by itself once connected.",
+  "field.queued_signed_out": "Not signed in: {status} is kept with its time and sent once you sign in again.",
+  "field.signed_out": "Not signed in — sign in again when the signal is back. The status buttons still keep reports with their time.",
   "field.outbox": "{count} report(s) pending, sent in order",
   "field.nav_to_scene": "Route to the scene",
   "field.nav_to_hospital": "Route to {place}",

@@ -197,6 +197,8 @@ export default {
   "field.idle": "Tidak ada penugasan. Siaga.",
   "field.next_status": "Status berikutnya",
   "field.queued": "Belum ada sinyal: {status} disimpan dengan waktunya dan dikirim otomatis saat tersambung.",
+  "field.queued_signed_out": "Belum masuk: {status} disimpan dengan waktunya dan dikirim setelah Anda masuk lagi.",
+  "field.signed_out": "Belum masuk — masuk lagi saat sinyal kembali. Tombol status tetap menyimpan laporan dengan waktunya.",
   "field.outbox": "{count} laporan tertunda, dikirim berurutan",
   "field.nav_to_scene": "Rute ke lokasi kejadian",
   "field.nav_to_hospital": "Rute ke {place}",

@@ -1,5 +1,5 @@
 // The field team's phone: a dispatch rings, the crew accepts, reports each status, and sends GPS.
-import {api, describeError, errorText, logout, requireRole} from "./api.js";
+import {api, describeError, errorText, logout, requireRole, session, toLogin} from "./api.js";
 import {$, clock, fill, guard, h, newKey} from "./dom.js";
 import {label, mountLanguageSwitch, onLanguageChange, t, translate} from "./i18n.js";
 import {LiveSocket} from "./live.js";
@@ -10,27 +10,83 @@ const TOWARD_HOSPITAL = new Set(["transporting", "at_hospital"]);
 // Statuses of a unit on no incident: a dispatch still held (a report ending it is pending) is not shown.
 const FREE = new Set(["available", "unavailable", "off_duty"]);
 
-const user = requireRole("field_team");
+// Which unit this phone was last signed in for (its key, not a credential): an installed app started afresh
+// without signal has no session, and shows that unit's kept snapshot and outbox until it can sign in again.
+const PHONE_KEY = "psc119.field.phone";
+const signedOutOwner = session.token ? null : localStorage.getItem(PHONE_KEY);
+const user = signedOutOwner ? null : requireRole("field_team");
+const owner = user ? String(user.unit_id || user.username) : signedOutOwner;
+// Signed out: how often the server is asked whether it answers again, and how long an answer may take.
+const PROBE_EVERY_MS = 3000;
+const PROBE_WITHIN_MS = 4000;
 // ``confirmed`` is the unit as the server last said; ``unit`` is what the page shows: that, moved on by the pending reports.
 const state = {confirmed: null, unit: null, dispatch: null, missed: [], fix: null, sentFixAt: 0, watch: null, kelurahan: new Map(), facilities: new Map(),
                callTypes: new Map(), crewTable: {}, flushing: false, named: false, resumeFrom: null};
 // Reports made without signal wait here (and in localStorage, across a reload) until the server has them.
-const OUTBOX_KEY = `psc119.outbox.${user?.unit_id || user?.username}`;
+const OUTBOX_KEY = `psc119.outbox.${owner}`;
 const outbox = loadOutbox();
 // The last picture of the unit, so a page reloaded without signal still shows the dispatch and its buttons.
-const SNAPSHOT_KEY = `psc119.phone.${user?.unit_id || user?.username}`;
+const SNAPSHOT_KEY = `psc119.phone.${owner}`;
 // Place and call type names (public reference data), so a page reloaded without signal still names them.
 const NAMES_KEY = "psc119.field.names";
 let live = null;
 const ringer = new Ringer();
 
 if (user) guard(boot(), (err) => say(errorText(err), true));
+else if (owner) guard(bootSignedOut(), (err) => say(errorText(err), true));
 
 async function boot() {
+  localStorage.setItem(PHONE_KEY, owner);
+  setUp();
+  // Logging out forgets the incident details kept for offline use; reports still waiting stay for the next login.
+  $("#logout").addEventListener("click", () => {
+    stopGps(); live?.stop(); localStorage.removeItem(SNAPSHOT_KEY); localStorage.removeItem(PHONE_KEY); guard(logout());
+  });
+  restoreSnapshot();
+  render();
+  registerWorker();
+  live = new LiveSocket("/ws/unit", {onHello: hello, onEvent: event, onMessage: () => {}}, {resumeFrom: state.resumeFrom}).start();
+  window.__psc119 = {live, state, dropSocket: () => live.drop()};
+  setInterval(sendFix, GPS_EVERY_MS);
+}
+
+/** No session (an installed app started afresh) and this phone's unit known: its last picture and outbox, and
+ * buttons that queue presses as ever, until the server answers; then off to sign in, and the outbox goes
+ * once that unit's account is signed in again. Without signal there is no socket and nothing is sent. */
+async function bootSignedOut() {
+  setUp();
+  restoreSnapshot();
+  if (!state.unit) {
+    toLogin();
+    return;
+  }
+  $("#logout").hidden = true;
+  $("#signed-out").hidden = false;
+  render();
+  registerWorker();
+  window.__psc119 = {live, state, dropSocket: () => {}};
+  while (!(await serverAnswers())) await new Promise((resolve) => { setTimeout(resolve, PROBE_EVERY_MS); });
+  toLogin();
+}
+
+/** Whether the server gives any answer at all within PROBE_WITHIN_MS. */
+async function serverAnswers() {
+  try {
+    await fetch("/healthz", {cache: "no-store", signal: AbortSignal.timeout(PROBE_WITHIN_MS)});
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function registerWorker() {
+  // The page's files come from a service worker's cache when there is no signal: a reload still shows the phone.
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("/field-sw.js", {scope: "/field"}).catch(() => {});
+}
+
+function setUp() {
   mountLanguageSwitch();
   translate();
-  // Logging out forgets the incident details kept for offline use; reports still waiting stay for the next login.
-  $("#logout").addEventListener("click", () => { stopGps(); live?.stop(); localStorage.removeItem(SNAPSHOT_KEY); guard(logout()); });
   $("#accept").addEventListener("click", accept);
   $("#missed-ok").addEventListener("click", () => { state.missed = []; render(); });
   window.addEventListener("unhandledrejection", (e) => say(errorText(e.reason), true));
@@ -38,13 +94,6 @@ async function boot() {
   document.addEventListener("pointerdown", unlockAudio, {once: true});
   document.addEventListener("keydown", unlockAudio, {once: true});
   onLanguageChange(render);
-  restoreSnapshot();
-  render();
-  // The page's files come from a service worker's cache when there is no signal: a reload still shows the phone.
-  if ("serviceWorker" in navigator) navigator.serviceWorker.register("/field-sw.js", {scope: "/field"}).catch(() => {});
-  live = new LiveSocket("/ws/unit", {onHello: hello, onEvent: event, onMessage: () => {}}, {resumeFrom: state.resumeFrom}).start();
-  window.__psc119 = {live, state, dropSocket: () => live.drop()};
-  setInterval(sendFix, GPS_EVERY_MS);
 }
 
 /** Kelurahan and hospital names for the incident card (the dispatch carries codes); read once online. */
@@ -260,7 +309,8 @@ function queue(message) {
     if (state.dispatch) state.dispatch.assignment.acknowledged_at ??= stamped.reported_at;
   }
   const status = label("status", targetOf(stamped));
-  say(live.connected ? t("field.sending", {status}) : t("field.queued", {status}), !live.connected);
+  const connected = Boolean(live?.connected);
+  say(connected ? t("field.sending", {status}) : t(user ? "field.queued" : "field.queued_signed_out", {status}), !connected);
   render();
   gpsForStatus();
   guard(flush(), (err) => say(errorText(err), true));
@@ -301,7 +351,7 @@ async function flush() {
   if (state.flushing) return;
   state.flushing = true;
   try {
-    while (outbox.length && live.connected) {
+    while (outbox.length && live?.connected) {
       let reply;
       try {
         reply = await live.request(outbox[0]);
