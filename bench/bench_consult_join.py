@@ -28,6 +28,8 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from results import Row, emit  # noqa: E402
+
 from bench_support import migrated_database  # noqa: E402
 from server import db, demo_region  # noqa: E402
 from server.app import create_app  # noqa: E402
@@ -111,11 +113,15 @@ async def run(rounds: int, delay_ms: float, rate_kbps: int) -> None:
         finally:
             await runner.cleanup()
     print(f"{rounds} joins each; weak link: {delay_ms:.0f} ms each way, {rate_kbps} kbit/s each way")
+    rows = []
     for index, what in enumerate(("welcome", "connected")):
         direct = [r[index] for r in results["direct"]]
         weak = [r[index] for r in results["weak"]]
         print(f"  direct  -> {what}: median {statistics.median(direct):.3f} s, max {max(direct):.3f} s")
         print("  " + figures(f"weak    -> {what}", weak, direct))
+        rows.append(Row(f"consult join → {what}, {delay_ms:.0f} ms each way, {rate_kbps} kbit/s (median)",
+                        statistics.median(weak), statistics.median(direct), "the same join on a direct link", "s"))
+    emit(*rows)
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.bench_support import migrated_database  # noqa: E402
+from bench.results import Row, emit  # noqa: E402
 from server import db, demo_region  # noqa: E402
 from server.passwords import Passwords  # noqa: E402
 from signaling.bandwidth import Mode  # noqa: E402
@@ -184,6 +185,20 @@ async def main(settle: float, window: float, pairs: list[str]) -> list[dict[str,
     return results()
 
 
+def runner_rows(rows: list[dict[str, Any]]) -> list[Row]:
+    """The weak links' figures against the same pair's on the clean link, for `bench/run.py`."""
+    found = []
+    for row in rows:
+        if row["link"] == "clean":
+            continue
+        base = next(r for r in rows if r["pair"] == row["pair"] and r["link"] == "clean")
+        baseline = f"{row['pair']}, clean link"
+        found.append(Row(f"{row['pair']} over {row['link']}: join → first frame", row["first_frame_s"], base["first_frame_s"], baseline, "s"))
+        found.append(Row(f"{row['pair']} over {row['link']}: video a→b", row["fps_a_to_b"], base["fps_a_to_b"], baseline, "frames/s",
+                         note=f"modes {row['mode_a']}/{row['mode_b']}"))
+    return found
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'pair':16} {'link':6} {'join→frame s':>12} {'fps a→b':>8} {'fps b→a':>8} {'ratio a→b':>9} {'mode a':>10} {'mode b':>10}"]
     for row in rows:
@@ -206,3 +221,4 @@ if __name__ == "__main__":
     rows = asyncio.run(main(args.settle, args.window, args.pairs))
     print(table(rows))
     print(json.dumps(rows))
+    emit(*runner_rows(rows))
