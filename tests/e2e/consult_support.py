@@ -6,6 +6,8 @@ import time
 
 from playwright.async_api import Page, expect
 
+from tests.e2e.conftest import CONSOLE, Pages
+
 # The most video frames decoded by any inbound video stream of the page's room connection.
 FRAMES_DECODED = """async () => {
   const pc = window.__room && window.__room.pc;
@@ -19,6 +21,16 @@ FRAMES_DECODED = """async () => {
 async def ready(page: Page) -> None:
     await expect(page.locator("body")).to_have_attribute("data-ready", "true")
     await expect(page.locator("body")).to_have_attribute("data-connection", "online")
+
+
+async def specialist_in_room(pages: Pages, consult_id: str, timeout: float = 5000) -> tuple[Page, str]:
+    """The demo specialist's page, joined to the consult's room and connected, and its member id."""
+    page = await pages.login(await pages.context(CONSOLE), "specialist", "demo119", "/specialist.html")
+    await ready(page)
+    await page.click(f"#my-consults button[data-consult-id='{consult_id}']")
+    await page.click("#join-room")
+    await expect(page.locator("#room-state")).to_have_attribute("data-state", "connected", timeout=timeout)
+    return page, str(await page.evaluate("String(window.__room.me.user)"))
 
 
 async def frames_growing(page: Page, deadline: float) -> int:

@@ -15,8 +15,8 @@ from playwright.async_api import Browser, Page, expect
 from signaling.media import SyntheticSource
 from signaling.peer import ConsultPeer
 from tests.conftest import Api
-from tests.e2e.conftest import CONSOLE, Pages
-from tests.e2e.consult_support import FRAMES_DECODED, ready
+from tests.e2e.conftest import Pages
+from tests.e2e.consult_support import FRAMES_DECODED, specialist_in_room
 from tests.impair.tcp import LinkProxy
 from tests.server.blip_support import FrameClock
 from tests.server.process_support import Remote
@@ -51,12 +51,7 @@ async def test_a_browser_and_an_aiortc_kiosk_keep_their_video_through_a_10_s_sig
         tasks = await run_peers(kiosk)
         watcher: asyncio.Task[None] | None = None
         try:
-            page = await pages.login(await pages.context(CONSOLE), "specialist", "demo119", "/specialist.html")
-            await ready(page)
-            await page.click(f"#my-consults button[data-consult-id='{consult_id}']")
-            await page.click("#join-room")
-            await expect(page.locator("#room-state")).to_have_attribute("data-state", "connected")
-            specialist_id = await page.evaluate("String(window.__room.me.user)")
+            page, specialist_id = await specialist_in_room(pages, consult_id)
             await kiosk.wait_until(lambda: kiosk.stats.video_from(specialist_id) >= 10, 10)
             watcher = asyncio.create_task(watch_frames(page, page_clock))
             await kiosk.wait_until(lambda: len(page_clock.times) >= 3, 10)
@@ -99,12 +94,7 @@ async def test_a_blackholed_browser_socket_is_noticed_within_10_s_on_both_ends(b
                             source=SyntheticSource(320, 240), ice_host_addresses=LOOPBACK)
         tasks = await run_peers(kiosk)
         try:
-            page = await pages.login(await pages.context(CONSOLE), "specialist", "demo119", "/specialist.html")
-            await ready(page)
-            await page.click(f"#my-consults button[data-consult-id='{consult_id}']")
-            await page.click("#join-room")
-            await expect(page.locator("#room-state")).to_have_attribute("data-state", "connected")
-            specialist_id = await page.evaluate("String(window.__room.me.user)")
+            page, specialist_id = await specialist_in_room(pages, consult_id)
             await page.evaluate("window.__ws0 = window.__room.ws")
             start = time.monotonic()
             link.blackhole()  # no FIN, no RST: only a heartbeat can tell
@@ -134,12 +124,7 @@ async def test_when_the_media_path_fails_the_browser_starts_a_fresh_connection_t
                         source=SyntheticSource(320, 240), ice_host_addresses=LOOPBACK)
     tasks = await run_peers(kiosk)
     try:
-        page = await pages.login(await pages.context(CONSOLE), "specialist", "demo119", "/specialist.html")
-        await ready(page)
-        await page.click(f"#my-consults button[data-consult-id='{consult_id}']")
-        await page.click("#join-room")
-        await expect(page.locator("#room-state")).to_have_attribute("data-state", "connected")
-        specialist_id = await page.evaluate("String(window.__room.me.user)")
+        page, specialist_id = await specialist_in_room(pages, consult_id)
         await kiosk.wait_until(lambda: kiosk.stats.video_from(specialist_id) >= 10, 10)
         await page.evaluate("window.__pc0 = window.__room.pc")
         # The kiosk's end of the media path dies (its signaling stays up): aiortc has no ICE restart, so the

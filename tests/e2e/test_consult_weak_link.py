@@ -20,8 +20,8 @@ from signaling.link_quality import AdaptOptions
 from signaling.media import SyntheticSource
 from signaling.peer import ConsultPeer, PeerRefused
 from tests.conftest import Api, app_config, start_api
-from tests.e2e.conftest import CONSOLE, Pages, screenshot
-from tests.e2e.consult_support import ready
+from tests.e2e.conftest import Pages, screenshot
+from tests.e2e.consult_support import specialist_in_room
 from tests.impair.turn_link import TurnLink, start_turn_link
 from tests.server.test_consults import accepted_consult
 from tests.signaling.room_relay import run_peers, stop_peers
@@ -72,12 +72,7 @@ async def kiosk_and_page(pages: Pages, api: Api, **options: Any) -> tuple[str, C
     kiosk = ConsultPeer(api.url(join["room_url"]).replace("http://", "ws://"), join["token"],
                         source=SyntheticSource(320, 240, busy=True), ice_host_addresses=LOOPBACK, relay_only=True, **options)
     tasks = await run_peers(kiosk)
-    page = await pages.login(await pages.context(CONSOLE), "specialist", "demo119", "/specialist.html")
-    await ready(page)
-    await page.click(f"#my-consults button[data-consult-id='{consult_id}']")
-    await page.click("#join-room")
-    await expect(page.locator("#room-state")).to_have_attribute("data-state", "connected", timeout=30000)
-    specialist = str(await page.evaluate("String(window.__room.me.user)"))
+    page, specialist = await specialist_in_room(pages, consult_id, timeout=30000)
     return consult_id, kiosk, tasks, page, specialist
 
 
