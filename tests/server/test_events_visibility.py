@@ -2,8 +2,9 @@
 
 Events are numbered as their transaction commits, with no lock held through the commit, so a
 transaction numbered N can finish committing after N+1 (its commit is slow), or never (its commit fails
-after numbering). Here a deferred trigger that runs after the numbering makes a commit slow, or fail, or
-hang until the backend is killed, while other writers commit above it.
+after numbering). Here a deferred trigger that runs after the numbering holds a commit back until the
+test opens a gate, then lets it succeed or fail, or keeps it until its backend is killed, while other
+writers commit above it.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from tests.conftest import Api
 from tests.server.dispatch_support import call_body, socket_url
 from tests.server.process_support import two_processes
 
+GATE = 119_119
 # Fires at commit after the events were numbered (deferred triggers fire in the order their rows came).
-COMMIT_DELAY = """
-CREATE TABLE commit_delay (seconds float8 NOT NULL, fail boolean NOT NULL);
+COMMIT_DELAY = f"""
+CREATE TABLE commit_delay (fail boolean NOT NULL);
 CREATE FUNCTION commit_delay() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_sleep(NEW.seconds);
+    PERFORM pg_advisory_xact_lock_shared({GATE});
     IF NEW.fail THEN RAISE EXCEPTION 'commit refused after numbering'; END IF;
     RETURN NULL;
 END $$;
@@ -49,8 +51,8 @@ async def _install_commit_delay(dsn: str) -> None:
         await con.close()
 
 
-async def _write(dsn: str, n: int, *, delay: float = 0.0, fail: bool = False, plain: bool = False) -> None:
-    """One transaction appending two events; its commit takes ``delay`` seconds after numbering, and fails if asked.
+async def _write(dsn: str, n: int, *, held: bool = False, fail: bool = False, plain: bool = False) -> None:
+    """One transaction appending two events; its commit waits for the gate after numbering if ``held``, then fails if asked.
 
     ``plain``: an asyncpg connection that is not the server's (its commit sends the NOTIFY itself)."""
     con = await (asyncpg.connect(dsn) if plain else db.connect(dsn))
@@ -60,8 +62,8 @@ async def _write(dsn: str, n: int, *, delay: float = 0.0, fail: bool = False, pl
         async with con.transaction():
             await events.append(con, "test.late", {"n": n, "part": 1}, AUDIENCE)
             await events.append(con, "test.late", {"n": n, "part": 2}, AUDIENCE)
-            if delay or fail:
-                await con.execute("INSERT INTO commit_delay VALUES ($1, $2)", delay, fail)
+            if held:
+                await con.execute("INSERT INTO commit_delay VALUES ($1)", fail)
     except asyncpg.RaiseError:
         if not fail:
             raise
@@ -92,11 +94,37 @@ async def _drain(sub: Subscription, count: int, timeout: float = 10) -> list[int
 
 async def _racing_writers(dsn: str, *, slow: int, fast: int, fail: int = 0) -> None:
     """``slow`` (and ``fail``) writers number their events first and commit late; ``fast`` ones commit above them meanwhile."""
-    late = [asyncio.create_task(_write(dsn, n, delay=0.3 + 0.01 * n)) for n in range(slow)]
-    late += [asyncio.create_task(_write(dsn, 100 + n, delay=0.2, fail=True)) for n in range(fail)]
-    await asyncio.sleep(0.1)  # they hold their ids now
-    await asyncio.gather(*(_write(dsn, 1000 + n, plain=n % 5 == 0) for n in range(fast)))
+    async with _gate(dsn):
+        late = [asyncio.create_task(_write(dsn, n, held=True)) for n in range(slow)]
+        late += [asyncio.create_task(_write(dsn, 100 + n, held=True, fail=True)) for n in range(fail)]
+        await _until_committing(dsn, slow + fail)
+        await asyncio.gather(*(_write(dsn, 1000 + n, plain=n % 5 == 0) for n in range(fast)))
     await asyncio.gather(*late)
+
+
+@contextlib.asynccontextmanager
+async def _gate(dsn: str) -> AsyncIterator[None]:
+    """Held commits wait while this is open."""
+    con = await db.connect(dsn)
+    try:
+        await con.execute("SELECT pg_advisory_lock($1)", GATE)
+        yield
+    finally:
+        await con.close()
+
+
+async def _until_committing(dsn: str, count: int) -> None:
+    """Until ``count`` transactions have numbered their events and wait at the gate in their commit."""
+    con = await db.connect(dsn)
+    try:
+        async with asyncio.timeout(20):
+            while await con.fetchval(
+                """SELECT count(*) FROM pg_stat_activity
+                   WHERE datname = current_database() AND wait_event = 'advisory' AND query LIKE 'COMMIT%'"""
+            ) < count:
+                await asyncio.sleep(0.01)
+    finally:
+        await con.close()
 
 
 @contextlib.asynccontextmanager
@@ -136,10 +164,10 @@ async def test_a_commit_that_fails_after_numbering_leaves_a_hole_readers_pass(de
 
 async def test_a_writer_killed_while_committing_holds_readers_back_only_until_it_is_gone(demo_dsn: str) -> None:
     await _install_commit_delay(demo_dsn)
-    stuck = asyncio.create_task(_write(demo_dsn, 0, delay=600))
-    try:
-        async with _bus(demo_dsn) as (_, pool, sub):
-            await asyncio.sleep(0.2)  # numbered, and hanging in its commit
+    async with _gate(demo_dsn), _bus(demo_dsn) as (_, pool, sub):
+        stuck = asyncio.create_task(_write(demo_dsn, 0, held=True))
+        try:
+            await _until_committing(demo_dsn, 1)  # numbered, and hanging in its commit
             await asyncio.gather(*(_write(demo_dsn, 1000 + n) for n in range(10)))
             committed = await _committed_ids(demo_dsn)
             await asyncio.sleep(0.3)
@@ -148,9 +176,9 @@ async def test_a_writer_killed_while_committing_holds_readers_back_only_until_it
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'COMMIT%' AND datname = current_database()"
             )
             assert await _drain(sub, len(committed)) == committed
-    finally:
-        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-            await stuck
+        finally:
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                await stuck
 
 
 async def _events(ws: websockets.ClientConnection, count: int, timeout: float = 15) -> list[dict[str, Any]]:
