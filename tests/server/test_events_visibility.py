@@ -272,3 +272,33 @@ async def test_a_socket_on_one_process_gets_every_event_of_the_other_once_in_ord
                     got.append(message["id"])
         await ws.close()
     assert got == expected
+
+
+async def test_a_transaction_announces_its_events_once_it_has_committed_and_never_if_rolled_back(demo_dsn: str) -> None:
+    listener, writer = await db.connect(demo_dsn), await db.connect(demo_dsn)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    await listener.add_listener(events.CHANNEL, lambda *args: heard.put_nowait(args[-1]))
+
+    async def quiet() -> bool:
+        await asyncio.sleep(0.3)
+        return heard.empty()
+
+    try:
+        with contextlib.suppress(ZeroDivisionError):
+            async with writer.transaction():
+                await events.append(writer, "test.rolled_back", {}, AUDIENCE)
+                raise ZeroDivisionError
+        assert await quiet()
+        outer = writer.transaction()
+        await outer.start()
+        async with writer.transaction():  # a savepoint: its release commits nothing yet
+            await events.append(writer, "test.nested", {}, AUDIENCE)
+        assert await quiet()
+        await outer.commit()
+        async with asyncio.timeout(5):
+            await heard.get()
+        assert await quiet()  # once
+        assert await writer.fetchval("SELECT count(*) FROM events WHERE type LIKE 'test.%'") == 1
+    finally:
+        await listener.close()
+        await writer.close()
