@@ -51,6 +51,7 @@ async def fill(con: asyncpg.Connection, calls: int, tracks: int, audits: int) ->
                   jsonb_build_object('incident_id', id::text, 'incident', jsonb_build_object('caller_phone', caller_phone))
            FROM incidents, unnest(ARRAY['call.received', 'unit.dispatched']) AS t""",
     )
+    await con.execute("SELECT setval('events_id_seq', max(id)) FROM events")  # ids written above, not drawn
     await con.execute(
         """INSERT INTO unit_track (unit_id, at, lat, lon)
            SELECT $1, now() - interval '400 days' + make_interval(secs => i * 15), -6.27, 106.7 FROM generate_series(1, $2) AS i""",

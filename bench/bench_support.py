@@ -28,15 +28,21 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @contextlib.asynccontextmanager
-async def migrated_database(prefix: str) -> AsyncIterator[tuple[Path, str]]:
-    """(a temporary directory, the DSN of database ``bench`` migrated to the current schema); all removed after."""
+async def migrated_database(prefix: str, max_connections: int | None = None) -> AsyncIterator[tuple[Path, str]]:
+    """(a temporary directory, the DSN of database ``bench`` migrated to the current schema); all removed after.
+
+    ``max_connections``: the server's, when a benchmark opens more than PostgreSQL's default 100."""
     root = Path(tempfile.mkdtemp(prefix=prefix))
     embedded = EmbeddedDatabase(root)
     embedded.start()
     try:
         admin = await asyncpg.connect(embedded.dsn("postgres"))
         await admin.execute("CREATE DATABASE bench")
+        if max_connections is not None:
+            await admin.execute(f"ALTER SYSTEM SET max_connections = {int(max_connections)}")
         await admin.close()
+        if max_connections is not None:
+            embedded.restart()  # read only at start
         dsn = embedded.dsn("bench")
         con = await db.connect(dsn)
         try:

@@ -45,6 +45,7 @@ async def fill(con: asyncpg.Connection, days: int, per_day: int) -> None:
            FROM generate_series(1, $1) AS i""",
         total, per_day, UNIT,
     )
+    await con.execute("SELECT setval('events_id_seq', max(id)) FROM events")  # ids written above, not drawn
     incident = await con.fetchval(
         """INSERT INTO incidents (id, idempotency_key, request_digest, caller_phone, priority, status)
            VALUES (gen_random_uuid(), 'bench', '-', '0812', 'merah', 'dispatched') RETURNING id"""

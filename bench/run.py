@@ -55,7 +55,7 @@ BENCHMARKS = (
     Benchmark("login", ("--me", "150")),
     Benchmark("metrics", ("--requests", "1000")),
     Benchmark("strict_json", ("--repeat", "50")),
-    Benchmark("event_append", ("--writers", "20", "--transactions", "100")),
+    Benchmark("event_append", ("--writers", "20,100", "--transactions", "40")),
     Benchmark("revocation", ("--sessions", "5", "--sockets", "5", "--appends", "500")),
     Benchmark("unit_replay", ("--days", "5", "--per-day", "2000", "--runs", "5")),
     Benchmark("retention", ("--calls", "2000", "--tracks", "20000", "--audit", "10000")),

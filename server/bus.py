@@ -4,12 +4,19 @@ Every server process runs one bus. A notification only wakes the bus; it then
 reads every event after the last one it delivered, so a lost notification or
 a dropped listener connection (database restart) costs latency, never events:
 after reconnecting the bus catches up from the table.
+
+Ids can become visible out of order (server/events.py): the bus delivers in id order
+and stops before a missing id until it is settled. It notes which transactions hold
+event ids at that moment; once they have all ended, the missing id is either there
+or never will be (its commit failed), and the bus goes on past it. ``last_id`` is
+therefore settled: every reader that stays at or below it misses nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -27,6 +34,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LISTENER_NAME = "psc119 event bus"
+# While an id is missing the bus looks again this often: a failed commit sends no notification.
+GAP_RECHECK_S = 0.02
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Gap:
+    """Ids missing below ``below`` are settled once none of ``holders`` (transactions then numbering) runs."""
+
+    below: int
+    holders: list[str]
 
 
 class Subscription:
@@ -61,6 +78,7 @@ class EventBus:
         self._channels: dict[str, Callable[[str], None]] = {}
         self._hooks: list[Callable[[Event], None]] = []
         self.last_id = 0
+        self._gap: Gap | None = None
 
     def listen(self, channel: str, callback: Callable[[str], None]) -> None:
         """Also LISTEN on ``channel`` (best effort: for data that is not an event, such as GPS fixes)."""
@@ -121,10 +139,11 @@ class EventBus:
                     await con.add_listener(channel, _payload_only(callback))
                 backoff = 0.1
                 outage.succeeded()
+                self._gap = None  # the transactions it named ended with the connection's server, or will be listed again
                 await self._deliver(con)  # catch up on anything committed while not listening
                 while not lost.is_set():
                     with contextlib.suppress(asyncio.TimeoutError):
-                        async with asyncio.timeout(self._poll_s):
+                        async with asyncio.timeout(self._poll_s if self._gap is None else GAP_RECHECK_S):
                             await self._wake.wait()
                     self._wake.clear()
                     await self._deliver(con)
@@ -142,17 +161,48 @@ class EventBus:
 
     async def _deliver(self, con: asyncpg.Connection) -> None:
         """Read on the bus's own connection: under load, the handlers' pool must not delay delivery."""
+        settled_below = 0  # ids missing below this are settled: their commits failed
         while True:
             batch = await self._fetch_after(con, self.last_id)
+            blocked = None
             for event in batch:
-                self._metrics.event_read(event.at)
-                for hook in self._hooks:
-                    hook(event)
-                for sub in self._recipients(event):
-                    sub.offer(event)
-                self.last_id = event.id
-            if len(batch) < 500:
+                if event.id > self.last_id + 1 and event.id > settled_below:
+                    blocked = event
+                    break
+                self._hand_out(event)
+            if blocked is not None:
+                settled_below = await self._settle(con, blocked.id)
+                if settled_below == 0:
+                    return  # the ids are still being committed: their notification, or GAP_RECHECK_S, brings the bus back
+            elif len(batch) < 500:
+                self._gap = None
                 return
+
+    def _hand_out(self, event: Event) -> None:
+        self._metrics.event_read(event.at)
+        for hook in self._hooks:
+            hook(event)
+        for sub in self._recipients(event):
+            sub.offer(event)
+        self.last_id = event.id
+
+    async def _settle(self, con: asyncpg.Connection, visible: int) -> int:
+        """Ids between ``last_id`` and ``visible`` are missing: the bound below which they are settled, or 0 if not yet.
+
+        Each missing id was handed out before ``visible`` was, so before the read that saw ``visible``; the
+        transaction holding it has ended or is among those numbering now. Once those have all ended, a new read
+        sees each of these ids or it never existed."""
+        gap = self._gap
+        if gap is None or gap.below <= self.last_id:
+            gap = self._gap = Gap(visible, list(await con.fetchval("SELECT event_numberers()")))
+            if not gap.holders:
+                self._gap = None
+                return gap.below
+            return 0
+        if await con.fetchval("SELECT $1::text[] && event_numberers()", gap.holders):
+            return 0
+        self._gap = None
+        return gap.below
 
     @staticmethod
     async def _fetch_after(con: asyncpg.Connection, after: int) -> list[Event]:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from server.announcing import AnnouncingConnection
 from server.config import DatabaseSettings
 
 
@@ -37,6 +38,7 @@ async def create_pool(dsn: str, settings: DatabaseSettings) -> asyncpg.Pool:
         max_size=settings.pool_max,
         command_timeout=settings.command_timeout_s,
         init=_init_connection,
+        connection_class=AnnouncingConnection,
     )
     assert pool is not None
     return pool
@@ -44,7 +46,9 @@ async def create_pool(dsn: str, settings: DatabaseSettings) -> asyncpg.Pool:
 
 async def connect(dsn: str, name: str | None = None) -> asyncpg.Connection:
     """A connection outside the pool; ``name`` shows as its application_name in pg_stat_activity."""
-    con = await asyncpg.connect(dsn, server_settings={"application_name": name} if name else None)
+    con = await asyncpg.connect(
+        dsn, server_settings={"application_name": name} if name else None, connection_class=AnnouncingConnection
+    )
     await _init_connection(con)
     return con
 

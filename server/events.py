@@ -1,15 +1,16 @@
-"""Appending to the durable event log, in commit order.
+"""Appending to the durable event log, and reading it without missing an event.
 
-Sequence values are handed out before commit, so with a plain sequence a reader
-resuming "after id N" could miss an N-1 that committed late. Here an append only
-queues the event in its transaction; as the transaction commits, a deferred
-trigger takes an advisory lock, numbers the queued events after the newest id and
-moves them into the log. The lock is held from there to the end of the commit, so
-ids become visible strictly in order and without gaps, and no writer waits for
-another's statements, only for its commit. The NOTIFY carries only the newest id
-(payloads are capped at 8000 bytes) and, being transactional, is delivered only if
-the transaction commits. The steps are SQL (``append_event``, migration 0013), so
-triggers append events the same way (a revoked session's ``session.revoked``).
+An append queues the event in its transaction; as the transaction commits, a deferred trigger numbers
+the queued events from a sequence and moves them into the log. Nothing is locked through the commit,
+so event-writing transactions do not wait for each other's commit flush; the price is that ids may
+become visible out of order (10 can finish committing after 11) and a commit that fails after
+numbering leaves a hole. So a reader never reads past an id that may still commit: the event bus
+holds back what follows a missing id until the transactions numbering at that moment have ended
+(``event_numberers``, migration 0015), and every other reader is bounded by the bus's ``last_id`` or
+starts from ``last_id()`` here (``settled_event_id``). Holes are then skipped: resuming "after N"
+misses nothing. The buses are woken by a NOTIFY that carries no data (payloads are capped at 8000
+bytes: readers read the table), sent after the commit (server/announcing.py). The steps are SQL
+(``append_event``), so triggers append events the same way (a revoked session's ``session.revoked``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from typing import Any
 
 import asyncpg
 
-from server import db
+from server import announcing, db
 
-CHANNEL = "psc119_events"
+CHANNEL = announcing.CHANNEL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +53,10 @@ async def append(con: asyncpg.Connection, type: str, payload: dict[str, Any], au
     """Append an event inside the caller's transaction; it gets its id when the transaction commits."""
     if not con.is_in_transaction():
         raise RuntimeError("events.append must run inside the transaction that makes the change")
-    await con.execute("SELECT append_event($1, $2, $3)", type, sorted(set(audience)), payload)
+    # A connection of ours NOTIFYs after its commit; any other gets the NOTIFY from the commit itself.
+    announce = getattr(con, "announce_after_commit", None)
+    announced = announce is not None and announce()
+    await con.execute("SELECT append_event($1, $2, $3, $4)", type, sorted(set(audience)), payload, announced)
 
 
 async def since(con: asyncpg.Connection | asyncpg.Pool, after: int, audience: Iterable[str], limit: int = 1000) -> list[Event]:
@@ -64,4 +68,7 @@ async def since(con: asyncpg.Connection | asyncpg.Pool, after: int, audience: It
 
 
 async def last_id(con: asyncpg.Connection | asyncpg.Pool) -> int:
-    return int(await con.fetchval("SELECT coalesce(max(id), 0) FROM events"))
+    """The newest id at or below which every event is settled: read after this, each is there or never will be.
+
+    A starting point for reading on (``id > last_id``); take it before the snapshot you read with."""
+    return int(await con.fetchval("SELECT settled_event_id()"))

@@ -26,6 +26,7 @@ from dispatch.index import UnitIndex
 from dispatch.recommend import Recommendation, Tiers
 from dispatch.status import Actor, ReleaseReason, UnitStatus, next_statuses, required_reasons
 from dispatch.units import Unit, UnitKind
+from server import events
 from server.bus import EventBus
 from server.config import DispatchSettings
 from server.events import Event
@@ -123,9 +124,10 @@ class Fleet:
         self._bus.unsubscribe(self._sub)
 
     async def resync(self) -> None:
-        async with self._pool.acquire() as con, con.transaction(isolation="repeatable_read", readonly=True):
-            # One snapshot: the units as of the newest committed event, so no older event is re-applied after.
-            last = await con.fetchval("SELECT coalesce(max(id), 0) FROM events")
+        async with self._pool.acquire() as con:
+            # Every event up to `last` is settled before the units are read, so the rows hold all of them:
+            # none is re-applied after. (Later ones may be in the rows too: applied again, in order, harmlessly.)
+            last = await events.last_id(con)
             rows = await con.fetch(f"SELECT {UNIT_COLUMNS} FROM units")
         index = UnitIndex(self.index.eta, max_fix_age=self.index.max_fix_age)
         for row in rows:

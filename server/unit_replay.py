@@ -16,7 +16,7 @@ import asyncpg
 
 async def horizon(con: asyncpg.Connection | asyncpg.Pool, unit_id: str, window_h: float) -> int:
     """The id of the last event a phone of ``unit_id`` may no longer replay (0: it may replay everything)."""
-    # Event ids follow commit order and each event's time is taken under the append lock, so ids and times rise together.
+    # Each event's time is taken as it is numbered, at commit, so ids and times rise together (to within a commit).
     return int(await con.fetchval(
         """SELECT coalesce(max(id), 0) FROM events WHERE at < (
                SELECT least(now() - make_interval(secs => $2), min(assigned_at)) FROM assignments
