@@ -254,8 +254,18 @@ class UnitIndex:
                 if len(best) > k:
                     best.pop()
 
+        def floor_eta_of(metres: float) -> float:
+            # The least ETA any allowed kind could have from this far (a chord bound, less the slack).
+            reach = max(0.0, metres * (1.0 - _REL_SLACK) - _SLACK_M)
+            return min(eta.eta_for_distance(reach, kind) for kind in allowed_kinds)
+
         for cells, next_ring in self._rings(home):
-            for cell in cells:
+            # Nearest cubes first: once one cannot beat the k-th best, neither can the rest of the ring.
+            for cube_floor, cell in sorted((self._cube_distance(q, cell), cell) for cell in cells):
+                cube_bound = floor_eta_of(cube_floor)
+                drain(cube_bound)
+                if len(best) == k and cube_bound > best[-1][0]:
+                    break
                 for group, members in cells_by_key[cell].items():
                     admits = admitted.get(group)
                     if admits is None:
@@ -281,8 +291,7 @@ class UnitIndex:
             if next_ring is None:
                 break  # every occupied cube has been searched
             # Every unit not yet searched is at least this far (chord, hence geodesic).
-            reach = max(0.0, ((next_ring - 1) * size + face) * (1.0 - _REL_SLACK) - _SLACK_M)
-            bound = min(eta.eta_for_distance(reach, kind) for kind in allowed_kinds)
+            bound = floor_eta_of((next_ring - 1) * size + face)
             drain(bound)
             if len(best) == k and bound > best[-1][0]:
                 break
@@ -300,6 +309,16 @@ class UnitIndex:
     def _cell_of(self, xyz: _Xyz) -> _Cell:
         size = self._cell
         return (math.floor(xyz[0] / size), math.floor(xyz[1] / size), math.floor(xyz[2] / size))
+
+    def _cube_distance(self, xyz: _Xyz, cell: _Cell) -> float:
+        """The straight-line distance from ``xyz`` to the nearest point of ``cell``'s cube: no unit in it is nearer."""
+        size = self._cell
+        total = 0.0
+        for axis in range(3):
+            low = cell[axis] * size
+            gap = max(0.0, low - xyz[axis], xyz[axis] - (low + size))
+            total += gap * gap
+        return math.sqrt(total)
 
     def _register(self, entry: _Entry) -> None:
         # Only available units can be recommended: keep the grid small.
