@@ -2,7 +2,7 @@
 
 Units are bucketed in a uniform grid of cubes in Earth-centred (ECEF)
 coordinates, and a query searches the cubes ring by ring outward from the
-patient. Why ECEF rather than a latitude/longitude grid: the straight-line
+patient, each ring's nearest cube first. Why ECEF rather than a latitude/longitude grid: the straight-line
 chord between two surface points never exceeds their geodesic distance, so
 
 * a unit in ring ``r >= 1`` is at least ``(r - 1) * cell + m`` metres away
