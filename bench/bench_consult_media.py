@@ -17,21 +17,19 @@ import asyncio
 import statistics
 import time
 
-from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 from results import Row, emit
 
 from bench_support import consult_rooms, demo_server, ice_servers
 from signaling import ice_hosts
 from signaling.media import SyntheticSource
-from signaling.messages import parse_ice_servers
 from signaling.peer import ConsultPeer
-from signaling.turn import IceServer
 
 LOOPBACK = ["127.0.0.1"]
 
 
-async def through_psc119(url: str, pk_token: str, sp_token: str, ice: tuple[IceServer, ...]) -> float:
+async def through_psc119(url: str, pk_token: str, sp_token: str, ice: list[RTCIceServer]) -> float:
     """Milliseconds from starting both peers until each has decoded a video frame from the other."""
     sources = [SyntheticSource(320, 240), SyntheticSource(320, 240)]
     peers = [ConsultPeer(url, token, source=source, ice_host_addresses=LOOPBACK, ice_servers=ice)
@@ -96,7 +94,8 @@ async def main(runs: int) -> None:
     ours, bare = [], []
     async with demo_server("psc119-bench-media-") as server:
         # As a kiosk does, the peers get the join response's ICE servers.
-        ice = parse_ice_servers(await ice_servers(server.url))
+        ice = [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+               for s in await ice_servers(server.url)]
         # Alternated, so that both see the same load on a shared machine.
         for url, pk_token, sp_token in await consult_rooms(server.url, runs):
             ours.append(await through_psc119(url, pk_token, sp_token, ice))

@@ -89,7 +89,7 @@ async def run_peer(args: argparse.Namespace, config: Config) -> int:
     except InvalidValue as exc:
         _say(f"invalid --{exc.field.replace('_', '-') if exc.field else 'option'}: {exc.reason}")
         return 2
-    token, renew, ice = await peer_tokens.join_token(args)
+    token, renew = await peer_tokens.join_token(args)
     source = file_source(args.play) if args.play else SyntheticSource()
     if args.audio_only and source.video is not None:
         source.video.stop()
@@ -104,7 +104,6 @@ async def run_peer(args: argparse.Namespace, config: Config) -> int:
         adapt=adapt,
         heartbeat=config.consult.heartbeat_s,
         renew_token=renew,
-        ice_servers=ice,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

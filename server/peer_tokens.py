@@ -17,10 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
-from signaling.errors import InvalidMessage
-from signaling.messages import parse_ice_servers
 from signaling.peer import PeerRefused
-from signaling.turn import IceServer
 
 Renew = Callable[[], Awaitable[str]]
 
@@ -39,19 +36,9 @@ def read_session(path: str) -> str:
 def session_renewer(server: str, consult_id: str, session: str) -> Renew:
     """A callable returning a fresh join token; `PeerRefused` when the server refuses one, OSError when it
     cannot be reached (the peer tries again)."""
-    join = _session_join(server, consult_id, session)
-
-    async def renew() -> str:
-        return str((await join())["token"])
-
-    return renew
-
-
-def _session_join(server: str, consult_id: str, session: str) -> Callable[[], Awaitable[dict[str, object]]]:
-    """A callable returning a join response (its ``token`` checked); refusals as in `session_renewer`."""
     url = f"{server.rstrip('/')}/api/consults/{consult_id}/join"
 
-    async def join() -> dict[str, object]:
+    async def renew() -> str:
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
                 async with http.post(url, headers={"Authorization": f"Bearer {session}"}) as response:
@@ -60,33 +47,26 @@ def _session_join(server: str, consult_id: str, session: str) -> Callable[[], Aw
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise OSError(f"asking for a join token failed: {exc}") from exc
         if status == 200 and isinstance(body, dict) and isinstance(body.get("token"), str):
-            return body
+            return str(body["token"])
         if status in _REFUSALS:
             error = body.get("error") if isinstance(body, dict) else None
             code = error.get("code") if isinstance(error, dict) else None
             raise PeerRefused(_REFUSALS[status], str(code or f"join token refused ({status})"))
         raise OSError(f"asking for a join token: HTTP {status}")
 
-    return join
+    return renew
 
 
-async def join_token(args: argparse.Namespace) -> tuple[str, Renew | None, tuple[IceServer, ...] | None]:
-    """The token to join with (``--token``, or one asked with ``--session-file``), how to renew it, and the ICE
-    servers of the join response when one was asked for (the peer prepares its first connection with them)."""
+async def join_token(args: argparse.Namespace) -> tuple[str, Renew | None]:
+    """The token to join with (``--token``, or one asked with ``--session-file``) and how to renew it."""
     if args.session_file is None:
         if not args.token:
             raise ValueError("give --token or --session-file")
-        return args.token, None, None
-    session = read_session(args.session_file)
-    renew = session_renewer(args.server, args.consult, session)
+        return args.token, None
+    renew = session_renewer(args.server, args.consult, read_session(args.session_file))
     if args.token:
-        return args.token, renew, None
+        return args.token, renew
     try:
-        body = await _session_join(args.server, args.consult, session)()
+        return await renew(), renew
     except PeerRefused as exc:
         raise ValueError(f"no join token: refused code={exc.code} reason={exc.reason}") from None
-    try:
-        ice = parse_ice_servers(body.get("ice_servers"))
-    except InvalidMessage:
-        ice = None  # the welcome brings them too
-    return str(body["token"]), renew, ice

@@ -66,7 +66,6 @@ __all__ = [
     "encode",
     "error_reply",
     "parse",
-    "parse_ice_servers",
     "parse_client",
     "serialise",
 ]
@@ -524,12 +523,6 @@ def _ice_server(value: object, path: str) -> IceServer:
         raise
     except InvalidValue as exc:
         raise InvalidMessage(f"{path}.{exc.field}", exc.reason) from None
-
-
-def parse_ice_servers(value: object, path: str = "ice_servers") -> tuple[IceServer, ...]:
-    """A JSON list of RTCIceServer objects, as a welcome or a join response carries them."""
-    servers: tuple[IceServer, ...] = _list(value, path, _ice_server)
-    return servers
 
 
 def _list(value: object, path: str, item: Callable[[object, str], Any]) -> tuple[Any, ...]:

@@ -76,7 +76,6 @@ from .messages import (
 )
 from .pair import PeerLink, Prepared, prepare, remote_candidate
 from .rejoin import PairStep, after_rejoin
-from .turn import IceServer
 
 __all__ = ["ConsultPeer", "FrameSink", "PeerRefused", "PeerStats", "room_url"]
 
@@ -147,10 +146,6 @@ class PeerStats:
         return self.frames[(user, "audio")]
 
 
-def _rtc_servers(servers: Sequence[IceServer]) -> list[RTCIceServer]:
-    return [RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential) for s in servers]
-
-
 @dataclass(frozen=True, slots=True)
 class _Present:
     role: MemberRole
@@ -198,7 +193,7 @@ class ConsultPeer:
         quality_interval: float = 2.0,
         heartbeat: float = 4.0,
         renew_token: Callable[[], Awaitable[str]] | None = None,
-        ice_servers: Sequence[IceServer] | None = None,
+        ice_servers: Sequence[RTCIceServer] | None = None,
     ) -> None:
         if not room.startswith(("ws://", "wss://")):
             raise ValueError("room must be a ws:// or wss:// URL")
@@ -225,7 +220,7 @@ class ConsultPeer:
         self._ws: ClientConnection | None = None
         self._session_tasks: set[asyncio.Task[None]] = set()
         self._closing: set[asyncio.Task[None]] = set()  # links being closed (see _drop_link)
-        self._ice_servers: list[RTCIceServer] = _rtc_servers(ice_servers or ())
+        self._ice_servers: list[RTCIceServer] = list(ice_servers or [])
         self._prepare_first = ice_servers is not None
         self._prepared: Prepared | None = None
         self._relay_only = relay_only
@@ -417,7 +412,10 @@ class ConsultPeer:
         self.stats.joins += 1
         if self.stats.first_welcome_at is None:
             self.stats.first_welcome_at = time.monotonic()
-        self._ice_servers = _rtc_servers(welcome.ice_servers)
+        self._ice_servers = [
+            RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+            for s in welcome.ice_servers
+        ]
         log.info(
             "joined consult %s as %s (%s), generation %d, %d other(s) present",
             welcome.consult, welcome.user, welcome.role.value, welcome.generation, len(welcome.peers),

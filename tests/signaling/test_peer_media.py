@@ -11,7 +11,7 @@ from typing import Any
 
 import av
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from websockets.asyncio.client import connect
 
@@ -24,7 +24,6 @@ from signaling.messages import Answer, Candidate, Join, Offer, Welcome, encode, 
 from signaling.pair import Prepared
 from signaling.peer import ConsultPeer, PeerRefused
 from signaling.recorder import ConsultRecorder
-from signaling.turn import IceServer
 
 from .media_checks import assert_both_doctors_recorded
 from .room_relay import RoomRelay, run_peers, stop_peers
@@ -282,7 +281,7 @@ async def test_the_first_connection_is_built_while_joining(relay: RoomRelay, mon
 async def test_a_prepared_connection_for_other_ice_servers_is_not_used(relay: RoomRelay, monkeypatch: pytest.MonkeyPatch) -> None:
     """The welcome names other ICE servers than those given: the prepared connection is closed unused."""
     made = spy_on_prepare(monkeypatch)
-    stale = [IceServer(("stun:127.0.0.1:9",))]  # the room's welcome names none
+    stale = [RTCIceServer(urls=["stun:127.0.0.1:9"])]  # the room's welcome names none
     ani = ConsultPeer(relay.url, relay.token_for(ANI), source=SyntheticSource(160, 120, fps=30),
                       ice_host_addresses=LOOPBACK, ice_servers=stale)
     budi = make_peer(relay, BUDI)
