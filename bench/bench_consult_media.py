@@ -17,11 +17,11 @@ import asyncio
 import statistics
 import time
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 from results import Row, emit
 
-from bench_support import consult_rooms, demo_server, ice_servers
+from bench_support import consult_rooms, demo_server
 from signaling import ice_hosts
 from signaling.media import SyntheticSource
 from signaling.peer import ConsultPeer
@@ -29,10 +29,10 @@ from signaling.peer import ConsultPeer
 LOOPBACK = ["127.0.0.1"]
 
 
-async def through_psc119(url: str, pk_token: str, sp_token: str, ice: list[RTCIceServer]) -> float:
+async def through_psc119(url: str, pk_token: str, sp_token: str) -> float:
     """Milliseconds from starting both peers until each has decoded a video frame from the other."""
     sources = [SyntheticSource(320, 240), SyntheticSource(320, 240)]
-    peers = [ConsultPeer(url, token, source=source, ice_host_addresses=LOOPBACK, ice_servers=ice)
+    peers = [ConsultPeer(url, token, source=source, ice_host_addresses=LOOPBACK)
              for token, source in zip((pk_token, sp_token), sources, strict=True)]
     started = time.monotonic()
     tasks = [asyncio.create_task(p.run()) for p in peers]
@@ -93,12 +93,9 @@ async def main(runs: int) -> None:
     ice_hosts.install()
     ours, bare = [], []
     async with demo_server("psc119-bench-media-") as server:
-        # As a kiosk does, the peers get the join response's ICE servers.
-        ice = [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
-               for s in await ice_servers(server.url)]
         # Alternated, so that both see the same load on a shared machine.
         for url, pk_token, sp_token in await consult_rooms(server.url, runs):
-            ours.append(await through_psc119(url, pk_token, sp_token, ice))
+            ours.append(await through_psc119(url, pk_token, sp_token))
             bare.append(await bare_aiortc())
     print(f"join → first video frame both ways, median of {runs}: psc119 {statistics.median(ours):.0f} ms, "
           f"bare aiortc {statistics.median(bare):.0f} ms")

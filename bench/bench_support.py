@@ -183,17 +183,6 @@ async def consult_rooms(url: str, count: int) -> list[tuple[str, str, str]]:
     return rooms
 
 
-async def ice_servers(url: str) -> list[dict[str, Any]]:
-    """The ICE servers the server hands a doctor (as in a join response), as JSON objects."""
-    token = await login(url, "puskesmas", "demo119")
-    async with aiohttp.ClientSession() as http:
-        async with http.get(url + "/api/ice-servers", headers={"Authorization": f"Bearer {token}"}) as r:
-            body: dict[str, Any] = await r.json()
-            if r.status != 200:
-                raise RuntimeError(f"/api/ice-servers: {r.status} {body}")
-            return list(body["ice_servers"])
-
-
 CREW_PASSWORD = "crew-pass-119"
 
 

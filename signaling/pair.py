@@ -6,9 +6,6 @@ takes remote candidates. It decides nothing about *when*: `signaling.peer`
 does, from the roles the server gave. aiortc never rolls back and has no
 ``restartIce()``, so a link is never renegotiated into something new: a
 recovery is always a new `PeerLink`.
-
-Building a connection and its sending tracks costs a few milliseconds; `prepare`
-does it ahead (while the room is being joined) for the link that will take it.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aiortc import (
@@ -40,7 +36,7 @@ from .link_quality import LinkQuality
 from .members import MemberRole
 from .messages import Candidate
 
-__all__ = ["PeerLink", "Prepared", "ice_ufrag", "prepare", "remote_candidate"]
+__all__ = ["PeerLink", "ice_ufrag", "remote_candidate"]
 
 log = logging.getLogger(__name__)
 
@@ -64,58 +60,12 @@ def remote_candidate(message: Candidate) -> RTCIceCandidate | None:
     return candidate
 
 
-def _send_tracks(pc: RTCPeerConnection, source: Any, relay: MediaRelay) -> list[MediaStreamTrack]:
-    """Send ``source``'s tracks of the kinds ``pc`` does not send yet (reusing the transceivers of a remote offer,
-    or matched to its m-lines by kind when it comes later); the relayed tracks added."""
-    sending = {t.sender.track.kind for t in pc.getTransceivers() if t.sender.track is not None}
-    added = []
-    for kind in ("audio", "video"):
-        track = getattr(source, kind, None) if source is not None and kind not in sending else None
-        if track is not None:
-            relayed = relay.subscribe(track, buffered=False)
-            added.append(relayed)
-            pc.addTrack(relayed)
-    return added
-
-
-def _connection(ice_servers: Sequence[RTCIceServer], relay_only: bool) -> RTCPeerConnection:
-    policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
-    return RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers), iceTransportPolicy=policy))
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A connection built before the link that takes it: with ``ice_servers``, already sending ``tracks``."""
-
-    pc: RTCPeerConnection
-    ice_servers: tuple[RTCIceServer, ...]
-    relay_only: bool
-    tracks: tuple[MediaStreamTrack, ...]
-
-    def fits(self, ice_servers: Sequence[RTCIceServer], relay_only: bool) -> bool:
-        """Whether a link to be made with these servers may take it instead (the same URLs: TURN credentials
-        handed out at another moment differ, and both are valid)."""
-        return relay_only == self.relay_only and [s.urls for s in ice_servers] == [s.urls for s in self.ice_servers]
-
-    async def discard(self) -> None:
-        for track in self.tracks:
-            track.stop()
-        await self.pc.close()
-
-
-def prepare(ice_servers: Sequence[RTCIceServer], relay_only: bool, source: Any, relay: MediaRelay) -> Prepared:
-    """A connection sending ``source``, for the next link (nothing is gathered or sent before it is negotiated)."""
-    pc = _connection(ice_servers, relay_only)
-    return Prepared(pc, tuple(ice_servers), relay_only, tuple(_send_tracks(pc, source, relay)))
-
-
 class PeerLink:
     """The connection to ``user`` (``role``, connected with ``generation``).
 
     ``on_frame(kind, frame)`` sees every received frame; ``on_state(link)`` every
     connection state change. ``relay_only``: use TURN relay candidates only;
-    ``quality``: adapts what the link sends, once negotiated (`signaling.link_quality`);
-    ``prepared``: a connection `prepare` built for it (else one is built now).
+    ``quality``: adapts what the link sends, once negotiated (`signaling.link_quality`).
     """
 
     def __init__(
@@ -131,17 +81,17 @@ class PeerLink:
         on_state: Callable[[PeerLink], None],
         relay_only: bool = False,
         quality: LinkQuality | None = None,
-        prepared: Prepared | None = None,
     ) -> None:
         self.user, self.role, self.generation, self.offerer = user, role, generation, offerer
-        self.pc = prepared.pc if prepared is not None else _connection(ice_servers, relay_only)
+        policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers), iceTransportPolicy=policy))
         self.quality = quality
         self.remote_ufrag: str | None = None
         self.closing = False
         self.created_at = time.monotonic()
         self._ice_hosts = ice_host_addresses
         self._on_frame = on_frame
-        self._tracks: list[MediaStreamTrack] = list(prepared.tracks) if prepared is not None else []
+        self._tracks: list[MediaStreamTrack] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
         @self.pc.on("track")
@@ -165,12 +115,17 @@ class PeerLink:
     def attach(self, source: Any, relay: MediaRelay) -> None:
         """Send ``source``'s tracks (reusing the transceivers of a remote offer); an
         offerer without a track of a kind still asks to receive that kind."""
-        self._tracks += _send_tracks(self.pc, source, relay)
-        if self.offerer:
-            sending = {t.sender.track.kind for t in self.pc.getTransceivers() if t.sender.track is not None}
-            for kind in ("audio", "video"):
-                if kind not in sending:
-                    self.pc.addTransceiver(kind, direction="recvonly")
+        sending = {t.sender.track.kind for t in self.pc.getTransceivers() if t.sender.track is not None}
+        for kind in ("audio", "video"):
+            if kind in sending:
+                continue
+            track = getattr(source, kind, None) if source is not None else None
+            if track is not None:
+                relayed = relay.subscribe(track, buffered=False)
+                self._tracks.append(relayed)
+                self.pc.addTrack(relayed)
+            elif self.offerer:
+                self.pc.addTransceiver(kind, direction="recvonly")
 
     async def _set_local(self, description: RTCSessionDescription) -> str:
         """setLocalDescription gathers the candidates: pin the host addresses around

@@ -74,7 +74,7 @@ from .messages import (
     encode,
     parse,
 )
-from .pair import PeerLink, Prepared, prepare, remote_candidate
+from .pair import PeerLink, remote_candidate
 from .rejoin import PairStep, after_rejoin
 
 __all__ = ["ConsultPeer", "FrameSink", "PeerRefused", "PeerStats", "room_url"]
@@ -167,9 +167,6 @@ class ConsultPeer:
     messages tell the other side). ``heartbeat``: seconds between websocket pings
     (one unanswered for half as long gives the socket up); ``renew_token``: returns a
     fresh join token when the room refuses ours (it may raise `PeerRefused`).
-    ``ice_servers``: those of the join response (``POST /api/consults/{id}/join``), when
-    the caller has them: the first connection is then built while the room is being
-    joined, not after the welcome (the welcome's servers are used from then on).
     """
 
     def __init__(
@@ -193,7 +190,6 @@ class ConsultPeer:
         quality_interval: float = 2.0,
         heartbeat: float = 4.0,
         renew_token: Callable[[], Awaitable[str]] | None = None,
-        ice_servers: Sequence[RTCIceServer] | None = None,
     ) -> None:
         if not room.startswith(("ws://", "wss://")):
             raise ValueError("room must be a ws:// or wss:// URL")
@@ -220,9 +216,7 @@ class ConsultPeer:
         self._ws: ClientConnection | None = None
         self._session_tasks: set[asyncio.Task[None]] = set()
         self._closing: set[asyncio.Task[None]] = set()  # links being closed (see _drop_link)
-        self._ice_servers: list[RTCIceServer] = list(ice_servers or [])
-        self._prepare_first = ice_servers is not None
-        self._prepared: Prepared | None = None
+        self._ice_servers: list[RTCIceServer] = []
         self._relay_only = relay_only
         self._adapt = adapt
         self._quality_interval = quality_interval
@@ -334,9 +328,6 @@ class ConsultPeer:
             try:
                 kept = tuple(sorted(user for user, link in self._links.items() if link.connected))
                 await ws.send(encode(replace(self._join, keep=kept)))
-                if self._prepare_first:  # while the server admits us: the first link's connection
-                    self._prepare_first = False
-                    self._prepared = prepare(self._ice_servers, self._relay_only, self._source, self._relay)
                 async for raw in ws:
                     message = parse(raw)
                     if isinstance(message, Welcome):
@@ -474,14 +465,10 @@ class ConsultPeer:
         if self._adapt is not None and role is not MemberRole.RECORDER:
             quality = LinkQuality(self._adapt, lambda mode, _reason: self._mode_changed(user, mode))
             self.sending_modes[user] = quality.mode
-        prepared, self._prepared = self._prepared, None
-        if prepared is not None and not prepared.fits(self._ice_servers, self._relay_only):
-            self._closing_task(prepared.discard())
-            prepared = None
         link = PeerLink(
             user, role, generation, offerer=offerer, ice_servers=self._ice_servers,
             ice_host_addresses=self._ice_hosts, on_frame=on_frame, on_state=self._on_link_state,
-            relay_only=self._relay_only, quality=quality, prepared=prepared,
+            relay_only=self._relay_only, quality=quality,
         )  # fmt: skip
         self._links[user] = link
         self._spawn(self._watch(link))
@@ -641,17 +628,11 @@ class ConsultPeer:
         if link is not None:
             # Closing releases the link's TURN allocation, which over a dead media link waits out every
             # retry (15 s and more): the signaling (chat, a new offer, the room's close) does not wait for it.
-            self._closing_task(link.close())
-
-    def _closing_task(self, closing: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(closing)
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+            task = asyncio.ensure_future(link.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def _close_links(self) -> None:
         for user in list(self._links):
             await self._drop_link(user)
-        prepared, self._prepared = self._prepared, None
-        if prepared is not None:
-            self._closing_task(prepared.discard())
         await asyncio.gather(*self._closing)

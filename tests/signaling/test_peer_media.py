@@ -7,21 +7,18 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import av
 import pytest
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from websockets.asyncio.client import connect
 
-import signaling.peer as peer_module
-from signaling import ice_hosts, pair
+from signaling import ice_hosts
 from signaling.ids import UserId
 from signaling.media import SyntheticSource, file_source
 from signaling.members import PeerKind
 from signaling.messages import Answer, Candidate, Join, Offer, Welcome, encode, parse
-from signaling.pair import Prepared
 from signaling.peer import ConsultPeer, PeerRefused
 from signaling.recorder import ConsultRecorder
 
@@ -242,54 +239,3 @@ async def test_a_peer_can_send_a_file_instead_of_a_camera(relay: RoomRelay, tmp_
         await stop_peers([ani, budi], tasks)
         for track in (player.audio, player.video):
             track.stop()
-
-
-def spy_on_prepare(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, RTCPeerConnection]]:
-    """Every connection the peers prepare ahead, with when."""
-    made: list[tuple[float, RTCPeerConnection]] = []
-
-    def spying(*args: Any, **kwargs: Any) -> Prepared:
-        prepared = pair.prepare(*args, **kwargs)
-        made.append((time.monotonic(), prepared.pc))
-        return prepared
-
-    monkeypatch.setattr(peer_module, "prepare", spying)
-    return made
-
-
-async def test_the_first_connection_is_built_while_joining(relay: RoomRelay, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Given the join response's ICE servers, each peer builds its first connection (sending tracks included)
-    before the welcome; the offerer offers on it and the answerer takes the offer on it, matched by kind."""
-    made = spy_on_prepare(monkeypatch)
-    ani, budi = (ConsultPeer(relay.url, relay.token_for(user), source=SyntheticSource(160, 120, fps=30),
-                             ice_host_addresses=LOOPBACK, ice_servers=[]) for user in (ANI, BUDI))
-    tasks = await run_peers(ani, budi)
-    try:
-        await ani.wait_until(lambda: ani.stats.video_from(BUDI) >= 20 and ani.stats.audio_from(BUDI) >= 20, 10)
-        await budi.wait_until(lambda: budi.stats.video_from(ANI) >= 20 and budi.stats.audio_from(ANI) >= 20, 10)
-        assert {id(pc) for _, pc in made} == {id(ani.peer_connections[BUDI]), id(budi.peer_connections[ANI])}
-        welcomes = [p.stats.first_welcome_at for p in (ani, budi)]
-        assert all(w is not None for w in welcomes)
-        assert all(at < min(w for w in welcomes if w is not None) for at, _ in made)
-        for pc in (ani.peer_connections[BUDI], budi.peer_connections[ANI]):  # one sending transceiver a kind
-            assert sorted(t.kind for t in pc.getTransceivers()) == ["audio", "video"]
-            assert all(t.currentDirection == "sendrecv" for t in pc.getTransceivers())
-    finally:
-        await stop_peers([ani, budi], tasks)
-
-
-async def test_a_prepared_connection_for_other_ice_servers_is_not_used(relay: RoomRelay, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The welcome names other ICE servers than those given: the prepared connection is closed unused."""
-    made = spy_on_prepare(monkeypatch)
-    stale = [RTCIceServer(urls=["stun:127.0.0.1:9"])]  # the room's welcome names none
-    ani = ConsultPeer(relay.url, relay.token_for(ANI), source=SyntheticSource(160, 120, fps=30),
-                      ice_host_addresses=LOOPBACK, ice_servers=stale)
-    budi = make_peer(relay, BUDI)
-    tasks = await run_peers(ani, budi)
-    try:
-        await ani.wait_until(lambda: ani.stats.video_from(BUDI) >= 10 and budi.stats.video_from(ANI) >= 10, 10)
-        [(_, unused)] = made
-        assert ani.peer_connections[BUDI] is not unused
-        await ani.wait_until(lambda: unused.connectionState == "closed", 5)
-    finally:
-        await stop_peers([ani, budi], tasks)
