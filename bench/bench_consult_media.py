@@ -27,6 +27,7 @@ from signaling.media import SyntheticSource
 from signaling.peer import ConsultPeer
 
 LOOPBACK = ["127.0.0.1"]
+SETTLE_S = 0.3  # after each run, so that the next does not share the CPU with its teardown (the server's too)
 
 
 async def through_psc119(url: str, pk_token: str, sp_token: str) -> float:
@@ -96,7 +97,9 @@ async def main(runs: int) -> None:
         # Alternated, so that both see the same load on a shared machine.
         for url, pk_token, sp_token in await consult_rooms(server.url, runs):
             ours.append(await through_psc119(url, pk_token, sp_token))
+            await asyncio.sleep(SETTLE_S)
             bare.append(await bare_aiortc())
+            await asyncio.sleep(SETTLE_S)
     print(f"join → first video frame both ways, median of {runs}: psc119 {statistics.median(ours):.0f} ms, "
           f"bare aiortc {statistics.median(bare):.0f} ms")
     emit(Row(f"consult join → first frame both ways, 2 aiortc peers (median of {runs})", statistics.median(ours),
