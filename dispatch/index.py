@@ -77,6 +77,11 @@ class _Entry:
     fix_cell: _Cell | None
 
 
+def _floor_m(straight_m: float) -> float:
+    """A lower bound on the geodesic distance (metres) from a straight-line one, floating-point slack taken off."""
+    return max(0.0, straight_m * (1.0 - _REL_SLACK) - _SLACK_M)
+
+
 @functools.cache
 def _shell_offsets(r: int) -> tuple[_Cell, ...]:
     """The offsets of the cubes at Chebyshev distance exactly ``r``; each ring is walked by many queries."""
@@ -255,8 +260,8 @@ class UnitIndex:
                     best.pop()
 
         def floor_eta_of(metres: float) -> float:
-            # The least ETA any allowed kind could have from this far (a chord bound, less the slack).
-            reach = max(0.0, metres * (1.0 - _REL_SLACK) - _SLACK_M)
+            # The least ETA any allowed kind could have from this far in a straight line.
+            reach = _floor_m(metres)
             return min(eta.eta_for_distance(reach, kind) for kind in allowed_kinds)
 
         for cells, next_ring in self._rings(home):
@@ -285,7 +290,7 @@ class UnitIndex:
                         if where != cell:
                             continue  # counted in the cube of the point it is ranked from
                         chord = math.sqrt((x - qx) ** 2 + (y - qy) ** 2 + (z - qz) ** 2)
-                        floor_eta = eta.eta_for_distance(max(0.0, chord * (1.0 - _REL_SLACK) - _SLACK_M), kind)
+                        floor_eta = eta.eta_for_distance(_floor_m(chord), kind)
                         if floor_eta <= worst:
                             heapq.heappush(pending, (floor_eta, uid, entry.unit))
             if next_ring is None:
