@@ -30,11 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from results import Row, emit  # noqa: E402
 
-from bench_support import migrated_database  # noqa: E402
-from server import db, demo_region  # noqa: E402
+from bench_support import demo_database  # noqa: E402
+from server import demo_region  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.config import AuthSettings, Config, DatabaseSettings  # noqa: E402
-from server.passwords import Passwords  # noqa: E402
 from signaling.media import SyntheticSource  # noqa: E402
 from signaling.peer import ConsultPeer  # noqa: E402
 from tests.impair.tcp import LinkProxy  # noqa: E402
@@ -92,12 +91,7 @@ def figures(label: str, values: list[float], baseline: list[float]) -> str:
 
 
 async def run(rounds: int, delay_ms: float, rate_kbps: int) -> None:
-    async with migrated_database("psc119-bench-join-") as (_, dsn):
-        con = await db.connect(dsn)
-        try:
-            await demo_region.load_demo(con, Passwords(AUTH))
-        finally:
-            await con.close()
+    async with demo_database("psc119-bench-join-") as (_, dsn):
         runner = web.AppRunner(create_app(Config(database=DatabaseSettings(url=dsn), auth=AUTH), dsn))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -32,14 +32,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.bench_support import migrated_database  # noqa: E402
+from bench.bench_support import demo_database  # noqa: E402
 from bench.results import Row, emit  # noqa: E402
-from server import db, demo_region  # noqa: E402
-from server.passwords import Passwords  # noqa: E402
 from signaling.bandwidth import Mode  # noqa: E402
 from signaling.media import SyntheticSource  # noqa: E402
 from signaling.peer import ConsultPeer  # noqa: E402
-from tests.conftest import TEST_AUTH, Api, app_config, start_api  # noqa: E402
+from tests.conftest import Api, app_config, start_api  # noqa: E402
 from tests.impair.turn_link import TurnLink, start_turn_link  # noqa: E402
 from tests.server.test_consults import accepted_consult  # noqa: E402
 
@@ -161,12 +159,7 @@ async def chromium_and_aiortc(api: Api, link: str, settle: float, window: float)
 
 
 async def main(settle: float, window: float, pairs: list[str]) -> list[dict[str, Any]]:
-    async with migrated_database("psc119-bench-weak-") as (root, dsn):
-        con = await db.connect(dsn)
-        try:
-            await demo_region.load_demo(con, Passwords(TEST_AUTH))
-        finally:
-            await con.close()
+    async with demo_database("psc119-bench-weak-") as (root, dsn):
         turn_dir = Path(tempfile.mkdtemp(prefix="psc119-turn-", dir=root))
         turn: TurnLink = await start_turn_link(turn_dir)
         config = dataclasses.replace(app_config(dsn), ice=dataclasses.replace(turn.ice, relay_only=True))

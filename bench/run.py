@@ -50,7 +50,7 @@ BENCHMARKS = (
     Benchmark("consult_media", ("--runs", "5")),
     Benchmark("consult_join", ("--rounds", "3")),
     Benchmark("weak_link", ("--settle", "10", "--window", "10")),
-    Benchmark("recommend", ("--queries", "200", "--brute-queries", "10")),
+    Benchmark("recommend", ("--queries", "1000", "--brute-queries", "10")),
     Benchmark("ws_flood", ("--pings", "200")),
     Benchmark("login", ("--me", "150")),
     Benchmark("metrics", ("--requests", "1000")),

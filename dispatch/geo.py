@@ -6,17 +6,23 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from geopy.distance import geodesic
+from geographiclib.geodesic import Geodesic
+from geopy.distance import ELLIPSOIDS, geodesic
 
 from dispatch._checks import check_real
 from dispatch.errors import InvalidInput
 
-__all__ = ["Point", "distance_m", "ecef_m", "point_from_dict"]
+__all__ = ["Point", "distance_m", "ecef_m", "geodesic_m", "point_from_dict"]
 
 # WGS-84, the ellipsoid geopy's geodesic uses by default.
 _A = 6378137.0
 _F = 1 / 298.257223563
 _E2 = _F * (2 - _F)
+
+# The solver geopy builds afresh for every distance (over half its cost), built once, on
+# geopy's own WGS-84 constants: geopy works in kilometres and scales to metres.
+_WGS84_KM = ELLIPSOIDS["WGS-84"]
+_SOLVER = Geodesic(_WGS84_KM[0], _WGS84_KM[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,14 @@ def point_from_dict(data: object, field: str = "location") -> Point:
 def distance_m(a: Point, b: Point) -> float:
     """Geodesic distance in metres on WGS-84 (geopy, Karney's algorithm)."""
     return float(geodesic((a.lat, a.lon), (b.lat, b.lon)).meters)
+
+
+def geodesic_m(a: Point, b: Point) -> float:
+    """``distance_m`` to the bit (a property test holds it to that), in about half the time:
+    geopy's own arithmetic on one prebuilt solver (``+ 0.0`` is geopy's sum of legs, turning -0.0 into 0.0).
+    """
+    s12 = _SOLVER.Inverse(a.lat, a.lon, b.lat, b.lon, Geodesic.DISTANCE)["s12"]
+    return (float(s12) + 0.0) * 1000
 
 
 def ecef_m(point: Point) -> tuple[float, float, float]:

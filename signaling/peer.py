@@ -129,6 +129,7 @@ class PeerStats:
     first_welcome_at: float | None = None
     first_connected_at: float | None = None
     last_connected_at: float | None = None
+    first_video_at: float | None = None  # the first decoded video frame from anyone
 
     @property
     def video_frames(self) -> int:
@@ -455,6 +456,8 @@ class ConsultPeer:
 
         def on_frame(kind: str, frame: AudioFrame | VideoFrame) -> None:
             self.stats.frames[(str(user), kind)] += 1
+            if kind == "video" and self.stats.first_video_at is None:
+                self.stats.first_video_at = time.monotonic()
             if self._frame_sink is not None:
                 self._frame_sink(user, role, kind, frame)
 

@@ -6,9 +6,11 @@ import math
 
 import pytest
 from geopy.distance import geodesic
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dispatch.errors import InvalidInput
-from dispatch.geo import Point, distance_m, ecef_m, point_from_dict
+from dispatch.geo import Point, distance_m, ecef_m, geodesic_m, point_from_dict
 
 # Two landmarks in Tangerang Selatan (approximate).
 BSD = Point(-6.3019, 106.6522)
@@ -92,3 +94,26 @@ def test_ecef_radius_matches_wgs84() -> None:
     assert (x, y, z) == pytest.approx((6_378_137.0, 0.0, 0.0))
     _, _, z_pole = ecef_m(Point(90, 0))
     assert z_pole == pytest.approx(6_356_752.314, abs=0.01)
+
+
+# Everywhere, and where a geodesic solver has its hard cases: the poles, the antimeridian,
+# signed zeros, coincident and nearly antipodal points.
+_lat = st.one_of(st.floats(-90, 90), st.sampled_from([-90.0, -0.0, 0.0, 90.0]), st.floats(89.999, 90))
+_lon = st.one_of(st.floats(-180, 180), st.sampled_from([-180.0, -0.0, 0.0, 180.0]), st.floats(179.999, 180))
+_points = st.builds(Point, _lat, _lon)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(a=_points, b=_points, antipodal=st.booleans(), nudge=st.floats(-1e-3, 1e-3))
+def test_geodesic_m_is_geopy_to_the_bit(a: Point, b: Point, antipodal: bool, nudge: float) -> None:
+    if antipodal:
+        lon = a.lon + 180.0 if a.lon <= 0 else a.lon - 180.0
+        b = Point(max(-90.0, min(90.0, -a.lat + nudge)), lon)
+    expected = geodesic((a.lat, a.lon), (b.lat, b.lon)).meters
+    assert geodesic_m(a, b).hex() == float(expected).hex()
+
+
+def test_geodesic_m_on_landmarks() -> None:
+    assert geodesic_m(BSD, PAMULANG) == distance_m(BSD, PAMULANG)
+    assert geodesic_m(Point(-0.0, -0.0), Point(0.0, 0.0)).hex() == distance_m(Point(-0.0, -0.0), Point(0.0, 0.0)).hex()
+    assert geodesic_m(Point(90, 0), Point(-90, 0)) == distance_m(Point(90, 0), Point(-90, 0))

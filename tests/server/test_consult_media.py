@@ -97,6 +97,10 @@ async def test_two_aiortc_doctors_see_and_hear_each_other_and_chat(mapi: Api) ->
         connected = time.monotonic() - started
         await ani.wait_until(lambda: min(ani.stats.video_from(sp_id), budi.stats.video_from(pk_id)) >= 20, 10)
         await ani.wait_until(lambda: min(ani.stats.audio_from(sp_id), budi.stats.audio_from(pk_id)) >= 20, 10)
+        for doctor in (ani, budi):  # when the first frame was decoded (benchmarks time joins by it)
+            first_video, first_connected = doctor.stats.first_video_at, doctor.stats.first_connected_at
+            assert first_video is not None and first_connected is not None
+            assert started < first_connected <= first_video < time.monotonic()
         assert ani.welcome is not None and ani.welcome.role.value == "requester"
         assert budi.welcome is not None and budi.welcome.role.value == "specialist"
         await budi.send_chat("Kirim EKG 12 lead ulang, sadapan V1-V6")
