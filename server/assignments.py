@@ -55,7 +55,9 @@ def _unit_audience(unit_id: str) -> list[str]:
 
 
 async def _lock_unit(con: asyncpg.Connection, unit_id: str) -> asyncpg.Record:
-    row = await con.fetchrow(f"SELECT {UNIT_COLUMNS} FROM units WHERE id = $1 FOR UPDATE", unit_id)
+    """The unit's row, locked, with ``tx_now``: the transaction's time, the time every row of this change records
+    (read with the lock, not in a round trip of its own)."""
+    row = await con.fetchrow(f"SELECT {UNIT_COLUMNS}, now() AS tx_now FROM units WHERE id = $1 FOR UPDATE", unit_id)
     if row is None:
         raise NotFound(f"no unit {unit_id}", field="unit_id")
     return row
@@ -65,15 +67,13 @@ async def _write_status(
     con: asyncpg.Connection, unit_id: str, status: UnitStatus, by: int | None, incident_key: uuid.UUID | None, reason: str | None,
     at: dt.datetime | None = None, report_id: str | None = None,
 ) -> asyncpg.Record:
-    """Set the unit's status as of ``at`` (default: now) and log it, with the phone's report id if any."""
-    row = await con.fetchrow(
-        f"UPDATE units SET status = $2, status_since = coalesce($3, now()) WHERE id = $1 RETURNING {UNIT_COLUMNS}",
-        unit_id, status.value, at,
-    )
-    await con.execute(
-        """INSERT INTO unit_status_log (unit_id, status, by_user, incident_id, reason, at, report_id)
-           VALUES ($1, $2, $3, $4, $5, coalesce($6, now()), $7)""",
-        unit_id, status.value, by, incident_key, reason, at, report_id,
+    """Set the unit's status as of ``at`` (default: now) and log it, with the phone's report id if any (one statement)."""
+    row: asyncpg.Record = await con.fetchrow(
+        f"""WITH logged AS (
+                INSERT INTO unit_status_log (unit_id, status, by_user, incident_id, reason, at, report_id)
+                VALUES ($1, $2, $4, $5, $6, coalesce($3, now()), $7))
+            UPDATE units SET status = $2, status_since = coalesce($3, now()) WHERE id = $1 RETURNING {UNIT_COLUMNS}""",
+        unit_id, status.value, at, by, incident_key, reason, report_id,
     )
     return row
 
@@ -85,7 +85,7 @@ async def _send(
 ) -> tuple[asyncpg.Record, Decision]:
     """Decide and apply one dispatch inside the caller's transaction (which locked the incident); raises the core's refusals."""
     unit = await _lock_unit(con, unit_id)
-    decision = core.assign(facts, serving, decisions.unit_facts(unit), at=await decisions.now(con), expected_version=expected_version,
+    decision = core.assign(facts, serving, decisions.unit_facts(unit), at=unit["tx_now"], expected_version=expected_version,
                            additional=additional, override_reason=override_reason)
     assert decision.unit_status is not None
     # The unit is locked, so this matches; it is the database's own guard against sending a busy unit.
@@ -97,13 +97,11 @@ async def _send(
     if updated is None:
         raise UnitNotAvailable(unit_id, unit["status"])
     assignment = await con.fetchrow(
-        f"""INSERT INTO assignments (incident_id, unit_id, assigned_by, ack_deadline)
+        f"""WITH logged AS (
+                INSERT INTO unit_status_log (unit_id, status, by_user, incident_id) VALUES ($2, $5, $3, $1))
+            INSERT INTO assignments (incident_id, unit_id, assigned_by, ack_deadline)
             VALUES ($1, $2, $3, now() + make_interval(secs => $4)) RETURNING {ASSIGNMENT_COLUMNS}""",
-        incident["id"], unit_id, actor.user_id, settings.ack_timeout_s,
-    )
-    await con.execute(
-        "INSERT INTO unit_status_log (unit_id, status, by_user, incident_id) VALUES ($1, $2, $3, $4)",
-        unit_id, decision.unit_status.value, actor.user_id, incident["id"],
+        incident["id"], unit_id, actor.user_id, settings.ack_timeout_s, decision.unit_status.value,
     )
     await decisions.apply(con, incident["id"], facts, decision)
     call_type = triage.get(incident["call_type"]) if incident["call_type"] in triage else None
@@ -177,7 +175,7 @@ async def change_status(
         ):
             return {"unit_id": unit_id, "callsign": unit["callsign"], "unit": unit_snapshot(unit), "status": current.value,
                     "duplicate": True}
-        now = await decisions.now(con)
+        now = unit["tx_now"]
         at = now if reported_at is None else min(max(reported_at, unit["status_since"]), now)
         if assignment_id is not None and (assignment is None or assignment["id"] != assignment_id):
             raise Conflict("that dispatch is no longer active for this unit", field="assignment_id")
@@ -216,8 +214,13 @@ async def _lock_unit_and_incident(
 ) -> tuple[asyncpg.Record | None, asyncpg.Record, asyncpg.Record | None]:
     """Lock the incident the unit serves, then the unit (the order every change takes); the incident, unit and assignment."""
     while True:
-        key = await con.fetchval("SELECT incident_id FROM assignments WHERE unit_id = $1 AND ended_at IS NULL", unit_id)
-        incident = None if key is None else await incidents.get(con, str(key), lock=True)
+        # The incident of the unit's dispatch, found and locked in one statement.
+        incident = await con.fetchrow(
+            f"""SELECT {incidents.INCIDENT_COLUMNS} FROM incidents
+                WHERE id = (SELECT incident_id FROM assignments WHERE unit_id = $1 AND ended_at IS NULL) FOR UPDATE""",
+            unit_id,
+        )
+        key = None if incident is None else incident["id"]
         unit = await _lock_unit(con, unit_id)
         assignment = await active_assignment(con, unit_id)
         # Another change may have ended or made the unit's dispatch in between: lock that incident too.

@@ -184,8 +184,9 @@ async def record_call(
 
 async def assess(
     pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, row: asyncpg.Record
-) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-    """Duplicate and prank warnings (stored) and the current recommendation, both tiers (not stored)."""
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]], asyncpg.Record | None]:
+    """Duplicate and prank warnings (stored) and the current recommendation, both tiers (not stored); and the
+    incident as this assessment stored it (None: another had assessed it first)."""
     now = dt.datetime.now(dt.UTC)
     rules = rules_of(settings)
     location = Point(row["lat"], row["lon"]) if row["lat"] is not None else None
@@ -225,17 +226,17 @@ async def assess(
     async with pool.acquire() as con, con.transaction():
         # Only the first assessment is stored and announced: a retried request and the start-up
         # pass (`server.unassessed`) may both assess a call that a killed process left unassessed.
-        first = await con.fetchval(
-            "UPDATE incidents SET warnings = $2, assessed_at = now() WHERE id = $1 AND assessed_at IS NULL RETURNING true",
+        first = await con.fetchrow(
+            f"UPDATE incidents SET warnings = $2, assessed_at = now() WHERE id = $1 AND assessed_at IS NULL RETURNING {INCIDENT_COLUMNS}",
             row["id"], warnings,
         )
-        if first:
+        if first is not None:
             await events.append(
                 con, "call.assessed",
                 {"incident_id": str(row["id"]), "warnings": warnings, **recommendations},
                 [OPERATORS],
             )
-    return warnings, recommendations
+    return warnings, recommendations, first
 
 
 def _box_degrees(location: Point | None, radius_m: float) -> tuple[float, float]:
@@ -275,8 +276,9 @@ async def recommend_for(
     result = {"recommendations": [r.to_dict() for r in first], "transport": [r.to_dict() for r in carry]}
     if not catch_up:
         return result
-    # Whether each unit's phone is connected: an offline phone is reached by radio.
-    return {tier: await phone_presence.with_phones(fleet.pool, rows, settings.phone_offline_s) for tier, rows in result.items()}
+    # Whether each unit's phone is connected: an offline phone is reached by radio. One query for both tiers.
+    found = await phone_presence.phones(fleet.pool, (r["unit_id"] for rows in result.values() for r in rows), settings.phone_offline_s)
+    return {tier: [r | {"phone": found[r["unit_id"]]} for r in rows] for tier, rows in result.items()}
 
 
 async def get(con: asyncpg.Connection | asyncpg.Pool, incident_id: str, *, lock: bool = False) -> asyncpg.Record:
