@@ -191,25 +191,26 @@ async def assess(
     rules = rules_of(settings)
     location = Point(row["lat"], row["lon"]) if row["lat"] is not None else None
     horizon = max(rules.window, rules.caller_window)
-    async with pool.acquire() as con:
-        # Only incidents that could match: the same number, or inside a box around the radius.
-        # The exact geodesic test is the core's; the box just keeps it from running over every open incident.
-        box_lat, box_lon = _box_degrees(location, rules.radius_m)
-        # Closed ones only by number, closed within the caller window.
-        others = await con.fetch(
-            """SELECT id, received_at, caller_phone, lat, lon, closed_at FROM incidents
-               WHERE id <> $1 AND ((closed_at IS NULL AND received_at BETWEEN $2 AND $3
-                 AND (caller_phone = $4 OR (lat BETWEEN $5::float8 - $7::float8 AND $5::float8 + $7::float8
-                                            AND lon BETWEEN $6::float8 - $8::float8 AND $6::float8 + $8::float8)))
-                 OR (caller_phone = $4 AND closed_at BETWEEN $9 AND $10))""",
-            row["id"], row["received_at"] - horizon, row["received_at"] + horizon, row["caller_phone"],
-            row["lat"], row["lon"], box_lat, box_lon,
-            row["received_at"] - rules.caller_window, row["received_at"] + rules.caller_window,
-        )
-        prank_times = await con.fetch(
-            "SELECT received_at FROM incidents WHERE caller_phone = $1 AND outcome = 'prank' AND received_at > $2",
-            row["caller_phone"], now - rules.prank_window,
-        )
+    # Only incidents that could match: the same number, or inside a box around the radius.
+    # The exact geodesic test is the core's; the box just keeps it from running over every open incident.
+    box_lat, box_lon = _box_degrees(location, rules.radius_m)
+    # Closed ones only by number, closed within the caller window; and the number's recent pranks (prank
+    # true), in the same round trip.
+    rows = await pool.fetch(
+        """SELECT false AS prank, id, received_at, caller_phone, lat, lon, closed_at FROM incidents
+           WHERE id <> $1 AND ((closed_at IS NULL AND received_at BETWEEN $2 AND $3
+             AND (caller_phone = $4 OR (lat BETWEEN $5::float8 - $7::float8 AND $5::float8 + $7::float8
+                                        AND lon BETWEEN $6::float8 - $8::float8 AND $6::float8 + $8::float8)))
+             OR (caller_phone = $4 AND closed_at BETWEEN $9 AND $10))
+           UNION ALL
+           SELECT true, id, received_at, caller_phone, lat, lon, closed_at FROM incidents
+           WHERE caller_phone = $4 AND outcome = 'prank' AND received_at > $11""",
+        row["id"], row["received_at"] - horizon, row["received_at"] + horizon, row["caller_phone"],
+        row["lat"], row["lon"], box_lat, box_lon,
+        row["received_at"] - rules.caller_window, row["received_at"] + rules.caller_window, now - rules.prank_window,
+    )
+    others = [r for r in rows if not r["prank"]]
+    prank_times = [r for r in rows if r["prank"]]
     open_incidents = [
         OpenIncident(IncidentId(str(o["id"])), o["received_at"], o["caller_phone"],
                      Point(o["lat"], o["lon"]) if o["lat"] is not None else None, o["closed_at"])
