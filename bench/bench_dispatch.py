@@ -321,6 +321,7 @@ async def open_main(args: argparse.Namespace) -> None:
         Row(f"dispatch → unit socket p99 ({size})", window.p(99), bare.p(99), bare_name, "ms"),
         Row(f"missed dispatches ({size})", window.missed + window.unfinished, notify.missed + notify.unfinished, notify_name, "calls"),
         Row(f"server CPU ({size})", window.cpu_percent, notify.cpu_percent, notify_name, "% of a core"),
+        Row(f"server CPU per call, its whole life ({size})", window.cpu_ms_per_call, notify.cpu_ms_per_call, notify_name, "ms"),
         Row(f"ceiling, 1 process: calls/s at p99 > 100 ms ({args.sockets} sockets)", c1, cn, notify_name, "calls/s",
             "; ".join(n for n in (note1, noten) if n)),
         Row(f"ceiling, 2 processes on one database ({args.sockets} sockets)", c2, c1, "psc119, 1 process", "calls/s", note2),

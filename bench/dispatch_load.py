@@ -32,7 +32,8 @@ from server.passwords import Passwords
 
 FIX_EVERY_S = 5.0  # the field app's GPS interval
 THINK_S = 0.3  # between a crew's reports: units stay busy a little, as they do
-ARRIVAL_TIMEOUT_S = 10.0  # a dispatch not on the unit's socket by then is missed
+ARRIVAL_TIMEOUT_S = 10.0  # a call waits this long for its dispatch on the unit's socket, then goes on without it
+SETTLE_S = 10.0  # after a window, how long a late dispatch may still arrive before it counts as missed
 OPEN_AT_ONCE = 50  # sockets being opened at once
 CROSSING_MS = 100.0  # the ceiling: the rate at which the p99 crosses this
 
@@ -93,7 +94,7 @@ class Phone:
         self.base = base
         self.key = key  # the field of a dispatch's data that names what it is for
         self.waiting: dict[Any, asyncio.Future[float]] = {}
-        self.arrived: set[Any] = set()
+        self.arrived: dict[Any, float] = {}  # when each dispatch came, by key
         self.duplicates = 0
         self.replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._fixes())]
@@ -106,7 +107,7 @@ class Phone:
                     key = message["data"].get(self.key)
                     if key in self.arrived:
                         self.duplicates += 1
-                    self.arrived.add(key)
+                    self.arrived.setdefault(key, time.perf_counter())
                     future = self.waiting.pop(key, None)
                     if future is not None and not future.done():
                         future.set_result(time.perf_counter())
@@ -128,7 +129,7 @@ class Phone:
     def expect(self, key: Any) -> asyncio.Future[float]:
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         if key in self.arrived:  # the event came before the answer told us what to wait for
-            future.set_result(time.perf_counter())
+            future.set_result(self.arrived[key])
         else:
             self.waiting[key] = future
         return future
@@ -178,16 +179,53 @@ class Window:
 
     rate: float
     latencies: list[float] = dataclasses.field(default_factory=list)  # dispatch POST → unit socket, ms
-    missed: int = 0  # dispatched, never on the unit's socket within ARRIVAL_TIMEOUT_S
-    unfinished: int = 0  # still running when the window was given up: counted as beyond any latency
+    missed: int = 0  # dispatched, never on the unit's socket (SETTLE_S after the window)
+    unfinished: int = 0  # calls whose dispatch had not reached the unit when the window was given up: beyond any latency
+    waiting: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)  # calls whose dispatch has not reached the unit yet
+    late: list[tuple[Phone, Any, float]] = dataclasses.field(default_factory=list)  # (phone, key, when sent) past ARRIVAL_TIMEOUT_S
     conflicts: int = 0  # the top unit was taken by another call meanwhile
     failed: int = 0  # a step answered an error
     cpu_percent: float = 0.0
+    cpu_ms_per_call: float = 0.0  # the servers' CPU over the window and its drain, per call started: steadier than latency on a shared machine
     errors: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def dispatched(self) -> int:
-        return len(self.latencies) + self.missed + self.unfinished
+        return len(self.latencies) + self.missed
+
+    async def arrival(self, phone: Phone, key: Any, arrived: asyncio.Future[float], started: float) -> None:
+        """Wait for a dispatch to reach the unit; one slower than `ARRIVAL_TIMEOUT_S` is settled after the window."""
+        try:
+            self.latencies.append((await asyncio.wait_for(arrived, ARRIVAL_TIMEOUT_S) - started) * 1000)
+        except TimeoutError:
+            self.late.append((phone, key, started))
+        self.waiting.discard(_this_call())
+
+    async def settle(self) -> None:
+        """The late dispatches: their latency if they came at last, else missed; calls still waiting: unfinished."""
+        deadline = time.perf_counter() + SETTLE_S
+        while any(key not in phone.arrived for phone, key, _ in self.late) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.2)
+        for phone, key, started in self.late:
+            if key in phone.arrived:
+                self.latencies.append((phone.arrived[key] - started) * 1000)
+            else:
+                self.missed += 1
+        self.unfinished = len(self.waiting)
+
+    def started(self) -> None:
+        self.waiting.add(_this_call())
+
+    def failed_with(self, exc: BaseException) -> None:
+        self.waiting.discard(_this_call())
+        self.failed += 1
+        self.errors.append(str(exc)[:200])
+
+
+def _this_call() -> asyncio.Task[Any]:
+    task = asyncio.current_task()
+    assert task is not None
+    return task
 
     def p(self, q: float) -> float:
         """Latency percentile, with missed and unfinished dispatches counted as infinitely late."""
@@ -196,7 +234,7 @@ class Window:
 
     def line(self, name: str) -> str:
         return (f"{name:<40} {self.rate:6.1f} calls/s  p50 {self.p(50):8.2f} ms  p99 {self.p(99):8.2f} ms  "
-                f"cpu {self.cpu_percent:5.1f} %  {self.dispatched} dispatched, {self.missed} missed, "
+                f"cpu {self.cpu_percent:5.1f} % ({self.cpu_ms_per_call:5.2f} ms/call)  {self.dispatched} dispatched, {self.missed} missed, "
                 f"{self.unfinished} unfinished, {self.conflicts} conflicts, {self.failed} failed")
 
 
@@ -219,11 +257,13 @@ async def open_loop(rate: float, seconds: float, call: Call, pids: list[int], dr
         task.add_done_callback(tasks.discard)
     if tasks:
         await asyncio.wait(set(tasks), timeout=drain_s)
-    window.cpu_percent = 100 * (cpu_seconds(pids) - cpu0) / (loop.time() - t0)
-    window.unfinished = len(tasks)
+    used = cpu_seconds(pids) - cpu0
+    window.cpu_percent = 100 * used / (loop.time() - t0)
+    window.cpu_ms_per_call = 1000 * used / max(1, int(rate * seconds))
     for task in set(tasks):
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await window.settle()
     return window
 
 
@@ -253,11 +293,11 @@ class Psc119Calls:
 
     async def __call__(self, window: Window) -> None:
         n = self.turn = (self.turn + 1) % len(self.urls)
+        window.started()
         try:
             await self._lifecycle(n, window)
         except (RuntimeError, aiohttp.ClientError, websockets.ConnectionClosed, TimeoutError) as exc:
-            window.failed += 1
-            window.errors.append(str(exc)[:200])
+            window.failed_with(exc)
 
     async def _lifecycle(self, n: int, window: Window) -> None:
         base = self.fleet.crews[random.choice(self.units)][1]
@@ -285,11 +325,9 @@ class Psc119Calls:
                 continue
             if status != 201:
                 raise RuntimeError(f"dispatch: {status} {answer}")
-            try:
-                window.latencies.append((await asyncio.wait_for(arrived, ARRIVAL_TIMEOUT_S) - started) * 1000)
-            except TimeoutError:
-                window.missed += 1
-                return
+            await window.arrival(phone, incident, arrived, started)
+            if incident not in phone.arrived:
+                return  # late: the crew never saw it in time to answer
             break
         else:
             raise RuntimeError("every recommended unit was taken")
@@ -314,15 +352,14 @@ class BaselineCalls:
 
     async def __call__(self, window: Window) -> None:
         unit, call = random.choice(self.units), uuid.uuid4().hex
-        arrived = self.phones[unit].expect(call)
+        phone = self.phones[unit]
+        arrived = phone.expect(call)
+        window.started()
         started = time.perf_counter()
         try:
             async with self.http.post(f"{self.url}/dispatch", json={"unit": unit, "call": call, "address": "Jl. Beban 1"}) as r:
                 if r.status != 201:
                     raise RuntimeError(f"baseline dispatch: {r.status}")
-            window.latencies.append((await asyncio.wait_for(arrived, ARRIVAL_TIMEOUT_S) - started) * 1000)
-        except TimeoutError:
-            window.missed += 1
+            await window.arrival(phone, call, arrived, started)
         except (RuntimeError, aiohttp.ClientError) as exc:
-            window.failed += 1
-            window.errors.append(str(exc)[:200])
+            window.failed_with(exc)

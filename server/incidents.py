@@ -278,8 +278,8 @@ async def recommend_for(
     if not catch_up:
         return result
     # Whether each unit's phone is connected: an offline phone is reached by radio. One query for both tiers.
-    found = await phone_presence.phones(fleet.pool, (r["unit_id"] for rows in result.values() for r in rows), settings.phone_offline_s)
-    return {tier: [r | {"phone": found[r["unit_id"]]} for r in rows] for tier, rows in result.items()}
+    found = await phone_presence.phones(fleet.pool, (str(r["unit_id"]) for rows in result.values() for r in rows), settings.phone_offline_s)
+    return {tier: [r | {"phone": found[str(r["unit_id"])]} for r in rows] for tier, rows in result.items()}
 
 
 async def get(con: asyncpg.Connection | asyncpg.Pool, incident_id: str, *, lock: bool = False) -> asyncpg.Record:
