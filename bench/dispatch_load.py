@@ -18,7 +18,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -221,12 +221,6 @@ class Window:
         self.failed += 1
         self.errors.append(str(exc)[:200])
 
-
-def _this_call() -> asyncio.Task[Any]:
-    task = asyncio.current_task()
-    assert task is not None
-    return task
-
     def p(self, q: float) -> float:
         """Latency percentile, with missed and unfinished dispatches counted as infinitely late."""
         values = self.latencies + [float("inf")] * (self.missed + self.unfinished)
@@ -238,7 +232,13 @@ def _this_call() -> asyncio.Task[Any]:
                 f"{self.unfinished} unfinished, {self.conflicts} conflicts, {self.failed} failed")
 
 
-Call = Callable[[Window], Awaitable[None]]
+def _this_call() -> asyncio.Task[Any]:
+    task = asyncio.current_task()
+    assert task is not None
+    return task
+
+
+Call = Callable[[Window], Coroutine[Any, Any, None]]
 
 
 async def open_loop(rate: float, seconds: float, call: Call, pids: list[int], drain_s: float = 20.0) -> Window:
