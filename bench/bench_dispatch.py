@@ -265,6 +265,8 @@ async def psc119_load(
             await ws.close()
         if duplicates := sum(p.duplicates for p in phones.values()):
             print(f"  {duplicates} dispatches delivered twice")
+        if closes := [code for p in phones.values() for code in p.closes]:
+            print(f"  {len(closes)} phone sockets closed by the server and opened again (codes {sorted(set(map(str, closes)))})")
         await asyncio.gather(*(p.close() for p in phones.values()))
 
 

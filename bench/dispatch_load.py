@@ -11,6 +11,7 @@ the dispatch. Server CPU is read from ``/proc``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -87,10 +88,15 @@ async def prepare(dsn: str, count: int) -> LoadFleet:
 
 class Phone:
     """A unit's phone on its socket: a fix every `FIX_EVERY_S`, dispatches noted by a key of their data, replies
-    to its own requests matched by ``ref``."""
+    to its own requests matched by ``ref``; a socket the server closes is opened again from the last event seen
+    (``?after=``), as the field app does, so a dispatch counts as missed only if it never comes."""
 
-    def __init__(self, ws: websockets.ClientConnection, base: dict[str, float], key: str) -> None:
+    def __init__(self, url: str, ws: websockets.ClientConnection, base: dict[str, float], key: str) -> None:
+        self.url = url
         self.ws = ws
+        self.last_id = 0
+        self.closes: list[int | None] = []  # the close codes of the sockets the server closed
+        self.closing = False
         self.base = base
         self.key = key  # the field of a dispatch's data that names what it is for
         self.waiting: dict[Any, asyncio.Future[float]] = {}
@@ -100,30 +106,48 @@ class Phone:
         self.tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._fixes())]
 
     async def _read(self) -> None:
-        try:
-            async for raw in self.ws:
-                message = json.loads(raw)
-                if message.get("type") == "event" and message.get("event") == "unit.dispatched":
-                    key = message["data"].get(self.key)
-                    if key in self.arrived:
-                        self.duplicates += 1
-                    self.arrived.setdefault(key, time.perf_counter())
-                    future = self.waiting.pop(key, None)
-                    if future is not None and not future.done():
-                        future.set_result(time.perf_counter())
-                elif "ref" in message and (reply := self.replies.pop(message["ref"], None)) is not None:
-                    reply.set_result(message)
-        except websockets.ConnectionClosed:
-            pass
+        while True:
+            try:
+                async for raw in self.ws:
+                    self._received(json.loads(raw))
+            except websockets.ConnectionClosed:
+                pass
+            if self.closing:
+                return
+            self.closes.append(self.ws.close_code)
+            await self._reopen()
+
+    async def _reopen(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                self.ws = await websockets.connect(f"{self.url}&after={self.last_id}", max_queue=None, compression=None, open_timeout=60)
+                return
+            except (OSError, TimeoutError, websockets.InvalidHandshake):
+                continue
+
+    def _received(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "event":
+            self.last_id = max(self.last_id, message.get("id", 0))
+        elif message.get("type") == "hello":
+            self.last_id = max(self.last_id, message.get("last_event_id", 0))
+        if message.get("type") == "event" and message.get("event") == "unit.dispatched":
+            key = message["data"].get(self.key)
+            if key in self.arrived:
+                self.duplicates += 1
+            self.arrived.setdefault(key, time.perf_counter())
+            future = self.waiting.pop(key, None)
+            if future is not None and not future.done():
+                future.set_result(time.perf_counter())
+        elif "ref" in message and (reply := self.replies.pop(message["ref"], None)) is not None and not reply.done():
+            reply.set_result(message)
 
     async def _fixes(self) -> None:
         await asyncio.sleep(random.uniform(0, FIX_EVERY_S))
         while True:
             lat, lon = self.base["lat"] + random.uniform(-0.002, 0.002), self.base["lon"] + random.uniform(-0.002, 0.002)
-            try:
+            with contextlib.suppress(websockets.ConnectionClosed):  # the reader opens it again
                 await self.ws.send(json.dumps({"type": "position", "lat": lat, "lon": lon, "accuracy": 12}))
-            except websockets.ConnectionClosed:
-                return
             await asyncio.sleep(FIX_EVERY_S)
 
     def expect(self, key: Any) -> asyncio.Future[float]:
@@ -145,6 +169,7 @@ class Phone:
         return answer
 
     async def close(self) -> None:
+        self.closing = True
         for task in self.tasks:
             task.cancel()
         await self.ws.close()
@@ -157,8 +182,10 @@ async def open_phones(urls: dict[str, tuple[str, dict[str, float]]], key: str) -
     async def open_one(url: str, base: dict[str, float]) -> Phone:
         async with gate:
             ws = await websockets.connect(url, max_queue=None, compression=None, open_timeout=60)
-            await ws.recv()  # hello
-            return Phone(ws, base, key)
+            hello = json.loads(await ws.recv())
+            phone = Phone(url, ws, base, key)
+            phone._received(hello)
+            return phone
 
     opened = await asyncio.gather(*(open_one(url, base) for url, base in urls.values()))
     return dict(zip(urls, opened, strict=True))
