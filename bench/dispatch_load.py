@@ -158,11 +158,13 @@ class Phone:
             self.waiting[key] = future
         return future
 
-    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+    async def report(self, message: dict[str, Any]) -> dict[str, Any]:
+        """An acknowledgement or status report, stamped with its id and time as the field app stamps each press."""
         ref = uuid.uuid4().hex
         reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.replies[ref] = reply
-        await self.ws.send(json.dumps({**message, "ref": ref}))
+        stamped = {**message, "ref": ref, "report_id": f"r{ref}", "reported_at": dt.datetime.now(dt.UTC).isoformat()}
+        await self.ws.send(json.dumps(stamped))
         answer = await asyncio.wait_for(reply, 30)
         if answer.get("type") != "ok":
             raise RuntimeError(f"{message['type']}: {answer}")
@@ -360,11 +362,11 @@ class Psc119Calls:
             raise RuntimeError("every recommended unit was taken")
         assignment = answer["assignment"]["id"]
         await asyncio.sleep(THINK_S)
-        await phone.request({"type": "ack", "assignment_id": assignment})
+        await phone.report({"type": "ack", "assignment_id": assignment})
         await asyncio.sleep(THINK_S)
-        await phone.request({"type": "status", "status": "on_scene", "assignment_id": assignment})
+        await phone.report({"type": "status", "status": "on_scene", "assignment_id": assignment})
         await asyncio.sleep(THINK_S)
-        await phone.request({"type": "status", "status": "available", "reason": "treated_on_scene", "assignment_id": assignment})
+        await phone.report({"type": "status", "status": "available", "reason": "treated_on_scene", "assignment_id": assignment})
         status, closed = await self._post(n, f"/api/incidents/{incident}/close", {"outcome": "emergency"})
         if status != 200:
             raise RuntimeError(f"close: {status} {closed}")
