@@ -1,19 +1,27 @@
-"""Benchmark: the dispatch path, a dispatch POST until ``unit.dispatched`` is on the unit's socket.
+"""Benchmark: the dispatch path under a centre's load, a dispatch POST until ``unit.dispatched`` is on the unit's socket.
 
-Runs a real ``psc119 serve`` (its own process, on an embedded PostgreSQL holding the demo region) with
-``--units`` crews, each with its unit socket open. One worker per unit loops ``--calls`` times: record a call,
-dispatch its unit (timed from the POST to the event on the unit's socket), withdraw it. Then, the same run,
-the same loop against two baselines (`bench/baseline_servers.py`), each its own process: a bare aiohttp
-server forwarding the POST to the unit's socket, and aiohttp with a PostgreSQL insert + NOTIFY per call.
-Prints p50/p99 in milliseconds and calls per second with the ratios; asserts no timings.
+Open loop (the default; `bench/dispatch_load.py`): ``--sockets`` unit phones on their sockets, each sending a GPS
+fix every 5 s, and calls arriving at ``--rate`` a second whatever the answers, each through its whole life (record,
+dispatch the recommended top unit, acknowledge, on scene, available, close), on a real ``psc119 serve`` (its own
+process, on an embedded PostgreSQL holding the demo region). Reports dispatch → unit socket p50/p99, missed
+dispatches and the server's CPU at that rate; then the ceiling, the calls/s of ``--ladder`` at which the p99 crosses
+100 ms, for one process and for two on the same database (sockets and calls shared between them). The same
+sockets and rate, in the same run, against two baselines (`bench/baseline_servers.py`): a bare aiohttp server
+forwarding the POST to the unit's socket, and aiohttp with a PostgreSQL insert + NOTIFY per call. Also ``POST
+/api/calls`` answered sequentially against ``GET /api/me``.
 
-    python bench/bench_dispatch.py [--units 20] [--calls 10]
+``--closed``: the older closed loop, one worker per unit (``--units``, ``--calls`` each): record, dispatch, withdraw.
+Prints the figures and their ratios; asserts no timings.
+
+    python bench/bench_dispatch.py [--sockets 2000] [--rate 50] [--seconds 60] [--ladder 10,25,...] [--step 15]
+    python bench/bench_dispatch.py --closed [--units 20] [--calls 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import statistics
@@ -23,10 +31,22 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import dispatch_load as load
 import websockets
 from results import Row, emit
 
-from bench_support import CREW_PASSWORD, Running, add_crew, baseline_server, demo_server, login, migrated_database, percentile
+from bench_support import (
+    CREW_PASSWORD,
+    Running,
+    add_crew,
+    baseline_server,
+    demo_database,
+    demo_server,
+    login,
+    migrated_database,
+    percentile,
+    serve,
+)
 from server import db
 
 
@@ -159,7 +179,7 @@ def figures(name: str, latencies: list[float], rate: float) -> tuple[float, floa
     return p50, p99, rate
 
 
-async def main(units_n: int, calls: int) -> None:
+async def closed_main(units_n: int, calls: int) -> None:
     async with demo_server("psc119-bench-dispatch-") as server:
         fleet = await add_crews(server.dsn, units_n)
         ours = figures("psc119 (intake, dispatch, withdraw)", *await psc119(server, fleet, calls))
@@ -179,9 +199,155 @@ async def main(units_n: int, calls: int) -> None:
     emit(*rows)
 
 
+async def sequential(server: Running, count: int) -> tuple[float, float]:
+    """Median ms of ``POST /api/calls`` and of ``GET /api/me``, one request at a time, interleaved."""
+    token = await login(server.url, "operator", "demo119")
+    created, me = [], []
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        for n in range(count):
+            body = {"idempotency_key": uuid.uuid4().hex, "phone": f"0813{n:08d}", "location": {"lat": -6.30 + n * 1e-4, "lon": 106.70},
+                    "address": "Jl. Urut 1", "complaint": "sesak"}
+            started = time.perf_counter()
+            async with http.post(f"{server.url}/api/calls", json=body) as r:
+                await r.read()
+                if r.status != 201:
+                    raise RuntimeError(f"call: {r.status}")
+            created.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            async with http.get(f"{server.url}/api/me") as r:
+                await r.read()
+            me.append((time.perf_counter() - started) * 1000)
+        # Close them: open incidents near each other would flag the load's calls as duplicates.
+        con = await db.connect(server.dsn)
+        try:
+            await con.execute("UPDATE incidents SET status = 'closed', outcome = 'information', closed_at = now() WHERE closed_at IS NULL")
+        finally:
+            await con.close()
+    print(f"{'POST /api/calls, sequential':<44} p50 {statistics.median(created):7.2f} ms   GET /api/me p50 {statistics.median(me):7.2f} ms")
+    return statistics.median(created), statistics.median(me)
+
+
+def unit_urls(servers: list[Running], fleet: load.LoadFleet) -> dict[str, tuple[str, dict[str, float]]]:
+    """Each unit's socket URL, the units shared in turn between the servers."""
+    return {
+        unit: (servers[n % len(servers)].url.replace("http://", "ws://") + f"/ws/unit?token={token}", base)
+        for n, (unit, (token, base)) in enumerate(fleet.crews.items())
+    }
+
+
+async def psc119_load(
+    servers: list[Running], fleet: load.LoadFleet, args: argparse.Namespace, rate: float | None,
+) -> tuple[load.Window | None, float | None]:
+    """On these servers with every phone open: the window at ``rate`` (if any), then the ladder's ceiling."""
+    phones = await load.open_phones(unit_urls(servers, fleet), key="incident_id")
+    consoles = [await websockets.connect(s.url.replace("http://", "ws://") + f"/ws/operator?token={await login(s.url, 'operator', 'demo119')}",
+                                         max_queue=None) for s in servers]
+    drains = [asyncio.create_task(_drain(ws)) for ws in consoles]  # the consoles' feeds go somewhere, as in a centre
+    pids, name = [s.pid for s in servers], f"psc119, {len(servers)} process{'es' if len(servers) > 1 else ''}"
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            tokens = [await login(s.url, "operator", "demo119") for s in servers]
+            calls = load.Psc119Calls(http, [s.url for s in servers], tokens, phones, fleet)
+            window = None
+            if rate is not None:
+                window = await load.open_loop(rate, args.seconds, calls, pids)
+                print(window.line(name))
+                if window.errors:
+                    print("  first errors:", window.errors[:3])
+                await asyncio.sleep(1.0)
+            print(f"{name}: ceiling ladder {args.ladder}")
+            crossing = await load.ceiling(args.ladder, args.step, calls, pids, print)
+            return window, crossing
+    finally:
+        for task in drains:
+            task.cancel()
+        for ws in consoles:
+            await ws.close()
+        if duplicates := sum(p.duplicates for p in phones.values()):
+            print(f"  {duplicates} dispatches delivered twice")
+        if closes := [code for p in phones.values() for code in p.closes]:
+            print(f"  {len(closes)} phone sockets closed by the server and opened again (codes {sorted(set(map(str, closes)))})")
+        await asyncio.gather(*(p.close() for p in phones.values()))
+
+
+async def _drain(ws: websockets.ClientConnection) -> None:
+    with contextlib.suppress(websockets.ConnectionClosed):
+        async for _ in ws:
+            pass
+
+
+async def baseline_load(url: str, pid: int, fleet: load.LoadFleet, args: argparse.Namespace, ladder: bool) -> tuple[load.Window, float | None]:
+    ws_url = url.replace("http://", "ws://")
+    phones = await load.open_phones({u: (f"{ws_url}/ws/unit?unit={u}", base) for u, (_t, base) in fleet.crews.items()}, key="call")
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            calls = load.BaselineCalls(http, url, phones)
+            window = await load.open_loop(args.rate, args.seconds, calls, [pid])
+            crossing = None
+            if ladder:
+                await asyncio.sleep(1.0)
+                crossing = await load.ceiling(args.ladder, args.step, calls, [pid], print)
+            return window, crossing
+    finally:
+        await asyncio.gather(*(p.close() for p in phones.values()))
+
+
+def ceiling_figure(crossing: float | None, ladder: list[float]) -> tuple[float, str]:
+    """The ceiling as a figure; one not reached is the ladder's top, said so."""
+    return (crossing, "") if crossing is not None else (ladder[-1], f"p99 under {load.CROSSING_MS:.0f} ms up to {ladder[-1]:g} calls/s")
+
+
+async def open_main(args: argparse.Namespace) -> None:
+    async with demo_database("psc119-bench-load-") as (root, dsn):
+        fleet = await load.prepare(dsn, args.sockets)
+        async with serve(root, dsn) as one:
+            seq = await sequential(one, args.sequential)
+            window, crossing1 = await psc119_load([one], fleet, args, args.rate)
+        async with serve(root, dsn) as a, serve(root, dsn) as b:
+            _, crossing2 = await psc119_load([a, b], fleet, args, None)
+    assert window is not None
+    async with baseline_server("forward") as (url, pid):
+        bare, _ = await baseline_load(url, pid, fleet, args, ladder=False)
+        print(bare.line("bare aiohttp forwarding"))
+    async with migrated_database("psc119-bench-notify-") as (_root, ndsn), baseline_server("notify", ndsn) as (url, pid):
+        notify, notify_crossing = await baseline_load(url, pid, fleet, args, ladder=args.baseline_ladder)
+        print(notify.line("aiohttp + PostgreSQL insert/NOTIFY"))
+    size = f"{args.sockets} unit sockets, fix/5 s, {args.rate:g} calls/s"
+    c1, note1 = ceiling_figure(crossing1, args.ladder)
+    c2, note2 = ceiling_figure(crossing2, args.ladder)
+    cn, noten = ceiling_figure(notify_crossing, args.ladder) if args.baseline_ladder else (None, "baseline ladder in --full only")
+    notify_name, bare_name = "aiohttp + PG insert/NOTIFY", "bare aiohttp forward"
+    emit(
+        Row(f"dispatch → unit socket p50 ({size})", window.p(50), notify.p(50), notify_name, "ms"),
+        Row(f"dispatch → unit socket p99 ({size})", window.p(99), notify.p(99), notify_name, "ms"),
+        Row(f"dispatch → unit socket p99 ({size})", window.p(99), bare.p(99), bare_name, "ms"),
+        Row(f"missed dispatches ({size})", window.missed, notify.missed, notify_name, "calls"),
+        Row(f"calls not dispatched when the window ended ({size})", window.unfinished, notify.unfinished, notify_name, "calls",
+            "overload: counted beyond any latency in the p99"),
+        Row(f"server CPU ({size})", window.cpu_percent, notify.cpu_percent, notify_name, "% of a core"),
+        Row(f"server CPU per call, its whole life ({size})", window.cpu_ms_per_call, notify.cpu_ms_per_call, notify_name, "ms"),
+        Row(f"ceiling, 1 process: calls/s at p99 > 100 ms ({args.sockets} sockets)", c1, cn, notify_name, "calls/s",
+            "; ".join(n for n in (note1, noten) if n)),
+        Row(f"ceiling, 2 processes on one database ({args.sockets} sockets)", c2, c1, "psc119, 1 process", "calls/s", note2),
+        Row("POST /api/calls sequential p50 (target ≤ 3×)", seq[0], seq[1], "GET /api/me", "ms"),
+    )
+
+
+def rates(text: str) -> list[float]:
+    return [float(r) for r in text.split(",")]
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--units", type=int, default=20, help="unit sockets, one worker each")
-    parser.add_argument("--calls", type=int, default=10, help="calls per unit")
+    parser.add_argument("--sockets", type=int, default=2000, help="unit phones on their sockets")
+    parser.add_argument("--rate", type=float, default=50.0, help="calls a second, whatever the answers")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long calls arrive at --rate")
+    parser.add_argument("--ladder", type=rates, default=rates("10,25,50,75,100,150,200,300"), help="calls/s tried in turn for the ceiling")
+    parser.add_argument("--step", type=float, default=15.0, help="seconds at each rate of the ladder")
+    parser.add_argument("--sequential", type=int, default=300, help="sequential POST /api/calls (and GET /api/me)")
+    parser.add_argument("--no-baseline-ladder", dest="baseline_ladder", action="store_false", help="skip the NOTIFY baseline's ceiling")
+    parser.add_argument("--closed", action="store_true", help="the closed loop instead")
+    parser.add_argument("--units", type=int, default=20, help="--closed: unit sockets, one worker each")
+    parser.add_argument("--calls", type=int, default=10, help="--closed: calls per unit")
     args = parser.parse_args()
-    asyncio.run(main(args.units, args.calls))
+    asyncio.run(closed_main(args.units, args.calls) if args.closed else open_main(args))

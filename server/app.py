@@ -81,7 +81,7 @@ def _database(dsn: str):  # type: ignore[no-untyped-def]
         config = app[CONFIG]
         pool = await db.create_pool(dsn, config.database)
         try:
-            async with pool.acquire() as con:
+            async with db.session_scoped(pool) as con:  # the migration lock is a session lock
                 await migrate.migrate(con)
             app[POOL] = pool
             yield

@@ -55,7 +55,9 @@ def _unit_audience(unit_id: str) -> list[str]:
 
 
 async def _lock_unit(con: asyncpg.Connection, unit_id: str) -> asyncpg.Record:
-    row = await con.fetchrow(f"SELECT {UNIT_COLUMNS} FROM units WHERE id = $1 FOR UPDATE", unit_id)
+    """The unit's row, locked, with ``tx_now``: the transaction's time, the time every row of this change records
+    (read with the lock, not in a round trip of its own)."""
+    row = await con.fetchrow(f"SELECT {UNIT_COLUMNS}, now() AS tx_now FROM units WHERE id = $1 FOR UPDATE", unit_id)
     if row is None:
         raise NotFound(f"no unit {unit_id}", field="unit_id")
     return row
@@ -63,17 +65,17 @@ async def _lock_unit(con: asyncpg.Connection, unit_id: str) -> asyncpg.Record:
 
 async def _write_status(
     con: asyncpg.Connection, unit_id: str, status: UnitStatus, by: int | None, incident_key: uuid.UUID | None, reason: str | None,
-    at: dt.datetime | None = None, report_id: str | None = None,
+    audited: audit.Entry, at: dt.datetime | None = None, report_id: str | None = None,
 ) -> asyncpg.Record:
-    """Set the unit's status as of ``at`` (default: now) and log it, with the phone's report id if any."""
-    row = await con.fetchrow(
-        f"UPDATE units SET status = $2, status_since = coalesce($3, now()) WHERE id = $1 RETURNING {UNIT_COLUMNS}",
-        unit_id, status.value, at,
-    )
-    await con.execute(
-        """INSERT INTO unit_status_log (unit_id, status, by_user, incident_id, reason, at, report_id)
-           VALUES ($1, $2, $3, $4, $5, coalesce($6, now()), $7)""",
-        unit_id, status.value, by, incident_key, reason, at, report_id,
+    """Set the unit's status as of ``at`` (default: now), log it with the phone's report id if any, and write the
+    change's audit entry: one statement."""
+    row: asyncpg.Record = await con.fetchrow(
+        f"""WITH logged AS (
+                INSERT INTO unit_status_log (unit_id, status, by_user, incident_id, reason, at, report_id)
+                VALUES ($1, $2, $4, $5, $6, coalesce($3, now()), $7)),
+            {audited.cte(8)}
+            UPDATE units SET status = $2, status_since = coalesce($3, now()) WHERE id = $1 RETURNING {UNIT_COLUMNS}""",
+        unit_id, status.value, at, by, incident_key, reason, report_id, *audited.values(),
     )
     return row
 
@@ -85,7 +87,7 @@ async def _send(
 ) -> tuple[asyncpg.Record, Decision]:
     """Decide and apply one dispatch inside the caller's transaction (which locked the incident); raises the core's refusals."""
     unit = await _lock_unit(con, unit_id)
-    decision = core.assign(facts, serving, decisions.unit_facts(unit), at=await decisions.now(con), expected_version=expected_version,
+    decision = core.assign(facts, serving, decisions.unit_facts(unit), at=unit["tx_now"], expected_version=expected_version,
                            additional=additional, override_reason=override_reason)
     assert decision.unit_status is not None
     # The unit is locked, so this matches; it is the database's own guard against sending a busy unit.
@@ -96,14 +98,17 @@ async def _send(
     )
     if updated is None:
         raise UnitNotAvailable(unit_id, unit["status"])
+    override = decision.override.to_dict() if decision.override else None
+    audited = audit.Entry(actor, "unit.dispatch", f"incident:{incident['id']}",
+                          {"unit_id": unit_id, "auto": auto, **({"override": override} if override else {})})
+    # The assignment, the unit's status log row and the audit entry in one statement.
     assignment = await con.fetchrow(
-        f"""INSERT INTO assignments (incident_id, unit_id, assigned_by, ack_deadline)
+        f"""WITH logged AS (
+                INSERT INTO unit_status_log (unit_id, status, by_user, incident_id) VALUES ($2, $5, $3, $1)),
+            {audited.cte(6)}
+            INSERT INTO assignments (incident_id, unit_id, assigned_by, ack_deadline)
             VALUES ($1, $2, $3, now() + make_interval(secs => $4)) RETURNING {ASSIGNMENT_COLUMNS}""",
-        incident["id"], unit_id, actor.user_id, settings.ack_timeout_s,
-    )
-    await con.execute(
-        "INSERT INTO unit_status_log (unit_id, status, by_user, incident_id) VALUES ($1, $2, $3, $4)",
-        unit_id, decision.unit_status.value, actor.user_id, incident["id"],
+        incident["id"], unit_id, actor.user_id, settings.ack_timeout_s, decision.unit_status.value, *audited.values(),
     )
     await decisions.apply(con, incident["id"], facts, decision)
     call_type = triage.get(incident["call_type"]) if incident["call_type"] in triage else None
@@ -116,9 +121,6 @@ async def _send(
         },
         _unit_audience(unit_id),
     )
-    override = decision.override.to_dict() if decision.override else None
-    await audit.record(con, actor, "unit.dispatch", f"incident:{incident['id']}",
-                       {"unit_id": unit_id, "auto": auto, **({"override": override} if override else {})})
     return assignment, decision
 
 
@@ -177,7 +179,7 @@ async def change_status(
         ):
             return {"unit_id": unit_id, "callsign": unit["callsign"], "unit": unit_snapshot(unit), "status": current.value,
                     "duplicate": True}
-        now = await decisions.now(con)
+        now = unit["tx_now"]
         at = now if reported_at is None else min(max(reported_at, unit["status_since"]), now)
         if assignment_id is not None and (assignment is None or assignment["id"] != assignment_id):
             raise Conflict("that dispatch is no longer active for this unit", field="assignment_id")
@@ -188,7 +190,8 @@ async def change_status(
             facts, serving = decisions.incident_facts(incident), await decisions.serving(con, incident["id"])
         decision = core.report(facts, serving, decisions.unit_facts(unit), target, actor=Actor.CREW if crew else Actor.SERVER,
                                reason=reason, at=at)
-        row = await _write_status(con, unit_id, target, actor.user_id, incident_key, reason.value if reason else None, at, report_id)
+        audited = audit.Entry(actor, "unit.status", f"unit:{unit_id}", {"status": target.value, "previous": current.value})
+        row = await _write_status(con, unit_id, target, actor.user_id, incident_key, reason.value if reason else None, audited, at, report_id)
         if assignment is not None and facts is not None:
             column = STATUS_COLUMN.get(target)
             if column is not None:
@@ -205,7 +208,6 @@ async def change_status(
         if assignment is not None:
             base |= {"incident_id": str(incident_key), "assignment_id": assignment["id"]}
         await decisions.announce(con, decision, base, _unit_audience(unit_id))
-        await audit.record(con, actor, "unit.status", f"unit:{unit_id}", {"status": target.value, "previous": current.value})
     if acknowledged is not None:
         metrics.acknowledged(crew, *acknowledged)
     return base | dict(decision.events[0].data)
@@ -216,8 +218,13 @@ async def _lock_unit_and_incident(
 ) -> tuple[asyncpg.Record | None, asyncpg.Record, asyncpg.Record | None]:
     """Lock the incident the unit serves, then the unit (the order every change takes); the incident, unit and assignment."""
     while True:
-        key = await con.fetchval("SELECT incident_id FROM assignments WHERE unit_id = $1 AND ended_at IS NULL", unit_id)
-        incident = None if key is None else await incidents.get(con, str(key), lock=True)
+        # The incident of the unit's dispatch, found and locked in one statement.
+        incident = await con.fetchrow(
+            f"""SELECT {incidents.INCIDENT_COLUMNS} FROM incidents
+                WHERE id = (SELECT incident_id FROM assignments WHERE unit_id = $1 AND ended_at IS NULL) FOR UPDATE""",
+            unit_id,
+        )
+        key = None if incident is None else incident["id"]
         unit = await _lock_unit(con, unit_id)
         assignment = await active_assignment(con, unit_id)
         # Another change may have ended or made the unit's dispatch in between: lock that incident too.
@@ -271,7 +278,8 @@ async def _withdraw(
     except NotWithdrawable as exc:
         raise Conflict(str(exc), field="assignment_id") from None
     assert decision.unit_status is not None
-    row = await _write_status(con, unit["id"], decision.unit_status, actor.user_id, assignment["incident_id"], reason.value)
+    audited = audit.Entry(actor, "unit.withdraw", f"incident:{assignment['incident_id']}", {"unit_id": unit["id"], "reason": reason.value})
+    row = await _write_status(con, unit["id"], decision.unit_status, actor.user_id, assignment["incident_id"], reason.value, audited)
     await con.execute("UPDATE assignments SET ended_at = now(), end_reason = $2 WHERE id = $1", assignment["id"], reason.value)
     await decisions.apply(con, incident["id"], facts, decision)
     await decisions.announce(
@@ -280,7 +288,6 @@ async def _withdraw(
          "callsign": unit["callsign"], "unit": unit_snapshot(row), "by": actor.username},
         _unit_audience(unit["id"]),
     )
-    await audit.record(con, actor, "unit.withdraw", f"incident:{assignment['incident_id']}", {"unit_id": unit["id"], "reason": reason.value})
     return facts.after(decision), tuple(s for s in serving if s.id != unit["id"])
 
 

@@ -20,6 +20,31 @@ class Actor:
 CLI = Actor(user_id=None, username="cli")
 
 
+COLUMNS = "user_id, username, action, object, detail, address, request_id"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Entry:
+    """One audit entry, to be written by `record` or inside another statement (`cte`)."""
+
+    actor: Actor
+    action: str
+    obj: str | None = None
+    detail: dict[str, Any] | None = None
+
+    def values(self) -> tuple[Any, ...]:
+        return (self.actor.user_id, self.actor.username, self.action, self.obj, self.detail or {}, self.actor.address, request_id.get())
+
+    def cte(self, first: int) -> str:
+        """The entry as a ``WITH`` item of another statement whose parameters from ``$first`` on are `values`:
+        written in that statement's round trip, in its transaction."""
+        return f"audited AS (INSERT INTO audit_log ({COLUMNS}) VALUES ({_params(first, len(COLUMNS.split(',')))}))"
+
+
+def _params(first: int, count: int) -> str:
+    return ", ".join(f"${n}" for n in range(first, first + count))
+
+
 async def record(
     con: asyncpg.Connection | asyncpg.Pool,
     actor: Actor,
@@ -27,8 +52,5 @@ async def record(
     obj: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    await con.execute(
-        """INSERT INTO audit_log (user_id, username, action, object, detail, address, request_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-        actor.user_id, actor.username, action, obj, detail or {}, actor.address, request_id.get(),
-    )
+    entry = Entry(actor, action, obj, detail)
+    await con.execute(f"INSERT INTO audit_log ({COLUMNS}) VALUES ({_params(1, 7)})", *entry.values())

@@ -162,7 +162,7 @@ async def run_migrate(dsn: str) -> None:
 async def run_backup(config: Config, dsn: str, to: Path | None) -> None:
     pool = await db.create_pool(dsn, dataclasses.replace(config.database, pool_min=1, pool_max=2))
     try:
-        async with pool.acquire() as con:
+        async with db.session_scoped(pool) as con:
             await migrate.migrate(con)
         run_id = await backup_runs.claim(pool, None)
         assert run_id is not None  # an unscheduled run is always claimed

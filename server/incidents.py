@@ -184,31 +184,33 @@ async def record_call(
 
 async def assess(
     pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, row: asyncpg.Record
-) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-    """Duplicate and prank warnings (stored) and the current recommendation, both tiers (not stored)."""
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]], asyncpg.Record | None]:
+    """Duplicate and prank warnings (stored) and the current recommendation, both tiers (not stored); and the
+    incident as this assessment stored it (None: another had assessed it first)."""
     now = dt.datetime.now(dt.UTC)
     rules = rules_of(settings)
     location = Point(row["lat"], row["lon"]) if row["lat"] is not None else None
     horizon = max(rules.window, rules.caller_window)
-    async with pool.acquire() as con:
-        # Only incidents that could match: the same number, or inside a box around the radius.
-        # The exact geodesic test is the core's; the box just keeps it from running over every open incident.
-        box_lat, box_lon = _box_degrees(location, rules.radius_m)
-        # Closed ones only by number, closed within the caller window.
-        others = await con.fetch(
-            """SELECT id, received_at, caller_phone, lat, lon, closed_at FROM incidents
-               WHERE id <> $1 AND ((closed_at IS NULL AND received_at BETWEEN $2 AND $3
-                 AND (caller_phone = $4 OR (lat BETWEEN $5::float8 - $7::float8 AND $5::float8 + $7::float8
-                                            AND lon BETWEEN $6::float8 - $8::float8 AND $6::float8 + $8::float8)))
-                 OR (caller_phone = $4 AND closed_at BETWEEN $9 AND $10))""",
-            row["id"], row["received_at"] - horizon, row["received_at"] + horizon, row["caller_phone"],
-            row["lat"], row["lon"], box_lat, box_lon,
-            row["received_at"] - rules.caller_window, row["received_at"] + rules.caller_window,
-        )
-        prank_times = await con.fetch(
-            "SELECT received_at FROM incidents WHERE caller_phone = $1 AND outcome = 'prank' AND received_at > $2",
-            row["caller_phone"], now - rules.prank_window,
-        )
+    # Only incidents that could match: the same number, or inside a box around the radius.
+    # The exact geodesic test is the core's; the box just keeps it from running over every open incident.
+    box_lat, box_lon = _box_degrees(location, rules.radius_m)
+    # Closed ones only by number, closed within the caller window; and the number's recent pranks (prank
+    # true), in the same round trip.
+    rows = await pool.fetch(
+        """SELECT false AS prank, id, received_at, caller_phone, lat, lon, closed_at FROM incidents
+           WHERE id <> $1 AND ((closed_at IS NULL AND received_at BETWEEN $2 AND $3
+             AND (caller_phone = $4 OR (lat BETWEEN $5::float8 - $7::float8 AND $5::float8 + $7::float8
+                                        AND lon BETWEEN $6::float8 - $8::float8 AND $6::float8 + $8::float8)))
+             OR (caller_phone = $4 AND closed_at BETWEEN $9 AND $10))
+           UNION ALL
+           SELECT true, id, received_at, caller_phone, lat, lon, closed_at FROM incidents
+           WHERE caller_phone = $4 AND outcome = 'prank' AND received_at > $11""",
+        row["id"], row["received_at"] - horizon, row["received_at"] + horizon, row["caller_phone"],
+        row["lat"], row["lon"], box_lat, box_lon,
+        row["received_at"] - rules.caller_window, row["received_at"] + rules.caller_window, now - rules.prank_window,
+    )
+    others = [r for r in rows if not r["prank"]]
+    prank_times = [r for r in rows if r["prank"]]
     open_incidents = [
         OpenIncident(IncidentId(str(o["id"])), o["received_at"], o["caller_phone"],
                      Point(o["lat"], o["lon"]) if o["lat"] is not None else None, o["closed_at"])
@@ -225,17 +227,17 @@ async def assess(
     async with pool.acquire() as con, con.transaction():
         # Only the first assessment is stored and announced: a retried request and the start-up
         # pass (`server.unassessed`) may both assess a call that a killed process left unassessed.
-        first = await con.fetchval(
-            "UPDATE incidents SET warnings = $2, assessed_at = now() WHERE id = $1 AND assessed_at IS NULL RETURNING true",
+        first = await con.fetchrow(
+            f"UPDATE incidents SET warnings = $2, assessed_at = now() WHERE id = $1 AND assessed_at IS NULL RETURNING {INCIDENT_COLUMNS}",
             row["id"], warnings,
         )
-        if first:
+        if first is not None:
             await events.append(
                 con, "call.assessed",
                 {"incident_id": str(row["id"]), "warnings": warnings, **recommendations},
                 [OPERATORS],
             )
-    return warnings, recommendations
+    return warnings, recommendations, first
 
 
 def _box_degrees(location: Point | None, radius_m: float) -> tuple[float, float]:
@@ -275,8 +277,9 @@ async def recommend_for(
     result = {"recommendations": [r.to_dict() for r in first], "transport": [r.to_dict() for r in carry]}
     if not catch_up:
         return result
-    # Whether each unit's phone is connected: an offline phone is reached by radio.
-    return {tier: await phone_presence.with_phones(fleet.pool, rows, settings.phone_offline_s) for tier, rows in result.items()}
+    # Whether each unit's phone is connected: an offline phone is reached by radio. One query for both tiers.
+    found = await phone_presence.phones(fleet.pool, (str(r["unit_id"]) for rows in result.values() for r in rows), settings.phone_offline_s)
+    return {tier: [r | {"phone": found[str(r["unit_id"])]} for r in rows] for tier, rows in result.items()}
 
 
 async def get(con: asyncpg.Connection | asyncpg.Pool, incident_id: str, *, lock: bool = False) -> asyncpg.Record:

@@ -20,6 +20,7 @@ from server.users import User
 
 if TYPE_CHECKING:
     from server.metrics import Metrics, StateCollector
+    from server.phone_presence import Refreshes
     from server.rooms import RoomHub
     from server.triage_cache import TriageCache
 
@@ -45,6 +46,8 @@ METRIC_STATE: web.AppKey[StateCollector] = web.AppKey("metric_state")
 # This process's sockets by session, closed when their session is revoked (server/revocation.py).
 REVOCATIONS = web.AppKey("revocations", Revocations)
 TRIAGE: web.AppKey[TriageCache] = web.AppKey("triage")
+# The phone sockets heard from, written together (server/phone_presence.py).
+PHONE_REFRESHES: web.AppKey[Refreshes] = web.AppKey("phone_refreshes")
 
 USER = web.RequestKey("user", User)
 SESSION = web.RequestKey("session", Session)

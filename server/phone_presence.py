@@ -2,9 +2,10 @@
 
 Each phone socket is a row in ``phone_sockets``. It counts as connected while it is open and
 was heard from within ``dispatch.phone_offline_s``: the phone pings every ``dispatch.phone_ping_s``
-and any message it sends refreshes the row (at most every third of the expiry, so writes stay
-few). A socket whose process was killed, or whose link died without a close, is no longer
-refreshed and expires; every process sweeps expired rows, and the one that marks a row closed
+and any message it sends refreshes the row (at most every third of the expiry; the rows of all
+of a process's phones heard from are refreshed together, in one statement every `REFRESH_S`,
+so thousands of phones cost one write a second, not one per phone). A socket whose process was
+killed, or whose link died without a close, is no longer refreshed and expires; every process sweeps expired rows, and the one that marks a row closed
 announces the change. When a unit's phone goes from connected to not, or back, the operators get
 one ``unit.phone`` event carrying the unit's snapshot with its ``phone`` (as every unit event
 carries the unit), so a console sees it whatever process holds the phone.
@@ -29,12 +30,14 @@ from server import events, outages
 from server.config import DispatchSettings
 from server.errors import database_unreachable
 from server.fleet import UNIT_COLUMNS, unit_snapshot
-from server.keys import CONFIG, METRICS, POOL
+from server.keys import CONFIG, METRICS, PHONE_REFRESHES, POOL
 from server.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 OPERATORS = "role:operator"
+# How often a process writes the presence of the phones heard from meanwhile: well inside the expiry.
+REFRESH_S = 1.0
 LIVE = "closed_at IS NULL AND seen_at > now() - make_interval(secs => $2)"
 
 
@@ -83,13 +86,43 @@ async def _announce(con: asyncpg.Connection, unit_id: str, offline_s: float) -> 
     )
 
 
+class Refreshes:
+    """This process's phone sockets heard from since the last write, refreshed together by `write`."""
+
+    def __init__(self, pool: asyncpg.Pool, offline_s: float) -> None:
+        self._pool = pool
+        self._offline_s = offline_s
+        self._due: dict[uuid.UUID, PhoneSocket] = {}
+
+    def due(self, socket: PhoneSocket) -> None:
+        self._due[socket.id] = socket
+
+    def drop(self, socket: PhoneSocket) -> None:
+        self._due.pop(socket.id, None)
+
+    async def write(self) -> None:
+        """One statement for every socket heard from; one that had expired meanwhile rejoins on its own."""
+        if not self._due:
+            return
+        due, self._due = self._due, {}
+        rows = await self._pool.fetch(
+            f"UPDATE phone_sockets SET seen_at = now() WHERE id = ANY($1::uuid[]) AND {LIVE} RETURNING id", list(due), self._offline_s,
+        )
+        refreshed = {r["id"] for r in rows}
+        for socket in due.values():
+            if socket.id not in refreshed and not socket.closed:
+                await socket.rejoin()
+
+
 class PhoneSocket:
     """One phone socket's presence: opened, heard from, closed."""
 
-    def __init__(self, pool: asyncpg.Pool, unit_id: str, settings: DispatchSettings) -> None:
+    def __init__(self, pool: asyncpg.Pool, refreshes: Refreshes, unit_id: str, settings: DispatchSettings) -> None:
         self.id = uuid.uuid4()
         self.unit_id = unit_id
+        self.closed = False
         self._pool = pool
+        self._refreshes = refreshes
         self._offline_s = settings.phone_offline_s
         self._refreshed = asyncio.get_running_loop().time()
 
@@ -107,27 +140,25 @@ class PhoneSocket:
                 await _announce(con, self.unit_id, self._offline_s)
         self._refreshed = asyncio.get_running_loop().time()
 
-    async def heard(self) -> None:
-        """The phone sent something: it is there. Written at most every third of the expiry; a database out
-        meanwhile costs the phone nothing but its presence (its pings and fixes go on)."""
+    def heard(self) -> None:
+        """The phone sent something: it is there. Written with the others at most every third of the expiry; a
+        database out meanwhile costs the phone nothing but its presence (its pings and fixes go on)."""
         now = asyncio.get_running_loop().time()
         if now - self._refreshed < self._offline_s / 3:
             return
         self._refreshed = now
+        self._refreshes.due(self)
+
+    async def rejoin(self) -> None:
+        """It had expired (a long silence on a link that came back): connected again."""
         try:
-            await self._refresh()
+            await self._rejoin()
         except Exception as exc:
             if not (database_unreachable(exc) or isinstance(exc, asyncpg.PostgresError)):
                 raise
             log.warning("phone socket of unit %s: presence not refreshed (%s)", self.unit_id, type(exc).__name__)
 
-    async def _refresh(self) -> None:
-        refreshed = await self._pool.fetchval(
-            f"UPDATE phone_sockets SET seen_at = now() WHERE id = $1 AND {LIVE} RETURNING true", self.id, self._offline_s
-        )
-        if refreshed:
-            return
-        # It had expired (a long silence on a link that came back): connected again.
+    async def _rejoin(self) -> None:
         async with self._pool.acquire() as con, con.transaction():
             await _lock(con, self.unit_id)
             before = await _connected(con, self.unit_id, self._offline_s)
@@ -141,6 +172,8 @@ class PhoneSocket:
 
     async def close(self) -> None:
         """The socket closed; a database that is out meanwhile only delays the change to the expiry."""
+        self.closed = True
+        self._refreshes.drop(self)
         try:
             async with self._pool.acquire() as con, con.transaction():
                 await _lock(con, self.unit_id)
@@ -186,5 +219,9 @@ async def sweeper(app: web.Application) -> AsyncIterator[None]:
 
     outage = outages.OutageLog(log, "phone presence sweep", app[METRICS])
     task = asyncio.create_task(outages.every(offline_s / 3, step, outage), name="phone-presence")
+    refreshes = app[PHONE_REFRESHES] = Refreshes(app[POOL], offline_s)
+    writes = asyncio.create_task(outages.every(REFRESH_S, refreshes.write, outages.OutageLog(log, "phone presence refresh", app[METRICS])),
+                                 name="phone-presence-refresh")
     yield
+    await cancel_and_wait(writes)
     await cancel_and_wait(task)

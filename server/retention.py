@@ -37,7 +37,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from server import audit, consult_files, outages
+from server import audit, consult_files, db, outages
 from server.config import Config, RetentionSettings
 from server.keys import CONFIG, METRICS, POOL
 from server.tasks import cancel_and_wait
@@ -229,7 +229,7 @@ async def last_run(con: asyncpg.Connection | asyncpg.Pool) -> dict[str, Any] | N
 
 
 async def _scheduled(app: web.Application) -> None:
-    async with app[POOL].acquire() as con:
+    async with db.session_scoped(app[POOL]) as con:  # the sweep's lock is a session lock
         counts = await sweep(con, app[CONFIG], dt.datetime.now(dt.UTC), only_if_due=True)
     if counts is not None:
         log.info("retention sweep: %s", json.dumps(counts, sort_keys=True))

@@ -98,14 +98,16 @@ async def create_call(request: web.Request) -> web.Response:
     row, created = await incidents.record_call(pool, actor, incidents.CallIntake.parse(body), triage)
     if created:
         request.app[METRICS].call_received(row["priority"])
+    fresh = None  # the incident as stored now, when already known
     if created or row["assessed_at"] is None:  # a retry after a failed assessment assesses it now
-        warnings, recommendations = await incidents.assess(pool, fleet, settings, row)
+        warnings, recommendations, fresh = await incidents.assess(pool, fleet, settings, row)
     else:
         warnings, recommendations = row["warnings"], await incidents.recommend_for(fleet, settings, row)
     auto = None
     if created and settings.auto_dispatch_merah and row["priority"] == "merah":
         auto = await _auto_dispatch(request, row, recommendations, triage)
-    fresh = await incidents.get(pool, str(row["id"]))
+    if fresh is None or auto is not None:  # an automatic dispatch changed it since
+        fresh = await incidents.get(pool, str(row["id"]))
     result = {"incident": incidents.incident_json(fresh), "warnings": warnings, **recommendations,
               "created": created, "auto_dispatched": auto[0] if auto else None, "auto_dispatched_transport": auto[1] if auto else None}
     return json_response(result, status=201 if created else 200)

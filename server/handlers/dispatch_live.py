@@ -13,7 +13,7 @@ from server import assignments, audit, incidents, missed_dispatches, phone_prese
 from server.api_schemas import ANY
 from server.fleet import UNIT_COLUMNS, crew_moves, unit_snapshot
 from server.handlers.auth import actor_of
-from server.keys import CONFIG, METRICS, POOL, POSITIONS, TRIAGE, USER
+from server.keys import CONFIG, METRICS, PHONE_REFRESHES, POOL, POSITIONS, TRIAGE, USER
 from server.live import audience_of, resume_point, serve_socket
 from server.positions import Fix
 from server.roles import Role
@@ -62,10 +62,10 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
     assert unit_id is not None  # a field_team account is bound to a unit (a database constraint)
     actor = actor_of(request)
     resume_point(request)  # a bad ?after is refused before the phone counts as connected
-    presence = phone_presence.PhoneSocket(request.app[POOL], unit_id, request.app[CONFIG].dispatch)
+    presence = phone_presence.PhoneSocket(request.app[POOL], request.app[PHONE_REFRESHES], unit_id, request.app[CONFIG].dispatch)
 
     async def on_message(raw: dict[str, Any]) -> dict[str, Any] | None:
-        await presence.heard()
+        presence.heard()
         message = unit_messages.parse(raw, dt.datetime.now(dt.UTC))
         ref = raw.get("ref")
         if isinstance(message, unit_messages.PositionReport):

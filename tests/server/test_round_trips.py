@@ -1,0 +1,101 @@
+"""The statements the dispatch path sends for one call's life, and for the phones' presence: each is a round trip
+to PostgreSQL, and under load round trips are most of the server's work. A budget per step keeps one more from
+slipping in unnoticed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from server import assignments, audit, db, incidents, phone_presence
+from server.config import DatabaseSettings, DispatchSettings
+from server.fleet import Fleet
+from server.keys import BUS, CONFIG, METRICS, TRIAGE
+from tests.conftest import Api
+from tests.server.dispatch_support import call_body
+
+OPERATOR = audit.Actor(user_id=None, username="operator")
+SETTINGS = DispatchSettings()
+
+
+@pytest.fixture
+async def counted(demo_dsn: str) -> AsyncIterator[tuple[asyncpg.Pool, list[str]]]:
+    """A pool of one connection and the statements it sends, as the app's pool sends them."""
+    pool = await db.create_pool(demo_dsn, DatabaseSettings(pool_min=1, pool_max=1))
+    sent: list[str] = []
+    async with pool.acquire() as con:
+        con.add_query_logger(lambda record: sent.append(record.query))
+    yield pool, sent
+    await pool.close()
+
+
+async def test_one_call_s_life_sends_few_statements(api: Api, counted: tuple[asyncpg.Pool, list[str]]) -> None:
+    pool, sent = counted
+    app = api.server.app
+    settings, triage, metrics = app[CONFIG].dispatch, await app[TRIAGE].get(), app[METRICS]
+    fleet = Fleet(pool, app[BUS], settings)
+    await fleet.start()
+    try:
+        intake = incidents.CallIntake.parse(call_body(call_type="diabetic_emergency"))
+        sent.clear()
+        row, created = await incidents.record_call(pool, OPERATOR, intake, triage)
+        assert created
+        assert len(sent) <= 6, sent  # BEGIN, the area, the insert, its event, its audit entry, COMMIT
+        sent.clear()
+        _warnings, tiers, assessed = await incidents.assess(pool, fleet, settings, row)
+        assert assessed is not None
+        assert len(sent) <= 7, sent  # one read for the warnings, the index's horizon, both tiers' phones, the stored assessment (4)
+        unit = tiers["recommendations"][0]["unit_id"]
+
+        sent.clear()
+        assignment = await assignments.dispatch(pool, fleet, settings, triage, OPERATOR, str(row["id"]), unit, metrics)
+        assert len(sent) <= 9, sent  # BEGIN, incident, units on it, unit + time, its status, assignment + log + audit, incident, event, COMMIT
+
+        sent.clear()
+        await assignments.acknowledge(pool, OPERATOR, unit, assignment["id"], metrics)
+        assert len(sent) <= 10, sent  # BEGIN, incident, unit + time, assignment, units on it, status + log + audit, ack time, incident, event, COMMIT
+    finally:
+        await fleet.stop()
+
+
+async def opened(pool: asyncpg.Pool, refreshes: phone_presence.Refreshes, units: list[str]) -> list[phone_presence.PhoneSocket]:
+    sockets = [phone_presence.PhoneSocket(pool, refreshes, unit, SETTINGS) for unit in units]
+    for socket in sockets:
+        await socket.open()
+        socket._refreshed -= SETTINGS.phone_offline_s  # last written long enough ago to be written again
+    return sockets
+
+
+async def test_many_phones_heard_from_are_refreshed_in_one_statement(
+    counted: tuple[asyncpg.Pool, list[str]], con: asyncpg.Connection,
+) -> None:
+    pool, sent = counted
+    units = [r["id"] for r in await con.fetch("SELECT id FROM units ORDER BY id LIMIT 40")]
+    refreshes = phone_presence.Refreshes(pool, SETTINGS.phone_offline_s)
+    sockets = await opened(pool, refreshes, units)
+    await con.execute("UPDATE phone_sockets SET seen_at = now() - interval '10 seconds'")
+    for socket in sockets:
+        socket.heard()
+    sent.clear()
+    await refreshes.write()
+    assert len([q for q in sent if q.startswith("UPDATE phone_sockets")]) == 1, sent
+    assert await con.fetchval("SELECT count(*) FROM phone_sockets WHERE seen_at > now() - interval '5 seconds'") == len(units)
+
+
+async def test_an_expired_phone_heard_from_rejoins_and_a_closed_one_does_not(
+    counted: tuple[asyncpg.Pool, list[str]], con: asyncpg.Connection,
+) -> None:
+    pool, _sent = counted
+    expired_unit, closed_unit = [r["id"] for r in await con.fetch("SELECT id FROM units ORDER BY id LIMIT 2")]
+    refreshes = phone_presence.Refreshes(pool, SETTINGS.phone_offline_s)
+    expired, closed = await opened(pool, refreshes, [expired_unit, closed_unit])
+    await con.execute("UPDATE phone_sockets SET closed_at = now() WHERE unit_id = $1", expired_unit)  # swept meanwhile
+    expired.heard()
+    closed.heard()
+    await closed.close()
+    await refreshes.write()
+    live = await phone_presence.phones(con, [expired_unit, closed_unit], SETTINGS.phone_offline_s)
+    assert live[expired_unit]["connected"]
+    assert not live[closed_unit]["connected"]
