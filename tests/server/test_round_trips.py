@@ -42,20 +42,20 @@ async def test_one_call_s_life_sends_few_statements(api: Api, counted: tuple[asy
         sent.clear()
         row, created = await incidents.record_call(pool, OPERATOR, intake, triage)
         assert created
-        assert len(sent) <= 6, sent  # BEGIN, the area, the insert, its event, its audit entry, COMMIT
+        assert len(sent) <= 7, sent  # BEGIN, the area, the insert, its event, its audit entry, COMMIT, the NOTIFY after it
         sent.clear()
         _warnings, tiers, assessed = await incidents.assess(pool, fleet, settings, row)
         assert assessed is not None
-        assert len(sent) <= 7, sent  # one read for the warnings, the index's horizon, both tiers' phones, the stored assessment (4)
+        assert len(sent) <= 8, sent  # one read for the warnings, the index's horizon, both tiers' phones, the stored assessment (4), the NOTIFY after it
         unit = tiers["recommendations"][0]["unit_id"]
 
         sent.clear()
         assignment = await assignments.dispatch(pool, fleet, settings, triage, OPERATOR, str(row["id"]), unit, metrics)
-        assert len(sent) <= 9, sent  # BEGIN, incident, units on it, unit + time, its status, assignment + log + audit, incident, event, COMMIT
+        assert len(sent) <= 10, sent  # BEGIN, incident, units on it, unit + time, its status, assignment + log + audit, incident, event, COMMIT, NOTIFY
 
         sent.clear()
         await assignments.acknowledge(pool, OPERATOR, unit, assignment["id"], metrics)
-        assert len(sent) <= 10, sent  # BEGIN, incident, unit + time, assignment, units on it, status + log + audit, ack time, incident, event, COMMIT
+        assert len(sent) <= 11, sent  # BEGIN, incident, unit + time, assignment, units on it, status + log + audit, ack time, incident, event, COMMIT, NOTIFY
     finally:
         await fleet.stop()
 
