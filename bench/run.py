@@ -45,7 +45,7 @@ class Benchmark:
 
 BENCHMARKS = (
     Benchmark("dispatch", ("--units", "20", "--calls", "10")),
-    Benchmark("relay", ("--rooms", "20", "--messages", "100")),
+    Benchmark("relay", ("--rooms", "100", "--messages", "50")),
     Benchmark("memory", ("--sockets", "200")),
     Benchmark("consult_media", ("--runs", "5")),
     Benchmark("consult_join", ("--rounds", "3")),
