@@ -37,7 +37,7 @@ working call.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Literal
@@ -72,6 +72,7 @@ from .messages import (
     Recording,
     RelayMessage,
     Welcome,
+    stamped,
 )
 from .negotiation import NegotiationRole, Side, pair_roles
 from .outbox import DEFAULT_LIMIT, DEFAULT_MAX_AGE, Outbox
@@ -466,12 +467,12 @@ class Room:
                 self._check_offerer(sender, recipient)
         deliveries: list[Delivery] = []
         for recipient in recipients:
-            stamped = replace(message, sender=sender, consult=self._consult_id, to=recipient)
+            out = stamped(message, sender=sender, consult=self._consult_id, to=recipient)
             conn = self._present.get(recipient)
             if conn is not None:
-                deliveries.append(Delivery(recipient, conn.generation, stamped))
+                deliveries.append(Delivery(recipient, conn.generation, out))
             elif not isinstance(message, Quality):  # a link's state is stale by the time anyone is back
-                self._outbox(recipient).put(stamped, now)
+                self._outbox(recipient).put(out, now)
         return deliveries
 
     def _recipients(
