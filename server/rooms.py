@@ -33,6 +33,7 @@ from aiohttp import WSCloseCode, web
 from server import audit, consults, outages
 from server.bus import EventBus
 from server.config import Config
+from server.consult_chat import ChatWriter
 from server.keys import BUS, CONFIG, METRICS, POOL, RECORDER_HOOK, RECORDER_STOP_HOOK, ROOMS
 from server.room_owners import Nodes
 from signaling.errors import RoomClosed
@@ -143,6 +144,7 @@ class RoomHub:
         self._build_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.nodes = Nodes(app[POOL], app[CONFIG].server)
+        self.chats = ChatWriter(app[POOL], app[CONFIG].limits.chat_max_stored)
         self._stopping = False
 
     @property
@@ -301,6 +303,7 @@ async def hub_context(app: web.Application) -> AsyncIterator[None]:
     background = [
         asyncio.create_task(hub.watch(app[BUS]), name="room-watcher"),
         asyncio.create_task(hub.keep_claims(), name="room-claims"),
+        asyncio.create_task(hub.chats.run(), name="room-chat-writer"),
     ]
     try:
         yield
