@@ -37,7 +37,7 @@ from . import _check
 from .errors import InvalidMessage, InvalidValue, SignalingError
 from .ids import ConsultId, UserId
 from .members import MemberRole, PeerKind
-from .sdp import check_sdp, parse_candidate
+from .sdp import check_candidate, check_sdp
 from .turn import IceServer
 
 __all__ = [
@@ -223,7 +223,7 @@ class Candidate:
         if not isinstance(self.candidate, str):
             raise _E("candidate", "must be a string")
         if self.candidate:
-            parse_candidate(self.candidate)
+            check_candidate(self.candidate)
         if self.sdp_mid is not None and (
             not isinstance(self.sdp_mid, str) or not _MID.fullmatch(self.sdp_mid)
         ):

@@ -51,7 +51,7 @@ def test_routing_a_candidate_does_not_parse_it_again(monkeypatch: pytest.MonkeyP
     candidate = parse_client({"type": "candidate", "candidate": "candidate:1 1 udp 2122260223 10.0.0.1 9 typ host",
                               "sdpMid": "0", "from": "someone-else"})
     parsed: list[str] = []
-    monkeypatch.setattr("signaling.messages.parse_candidate", lambda text, **_: parsed.append(text))
+    monkeypatch.setattr("signaling.messages.check_candidate", lambda text, **_: parsed.append(text))
     [delivery] = room.route(ANI, generation, candidate, T0)
     assert parsed == []
     assert encode(delivery.message) == encode(dataclasses.replace(candidate, sender=ANI, consult=ROOM, to=BUDI))
@@ -107,3 +107,26 @@ def test_control_characters_are_unicode_category_cc() -> None:
         control = unicodedata.category(ch) == "Cc"
         assert _check._has_control(ch, multiline=False) == control, hex(code)
         assert _check._has_control(ch, multiline=True) == (control and ch not in "\n\r\t"), hex(code)
+
+
+_CANDIDATE_WORDS = st.sampled_from([
+    "candidate:1", "candidate:abc+/", "candidate:", "1", "0", "256", "257", "udp", "TCP", "sctp", "2122260223", "4294967296",
+    "10.0.0.1", "::1", "fe80::1%eth0", "abc.local", "-bad-", "999.1.1.1", "9", "65535", "65536", "typ", "host", "srflx",
+    "cloud", "raddr", "rport", "tcptype", "active", "so", "x", "generation", "ufrag", "é", "a\tb", "",
+])
+
+
+@given(st.lists(_CANDIDATE_WORDS, max_size=16))
+def test_the_quick_candidate_check_refuses_exactly_what_the_parser_refuses(words: list[str]) -> None:
+    for text in (" ".join(words), "candidate:1 1 udp 2122260223 10.0.0.1 9 typ host " + " ".join(words)):
+        try:
+            sdp.parse_candidate(text)
+            expected = None
+        except InvalidMessage as exc:
+            expected = exc.reason
+        try:
+            sdp.check_candidate(text)
+            got = None
+        except InvalidMessage as exc:
+            got = exc.reason
+        assert got == expected, text
