@@ -57,7 +57,7 @@ def sdp(kind: str) -> str:
 
 def candidate(size: int = 0) -> dict[str, Any]:
     """An ICE candidate; its psc119 frame is padded (an extension attribute) to ``size`` bytes when given."""
-    value = "candidate:1 1 udp 2122260223 ::1 9 typ host"
+    value = "candidate:1 1 udp 1 10.0.0.1 9 typ host"
     if size:
         frame = len(json.dumps({"type": "candidate", "candidate": value + " x ", "sdpMid": "0", "sdpMLineIndex": 0}))
         value += " x " + "y" * max(1, size - frame)
