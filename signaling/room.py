@@ -350,7 +350,10 @@ class Room:
         self._generations[user] = generation
         self._present[user] = Connection(message.kind, generation, now)
         self._last_kind[user] = message.kind
-        self._kept[user] = frozenset(message.keep)
+        if message.keep:
+            self._kept[user] = frozenset(message.keep)
+        else:  # most joins keep nothing: no set held for them
+            self._kept.pop(user, None)
 
         peers: list[PeerInfo] = []
         deliveries: list[Delivery] = []
