@@ -659,9 +659,12 @@ def serialise(message: Message | PeerInfo) -> dict[str, object]:
     return result
 
 
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # made once, not per message
+
+
 def encode(message: Message) -> str:
     """Compact JSON text of ``message``."""
-    return json.dumps(serialise(message), ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(serialise(message))
 
 
 R = TypeVar("R", bound=RelayMessage)
