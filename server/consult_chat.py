@@ -4,7 +4,7 @@ At the cap a new message is refused with ``chat_full`` rather than an old one
 dropped: the chat is part of the consult's record, and nothing accepted is lost.
 
 Room sockets store chat through one `ChatWriter` a process: the messages waiting
-when a transaction starts share it (one commit, five statements, however many
+when a transaction starts share it (one commit, four statements, however many
 rooms they come from), and each sender's message is relayed only after that
 commit. Each message is judged on its own inside the batch: its sender's session
 must still be live, the sender may chat in the consult now (`signaling.access`,
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 # At most this many messages share a transaction (its arrays stay small; the rest wait for the next one).
 BATCH_MAX = 256
+# Transactions under way at once (pool connections): batches of other consults need not wait for a commit. Two
+# batches holding one consult queue on its row lock, and count its chat after it, so the cap stays exact.
+WRITERS = 3
 
 
 def check_size(text: str, max_bytes: int) -> None:
@@ -72,20 +75,24 @@ class ChatWriter:
         return await done
 
     async def run(self) -> None:
-        """Write batches until cancelled (a batch whose transaction fails fails each of its senders: nothing was stored)."""
+        """Write batches until cancelled, ``WRITERS`` at a time."""
+        await asyncio.gather(*(self._work() for _ in range(WRITERS)))
+
+    async def _work(self) -> None:
+        """Take what waits, store it; a batch whose transaction fails fails each of its senders (nothing was stored)."""
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._waiting:
-                batch, self._waiting = self._waiting[:BATCH_MAX], self._waiting[BATCH_MAX:]
-                try:
-                    await self._commit(batch)
-                except asyncio.CancelledError:
-                    _fail(batch, ConnectionError("the server is stopping"))
-                    raise
-                except Exception as exc:
-                    log.warning("storing %d chat messages failed: %s", len(batch), type(exc).__name__)
-                    _fail(batch, exc)
+            while not self._waiting:
+                self._wake.clear()
+                await self._wake.wait()
+            batch, self._waiting = self._waiting[:BATCH_MAX], self._waiting[BATCH_MAX:]
+            try:
+                await self._commit(batch)
+            except asyncio.CancelledError:
+                _fail(batch, ConnectionError("the server is stopping"))
+                raise
+            except Exception as exc:
+                log.warning("storing %d chat messages failed: %s", len(batch), type(exc).__name__)
+                _fail(batch, exc)
 
     async def _commit(self, batch: list[_Pending]) -> None:
         outcomes: list[int | Exception] = [RuntimeError("not judged")] * len(batch)
@@ -108,17 +115,20 @@ class ChatWriter:
     async def _judge(self, con: asyncpg.Connection, batch: Sequence[_Pending], outcomes: list[int | Exception]) -> list[int]:
         """The indexes of the messages to store, in order; every other gets its refusal in ``outcomes``."""
         session_ids = [p.session_id for p in batch if p.session_id is not None]
-        live = {r["id"] for r in await con.fetch(_LIVE_SESSIONS, session_ids)} if session_ids else set()
+        # A live session comes with its user, as access judges them; a sender without a session is read on its own.
+        live = {r["session_id"]: r for r in await con.fetch(_LIVE_SESSIONS, session_ids)} if session_ids else {}
+        sessionless = list({int(p.member) for p in batch if p.session_id is None})
+        users = {r["user_id"]: r for r in await con.fetch(_USERS, sessionless)} if sessionless else {}
         rooms = {r["id"]: r for r in await con.fetch(_LOCK_CONSULTS, list({p.consult_id for p in batch}))}
-        users = {r["user_id"]: r for r in await con.fetch(_USERS, list({int(p.member) for p in batch}))}
         counts: dict[uuid.UUID, int] = {r["consult_id"]: r["count"] for r in await con.fetch(_COUNTS, list(rooms))}
         accepted = []
         for index, pending in enumerate(batch):
             try:
                 if pending.session_id is not None and pending.session_id not in live:
                     raise SessionEnded()
-                room, user = rooms.get(pending.consult_id), users.get(int(pending.member))
-                if room is None or user is None:
+                room = rooms.get(pending.consult_id)
+                user = users.get(int(pending.member)) if pending.session_id is None else live[pending.session_id]
+                if room is None or user is None or user["user_id"] != int(pending.member):
                     raise NotAMember(pending.member)
                 access.require(consults.subject_of(room), _person(user), Action.CHAT)
                 if counts.get(pending.consult_id, 0) >= self._max_stored:
@@ -142,7 +152,8 @@ def _person(row: Any) -> access.Person:
     return consults.person(row["user_id"], row["role"], row["user_facility"], row["specialties"])
 
 
-_LIVE_SESSIONS = f"SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ANY($1::bigint[]) AND {sessions.LIVE}"
+_LIVE_SESSIONS = f"""SELECT s.id AS session_id, u.id AS user_id, u.role, u.facility_code AS user_facility, u.specialties
+                      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ANY($1::bigint[]) AND {sessions.LIVE}"""
 # Locked in one order, so two batches (or a batch and a consult's end) never wait on each other in a circle.
 _LOCK_CONSULTS = """SELECT id, state, requester, facility_code, specialty, specialist FROM consults
                     WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE"""
