@@ -66,17 +66,25 @@ class ChatWriter:
         self._max_stored = max_stored
         self._waiting: list[_Pending] = []
         self._wake = asyncio.Event()
+        self._stopped = False
 
     async def store(self, consult_id: str, member: UserId, text: str, session_id: int | None) -> int:
         """The stored message's id, once committed; `ChatFull`, `SessionEnded` or the access refusal if it was not stored."""
+        if self._stopped:
+            raise _stopping()
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Pending(uuid.UUID(consult_id), member, text, session_id, request_id.get(), done))
         self._wake.set()
         return await done
 
     async def run(self) -> None:
-        """Write batches until cancelled, ``WRITERS`` at a time."""
-        await asyncio.gather(*(self._work() for _ in range(WRITERS)))
+        """Write batches until cancelled, ``WRITERS`` at a time; then refuse what waits and what comes."""
+        try:
+            await asyncio.gather(*(self._work() for _ in range(WRITERS)))
+        finally:
+            self._stopped = True
+            waiting, self._waiting = self._waiting, []
+            _fail(waiting, _stopping())
 
     async def _work(self) -> None:
         """Take what waits, store it; a batch whose transaction fails fails each of its senders (nothing was stored)."""
@@ -88,7 +96,7 @@ class ChatWriter:
             try:
                 await self._commit(batch)
             except asyncio.CancelledError:
-                _fail(batch, ConnectionError("the server is stopping"))
+                _fail(batch, _stopping())
                 raise
             except Exception as exc:
                 log.warning("storing %d chat messages failed: %s", len(batch), type(exc).__name__)
@@ -140,6 +148,10 @@ class ChatWriter:
             counts[pending.consult_id] = counts.get(pending.consult_id, 0) + 1
             accepted.append(index)
         return accepted
+
+
+def _stopping() -> ConnectionError:
+    return ConnectionError("the server is stopping: chat not stored")
 
 
 def _fail(batch: Sequence[_Pending], exc: BaseException) -> None:

@@ -9,8 +9,12 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import pytest
 import websockets
 
+from server import consult_chat, db
+from server.config import DatabaseSettings
+from signaling.ids import UserId
 from tests.server.test_consult_room import recv
 from tests.server.test_consults import close_api
 from tests.server.test_socket_flood import room, room_api_with
@@ -56,3 +60,23 @@ async def test_chat_from_many_rooms_at_once_shares_transactions_and_is_stored_be
         assert transactions <= total // 3, transactions
     finally:
         await close_api(api)
+
+
+async def test_a_stopped_writer_refuses_chat_instead_of_leaving_its_sender_waiting(demo_dsn: str) -> None:
+    pool = await db.create_pool(demo_dsn, DatabaseSettings(url=demo_dsn, pool_min=1, pool_max=2))
+    try:
+        writer = consult_chat.ChatWriter(pool, max_stored=10)
+        running = asyncio.create_task(writer.run())
+        await asyncio.sleep(0)
+        # A message waiting when the server stops is refused, not left hanging, and so is one sent after.
+        waiting = asyncio.create_task(writer.store(str(uuid.uuid4()), UserId("1"), "halo", None))
+        await asyncio.sleep(0)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        with pytest.raises(ConnectionError, match="not stored"):
+            await asyncio.wait_for(waiting, 5)
+        with pytest.raises(ConnectionError, match="not stored"):
+            await writer.store(str(uuid.uuid4()), UserId("1"), "halo", None)
+    finally:
+        await pool.close()
