@@ -1,20 +1,24 @@
-"""Benchmark: the signaling relay, rooms × messages, against PeerJS's server.
+"""Benchmark: the signaling relay, all rooms at once, against PeerJS's server; and stored chat against pure relay.
 
 Runs a real ``psc119 serve`` (its own process, embedded PostgreSQL, the demo region) with ``--rooms`` accepted
-consults, both doctors joined to each room; each doctor sends ``--messages`` ICE candidates to the other, at
-most ``--window`` unanswered at a time per direction. Then, the same run, PeerJS's server from npm (`bench/peerjs.py`)
-with as many pairs of clients sending the same candidates as ``CANDIDATE`` messages. The same client code drives
-both. Prints each message's latency (send → received by the other side, p50/p99 ms) and messages relayed per
-second, with the ratios; asserts no timings. Without Node.js, or when npm cannot install the package, the
-PeerJS rows say why.
+consults, both doctors joined to each room. In every room at once, as a call starts: the doctor sends a 3 KB offer,
+the specialist answers it with a 3 KB answer, each sends 10 ICE candidates to the other; then each sends the other
+``--messages`` 120-byte messages (candidates), at most ``--window`` unanswered at a time per direction. The same
+run, PeerJS's server from npm (`bench/peerjs.py`) relays the same payloads between as many pairs of clients
+(``OFFER``/``ANSWER``/``CANDIDATE``). Then psc119 again with the 120-byte messages sent as chat, which is stored
+before it is relayed. The same client code drives all three. Prints each message's latency (send → received by
+the other side, p50/p99 ms) and messages relayed per second, with the ratios (relay against PeerJS, stored chat
+against pure relay); asserts no timings. Without Node.js, or when npm cannot install the package, the PeerJS rows
+say why.
 
-    python bench/bench_relay.py [--rooms 20] [--messages 100] [--window 8] [--peerjs-dir DIR | --no-peerjs REASON]
+    python bench/bench_relay.py [--rooms 100 500] [--messages 100] [--window 8] [--peerjs-dir DIR | --no-peerjs REASON]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -30,44 +34,103 @@ from results import Row, emit
 
 from bench_support import consult_rooms, demo_server, percentile
 
-CANDIDATE = {"candidate": "candidate:842163049 1 udp 2122260223 127.0.0.1 54321 typ host generation 0",
-             "sdpMid": "0", "sdpMLineIndex": 0}
+CANDIDATES = 10
+MESSAGE_BYTES = 120
+SDP_BYTES = 3 * 1024
+# Chat is limited to one a second per socket in production; the benchmark measures its cost, not the limit.
+CHAT_UNLIMITED = {"PSC119_LIMITS_WS_CHAT_PER_S": "1000000", "PSC119_LIMITS_WS_CHAT_BURST": "1000000"}
 
-Encode = Callable[[int], str]
+
+def sdp(kind: str) -> str:
+    """A browser-like session description of about ``SDP_BYTES``."""
+    lines = ["v=0", "o=- 4611731400430051336 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
+             "a=msid-semantic: WMS stream", "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126",
+             "c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0", "a=ice-ufrag:Zk3q", "a=ice-pwd:q1Xc9rR8sM4tB2vN7yU0pL5k",
+             "a=fingerprint:sha-256 " + ":".join(["AB"] * 32), f"a=setup:{'actpass' if kind == 'offer' else 'active'}",
+             "a=mid:0", "a=sendrecv", "a=rtcp-mux", "a=rtpmap:111 opus/48000/2", "a=fmtp:111 minptime=10;useinbandfec=1"]
+    payload = 96
+    while len("\r\n".join(lines)) < SDP_BYTES - 40:
+        lines += [f"a=rtpmap:{payload} VP8/90000", f"a=rtcp-fb:{payload} goog-remb", f"a=rtcp-fb:{payload} nack pli"]
+        payload += 1
+    return "\r\n".join(lines) + "\r\n"
 
 
-async def drive(pairs: list[tuple[websockets.ClientConnection, websockets.ClientConnection, Encode, Encode]],
-                messages: int, window: int, relayed: Callable[[dict[str, Any]], bool]) -> tuple[list[float], float]:
-    """Both ends of every pair send ``messages`` to the other at once; (latencies in ms, messages per second)."""
+def candidate(size: int = 0) -> dict[str, Any]:
+    """An ICE candidate; its psc119 frame is padded (an extension attribute) to ``size`` bytes when given."""
+    value = "candidate:1 1 udp 1 10.0.0.1 9 typ host"
+    if size:
+        frame = len(json.dumps({"type": "candidate", "candidate": value + " x ", "sdpMid": "0", "sdpMLineIndex": 0}))
+        value += " x " + "y" * max(1, size - frame)
+    return {"candidate": value, "sdpMid": "0", "sdpMLineIndex": 0}
+
+
+def chat_text() -> str:
+    return "x" * (MESSAGE_BYTES - len(json.dumps({"type": "chat", "text": ""})))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Script:
+    """What one side of a pair sends: its description (offer or answer), its candidates, then its messages."""
+
+    description: str
+    candidates: list[str]
+    messages: list[str]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pair:
+    caller: websockets.ClientConnection
+    callee: websockets.ClientConnection
+    to_callee: Script
+    to_caller: Script
+
+
+async def drive(pairs: list[Pair], window: int, relayed: Callable[[dict[str, Any]], bool]) -> tuple[list[float], float]:
+    """Every pair's call at once (the callee answers once the offer arrives); (latencies in ms, messages a second)."""
     latencies: list[float] = []
 
-    async def direction(sender: websockets.ClientConnection, receiver: websockets.ClientConnection, encode: Encode) -> None:
+    async def direction(sender: websockets.ClientConnection, receiver: websockets.ClientConnection, script: Script,
+                        gate: asyncio.Event | None, first: asyncio.Event | None) -> None:
+        frames = [script.description, *script.candidates, *script.messages]
         sent: list[float] = []
         room = asyncio.Semaphore(window)
 
         async def receive() -> None:
-            got = 0
-            while got < messages:
-                if relayed(json.loads(await receiver.recv())):
-                    latencies.append((time.perf_counter() - sent[got]) * 1000)
-                    got += 1
-                    room.release()
+            for got in range(len(frames)):
+                while not relayed(json.loads(await receiver.recv())):
+                    pass
+                latencies.append((time.perf_counter() - sent[got]) * 1000)
+                room.release()
+                if first is not None and got == 0:
+                    first.set()
 
         reader = asyncio.create_task(receive())
-        for i in range(messages):
+        if gate is not None:
+            await gate.wait()
+        for frame in frames:
             await room.acquire()
             sent.append(time.perf_counter())
-            await sender.send(encode(i))
-        await asyncio.wait_for(reader, 60)
+            await sender.send(frame)
+        await asyncio.wait_for(reader, 120)
 
     started = time.perf_counter()
-    # Each socket is read by one direction only: a's messages arrive at b, b's at a.
-    await asyncio.gather(*(task for a, b, to_b, to_a in pairs for task in (direction(a, b, to_b), direction(b, a, to_a))))
+    tasks = []
+    for pair in pairs:
+        offered = asyncio.Event()  # the callee has the offer: it answers
+        tasks += [direction(pair.caller, pair.callee, pair.to_callee, None, offered),
+                  direction(pair.callee, pair.caller, pair.to_caller, offered, None)]
+    await asyncio.gather(*tasks)
     return latencies, len(latencies) / (time.perf_counter() - started)
 
 
-async def psc119(rooms: int, messages: int, window: int) -> tuple[list[float], float]:
-    async with demo_server("psc119-bench-relay-") as server:
+def psc119_script(kind: str, messages: int, chat: bool) -> Script:
+    message = {"type": "chat", "text": chat_text()} if chat else {"type": "candidate", **candidate(MESSAGE_BYTES)}
+    return Script(json.dumps({"type": kind, "sdp": sdp(kind)}), [json.dumps({"type": "candidate", **candidate()})] * CANDIDATES,
+                  [json.dumps(message)] * messages)
+
+
+async def psc119(rooms: int, messages: int, window: int, chat: bool) -> tuple[list[float], float]:
+    async with demo_server("psc119-bench-relay-", CHAT_UNLIMITED) as server:
         pairs = []
         sockets = []
         for url, pk_token, sp_token in await consult_rooms(server.url, rooms):
@@ -80,14 +143,23 @@ async def psc119(rooms: int, messages: int, window: int) -> tuple[list[float], f
                     raise RuntimeError(f"join refused: {welcome}")
                 ends.append(ws)
             sockets += ends
-            message = json.dumps({"type": "candidate", **CANDIDATE})
-            pairs.append((ends[0], ends[1], lambda i, m=message: m, lambda i, m=message: m))
+            pairs.append(Pair(ends[0], ends[1], psc119_script("offer", messages, chat), psc119_script("answer", messages, chat)))
         await asyncio.sleep(0.5)  # presence and the session start settle before the clock starts
+        kinds = {"offer", "answer", "chat" if chat else "candidate"} | {"candidate"}
         try:
-            return await drive(pairs, messages, window, lambda m: m.get("type") == "candidate")
+            return await drive(pairs, window, lambda m: m.get("type") in kinds)
         finally:
             for ws in sockets:
                 await ws.close()
+
+
+def peerjs_script(kind: str, dst: str, messages: int) -> Script:
+    def frame(type_: str, payload: dict[str, Any]) -> str:
+        return json.dumps({"type": type_, "dst": dst, "payload": payload})
+
+    return Script(frame(kind.upper(), {"sdp": {"type": kind, "sdp": sdp(kind)}, "type": "media"}),
+                  [frame("CANDIDATE", {"candidate": candidate(), "type": "media"})] * CANDIDATES,
+                  [frame("CANDIDATE", {"candidate": candidate(MESSAGE_BYTES), "type": "media"})] * messages)
 
 
 async def peerjs_relay(command: Path, rooms: int, messages: int, window: int) -> tuple[list[float], float]:
@@ -105,47 +177,70 @@ async def peerjs_relay(command: Path, rooms: int, messages: int, window: int) ->
                     raise RuntimeError(f"PeerJS refused: {opened}")
                 ends.append(ws)
             sockets += ends
-            to_b = json.dumps({"type": "CANDIDATE", "dst": ids[1], "payload": {"candidate": CANDIDATE, "type": "data"}})
-            to_a = json.dumps({"type": "CANDIDATE", "dst": ids[0], "payload": {"candidate": CANDIDATE, "type": "data"}})
-            pairs.append((ends[0], ends[1], lambda i, m=to_b: m, lambda i, m=to_a: m))
+            pairs.append(Pair(ends[0], ends[1], peerjs_script("offer", ids[1], messages), peerjs_script("answer", ids[0], messages)))
         try:
-            return await drive(pairs, messages, window, lambda m: m.get("type") == "CANDIDATE")
+            return await drive(pairs, window, lambda m: m.get("type") in ("OFFER", "ANSWER", "CANDIDATE"))
         finally:
             for ws in sockets:
                 await ws.close()
 
 
-def summary(name: str, latencies: list[float], rate: float) -> tuple[float, float, float]:
-    p50, p99 = statistics.median(latencies), percentile(latencies, 99)
-    print(f"{name:<28} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  {rate:9.0f} msg/s  ({len(latencies)} messages)")
-    return p50, p99, rate
+@dataclasses.dataclass(frozen=True, slots=True)
+class Figures:
+    p50: float
+    p99: float
+    rate: float
 
 
-async def main(rooms: int, messages: int, window: int, peerjs_dir: Path | None, missing: str | None) -> None:
-    ours = summary("psc119 rooms", *await psc119(rooms, messages, window))
-    size = f"{rooms} rooms × 2 × {messages} candidates, window {window}"
-    theirs: tuple[float, float, float] | None = None
+def summary(name: str, latencies: list[float], rate: float) -> Figures:
+    figures = Figures(statistics.median(latencies), percentile(latencies, 99), rate)
+    print(f"{name:<32} p50 {figures.p50:7.2f} ms  p99 {figures.p99:7.2f} ms  {rate:9.0f} msg/s  ({len(latencies)} messages)",
+          flush=True)
+    return figures
+
+
+async def one_size(rooms: int, messages: int, window: int, command: Path | None, why: str) -> list[Row]:
+    size = f"{rooms} rooms, offer/answer + {CANDIDATES} candidates + 2 × {messages} messages, window {window}"
+    relay = summary(f"psc119 relay, {rooms} rooms", *await psc119(rooms, messages, window, chat=False))
+    theirs: Figures | None = None
+    if command is not None:
+        try:
+            theirs = summary(f"PeerJS server, {rooms} rooms", *await peerjs_relay(command, rooms, messages, window))
+        except (RuntimeError, OSError, TimeoutError) as exc:
+            why = f"PeerJS failed: {exc}"
+            print(why)
+    chat = summary(f"psc119 stored chat, {rooms} rooms", *await psc119(rooms, messages, window, chat=True))
+    name = f"PeerJS server ({peerjs.PACKAGE})"
+    pure = "psc119 pure relay, same run"
+    return [
+        Row(f"signaling relay p50 ({size})", relay.p50, theirs and theirs.p50, name, "ms", why),
+        Row(f"signaling relay p99 ({size})", relay.p99, theirs and theirs.p99, name, "ms", why),
+        Row(f"signaling relay throughput ({size})", relay.rate, theirs and theirs.rate, name, "msg/s", why),
+        Row(f"stored chat p99 ({size}, chat messages)", chat.p99, relay.p99, pure, "ms"),
+        Row(f"stored chat throughput ({size}, chat messages)", chat.rate, relay.rate, pure, "msg/s"),
+    ]
+
+
+async def main(sizes: list[int], messages: int, window: int, peerjs_dir: Path | None, missing: str | None) -> None:
+    command: Path | None = None
     why = ""
     try:
         if missing is not None:
             raise RuntimeError(missing)
         command = peerjs.install(peerjs_dir or Path(tempfile.mkdtemp(prefix="psc119-bench-peerjs-")))
-        theirs = summary("PeerJS server", *await peerjs_relay(command, rooms, messages, window))
     except (RuntimeError, OSError, TimeoutError) as exc:
         why = f"PeerJS missing: {exc}"
         print(why)
-    name = f"PeerJS server ({peerjs.PACKAGE})"
-    emit(
-        Row(f"signaling relay p50 ({size})", ours[0], theirs and theirs[0], name, "ms", why),
-        Row(f"signaling relay p99 ({size})", ours[1], theirs and theirs[1], name, "ms", why),
-        Row(f"signaling relay throughput ({size})", ours[2], theirs and theirs[2], name, "msg/s", why),
-    )
+    rows = []
+    for rooms in sizes:
+        rows += await one_size(rooms, messages, window, command, why)
+    emit(*rows)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rooms", type=int, default=20)
-    parser.add_argument("--messages", type=int, default=100, help="candidates each doctor sends")
+    parser.add_argument("--rooms", type=int, nargs="+", default=[100, 500], help="room counts, each a run of its own")
+    parser.add_argument("--messages", type=int, default=100, help="120-byte messages each doctor sends after the candidates")
     parser.add_argument("--window", type=int, default=8, help="unanswered messages per direction")
     parser.add_argument("--peerjs-dir", type=Path, help="where PeerJS's server is (or is installed by npm)")
     parser.add_argument("--no-peerjs", metavar="REASON", help="why PeerJS's server could not be installed (by the runner)")

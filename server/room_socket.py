@@ -52,7 +52,7 @@ from aiohttp import WSMsgType, web
 from server import audit, consult_chat, consults, events, sessions, socket_limits, strict_input
 from server.errors import ApiError
 from server.keys import CONFIG, METRICS, POOL, REVOCATIONS, ROOMS, WEBSOCKETS
-from server.revocation import CLOSE_SESSION_ENDED, Guard
+from server.revocation import CLOSE_SESSION_ENDED, REVOKED, Guard
 from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
 from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, grant_of, ice_for
 from signaling import access
@@ -166,20 +166,6 @@ def _person(row: asyncpg.Record) -> access.Person:
     return consults.person(row["user_id"], row["role"], row["user_facility"], row["specialties"])
 
 
-async def _may_chat(con: asyncpg.Connection, consult_id: str, member: UserId) -> None:
-    """The member may chat now (`signaling.access`); the consult's row stays locked until the message is stored,
-    so it cannot end in between."""
-    row = await con.fetchrow(
-        """SELECT c.state, c.requester, c.facility_code, c.specialty, c.specialist,
-                  u.id AS user_id, u.role, u.facility_code AS user_facility, u.specialties
-           FROM consults c JOIN users u ON u.id = $2 WHERE c.id = $1 FOR NO KEY UPDATE OF c""",
-        uuid.UUID(consult_id), int(member),
-    )
-    if row is None:
-        raise NotAMember(member)
-    access.require(consults.subject_of(row), _person(row), Action.CHAT)
-
-
 async def serve(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     consult_id = request.match_info["id"]
@@ -282,8 +268,8 @@ async def _member_session(
 async def _handle(app: web.Application, live: LiveRoom, conn: Connection, message: ClientMessage, guard: Guard | None) -> None:
     room, member = live.room, conn.member
     if guard is not None:
-        if guard.ended is None and isinstance(message, (Chat, Consent)):
-            await guard.confirm(app[POOL])  # stored: re-read the session first
+        if guard.ended is None and isinstance(message, Consent):
+            await guard.confirm(app[POOL])  # stored: re-read the session first (a chat's is re-read as it is stored)
         if guard.ended is not None:
             raise TokenRejected("the session that asked for this token has ended; sign in again")
     if isinstance(message, Ping):
@@ -300,22 +286,22 @@ async def _handle(app: web.Application, live: LiveRoom, conn: Connection, messag
     if isinstance(message, Chat) and member == RECORDER:
         raise InvalidMessage("type", "the recorder does not chat")
     if isinstance(message, Chat):
-        limits = app[CONFIG].limits
-        consult_chat.check_size(message.text, limits.chat_max_bytes)
+        consult_chat.check_size(message.text, app[CONFIG].limits.chat_max_bytes)
+        room.addressees(member, conn.generation, message)  # a chat the room would refuse is not stored
         try:
-            async with app[POOL].acquire() as con, con.transaction():
-                await _may_chat(con, room.consult_id, member)
-                chat_id = await consult_chat.store(con, room.consult_id, member, message.text, limits.chat_max_stored)
-                deliveries = room.route(member, conn.generation, message, consults.now())  # a refusal rolls the insert back
-                await audit.record(con, await _actor(con, member), "consult.chat", f"consult:{room.consult_id}", {"message": chat_id})
+            await app[ROOMS].chats.store(room.consult_id, member, message.text, None if guard is None else guard.session_id)
+        except consult_chat.SessionEnded:
+            if guard is not None:  # only a guarded sender has a session to end
+                guard.end(REVOKED)
+            raise TokenRejected("the session that asked for this token has ended; sign in again") from None
         except RoomClosed as exc:
             # The consult ended in the database before its event reached this process: say why, then close the room.
             conn.send(error_reply(exc))
             app[ROOMS].close(room.consult_id, "ended")
             return
-    else:
-        deliveries = room.route(member, conn.generation, message, consults.now())
-    live.deliver(deliveries)
+        if room.closed:
+            return  # stored; the consult ended while it was: nobody is left to relay it to
+    live.deliver(room.route(member, conn.generation, message, consults.now()))
 
 
 async def _actor(con: asyncpg.Connection, member: UserId) -> audit.Actor:

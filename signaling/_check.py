@@ -9,7 +9,7 @@ never for a number.
 from __future__ import annotations
 
 import math
-import unicodedata
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
@@ -22,13 +22,13 @@ E = TypeVar("E", bound=Enum)
 _ID_MAX = 128
 
 
+# Unicode's control characters (category Cc) are exactly U+0000-U+001F and U+007F-U+009F: one regex scan in C.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _has_control(value: str, *, multiline: bool) -> bool:
-    for ch in value:
-        if multiline and ch in "\n\r\t":
-            continue
-        if unicodedata.category(ch) == "Cc":
-            return True
-    return False
+    return (_CONTROL_BUT_LINES if multiline else _CONTROL).search(value) is not None
 
 
 def text(

@@ -30,13 +30,14 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Final, Literal, TypeAlias
+from types import MappingProxyType
+from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 from . import _check
 from .errors import InvalidMessage, InvalidValue, SignalingError
 from .ids import ConsultId, UserId
 from .members import MemberRole, PeerKind
-from .sdp import check_sdp, parse_candidate
+from .sdp import check_candidate, check_sdp
 from .turn import IceServer
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "parse",
     "parse_client",
     "serialise",
+    "stamped",
 ]
 
 MAX_MESSAGE_BYTES: Final = 96 * 1024
@@ -221,7 +223,7 @@ class Candidate:
         if not isinstance(self.candidate, str):
             raise _E("candidate", "must be a string")
         if self.candidate:
-            parse_candidate(self.candidate)
+            check_candidate(self.candidate)
         if self.sdp_mid is not None and (
             not isinstance(self.sdp_mid, str) or not _MID.fullmatch(self.sdp_mid)
         ):
@@ -540,14 +542,23 @@ _DECODE: Final[Mapping[str, Callable[[object, str], Any]]] = {
 }
 
 
+_INIT_FIELDS: dict[type[Any], Mapping[str, dataclasses.Field[Any]]] = {}
+
+
+def _init_fields(cls: type[Any]) -> Mapping[str, dataclasses.Field[Any]]:
+    """The fields a message of ``cls`` is built from, by wire name (read once per kind)."""
+    known = _INIT_FIELDS.get(cls)
+    if known is None:
+        known = _INIT_FIELDS[cls] = MappingProxyType({f.metadata.get("wire", f.name): f for f in dataclasses.fields(cls) if f.init})
+    return known
+
+
 def _build(cls: type[Any], data: object, path: str = "") -> Any:
     """Construct ``cls`` from a JSON object; ``__post_init__`` checks every value."""
     if not isinstance(data, Mapping):
         raise InvalidMessage(path or None, "must be a JSON object")
     prefix = f"{path}." if path else ""
-    by_wire = {
-        f.metadata.get("wire", f.name): f for f in dataclasses.fields(cls) if f.init
-    }
+    by_wire = _init_fields(cls)
     for key in data:
         if key != "type" or path:
             if key not in by_wire:
@@ -617,27 +628,64 @@ def _encode_value(value: object) -> object:
     return value
 
 
+_WIRE_FIELDS: dict[type[Any], tuple[tuple[str, str, bool, bool], ...]] = {}
+
+
+def _wire_fields(cls: type[Any]) -> tuple[tuple[str, str, bool, bool], ...]:
+    """(attribute, wire name, kept when null, left out when empty) of each field of ``cls`` but ``type``, in order."""
+    known = _WIRE_FIELDS.get(cls)
+    if known is None:
+        known = _WIRE_FIELDS[cls] = tuple(
+            (f.name, wire, wire in _KEEP_NULL, wire in _OMIT_EMPTY)
+            for f in dataclasses.fields(cls)
+            if f.name != "type"
+            for wire in (f.metadata.get("wire", f.name),)
+        )
+    return known
+
+
 def serialise(message: Message | PeerInfo) -> dict[str, object]:
     """The JSON object for ``message`` (``type`` first, absent optionals left out)."""
     result: dict[str, object] = {}
     if not isinstance(message, PeerInfo):
         result["type"] = message.type
-    for f in dataclasses.fields(message):
-        if f.name == "type":
+    for name, wire, keep_null, omit_empty in _wire_fields(type(message)):
+        value = getattr(message, name)
+        if value is None and not keep_null:
             continue
-        wire = f.metadata.get("wire", f.name)
-        value = getattr(message, f.name)
-        if value is None and wire not in _KEEP_NULL:
-            continue
-        if value == () and wire in _OMIT_EMPTY:
+        if omit_empty and value == ():
             continue
         result[wire] = _encode_value(value)
     return result
 
 
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # made once, not per message
+
+
 def encode(message: Message) -> str:
     """Compact JSON text of ``message``."""
-    return json.dumps(serialise(message), ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(serialise(message))
+
+
+R = TypeVar("R", bound=RelayMessage)
+
+
+def stamped(message: R, *, sender: UserId, consult: ConsultId, to: UserId) -> R:
+    """``message`` with its envelope set by the room, without checking it again: the rest was checked when it
+    was parsed, and the room's own member and consult ids were checked when the room was made."""
+    copy = object.__new__(type(message))
+    for name in _SLOTS[type(message)]:
+        object.__setattr__(copy, name, getattr(message, name))
+    object.__setattr__(copy, "sender", sender)
+    object.__setattr__(copy, "consult", consult)
+    object.__setattr__(copy, "to", to)
+    return copy
+
+
+_SLOTS: Final[Mapping[type[Any], tuple[str, ...]]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("sender", "consult", "to"))
+    for cls in (Offer, Answer, Candidate, IceRestart, Bye, Chat, Quality)
+}
 
 
 def error_reply(exc: SignalingError) -> Error:

@@ -37,7 +37,7 @@ working call.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Literal
@@ -72,6 +72,7 @@ from .messages import (
     Recording,
     RelayMessage,
     Welcome,
+    stamped,
 )
 from .negotiation import NegotiationRole, Side, pair_roles
 from .outbox import DEFAULT_LIMIT, DEFAULT_MAX_AGE, Outbox
@@ -349,7 +350,10 @@ class Room:
         self._generations[user] = generation
         self._present[user] = Connection(message.kind, generation, now)
         self._last_kind[user] = message.kind
-        self._kept[user] = frozenset(message.keep)
+        if message.keep:
+            self._kept[user] = frozenset(message.keep)
+        else:  # most joins keep nothing: no set held for them
+            self._kept.pop(user, None)
 
         peers: list[PeerInfo] = []
         deliveries: list[Delivery] = []
@@ -452,8 +456,22 @@ class Room:
     ) -> list[Delivery]:
         """Where ``message`` from ``sender``'s connection goes, stamped. Recipients who
         are away get it in their outbox instead of a `Delivery`."""
-        self._require_open()
         _check.aware(now, "now")
+        recipients = self.addressees(sender, generation, message)
+        deliveries: list[Delivery] = []
+        for recipient in recipients:
+            out = stamped(message, sender=sender, consult=self._consult_id, to=recipient)
+            conn = self._present.get(recipient)
+            if conn is not None:
+                deliveries.append(Delivery(recipient, conn.generation, out))
+            elif not isinstance(message, Quality):  # a link's state is stale by the time anyone is back
+                self._outbox(recipient).put(out, now)
+        return deliveries
+
+    def addressees(self, sender: UserId, generation: int, message: RelayMessage) -> list[UserId]:
+        """Whom `route` would send ``message`` to, or the refusal it would raise; changes nothing (the server
+        asks before it stores a chat, which it relays only once stored)."""
+        self._require_open()
         role = self.role_of(sender)
         self._require_current(sender, generation)
         if not isinstance(message, _RELAY):
@@ -464,15 +482,7 @@ class Room:
         if isinstance(message, Offer):
             for recipient in recipients:
                 self._check_offerer(sender, recipient)
-        deliveries: list[Delivery] = []
-        for recipient in recipients:
-            stamped = replace(message, sender=sender, consult=self._consult_id, to=recipient)
-            conn = self._present.get(recipient)
-            if conn is not None:
-                deliveries.append(Delivery(recipient, conn.generation, stamped))
-            elif not isinstance(message, Quality):  # a link's state is stale by the time anyone is back
-                self._outbox(recipient).put(stamped, now)
-        return deliveries
+        return recipients
 
     def _recipients(
         self, sender: UserId, role: MemberRole, message: RelayMessage

@@ -14,12 +14,18 @@ from dataclasses import dataclass, replace
 
 from .errors import InvalidMessage
 
-__all__ = ["MAX_CANDIDATE_LENGTH", "MAX_SDP_BYTES", "IceCandidate", "check_sdp", "parse_candidate"]
+__all__ = ["MAX_CANDIDATE_LENGTH", "MAX_SDP_BYTES", "IceCandidate", "check_candidate", "check_sdp", "parse_candidate"]
 
 MAX_SDP_BYTES = 64 * 1024
 MAX_CANDIDATE_LENGTH = 1024
 
 _SDP_LINE = re.compile(r"[a-z]=[^\x00-\x08\x0a-\x1f\x7f]*")
+# What the line-by-line check below accepts, as one pattern over the whole text (one scan in C); anything it does
+# not match goes through the line-by-line check, which names the fault.
+_SDP_TEXT = re.compile(
+    r"v=0\r?\no=[^\x00-\x08\x0a-\x1f\x7f]*\r?\ns=[^\x00-\x08\x0a-\x1f\x7f]*"
+    r"(?:\r?\n[a-z]=[^\x00-\x08\x0a-\x1f\x7f]*)*\r?\n?"
+)
 
 
 def check_sdp(sdp: str, *, field: str = "sdp") -> None:
@@ -27,6 +33,8 @@ def check_sdp(sdp: str, *, field: str = "sdp") -> None:
     every line ``<letter>=<value>``, lines ended by CRLF or LF."""
     if len(sdp) > MAX_SDP_BYTES or len(sdp.encode("utf-8")) > MAX_SDP_BYTES:
         raise InvalidMessage(field, f"must be at most {MAX_SDP_BYTES} bytes")
+    if _SDP_TEXT.fullmatch(sdp):
+        return
     lines = sdp.split("\n")
     if lines[-1] == "":
         lines.pop()  # the final line ending
@@ -80,6 +88,36 @@ def _address(text: str, field: str, what: str) -> str:
         if not _HOSTNAME.fullmatch(text):
             raise InvalidMessage(field, f"{what} must be an IP address or a host name") from None
     return text
+
+
+# The usual candidate in one scan: head, optional raddr/rport, extension pairs. `check_candidate` checks the numbers
+# and names of a match itself; anything unusual goes through `parse_candidate`, which names the fault.
+_USUAL_CANDIDATE = re.compile(
+    r"candidate:[A-Za-z0-9+/]{1,32} ([0-9]{1,10}) (?i:udp|tcp) ([0-9]{1,10}) ([^ ]+) ([0-9]{1,10}) typ (?:host|srflx|prflx|relay)"
+    r"(?: raddr ([^ ]+))?(?: rport ([0-9]{1,10}))?((?: [\x21-\x7e]{1,256} [\x21-\x7e]{1,256})*)"
+)
+
+
+def check_candidate(text: str, *, field: str = "candidate") -> None:
+    """Refuse what `parse_candidate` refuses (with its reason), without building the parts when the text is usual."""
+    match = _USUAL_CANDIDATE.fullmatch(text) if len(text) <= MAX_CANDIDATE_LENGTH else None
+    if match is None or not _usual(*match.groups()):
+        parse_candidate(text, field=field)
+
+
+def _usual(component: str, priority: str, address: str, port: str, raddr: str | None, rport: str | None, tail: str) -> bool:
+    if not (1 <= int(component) <= 256 and int(priority) <= 2**32 - 1 and int(port) <= 65535):
+        return False
+    if rport is not None and int(rport) > 65535:
+        return False
+    # A host name or a dotted IPv4 address passes the host name pattern; anything else (IPv6) takes the full parse.
+    if not _HOSTNAME.fullmatch(address) or (raddr is not None and not _HOSTNAME.fullmatch(raddr)):
+        return False
+    words = tail.split(" ")[1:]
+    for name, value in zip(words[::2], words[1::2], strict=True):
+        if name in ("raddr", "rport") or (name == "tcptype" and value not in _TCP_TYPES):
+            return False
+    return True
 
 
 def parse_candidate(text: str, *, field: str = "candidate") -> IceCandidate:

@@ -14,9 +14,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from server import audit, consult_chat, db, retention, rooms
+from server import audit, db, retention, rooms
 from server.config import Config, ConfigError, RetentionSettings, load_config
-from server.keys import POOL
+from server.keys import POOL, ROOMS
 from signaling.ids import UserId
 from tests.conftest import Api, start_api
 from tests.server.dispatch_support import call_body
@@ -57,8 +57,7 @@ async def _consult_with_files(api: Api, con: asyncpg.Connection, var_dir: Path, 
     status, body = await _post(api, consult_id, pk, PNG, "image/png", "ekg pasien.png")
     assert status == 201, body
     specialist = UserId(await con.fetchval("SELECT id FROM users WHERE username = 'specialist'"))
-    async with con.transaction():
-        await consult_chat.store(con, consult_id, specialist, "pasien nyeri dada kiri", 100)
+    await api.server.app[ROOMS].chats.store(consult_id, specialist, "pasien nyeri dada kiri", None)
     recording = var_dir / "recordings" / f"{consult_id}.webm"
     recording.parent.mkdir(parents=True, exist_ok=True)
     recording.write_bytes(b"webm")

@@ -8,6 +8,7 @@ import json
 import pydantic
 import pytest
 
+from server import strict_input
 from server.errors import BadRequest, InvalidField
 from server.strict_input import MAX_DEPTH, MAX_INTEGER, Instant, loads
 
@@ -48,6 +49,10 @@ def test_a_deep_document_names_the_top_level_field_it_nests_under() -> None:
     ('{"k\\u0000": 1}', "k\\u0000"),
     ('{"n": 9007199254740993}', "n"),
     ('{"n": [-9007199254740993]}', "n.0"),
+    # Digit runs in strings do not hide a large integer or a NUL.
+    ('{"sdp": "o=- 4611731400430051336", "n": 90071992547409930}', "n"),
+    ('{"a": ["x", {"b": [-90071992547409930]}]}', "a.1.b.0"),
+    ('{"a": "nul\\u0000 after 1234567890123456"}', "a"),
 ])
 def test_nul_lone_surrogates_and_integers_past_2_53_are_refused_naming_the_path(text: str, field: str) -> None:
     with pytest.raises(InvalidField) as refused:
@@ -95,3 +100,23 @@ def test_an_instant_is_rfc3339_with_an_offset_and_fits_the_calendar_in_utc(value
         with pytest.raises(pydantic.ValidationError):
             adapter.validate_python(value)
     assert isinstance(adapter.validate_python("2026-01-31T08:00:00+07:00"), dt.datetime)
+
+
+def test_a_clean_frame_is_checked_without_the_per_character_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A 3 KB SDP with a 19-digit session id: walked for integers, but its strings need no character-class scan.
+    sdp = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\n" + "a=rtpmap:96 VP8/90000\r\n" * 130
+    text = json.dumps({"type": "offer", "sdp": sdp, "note": "héllo"})
+    scanned: list[str] = []
+
+    pattern = strict_input._BAD_TEXT
+
+    class Recording:
+        def search(self, value: str) -> None:
+            scanned.append(value)
+
+        sub = pattern.sub  # keys are named with it as the walk goes
+
+    monkeypatch.setattr("server.strict_input._BAD_TEXT", Recording())
+    assert loads(text, what="message") == json.loads(text)
+    assert scanned == []
+

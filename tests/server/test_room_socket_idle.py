@@ -1,0 +1,41 @@
+"""An idle room socket holds no writer task: its messages are written by a task that runs only while some wait."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import websockets
+
+from tests.server.test_consult_room import CANDIDATE, recv
+from tests.server.test_consults import close_api
+from tests.server.test_socket_flood import room, room_api_with
+
+
+def writers() -> list[asyncio.Task[object]]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("room-writer-")]
+
+
+async def test_joined_sockets_hold_no_writer_task_once_their_messages_are_written(demo_dsn: str, tmp_path: Path) -> None:
+    api = await room_api_with(demo_dsn, tmp_path)
+    try:
+        await _exchange(*(await room(api))[1:])
+    finally:
+        await close_api(api)
+
+
+async def _exchange(pk_ws: websockets.ClientConnection, sp_ws: websockets.ClientConnection) -> None:
+    await pk_ws.send(json.dumps({"type": "candidate", "candidate": CANDIDATE, "sdpMid": "0", "sdpMLineIndex": 0}))
+    assert (await recv(sp_ws, "candidate"))["candidate"] == CANDIDATE
+    for _ in range(50):  # the writer ends right after its last write
+        if not writers():
+            break
+        await asyncio.sleep(0.01)
+    assert writers() == []
+    # Writing starts again when there is something to write, in order.
+    for n in range(3):
+        await sp_ws.send(json.dumps({"type": "chat", "text": f"pesan {n}"}))
+    assert [(await recv(pk_ws, "chat"))["text"] for _ in range(3)] == ["pesan 0", "pesan 1", "pesan 2"]
+    await pk_ws.close()
+    await sp_ws.close()
