@@ -34,3 +34,20 @@ async def test_chest_pain_lists_hospitals_with_a_cath_lab_first_and_warns(pages:
     name = await con.fetchval("SELECT name FROM facilities WHERE code = $1", first_capable)
     await expect(warning).to_contain_text(f"Terdekat yang memiliki: {name}")
     await screenshot(console, "console-hospitals-cath-lab")
+
+
+async def test_the_triage_editor_keeps_and_sets_the_service_a_call_type_needs(pages: Pages, con: asyncpg.Connection) -> None:
+    admin = await pages.login(await pages.context(CONSOLE), "admin", "demo119", "/admin.html")
+    chest = admin.locator("#triage tr[data-code='chest_pain']")
+    await expect(chest.locator("select[name=service]")).to_have_value("cath_lab")
+    # Saving another field of the row keeps its service.
+    await chest.locator("[name=label_en]").fill("Chest pain (suspected STEMI)")
+    await chest.locator("button.save").click()
+    await expect(admin.locator("#triage-message")).to_contain_text("chest_pain")
+    assert await con.fetchval("SELECT (label_en, service)::text FROM triage_types WHERE code = 'chest_pain'") == (
+        '("Chest pain (suspected STEMI)",cath_lab)')
+    seizure = admin.locator("#triage tr[data-code='seizure']")
+    await seizure.locator("select[name=service]").select_option("ct")
+    await seizure.locator("button.save").click()
+    await expect(admin.locator("#triage-message")).to_contain_text("seizure")
+    assert await con.fetchval("SELECT service FROM triage_types WHERE code = 'seizure'") == "ct"
