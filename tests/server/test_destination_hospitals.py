@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from dispatch.triage import default_triage_table
+from server import migrate
 from tests.conftest import Api
 from tests.server.dispatch_support import call_body
 
@@ -73,3 +75,25 @@ async def test_the_triage_table_names_the_service_and_refuses_an_unknown_one(api
     assert ranked["needed_service"] == "burns"
     assert [h["code"] for h in ranked["hospitals"] if h["capable"]] == ["rs-premier-bintaro"]
     assert [w["kind"] for w in ranked["warnings"]] == ["nearest_lacks_service"]
+
+
+async def test_the_upgrade_gives_existing_default_call_types_the_default_table_s_services(bare_dsn: str) -> None:
+    con = await asyncpg.connect(bare_dsn)
+    try:
+        available = migrate.available()
+        at = next(n for n, m in enumerate(available) if m.name.endswith("_hospital_services.sql"))
+        before, services = available[:at], available[at]
+        for migration in before:
+            await con.execute(migration.sql)
+        table = default_triage_table()
+        await con.executemany(
+            "INSERT INTO triage_types (code, label_id, label_en, priority, capabilities) VALUES ($1, $1, $1, 'merah', '{bls}')",
+            [(t.code,) for t in table] + [("dog_bite",)],
+        )
+        await con.execute("INSERT INTO facilities (code, kind, name, lat, lon) VALUES ('rs-x', 'hospital', 'RS X', -6.3, 106.7)")
+        await con.execute(services.sql)
+        upgraded = dict(await con.fetch("SELECT code, service FROM triage_types"))
+        assert upgraded == {**{t.code: t.service for t in table}, "dog_bite": None}
+        assert await con.fetchval("SELECT services FROM facilities WHERE code = 'rs-x'") == []
+    finally:
+        await con.close()
