@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from dispatch.errors import InvalidInput
@@ -65,3 +66,17 @@ def check_duration(value: object, field: str) -> timedelta:
     if value <= timedelta(0):
         raise InvalidInput(field, "must be longer than zero")
     return value
+
+
+def check_words(values: object, field: str, vocabulary: frozenset[str], noun: str) -> frozenset[str]:
+    """A list of words from ``vocabulary``: a typo ("als " or "CT") fails loudly rather than silently matching nothing."""
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise InvalidInput(field, f"must be a list of {noun} names")
+    result: set[str] = set()
+    for index, value in enumerate(values):
+        if not isinstance(value, str):
+            raise InvalidInput(f"{field}[{index}]", "must be a string")
+        if value not in vocabulary:
+            raise InvalidInput(f"{field}[{index}]", f"unknown {noun} {value!r}; known: {', '.join(sorted(vocabulary))}")
+        result.add(value)
+    return frozenset(result)

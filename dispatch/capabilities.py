@@ -7,9 +7,7 @@ can name them, but only words from this vocabulary are accepted: a typo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from dispatch.errors import InvalidInput
+from dispatch._checks import check_words
 
 __all__ = ["CAPABILITIES", "parse_capabilities"]
 
@@ -28,14 +26,4 @@ CAPABILITIES: frozenset[str] = frozenset(
 
 def parse_capabilities(values: object, field: str = "capabilities") -> frozenset[str]:
     """Validate a collection of capability words into a frozenset."""
-    if isinstance(values, str) or not isinstance(values, Iterable):
-        raise InvalidInput(field, "must be a list of capability names")
-    result: set[str] = set()
-    for index, value in enumerate(values):
-        if not isinstance(value, str):
-            raise InvalidInput(f"{field}[{index}]", "must be a string")
-        if value not in CAPABILITIES:
-            known = ", ".join(sorted(CAPABILITIES))
-            raise InvalidInput(f"{field}[{index}]", f"unknown capability {value!r}; known: {known}")
-        result.add(value)
-    return frozenset(result)
+    return check_words(values, field, CAPABILITIES, "capability")

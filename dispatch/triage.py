@@ -10,6 +10,10 @@ start, plus ``transport`` when the patient must be carried
 (``dispatch.doctrine``): a call gets the fastest first responders and,
 apart, the fastest carriers, so a motorbike team (bls, aed) can reach the
 patient first while an ambulance comes for the transport.
+
+``service`` is what the destination hospital must be able to treat
+(``dispatch.hospitals``: a cath lab for chest pain, CT for stroke); most
+call types need none, and an entry may leave it out.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from types import MappingProxyType
 from dispatch._checks import check_text
 from dispatch.capabilities import parse_capabilities
 from dispatch.errors import InvalidInput
+from dispatch.hospitals import parse_service
 from dispatch.priority import Priority, parse_priority
 
 __all__ = [
@@ -33,7 +38,8 @@ __all__ = [
 ]
 
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
-_ENTRY_KEYS = frozenset({"label_id", "label_en", "priority", "capabilities"})
+_REQUIRED_KEYS = frozenset({"label_id", "label_en", "priority", "capabilities"})
+_ENTRY_KEYS = _REQUIRED_KEYS | {"service"}
 
 
 def _check_code(value: object, field_name: str) -> str:
@@ -53,6 +59,7 @@ class CallType:
     label_en: str
     priority: Priority
     capabilities: frozenset[str]
+    service: str | None = None  # what the destination hospital must have, if anything
 
     def __post_init__(self) -> None:
         _check_code(self.code, "code")
@@ -63,6 +70,7 @@ class CallType:
         if not isinstance(self.capabilities, frozenset):
             raise InvalidInput("capabilities", "must be a frozenset")
         parse_capabilities(sorted(self.capabilities), "capabilities")
+        parse_service(self.service)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -70,6 +78,7 @@ class CallType:
             "label_en": self.label_en,
             "priority": self.priority.value,
             "capabilities": sorted(self.capabilities),
+            "service": self.service,
         }
 
 
@@ -114,7 +123,7 @@ class TriageTable:
 
 
 def triage_table_from_dict(data: object, field_name: str = "call_types") -> TriageTable:
-    """Build a table from ``{code: {label_id, label_en, priority, capabilities}}``.
+    """Build a table from ``{code: {label_id, label_en, priority, capabilities, service?}}``.
 
     Every error names the field, e.g. ``call_types.chest_pain.priority``.
     Unknown keys are rejected: in a hand-edited table they are typos.
@@ -130,7 +139,7 @@ def triage_table_from_dict(data: object, field_name: str = "call_types") -> Tria
         unknown = sorted(str(key) for key in raw if key not in _ENTRY_KEYS)
         if unknown:
             raise InvalidInput(f"{where}.{unknown[0]}", "unknown field")
-        for key in sorted(_ENTRY_KEYS):
+        for key in sorted(_REQUIRED_KEYS):
             if key not in raw:
                 raise InvalidInput(f"{where}.{key}", "is required")
         try:
@@ -141,6 +150,7 @@ def triage_table_from_dict(data: object, field_name: str = "call_types") -> Tria
                     label_en=check_text(raw["label_en"], "label_en", max_len=100, allow_empty=False),
                     priority=parse_priority(raw["priority"], "priority"),
                     capabilities=parse_capabilities(raw["capabilities"], "capabilities"),
+                    service=parse_service(raw.get("service"), "service"),
                 )
             )
         except InvalidInput as exc:
@@ -176,6 +186,18 @@ _DEFAULT_ROWS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("other", "Lainnya", "Other", "kuning", ("bls",)),
 )
 
+# What the destination hospital must have, for the call types that need something particular
+# (the other call types go to the nearest hospital by ETA).
+_DEFAULT_SERVICES: Mapping[str, str] = {
+    "chest_pain": "cath_lab",  # a STEMI needs primary PCI within the hour
+    "stroke": "ct",  # no thrombolysis before CT rules out a bleed
+    "major_trauma": "trauma_surgery",
+    "traffic_accident": "trauma_surgery",
+    "burns": "burns",
+    "labour": "obstetrics",
+    "newborn_emergency": "nicu",
+}
+
 DEFAULT_TRIAGE_DATA: Mapping[str, Mapping[str, object]] = MappingProxyType(
     {
         code: MappingProxyType(
@@ -184,6 +206,7 @@ DEFAULT_TRIAGE_DATA: Mapping[str, Mapping[str, object]] = MappingProxyType(
                 "label_en": label_en,
                 "priority": priority,
                 "capabilities": capabilities,
+                "service": _DEFAULT_SERVICES.get(code),
             }
         )
         for code, label_id, label_en, priority, capabilities in _DEFAULT_ROWS

@@ -17,6 +17,8 @@ from typing import Any
 
 import asyncpg
 
+from dispatch.errors import InvalidInput
+from dispatch.hospitals import parse_services
 from server import audit
 from server.passwords import Passwords
 
@@ -41,6 +43,15 @@ def region_data() -> dict[str, Any]:
     text = resources.files("server.demo").joinpath("tangsel.json").read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
+
+
+def hospital_services(data: dict[str, Any]) -> dict[str, list[str]]:
+    """Each hospital's services, checked: bad region data is refused naming the field (``hospitals[2].services[0]``)."""
+    try:
+        return {h["code"]: sorted(parse_services(h.get("services"), f"hospitals[{n}].services"))
+                for n, h in enumerate(data["hospitals"])}
+    except InvalidInput as exc:
+        raise DemoRefused(f"--demo refused: the region data is invalid: {exc}") from None
 
 
 def _offset(lat: float, lon: float, metres: float, bearing_deg: float) -> tuple[float, float]:
@@ -89,7 +100,7 @@ async def load_demo(con: asyncpg.Connection, passwords: Passwords) -> bool:
         if await con.fetchval("SELECT count(*) FROM users") or await con.fetchval("SELECT count(*) FROM units"):
             raise DemoRefused("--demo refused: this database already holds non-demo users or units")
         data = region_data()
-        await _load_region(con, data)
+        await _load_region(con, data, hospital_services(data))
         units = demo_units(data)
         await _load_units(con, units)
         await _load_users(con, passwords, data, units)
@@ -105,7 +116,7 @@ async def is_demo(con: asyncpg.Connection | asyncpg.Pool) -> bool:
     return bool(await con.fetchval("SELECT 1 FROM meta WHERE key = 'demo'"))
 
 
-async def _load_region(con: asyncpg.Connection, data: dict[str, Any]) -> None:
+async def _load_region(con: asyncpg.Connection, data: dict[str, Any], services: dict[str, list[str]]) -> None:
     await con.executemany("INSERT INTO kecamatan (code, name) VALUES ($1, $2)", [(k["code"], k["name"]) for k in data["kecamatan"]])
     await con.executemany(
         "INSERT INTO kelurahan (code, name, kecamatan, lat, lon, synthetic_location) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -113,20 +124,20 @@ async def _load_region(con: asyncpg.Connection, data: dict[str, Any]) -> None:
     )
     rows: list[tuple[Any, ...]] = [
         (p["code"], "puskesmas", p["name"], p["kecamatan"], p["kelurahan"], p["lat"], p["lon"], [],
-         {"synthetic_location": p["synthetic_location"], "synthetic_name": p["synthetic_name"]})
+         {"synthetic_location": p["synthetic_location"], "synthetic_name": p["synthetic_name"]}, [])
         for p in data["puskesmas"]
     ]
     rows += [
         (h["code"], "hospital", h["name"], h["kecamatan"], None, h["lat"], h["lon"], h["specialties"],
-         {"ownership": h["kind"], "synthetic_location": h["synthetic_location"]})
+         {"ownership": h["kind"], "synthetic_location": h["synthetic_location"]}, services[h["code"]])
         for h in data["hospitals"]
     ]
     post = data["command_post"]
     rows.append((post["code"], "command_post", post["name"], None, None, post["lat"], post["lon"], [],
-                 {"synthetic_location": post["synthetic_location"]}))
+                 {"synthetic_location": post["synthetic_location"]}, []))
     await con.executemany(
-        """INSERT INTO facilities (code, kind, name, kecamatan, kelurahan, lat, lon, specialties, detail)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        """INSERT INTO facilities (code, kind, name, kecamatan, kelurahan, lat, lon, specialties, detail, services)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
         rows,
     )
 

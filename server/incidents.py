@@ -82,11 +82,11 @@ def crew_view(row: asyncpg.Record, call_type: CallType | None) -> dict[str, Any]
 
 
 async def load_triage(con: asyncpg.Connection | asyncpg.Pool) -> TriageTable:
-    rows = await con.fetch("SELECT code, label_id, label_en, priority, capabilities FROM triage_types WHERE active")
+    rows = await con.fetch("SELECT code, label_id, label_en, priority, capabilities, service FROM triage_types WHERE active")
     if not rows:
         return default_triage_table()
     return TriageTable(tuple(
-        CallType(r["code"], r["label_id"], r["label_en"], Priority(r["priority"]), frozenset(r["capabilities"]))
+        CallType(r["code"], r["label_id"], r["label_en"], Priority(r["priority"]), frozenset(r["capabilities"]), r["service"])
         for r in rows
     ))
 
@@ -97,9 +97,9 @@ async def seed_triage(con: asyncpg.Connection) -> None:
         if await con.fetchval("SELECT 1 FROM meta WHERE key = 'triage_seeded' FOR UPDATE"):
             return
         await con.executemany(
-            """INSERT INTO triage_types (code, label_id, label_en, priority, capabilities) VALUES ($1, $2, $3, $4, $5)
+            """INSERT INTO triage_types (code, label_id, label_en, priority, capabilities, service) VALUES ($1, $2, $3, $4, $5, $6)
                ON CONFLICT (code) DO NOTHING""",
-            [(t.code, t.label_id, t.label_en, t.priority.value, sorted(t.capabilities)) for t in default_triage_table()],
+            [(t.code, t.label_id, t.label_en, t.priority.value, sorted(t.capabilities), t.service) for t in default_triage_table()],
         )
         await con.execute("INSERT INTO meta (key, value) VALUES ('triage_seeded', 'true') ON CONFLICT DO NOTHING")
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from dispatch.doctrine import needs_from_capabilities
 from dispatch.errors import Refused
 from dispatch.geo import Point, distance_m
+from dispatch.hospitals import Hospital, rank_hospitals
 from dispatch.units import UnitKind
 from server import assignments, audit, dispatch_guard, events, incidents, phone_presence
 from server.api_schemas import ANY, ASSIGNMENT, CALL_TAKEN, DISPATCH_REFUSED, DISPATCH_STATE, INCIDENT, INTEGER, STRING, TIERS, array, obj
@@ -200,20 +201,33 @@ async def link_duplicate(request: web.Request) -> web.Response:
     return json_response({"incident": incidents.incident_json(row)})
 
 
-@routes.route("GET", "/api/incidents/{id}/hospitals", roles=OPERATOR, summary="Hospitals nearest the incident by ambulance ETA", returns={200: obj(hospitals=array())})
+@routes.route("GET", "/api/incidents/{id}/hospitals", roles=OPERATOR, summary=(
+    "Hospitals for the incident: those that have the service its call type needs (needed_service, from the triage table) first, "
+    "then the others (capable false), each by ambulance ETA; warnings say when the nearest cannot treat the call"
+), returns={200: obj(hospitals=array(), needed_service=ANY, warnings=array(ANY))})
 async def nearest_hospitals(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     row = await incidents.get(pool, request.match_info["id"])
     if row["lat"] is None:
         raise InvalidField("the incident has no location yet", field="location")
-    scene = Point(row["lat"], row["lon"])
+    triage = await request.app[TRIAGE].get()
+    call_type = row["call_type"]
+    needed = triage.get(call_type).service if call_type in triage else None
+    rows = await pool.fetch("SELECT code, name, lat, lon, specialties, services FROM facilities WHERE kind = 'hospital'")
+    found = [Hospital(h["code"], h["name"], Point(h["lat"], h["lon"]), frozenset(h["services"])) for h in rows]
     eta = request.app[FLEET].index.eta
-    hospitals = []
-    for h in await pool.fetch("SELECT code, name, lat, lon, specialties FROM facilities WHERE kind = 'hospital'"):
-        metres = distance_m(scene, Point(h["lat"], h["lon"]))
-        hospitals.append({**dict(h), "distance_m": metres, "eta_s": eta.eta_for_distance(metres, UnitKind.AMBULANCE)})
-    hospitals.sort(key=lambda h: (h["eta_s"], h["code"]))
-    return json_response({"hospitals": hospitals})
+    ranking = rank_hospitals(
+        Point(row["lat"], row["lon"]), found, needed_service=needed,
+        eta=lambda scene, at: eta.eta_for_distance(distance_m(scene, at), UnitKind.AMBULANCE),
+    )
+    by_code = {h["code"]: h for h in rows}
+    hospitals = [
+        {**dict(by_code[r.hospital.code]), "services": sorted(r.hospital.services),
+         "distance_m": r.distance_m, "eta_s": r.eta_s, "capable": r.capable}
+        for r in ranking.hospitals
+    ]
+    return json_response({"hospitals": hospitals, "needed_service": ranking.needed_service,
+                          "warnings": [w.to_dict() for w in ranking.warnings]})
 
 
 @routes.route("POST", "/api/incidents/{id}/destination", roles=OPERATOR, summary="Choose the destination hospital", body=DestinationBody, returns={200: obj(incident=INCIDENT)})

@@ -20,7 +20,7 @@ async def region(request: web.Request) -> web.Response:
             "SELECT code, name, kecamatan, lat, lon, synthetic_location FROM kelurahan ORDER BY name"
         )
         facilities = await con.fetch(
-            "SELECT code, kind, name, kecamatan, kelurahan, lat, lon, specialties, detail FROM facilities ORDER BY kind, name"
+            "SELECT code, kind, name, kecamatan, kelurahan, lat, lon, specialties, services, detail FROM facilities ORDER BY kind, name"
         )
         name = await con.fetchval("SELECT value FROM meta WHERE key = 'region'")
     return json_response({

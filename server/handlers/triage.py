@@ -1,4 +1,4 @@
-"""The open triage table: call types, their default priority and the capabilities they need."""
+"""The open triage table: call types, their default priority, the capabilities and the hospital service they need."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pydantic
 from aiohttp import web
 
 from dispatch.capabilities import parse_capabilities
+from dispatch.hospitals import parse_service
 from dispatch.priority import parse_priority
 from server import audit, events
 from server.api_schemas import OBJECT, array, obj
@@ -24,13 +25,14 @@ class CallTypeBody(pydantic.BaseModel):
     label_en: str = pydantic.Field(min_length=1, max_length=100)
     priority: str
     capabilities: list[str] = pydantic.Field(default_factory=list)
+    service: str | None = pydantic.Field(default=None, description="what the destination hospital must have (cath_lab, ct...); null: nothing in particular")
     active: bool = True
 
 
-@routes.route("GET", "/api/triage", roles=ALL_ROLES, summary="Call types with their default priority and needed capabilities", returns={200: obj(call_types=array())})
+@routes.route("GET", "/api/triage", roles=ALL_ROLES, summary="Call types with their default priority, needed capabilities and needed hospital service", returns={200: obj(call_types=array())})
 async def list_call_types(request: web.Request) -> web.Response:
     rows = await request.app[POOL].fetch(
-        "SELECT code, label_id, label_en, priority, capabilities, active FROM triage_types ORDER BY array_position(ARRAY['merah','kuning','hijau'], priority), code"
+        "SELECT code, label_id, label_en, priority, capabilities, service, active FROM triage_types ORDER BY array_position(ARRAY['merah','kuning','hijau'], priority), code"
     )
     return json_response({"call_types": [dict(r) for r in rows]})
 
@@ -43,14 +45,16 @@ async def put_call_type(request: web.Request) -> web.Response:
         raise InvalidField("lowercase letters, digits and '_', starting with a letter", field="code")
     priority = parse_priority(body.priority).value
     capabilities = sorted(parse_capabilities(body.capabilities, "capabilities"))
+    service = parse_service(body.service)
     actor = actor_of(request)
     async with request.app[POOL].acquire() as con, con.transaction():
         row = await con.fetchrow(
-            """INSERT INTO triage_types (code, label_id, label_en, priority, capabilities, active) VALUES ($1, $2, $3, $4, $5, $6)
+            """INSERT INTO triage_types (code, label_id, label_en, priority, capabilities, active, service)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
                ON CONFLICT (code) DO UPDATE SET label_id = $2, label_en = $3, priority = $4, capabilities = $5, active = $6,
-                   updated_at = now()
-               RETURNING code, label_id, label_en, priority, capabilities, active""",
-            code, body.label_id, body.label_en, priority, capabilities, body.active,
+                   service = $7, updated_at = now()
+               RETURNING code, label_id, label_en, priority, capabilities, service, active""",
+            code, body.label_id, body.label_en, priority, capabilities, body.active, service,
         )
         await events.append(con, "triage.updated", {"call_type": dict(row), "by": actor.username}, ["role:operator", "role:admin"])
         await audit.record(con, actor, "triage.put", f"call_type:{code}", dict(row))

@@ -140,3 +140,25 @@ def test_duplicate_codes_are_rejected() -> None:
     with pytest.raises(InvalidInput) as info:
         TriageTable((entry, copy.copy(entry)))
     assert info.value.field == "call_types.burns"
+
+
+def test_the_hospital_service_a_call_type_needs_is_optional_and_checked() -> None:
+    table = default_triage_table()
+    assert table.get("chest_pain").service == "cath_lab"
+    assert table.get("stroke").service == "ct"
+    assert table.get("labour").service == "obstetrics"
+    assert table.get("major_trauma").service == "trauma_surgery"
+    assert table.get("child_fever").service is None  # most call types go to the nearest hospital
+    data = plain(DEFAULT_TRIAGE_DATA)
+    assert isinstance(data, dict)
+    del data["stroke"]["service"]  # a table written before services still reads
+    data["seizure"]["service"] = "ct"
+    edited = triage_table_from_dict(data)
+    assert edited.get("stroke").service is None and edited.get("seizure").service == "ct"
+    data["burns"]["service"] = "burn_unit"
+    with pytest.raises(InvalidInput) as err:
+        triage_table_from_dict(data)
+    assert err.value.field == "call_types.burns.service" and "burn_unit" in err.value.message
+    with pytest.raises(InvalidInput) as err:
+        CallType("x_ray", "Rontgen", "X-ray", Priority.HIJAU, frozenset({"bls"}), "xray")
+    assert err.value.field == "service"

@@ -140,3 +140,31 @@ async def test_demo_is_refused_on_a_database_with_real_users(empty_dsn: str) -> 
         assert [u.username for u in await users.list_users(con)] == ["siti"]
     finally:
         await con.close()
+
+
+async def test_hospitals_have_realistic_services(con: asyncpg.Connection) -> None:
+    services = {r["code"]: set(r["services"]) for r in await con.fetch("SELECT code, services FROM facilities WHERE kind = 'hospital'")}
+    with_cath_lab = {code for code, s in services.items() if "cath_lab" in s}
+    assert with_cath_lab and with_cath_lab != set(services), "some hospitals have a cath lab, not all"
+    # The small public hospital has fewer services than a big private one.
+    assert len(services["rs-rsud-serpong-utara"]) < len(services["rs-eka-hospital-bsd"])
+    assert not await con.fetchval("SELECT count(*) FROM facilities WHERE kind <> 'hospital' AND cardinality(services) > 0")
+
+
+@pytest.mark.parametrize(("services", "field"), [(["ct", "cathlab"], "hospitals[1].services[1]"), (None, "hospitals[1].services")])
+async def test_bad_hospital_services_in_the_region_data_are_refused_naming_the_field(
+    empty_dsn: str, monkeypatch: pytest.MonkeyPatch, services: object, field: str,
+) -> None:
+    data = demo_region.region_data()
+    data["hospitals"][1]["services"] = services
+    monkeypatch.setattr(demo_region, "region_data", lambda: data)
+    con = await db.connect(empty_dsn)
+    try:
+        with pytest.raises(demo_region.DemoRefused) as err:
+            await demo_region.load_demo(con, Passwords(TEST_AUTH))
+        assert f"{field}:" in str(err.value)
+        assert await con.fetchval("SELECT count(*) FROM facilities") == 0
+        assert await con.fetchval("SELECT count(*) FROM kecamatan") == 0
+        assert not await demo_region.is_demo(con)
+    finally:
+        await con.close()

@@ -9,6 +9,8 @@ import {LiveSocket} from "./live.js";
 
 const KINDS = ["ambulance", "motorbike"];
 const CAPABILITIES = ["bls", "als", "transport", "aed", "obstetric", "neonatal", "rescue"];
+// What a destination hospital can treat (dispatch/hospitals.py): a call type may need one of them.
+const SERVICES = ["cath_lab", "ct", "icu", "nicu", "picu", "obstetrics", "trauma_surgery", "burns"];
 const TRANSPORT = "transport";
 // A unit can be put on duty from these statuses, and off duty from the first two; busy units are left to their crew.
 const DUTY_OFF = new Set(["available", "unavailable"]);
@@ -190,6 +192,8 @@ function triageRow(c, isNew) {
     h("td", {}, input("capabilities", (c.capabilities || []).filter((x) => x !== TRANSPORT).join(", "), {"aria-label": t("adm.care")})),
     h("td", {}, h("input", {type: "checkbox", name: "transport", checked: (c.capabilities || []).includes(TRANSPORT),
                             "aria-label": t("adm.needs_transport")})),
+    h("td", {}, h("select", {name: "service", "aria-label": t("adm.service")}, h("option", {value: ""}, t("adm.no_service")),
+      SERVICES.map((s) => h("option", {value: s, selected: s === c.service}, label("service", s))))),
     h("td", {}, h("input", {type: "checkbox", name: "active", checked: c.active !== false, "aria-label": t("adm.active")})),
     h("td", {}, h("button", {type: "button", class: "save", onclick: () => guard(saveCallType(row, c.code), triageError)},
       isNew ? t("adm.add") : t("adm.save"))));
@@ -209,6 +213,7 @@ async function saveCallType(row, existing) {
     label_id: field("label_id").value.trim(), label_en: field("label_en").value.trim(), priority: field("priority").value,
     capabilities: [...field("capabilities").value.split(",").map((s) => s.trim()).filter(Boolean),
                    ...(field("transport").checked ? [TRANSPORT] : [])],
+    service: field("service").value || null,
     active: field("active").checked,
   });
   $("#triage-message").textContent = t("adm.call_type_saved", {code: result.call_type.code});

@@ -28,6 +28,8 @@ export class IncidentPanel {
     this.sending = false;
     this.inFlight = null;  // the unit of the dispatch request under way
     this.hospitals = [];
+    this.neededService = null;  // what the destination must be able to treat (the call type's, from the triage table)
+    this.hospitalWarnings = [];
     const failed = (err) => this.say(errorText(err), true);
     $("#close-incident").addEventListener("click", () => guard(this.close(), failed));
     $("#set-destination").addEventListener("click", () => guard(this.setDestination(), failed));
@@ -52,6 +54,8 @@ export class IncidentPanel {
     this.version = version ?? this.store.incidents.get(incidentId)?.assignment_version ?? null;
     if (changed) {
       this.hospitals = [];
+      this.neededService = null;
+      this.hospitalWarnings = [];
       $("#dispatch-message").textContent = "";
     }
     this.render();
@@ -123,6 +127,8 @@ export class IncidentPanel {
     const result = await api("GET", `/api/incidents/${encodeURIComponent(incidentId)}/hospitals`);
     if (this.incidentId !== incidentId) return;
     this.hospitals = result.hospitals;
+    this.neededService = result.needed_service ?? null;
+    this.hospitalWarnings = result.warnings || [];
     this.renderDestination(incident);
   }
 
@@ -232,13 +238,24 @@ export class IncidentPanel {
     const select = $("#destination");
     const known = new Set(this.hospitals.map((x) => x.code));
     const current = incident.destination;
-    const options = this.hospitals.map((x) => h("option", {value: x.code},
-      `${x.name} · ${t("op.km", {km: (x.distance_m / 1000).toFixed(1)})} · ${clock(x.eta_s)}`));
+    const option = (x) => h("option", {value: x.code, dataset: {capable: String(x.capable !== false)}},
+      `${x.name} · ${t("op.km", {km: (x.distance_m / 1000).toFixed(1)})} · ${clock(x.eta_s)}`);
+    // When the call needs a service, the hospitals that have it come first, in their own group, and the others apart.
+    const service = this.neededService ? label("service", this.neededService) : "";
+    const group = (key, list) => list.length ? h("optgroup", {label: t(key, {service})}, list.map(option)) : null;
+    /** @type {(HTMLElement | null)[]} */
+    const options = this.neededService
+      ? [group("op.hospitals_capable", this.hospitals.filter((x) => x.capable)),
+         group("op.hospitals_lacking", this.hospitals.filter((x) => !x.capable))]
+      : this.hospitals.map(option);
     // A destination chosen elsewhere shows even before the list arrives.
     if (current && !known.has(current)) options.unshift(h("option", {value: current}, hospitalName(this.store, current)));
     fill(select, h("option", {value: ""}, t("op.choose")), options);
     select.value = current || "";
     $("#destination-now").textContent = current ? t("op.destination_now", {hospital: hospitalName(this.store, current)}) : "";
+    fill($("#hospital-warnings"), this.hospitalWarnings.map((w) => h("p", {class: "warning warn-hospital", dataset: {kind: w.kind}},
+      t(`op.warn_${w.kind}`, {hospital: w.hospital_name || hospitalName(this.store, w.hospital), service: label("service", w.service),
+                              capable: w.nearest_capable ? hospitalName(this.store, w.nearest_capable) : ""}))));
   }
 
   warningItem(w) {
