@@ -47,6 +47,7 @@ BENCHMARKS = (
     Benchmark("dispatch", ("--units", "20", "--calls", "10")),
     Benchmark("relay", ("--rooms", "20", "--messages", "100")),
     Benchmark("memory", ("--sockets", "200")),
+    Benchmark("gps", ("--units", "300", "--seconds", "5")),
     Benchmark("consult_media", ("--runs", "5")),
     Benchmark("consult_join", ("--rounds", "3")),
     Benchmark("weak_link", ("--settle", "10", "--window", "10")),

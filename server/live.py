@@ -82,12 +82,15 @@ async def serve_socket(
     horizon: Callable[[], Awaitable[int]] | None = None,
     cheap: frozenset[str] = frozenset({"ping"}),
     compress: bool = False,
+    superseded: Callable[[web.WebSocketResponse, WSMessage], dict[str, Any] | None] | None = None,
 ) -> web.WebSocketResponse:
     """Run a live socket: ``greeting`` adds state to the hello, ``side`` carries non-event messages (positions),
     ``horizon`` gives the last event id this socket may not replay (a resume point before it starts after it),
     ``cheap`` names the inbound types that change no state (no database check of the session for them),
     ``compress`` accepts permessage-deflate when the client offers it: a deflate context costs ~100 KiB a socket,
-    worth it only where large batches go to few sockets (the consoles' positions), not on thousands of phones."""
+    worth it only where large batches go to few sockets (the consoles' positions), not on thousands of phones;
+    a frame that a newer one already waiting replaces is dropped unanswered, undecoded: ``superseded`` tells it,
+    giving what to count it as against the rate limits (`server.superseded`)."""
     after = resume_point(request)  # validated before the upgrade, so a bad value is a plain 422
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES, compress=compress)
     await ws.prepare(request)
@@ -115,13 +118,16 @@ async def serve_socket(
         inbound = _checked(request, guard, on_message, cheap)
         limits = socket_limits.live_limits(request.app[CONFIG].limits)
         async for msg in ws:
-            message = _decode(msg)
+            stand_in = superseded(ws, msg) if superseded is not None else None
+            message = _decode(msg) if stand_in is None else stand_in
             if (refusal := limits.over(message)) is not None:
                 await ws.send_json(_error("rate_limited", refusal, "type"))
                 await ws.close(code=socket_limits.CLOSE_CODE, message=socket_limits.CLOSE_REASON)
                 break
             if isinstance(message, ApiError):
                 await ws.send_json(_error(message.code, message.message, message.field))
+                continue
+            if stand_in is not None:
                 continue
             await _handle(ws, message, inbound)
     finally:
