@@ -28,6 +28,7 @@ from dispatch.errors import DispatchError
 from server import events, socket_limits, strict_input
 from server.bus import Subscription
 from server.errors import ApiError, BadRequest, InvalidField, Unauthorized, from_domain
+from server.events import Event
 from server.keys import BUS, CONFIG, METRICS, POOL, REVOCATIONS, SESSION, WEBSOCKETS
 from server.metrics import socket_kind
 from server.revocation import CLOSE_SESSION_ENDED, Guard
@@ -98,9 +99,10 @@ async def serve_socket(
     request.app[METRICS].socket(socket_kind(request), +1)
     bus = request.app[BUS]
     sub = bus.subscribe(audience)  # before reading "now", so nothing falls between the two
-    session, ended = request[SESSION], asyncio.Event()
-    guard = request.app[REVOCATIONS].guard(session.id, session.expires_at, lambda _reason: ended.set())
-    closer = asyncio.create_task(_close_when_ended(ws, guard, ended))
+    session, closing = request[SESSION], []  # the task closing the socket with 4401, once its session ends
+    guard = request.app[REVOCATIONS].guard(
+        session.id, session.expires_at, lambda reason: closing.append(asyncio.create_task(_close_ended(ws, reason))),
+    )
     sender: asyncio.Task[None] | None = None
     try:
         if after is None:
@@ -108,12 +110,8 @@ async def serve_socket(
             after = await events.last_id(request.app[POOL])
         elif horizon is not None:
             after = max(after, await horizon())
-        hello = {"type": "hello", "last_event_id": after}
-        if greeting is not None:
-            hello |= await greeting()
-        if guard.ended is not None:
+        if not await _greet(ws, after, greeting, guard):
             return ws  # revoked while greeting: closed with 4401, never welcomed
-        await ws.send_json(hello, dumps=dumps)
         sender = asyncio.create_task(_send_events(request, ws, sub, audience, after, side, guard))
         inbound = _checked(request, guard, on_message, cheap)
         limits = socket_limits.live_limits(request.app[CONFIG].limits)
@@ -135,18 +133,27 @@ async def serve_socket(
         request.app[METRICS].socket(socket_kind(request), -1)
         guard.release()
         await cancel_and_wait(sender)
-        if ended.is_set():
-            await closer  # the close frame with 4401 is out; let the closing handshake finish
-        else:
-            await cancel_and_wait(closer)
+        if closing:
+            await closing[0]  # the close frame with 4401 is out; let the closing handshake finish
         bus.unsubscribe(sub)
     return ws
 
 
-async def _close_when_ended(ws: web.WebSocketResponse, guard: Guard, ended: asyncio.Event) -> None:
-    await ended.wait()
+async def _greet(ws: web.WebSocketResponse, after: int, greeting: Greeting | None, guard: Guard) -> bool:
+    """Send the hello, False if the session ended meanwhile. Its own frame: a phone's greeting is KiBs that no
+    idle socket should keep."""
+    hello = {"type": "hello", "last_event_id": after}
+    if greeting is not None:
+        hello |= await greeting()
+    if guard.ended is not None:
+        return False
+    await ws.send_json(hello, dumps=dumps)
+    return True
+
+
+async def _close_ended(ws: web.WebSocketResponse, reason: str) -> None:
     with contextlib.suppress(ConnectionResetError, RuntimeError):
-        await ws.close(code=CLOSE_SESSION_ENDED, message=(guard.ended or "").encode())
+        await ws.close(code=CLOSE_SESSION_ENDED, message=reason.encode())
 
 
 def _checked(request: web.Request, guard: Guard, on_message: Inbound, cheap: frozenset[str]) -> Inbound:
@@ -208,6 +215,17 @@ async def _send_events(
                 sent = event.id
             if len(batch) < 500:
                 break
+        if side is None:
+            # One awaited queue and no helper tasks: what thousands of idle phone sockets hold. The queue only
+            # overflows while full, so the flag is seen at the next event.
+            while True:
+                event = await sub.queue.get()
+                if sub.overflowed.is_set():
+                    await _too_slow(ws)
+                    return
+                if guard.ended is not None:
+                    return
+                sent = await _send_live(request, ws, event, sent)
         overflow = asyncio.ensure_future(sub.overflowed.wait())
         get = asyncio.ensure_future(sub.queue.get())
         side_get = asyncio.ensure_future(side.get()) if side is not None else None
@@ -216,20 +234,16 @@ async def _send_events(
                 waiting = {overflow, get} | ({side_get} if side_get is not None else set())
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if overflow in done:
-                    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow; resume with ?after")
+                    await _too_slow(ws)
                     return
                 if guard.ended is not None:
                     return
                 if get in done:
-                    event = get.result()
-                    if event.id > sent:
-                        await ws.send_str(event.text)
-                        request.app[METRICS].event_sent(event.at)
-                        sent = event.id
+                    sent = await _send_live(request, ws, get.result(), sent)
                     get = asyncio.ensure_future(sub.queue.get())
                 if side_get is not None and side_get in done:
                     await ws.send_json(side_get.result(), dumps=dumps)
-                    side_get = asyncio.ensure_future(side.get())  # type: ignore[union-attr]
+                    side_get = asyncio.ensure_future(side.get())
         finally:
             for task in (overflow, get, side_get):
                 if task is not None:
@@ -237,3 +251,16 @@ async def _send_events(
     except (ConnectionResetError, RuntimeError):
         # The socket closed under us; the receiving side ends the handler.
         return
+
+
+async def _send_live(request: web.Request, ws: web.WebSocketResponse, event: Event, sent: int) -> int:
+    """Send a live event unless the backlog had it; the id sent last."""
+    if event.id <= sent:
+        return sent
+    await ws.send_str(event.text)
+    request.app[METRICS].event_sent(event.at)
+    return event.id
+
+
+async def _too_slow(ws: web.WebSocketResponse) -> None:
+    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow; resume with ?after")
