@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
@@ -73,13 +73,19 @@ async def ping(message: dict[str, Any]) -> dict[str, Any] | None:
 Greeting = Callable[[], Awaitable[dict[str, Any]]]
 
 
+class Feed(Protocol):
+    """Non-event messages for a socket (the console's positions)."""
+
+    async def get(self) -> dict[str, Any]: ...
+
+
 async def serve_socket(
     request: web.Request,
     audience: frozenset[str],
     on_message: Inbound = ping,
     *,
     greeting: Greeting | None = None,
-    side: asyncio.Queue[dict[str, Any]] | None = None,
+    side: Feed | None = None,
     horizon: Callable[[], Awaitable[int]] | None = None,
     cheap: frozenset[str] = frozenset({"ping"}),
     compress: bool = False,
@@ -199,7 +205,7 @@ async def _handle(ws: web.WebSocketResponse, message: dict[str, Any], on_message
 
 async def _send_events(
     request: web.Request, ws: web.WebSocketResponse, sub: Subscription, audience: frozenset[str], after: int,
-    side: asyncio.Queue[dict[str, Any]] | None, guard: Guard,
+    side: Feed | None, guard: Guard,
 ) -> None:
     pool, bus = request.app[POOL], request.app[BUS]
     sent = after

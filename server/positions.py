@@ -12,7 +12,8 @@ flood of fixes delays it: the more fixes come in, the more are superseded, and
 the positions stay as fresh as the flush period. Every process, this one
 included, applies the announcement to its fleet index and forwards it to its
 operator sockets as one ``positions`` message: a few messages a second
-however many units move.
+however many units move (a socket that falls behind gets fewer, each with every
+unit's newest position, never an older one).
 
 The track keeps what it always kept: of the fixes written, one per unit every
 ``track_sample_s``; a flush that fails keeps its fixes for the next one.
@@ -21,7 +22,6 @@ The track keeps what it always kept: of the fixes written, one per unit every
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -82,7 +82,7 @@ class Positions:
         self._waiting_since = 0.0  # when the oldest waiting fix came in (monotonic)
         self._received = self._superseded = 0  # since they were last counted into the metrics
         self._last_sampled: dict[str, dt.datetime] = {}
-        self._listeners: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._listeners: set[PositionFeed] = set()
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()  # one flush at a time on the one connection
         bus.listen(CHANNEL, self._on_notify)
@@ -121,13 +121,13 @@ class Positions:
             self._pending[fix.unit_id] = fix
         return False
 
-    def listen(self) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100)
-        self._listeners.add(queue)
-        return queue
+    def listen(self) -> PositionFeed:
+        feed = PositionFeed()
+        self._listeners.add(feed)
+        return feed
 
-    def unlisten(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
-        self._listeners.discard(queue)
+    def unlisten(self, feed: PositionFeed) -> None:
+        self._listeners.discard(feed)
 
     async def _run(self) -> None:
         await outages.every(self._settings.position_flush_s, self.flush, outages.OutageLog(log, "position flush", self._metrics))
@@ -191,10 +191,36 @@ class Positions:
             return
         finally:
             self._fleet.settle()
-        message = {"type": "positions", "units": units}
-        for queue in list(self._listeners):
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(message)
+        for feed in self._listeners:
+            feed.offer(units)
+
+
+class PositionFeed:
+    """An operator socket's positions: each ``get`` gives every unit moved since the last one, at its newest.
+
+    However far behind its socket falls, it holds one position per unit and drops none of the newest."""
+
+    __slots__ = ("_units", "_waiter")
+
+    def __init__(self) -> None:
+        self._units: dict[str, dict[str, Any]] = {}
+        self._waiter: asyncio.Future[None] | None = None
+
+    def offer(self, units: list[dict[str, Any]]) -> None:
+        for unit in units:  # announced in commit order, and only forward: a later one is newer
+            self._units[unit["id"]] = unit
+        if units and self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def get(self) -> dict[str, Any]:
+        while not self._units:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        units, self._units = self._units, {}
+        return {"type": "positions", "units": list(units.values())}
 
 
 def _per_notification(fixes: list[Fix]) -> int:

@@ -185,3 +185,21 @@ async def test_a_flush_larger_than_its_batch_writes_every_unit(demo_dsn: str, co
     finally:
         await api.session.close()
         await api.server.close()
+
+
+async def test_a_console_that_falls_behind_still_gets_every_units_newest_position(api: Api) -> None:
+    positions = api.server.app[POSITIONS]
+    feed = positions.listen()
+    try:
+        # Far more announcements than a console reads meanwhile, each unit twice: an older then a newer position.
+        epoch = now().timestamp()
+        for second in (0, 1):
+            for n in range(300):
+                positions._on_notify(json.dumps([[f"u-{n:03d}", -6.3, 106.7 + second * 1e-3, epoch + second]]))
+        message = await asyncio.wait_for(feed.get(), 1)
+    finally:
+        positions.unlisten(feed)
+    assert message["type"] == "positions"
+    got = {u["id"]: u for u in message["units"]}
+    assert len(got) == 300
+    assert all(dt.datetime.fromisoformat(u["at"]).timestamp() == epoch + 1 and u["lon"] == 106.7 + 1e-3 for u in got.values())
