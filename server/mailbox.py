@@ -16,13 +16,33 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
-class Mailbox(Generic[T]):
-    __slots__ = ("_items", "_maxsize", "_waiter")
+class Waking:
+    """A single reader's wait for something to be put: one future while it waits, nothing otherwise."""
+
+    __slots__ = ("_waiter",)
+
+    def __init__(self) -> None:
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _sleep(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
+class Mailbox(Waking, Generic[T]):
+    __slots__ = ("_items", "_maxsize")
 
     def __init__(self, maxsize: int) -> None:
+        super().__init__()
         self._maxsize = maxsize
         self._items: collections.deque[T] | None = None  # made at the first item
-        self._waiter: asyncio.Future[None] | None = None
 
     def empty(self) -> bool:
         return not self._items
@@ -36,17 +56,12 @@ class Mailbox(Generic[T]):
         elif len(self._items) >= self._maxsize:
             raise asyncio.QueueFull
         self._items.append(item)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._wake()
 
     async def get(self) -> T:
         """The oldest item, waiting for one if there is none (one reader at a time)."""
         while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._sleep()
         return self._items.popleft()
 
 

@@ -36,6 +36,7 @@ from server import db, outages
 from server.bus import EventBus
 from server.config import DispatchSettings
 from server.fleet import Fleet
+from server.mailbox import Waking
 from server.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -195,30 +196,26 @@ class Positions:
             feed.offer(units)
 
 
-class PositionFeed:
+class PositionFeed(Waking):
     """An operator socket's positions: each ``get`` gives every unit moved since the last one, at its newest.
 
     However far behind its socket falls, it holds one position per unit and drops none of the newest."""
 
-    __slots__ = ("_units", "_waiter")
+    __slots__ = ("_units",)
 
     def __init__(self) -> None:
+        super().__init__()
         self._units: dict[str, dict[str, Any]] = {}
-        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, units: list[dict[str, Any]]) -> None:
         for unit in units:  # announced in commit order, and only forward: a later one is newer
             self._units[unit["id"]] = unit
-        if units and self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        if units:
+            self._wake()
 
     async def get(self) -> dict[str, Any]:
         while not self._units:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._sleep()
         units, self._units = self._units, {}
         return {"type": "positions", "units": list(units.values())}
 
