@@ -23,6 +23,7 @@ from server.superseded import replaced_by_waiting
 
 routes = Routes("live")
 POSITION = {"type": "position"}  # what a superseded fix counts as against the socket's limits
+CHEAP = frozenset({"ping", "position"})  # one for every phone socket
 
 
 async def unit_state(request: web.Request) -> dict[str, Any]:
@@ -101,7 +102,7 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
     await presence.open()
     try:
         return await serve_socket(
-            request, audience_of(user), on_message, greeting=lambda: unit_state(request), cheap=frozenset({"ping", "position"}),
+            request, audience_of(user), on_message, greeting=lambda: unit_state(request), cheap=CHEAP,
             superseded=superseded,
             horizon=lambda: unit_replay.horizon(request.app[POOL], unit_id, request.app[CONFIG].dispatch.unit_replay_h),
         )
