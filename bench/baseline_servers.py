@@ -6,6 +6,10 @@ the body to U's socket as a ``unit.dispatched`` event and answers 201. Idle sock
 ``notify``: the same, through PostgreSQL as psc119 goes: the POST inserts the body into a table and NOTIFYs its
 id in one transaction; a listening connection reads the row back and forwards it.
 
+Both also take GPS fixes on the unit sockets (``{"type": "position", ...}``, latest per unit kept in memory) and
+send them to every ``GET /ws/operator`` socket as one ``positions`` message every 0.25 s, as psc119's console gets
+them: the least a server can do with the fixes of `bench/bench_gps.py`.
+
 Run as its own process; prints ``serving on URL`` once it listens on 127.0.0.1.
 
     python bench/baseline_servers.py forward|notify [--dsn DSN]
@@ -23,6 +27,8 @@ from aiohttp import web
 
 SOCKETS = web.AppKey("sockets", dict)
 POOL = web.AppKey("pool", asyncpg.Pool)
+FIXES = web.AppKey("fixes", dict)
+POSITIONS_EVERY_S = 0.25
 
 
 async def unit_socket(request: web.Request) -> web.WebSocketResponse:
@@ -32,11 +38,35 @@ async def unit_socket(request: web.Request) -> web.WebSocketResponse:
     request.app[SOCKETS][unit] = ws
     await ws.send_str(json.dumps({"type": "hello", "unit": unit}))  # as psc119 greets a socket (and compresses it)
     try:
-        async for _ in ws:
-            pass
+        async for msg in ws:
+            fix = json.loads(msg.data)
+            if fix.get("type") == "position":
+                request.app[FIXES][unit] = {"id": unit, "lat": fix["lat"], "lon": fix["lon"], "at": fix["at"]}
     finally:
         if request.app[SOCKETS].get(unit) is ws:
             del request.app[SOCKETS][unit]
+    return ws
+
+
+async def operator_socket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=20.0, compress=True)
+    await ws.prepare(request)
+    fixes = request.app[FIXES]
+
+    async def batches() -> None:
+        while True:
+            await asyncio.sleep(POSITIONS_EVERY_S)
+            if fixes:
+                batch = list(fixes.values())
+                fixes.clear()
+                await ws.send_str(json.dumps({"type": "positions", "units": batch}))
+
+    sender = asyncio.create_task(batches())
+    try:
+        async for _ in ws:
+            pass
+    finally:
+        sender.cancel()
     return ws
 
 
@@ -84,7 +114,9 @@ async def notify_context(app: web.Application, dsn: str) -> Any:
 def make_app(mode: str, dsn: str | None) -> web.Application:
     app = web.Application()
     app[SOCKETS] = {}
+    app[FIXES] = {}
     app.router.add_get("/ws/unit", unit_socket)
+    app.router.add_get("/ws/operator", operator_socket)
     if mode == "forward":
         app.router.add_post("/dispatch", dispatch_forward)
     else:

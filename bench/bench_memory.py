@@ -6,7 +6,7 @@ region; the bare server of `bench/baseline_servers.py`) is warmed with a few soc
 ``--sockets`` sockets are opened and left idle; the growth of the server's VmRSS divided by their number is the
 cost of one. Room sockets are both doctors of ``--sockets``/2 accepted consults, joined. Asserts no figures.
 
-    python bench/bench_memory.py [--sockets 200]
+    python bench/bench_memory.py [--sockets 5000]
 """
 
 from __future__ import annotations
@@ -109,5 +109,5 @@ async def main(count: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sockets", type=int, default=200)
+    parser.add_argument("--sockets", type=int, default=5000)
     asyncio.run(main(parser.parse_args().sockets))

@@ -48,6 +48,7 @@ BENCHMARKS = (
                            "--sequential", "100", "--no-baseline-ladder")),
     Benchmark("relay", ("--rooms", "100", "--messages", "50")),
     Benchmark("memory", ("--sockets", "200")),
+    Benchmark("gps", ("--units", "300", "--seconds", "5")),
     Benchmark("consult_media", ("--runs", "5")),
     Benchmark("consult_join", ("--rounds", "3")),
     Benchmark("weak_link", ("--settle", "10", "--window", "10")),

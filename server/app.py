@@ -106,7 +106,7 @@ def _live(dsn: str):  # type: ignore[no-untyped-def]
         bus.before_delivery(app[TRIAGE].seen)
         routing = aiohttp.ClientSession() if settings.road_eta_url else None
         fleet = Fleet(pool, bus, settings, road=OsrmEta(routing, settings) if routing else None)
-        positions = Positions(pool, fleet, bus, settings, app[METRICS])  # registers its channel before the bus connects
+        positions = Positions(dsn, fleet, bus, settings, app[METRICS])  # registers its channel before the bus connects
         await bus.start()
         await fleet.start()
         await positions.start()

@@ -25,6 +25,7 @@ import asyncpg
 
 from server import db, events
 from server.events import Event
+from server.mailbox import Flag, Mailbox
 from server.outages import OutageLog
 from server.tasks import cancel_and_wait
 
@@ -52,8 +53,8 @@ class Subscription:
     def __init__(self, audience: Iterable[str] | None, maxsize: int) -> None:
         # None: every event (for in-process caches that must follow the whole log).
         self.audience = frozenset(audience) if audience is not None else None
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
-        self.overflowed = asyncio.Event()
+        self.queue: Mailbox[Event] = Mailbox(maxsize)
+        self.overflowed = Flag()
 
     def offer(self, event: Event) -> None:
         if self.overflowed.is_set():

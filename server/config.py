@@ -111,6 +111,7 @@ class DispatchSettings:
     prank_window_days: int = dataclasses.field(default=30, metadata=_positive())
     position_flush_s: float = dataclasses.field(default=0.25, metadata=_check(lambda v: 0 < v <= 5, "must be in (0, 5]"))
     track_sample_s: int = dataclasses.field(default=15, metadata=_positive())
+    position_flush_batch: int = dataclasses.field(default=2000, metadata=_positive())
     agency_id: str = "psc119.tangerangselatankota.go.id"
     road_eta_url: str = dataclasses.field(
         default="", metadata=_check(lambda v: v == "" or v.startswith(("http://", "https://")), "must be empty or an http(s) URL")

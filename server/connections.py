@@ -103,6 +103,9 @@ class GuardedHandler(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._upgraded:  # a websocket's frames: no deadline to keep (and thousands of phones send them)
+            super().data_received(data)
+            return
         parsed, in_body = self._request_count, self._body_pending()
         super().data_received(data)
         if self.transport is None or not data:  # aiohttp feeds b"" itself to re-parse what it buffered

@@ -109,6 +109,9 @@ class Fleet:
         self._floor = 0
         self.applied_id = 0
         self._progress = asyncio.Condition()
+        # GPS fixes not in the index yet, the newest per unit: a fix costs a dict entry, and the index takes
+        # each unit's newest once, before it ranks (a flood of fixes costs the index nothing more).
+        self._moves: dict[UnitId, tuple[Point, dt.datetime]] = {}
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -124,6 +127,7 @@ class Fleet:
         self._bus.unsubscribe(self._sub)
 
     async def resync(self) -> None:
+        self.settle()
         async with self._pool.acquire() as con:
             # Every event up to `last` is settled before the units are read, so the rows hold all of them:
             # none is re-applied after. (Later ones may be in the rows too: applied again, in order, harmlessly.)
@@ -182,8 +186,16 @@ class Fleet:
             self.index.refresh(unit_from_row(snapshot))
 
     def move(self, unit_id: str, point: Point, at: dt.datetime) -> None:
-        if UnitId(unit_id) in self.index:
-            self.index.move(UnitId(unit_id), point, at)
+        waiting = self._moves.get(UnitId(unit_id))
+        if waiting is None or at >= waiting[1]:
+            self._moves[UnitId(unit_id)] = (point, at)
+
+    def settle(self) -> None:
+        """Put the waiting fixes in the index (an older one than the index has is ignored there)."""
+        moves, self._moves = self._moves, {}
+        for unit_id, (point, at) in moves.items():
+            if unit_id in self.index:
+                self.index.move(unit_id, point, at)
 
     async def current(self) -> None:
         """Catch up with everything committed so far, from any process."""
@@ -192,10 +204,12 @@ class Fleet:
     def recommend(
         self, point: Point, k: int, capabilities: Iterable[str] = (), exclude: Iterable[str] = ()
     ) -> list[Recommendation]:
+        self.settle()
         return self.index.recommend(
             point, k, dt.datetime.now(dt.UTC),
             required_capabilities=frozenset(capabilities), exclude=frozenset(UnitId(u) for u in exclude),
         )
 
     def recommend_tiers(self, point: Point, k: int, needs: Needs, exclude: Iterable[str] = ()) -> Tiers:
+        self.settle()
         return self.index.recommend_tiers(point, k, dt.datetime.now(dt.UTC), needs, frozenset(UnitId(u) for u in exclude))

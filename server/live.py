@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
@@ -28,6 +28,7 @@ from dispatch.errors import DispatchError
 from server import events, socket_limits, strict_input
 from server.bus import Subscription
 from server.errors import ApiError, BadRequest, InvalidField, Unauthorized, from_domain
+from server.events import Event
 from server.keys import BUS, CONFIG, METRICS, POOL, REVOCATIONS, SESSION, WEBSOCKETS
 from server.metrics import socket_kind
 from server.revocation import CLOSE_SESSION_ENDED, Guard
@@ -72,22 +73,31 @@ async def ping(message: dict[str, Any]) -> dict[str, Any] | None:
 Greeting = Callable[[], Awaitable[dict[str, Any]]]
 
 
+class Feed(Protocol):
+    """Non-event messages for a socket (the console's positions)."""
+
+    async def get(self) -> dict[str, Any]: ...
+
+
 async def serve_socket(
     request: web.Request,
     audience: frozenset[str],
     on_message: Inbound = ping,
     *,
     greeting: Greeting | None = None,
-    side: asyncio.Queue[dict[str, Any]] | None = None,
+    side: Feed | None = None,
     horizon: Callable[[], Awaitable[int]] | None = None,
     cheap: frozenset[str] = frozenset({"ping"}),
     compress: bool = False,
+    superseded: Callable[[web.WebSocketResponse, WSMessage], dict[str, Any] | None] | None = None,
 ) -> web.WebSocketResponse:
     """Run a live socket: ``greeting`` adds state to the hello, ``side`` carries non-event messages (positions),
     ``horizon`` gives the last event id this socket may not replay (a resume point before it starts after it),
     ``cheap`` names the inbound types that change no state (no database check of the session for them),
     ``compress`` accepts permessage-deflate when the client offers it: a deflate context costs ~100 KiB a socket,
-    worth it only where large batches go to few sockets (the consoles' positions), not on thousands of phones."""
+    worth it only where large batches go to few sockets (the consoles' positions), not on thousands of phones;
+    a frame that a newer one already waiting replaces is dropped unanswered, undecoded: ``superseded`` tells it,
+    giving what to count it as against the rate limits (`server.superseded`)."""
     after = resume_point(request)  # validated before the upgrade, so a bad value is a plain 422
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES, compress=compress)
     await ws.prepare(request)
@@ -95,9 +105,10 @@ async def serve_socket(
     request.app[METRICS].socket(socket_kind(request), +1)
     bus = request.app[BUS]
     sub = bus.subscribe(audience)  # before reading "now", so nothing falls between the two
-    session, ended = request[SESSION], asyncio.Event()
-    guard = request.app[REVOCATIONS].guard(session.id, session.expires_at, lambda _reason: ended.set())
-    closer = asyncio.create_task(_close_when_ended(ws, guard, ended))
+    session, closing = request[SESSION], []  # the task closing the socket with 4401, once its session ends
+    guard = request.app[REVOCATIONS].guard(
+        session.id, session.expires_at, lambda reason: closing.append(asyncio.create_task(_close_ended(ws, reason))),
+    )
     sender: asyncio.Task[None] | None = None
     try:
         if after is None:
@@ -105,17 +116,14 @@ async def serve_socket(
             after = await events.last_id(request.app[POOL])
         elif horizon is not None:
             after = max(after, await horizon())
-        hello = {"type": "hello", "last_event_id": after}
-        if greeting is not None:
-            hello |= await greeting()
-        if guard.ended is not None:
+        if not await _greet(ws, after, greeting, guard):
             return ws  # revoked while greeting: closed with 4401, never welcomed
-        await ws.send_json(hello, dumps=dumps)
         sender = asyncio.create_task(_send_events(request, ws, sub, audience, after, side, guard))
         inbound = _checked(request, guard, on_message, cheap)
         limits = socket_limits.live_limits(request.app[CONFIG].limits)
         async for msg in ws:
-            message = _decode(msg)
+            stand_in = superseded(ws, msg) if superseded is not None else None
+            message = _decode(msg) if stand_in is None else stand_in
             if (refusal := limits.over(message)) is not None:
                 await ws.send_json(_error("rate_limited", refusal, "type"))
                 await ws.close(code=socket_limits.CLOSE_CODE, message=socket_limits.CLOSE_REASON)
@@ -123,24 +131,35 @@ async def serve_socket(
             if isinstance(message, ApiError):
                 await ws.send_json(_error(message.code, message.message, message.field))
                 continue
+            if stand_in is not None:
+                continue
             await _handle(ws, message, inbound)
     finally:
         request.app[WEBSOCKETS].discard(ws)
         request.app[METRICS].socket(socket_kind(request), -1)
         guard.release()
         await cancel_and_wait(sender)
-        if ended.is_set():
-            await closer  # the close frame with 4401 is out; let the closing handshake finish
-        else:
-            await cancel_and_wait(closer)
+        if closing:
+            await closing[0]  # the close frame with 4401 is out; let the closing handshake finish
         bus.unsubscribe(sub)
     return ws
 
 
-async def _close_when_ended(ws: web.WebSocketResponse, guard: Guard, ended: asyncio.Event) -> None:
-    await ended.wait()
+async def _greet(ws: web.WebSocketResponse, after: int, greeting: Greeting | None, guard: Guard) -> bool:
+    """Send the hello, False if the session ended meanwhile. Its own frame: a phone's greeting is KiBs that no
+    idle socket should keep."""
+    hello = {"type": "hello", "last_event_id": after}
+    if greeting is not None:
+        hello |= await greeting()
+    if guard.ended is not None:
+        return False
+    await ws.send_json(hello, dumps=dumps)
+    return True
+
+
+async def _close_ended(ws: web.WebSocketResponse, reason: str) -> None:
     with contextlib.suppress(ConnectionResetError, RuntimeError):
-        await ws.close(code=CLOSE_SESSION_ENDED, message=(guard.ended or "").encode())
+        await ws.close(code=CLOSE_SESSION_ENDED, message=reason.encode())
 
 
 def _checked(request: web.Request, guard: Guard, on_message: Inbound, cheap: frozenset[str]) -> Inbound:
@@ -186,7 +205,7 @@ async def _handle(ws: web.WebSocketResponse, message: dict[str, Any], on_message
 
 async def _send_events(
     request: web.Request, ws: web.WebSocketResponse, sub: Subscription, audience: frozenset[str], after: int,
-    side: asyncio.Queue[dict[str, Any]] | None, guard: Guard,
+    side: Feed | None, guard: Guard,
 ) -> None:
     pool, bus = request.app[POOL], request.app[BUS]
     sent = after
@@ -202,6 +221,17 @@ async def _send_events(
                 sent = event.id
             if len(batch) < 500:
                 break
+        if side is None:
+            # One awaited queue and no helper tasks: what thousands of idle phone sockets hold. The queue only
+            # overflows while full, so the flag is seen at the next event.
+            while True:
+                event = await sub.queue.get()
+                if sub.overflowed.is_set():
+                    await _too_slow(ws)
+                    return
+                if guard.ended is not None:
+                    return
+                sent = await _send_live(request, ws, event, sent)
         overflow = asyncio.ensure_future(sub.overflowed.wait())
         get = asyncio.ensure_future(sub.queue.get())
         side_get = asyncio.ensure_future(side.get()) if side is not None else None
@@ -210,20 +240,16 @@ async def _send_events(
                 waiting = {overflow, get} | ({side_get} if side_get is not None else set())
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if overflow in done:
-                    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow; resume with ?after")
+                    await _too_slow(ws)
                     return
                 if guard.ended is not None:
                     return
                 if get in done:
-                    event = get.result()
-                    if event.id > sent:
-                        await ws.send_str(event.text)
-                        request.app[METRICS].event_sent(event.at)
-                        sent = event.id
+                    sent = await _send_live(request, ws, get.result(), sent)
                     get = asyncio.ensure_future(sub.queue.get())
                 if side_get is not None and side_get in done:
                     await ws.send_json(side_get.result(), dumps=dumps)
-                    side_get = asyncio.ensure_future(side.get())  # type: ignore[union-attr]
+                    side_get = asyncio.ensure_future(side.get())
         finally:
             for task in (overflow, get, side_get):
                 if task is not None:
@@ -231,3 +257,16 @@ async def _send_events(
     except (ConnectionResetError, RuntimeError):
         # The socket closed under us; the receiving side ends the handler.
         return
+
+
+async def _send_live(request: web.Request, ws: web.WebSocketResponse, event: Event, sent: int) -> int:
+    """Send a live event unless the backlog had it; the id sent last."""
+    if event.id <= sent:
+        return sent
+    await ws.send_str(event.text)
+    request.app[METRICS].event_sent(event.at)
+    return event.id
+
+
+async def _too_slow(ws: web.WebSocketResponse) -> None:
+    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow; resume with ?after")

@@ -85,6 +85,14 @@ class Metrics:
             "psc119_sweep_last_success_timestamp_seconds", "Unix time of each background loop's last successful round", ["sweep"], registry=registry,
         )
         self.sweep_failures = Counter("psc119_sweep_failures", "Failed rounds of each background loop", ["sweep"], registry=registry)
+        self.gps_received = Counter("psc119_gps_fixes_received", "GPS fixes taken in from unit sockets", registry=registry)
+        self.gps_superseded = Counter(
+            "psc119_gps_fixes_superseded",
+            "GPS fixes never written: a newer fix of the same unit came before the flush (or this one was older)", registry=registry,
+        )
+        self.gps_flush_delay = Histogram(
+            "psc119_gps_flush_delay_seconds", "The oldest waiting GPS fix's arrival to its flush's commit", buckets=LAG_BUCKETS, registry=registry,
+        )
         self.room_joins = Counter("psc119_room_joins", "Members admitted to a video room held by this process", registry=registry)
         self.room_relays = Counter("psc119_room_relays", "Room sockets relayed to the process holding the room", registry=registry)
         self.turn_credentials = Counter("psc119_turn_credentials_issued", "Time-limited TURN credentials handed out", registry=registry)
@@ -124,6 +132,10 @@ class Metrics:
 
     def event_sent(self, at: dt.datetime) -> None:
         self.event_lag.observe(max(time.time() - at.timestamp(), 0.0))
+
+    def gps_taken(self, received: int, superseded: int) -> None:
+        self.gps_received.inc(received)
+        self.gps_superseded.inc(superseded)
 
     def event_read(self, at: dt.datetime) -> None:
         self.bus_lag.observe(max(time.time() - at.timestamp(), 0.0))

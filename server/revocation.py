@@ -45,6 +45,8 @@ Close = Callable[[str], None]
 class Guard:
     """One socket's hold on its session; ``ended`` is the reason once the session is revoked or expired."""
 
+    __slots__ = ("session_id", "ended", "_owner", "_close", "_timer")  # one per live socket
+
     def __init__(self, owner: Revocations, session_id: int, close: Close) -> None:
         self.session_id = session_id
         self.ended: str | None = None

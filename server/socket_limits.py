@@ -11,6 +11,7 @@ means a broken or hostile client, and keeping it would cost everyone else.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -59,8 +60,9 @@ class TokenBucket:
         return False
 
 
+@functools.cache  # one table for every socket of a server
 def rates(limits: LimitSettings) -> dict[str, Rate]:
-    """Every kind's rate, as configured."""
+    """Every kind's rate, as configured (shared: never changed)."""
     return {
         "position": Rate(limits.ws_position_per_s, limits.ws_position_burst),
         "status": Rate(limits.ws_status_per_s, limits.ws_status_burst),

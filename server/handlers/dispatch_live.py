@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMessage, web
 
 from dispatch.geo import Point
 from dispatch.status import Actor, UnitStatus, next_statuses
@@ -18,8 +19,11 @@ from server.live import audience_of, resume_point, serve_socket
 from server.positions import Fix
 from server.roles import Role
 from server.routing import Routes
+from server.superseded import replaced_by_waiting
 
 routes = Routes("live")
+POSITION = {"type": "position"}  # what a superseded fix counts as against the socket's limits
+CHEAP = frozenset({"ping", "position"})  # one for every phone socket
 
 
 async def unit_state(request: web.Request) -> dict[str, Any]:
@@ -70,6 +74,7 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
         ref = raw.get("ref")
         if isinstance(message, unit_messages.PositionReport):
             request.app[POSITIONS].submit(Fix(unit_id, Point(message.lat, message.lon), message.at, message.accuracy))
+            await asyncio.sleep(0)  # a phone's backlog of fixes is taken in between the loop's other work (the flush), not ahead of it
             return None
         if isinstance(message, unit_messages.Ack):
             result = await assignments.acknowledge(
@@ -87,11 +92,18 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
         return {"type": "ok", "ref": ref, "status": status.value, "next_statuses": [s.value for s in next_statuses(status, Actor.CREW)],
                 "crew_moves": crew_moves(status), "unit": result["unit"], "duplicate": result.get("duplicate", False)}
 
+    def superseded(ws: web.WebSocketResponse, frame: WSMessage) -> dict[str, Any] | None:
+        if replaced_by_waiting(ws, frame, "position"):
+            request.app[POSITIONS].drop_superseded()
+            return POSITION
+        return None
+
     # GPS fixes and pings change no state: they rely on the socket closing when the session ends.
     await presence.open()
     try:
         return await serve_socket(
-            request, audience_of(user), on_message, greeting=lambda: unit_state(request), cheap=frozenset({"ping", "position"}),
+            request, audience_of(user), on_message, greeting=lambda: unit_state(request), cheap=CHEAP,
+            superseded=superseded,
             horizon=lambda: unit_replay.horizon(request.app[POOL], unit_id, request.app[CONFIG].dispatch.unit_replay_h),
         )
     finally:
