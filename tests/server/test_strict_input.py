@@ -66,7 +66,8 @@ def test_a_lone_surrogate_given_raw_in_a_text_frame_is_refused_too() -> None:
     assert refused.value.field == "text"
 
 
-@pytest.mark.parametrize("text", ["[NaN]", '{"a": Infinity}', "[1e999]", '{"a": 1, "a": 2}', '["\x00"]', "", "[1,]"])
+@pytest.mark.parametrize("text", ["[NaN]", '{"a": Infinity}', "[1e999]", '{"a": 1, "a": 2}', '["\x00"]', "", "[1,]",
+                                  '{"n": 90071992547409930, "b": [}'])
 def test_not_json_and_not_interoperable_json_are_refused(text: str) -> None:
     with pytest.raises(BadRequest):
         loads(text)
