@@ -41,7 +41,7 @@ async def unit_socket(request: web.Request) -> web.WebSocketResponse:
         async for msg in ws:
             fix = json.loads(msg.data)
             if fix.get("type") == "position":
-                request.app[FIXES][unit] = {"id": unit, "lat": fix["lat"], "lon": fix["lon"], "at": fix["at"]}
+                request.app[FIXES][unit] = {"id": unit, "lat": fix["lat"], "lon": fix["lon"], "at": fix.get("at")}
     finally:
         if request.app[SOCKETS].get(unit) is ws:
             del request.app[SOCKETS][unit]
