@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 DEMO_BANNER = """
 ************************************************************************
 *  DEMO DATABASE: demo users operator, field, puskesmas, specialist,   *
-*  admin all have the password 'demo119'. Never use it for real calls. *
+*  hospital, admin all have the password 'demo119'.                    *
+*  Never use it for real calls.                                        *
 ************************************************************************"""
 
 
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--unit", help="unit id or callsign (field_team)")
-    add.add_argument("--facility", help="puskesmas code (puskesmas)")
+    add.add_argument("--facility", help="facility code (puskesmas: a puskesmas; hospital: a hospital)")
     add.add_argument("--specialty", action="append", default=[], help="specialty code, repeatable (specialist)")
     add.add_argument("--display-name", default="")
     user.add_parser("list", help="list users")

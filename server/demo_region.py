@@ -161,11 +161,13 @@ async def _load_units(con: asyncpg.Connection, units: list[dict[str, Any]]) -> N
 async def _load_users(con: asyncpg.Connection, passwords: Passwords, data: dict[str, Any], units: list[dict[str, Any]]) -> None:
     hashed = await passwords.hash(DEMO_PASSWORD)
     first_pkm = sorted(data["puskesmas"], key=lambda p: p["code"])[0]["code"]
+    public_hospital = data["hospitals"][0]["code"]  # the city's own RSU
     users = [
         ("operator", "Operator PSC 119 (demo)", "operator", None, None, []),
         ("field", "Tim NS-01 (demo)", "field_team", units[0]["id"], None, []),
         ("puskesmas", "Dokter Puskesmas (demo)", "puskesmas", None, first_pkm, []),
         ("specialist", "Dokter Spesialis (demo)", "specialist", None, None, DEMO_SPECIALTIES),
+        ("hospital", "IGD RSU Kota Tangerang Selatan (demo)", "hospital", None, public_hospital, []),
         ("admin", "Admin Dinkes (demo)", "admin", None, None, []),
     ]
     await con.executemany(

@@ -10,6 +10,7 @@ class Role(enum.StrEnum):
     FIELD_TEAM = "field_team"
     PUSKESMAS = "puskesmas"
     SPECIALIST = "specialist"
+    HOSPITAL = "hospital"
     ADMIN = "admin"
 
 

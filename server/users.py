@@ -15,6 +15,8 @@ from server.roles import Role
 from signaling.specialty import Specialty
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
+# The roles bound to one facility, and the kind of facility each works at.
+FACILITY_KIND = {Role.PUSKESMAS: "puskesmas", Role.HOSPITAL: "hospital"}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,8 +83,9 @@ async def add_user(
         raise InvalidField(f"must be at least {min_password_length} characters", field="password")
     if (role_value is Role.FIELD_TEAM) != (unit is not None):
         raise InvalidField("a field_team account needs --unit, and only it", field="unit")
-    if (role_value is Role.PUSKESMAS) != (facility is not None):
-        raise InvalidField("a puskesmas account needs --facility, and only it", field="facility")
+    facility_kind = FACILITY_KIND.get(role_value)
+    if (facility_kind is not None) != (facility is not None):
+        raise InvalidField("a puskesmas or hospital account needs --facility, and only it", field="facility")
     if role_value is Role.SPECIALIST and not specialties:
         raise InvalidField("a specialist needs at least one --specialty", field="specialty")
     if specialties and role_value is not Role.SPECIALIST:
@@ -98,8 +101,8 @@ async def add_user(
             raise InvalidField(f"no unit with id or callsign {unit!r}", field="unit")
     if facility is not None:
         kind = await con.fetchval("SELECT kind FROM facilities WHERE code = $1", facility)
-        if kind != "puskesmas":
-            raise InvalidField(f"no puskesmas with code {facility!r}", field="facility")
+        if kind != facility_kind:
+            raise InvalidField(f"no {facility_kind} with code {facility!r}", field="facility")
     hashed = await passwords.hash(password)
     async with con.transaction():
         try:

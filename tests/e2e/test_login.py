@@ -24,6 +24,8 @@ async def test_each_role_lands_on_its_page(pages: Pages) -> None:
     await operator.goto(pages.url("/operator.html"))
     await operator.wait_for_url("**/index.html?next=%2Foperator.html")
 
-    # The doctors have their own pages.
+    # The doctors and the hospital's emergency department have their own pages.
     await pages.login(await pages.context(PHONE), "puskesmas", "demo119", "/puskesmas.html")
     await pages.login(await pages.context(CONSOLE), "specialist", "demo119", "/specialist.html")
+    hospital = await pages.login(await pages.context(CONSOLE), "hospital", "demo119", "/hospital.html")
+    await expect(hospital.locator("#facility-name")).to_have_text("RSU Kota Tangerang Selatan")

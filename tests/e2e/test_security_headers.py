@@ -25,6 +25,7 @@ PAGES = [  # (account, its page, viewport)
     ("field", "/field.html", PHONE),
     ("puskesmas", "/puskesmas.html", CONSOLE),
     ("specialist", "/specialist.html", CONSOLE),
+    ("hospital", "/hospital.html", CONSOLE),
     ("admin", "/admin.html", CONSOLE),
 ]
 

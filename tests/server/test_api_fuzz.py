@@ -34,7 +34,8 @@ from tests.server.process_support import Served, cli_env
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance, negative_data_rejection]
 EXAMPLES = 10
-USERS = {"operator": "operator", "field_team": "field", "puskesmas": "puskesmas", "specialist": "specialist", "admin": "admin"}
+USERS = {"operator": "operator", "field_team": "field", "puskesmas": "puskesmas", "specialist": "specialist", "hospital": "hospital",
+         "admin": "admin"}
 # Logging out revokes the token the rest of the run uses; it is covered by tests/server/test_auth.py.
 EXCLUDED = {("POST", "/api/auth/logout")}
 

@@ -85,6 +85,7 @@ async def test_bound_accounts_are_added_with_their_unit_facility_or_specialties(
     con = await asyncpg.connect(demo_dsn)
     try:
         puskesmas = await con.fetchval("SELECT code FROM facilities WHERE kind = 'puskesmas' ORDER BY code DESC LIMIT 1")
+        hospital = await con.fetchval("SELECT code FROM facilities WHERE kind = 'hospital' ORDER BY code DESC LIMIT 1")
     finally:
         await con.close()
     results = await asyncio.gather(
@@ -92,12 +93,14 @@ async def test_bound_accounts_are_added_with_their_unit_facility_or_specialties(
         psc119("user", "add", "dr-pkm", "--role", "puskesmas", "--facility", puskesmas, env=env, stdin="puskesmas-119\n"),
         psc119("user", "add", "dr-sp", "--role", "specialist", "--specialty", "anak", "--specialty", "jantung",
                env=env, stdin="spesialis-119\n"),
+        psc119("user", "add", "igd-rs", "--role", "hospital", "--facility", hospital, env=env, stdin="rumahsakit-119\n"),
     )
-    assert [r.code for r in results] == [0, 0, 0], [r.err for r in results]
+    assert [r.code for r in results] == [0, 0, 0, 0], [r.err for r in results]
     api = await start_api(demo_dsn)
     try:
         me = {}
-        for name, password in (("tim-ns02", "lapangan-119"), ("dr-pkm", "puskesmas-119"), ("dr-sp", "spesialis-119")):
+        for name, password in (("tim-ns02", "lapangan-119"), ("dr-pkm", "puskesmas-119"), ("dr-sp", "spesialis-119"),
+                               ("igd-rs", "rumahsakit-119")):
             me[name] = (await api.call("GET", "/api/me", await api.login(name, password)))[1]
     finally:
         await api.session.close()
@@ -106,6 +109,7 @@ async def test_bound_accounts_are_added_with_their_unit_facility_or_specialties(
     assert (me["tim-ns02"]["role"], me["tim-ns02"]["unit_id"]) == ("field_team", "ns-02")
     assert (me["dr-pkm"]["role"], me["dr-pkm"]["facility_code"]) == ("puskesmas", puskesmas)
     assert (me["dr-sp"]["role"], me["dr-sp"]["specialties"]) == ("specialist", ["anak", "jantung"])
+    assert (me["igd-rs"]["role"], me["igd-rs"]["facility_code"]) == ("hospital", hospital)
 
 
 async def test_bad_user_input_exits_non_zero_naming_the_field_and_changes_nothing(demo_dsn: str) -> None:
@@ -114,6 +118,7 @@ async def test_bad_user_input_exits_non_zero_naming_the_field_and_changes_nothin
     con = await asyncpg.connect(demo_dsn)
     try:
         hospital = await con.fetchval("SELECT code FROM facilities WHERE kind = 'hospital' LIMIT 1")
+        puskesmas = await con.fetchval("SELECT code FROM facilities WHERE kind = 'puskesmas' LIMIT 1")
     finally:
         await con.close()
     cases: list[tuple[list[str], str, int, str]] = [
@@ -121,6 +126,9 @@ async def test_bad_user_input_exits_non_zero_naming_the_field_and_changes_nothin
         (["add", "a2", "--role", "field_team"], good, 1, "(unit)"),
         (["add", "a3", "--role", "field_team", "--unit", "NS-99"], good, 1, "(unit)"),
         (["add", "a4", "--role", "puskesmas", "--facility", hospital], good, 1, "(facility)"),
+        (["add", "a10", "--role", "hospital", "--facility", puskesmas], good, 1, "(facility)"),
+        (["add", "a11", "--role", "hospital"], good, 1, "(facility)"),
+        (["add", "a12", "--role", "operator", "--facility", hospital], good, 1, "(facility)"),
         (["add", "a5", "--role", "specialist"], good, 1, "(specialty)"),
         # Only the specialties consults are routed by: a typo would make a specialist nobody's request ever reaches.
         (["add", "a8", "--role", "specialist", "--specialty", "jantung", "--specialty", "kardiologi"], good, 1, "(specialty)"),
@@ -230,9 +238,9 @@ async def test_serve_restart_keeps_the_embedded_database_and_its_data(tmp_path: 
             async with session.get(f"{served.url}/readyz") as r:
                 assert r.status == 200
             first = await embedded_counts(pgdata)
-            # 54 motorbike teams, ambulances at 35 puskesmas, 6+ hospitals and the command post; 5 demo users + budi.
+            # 54 motorbike teams, ambulances at 35 puskesmas, 6+ hospitals and the command post; 6 demo users + budi.
             assert first["units"] >= 54 + 35 + 6 + 1
-            assert (first["users"], first["demo_loads"]) == (6, 1)
+            assert (first["users"], first["demo_loads"]) == (7, 1)
 
             # SIGTERM while a client still holds an idle keep-alive connection, as a console would.
             await served.terminate(within=10)

@@ -67,7 +67,7 @@ async def test_every_unit_base_and_position_lies_inside_the_region(con: asyncpg.
             assert bbox["west"] <= lon <= bbox["east"], (r["id"], lon)
 
 
-async def test_the_five_demo_users_have_their_roles_and_bindings(con: asyncpg.Connection) -> None:
+async def test_the_six_demo_users_have_their_roles_and_bindings(con: asyncpg.Connection) -> None:
     rows = {
         r["username"]: r
         for r in await con.fetch(
@@ -78,11 +78,12 @@ async def test_the_five_demo_users_have_their_roles_and_bindings(con: asyncpg.Co
     }
     assert {name: r["role"] for name, r in rows.items()} == {
         "operator": "operator", "field": "field_team", "puskesmas": "puskesmas",
-        "specialist": "specialist", "admin": "admin",
+        "specialist": "specialist", "hospital": "hospital", "admin": "admin",
     }
     assert all(r["disabled_at"] is None for r in rows.values())
     assert rows["field"]["unit_found"] is not None
     assert rows["puskesmas"]["facility_kind"] == "puskesmas"
+    assert rows["hospital"]["facility_kind"] == "hospital"
     assert rows["specialist"]["specialties"]
     for name in ("operator", "specialist", "admin"):
         assert rows[name]["unit_id"] is None and rows[name]["facility_code"] is None, name
@@ -105,7 +106,7 @@ async def test_loading_into_an_empty_database(empty_dsn: str) -> None:
         assert await demo_region.load_demo(con, Passwords(TEST_AUTH)) is True
         assert await demo_region.is_demo(con)
         assert await con.fetchval("SELECT count(*) FROM audit_log WHERE action = 'demo.load'") == 1
-        assert await con.fetchval("SELECT count(*) FROM users") == 5
+        assert await con.fetchval("SELECT count(*) FROM users") == 6
     finally:
         await con.close()
 

@@ -72,7 +72,8 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/vendor/leaflet/{path:.*}"): PUBLIC,
     ("GET", "/{path:(?!api/|ws/).*}"): PUBLIC,
 }
-DEMO_USER = {"operator": "operator", "field_team": "field", "puskesmas": "puskesmas", "specialist": "specialist", "admin": "admin"}
+DEMO_USER = {"operator": "operator", "field_team": "field", "puskesmas": "puskesmas", "specialist": "specialist", "hospital": "hospital",
+             "admin": "admin"}
 
 
 def concrete(path: str) -> str:

@@ -89,7 +89,7 @@ export const SESSION_ENDED = 4401;
 /** The page each role works on. */
 export function homeOf(role) {
   return {operator: "/operator.html", admin: "/admin.html", field_team: "/field.html",
-          puskesmas: "/puskesmas.html", specialist: "/specialist.html"}[role] || null;
+          puskesmas: "/puskesmas.html", specialist: "/specialist.html", hospital: "/hospital.html"}[role] || null;
 }
 
 /** The signed-in user if their role may use this page; otherwise off to the login page. */
