@@ -9,10 +9,8 @@ from aiohttp import web
 
 from dispatch.doctrine import needs_from_capabilities
 from dispatch.errors import Refused
-from dispatch.geo import Point, distance_m
-from dispatch.hospitals import Hospital, rank_hospitals
-from dispatch.units import UnitKind
-from server import assignments, audit, dispatch_guard, events, incidents, phone_presence
+from dispatch.geo import Point
+from server import assignments, destinations, dispatch_guard, incidents, phone_presence
 from server.api_schemas import ANY, ASSIGNMENT, CALL_TAKEN, DISPATCH_REFUSED, DISPATCH_STATE, INCIDENT, INTEGER, STRING, TIERS, array, obj
 from server.errors import Conflict, InvalidField, NotFound
 from server.handlers.auth import actor_of
@@ -210,41 +208,12 @@ async def nearest_hospitals(request: web.Request) -> web.Response:
     row = await incidents.get(pool, request.match_info["id"])
     if row["lat"] is None:
         raise InvalidField("the incident has no location yet", field="location")
-    triage = await request.app[TRIAGE].get()
-    call_type = row["call_type"]
-    needed = triage.get(call_type).service if call_type in triage else None
-    rows = await pool.fetch("SELECT code, name, lat, lon, specialties, services FROM facilities WHERE kind = 'hospital'")
-    found = [Hospital(h["code"], h["name"], Point(h["lat"], h["lon"]), frozenset(h["services"])) for h in rows]
-    eta = request.app[FLEET].index.eta
-    ranking = rank_hospitals(
-        Point(row["lat"], row["lon"]), found, needed_service=needed,
-        eta=lambda scene, at: eta.eta_for_distance(distance_m(scene, at), UnitKind.AMBULANCE),
-    )
-    by_code = {h["code"]: h for h in rows}
-    hospitals = [
-        {**dict(by_code[r.hospital.code]), "services": sorted(r.hospital.services),
-         "distance_m": r.distance_m, "eta_s": r.eta_s, "capable": r.capable}
-        for r in ranking.hospitals
-    ]
-    return json_response({"hospitals": hospitals, "needed_service": ranking.needed_service,
-                          "warnings": [w.to_dict() for w in ranking.warnings]})
+    return json_response(await destinations.ranked(request.app, pool, Point(row["lat"], row["lon"]), row["call_type"]))
 
 
 @routes.route("POST", "/api/incidents/{id}/destination", roles=OPERATOR, summary="Choose the destination hospital", body=DestinationBody, returns={200: obj(incident=INCIDENT)})
 async def set_destination(request: web.Request) -> web.Response:
     body = await read_body(request, DestinationBody)
-    actor = actor_of(request)
     async with request.app[POOL].acquire() as con, con.transaction():
-        row = await incidents.get(con, request.match_info["id"], lock=True)
-        if not await con.fetchval("SELECT 1 FROM facilities WHERE code = $1 AND kind = 'hospital'", body.facility):
-            raise InvalidField(f"no hospital {body.facility!r}", field="facility")
-        updated = await con.fetchrow(
-            f"UPDATE incidents SET destination = $2 WHERE id = $1 RETURNING {incidents.INCIDENT_COLUMNS}", row["id"], body.facility
-        )
-        await events.append(
-            con, "incident.destination",
-            {"incident_id": str(row["id"]), "destination": body.facility, "by": actor.username, **incidents.state_of(updated)},
-            [incidents.OPERATORS, *await incidents.active_unit_audience(con, row["id"])],
-        )
-        await audit.record(con, actor, "incident.destination", f"incident:{row['id']}", {"facility": body.facility})
+        updated = await destinations.choose(con, actor_of(request), request.match_info["id"], body.facility)
     return json_response({"incident": incidents.incident_json(updated)})
