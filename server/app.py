@@ -15,6 +15,7 @@ from server.config import Config
 from server.fleet import Fleet
 from server.handlers import audit_log, auth, calls, dispatch_live, docs, health, incident_records, live, region, static, triage, units, web_config
 from server.handlers import consults as consult_handlers
+from server.handlers import fhir_export as fhir_handlers
 from server.handlers import metrics as metrics_handlers
 from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, METRIC_STATE, METRICS, PASSWORDS, POOL, POSITIONS, REVOCATIONS, TRIAGE, WEBSOCKETS
 from server.metrics import Metrics, StateCollector, http_latency
@@ -25,6 +26,7 @@ from server.positions import Positions
 from server.revocation import Revocations
 from server.road_eta import OsrmEta
 from server.routing import ENDPOINT_ATTR
+from server.satusehat import client_context as satusehat_client
 from server.strict_input import guard
 from server.tasks import cancel_and_wait
 from server.triage_cache import TriageCache
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 # The static catch-all goes last so it never shadows an API route.
 ROUTE_MODULES = (
     health, docs, auth, region, audit_log, live, calls, incident_records, units, triage, dispatch_live, consult_handlers, web_config,
-    metrics_handlers, static,
+    metrics_handlers, fhir_handlers, static,
 )
 
 
@@ -65,6 +67,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
     app.cleanup_ctx.append(_ack_timeouts)
     app.cleanup_ctx.append(phone_presence_sweeper)
     app.cleanup_ctx.append(backup_runs.scheduler(dsn))
+    app.cleanup_ctx.append(satusehat_client)
     app.on_shutdown.append(_close_websockets)
     app.on_cleanup.append(_stop_hashing)
     return app

@@ -263,6 +263,34 @@ class BackupSettings:
     pg_bin_dir: str = ""
 
 
+def _http_url() -> dict[str, Any]:
+    return _check(lambda v: v == "" or v.startswith(("https://", "http://")), "must be empty or an http(s) URL")
+
+
+def _pairs(value: tuple[str, ...]) -> bool:
+    return all(len(p.split("=")) == 2 and all(part.strip() for part in p.split("=")) for p in value)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SatusehatSettings:
+    auth_url: str = dataclasses.field(default="", metadata=_http_url())
+    base_url: str = dataclasses.field(default="", metadata=_http_url())
+    client_id: str = ""
+    client_secret: str = ""
+    organization_id: str = ""
+    organization_ids: tuple[str, ...] = dataclasses.field(default=(), metadata=_check(_pairs, 'must be a list of "facility-code=id"'))
+    location_ids: tuple[str, ...] = dataclasses.field(default=(), metadata=_check(_pairs, 'must be a list of "facility-code=id"'))
+    timeout_s: float = dataclasses.field(default=30.0, metadata=_check(lambda v: 0 < v <= 300, "must be in (0, 300]"))
+
+    def __post_init__(self) -> None:
+        if self.auth_url and not (self.base_url and self.client_id and self.client_secret and self.organization_id):
+            raise ConfigError("satusehat.auth_url", "needs satusehat.base_url, client_id, client_secret and organization_id")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.auth_url)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     server: ServerSettings = ServerSettings()
@@ -278,6 +306,7 @@ class Config:
     retention: RetentionSettings = RetentionSettings()
     metrics: MetricsSettings = MetricsSettings()
     backup: BackupSettings = BackupSettings()
+    satusehat: SatusehatSettings = SatusehatSettings()
 
     def __post_init__(self) -> None:
         if self.database.pool_min > self.database.pool_max:

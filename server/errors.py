@@ -135,6 +135,13 @@ class DatabaseUnavailable(RetryLater):
     code = "database_unavailable"
 
 
+class BadGateway(ApiError):
+    """A service the request needed answered wrongly or not at all (SATUSEHAT)."""
+
+    status = 502
+    code = "bad_gateway"
+
+
 class InsufficientStorage(ApiError):
     status = 507
     code = "insufficient_storage"

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from server.metrics import Metrics, StateCollector
     from server.phone_presence import Refreshes
     from server.rooms import RoomHub
+    from server.satusehat import Satusehat
     from server.triage_cache import TriageCache
 
 CONFIG = web.AppKey("config", Config)
@@ -46,6 +47,8 @@ METRIC_STATE: web.AppKey[StateCollector] = web.AppKey("metric_state")
 # This process's sockets by session, closed when their session is revoked (server/revocation.py).
 REVOCATIONS = web.AppKey("revocations", Revocations)
 TRIAGE: web.AppKey[TriageCache] = web.AppKey("triage")
+# The SATUSEHAT client, None unless satusehat.auth_url is set (server/satusehat.py).
+SATUSEHAT: web.AppKey[Satusehat | None] = web.AppKey("satusehat")
 # The phone sockets heard from, written together (server/phone_presence.py).
 PHONE_REFRESHES: web.AppKey[Refreshes] = web.AppKey("phone_refreshes")
 

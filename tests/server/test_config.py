@@ -115,6 +115,9 @@ def test_environment_text_is_read_as_the_setting_type() -> None:
         ("[auth]\nlogin_delay_max_s = 600\n", "auth.login_delay_max_s"),
         ("[auth]\nargon2_nice = -5\n", "auth.argon2_nice"),
         ("[auth]\nargon2_threads = 0\n", "auth.argon2_threads"),
+        ('[satusehat]\nauth_url = "https://api-satusehat.kemkes.go.id/oauth2/v1"\n', "satusehat.auth_url"),
+        ('[satusehat]\nbase_url = "ftp://x"\n', "satusehat.base_url"),
+        ('[satusehat]\norganization_ids = ["rs-premier-bintaro"]\n', "satusehat.organization_ids"),
     ],
 )
 def test_bad_file_raises_config_error_naming_the_key(tmp_path: Path, text: str, key: str) -> None:
