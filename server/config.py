@@ -264,6 +264,11 @@ class BackupSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class HospitalSettings:
+    availability_stale_s: int = dataclasses.field(default=21600, metadata=_check(lambda v: 60 <= v <= 7 * 86400, "must be 60..604800 seconds"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -278,6 +283,7 @@ class Config:
     retention: RetentionSettings = RetentionSettings()
     metrics: MetricsSettings = MetricsSettings()
     backup: BackupSettings = BackupSettings()
+    hospitals: HospitalSettings = HospitalSettings()
 
     def __post_init__(self) -> None:
         if self.database.pool_min > self.database.pool_max:
