@@ -67,6 +67,8 @@ async function boot() {
       redrawIncidents();
     }
     if ((changed.incidents || changed.units) && panel.concerns(event)) panel.changed(event);
+    // A hospital's beds or services changed: the incident on show ranks its hospitals again.
+    if (event.event === "hospital.availability" && panel.incidentId) guard(panel.loadHospitals(panel.incidentId));
     if (changed.alert) {
       showAlert($("#alerts"), changed.alert, store, select);
       beep();
