@@ -240,3 +240,17 @@ async def test_two_desks_updating_at_once_lose_none_of_each_other_s_figures(api:
     assert beds["picu"] == (100 + rounds - 1, second)
     assert beds["ward"][0] in (rounds - 1, 100 + rounds - 1) and beds["isolation"][0] in (rounds - 1, 100 + rounds - 1)
     assert await con.fetchval("SELECT count(*) FROM events WHERE type = 'hospital.availability'") == 2 * rounds
+
+
+async def test_a_service_the_hospital_no_longer_has_drops_off_its_figures_without_breaking_the_ranking(
+    api: Api, con: asyncpg.Connection,
+) -> None:
+    # The region data is edited: RSU Kota Tangsel's CT goes (its reported state stays in the table).
+    await con.execute("UPDATE facilities SET services = array_remove(services, 'ct') WHERE code = $1", RSU)
+    board = (await api.call("GET", "/api/hospitals/availability", await api.login("operator")))[1]
+    assert "ct" not in entry(board, RSU)["services_now"] and "ct" not in entry(board, RSU)["services"]
+    ranked = await hospitals_for(api, await api.login("operator"), "stroke", "0812-1005")
+    rsu = next(h for h in ranked["hospitals"] if h["code"] == RSU)
+    assert rsu["capable"] is False and "ct" not in rsu["services_now"]
+    status, answer = await api.call("PATCH", PATH, await api.login("hospital"), json={"services": {"ct": True}})
+    assert status == 422 and answer["error"]["field"] == "services.ct"

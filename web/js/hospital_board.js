@@ -134,9 +134,16 @@ export function mount(page) {
     }
   }
 
+  // A hospital's figures from an answer or an event: each figure kept only if it is not older than the one shown
+  // (an event can arrive after the answer to a later update).
   function take(entry) {
     if (!board) return;
-    board.hospitals = board.hospitals.map((x) => (x.code === entry.code ? entry : x));
+    const newer = (seen, got) => (seen && got && Date.parse(seen.at) > Date.parse(got.at) ? seen : got);
+    board.hospitals = board.hospitals.map((x) => (x.code !== entry.code ? x : {
+      ...entry,
+      beds: Object.fromEntries(Object.entries(entry.beds).map(([k, v]) => [k, newer(x.beds[k], v)])),
+      services_now: Object.fromEntries(Object.entries(entry.services_now).map(([k, v]) => [k, newer(x.services_now[k], v)])),
+    }));
     render();
   }
 
