@@ -292,6 +292,11 @@ class SatusehatSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class HospitalSettings:
+    availability_stale_s: int = dataclasses.field(default=21600, metadata=_check(lambda v: 60 <= v <= 7 * 86400, "must be 60..604800 seconds"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -306,6 +311,7 @@ class Config:
     retention: RetentionSettings = RetentionSettings()
     metrics: MetricsSettings = MetricsSettings()
     backup: BackupSettings = BackupSettings()
+    hospitals: HospitalSettings = HospitalSettings()
     satusehat: SatusehatSettings = SatusehatSettings()
 
     def __post_init__(self) -> None:

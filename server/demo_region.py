@@ -19,7 +19,7 @@ import asyncpg
 
 from dispatch.errors import InvalidInput
 from dispatch.hospitals import parse_services
-from server import audit
+from server import audit, demo_availability
 from server.passwords import Passwords
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,9 @@ async def load_demo(con: asyncpg.Connection, passwords: Passwords) -> bool:
         if await con.fetchval("SELECT count(*) FROM users") or await con.fetchval("SELECT count(*) FROM units"):
             raise DemoRefused("--demo refused: this database already holds non-demo users or units")
         data = region_data()
-        await _load_region(con, data, hospital_services(data))
+        services = hospital_services(data)
+        await _load_region(con, data, services)
+        await demo_availability.load(con, services)
         units = demo_units(data)
         await _load_units(con, units)
         await _load_users(con, passwords, data, units)

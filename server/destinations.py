@@ -6,34 +6,42 @@ puskesmas) rank through ``ranked``; every way a destination is set goes through 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
+from dispatch.availability import Availability
 from dispatch.geo import Point, distance_m
 from dispatch.hospitals import Hospital, rank_hospitals
 from dispatch.units import UnitKind
-from server import audit, events, incidents
+from server import audit, events, hospital_availability, incidents
 from server.errors import InvalidField
-from server.keys import FLEET, TRIAGE
+from server.keys import CONFIG, FLEET, TRIAGE
 
 
 async def ranked(app: web.Application, con: asyncpg.Connection | asyncpg.Pool, at: Point, call_type: str | None) -> dict[str, Any]:
-    """Hospitals from ``at`` by ambulance ETA, those with the service the call type needs first, with warnings."""
+    """Hospitals from ``at`` by ambulance ETA, those with the service the call type needs first (ready now before the
+    others, dispatch/hospitals.py), each with its availability figures, with warnings."""
     triage = await app[TRIAGE].get()
     needed = triage.get(call_type).service if call_type is not None and call_type in triage else None
     rows = await con.fetch("SELECT code, name, lat, lon, specialties, services FROM facilities WHERE kind = 'hospital'")
-    found = [Hospital(h["code"], h["name"], Point(h["lat"], h["lon"]), frozenset(h["services"])) for h in rows]
+    figures, now = await hospital_availability.load(con), await hospital_availability.now(con)
+    found = [Hospital(h["code"], h["name"], Point(h["lat"], h["lon"]), frozenset(h["services"]), figures.get(h["code"], Availability()))
+             for h in rows]
     eta = app[FLEET].index.eta
+    stale_after = dt.timedelta(seconds=app[CONFIG].hospitals.availability_stale_s)
     ranking = rank_hospitals(
         at, found, needed_service=needed,
         eta=lambda scene, hospital: eta.eta_for_distance(distance_m(scene, hospital), UnitKind.AMBULANCE),
+        now=now, stale_after=stale_after,
     )
     by_code = {h["code"]: h for h in rows}
     hospitals = [
         {**dict(by_code[r.hospital.code]), "services": sorted(r.hospital.services),
-         "distance_m": r.distance_m, "eta_s": r.eta_s, "capable": r.capable}
+         "distance_m": r.distance_m, "eta_s": r.eta_s, "capable": r.capable, "readiness": r.readiness.value,
+         **hospital_availability.figures_json(sorted(r.hospital.services), r.hospital.availability, now, stale_after)}
         for r in ranking.hospitals
     ]
     return {"hospitals": hospitals, "needed_service": ranking.needed_service,

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dispatch.availability import DEFAULT_STALE_AFTER, Availability, Figure, Freshness, Readiness
 from dispatch.errors import InvalidInput
 from dispatch.geo import Point
 from dispatch.hospitals import (
+    NEAREST_FIGURES_STALE,
     NEAREST_LACKS_SERVICE,
+    NEAREST_NO_IGD_BED,
+    NEAREST_SERVICE_DOWN,
     NO_HOSPITAL_HAS_SERVICE,
+    READINESS_ORDER,
     Hospital,
     Ranking,
     parse_service,
@@ -113,3 +123,126 @@ def test_a_hospital_with_an_unknown_service_is_refused() -> None:
     with pytest.raises(InvalidInput) as err:
         Hospital("rs-a", "RS A", SCENE, frozenset({"helipad"}))
     assert err.value.field.startswith("services")
+
+
+# --- What the hospitals report now: free IGD beds and the needed service, fresh, stale or unknown.
+
+NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+
+
+def reporting(code: str, *services: str, km: float, igd: int | None = None, running: dict[str, bool] | None = None,
+              hours_ago: float = 0.0) -> Hospital:
+    at = NOW - timedelta(hours=hours_ago)
+    beds = {"igd": Figure(igd, at, "desk")} if igd is not None else {}
+    states = {s: Figure(v, at, "desk") for s, v in (running or {}).items()}
+    return replace(hospital(code, *services, km=km), availability=Availability(beds, states))
+
+
+def rank_now(hospitals: list[Hospital], service: str | None) -> Ranking:
+    at = {h.location: ETAS[h.code] for h in hospitals}
+    return rank_hospitals(SCENE, hospitals, needed_service=service, eta=lambda scene, location: at[location], now=NOW)
+
+
+def test_a_hospital_ready_now_comes_before_a_nearer_one_with_no_igd_bed_and_the_operator_is_told() -> None:
+    hospitals = [reporting("rs-a", "cath_lab", km=1, igd=0, running={"cath_lab": True}),
+                 reporting("rs-c", "cath_lab", km=3, igd=2, running={"cath_lab": True})]
+    ranking = rank_now(hospitals, "cath_lab")
+    assert [(r.hospital.code, r.readiness) for r in ranking.hospitals] == [("rs-c", Readiness.READY), ("rs-a", Readiness.NOT_READY)]
+    assert [w.to_dict() for w in ranking.warnings] == [{"kind": NEAREST_NO_IGD_BED, "service": "cath_lab", "hospital": "rs-a",
+                                                         "hospital_name": "RS A", "nearest_capable": "rs-c"}]
+
+
+def test_the_nearest_with_the_service_down_now_is_ranked_after_one_where_it_runs_and_warned() -> None:
+    hospitals = [reporting("rs-a", "ct", km=1, igd=3, running={"ct": False}), reporting("rs-c", "ct", km=3, igd=1, running={"ct": True}),
+                 reporting("rs-b", km=2, igd=5)]
+    ranking = rank_now(hospitals, "ct")
+    assert [(r.hospital.code, r.capable) for r in ranking.hospitals] == [("rs-c", True), ("rs-a", True), ("rs-b", False)]
+    assert [(w.kind, w.hospital, w.nearest_capable) for w in ranking.warnings] == [(NEAREST_SERVICE_DOWN, "rs-a", "rs-c")]
+
+
+def test_unknown_and_stale_figures_rank_between_ready_and_not_ready_and_a_stale_nearest_is_warned() -> None:
+    hospitals = [reporting("rs-a", km=1, igd=4, hours_ago=7), reporting("rs-b", km=2), reporting("rs-c", km=3, igd=0),
+                 reporting("rs-d", km=4, igd=1)]
+    ranking = rank_now(hospitals, None)
+    assert [(r.hospital.code, r.readiness, r.igd) for r in ranking.hospitals] == [
+        ("rs-d", Readiness.READY, Freshness.FRESH), ("rs-a", Readiness.UNCONFIRMED, Freshness.STALE),
+        ("rs-b", Readiness.UNCONFIRMED, Freshness.UNKNOWN), ("rs-c", Readiness.NOT_READY, Freshness.FRESH)]
+    assert [w.to_dict() for w in ranking.warnings] == [{"kind": NEAREST_FIGURES_STALE, "service": None, "hospital": "rs-a",
+                                                         "hospital_name": "RS A", "nearest_capable": "rs-d"}]
+
+
+def test_a_nearest_that_never_reported_is_not_warned_about_and_keeps_its_eta_place_among_the_unconfirmed() -> None:
+    hospitals = [reporting("rs-a", "ct", km=1), reporting("rs-c", "ct", km=3, igd=2, hours_ago=9, running={"ct": True})]
+    ranking = rank_now(hospitals, "ct")
+    assert [r.hospital.code for r in ranking.hospitals] == ["rs-a", "rs-c"] and ranking.warnings == ()
+
+
+def test_a_nearest_lacking_the_service_and_without_an_igd_bed_gets_both_warnings() -> None:
+    hospitals = [reporting("rs-a", km=1, igd=0), reporting("rs-c", "cath_lab", km=3, igd=1, running={"cath_lab": True})]
+    kinds = [(w.kind, w.nearest_capable) for w in rank_now(hospitals, "cath_lab").warnings]
+    assert kinds == [(NEAREST_LACKS_SERVICE, "rs-c"), (NEAREST_NO_IGD_BED, "rs-c")]
+
+
+def test_a_bed_warning_names_no_alternative_when_no_hospital_is_ready() -> None:
+    hospitals = [reporting("rs-a", km=1, igd=0), reporting("rs-c", km=3)]
+    (warning,) = rank_now(hospitals, None).warnings
+    assert (warning.kind, warning.nearest_capable) == (NEAREST_NO_IGD_BED, None)
+
+
+def test_reported_figures_need_a_now_to_be_judged() -> None:
+    with pytest.raises(InvalidInput) as err:
+        rank([reporting("rs-a", km=1, igd=2)], None)
+    assert err.value.field == "now"
+
+
+def test_a_hospital_reporting_a_service_it_does_not_have_is_refused() -> None:
+    with pytest.raises(InvalidInput) as err:
+        reporting("rs-a", "ct", km=1, running={"cath_lab": True})
+    assert err.value.field == "availability.services.cath_lab"
+
+
+CODES = sorted(ETAS)
+figure_st = st.one_of(st.none(), st.tuples(st.integers(0, 3), st.sampled_from([0.0, 1.0, 7.0])))
+service_st = st.one_of(st.none(), st.tuples(st.booleans(), st.sampled_from([0.0, 7.0])))
+
+
+@st.composite
+def reporting_hospitals(draw: st.DrawFn) -> list[Hospital]:
+    found = []
+    for n, code in enumerate(draw(st.lists(st.sampled_from(CODES), unique=True))):
+        has_ct = draw(st.booleans())
+        igd, state = draw(figure_st), draw(service_st) if has_ct else None
+        beds = {"igd": Figure(igd[0], NOW - timedelta(hours=igd[1]), "d")} if igd else {}
+        states = {"ct": Figure(state[0], NOW - timedelta(hours=state[1]), "d")} if state else {}
+        found.append(replace(hospital(code, *(["ct"] if has_ct else []), km=n + 1), availability=Availability(beds, states)))
+    return found
+
+
+@given(reporting_hospitals(), st.sampled_from([None, "ct"]))
+@settings(max_examples=300, deadline=None)
+def test_every_hospital_is_listed_in_group_then_readiness_then_eta_order(hospitals: list[Hospital], service: str | None) -> None:
+    ranking = rank_now(hospitals, service)
+    assert sorted(r.hospital.code for r in ranking.hospitals) == sorted(h.code for h in hospitals)  # nobody hidden
+    keys = [(not r.capable, READINESS_ORDER[r.readiness], r.eta_s, r.hospital.code) for r in ranking.hospitals]
+    assert keys == sorted(keys)
+    for r in ranking.hospitals:
+        figures = r.hospital.availability
+        igd = figures.beds.get("igd")
+        fresh_igd = igd is not None and NOW - igd.at <= DEFAULT_STALE_AFTER
+        needs = service if r.capable else None
+        running = figures.services.get(needs) if needs else None
+        fresh_running = running is not None and NOW - running.at <= DEFAULT_STALE_AFTER
+        ready = fresh_igd and igd is not None and igd.value > 0 and (needs is None or (fresh_running and running is not None and running.value))
+        assert (r.readiness is Readiness.READY) == ready
+
+
+@given(reporting_hospitals(), st.sampled_from([None, "ct"]))
+@settings(max_examples=200, deadline=None)
+def test_without_fresh_figures_the_order_is_the_plain_one(hospitals: list[Hospital], service: str | None) -> None:
+    # Six hours and a minute later every figure is stale: availability no longer moves anyone.
+    at = {h.location: ETAS[h.code] for h in hospitals}
+    later = rank_hospitals(SCENE, hospitals, needed_service=service, eta=lambda s, loc: at[loc], now=NOW + timedelta(hours=6, minutes=1))
+    plain = rank_hospitals(SCENE, [replace(h, availability=Availability()) for h in hospitals], needed_service=service,
+                           eta=lambda s, loc: at[loc])
+    assert [r.hospital.code for r in later.hospitals] == [r.hospital.code for r in plain.hospitals]
+    assert all(r.readiness is Readiness.UNCONFIRMED for r in later.hospitals)

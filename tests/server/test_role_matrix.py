@@ -36,6 +36,9 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/incidents/{id}/link"): {"operator"},
     ("GET", "/api/incidents/{id}/hospitals"): {"operator"},
     ("POST", "/api/incidents/{id}/destination"): {"operator"},
+    ("GET", "/api/hospitals/availability"): {"operator", "admin", "hospital", "specialist"},
+    # A hospital account its own hospital only (403 for another: tests/server/test_hospital_board.py).
+    ("PATCH", "/api/hospitals/{code}/availability"): {"hospital", "admin"},
     ("GET", "/api/incidents"): {"operator", "admin"},
     ("GET", "/api/incidents/{id}"): {"operator", "admin"},
     ("GET", "/api/incidents/{id}/timeline"): {"operator", "admin"},

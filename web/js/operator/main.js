@@ -1,6 +1,6 @@
 // The operator console: boot, the live socket, keyboard shortcuts, and wiring the parts together.
 import {api, errorText, getWebConfig, logout, requireRole} from "../api.js";
-import {$, guard} from "../dom.js";
+import {$, guard, oneAtATime} from "../dom.js";
 import {mountLanguageSwitch, onLanguageChange, t, translate} from "../i18n.js";
 import {LiveSocket} from "../live.js";
 import {beep, unlockAudio} from "../ringer.js";
@@ -59,6 +59,8 @@ async function boot() {
   let pending = [];
   let loaded = false;
   let loading = false;
+  // In call order, so an answer about older figures never draws over a newer one.
+  const reloadHospitals = oneAtATime(() => panel.loadHospitals(panel.incidentId));
   function onEvent(event) {
     if (!loaded) { pending.push(event); return; }
     const changed = store.apply(event);
@@ -67,6 +69,8 @@ async function boot() {
       redrawIncidents();
     }
     if ((changed.incidents || changed.units) && panel.concerns(event)) panel.changed(event);
+    // A hospital's beds or services changed: the incident on show ranks its hospitals again.
+    if (event.event === "hospital.availability" && panel.incidentId) guard(reloadHospitals());
     if (changed.alert) {
       showAlert($("#alerts"), changed.alert, store, select);
       beep();

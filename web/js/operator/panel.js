@@ -238,8 +238,8 @@ export class IncidentPanel {
     const select = $("#destination");
     const known = new Set(this.hospitals.map((x) => x.code));
     const current = incident.destination;
-    const option = (x) => h("option", {value: x.code, dataset: {capable: String(x.capable !== false)}},
-      `${x.name} · ${t("op.km", {km: (x.distance_m / 1000).toFixed(1)})} · ${clock(x.eta_s)}`);
+    const option = (x) => h("option", {value: x.code, dataset: {capable: String(x.capable !== false), readiness: x.readiness}},
+      `${x.name} · ${t("op.km", {km: (x.distance_m / 1000).toFixed(1)})} · ${clock(x.eta_s)}${this.availabilityText(x)}`);
     // When the call needs a service, the hospitals that have it come first, in their own group, and the others apart.
     const service = this.neededService ? label("service", this.neededService) : "";
     const group = (key, list) => list.length ? h("optgroup", {label: t(key, {service})}, list.map(option)) : null;
@@ -255,7 +255,22 @@ export class IncidentPanel {
     $("#destination-now").textContent = current ? t("op.destination_now", {hospital: hospitalName(this.store, current)}) : "";
     fill($("#hospital-warnings"), this.hospitalWarnings.map((w) => h("p", {class: "warning warn-hospital", dataset: {kind: w.kind}},
       t(`op.warn_${w.kind}`, {hospital: w.hospital_name || hospitalName(this.store, w.hospital), service: label("service", w.service),
-                              capable: w.nearest_capable ? hospitalName(this.store, w.nearest_capable) : ""}))));
+                              capable: w.nearest_capable ? hospitalName(this.store, w.nearest_capable) : ""}),
+      // A bed or service warning names the nearest hospital ready now, when there is one.
+      w.kind !== "nearest_lacks_service" && w.nearest_capable ? ` ${t("op.warn_ready_alt", {capable: hospitalName(this.store, w.nearest_capable)})}` : "")));
+  }
+
+  /** What a hospital reports now, for its line in the list: free IGD beds and the needed service, stale figures marked. */
+  availabilityText(x) {
+    const mark = (figure) => (figure?.stale ? ` (${t("op.hosp_stale")})` : "");
+    const igd = x.beds?.igd;
+    let text = ` · ${t("op.hosp_igd", {n: igd ? igd.free : "?"})}${mark(igd)}`;
+    const now = this.neededService && x.capable ? x.services_now?.[this.neededService] : undefined;
+    if (now !== undefined) {
+      const state = now === null ? "unknown" : now.available ? "available" : "unavailable";
+      text += ` · ${t(`op.hosp_service_${state}`, {service: label("service", this.neededService)})}${mark(now)}`;
+    }
+    return text;
   }
 
   warningItem(w) {
