@@ -5,6 +5,7 @@ import {api, errorText, logout, requireRole} from "./api.js";
 import {$, guard} from "./dom.js";
 import {mountLanguageSwitch, translate} from "./i18n.js";
 import {LiveSocket} from "./live.js";
+import {mount as mountReferrals} from "./hospital_referrals.js";
 
 const user = requireRole("hospital");
 // What each panel wants told: the socket's (re)connection, after which it re-reads, and each event.
@@ -29,7 +30,7 @@ async function boot() {
   $("#facility-name").textContent = hospital.name;
   /** @type {HospitalPage} */
   const page = {user, hospital, region, onHello: (fn) => listeners.hello.push(fn), onEvent: (fn) => listeners.event.push(fn)};
-  void page;  // the panels mount here
+  mountReferrals(page);  // the panels mount here
   live = new LiveSocket("/ws/events", {
     onHello: () => { for (const fn of listeners.hello) fn(); },
     onEvent: (message) => { for (const fn of listeners.event) fn(message); },
