@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
-from server import db, events
+from dispatch.triage import default_triage_table
+from server import db, events, incidents, migrate, transfers
 from server.live import audience_of
 from server.users import list_users
 from tests.conftest import Api, start_api
@@ -159,10 +161,12 @@ async def test_refer_accept_and_the_transfer_is_recommended_dispatched_and_linke
 
 
 async def incident_count(api: Api, referral_id: str) -> int:
+    """The transfer incidents (each test's database starts with none): linked to the referral or not."""
     con = await db.connect(api.dsn)
     try:
-        return int(await con.fetchval("SELECT count(*) FROM incidents WHERE referral_id = $1 OR idempotency_key = $2",
-                                      uuid.UUID(referral_id), f"referral:{referral_id}"))
+        assert await con.fetchval("SELECT count(*) FROM incidents WHERE call_type = 'interfacility_transfer' AND referral_id IS DISTINCT FROM $1",
+                                  uuid.UUID(referral_id)) == 0
+        return int(await con.fetchval("SELECT count(*) FROM incidents WHERE referral_id = $1", uuid.UUID(referral_id)))
     finally:
         await con.close()
 
@@ -271,5 +275,23 @@ async def test_another_hospital_reaches_nothing_of_a_referral_addressed_elsewher
         seen = await events.since(con, 0, audience_of(account), limit=100_000)
         assert [e.type for e in seen if e.type.startswith(("referral.", "consult.", "call.", "incident."))] == []
         assert await con.fetchval("SELECT state FROM referrals WHERE id = $1", uuid.UUID(request["id"])) == "accepted"
+    finally:
+        await con.close()
+
+
+async def test_the_upgrade_adds_the_transfer_call_type_to_a_table_seeded_before(bare_dsn: str) -> None:
+    con = await asyncpg.connect(bare_dsn)
+    try:
+        available = migrate.available()
+        at = next(n for n, m in enumerate(available) if m.name.endswith("_referrals.sql"))
+        for migration in available[:at]:
+            await con.execute(migration.sql)
+        await incidents.seed_triage(con)
+        await con.execute("DELETE FROM triage_types WHERE code = $1", transfers.CALL_TYPE)  # as the table was before
+        await con.execute(available[at].sql)
+        row = await con.fetchrow("SELECT label_id, priority, capabilities, service FROM triage_types WHERE code = $1", transfers.CALL_TYPE)
+        assert dict(row) == {"label_id": "Rujukan antar fasilitas", "priority": "kuning", "capabilities": ["transport"], "service": None}
+        entry = default_triage_table().get(transfers.CALL_TYPE)
+        assert (entry.label_id, entry.priority.value, sorted(entry.capabilities), entry.service) == tuple(row.values())
     finally:
         await con.close()
