@@ -295,3 +295,20 @@ async def test_the_upgrade_adds_the_transfer_call_type_to_a_table_seeded_before(
         assert (entry.label_id, entry.priority.value, sorted(entry.capabilities), entry.service) == tuple(row.values())
     finally:
         await con.close()
+
+
+async def test_a_consult_completed_with_a_hospital_named_as_text_still_reads(capi: Api) -> None:
+    consult_id, pk, sp = await accepted_consult(capi)
+    advice = {**OUTCOME, "decision": "advice", "referral": None}
+    status, body = await capi.call("POST", f"/api/consults/{consult_id}/complete", sp, json={"outcome": advice})
+    assert status == 200, body
+    older = {"soap": OUTCOME["soap"], "decision": "refer", "refer_to": "RSUD Kota Tangerang Selatan"}
+    con = await db.connect(capi.dsn)
+    try:
+        await con.execute("UPDATE consults SET outcome = $2 WHERE id = $1", uuid.UUID(consult_id), older)
+    finally:
+        await con.close()
+    for token in (pk, sp):
+        status, seen = await capi.call("GET", f"/api/consults/{consult_id}", token)
+        assert status == 200 and seen["consult"]["outcome"] == older and seen["consult"]["referral"] is None
+    assert (await capi.call("GET", "/api/consults", pk))[0] == 200
