@@ -312,3 +312,27 @@ async def test_a_consult_completed_with_a_hospital_named_as_text_still_reads(cap
         status, seen = await capi.call("GET", f"/api/consults/{consult_id}", token)
         assert status == 200 and seen["consult"]["outcome"] == older and seen["consult"]["referral"] is None
     assert (await capi.call("GET", "/api/consults", pk))[0] == 200
+
+
+async def test_an_accept_whose_transfer_failed_keeps_the_answer_and_accepting_again_makes_it(capi: Api) -> None:
+    consult_id, _, pk, _ = await referred(capi)
+    hospital = await capi.login("hospital")
+    [request] = (await capi.call("GET", "/api/referrals", hospital))[1]["referrals"]
+    con = await db.connect(capi.dsn)
+    try:
+        # The database refuses the transfer's intake once (a real failure inside the transaction that records the call).
+        await con.execute("""CREATE FUNCTION refuse_transfer() RETURNS trigger LANGUAGE plpgsql AS
+                             $$ BEGIN RAISE EXCEPTION 'intake down'; END $$""")
+        await con.execute("""CREATE TRIGGER refuse_transfer BEFORE INSERT ON incidents FOR EACH ROW
+                             WHEN (NEW.call_type = 'interfacility_transfer') EXECUTE FUNCTION refuse_transfer()""")
+        status, _ = await capi.call("POST", f"/api/referrals/{request['id']}/accept", hospital)
+        assert status >= 500
+        # The hospital's answer stands; the doctors see it, and that the transfer is still to be made.
+        _, seen = await capi.call("GET", f"/api/consults/{consult_id}", pk)
+        assert (seen["consult"]["referral"]["state"], seen["consult"]["referral"]["incident_id"]) == ("accepted", None)
+        await con.execute("DROP TRIGGER refuse_transfer ON incidents")
+    finally:
+        await con.close()
+    status, body = await capi.call("POST", f"/api/referrals/{request['id']}/accept", hospital)
+    assert status == 200 and body["referral"]["incident_id"], body
+    assert await incident_count(capi, request["id"]) == 1

@@ -46,8 +46,13 @@ export function mount(page) {
 
   function outcome(r) {
     if (r.state === "requested") return decideButtons(r);
+    // Accepted, but the process that took the answer stopped before the transfer was made: accepting again makes it.
+    if (r.state === "accepted" && r.transport && !r.incident_id) {
+      return h("p", {class: "answered"}, t("rs.referrals.transfer_pending"), " ",
+        h("button", {type: "button", class: "accept", onclick: () => guard(answer(r, "accept"), say)}, t("rs.referrals.accept")));
+    }
     const text = r.state === "declined" ? t("rs.referrals.declined_because", {reason: r.decline_reason})
-      : r.incident_id ? t("rs.referrals.transfer_created") : r.transport ? t("rs.referrals.transfer_pending") : t("rs.referrals.accepted");
+      : r.incident_id ? t("rs.referrals.transfer_created") : t("rs.referrals.accepted");
     return h("p", {class: "answered", dataset: {incidentId: r.incident_id || ""}}, text);
   }
 
