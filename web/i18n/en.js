@@ -281,6 +281,10 @@ export default {
   "event.incident.destination": "Destination hospital chosen",
   "event.incident.closed": "Incident closed",
   "event.alert": "Alert",
+  "event.referral.transfer": "Inter-facility transfer from a referral",
+  "event.referral.requested": "Referral sent to the hospital",
+  "event.referral.accepted": "Referral accepted by the hospital",
+  "event.referral.declined": "Referral declined by the hospital",
 
   "pkm.title": "Puskesmas teleconsultation",
   "pkm.new_request": "Request a specialist consult",

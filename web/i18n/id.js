@@ -281,6 +281,10 @@ export default {
   "event.incident.destination": "Rumah sakit tujuan dipilih",
   "event.incident.closed": "Insiden ditutup",
   "event.alert": "Peringatan",
+  "event.referral.transfer": "Transfer antar fasilitas dari rujukan",
+  "event.referral.requested": "Rujukan dikirim ke RS",
+  "event.referral.accepted": "Rujukan diterima RS",
+  "event.referral.declined": "Rujukan ditolak RS",
 
   "pkm.title": "Telekonsultasi Puskesmas",
   "pkm.new_request": "Minta konsultasi spesialis",
