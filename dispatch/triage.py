@@ -183,6 +183,8 @@ _DEFAULT_ROWS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("child_fever", "Demam pada anak", "Fever in a child", "hijau", ("bls",)),
     ("general_sickness", "Sakit umum", "General sickness", "hijau", ("bls",)),
     ("transfer_request", "Permintaan antar pasien", "Transfer request", "hijau", ("transport",)),
+    # A referral from a puskesmas consult that a hospital accepted: the priority comes from the referral's urgency.
+    ("interfacility_transfer", "Rujukan antar fasilitas", "Inter-facility transfer", "kuning", ("transport",)),
     ("other", "Lainnya", "Other", "kuning", ("bls",)),
 )
 

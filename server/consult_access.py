@@ -7,22 +7,29 @@ state). The list carries no patient data (no patient summary, answer or cancel
 reason: what the events say, with the times); each detail, attachment or chat read
 is audited with the reader's relation to the consult, so a colleague's read stands
 out in the audit log.
+
+A consult's attachments are also read by the hospital a referral from it is addressed to
+(`attachment_reader`), and only while it is: not by another hospital, not once it declined.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import asyncpg
 
 from server.consults import COLUMNS, Stored, load
+from server.errors import Forbidden
+from server.roles import Role
 from server.users import User
 from signaling import routing
 from signaling.access import Action, Relation
 from signaling.consult import ConsultState
 
 DETAIL_ONLY = ("patient", "outcome", "cancel_reason")
+RECEIVING_HOSPITAL = "receiving_hospital"
 
 
 def reader_of(user: User, first: int) -> tuple[str, list[Any]]:
@@ -43,6 +50,20 @@ async def load_readable(con: asyncpg.Connection | asyncpg.Pool, consult_id: str,
     """A consult ``user`` may read, and why; 404 for no such consult, 403 for one they may not read."""
     stored = await load(con, consult_id)
     return stored, stored.require(user, Action.READ)
+
+
+async def attachment_reader(con: asyncpg.Connection | asyncpg.Pool, consult_id: str, user: User) -> tuple[Stored, str]:
+    """A consult whose attachments ``user`` may read, and why: a reader of the consult, or the hospital its
+    referral is addressed to while the referral waits or was accepted."""
+    if user.role is not Role.HOSPITAL:
+        stored, relation = await load_readable(con, consult_id, user)
+        return stored, relation.value
+    stored = await load(con, consult_id)
+    if not await con.fetchval(
+        "SELECT 1 FROM referrals WHERE consult_id = $1 AND hospital = $2 AND state <> 'declined'", uuid.UUID(stored.id), user.facility_code
+    ):
+        raise Forbidden("this consult is not referred to your hospital")
+    return stored, RECEIVING_HOSPITAL
 
 
 async def readable_list(con: asyncpg.Connection | asyncpg.Pool, user: User, state: str | None) -> list[Stored]:

@@ -309,7 +309,7 @@ async def complete(
 ) -> Stored:
     before = await load(con, consult_id)
     before.require(user, access.Action.COMPLETE)
-    after = before.consult.complete(Outcome.from_dict(outcome), at)
+    after = before.consult.complete(Outcome.submitted(outcome), at)
     assert after.outcome is not None
     return await commit(con, before, after, actor, "consult.completed", detail={"decision": after.outcome.decision.value})
 

@@ -21,11 +21,13 @@ from server.errors import InvalidField
 from server.keys import CONFIG, FLEET, TRIAGE
 
 
-async def ranked(app: web.Application, con: asyncpg.Connection | asyncpg.Pool, at: Point, call_type: str | None) -> dict[str, Any]:
-    """Hospitals from ``at`` by ambulance ETA, those with the service the call type needs first (ready now before the
-    others, dispatch/hospitals.py), each with its availability figures, with warnings."""
+async def ranked(
+    app: web.Application, con: asyncpg.Connection | asyncpg.Pool, at: Point, call_type: str | None, *, service: str | None = None
+) -> dict[str, Any]:
+    """Hospitals from ``at`` by ambulance ETA, those with the service the call type needs (or ``service``) first (ready now
+    before the others, dispatch/hospitals.py), each with its availability figures, with warnings."""
     triage = await app[TRIAGE].get()
-    needed = triage.get(call_type).service if call_type is not None and call_type in triage else None
+    needed = triage.get(call_type).service if call_type is not None and call_type in triage else service
     rows = await con.fetch("SELECT code, name, lat, lon, specialties, services FROM facilities WHERE kind = 'hospital'")
     figures, now = await hospital_availability.load(con), await hospital_availability.now(con)
     found = [Hospital(h["code"], h["name"], Point(h["lat"], h["lon"]), frozenset(h["services"]), figures.get(h["code"], Availability()))

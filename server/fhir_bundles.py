@@ -34,6 +34,7 @@ from fhir.resources.R4B.resource import Resource
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from server.consults import Stored
+from signaling.icd10 import COMMON
 
 __all__ = ["Identifiers", "LOINC_VITALS", "consult_bundle", "incident_bundle"]
 
@@ -43,6 +44,7 @@ ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 SNOMED = "http://snomed.info/sct"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
 KEMKES_IDS = "http://sys-ids.kemkes.go.id"
 # psc119's own identifier systems, for what has no SATUSEHAT id.
 PSC119 = "urn:psc119"
@@ -64,6 +66,9 @@ _INCIDENT_STATUS = {"closed": "finished"}
 _CONSULT_STATUS = {"requested": "planned", "accepted": "arrived", "in_session": "in-progress",
                    "completed": "finished", "cancelled": "cancelled", "expired": "cancelled"}
 _SEX = {"male": "male", "female": "female"}
+# A referral's state, its urgency -> ServiceRequest.status, .priority
+_REFERRAL_STATUS = {"requested": "active", "accepted": "active", "declined": "revoked"}
+_PRIORITY = {"emergency": "stat", "urgent": "urgent", "routine": "routine"}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -176,8 +181,11 @@ def incident_bundle(
     return b.bundle(generated_at)
 
 
-def consult_bundle(stored: Stored, *, ids: Identifiers, generated_at: dt.datetime) -> Bundle:
-    """A teleconsult's virtual encounter: the puskesmas, the two doctors, the patient's summary and the outcome."""
+def consult_bundle(
+    stored: Stored, *, ids: Identifiers, referral: Mapping[str, Any] | None = None, generated_at: dt.datetime,
+) -> Bundle:
+    """A teleconsult's virtual encounter: the puskesmas, the two doctors, the patient's summary and the outcome;
+    ``referral`` is the referral's status as stored (server/referrals.py), when the outcome sent one."""
     c = stored.consult
     b = _Builder(f"consult/{c.id}", ids)
     patient = b.patient(c.patient.sex.value)
@@ -201,17 +209,30 @@ def consult_bundle(stored: Stored, *, ids: Identifiers, generated_at: dt.datetim
     b.observation("age", AGE, c.patient.age, c.requested_at, patient, encounter, vital=False)
     if c.patient.vitals is not None:
         b.vitals("vitals", c.patient.vitals.to_dict(), c.requested_at, patient, encounter)
-    if c.outcome is not None:
-        soap = c.outcome.soap
-        b.add("assessment", Condition, dict(
-            category=[{"coding": [{"system": CONDITION_CATEGORY, "code": "encounter-diagnosis"}]}],
-            code={"text": soap.assessment}, subject=patient, encounter=encounter,
-            recordedDate=c.ended_at, note=[{"text": f"S: {soap.subjective}\nO: {soap.objective}\nP: {soap.plan}"}],
+    if c.outcome is None:
+        return b.bundle(generated_at)
+    soap, sent = c.outcome.soap, c.outcome.referral
+    diagnosis: dict[str, Any] = {"text": soap.assessment}
+    if sent is not None:
+        diagnosis["coding"] = [{"system": ICD10, "code": sent.icd10, "display": COMMON.get(sent.icd10, (None,))[0]}]
+    condition = b.add("assessment", Condition, dict(
+        category=[{"coding": [{"system": CONDITION_CATEGORY, "code": "encounter-diagnosis"}]}],
+        code=diagnosis, subject=patient, encounter=encounter,
+        recordedDate=c.ended_at, note=[{"text": f"S: {soap.subjective}\nO: {soap.objective}\nP: {soap.plan}"}],
+    ))
+    request: dict[str, Any] = dict(
+        intent="order", subject=patient, encounter=encounter, authoredOn=c.ended_at, reasonReference=[condition],
+        code={"coding": [{"system": SNOMED, "code": "3457005", "display": "Patient referral"}], "text": "Rujukan"},
+    )
+    if sent is not None:
+        hospital = Facility(sent.hospital, (referral or {}).get("hospital_name") or sent.hospital)
+        needs = [f"layanan: {sent.service}"] if sent.service else []
+        b.add("referral", ServiceRequest, dict(
+            request, status=_REFERRAL_STATUS[(referral or {}).get("state", "requested")], priority=_PRIORITY[sent.urgency.value],
+            performer=[b.facility(hospital)], reasonCode=[{"text": sent.reason}],
+            note=[{"text": "; ".join([*needs, "transport PSC 119" if sent.transport else "tanpa transport PSC 119"])}],
+            **({"identifier": [{"system": f"{PSC119}:referral", "value": referral["id"]}]} if referral else {}),
         ))
-        if c.outcome.refer_to is not None:
-            b.add("referral", ServiceRequest, dict(
-                status="active", intent="order", subject=patient, encounter=encounter, authoredOn=c.ended_at,
-                code={"coding": [{"system": SNOMED, "code": "3457005", "display": "Patient referral"}], "text": "Rujukan"},
-                performer=[{"display": c.outcome.refer_to}], reasonCode=[{"text": soap.assessment}],
-            ))
+    elif c.outcome.refer_to is not None:  # a consult completed before referrals were requests: the hospital's name only
+        b.add("referral", ServiceRequest, dict(request, status="unknown", performer=[{"display": c.outcome.refer_to}]))
     return b.bundle(generated_at)

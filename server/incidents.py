@@ -38,7 +38,8 @@ from server.fleet import Fleet
 OPERATORS = "role:operator"
 INCIDENT_COLUMNS = """id, idempotency_key, created_by, received_at, caller_phone, caller_name, lat, lon, address,
     kelurahan, kecamatan, call_type, complaint, priority, notes, status, outcome, duplicate_of, destination,
-    warnings, first_dispatched_at, first_acknowledged_at, first_on_scene_at, closed_at, assignment_version, needs"""
+    warnings, first_dispatched_at, first_acknowledged_at, first_on_scene_at, closed_at, assignment_version, needs,
+    referral_id"""
 # Nearest kelurahan centroid farther than this is not taken as the call's kelurahan.
 KELURAHAN_MATCH_M = 5000.0
 MAX_COMPLAINT = 500

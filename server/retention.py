@@ -14,7 +14,8 @@ What each class becomes (``[retention]`` in config.toml says after how long):
   (the intake the crews and consoles were sent), the only place those fields were repeated; the
   timeline and the EIDO export never read it. Consult events carry no patient data.
 - Ended consults: the patient summary keeps sex and the age in tens, its complaint and question are
-  replaced, and so are the SOAP notes and a cancel reason; state, times and the referral decision stay.
+  replaced, and so are the SOAP notes, a cancel reason, a referral's reason and a hospital's reason for
+  declining it; state, times and the referral decision (hospital, ICD-10 code, answer) stay.
 
 Open incidents and consults that have not ended are never touched, however old. Each class is worked
 in batches of ``retention.batch`` rows, one short transaction each. One process sweeps at a time (a
@@ -155,18 +156,26 @@ async def _incidents(con: asyncpg.Connection, before: dt.datetime, now: dt.datet
 
 
 async def _consults(con: asyncpg.Connection, before: dt.datetime, now: dt.datetime, batch: int) -> int:
-    return _affected(await con.execute(
-        f"""UPDATE consults SET
+    # A referral's reason and a hospital's reason for declining it are clinical free text too; its code, hospital and
+    # answer stay, like the decision.
+    count: int = await con.fetchval(
+        f"""WITH done AS (UPDATE consults SET
                 patient = jsonb_build_object('age', (patient->>'age')::int / 10 * 10, 'sex', patient->'sex',
                                              'chief_complaint', $4::text, 'question', $4::text),
                 outcome = CASE WHEN outcome ? 'soap' THEN jsonb_set(outcome, '{{soap}}', jsonb_build_object(
-                    'subjective', $4::text, 'objective', $4::text, 'assessment', $4::text, 'plan', $4::text)) ELSE outcome END,
+                    'subjective', $4::text, 'objective', $4::text, 'assessment', $4::text, 'plan', $4::text)) ELSE outcome END
+                    || CASE WHEN outcome ? 'referral'
+                    THEN jsonb_build_object('referral', (outcome->'referral') || jsonb_build_object('reason', $4::text)) ELSE '{{}}' END,
                 cancel_reason = CASE WHEN cancel_reason IS NULL THEN NULL ELSE $4::text END,
                 pseudonymised_at = $3
             WHERE id IN (SELECT k.id FROM consults k WHERE {ENDED} AND k.pseudonymised_at IS NULL
-                         ORDER BY k.ended_at LIMIT $2 FOR UPDATE SKIP LOCKED)""",
+                         ORDER BY k.ended_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id),
+            referred AS (UPDATE referrals SET decline_reason = $4::text
+                WHERE consult_id IN (SELECT id FROM done) AND decline_reason IS NOT NULL)
+            SELECT count(*) FROM done""",
         before, batch, now, REMOVED,
-    ))
+    )
+    return count
 
 
 async def _apply(con: asyncpg.Connection, config: Config, now: dt.datetime) -> Counts:

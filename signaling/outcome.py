@@ -3,7 +3,10 @@
 Decisions and what each requires (anything else must be absent):
 
 ``advice``     the puskesmas manages the patient with the advice given.
-``refer``      refer the patient; ``refer_to`` names the receiving hospital.
+``refer``      refer the patient: ``referral`` (`signaling.referral`) names the receiving
+               hospital, the diagnosis and the reason. Consults completed before referrals
+               were requests to a hospital carry ``refer_to`` instead, a hospital's name as
+               text: they are still read, never written (`Outcome.submitted`).
 ``follow_up``  consult again; exactly one of ``follow_up_on`` (a date) or
                ``follow_up_in`` (an interval, whole hours, up to a year).
 
@@ -19,6 +22,7 @@ from enum import StrEnum
 
 from . import _check
 from .errors import InvalidValue
+from .referral import ReferralRequest
 
 __all__ = ["Decision", "Outcome", "SoapNote"]
 
@@ -83,6 +87,7 @@ class Outcome:
     soap: SoapNote
     decision: Decision
     refer_to: str | None = None
+    referral: ReferralRequest | None = None
     follow_up_on: date | None = None
     follow_up_in: timedelta | None = None
 
@@ -93,6 +98,8 @@ class Outcome:
             raise InvalidValue(f"{_OUTCOME}.decision", "must be one of: advice, refer, follow_up")
         if self.refer_to is not None:
             _check.text(self.refer_to, f"{_OUTCOME}.refer_to", max_len=HOSPITAL_MAX)
+        if self.referral is not None and not isinstance(self.referral, ReferralRequest):
+            raise InvalidValue(f"{_OUTCOME}.referral", "must be a referral")
         if self.follow_up_on is not None and (
             not isinstance(self.follow_up_on, date) or isinstance(self.follow_up_on, datetime)
         ):
@@ -107,12 +114,16 @@ class Outcome:
         self._check_decision()
 
     def _check_decision(self) -> None:
-        refer = self.refer_to is not None
         follow = (self.follow_up_on is not None, self.follow_up_in is not None)
-        if self.decision is Decision.REFER and not refer:
-            raise InvalidValue(f"{_OUTCOME}.refer_to", "a referral must name the hospital")
-        if self.decision is not Decision.REFER and refer:
-            raise InvalidValue(f"{_OUTCOME}.refer_to", "only a referral names a hospital")
+        if self.decision is Decision.REFER:
+            if self.referral is None and self.refer_to is None:
+                raise InvalidValue(f"{_OUTCOME}.referral", "a referral must name the hospital")
+            if self.referral is not None and self.refer_to is not None:
+                raise InvalidValue(f"{_OUTCOME}.refer_to", "give the referral, not a hospital's name as well")
+        else:
+            for name in ("referral", "refer_to"):
+                if getattr(self, name) is not None:
+                    raise InvalidValue(f"{_OUTCOME}.{name}", "only a referral names a hospital")
         if self.decision is Decision.FOLLOW_UP:
             if follow == (False, False):
                 raise InvalidValue(
@@ -128,10 +139,12 @@ class Outcome:
 
     @classmethod
     def from_dict(cls, data: object) -> Outcome:
-        """Parse ``{"soap": {...}, "decision": ..., "refer_to"?, "follow_up_on"?
+        """Parse ``{"soap": {...}, "decision": ..., "referral"? (or "refer_to"), "follow_up_on"?
         (YYYY-MM-DD), "follow_up_in_hours"?}``."""
         fields = _check.fields(
-            data, _OUTCOME, ("soap", "decision", "refer_to", "follow_up_on", "follow_up_in_hours")
+            data,
+            _OUTCOME,
+            ("soap", "decision", "refer_to", "referral", "follow_up_on", "follow_up_in_hours"),
         )
         if "soap" not in fields:
             raise InvalidValue(_SOAP, "is required")
@@ -157,14 +170,24 @@ class Outcome:
             refer_to=_check.optional_text(
                 fields.get("refer_to"), f"{_OUTCOME}.refer_to", max_len=HOSPITAL_MAX
             ),
+            referral=None if fields.get("referral") is None else ReferralRequest.from_dict(fields["referral"]),
             follow_up_on=follow_on,
             follow_up_in=follow_in,
         )
+
+    @classmethod
+    def submitted(cls, data: object) -> Outcome:
+        """An outcome a specialist submits now: a referral is a request to a hospital, never a name as text."""
+        if isinstance(data, dict) and data.get("refer_to") is not None:
+            raise InvalidValue(f"{_OUTCOME}.refer_to", "name the hospital in the referral (outcome.referral.hospital)")
+        return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, object]:
         result: dict[str, object] = {"soap": self.soap.to_dict(), "decision": self.decision.value}
         if self.refer_to is not None:
             result["refer_to"] = self.refer_to
+        if self.referral is not None:
+            result["referral"] = self.referral.to_dict()
         if self.follow_up_on is not None:
             result["follow_up_on"] = self.follow_up_on.isoformat()
         if self.follow_up_in is not None:

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pydantic
 from aiohttp import web
 
-from server import audit, consult_access, consult_files, consults, oncall, room_socket, rooms
+from server import audit, consult_access, consult_files, consults, oncall, referrals, room_socket, rooms
 from server.api_schemas import ANY, BOOLEAN, CONSULT, FILE, INTEGER, NUMBER, OBJECT, ON_CALL, STRING, TIME, array, obj
 from server.consults import member_id
 from server.handlers.auth import actor_of
@@ -95,8 +95,9 @@ async def get_consult(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     stored, reader = await consult_access.load_readable(pool, _id(request), request[USER])
     attachments = await consult_files.listing(pool, stored.id)
+    referral = await referrals.of_consult(pool, stored.id)
     await audit.record(pool, actor_of(request), "consult.read", f"consult:{stored.id}", {"as": reader.value})
-    return json_response({"consult": {**stored.wire(consults.now()), "attachments": attachments}})
+    return json_response({"consult": {**stored.wire(consults.now()), "attachments": attachments, "referral": referral}})
 
 
 @routes.route("POST", "/api/consults/{id}/cancel", roles=PUSKESMAS, summary="Withdraw a request (the requesting doctor)", body=CancelBody, returns={200: obj(consult=CONSULT)})
@@ -137,11 +138,11 @@ async def decline_consult(request: web.Request) -> web.Response:
     return json_response({"consult": {"id": stored.id, "state": stored.consult.state.value}, "declined": True})
 
 
-@routes.route("POST", "/api/consults/{id}/complete", roles=SPECIALIST, summary="Complete with SOAP notes and a decision (after a session or store-and-forward)", body=CompleteBody, returns={200: obj(consult=CONSULT)})
+@routes.route("POST", "/api/consults/{id}/complete", roles=SPECIALIST, summary="Complete with SOAP notes and a decision (after a session or store-and-forward); a referral is sent to its hospital", body=CompleteBody, returns={200: obj(consult=CONSULT)})
 async def complete_consult(request: web.Request) -> web.Response:
     body = await read_body(request, CompleteBody)
     async with request.app[POOL].acquire() as con:
-        stored = await consults.complete(con, actor_of(request), request[USER], _id(request), body.outcome, consults.now())
+        stored = await referrals.complete(con, actor_of(request), request[USER], _id(request), body.outcome, consults.now())
     return json_response({"consult": stored.wire(consults.now())})
 
 
@@ -157,13 +158,13 @@ async def upload_attachment(request: web.Request) -> web.Response:
     return json_response({"attachment": entry}, status=201)
 
 
-@routes.route("GET", "/api/consults/{id}/attachments/{attachment_id}", roles=READERS, summary="Download an attachment (whoever may read the consult)", returns={200: FILE})
+@routes.route("GET", "/api/consults/{id}/attachments/{attachment_id}", roles=READERS | {Role.HOSPITAL}, summary="Download an attachment (whoever may read the consult; the hospital it is referred to)", returns={200: FILE})
 async def download_attachment(request: web.Request) -> web.StreamResponse:
     pool = request.app[POOL]
-    stored, reader = await consult_access.load_readable(pool, _id(request), request[USER])
+    stored, reader = await consult_access.attachment_reader(pool, _id(request), request[USER])
     entry, path = await consult_files.find(pool, request.app[CONFIG], stored, request.match_info["attachment_id"])
     await audit.record(
-        pool, actor_of(request), "consult.attachment.read", f"consult:{stored.id}", {"attachment": entry["id"], "as": reader.value}
+        pool, actor_of(request), "consult.attachment.read", f"consult:{stored.id}", {"attachment": entry["id"], "as": reader}
     )
     response = web.FileResponse(path)
     response.content_type = entry["content_type"]

@@ -7,7 +7,7 @@ import datetime as dt
 from aiohttp import web
 from fhir.resources.R4B.bundle import Bundle
 
-from server import audit, consult_access, incidents
+from server import audit, consult_access, incidents, referrals
 from server.api_schemas import OBJECT, obj
 from server.errors import Conflict
 from server.fhir_bundles import Facility, consult_bundle, incident_bundle
@@ -38,9 +38,10 @@ async def _incident(request: web.Request) -> tuple[str, Bundle]:
 
 
 async def _consult(request: web.Request) -> tuple[str, Bundle]:
-    stored, _ = await consult_access.load_readable(request.app[POOL], request.match_info["id"], request[USER])
+    pool = request.app[POOL]
+    stored, _ = await consult_access.load_readable(pool, request.match_info["id"], request[USER])
     return f"consult:{stored.id}", consult_bundle(stored, ids=identifiers(request.app[CONFIG].satusehat),
-                                                  generated_at=dt.datetime.now(dt.UTC))
+                                                  referral=await referrals.of_consult(pool, stored.id), generated_at=dt.datetime.now(dt.UTC))
 
 
 async def _read(request: web.Request, target: str, bundle: Bundle, action: str) -> web.Response:

@@ -48,3 +48,16 @@ async def frames_growing(page: Page, deadline: float) -> int:
             return int(later)
         await page.wait_for_timeout(200)
     raise AssertionError(f"{page.url}: decoded frames stuck at {first}")
+
+
+async def fill_referral(page: Page, hospital: str, icd10: str, reason: str, *, service: str = "", transport: bool = False) -> None:
+    """On the specialist's page: decide "refer" and fill the referral (the hospitals are ranked once the decision is chosen)."""
+    await page.check("input[name=decision][value=refer]")
+    await expect(page.locator(f"#refer-hospital option[value='{hospital}']")).to_have_count(1)
+    if service:
+        await page.select_option("#refer-service", service)
+    await page.select_option("#refer-hospital", hospital)
+    await page.fill("#refer-icd10", icd10)
+    await page.fill("#refer-reason", reason)
+    if transport:
+        await page.check("#refer-transport")

@@ -17,7 +17,7 @@ from playwright.async_api import FilePayload, Page, expect
 from server.config import ServerSettings
 from tests.conftest import Api, app_config, start_api
 from tests.e2e.conftest import CONSOLE, Pages, screenshot
-from tests.e2e.consult_support import frames_growing, ready
+from tests.e2e.consult_support import fill_referral, frames_growing, ready
 from tests.server.test_consults import PATIENT, add_users, close_api
 
 # The smallest valid PNG: the server checks an attachment's first bytes against its type.
@@ -25,7 +25,7 @@ PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
 )
-HOSPITAL = "RSUD Kota Tangerang Selatan"
+HOSPITAL = "RSU Kota Tangerang Selatan"
 
 
 @pytest.fixture
@@ -141,8 +141,7 @@ async def test_video_consult_between_the_two_pages(pages: Pages, api: Api, con: 
     await sp.fill("#soap-objective", "EKG: ST elevasi V1-V4")
     await sp.fill("#soap-assessment", "STEMI anterior")
     await sp.fill("#soap-plan", "aspirin 320 mg, rujuk untuk PCI")
-    await sp.check("input[name=decision][value=refer]")
-    await sp.fill("#refer-to", HOSPITAL)
+    await fill_referral(sp, "rs-rsu-kota-tangsel", "I21.9", "STEMI anterior, perlu ICU")
     await sp.click("#complete")
     await expect(sp.locator("#case")).to_have_attribute("data-state", "completed")
     await expect(pkm.locator("#case")).to_have_attribute("data-state", "completed")

@@ -33,7 +33,9 @@ PATIENT = {
 OUTCOME = {
     "soap": {"subjective": "nyeri dada tipikal", "objective": "EKG: ST elevasi V1-V4",
              "assessment": "STEMI anterior", "plan": "aspirin 320 mg, rujuk untuk PCI"},
-    "decision": "refer", "refer_to": "RSUD Kota Tangerang Selatan",
+    "decision": "refer",
+    "referral": {"hospital": "rs-rsu-kota-tangsel", "icd10": "I21.9", "reason": "STEMI anterior, perlu ICU dan rujuk lanjut untuk PCI",
+                 "urgency": "emergency", "service": "icu", "transport": False},
 }
 TURN_SECRET = "test-turn-secret"
 
@@ -180,14 +182,14 @@ async def test_whole_store_and_forward_consult_and_the_audit_of_reads(capi: Api)
     assert status == 403  # not a mata specialist
 
     # Store-and-forward: no video, a written answer straight from accepted.
-    bad = {**OUTCOME, "refer_to": None}
+    bad = {**OUTCOME, "referral": None}
     status, body = await capi.call("POST", f"/api/consults/{consult_id}/complete", sp, json={"outcome": bad})
-    assert status == 422 and body["error"]["field"] == "outcome.refer_to"
+    assert status == 422 and body["error"]["field"] == "outcome.referral"
     status, body = await capi.call("POST", f"/api/consults/{consult_id}/complete", pk, json={"outcome": OUTCOME})
     assert status == 403  # a puskesmas doctor cannot complete
     status, body = await capi.call("POST", f"/api/consults/{consult_id}/complete", sp, json={"outcome": OUTCOME})
     assert status == 200, body
-    assert body["consult"]["state"] == "completed" and body["consult"]["outcome"]["refer_to"] == OUTCOME["refer_to"]
+    assert body["consult"]["state"] == "completed" and body["consult"]["outcome"]["referral"] == OUTCOME["referral"]
     status, _ = await capi.call("POST", f"/api/consults/{consult_id}/cancel", pk)
     assert status == 409  # completed is terminal
 

@@ -100,8 +100,22 @@ async def test_a_consult_is_a_virtual_encounter_with_its_vitals_assessment_and_r
                for o in resources(bundle, "Observation"))
     [condition] = resources(bundle, "Condition")
     assert condition.code.text == OUTCOME["soap"]["assessment"]
+    assert [(c.system, c.code, c.display) for c in condition.code.coding] == [
+        ("http://hl7.org/fhir/sid/icd-10", "I21.9", "Infark miokard akut")]
+    sent = OUTCOME["referral"]
     [referral] = resources(bundle, "ServiceRequest")
-    assert referral.intent == "order" and referral.performer[0].display == OUTCOME["refer_to"]
+    assert (referral.intent, referral.status, referral.priority) == ("order", "active", "stat")
+    _, detail = await capi.call("GET", f"/api/consults/{consult_id}", pk)
+    assert referral.identifier[0].value == detail["consult"]["referral"]["id"]
+    assert (referral.performer[0].identifier.value, referral.performer[0].display) == (sent["hospital"], "RSU Kota Tangerang Selatan")
+    assert referral.reasonCode[0].text == sent["reason"] and referral.reasonReference[0].reference in references(bundle)
+
+    # The hospital declines: the request is revoked.
+    status, _ = await capi.call("POST", f"/api/referrals/{referral.identifier[0].value}/decline", await capi.login("hospital"),
+                                json={"reason": "ICU penuh"})
+    assert status == 200
+    [referral] = resources(bundle_of(*await capi.call("GET", f"/api/consults/{consult_id}/fhir", sp)), "ServiceRequest")
+    assert referral.status == "revoked"
 
     # Its readers only: a doctor of another puskesmas and an operator are refused.
     [other] = await add_users(capi.dsn, "pkm-lain", 1, role="puskesmas", facility="pkm-ciputat")

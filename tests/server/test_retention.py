@@ -66,6 +66,10 @@ async def _consult_with_files(api: Api, con: asyncpg.Connection, var_dir: Path, 
     if complete:
         status, done = await api.call("POST", f"/api/consults/{consult_id}/complete", sp, json={"outcome": OUTCOME})
         assert status == 200, done
+        hospital = await api.login("hospital")
+        [request] = (await api.call("GET", "/api/referrals", hospital))[1]["referrals"]
+        status, declined = await api.call("POST", f"/api/referrals/{request['id']}/decline", hospital, json={"reason": "ICU penuh"})
+        assert status == 200, declined
     return consult_id, pk, body["attachment"]["id"]
 
 
@@ -160,6 +164,8 @@ async def test_the_clock_moved_forward_deletes_and_pseudonymises_exactly_what_is
         assert patient == {"age": 50, "sex": "male", "chief_complaint": retention.REMOVED, "question": retention.REMOVED}
         outcome = await con.fetchval("SELECT outcome FROM consults WHERE id = $1", uuid.UUID(ended))
         assert outcome["decision"] == "refer" and set(outcome["soap"].values()) == {retention.REMOVED}
+        assert outcome["referral"] == {**OUTCOME["referral"], "reason": retention.REMOVED}
+        assert await con.fetchval("SELECT decline_reason FROM referrals WHERE consult_id = $1", uuid.UUID(ended)) == retention.REMOVED
         assert (await con.fetchval("SELECT patient FROM consults WHERE id = $1", uuid.UUID(ongoing)))["age"] == 58
 
         # Metrics unchanged; the old call's timeline and export still work, without the caller.

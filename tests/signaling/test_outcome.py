@@ -46,7 +46,7 @@ def test_subjective_and_objective_may_be_empty() -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"decision": "refer"}, "outcome.refer_to"),
+        ({"decision": "refer"}, "outcome.referral"),
         ({"decision": "refer", "refer_to": "  "}, "outcome.refer_to"),
         ({"decision": "advice", "refer_to": "RSUD"}, "outcome.refer_to"),
         ({"decision": "follow_up"}, "outcome.follow_up_on"),

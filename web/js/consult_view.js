@@ -27,16 +27,21 @@ export function overdueFlag(consult) {
 }
 
 /** Definition-list rows for the non-empty values. */
-function rows(pairs) {
+export function rows(pairs) {
   return pairs.filter(([, value]) => value !== null && value !== undefined && value !== "")
     .flatMap(([key, value]) => [h("dt", {}, t(key)), h("dd", {}, value)]);
 }
 
+/** A patient's vitals on one line, with their units. */
+export function vitalsText(patient) {
+  const vitals = patient?.vitals || {};
+  return VITALS.filter(([name]) => vitals[name] !== undefined)
+    .map(([name, unit]) => `${t(`vital.${name}`)} ${vitals[name]} ${unit}`).join(" · ");
+}
+
 export function patientDetails(consult) {
   const p = consult.patient || {};
-  const vitals = p.vitals || {};
-  const vitalText = VITALS.filter(([name]) => vitals[name] !== undefined)
-    .map(([name, unit]) => `${t(`vital.${name}`)} ${vitals[name]} ${unit}`).join(" · ");
+  const vitalText = vitalsText(p);
   return h("dl", {class: "case-details"}, rows([
     ["consult.requested_by", [consult.requester_name, consult.facility_name].filter(Boolean).join(" · ")],
     ["consult.specialist_name", consult.specialist_name],
@@ -74,7 +79,8 @@ export function outcomeView(consult) {
   const o = consult.outcome;
   if (!o) return null;
   let decision = label("decision", o.decision);
-  if (o.decision === "refer") decision = t("decision.refer_to", {hospital: o.refer_to});
+  // Consults completed before referrals were requests name the hospital as text (refer_to).
+  if (o.decision === "refer") decision = t("decision.refer_to", {hospital: o.referral ? consult.referral?.hospital_name || o.referral.hospital : o.refer_to});
   else if (o.follow_up_on) decision = t("decision.follow_up_on", {date: o.follow_up_on});
   else if (o.follow_up_in_hours) decision = t("decision.follow_up_in", {hours: o.follow_up_in_hours});
   const soap = o.soap || {};
@@ -84,7 +90,23 @@ export function outcomeView(consult) {
       ["soap.subjective", soap.subjective], ["soap.objective", soap.objective],
       ["soap.assessment", soap.assessment], ["soap.plan", soap.plan],
       ["consult.decision", h("strong", {class: "decision", dataset: {decision: o.decision}}, decision)],
+      ["consult.diagnosis", o.referral ? `${o.referral.icd10} — ${o.referral.reason}` : null],
+      ["consult.referral", referralStatus(consult)],
     ])));
+}
+
+/** The referral's answer as both doctors follow it live: waiting, accepted (with the transfer), or declined with the reason. */
+function referralStatus(consult) {
+  const request = consult.outcome?.referral;
+  if (!request) return null;
+  const r = consult.referral;
+  const state = r?.state || "requested";
+  return h("span", {id: "referral-status", class: "referral-status", dataset: {state}},
+    h("span", {class: `status-chip rf-${state}`}, label("referral_state", state)),
+    " ", label("urgency", request.urgency), request.service ? ` · ${label("service", request.service)}` : "",
+    r?.decline_reason ? h("span", {class: "decline-reason"}, ` · ${t("consult.referral_reason", {reason: r.decline_reason})}`) : null,
+    r?.incident_id ? h("span", {class: "transfer", dataset: {incidentId: r.incident_id}}, ` · ${t("consult.referral_transfer")}`)
+      : request.transport && state === "accepted" ? ` · ${t("consult.referral_transfer_pending")}` : null);
 }
 
 export function options(select, values, prefix, selected) {

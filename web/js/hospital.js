@@ -6,6 +6,7 @@ import {$, guard} from "./dom.js";
 import {mountLanguageSwitch, translate} from "./i18n.js";
 import {LiveSocket} from "./live.js";
 import {mount as mountBoard} from "./hospital_board.js";
+import {mount as mountReferrals} from "./hospital_referrals.js";
 
 const user = requireRole("hospital");
 // What each panel wants told: the socket's (re)connection, after which it re-reads, and each event.
@@ -31,6 +32,7 @@ async function boot() {
   /** @type {HospitalPage} */
   const page = {user, hospital, region, onHello: (fn) => listeners.hello.push(fn), onEvent: (fn) => listeners.event.push(fn)};
   mountBoard(page);  // the panels mount here
+  mountReferrals(page);
   live = new LiveSocket("/ws/events", {
     onHello: () => { for (const fn of listeners.hello) fn(); },
     onEvent: (message) => { for (const fn of listeners.event) fn(message); },

@@ -30,7 +30,7 @@ async function boot() {
   $("#case-upload").addEventListener("click", () => guard(addFiles(), caseError));
   live = new LiveSocket("/ws/events", {
     onHello: () => guard(refresh()),
-    onEvent: (message) => { if (message.event.startsWith("consult.")) guard(refresh()); },
+    onEvent: (message) => { if (message.event.startsWith("consult.") || message.event.startsWith("referral.")) guard(refresh()); },
   }).start();
   window.__psc119 = {live, state, settled: refresh.settled};
   document.body.dataset.ready = "true";

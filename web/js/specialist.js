@@ -6,6 +6,7 @@ import {label, onLanguageChange, t} from "./i18n.js";
 import {LiveSocket} from "./live.js";
 import {ROOM_STATES, fillCase, loadCase, mountDoctorPage, overdueFlag, stateChip, urgencyChip} from "./consult_view.js";
 import {closeRoom, currentRoom} from "./room_view.js";
+import {loadReferralOptions, missingReferral, referralBody, resetReferral} from "./referral_form.js";
 
 const user = requireRole("specialist");
 const state = {consults: [], onCall: new Set(), selected: null, detail: null, facilities: new Map(), busy: false};
@@ -23,15 +24,15 @@ async function boot() {
     guard(complete(), (err) => { $("#outcome-error").textContent = errorText(err); });
   });
   for (const radio of document.querySelectorAll("input[name=decision]")) radio.addEventListener("change", showDecisionFields);
+  $("#refer-service").addEventListener("change", rankHospitals);
   live = new LiveSocket("/ws/events", {
     onHello: () => guard(refresh()),
-    onEvent: (message) => { if (message.event.startsWith("consult.") || message.event === "oncall.changed") guard(refresh()); },
+    onEvent: (message) => { if (message.event.startsWith("consult.") || message.event.startsWith("referral.") || message.event === "oncall.changed") guard(refresh()); },
   }).start();
   window.__psc119 = {live, state, settled: refresh.settled};
   setInterval(tick, 1000);
   const region = await api("GET", "/api/region");
   state.facilities = new Map(region.facilities.map((f) => [f.code, f]));
-  fill($("#hospitals"), region.facilities.filter((f) => f.kind === "hospital").map((f) => h("option", {value: f.name})));
   render();
   document.body.dataset.ready = "true";
 }
@@ -133,18 +134,27 @@ function decision() {
 function showDecisionFields() {
   $("#refer-fields").hidden = decision() !== "refer";
   $("#follow-fields").hidden = decision() !== "follow_up";
+  if (decision() === "refer") rankHospitals();
+}
+
+/** The hospitals ranked from the consult's puskesmas for the service chosen. */
+function rankHospitals() {
+  const c = state.detail;
+  if (c) guard(loadReferralOptions(c.id, c.urgency), (err) => { $("#outcome-error").textContent = errorText(err); });
 }
 
 function resetOutcome() {
   $("#outcome-form").reset();
   $("#outcome-error").textContent = "";
+  resetReferral();
   showDecisionFields();
 }
 
 function outcomeBody() {
   const text = (id) => $(id).value.trim();
-  const missing = ["#soap-assessment", "#soap-plan"].concat(decision() === "refer" ? ["#refer-to"] : []).filter((id) => !text(id));
-  for (const id of ["#soap-assessment", "#soap-plan", "#refer-to"]) $(id).setAttribute("aria-invalid", String(missing.includes(id)));
+  const missing = ["#soap-assessment", "#soap-plan"].filter((id) => !text(id));
+  for (const id of ["#soap-assessment", "#soap-plan"]) $(id).setAttribute("aria-invalid", String(missing.includes(id)));
+  if (decision() === "refer") missing.push(...missingReferral());
   if (missing.length) {
     $("#outcome-error").textContent = t("sp.missing");
     $(missing[0]).focus();
@@ -152,7 +162,7 @@ function outcomeBody() {
   }
   const outcome = {soap: {subjective: text("#soap-subjective"), objective: text("#soap-objective"),
                           assessment: text("#soap-assessment"), plan: text("#soap-plan")}, decision: decision()};
-  if (outcome.decision === "refer") outcome.refer_to = text("#refer-to");
+  if (outcome.decision === "refer") outcome.referral = referralBody();
   if (outcome.decision === "follow_up") {
     if (text("#follow-on")) outcome.follow_up_on = text("#follow-on");
     else if (text("#follow-in")) outcome.follow_up_in_hours = Math.round(Number(text("#follow-in")));

@@ -145,7 +145,9 @@ export class IncidentPanel {
     const typeName = type ? (document.documentElement.lang === "en" ? type.label_en : type.label_id) : incident.call_type;
     fill($("#result-h"), priorityBadge(incident.priority), " ", typeName || "–", " · ",
       kelurahanName(this.store, incident.kelurahan), h("span", {class: "hint"}, ` #${incident.id.slice(0, 8)}`));
-    fill($("#result-details"), [incident.address, incident.complaint, incident.caller_name, incident.caller_phone].filter(Boolean).join(" · "));
+    fill($("#result-details"), [incident.address, incident.complaint, incident.caller_name, incident.caller_phone].filter(Boolean).join(" · "),
+      // A transfer made from a consult's referral: its notes name the consult and the referral.
+      incident.referral_id ? h("span", {class: "referral-link", dataset: {referralId: incident.referral_id}}, ` · ${t("op.referral")}: ${incident.notes}`) : null);
     fill($("#warnings"), this.warnings.map((w) => this.warningItem(w)));
     const rows = this.recommendations.map((r, i) => this.recommendationRow(r, String(i + 1),
       h("button", {type: "button", class: "dispatch", disabled: this.sending,

@@ -60,6 +60,7 @@ export class Store {
     switch (event.event) {
       case "call.received":
       case "incident.updated":
+      case "referral.transfer":
         this.incidents.set(d.incident.id, {...this.incidents.get(d.incident.id), ...d.incident});
         changed.incidents = true;
         break;
