@@ -15,6 +15,7 @@ from server.config import Config
 from server.fleet import Fleet
 from server.handlers import audit_log, auth, calls, dispatch_live, docs, health, incident_records, live, region, static, triage, units, web_config
 from server.handlers import consults as consult_handlers
+from server.handlers import hospital_notice as notice_handlers
 from server.handlers import metrics as metrics_handlers
 from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, METRIC_STATE, METRICS, PASSWORDS, POOL, POSITIONS, REVOCATIONS, TRIAGE, WEBSOCKETS
 from server.metrics import Metrics, StateCollector, http_latency
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 # The static catch-all goes last so it never shadows an API route.
 ROUTE_MODULES = (
     health, docs, auth, region, audit_log, live, calls, incident_records, units, triage, dispatch_live, consult_handlers, web_config,
-    metrics_handlers, static,
+    metrics_handlers, notice_handlers, static,
 )
 
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from dispatch.geo import Point, distance_m
 from dispatch.hospitals import Hospital, rank_hospitals
 from dispatch.units import UnitKind
-from server import audit, events, incidents
+from server import audit, events, incidents, prearrival
 from server.errors import InvalidField
 from server.keys import FLEET, TRIAGE
 
@@ -54,4 +54,5 @@ async def choose(con: asyncpg.Connection, actor: audit.Actor, incident_id: str, 
         [incidents.OPERATORS, *await incidents.active_unit_audience(con, row["id"])],
     )
     await audit.record(con, actor, "incident.destination", f"incident:{row['id']}", {"facility": facility})
+    await prearrival.destination_set(con, actor, row["id"], facility)
     return updated
