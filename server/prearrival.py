@@ -10,6 +10,7 @@ bounded rate while a unit is on its way (``dispatch.notice_eta_refresh_s``), nev
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -119,16 +120,20 @@ async def decline(con: asyncpg.Connection, actor: audit.Actor, notice_id: int, f
     return done
 
 
-async def handover(con: asyncpg.Connection, actor: audit.Actor, notice_id: int, facility: str | None) -> asyncpg.Record:
-    """The patient is handed over: the offload time runs from the first unit's arrival (``at_hospital``) to now."""
+async def handover(
+    con: asyncpg.Connection, actor: audit.Actor, notice_id: int, facility: str | None, *, at: dt.datetime | None = None,
+) -> asyncpg.Record:
+    """The patient is handed over: the offload time runs from the first unit's arrival (``at_hospital``) to now, or to
+    ``at`` (a crew's press kept on its phone), never before the arrival nor after now."""
     notice = await _lock_for_hospital(con, notice_id, facility)
     if notice["status"] == NoticeStatus.HANDED_OVER.value:
         return notice
     arrived = await con.fetchval("SELECT min(at_hospital_at) FROM assignments WHERE incident_id = $1", notice["incident_id"])
     if arrived is None:
         raise Conflict("no unit has reported its arrival at the hospital yet", field="status")
-    done = await _set(con, notice, NoticeStatus.HANDED_OVER, "arrived_at = $3, handed_over_at = greatest(now(), $3), handed_over_by = $4",
-                      arrived, actor.username)
+    done = await _set(con, notice, NoticeStatus.HANDED_OVER,
+                      "arrived_at = $3, handed_over_at = greatest(least(coalesce($5, now()), now()), $3), handed_over_by = $4",
+                      arrived, actor.username, at)
     await _announce(con, "notice.handover", done, actor, offload_s=(done["handed_over_at"] - arrived).total_seconds())
     return done
 

@@ -69,15 +69,25 @@ class DestinationReport:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class HandoverReport:
+    """The crew handed the patient over at the hospital: it counts at the press, however late it arrives."""
+
+    incident_id: str
+    sent: Sent = Sent()
+    type: Literal["handover"] = "handover"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Ping:
     type: Literal["ping"] = "ping"
 
 
-UnitMessage = Ack | StatusReport | PositionReport | VitalsReport | DestinationReport | Ping
+UnitMessage = Ack | StatusReport | PositionReport | VitalsReport | DestinationReport | HandoverReport | Ping
 SENT = {"report_id", "reported_at"}
 FIELDS = {"ack": {"assignment_id", "ref"} | SENT, "status": {"status", "reason", "assignment_id", "ref"} | SENT,
           "position": {"lat", "lon", "accuracy", "at", "ref"}, "ping": {"ref"},
-          "vitals": {"incident_id", "vitals", "patient", "report_id", "ref"}, "destination": {"incident_id", "facility", "report_id", "ref"}}
+          "vitals": {"incident_id", "vitals", "patient", "report_id", "ref"}, "destination": {"incident_id", "facility", "report_id", "ref"},
+          "handover": {"incident_id", "ref"} | SENT}
 # A phone clock may be off a little; a fix far in the future or past is refused.
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_FIX_AGE = dt.timedelta(hours=1)
@@ -115,6 +125,8 @@ def parse(message: dict[str, Any], now: dt.datetime) -> UnitMessage:
         if not isinstance(facility, str) or not 1 <= len(facility) <= 64:
             raise InvalidField("is required: a hospital code", field="facility")
         return DestinationReport(_text(message, "incident_id"), facility)
+    if kind == "handover":
+        return HandoverReport(_text(message, "incident_id"), _sent(message, now))
     return Ping()
 
 

@@ -76,7 +76,7 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
             request.app[POSITIONS].submit(Fix(unit_id, Point(message.lat, message.lon), message.at, message.accuracy))
             await asyncio.sleep(0)  # a phone's backlog of fixes is taken in between the loop's other work (the flush), not ahead of it
             return None
-        if isinstance(message, (unit_messages.VitalsReport, unit_messages.DestinationReport)):
+        if isinstance(message, (unit_messages.VitalsReport, unit_messages.DestinationReport, unit_messages.HandoverReport)):
             return {"type": "ok", "ref": ref, "report": message.type, **await crew_reports.handle(request.app[POOL], actor, unit_id, message)}
         if isinstance(message, unit_messages.Ack):
             result = await assignments.acknowledge(

@@ -98,6 +98,7 @@ async def test_a_pre_arrival_notice_reaches_the_hospital_page_live_and_is_acknow
     # Arrival and handover close it.
     await phone.click("#status-buttons .status-button[data-status='at_hospital']")
     await expect(card).to_contain_text("Di rumah sakit")
+    await expect(phone.locator("#handover")).to_be_visible()  # the crew could record it too
     await card.locator("button.handover").click()
     await expect(card).to_have_attribute("data-status", "handed_over")
     assert await con.fetchval("SELECT status FROM prearrival_notices") == "handed_over"

@@ -224,3 +224,23 @@ async def test_the_crew_may_record_the_handover(api: Api, con: asyncpg.Connectio
     assert status == 200 and body["notice"]["handed_over_by"] == f"crew-{served.unit_id}"
     status, metrics = await api.call("GET", "/api/metrics", served.operator)
     assert metrics["offload_by_hospital"][HOSPITAL]["offload_s"]["count"] == 1
+
+
+async def test_a_handover_kept_on_the_crew_s_phone_counts_at_the_press(api: Api, con: asyncpg.Connection) -> None:
+    served = await served_incident(api, con)
+    early = await served.phone.request({"type": "handover", "incident_id": served.incident_id, "report_id": key()})
+    assert early["type"] == "error" and early["error"]["field"] == "incident_id", early  # no hospital chosen yet
+    assert (await served.phone.request({"type": "destination", "incident_id": served.incident_id, "facility": HOSPITAL}))["type"] == "ok"
+    before = await served.phone.request({"type": "handover", "incident_id": served.incident_id, "report_id": key()})
+    assert before["type"] == "error" and before["error"]["field"] == "status", before  # not arrived yet
+    for step in ("on_scene", "transporting", "at_hospital"):
+        assert (await served.phone.request({"type": "status", "status": step}))["status"] == step
+    await con.execute("UPDATE assignments SET at_hospital_at = now() - interval '600 seconds' WHERE id = $1", served.assignment_id)
+    pressed = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=300)
+    report = {"type": "handover", "incident_id": served.incident_id, "report_id": key(), "reported_at": pressed.isoformat()}
+    done = await served.phone.request(report)
+    assert done["type"] == "ok", done
+    again = await served.phone.request(report)
+    assert again["type"] == "ok" and again["handover"] == done["handover"]
+    status, metrics = await api.call("GET", "/api/metrics", served.operator)
+    assert 295 <= metrics["offload_by_hospital"][HOSPITAL]["offload_s"]["p50_s"] <= 305

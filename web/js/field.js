@@ -7,8 +7,10 @@ import {Ringer, unlockAudio} from "./ringer.js";
 
 const GPS_EVERY_MS = 5000;
 const TOWARD_HOSPITAL = new Set(["transporting", "at_hospital"]);
-// What the outbox holds besides status reports: reports about the patient (vitals) and the destination.
-const PATIENT_REPORTS = new Set(["vitals", "destination"]);
+// What the outbox holds besides status reports: reports about the patient (vitals), the destination, the handover.
+const PATIENT_REPORTS = new Set(["vitals", "destination", "handover"]);
+// Reports that carry their own time (vitals: when measured) or none; the others count at the press.
+const UNTIMED = new Set(["vitals", "destination"]);
 const SIGNS = ["systolic", "diastolic", "pulse", "spo2", "gcs", "resp_rate"];
 // Statuses of a unit on no incident: a dispatch still held (a report ending it is pending) is not shown.
 const FREE = new Set(["available", "unavailable", "off_duty"]);
@@ -24,7 +26,7 @@ const PROBE_EVERY_MS = 3000;
 const PROBE_WITHIN_MS = 4000;
 // ``confirmed`` is the unit as the server last said; ``unit`` is what the page shows: that, moved on by the pending reports.
 const state = {confirmed: null, unit: null, dispatch: null, missed: [], fix: null, sentFixAt: 0, watch: null, kelurahan: new Map(), facilities: new Map(),
-               callTypes: new Map(), crewTable: {}, flushing: false, named: false, resumeFrom: null};
+               callTypes: new Map(), crewTable: {}, flushing: false, named: false, resumeFrom: null, handedOver: new Set()};
 // Reports made without signal wait here (and in localStorage, across a reload) until the server has them.
 const OUTBOX_KEY = `psc119.outbox.${owner}`;
 const outbox = loadOutbox();
@@ -93,6 +95,7 @@ function setUp() {
   $("#accept").addEventListener("click", accept);
   $("#vitals-form").addEventListener("submit", (e) => { e.preventDefault(); saveVitals(); });
   $("#destination-form").addEventListener("submit", (e) => { e.preventDefault(); chooseDestination(); });
+  $("#handover").addEventListener("click", handOver);
   $("#missed-ok").addEventListener("click", () => { state.missed = []; render(); });
   window.addEventListener("unhandledrejection", (e) => say(errorText(e.reason), true));
   // Browsers allow sound only after a gesture: any tap prepares the ringer.
@@ -249,6 +252,7 @@ function renderIncident() {
   $("#nav-to").dataset.target = toHospital ? "hospital" : "scene";
   for (const id of ["#nav-geo", "#nav-osm", "#nav-google"]) $(id).hidden = !where;
   renderDestinationChoice(incident);
+  $("#handover").hidden = !(state.unit.status === "at_hospital" && incident.destination) || state.handedOver.has(incident.incident_id);
   if (where) {
     const {lat, lon} = where;
     $("#nav-geo").href = `geo:${lat},${lon}?q=${lat},${lon}`;
@@ -274,6 +278,14 @@ function renderDestinationChoice(incident) {
     select.value = chosen;
     select.dataset.shown = chosen;
   }
+}
+
+/** The patient is handed over at the hospital: it counts at this press, however late the phone can send it. */
+function handOver() {
+  const incident = dispatchOnShow()?.incident;
+  if (!incident) return;
+  state.handedOver.add(incident.incident_id);
+  queue({type: "handover", incident_id: incident.incident_id});
 }
 
 function chooseDestination() {
@@ -360,7 +372,7 @@ function report(status, reason) {
  * never wait for the server; they show where the kept reports lead. */
 function queue(message) {
   // A patient report carries its own time (vitals: when measured); a status report the time of the press.
-  const stamped = {...message, report_id: newKey("r"), ...(PATIENT_REPORTS.has(message.type) ? {} : {reported_at: new Date().toISOString()})};
+  const stamped = {...message, report_id: newKey("r"), ...(UNTIMED.has(message.type) ? {} : {reported_at: new Date().toISOString()})};
   outbox.push(stamped);
   saveOutbox();
   applyPending();
