@@ -49,17 +49,19 @@ async def record_vitals(
 ) -> tuple[dict[str, Any], bool]:
     """Record a set of vitals in the caller's transaction; the set, and whether it was there already (same key)."""
     row = await incident_for(con, incident_id, unit_id, crew=crew)
-    existing = await con.fetchrow(f"SELECT {VITALS_COLUMNS} FROM incident_vitals WHERE client_key = $1", key)
-    if existing is not None:
+    signs = vitals.signs()
+    # Sets for one incident wait for each other on its lock; a key raced for by two incidents' sets goes to one.
+    saved = await con.fetchrow(
+        f"""INSERT INTO incident_vitals (incident_id, client_key, measured_at, recorded_by, unit_id, {', '.join(RANGES)})
+            VALUES ($1, $2, $3, $4, $5, {', '.join(f'${n}' for n in range(6, 6 + len(RANGES)))})
+            ON CONFLICT (client_key) DO NOTHING RETURNING {VITALS_COLUMNS}""",
+        row["id"], key, vitals.measured_at, actor.user_id, unit_id, *(signs.get(name) for name in RANGES),
+    )
+    if saved is None:
+        existing = await con.fetchrow(f"SELECT {VITALS_COLUMNS} FROM incident_vitals WHERE client_key = $1", key)
         if existing["incident_id"] != row["id"]:
             raise Conflict("this key was used for another incident's vitals", field="idempotency_key")
         return vitals_json(existing), True
-    signs = vitals.signs()
-    saved = await con.fetchrow(
-        f"""INSERT INTO incident_vitals (incident_id, client_key, measured_at, recorded_by, unit_id, {', '.join(RANGES)})
-            VALUES ($1, $2, $3, $4, $5, {', '.join(f'${n}' for n in range(6, 6 + len(RANGES)))}) RETURNING {VITALS_COLUMNS}""",
-        row["id"], key, vitals.measured_at, actor.user_id, unit_id, *(signs.get(name) for name in RANGES),
-    )
     result = vitals_json(saved)
     await events.append(
         con, "incident.vitals", {"incident_id": str(row["id"]), "vitals": result, "unit_id": unit_id, "by": actor.username},

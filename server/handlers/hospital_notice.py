@@ -92,8 +92,9 @@ async def list_notices(request: web.Request) -> web.Response:
         raise NotFound(f"no incident {q.incident}", field="incident")
     facility = user.facility_code if user.role is Role.HOSPITAL else None
     found = await prearrival.views(pool, request.app[FLEET], facility=facility, incident=incident_key)
-    for notice in found:
-        await audit.record(pool, actor_of(request), "notice.read", f"notice:{notice['id']}", {"incident_id": notice["incident_id"]})
+    if found:  # one entry a read, naming what it showed: the page reads again on every change
+        await audit.record(pool, actor_of(request), "notice.read", None,
+                           {"notices": [n["id"] for n in found], "incidents": sorted({n["incident_id"] for n in found})})
     return json_response({"notices": found, "refresh_s": request.app[CONFIG].dispatch.notice_eta_refresh_s})
 
 

@@ -4,6 +4,7 @@ is a metric per hospital."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 
@@ -244,3 +245,42 @@ async def test_a_handover_kept_on_the_crew_s_phone_counts_at_the_press(api: Api,
     assert again["type"] == "ok" and again["handover"] == done["handover"]
     status, metrics = await api.call("GET", "/api/metrics", served.operator)
     assert 295 <= metrics["offload_by_hospital"][HOSPITAL]["offload_s"]["p50_s"] <= 305
+
+
+async def test_concurrent_choices_leave_one_open_notice_and_a_resent_set_counts_once(api: Api, con: asyncpg.Connection) -> None:
+    served = await served_incident(api, con)
+    path = f"/api/incidents/{served.incident_id}/destination"
+    choices = [HOSPITAL, OTHER, THIRD] * 4
+    answers = await asyncio.gather(*(api.call("POST", path, served.operator, json={"facility": f}) for f in choices))
+    assert [status for status, _ in answers] == [200] * len(choices)
+    rows = await con.fetch("SELECT facility_code, status FROM prearrival_notices WHERE incident_id = $1 ORDER BY id", uuid.UUID(served.incident_id))
+    assert [r["status"] for r in rows].count("sent") == 1 and {r["status"] for r in rows} == {"sent", "withdrawn"}
+    assert rows[-1]["status"] == "sent"
+    assert rows[-1]["facility_code"] == await con.fetchval("SELECT destination FROM incidents WHERE id = $1", uuid.UUID(served.incident_id))
+    # One set sent at once by several retries (and over the socket): one row, one event.
+    body = {"idempotency_key": key(), "pulse": 77}
+    sent = await asyncio.gather(*(api.call("POST", f"/api/incidents/{served.incident_id}/vitals", served.crew, json=body) for _ in range(6)),
+                                served.phone.request({"type": "vitals", "incident_id": served.incident_id, "report_id": body["idempotency_key"],
+                                                      "vitals": {"pulse": 77}}))
+    assert sorted(s for s, _ in sent[:-1]) == [200] * 5 + [201] or sorted(s for s, _ in sent[:-1]) == [200] * 6
+    assert sent[-1]["type"] == "ok"  # type: ignore[index]
+    assert await con.fetchval("SELECT count(*) FROM incident_vitals") == 1
+    assert await con.fetchval("SELECT count(*) FROM events WHERE type = 'incident.vitals'") == 1
+    # The same key for another incident's set is refused, naming the key.
+    other = await served_incident(api, con, phone="0812-9999-2222", location={"lat": -6.30, "lon": 106.66})
+    status, refused = await api.call("POST", f"/api/incidents/{other.incident_id}/vitals", other.operator, json=body)
+    assert status == 409 and refused["error"]["field"] == "idempotency_key"
+
+
+async def test_one_key_raced_for_by_two_incidents_goes_to_one_and_the_other_is_refused(api: Api, con: asyncpg.Connection) -> None:
+    first = await served_incident(api, con)
+    second = await served_incident(api, con, phone="0812-9999-3333", location={"lat": -6.30, "lon": 106.66})
+    keys = [key() for _ in range(15)]
+    answers = await asyncio.gather(*(
+        api.call("POST", f"/api/incidents/{incident}/vitals", first.operator, json={"idempotency_key": k, "pulse": 90})
+        for k in keys for incident in (first.incident_id, second.incident_id)
+    ))
+    statuses = [status for status, _ in answers]
+    assert sorted(statuses) == [201] * len(keys) + [409] * len(keys), statuses
+    assert all(body["error"]["field"] == "idempotency_key" for status, body in answers if status == 409)
+    assert await con.fetchval("SELECT count(*) FROM incident_vitals") == len(keys)
