@@ -102,6 +102,10 @@ async def test_a_pre_arrival_notice_reaches_the_hospital_page_live_and_is_acknow
     await card.locator("button.handover").click()
     await expect(card).to_have_attribute("data-status", "handed_over")
     assert await con.fetchval("SELECT status FROM prearrival_notices") == "handed_over"
+    # The offload time is in the console's charts, per hospital.
+    await console.click("#open-metrics")
+    await expect(console.locator("#chart-offload")).to_contain_text("RSU Kota Tangerang Selatan")
+    await expect(console.locator("#chart-offload")).to_contain_text("n=1")
 
 
 async def test_a_decline_alerts_the_console_naming_the_hospital_and_reason(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
@@ -115,9 +119,19 @@ async def test_a_decline_alerts_the_console_naming_the_hospital_and_reason(pages
     assert (await api.call("POST", f"/api/incidents/{incident_id}/destination", operator, json={"facility": HOSPITAL}))[0] == 200
     card = hospital.locator("#notices .notice-card")
     await expect(card).to_have_attribute("data-status", "sent")
+    await expect(card).to_contain_text("belum diketahui")
+    # The operator learns the patient's age and sex on the phone: the hospital sees them at once.
+    await console.locator("#incident-board tr.incident-row").first.click()
+    await expect(console.locator("#notice-now")).to_have_attribute("data-status", "sent")
+    await console.fill("#patient-age", "34")
+    await console.select_option("#patient-sex", "female")
+    await console.click("#patient-form button[type=submit]")
+    await expect(card).to_contain_text("34 th, perempuan")
     await card.locator("button.decline").click()
     await card.locator("input.decline-reason").fill("IGD penuh")
     await card.locator(".decline-form button[type=submit]").click()
     await expect(card).to_have_attribute("data-status", "declined")
     alert = console.locator("#alerts .alert-notice_declined")
     await expect(alert).to_contain_text("RSU Kota Tangerang Selatan menolak pasien: IGD penuh")
+    await expect(console.locator("#notice-now")).to_have_attribute("data-status", "declined")
+    await expect(console.locator("#notice-now")).to_contain_text("IGD penuh")
