@@ -192,13 +192,14 @@ def _view(row: asyncpg.Record, units: list[asyncpg.Record], fleet: Fleet) -> dic
         carrying.append({"unit_id": u["id"], "callsign": u["callsign"], "kind": u["kind"], "status": u["status"],
                          "position_at": u["position_at"], "eta_s": eta_to_hospital_s(u["status"], drive)})
     etas = [c["eta_s"] for c in carrying if c["eta_s"] is not None]
-    vitals = row["vitals"]
+    # A hospital that declined the patient, or that another was chosen over, learns nothing more of them.
+    gone = row["status"] in (NoticeStatus.DECLINED.value, NoticeStatus.WITHDRAWN.value)
     return {
         "id": row["id"], "incident_id": str(row["incident_id"]), "facility": row["facility_code"], "hospital_name": row["hospital_name"],
         "status": row["status"], "sent_at": row["sent_at"], "acknowledged_at": row["acknowledged_at"],
         "acknowledged_by": row["acknowledged_by"], "declined_at": row["declined_at"], "decline_reason": row["decline_reason"],
         "withdrawn_at": row["withdrawn_at"], "arrived_at": row["arrived_at"], "handed_over_at": row["handed_over_at"],
-        "handed_over_by": row["handed_over_by"], "priority": row["priority"], "call_type": row["call_type"], "complaint": row["complaint"],
-        "patient": {"age": row["age"], "sex": row["sex"]}, "vitals": vitals, "units": carrying,
-        "eta_s": min(etas) if etas else None,
+        "handed_over_by": row["handed_over_by"], "priority": row["priority"], "call_type": row["call_type"],
+        "complaint": None if gone else row["complaint"], "patient": None if gone else {"age": row["age"], "sex": row["sex"]},
+        "vitals": None if gone else row["vitals"], "units": [] if gone else carrying, "eta_s": None if gone else min(etas, default=None),
     }

@@ -96,6 +96,7 @@ async def test_decline_alerts_the_operator_who_chooses_again_and_a_change_withdr
     await first_desk.event("notice.withdrawn", notice_id=old)
     [withdrawn] = await notices(api, first)
     assert withdrawn["id"] == old and withdrawn["status"] == "withdrawn"
+    assert withdrawn["complaint"] is None and withdrawn["patient"] is None and withdrawn["vitals"] is None and withdrawn["units"] == []
     status, _ = await api.call("POST", f"/api/notices/{old}/acknowledge", first)
     assert status == 409  # a withdrawn notice cannot be acknowledged
     new = (await second_desk.event("notice.sent", incident_id=served.incident_id))["data"]["notice_id"]

@@ -70,8 +70,8 @@ export function mount(page) {
 
   function card(n) {
     const open = OPEN.has(n.status);
-    const patient = [n.patient.age !== null ? t("rs.notice.age", {age: n.patient.age}) : null,
-                     n.patient.sex ? label("rs.notice.sex", n.patient.sex) : null].filter(Boolean).join(", ");
+    const patient = n.patient && [n.patient.age !== null ? t("rs.notice.age", {age: n.patient.age}) : null,
+                                  n.patient.sex ? label("rs.notice.sex", n.patient.sex) : null].filter(Boolean).join(", ");
     const type = state.callTypes.get(n.call_type);
     const typeName = type ? (document.documentElement.lang === "en" ? type.label_en : type.label_id) : n.call_type || "";
     const decline = state.declining === n.id;
@@ -82,9 +82,9 @@ export function mount(page) {
         h("span", {class: "notice-status"}, label("rs.notice.status", n.status))),
       h("dl", {},
         row("rs.notice.complaint", n.complaint),
-        row("rs.notice.patient", patient || t("rs.notice.unknown")),
-        row("rs.notice.vitals", vitalsText(n.vitals)),
-        row("rs.notice.units", n.units.map((u) => `${u.callsign} (${label("status", u.status)})`).join(", ") || "–"),
+        n.patient ? row("rs.notice.patient", patient || t("rs.notice.unknown")) : null,
+        n.patient ? row("rs.notice.vitals", vitalsText(n.vitals)) : null,
+        n.units.length ? row("rs.notice.units", n.units.map((u) => `${u.callsign} (${label("status", u.status)})`).join(", ")) : null,
         open ? [h("dt", {}, t("rs.notice.eta")), h("dd", {class: "eta", dataset: {eta: n.eta_s === null ? "" : String(n.eta_s)}})] : null,
         row("rs.notice.sent_at", localTime(n.sent_at)),
         n.decline_reason ? row("rs.notice.reason", n.decline_reason) : null,
