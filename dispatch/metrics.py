@@ -23,12 +23,14 @@ from dispatch._checks import check_aware, check_real
 from dispatch.errors import InvalidInput
 
 __all__ = [
+    "Handover",
     "IncidentTimes",
     "IntervalSummary",
     "Nfpa1225Check",
     "ResponseIntervals",
     "intervals",
     "nfpa1225_check",
+    "offload_by_hospital",
     "percentile",
     "summarize",
     "summarize_intervals",
@@ -155,3 +157,26 @@ def nfpa1225_check(
     within = sum(1 for v in present if v <= limit_s)
     share = within / len(present) if present else None
     return Nfpa1225Check(len(present), within, share, limit_s, target_share)
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """A patient handed over at ``hospital``: the first unit's arrival (``at_hospital``) and the handover."""
+
+    hospital: str
+    arrived_at: datetime
+    handed_over_at: datetime
+
+    def __post_init__(self) -> None:
+        check_aware(self.arrived_at, "arrived_at")
+        check_aware(self.handed_over_at, "handed_over_at")
+
+
+def offload_by_hospital(handovers: Iterable[Handover]) -> dict[str, IntervalSummary]:
+    """Ambulance offload time (arrival at the hospital to handover) per hospital, p50 and p90, by hospital code.
+
+    A handover recorded before the arrival (clocks of two phones) counts as zero: the crew was there."""
+    times: dict[str, list[float]] = {}
+    for h in handovers:
+        times.setdefault(h.hospital, []).append(max(0.0, (h.handed_over_at - h.arrived_at).total_seconds()))
+    return {code: summarize(values) for code, values in sorted(times.items())}

@@ -17,6 +17,7 @@ from server.handlers import audit_log, auth, calls, dispatch_live, docs, health,
 from server.handlers import consults as consult_handlers
 from server.handlers import fhir_export as fhir_handlers
 from server.handlers import hospital_board as board_handlers
+from server.handlers import hospital_notice as notice_handlers
 from server.handlers import hospital_referrals as referral_handlers
 from server.handlers import metrics as metrics_handlers
 from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, METRIC_STATE, METRICS, PASSWORDS, POOL, POSITIONS, REVOCATIONS, TRIAGE, WEBSOCKETS
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 # The static catch-all goes last so it never shadows an API route.
 ROUTE_MODULES = (
     health, docs, auth, region, audit_log, live, calls, incident_records, units, triage, dispatch_live, consult_handlers, web_config,
-    board_handlers, referral_handlers, metrics_handlers, fhir_handlers, static,
+    board_handlers, notice_handlers, referral_handlers, metrics_handlers, fhir_handlers, static,
 )
 
 

@@ -22,7 +22,7 @@ from dispatch.assignment import Decision, IncidentFacts, UnitFacts
 from dispatch.errors import AlreadyServed, MissingCapabilities, NotWithdrawable, StaleVersion, UnitNotAvailable
 from dispatch.status import Actor, ReleaseReason, UnitStatus, parse_unit_status
 from dispatch.triage import TriageTable
-from server import audit, decisions, dispatch_guard, events, incidents
+from server import audit, decisions, dispatch_guard, events, incidents, prearrival
 from server.config import DispatchSettings
 from server.errors import Conflict, InvalidField, NotFound
 from server.fleet import UNIT_COLUMNS, Fleet, unit_snapshot
@@ -208,6 +208,8 @@ async def change_status(
         if assignment is not None:
             base |= {"incident_id": str(incident_key), "assignment_id": assignment["id"]}
         await decisions.announce(con, decision, base, _unit_audience(unit_id))
+        if incident_key is not None:
+            await prearrival.follow_unit(con, incident_key, unit_id, target.value)
     if acknowledged is not None:
         metrics.acknowledged(crew, *acknowledged)
     return base | dict(decision.events[0].data)

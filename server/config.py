@@ -122,6 +122,7 @@ class DispatchSettings:
     unit_replay_h: float = dataclasses.field(default=12.0, metadata=_check(lambda v: 0 < v <= 720, "must be in (0, 720] hours"))
     phone_ping_s: float = dataclasses.field(default=3.0, metadata=_check(lambda v: 0.5 <= v <= 60, "must be in [0.5, 60]"))
     phone_offline_s: float = dataclasses.field(default=15.0, metadata=_check(lambda v: 1 <= v <= 600, "must be in [1, 600]"))
+    notice_eta_refresh_s: float = dataclasses.field(default=20.0, metadata=_check(lambda v: 5 <= v <= 300, "must be in [5, 300]"))
 
     def __post_init__(self) -> None:
         if self.phone_offline_s < 2 * self.phone_ping_s:

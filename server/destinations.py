@@ -16,7 +16,7 @@ from dispatch.availability import Availability
 from dispatch.geo import Point, distance_m
 from dispatch.hospitals import Hospital, rank_hospitals
 from dispatch.units import UnitKind
-from server import audit, events, hospital_availability, incidents
+from server import audit, events, hospital_availability, incidents, prearrival
 from server.errors import InvalidField
 from server.keys import CONFIG, FLEET, TRIAGE
 
@@ -64,4 +64,5 @@ async def choose(con: asyncpg.Connection, actor: audit.Actor, incident_id: str, 
         [incidents.OPERATORS, *await incidents.active_unit_audience(con, row["id"])],
     )
     await audit.record(con, actor, "incident.destination", f"incident:{row['id']}", {"facility": facility})
+    await prearrival.destination_set(con, actor, row["id"], facility)
     return updated

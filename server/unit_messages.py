@@ -8,6 +8,8 @@ import math
 import re
 from typing import Any, Literal
 
+from dispatch.errors import InvalidInput
+from dispatch.vitals import Patient, Vitals, parse_patient, parse_vitals
 from server.errors import InvalidField
 
 
@@ -46,14 +48,46 @@ class PositionReport:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class VitalsReport:
+    """Signs the crew measured (and the patient's age and sex, if learnt), kept on the phone until sent:
+    ``report_id`` is the key that makes a resent set count once, ``vitals.measured_at`` its time."""
+
+    incident_id: str
+    vitals: Vitals
+    patient: Patient | None
+    report_id: str
+    type: Literal["vitals"] = "vitals"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DestinationReport:
+    """The crew chose the hospital it carries the patient to."""
+
+    incident_id: str
+    facility: str
+    type: Literal["destination"] = "destination"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HandoverReport:
+    """The crew handed the patient over at the hospital: it counts at the press, however late it arrives."""
+
+    incident_id: str
+    sent: Sent = Sent()
+    type: Literal["handover"] = "handover"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Ping:
     type: Literal["ping"] = "ping"
 
 
-UnitMessage = Ack | StatusReport | PositionReport | Ping
+UnitMessage = Ack | StatusReport | PositionReport | VitalsReport | DestinationReport | HandoverReport | Ping
 SENT = {"report_id", "reported_at"}
 FIELDS = {"ack": {"assignment_id", "ref"} | SENT, "status": {"status", "reason", "assignment_id", "ref"} | SENT,
-          "position": {"lat", "lon", "accuracy", "at", "ref"}, "ping": {"ref"}}
+          "position": {"lat", "lon", "accuracy", "at", "ref"}, "ping": {"ref"},
+          "vitals": {"incident_id", "vitals", "patient", "report_id", "ref"}, "destination": {"incident_id", "facility", "report_id", "ref"},
+          "handover": {"incident_id", "ref"} | SENT}
 # A phone clock may be off a little; a fix far in the future or past is refused.
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_FIX_AGE = dt.timedelta(hours=1)
@@ -84,7 +118,39 @@ def parse(message: dict[str, Any], now: dt.datetime) -> UnitMessage:
         lon = _number(message, "lon", -180, 180)
         accuracy = None if message.get("accuracy") is None else _number(message, "accuracy", 0, 100_000)
         return PositionReport(lat, lon, accuracy, _time(message.get("at"), now))
+    if kind == "vitals":
+        return _vitals(message, now)
+    if kind == "destination":
+        facility = message.get("facility")
+        if not isinstance(facility, str) or not 1 <= len(facility) <= 64:
+            raise InvalidField("is required: a hospital code", field="facility")
+        return DestinationReport(_text(message, "incident_id"), facility)
+    if kind == "handover":
+        return HandoverReport(_text(message, "incident_id"), _sent(message, now))
     return Ping()
+
+
+def _vitals(message: dict[str, Any], now: dt.datetime) -> VitalsReport:
+    report_id = _sent(message, now).report_id
+    if report_id is None:
+        raise InvalidField("is required: the key that makes a resent set count once", field="report_id")
+    signs, patient = message.get("vitals"), message.get("patient")
+    if not isinstance(signs, dict):
+        raise InvalidField("is required: an object of signs", field="vitals")
+    if patient is not None and not isinstance(patient, dict):
+        raise InvalidField("must be an object with age and sex", field="patient")
+    try:
+        return VitalsReport(_text(message, "incident_id"), parse_vitals(signs, now),
+                            None if not patient else parse_patient(patient), report_id)
+    except InvalidInput as exc:
+        raise InvalidField(exc.message, field=exc.field) from None
+
+
+def _text(message: dict[str, Any], key: str) -> str:
+    value = message.get(key)
+    if not isinstance(value, str) or not 1 <= len(value) <= 64:
+        raise InvalidField("is required: an id", field=key)
+    return value
 
 
 def _int(message: dict[str, Any], key: str, *, required: bool) -> Any:

@@ -10,7 +10,7 @@ from aiohttp import WSMessage, web
 
 from dispatch.geo import Point
 from dispatch.status import Actor, UnitStatus, next_statuses
-from server import assignments, audit, incidents, missed_dispatches, phone_presence, unit_messages, unit_replay
+from server import assignments, audit, crew_reports, incidents, missed_dispatches, phone_presence, unit_messages, unit_replay
 from server.api_schemas import ANY
 from server.fleet import UNIT_COLUMNS, crew_moves, unit_snapshot
 from server.handlers.auth import actor_of
@@ -76,6 +76,8 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
             request.app[POSITIONS].submit(Fix(unit_id, Point(message.lat, message.lon), message.at, message.accuracy))
             await asyncio.sleep(0)  # a phone's backlog of fixes is taken in between the loop's other work (the flush), not ahead of it
             return None
+        if isinstance(message, (unit_messages.VitalsReport, unit_messages.DestinationReport, unit_messages.HandoverReport)):
+            return {"type": "ok", "ref": ref, "report": message.type, **await crew_reports.handle(request.app[POOL], actor, unit_id, message)}
         if isinstance(message, unit_messages.Ack):
             result = await assignments.acknowledge(
                 request.app[POOL], actor, unit_id, message.assignment_id, request.app[METRICS],

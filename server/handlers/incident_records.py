@@ -19,7 +19,7 @@ from dispatch.eido import incident_to_eido
 from dispatch.geo import Point
 from dispatch.ids import IncidentId, UnitId
 from dispatch.incident import Incident, IncidentState
-from dispatch.metrics import IncidentTimes, intervals, nfpa1225_check, summarize_intervals
+from dispatch.metrics import Handover, IncidentTimes, intervals, nfpa1225_check, offload_by_hospital, summarize_intervals
 from dispatch.outcome import Outcome
 from dispatch.priority import Priority
 from dispatch.timeline import TimelineEntry
@@ -159,7 +159,9 @@ async def eido(request: web.Request) -> web.Response:
     return json_response(document)
 
 
-@routes.route("GET", "/api/metrics", roles=READERS, summary="Response-time percentiles (p50, p90) per priority and per kecamatan", query=MetricsQuery, returns={200: obj(all=OBJECT, by_priority=OBJECT, by_kecamatan=OBJECT)})
+@routes.route("GET", "/api/metrics", roles=READERS, summary=(
+    "Response-time percentiles (p50, p90) per priority and per kecamatan; ambulance offload time (at_hospital to handover) per hospital"
+), query=MetricsQuery, returns={200: obj(all=OBJECT, by_priority=OBJECT, by_kecamatan=OBJECT, offload_by_hospital=OBJECT)})
 async def metrics(request: web.Request) -> web.Response:
     q = read_query(request, MetricsQuery)
     rows = await request.app[POOL].fetch(
@@ -183,7 +185,16 @@ async def metrics(request: web.Request) -> web.Response:
             "nfpa1225": dataclasses.asdict(nfpa1225_check(i.call_to_dispatch_s for i in items)),
         }
 
+    handovers = await request.app[POOL].fetch(
+        """SELECT n.facility_code, f.name, n.arrived_at, n.handed_over_at FROM prearrival_notices n JOIN facilities f ON f.code = n.facility_code
+           WHERE n.handed_over_at IS NOT NULL
+             AND ($1::timestamptz IS NULL OR n.handed_over_at >= $1) AND ($2::timestamptz IS NULL OR n.handed_over_at < $2)""",
+        q.since, q.until,
+    )
+    names = {h["facility_code"]: h["name"] for h in handovers}
+    offload = offload_by_hospital(Handover(h["facility_code"], h["arrived_at"], h["handed_over_at"]) for h in handovers)
     return json_response({
+        "offload_by_hospital": {code: {"name": names[code], "offload_s": dataclasses.asdict(s)} for code, s in offload.items()},
         "since": q.since, "until": q.until, "all": summary(everything),
         "by_priority": {k: summary(v) for k, v in sorted(groups["priority"].items())},
         "by_kecamatan": {k: summary(v) for k, v in sorted(groups["kecamatan"].items())},

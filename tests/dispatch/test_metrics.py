@@ -9,10 +9,12 @@ import pytest
 
 from dispatch.errors import InvalidInput
 from dispatch.metrics import (
+    Handover,
     IncidentTimes,
     IntervalSummary,
     intervals,
     nfpa1225_check,
+    offload_by_hospital,
     percentile,
     summarize,
     summarize_intervals,
@@ -118,3 +120,18 @@ def test_nfpa1225() -> None:
     assert good.share == pytest.approx(0.9) and good.met
     empty = nfpa1225_check([None])
     assert empty.share is None and not empty.met
+
+
+def test_offload_time_per_hospital() -> None:
+    t0 = T0
+    handovers = [
+        Handover("rs-b", t0, t0 + timedelta(minutes=10)),
+        Handover("rs-a", t0, t0 + timedelta(minutes=30)),
+        Handover("rs-b", t0, t0 + timedelta(minutes=20)),
+        Handover("rs-b", t0 + timedelta(minutes=5), t0),  # clocks disagree: the crew was there, zero
+    ]
+    summary = offload_by_hospital(handovers)
+    assert list(summary) == ["rs-a", "rs-b"]
+    assert (summary["rs-a"].count, summary["rs-a"].p50_s) == (1, 1800.0)
+    assert (summary["rs-b"].count, summary["rs-b"].p50_s, summary["rs-b"].p90_s) == (3, 600.0, 1080.0)
+    assert offload_by_hospital([]) == {}

@@ -27,7 +27,8 @@ SURROGATE = "\udc80"  # json.dumps writes it as the escape \udc80, as a client w
 DEEP = '{"a":' * 1000 + "1" + "}" * 1000
 TABLES = ("incidents", "events", "assignments", "consults", "consult_chat", "consult_consents", "units",
           "triage_types", "audit_log", "users", "oncall", "unit_status_log")
-USERS = {Role.OPERATOR: "operator", Role.ADMIN: "admin", Role.PUSKESMAS: "puskesmas", Role.SPECIALIST: "specialist", Role.HOSPITAL: "hospital"}
+USERS = {Role.OPERATOR: "operator", Role.ADMIN: "admin", Role.PUSKESMAS: "puskesmas", Role.SPECIALIST: "specialist",
+         Role.HOSPITAL: "hospital"}
 
 
 @pytest.fixture

@@ -39,6 +39,12 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/hospitals/availability"): {"operator", "admin", "hospital", "specialist"},
     # A hospital account its own hospital only (403 for another: tests/server/test_hospital_board.py).
     ("PATCH", "/api/hospitals/{code}/availability"): {"hospital", "admin"},
+    ("GET", "/api/notices"): {"hospital", "operator", "field_team"},
+    ("POST", "/api/notices/{id}/acknowledge"): {"hospital"},
+    ("POST", "/api/notices/{id}/decline"): {"hospital"},
+    ("POST", "/api/notices/{id}/handover"): {"hospital", "field_team"},
+    ("POST", "/api/incidents/{id}/vitals"): {"operator", "field_team"},
+    ("PUT", "/api/incidents/{id}/patient"): {"operator", "field_team"},
     ("GET", "/api/incidents"): {"operator", "admin"},
     ("GET", "/api/incidents/{id}"): {"operator", "admin"},
     ("GET", "/api/incidents/{id}/timeline"): {"operator", "admin"},

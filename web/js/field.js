@@ -7,6 +7,11 @@ import {Ringer, unlockAudio} from "./ringer.js";
 
 const GPS_EVERY_MS = 5000;
 const TOWARD_HOSPITAL = new Set(["transporting", "at_hospital"]);
+// What the outbox holds besides status reports: reports about the patient (vitals), the destination, the handover.
+const PATIENT_REPORTS = new Set(["vitals", "destination", "handover"]);
+// Reports that carry their own time (vitals: when measured) or none; the others count at the press.
+const UNTIMED = new Set(["vitals", "destination"]);
+const SIGNS = ["systolic", "diastolic", "pulse", "spo2", "gcs", "resp_rate"];
 // Statuses of a unit on no incident: a dispatch still held (a report ending it is pending) is not shown.
 const FREE = new Set(["available", "unavailable", "off_duty"]);
 
@@ -21,7 +26,7 @@ const PROBE_EVERY_MS = 3000;
 const PROBE_WITHIN_MS = 4000;
 // ``confirmed`` is the unit as the server last said; ``unit`` is what the page shows: that, moved on by the pending reports.
 const state = {confirmed: null, unit: null, dispatch: null, missed: [], fix: null, sentFixAt: 0, watch: null, kelurahan: new Map(), facilities: new Map(),
-               callTypes: new Map(), crewTable: {}, flushing: false, named: false, resumeFrom: null};
+               callTypes: new Map(), crewTable: {}, flushing: false, named: false, resumeFrom: null, handedOver: new Set()};
 // Reports made without signal wait here (and in localStorage, across a reload) until the server has them.
 const OUTBOX_KEY = `psc119.outbox.${owner}`;
 const outbox = loadOutbox();
@@ -88,6 +93,9 @@ function setUp() {
   mountLanguageSwitch();
   translate();
   $("#accept").addEventListener("click", accept);
+  $("#vitals-form").addEventListener("submit", (e) => { e.preventDefault(); saveVitals(); });
+  $("#destination-form").addEventListener("submit", (e) => { e.preventDefault(); chooseDestination(); });
+  $("#handover").addEventListener("click", handOver);
   $("#missed-ok").addEventListener("click", () => { state.missed = []; render(); });
   window.addEventListener("unhandledrejection", (e) => say(errorText(e.reason), true));
   // Browsers allow sound only after a gesture: any tap prepares the ringer.
@@ -162,6 +170,12 @@ function event(message, {replayed}) {
     case "incident.destination":
       if (state.dispatch && state.dispatch.incident.incident_id === d.incident_id) state.dispatch.incident.destination = d.destination;
       break;
+    case "notice.acknowledged":
+    case "notice.declined":
+      if (state.dispatch && state.dispatch.incident.incident_id === d.incident_id) {
+        say(t(`field.notice_${d.notice_status}`, {hospital: d.hospital_name, reason: d.reason || ""}), d.notice_status === "declined");
+      }
+      break;
     default:
       break;
   }
@@ -219,6 +233,7 @@ function timeOf(iso) {
 function renderIncident() {
   const incident = dispatchOnShow()?.incident;
   $("#incident").hidden = !incident;
+  $("#vitals").hidden = !incident;
   $("#idle").hidden = Boolean(incident);
   if (!incident) return;
   fill($("#incident-h"), h("span", {class: `priority pr-${incident.priority}`}, label("priority", incident.priority)), " ",
@@ -236,12 +251,68 @@ function renderIncident() {
   $("#nav-to").textContent = where ? t(toHospital ? "field.nav_to_hospital" : "field.nav_to_scene", {place: toHospital ? hospital.name : ""}) : "";
   $("#nav-to").dataset.target = toHospital ? "hospital" : "scene";
   for (const id of ["#nav-geo", "#nav-osm", "#nav-google"]) $(id).hidden = !where;
+  renderDestinationChoice(incident);
+  $("#handover").hidden = !(state.unit.status === "at_hospital" && incident.destination) || state.handedOver.has(incident.incident_id);
   if (where) {
     const {lat, lon} = where;
     $("#nav-geo").href = `geo:${lat},${lon}?q=${lat},${lon}`;
     $("#nav-osm").href = `https://www.openstreetmap.org/directions?route=%3B${lat}%2C${lon}#map=16/${lat}/${lon}`;
     $("#nav-google").href = `https://www.google.com/maps/dir/?api=1&destination=${lat},${lon}&travelmode=driving`;
   }
+}
+
+/** The hospitals to choose from, nearest to the phone's fix when the list was made first (by name without one);
+ * the crew's pick stays until the incident's destination changes. */
+function renderDestinationChoice(incident) {
+  const select = /** @type {HTMLSelectElement} */ ($("#destination-choice"));
+  const here = state.fix;
+  const away = (f) => (here ? (f.lat - here.lat) ** 2 + ((f.lon - here.lon) * Math.cos((here.lat * Math.PI) / 180)) ** 2 : 0);
+  const hospitals = [...state.facilities.values()].filter((f) => f.kind === "hospital");
+  if (select.options.length !== hospitals.length + 1) {
+    hospitals.sort((a, b) => away(a) - away(b) || a.name.localeCompare(b.name));
+    fill(select, h("option", {value: ""}, "–"), hospitals.map((f) => h("option", {value: f.code}, f.name)));
+    select.dataset.shown = "";
+  }
+  const chosen = incident.destination || "";
+  if (select.dataset.shown !== chosen) {
+    select.value = chosen;
+    select.dataset.shown = chosen;
+  }
+}
+
+/** The patient is handed over at the hospital: it counts at this press, however late the phone can send it. */
+function handOver() {
+  const incident = dispatchOnShow()?.incident;
+  if (!incident) return;
+  state.handedOver.add(incident.incident_id);
+  queue({type: "handover", incident_id: incident.incident_id});
+}
+
+function chooseDestination() {
+  const incident = dispatchOnShow()?.incident;
+  const facility = /** @type {HTMLSelectElement} */ ($("#destination-choice")).value;
+  if (!incident || !facility) return;
+  incident.destination = facility;  // shown at once; the server's event confirms it
+  queue({type: "destination", incident_id: incident.incident_id, facility});
+}
+
+/** The form's signs as numbers (empty fields left out), the time measured (empty: now), and age and sex if given. */
+function saveVitals() {
+  const incident = dispatchOnShow()?.incident;
+  if (!incident) return;
+  const value = (name) => /** @type {HTMLInputElement} */ ($(`#v-${name}`)).value.trim();
+  const vitals = {};
+  for (const name of SIGNS) if (value(name) !== "") vitals[name] = Number(value(name));
+  if (!Object.keys(vitals).length) { say(t("field.vitals_empty"), true); return; }
+  vitals.measured_at = value("measured_at") ? new Date(value("measured_at")).toISOString() : new Date().toISOString();
+  const message = {type: "vitals", incident_id: incident.incident_id, vitals};
+  const patient = {};
+  if (value("age") !== "") patient.age = Number(value("age"));
+  if (value("sex")) patient.sex = value("sex");
+  if (Object.keys(patient).length) message.patient = patient;
+  /** @type {HTMLFormElement} */ ($("#vitals-form")).reset();
+  $("#vitals-last").textContent = t("field.vitals_saved_at", {time: timeOf(vitals.measured_at)});
+  queue(message);
 }
 
 function callTypeName(incident) {
@@ -300,7 +371,8 @@ function report(status, reason) {
  * sent in order: however late and however often a report arrives, it counts once, at that time. The buttons
  * never wait for the server; they show where the kept reports lead. */
 function queue(message) {
-  const stamped = {...message, report_id: newKey("r"), reported_at: new Date().toISOString()};
+  // A patient report carries its own time (vitals: when measured); a status report the time of the press.
+  const stamped = {...message, report_id: newKey("r"), ...(UNTIMED.has(message.type) ? {} : {reported_at: new Date().toISOString()})};
   outbox.push(stamped);
   saveOutbox();
   applyPending();
@@ -308,7 +380,7 @@ function queue(message) {
     stopRing();
     if (state.dispatch) state.dispatch.assignment.acknowledged_at ??= stamped.reported_at;
   }
-  const status = label("status", targetOf(stamped));
+  const status = PATIENT_REPORTS.has(stamped.type) ? t(`field.report_${stamped.type}`) : label("status", targetOf(stamped));
   const connected = Boolean(live?.connected);
   say(connected ? t("field.sending", {status}) : t(user ? "field.queued" : "field.queued_signed_out", {status}), !connected);
   render();
@@ -323,7 +395,7 @@ function targetOf(message) {
 /** Until the server has them, the phone shows the unit as its kept reports leave it: at the last one's status. */
 function applyPending() {
   if (!state.confirmed) return;
-  const last = outbox.at(-1);
+  const last = outbox.findLast((m) => !PATIENT_REPORTS.has(m.type));
   const target = last ? targetOf(last) : null;
   state.unit = target ? {...state.confirmed, status: target, crew_moves: state.crewTable[target] || []} : state.confirmed;
 }
@@ -337,6 +409,10 @@ function applyReply(message, reply) {
   if (reply.type === "error") {
     applyPending();  // refused: the page goes back to what the server has
     say(describeError(reply.error), true);
+    return;
+  }
+  if (PATIENT_REPORTS.has(message.type)) {
+    say(t(`field.report_${message.type}_done`));
     return;
   }
   state.confirmed = {...state.confirmed, ...(reply.unit || {}), status: reply.status, crew_moves: reply.crew_moves};

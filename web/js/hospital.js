@@ -3,6 +3,7 @@
 // context; they share the signed-in user, the hospital and the one event socket.
 import {api, errorText, logout, requireRole} from "./api.js";
 import {$, guard} from "./dom.js";
+import {mount as mountNotices} from "./hospital_notices.js";
 import {mountLanguageSwitch, translate} from "./i18n.js";
 import {LiveSocket} from "./live.js";
 import {mount as mountBoard} from "./hospital_board.js";
@@ -31,8 +32,9 @@ async function boot() {
   $("#facility-name").textContent = hospital.name;
   /** @type {HospitalPage} */
   const page = {user, hospital, region, onHello: (fn) => listeners.hello.push(fn), onEvent: (fn) => listeners.event.push(fn)};
-  mountBoard(page);  // the panels mount here
+  mountNotices(page);  // the panels mount here
   mountReferrals(page);
+  mountBoard(page);
   live = new LiveSocket("/ws/events", {
     onHello: () => { for (const fn of listeners.hello) fn(); },
     onEvent: (message) => { for (const fn of listeners.event) fn(message); },

@@ -155,6 +155,7 @@ export function alertText(event) {
     return next ? t("alert.ack_timeout", {unit, next}) : t("alert.ack_timeout_none", {unit});
   }
   if (d.alert === "no_unit_available") return t("alert.no_unit_available");
+  if (d.alert === "notice_declined") return t("alert.notice_declined", {hospital: d.hospital_name || d.facility, reason: d.reason});
   return t("alert.other", {kind: d.alert || event.event});
 }
 

@@ -8,6 +8,7 @@ import {createMap, fitTo} from "../map.js";
 import {MapLayer, renderIncidentBoard, renderUnitBoard, showAlert, tick} from "./boards.js";
 import {Intake} from "./intake.js";
 import {IncidentPanel} from "./panel.js";
+import {NoticeLine} from "./prearrival.js";
 import {drawMetrics, fillIntervals, showMetrics, showTimeline} from "./reports.js";
 import {Store, unitLatLng} from "./store.js";
 
@@ -36,11 +37,13 @@ async function boot() {
   let selected = null;
   const panel = new IncidentPanel({store, onSelect: select});
   const intake = new Intake({store, map, panel, onSelect: select});
+  const noticeLine = new NoticeLine({onError: fatal});
 
   function select(incidentId, {fromIntake = false} = {}) {
     selected = incidentId;
     redrawIncidents();
     if (incidentId && !fromIntake) guard(panel.open(incidentId), fatal);
+    if (incidentId !== noticeLine.incidentId) guard(noticeLine.show(incidentId), fatal);
     redrawUnits();  // its send buttons go to the incident now open
   }
 
@@ -64,6 +67,7 @@ async function boot() {
   function onEvent(event) {
     if (!loaded) { pending.push(event); return; }
     const changed = store.apply(event);
+    noticeLine.event(event);
     if (changed.units) redrawUnits();
     if (changed.incidents) {
       redrawIncidents();

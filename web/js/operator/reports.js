@@ -17,6 +17,7 @@ export async function showTimeline(incidentId) {
     h("strong", {}, label("event", e.type)),
     e.status ? [" → ", label("status", e.status)] : null,
     e.data?.callsign ? ` (${e.data.callsign})` : null,
+    e.data?.hospital_name ? ` · ${e.data.hospital_name}` : null,
     e.data?.reason ? ` · ${label("reason", e.data.reason)}` : null,
     e.data?.alert ? ` · ${label("alertkind", e.data.alert)}` : null,
     e.data?.outcome ? ` · ${label("outcome", e.data.outcome)}` : null,
@@ -53,9 +54,11 @@ export function drawMetrics(store) {
   const byPriority = Object.entries(lastMetrics.by_priority).map(([k, v]) => [label("priority", k), v.intervals[interval]]);
   const byKecamatan = Object.entries(lastMetrics.by_kecamatan).map(([k, v]) =>
     [store.region?.kecamatan.find((x) => x.code === k)?.name || k, v.intervals[interval]]);
+  const offload = Object.values(lastMetrics.offload_by_hospital || {}).map((v) => [v.name, v.offload_s]);
   fill($("#metrics-charts"),
     chart(t("metrics.by_priority"), byPriority, "chart-priority"),
-    chart(t("metrics.by_kecamatan"), byKecamatan, "chart-kecamatan"));
+    chart(t("metrics.by_kecamatan"), byKecamatan, "chart-kecamatan"),
+    offload.length ? chart(t("metrics.offload"), offload, "chart-offload") : null);
 }
 
 /** A grouped bar chart: p50 and p90 per group, in seconds. */
