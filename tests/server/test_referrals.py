@@ -131,7 +131,10 @@ async def test_refer_accept_and_the_transfer_is_recommended_dispatched_and_linke
     assert incident["referral_id"] == request["id"] and incident["needs"] == ["bls", "transport"]
     status, timeline = await capi.call("GET", f"/api/incidents/{incident_id}/timeline", operator)
     types = [e["type"] for e in timeline["timeline"]]
-    assert types[:4] == ["call.received", "incident.destination", "referral.transfer", "call.assessed"], types
+    # The destination set on the transfer sends the hospital its pre-arrival notice, as any destination does.
+    assert types[:5] == ["call.received", "incident.destination", "notice.sent", "referral.transfer", "call.assessed"], types
+    status, notices = await capi.call("GET", "/api/notices", hospital)
+    assert status == 200 and [n["incident_id"] for n in notices["notices"]] == [incident_id]
     # Recommended like any call, then dispatched.
     status, tiers = await capi.call("GET", f"/api/incidents/{incident_id}/recommendations", operator)
     assert status == 200 and tiers["transport"], tiers
