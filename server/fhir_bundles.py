@@ -154,11 +154,13 @@ def _period(start: dt.datetime, end: dt.datetime | None) -> dict[str, dt.datetim
 
 def incident_bundle(
     incident: Mapping[str, Any], *, ids: Identifiers, call_type_label: str | None, destination: Facility | None,
-    vitals: Iterable[tuple[dt.datetime, Mapping[str, Any]]] = (), generated_at: dt.datetime,
+    age: int | None = None, sex: str | None = None, vitals: Iterable[tuple[dt.datetime, Mapping[str, Any]]] = (),
+    generated_at: dt.datetime,
 ) -> Bundle:
-    """A 119 call's emergency encounter: the scene, the destination hospital, the complaint and the vitals taken."""
+    """A 119 call's emergency encounter: the scene, the destination hospital, the complaint, the patient's age and sex
+    as the operator or crew learnt them, and each set of vitals the crew took, at the time it was measured."""
     b = _Builder(f"incident/{incident['id']}", ids)
-    patient = b.patient(None)
+    patient = b.patient(sex)
     scene: dict[str, Any] = {"name": incident["address"] or incident["kelurahan"] or "119", "mode": "instance"}
     if incident["lat"] is not None:
         scene["position"] = {"latitude": incident["lat"], "longitude": incident["lon"]}
@@ -176,6 +178,8 @@ def incident_bundle(
         **({"serviceProvider": {"reference": f"Organization/{ids.organization_id}"}} if ids.organization_id else {}),
         **({"hospitalization": {"destination": b.place(destination) or b.facility(destination)}} if destination is not None else {}),
     )
+    if age is not None:
+        b.observation("age", AGE, age, incident["received_at"], patient, encounter, vital=False)
     for n, (at, taken) in enumerate(vitals):
         b.vitals(f"vitals/{n}", taken, at, patient, encounter)
     return b.bundle(generated_at)

@@ -32,8 +32,19 @@ async def _incident(request: web.Request) -> tuple[str, Bundle]:
     if row["destination"] is not None:
         found = await pool.fetchrow("SELECT code, name FROM facilities WHERE code = $1", row["destination"])
         destination = Facility(found["code"], found["name"])
-    bundle = incident_bundle(row, ids=identifiers(request.app[CONFIG].satusehat), call_type_label=label,
-                             destination=destination, generated_at=dt.datetime.now(dt.UTC))
+    patient = await pool.fetchrow("SELECT age, sex FROM incident_patients WHERE incident_id = $1", row["id"])
+    # The crew's columns under the names the vital signs have everywhere else (their LOINC codes: server/fhir_bundles.py).
+    vitals = await pool.fetch(
+        """SELECT measured_at, systolic AS systolic_bp, diastolic AS diastolic_bp, pulse AS heart_rate, spo2, gcs,
+                  resp_rate AS respiratory_rate
+           FROM incident_vitals WHERE incident_id = $1 ORDER BY measured_at, id""",
+        row["id"],
+    )
+    bundle = incident_bundle(
+        row, ids=identifiers(request.app[CONFIG].satusehat), call_type_label=label, destination=destination,
+        age=patient and patient["age"], sex=patient and patient["sex"],
+        vitals=[(v["measured_at"], {k: v[k] for k in v.keys() if k != "measured_at"}) for v in vitals], generated_at=dt.datetime.now(dt.UTC),
+    )
     return f"incident:{row['id']}", bundle
 
 

@@ -77,6 +77,31 @@ async def test_an_incident_is_an_emergency_encounter_at_the_scene_bound_for_its_
     assert status == 404
 
 
+async def test_the_crew_s_vitals_and_the_patient_s_age_and_sex_are_observations_at_their_times(api: Api) -> None:
+    operator = await api.login("operator")
+    _, created = await api.call("POST", "/api/calls", operator, json=call_body())
+    incident_id = created["incident"]["id"]
+    status, _ = await api.call("PUT", f"/api/incidents/{incident_id}/patient", operator, json={"age": 67, "sex": "female"})
+    assert status == 200
+    now = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).replace(microsecond=0)  # WIB, as the phone sends it
+    sets = [((now - dt.timedelta(minutes=30)).isoformat(), {"systolic": 88, "diastolic": 55, "pulse": 124, "spo2": 89, "gcs": 13, "resp_rate": 28}),
+            ((now - dt.timedelta(minutes=15)).isoformat(), {"pulse": 110, "spo2": 94})]
+    for n, (at, values) in enumerate(sets):
+        status, body = await api.call("POST", f"/api/incidents/{incident_id}/vitals", operator,
+                                      json={"idempotency_key": f"vitals-set-{n}", "measured_at": at, **values})
+        assert status in (200, 201), body
+    bundle = bundle_of(*await api.call("GET", f"/api/incidents/{incident_id}/fhir", operator))
+
+    [patient] = resources(bundle, "Patient")
+    assert patient.gender == "female"
+    observed = sorted((o.effectiveDateTime, o.code.coding[0].code, float(o.valueQuantity.value))
+                      for o in resources(bundle, "Observation") if o.code.coding[0].code != "30525-0")
+    loinc = {"systolic": "8480-6", "diastolic": "8462-4", "pulse": "8867-4", "spo2": "59408-5", "gcs": "9269-2", "resp_rate": "9279-1"}
+    assert observed == sorted((dt.datetime.fromisoformat(at), loinc[k], float(v)) for at, values in sets for k, v in values.items())
+    [age] = [o for o in resources(bundle, "Observation") if o.code.coding[0].code == "30525-0"]
+    assert float(age.valueQuantity.value) == 67 and age.valueQuantity.code == "a"
+
+
 async def test_a_consult_is_a_virtual_encounter_with_its_vitals_assessment_and_referral(capi: Api) -> None:  # noqa: F811
     consult_id, pk, sp = await accepted_consult(capi)
     status, body = await capi.call("POST", f"/api/consults/{consult_id}/complete", sp, json={"outcome": OUTCOME})
