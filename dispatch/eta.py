@@ -66,6 +66,10 @@ class ReRanker(Protocol):
 
     async def rerank(self, dest: Point, shortlist: Sequence[Recommendation], k: int) -> list[Recommendation]: ...
 
+    async def from_place_s(self, origin: Point, places: Sequence[Point]) -> list[float | None]:
+        """An ambulance's road seconds from ``origin`` to each of ``places``, None where there is none."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class GeodesicEta:

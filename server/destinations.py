@@ -32,17 +32,23 @@ async def ranked(
     figures, now = await hospital_availability.load(con), await hospital_availability.now(con)
     found = [Hospital(h["code"], h["name"], Point(h["lat"], h["lon"]), frozenset(h["services"]), figures.get(h["code"], Availability()))
              for h in rows]
-    eta = app[FLEET].index.eta
+    fleet = app[FLEET]
+    # Road times when a road service is configured; a hospital it cannot route (or all, when it fails) by straight line.
+    places = [h.location for h in found]
+    road = await fleet.road.from_place_s(at, places) if fleet.road is not None else [None] * len(places)
+    road_s = {place: seconds for place, seconds in zip(places, road, strict=True) if seconds is not None}
     stale_after = dt.timedelta(seconds=app[CONFIG].hospitals.availability_stale_s)
-    ranking = rank_hospitals(
-        at, found, needed_service=needed,
-        eta=lambda scene, hospital: eta.eta_for_distance(distance_m(scene, hospital), UnitKind.AMBULANCE),
-        now=now, stale_after=stale_after,
-    )
+
+    def eta(scene: Point, hospital: Point) -> float:
+        by_road = road_s.get(hospital)
+        return by_road if by_road is not None else fleet.index.eta.eta_for_distance(distance_m(scene, hospital), UnitKind.AMBULANCE)
+
+    ranking = rank_hospitals(at, found, needed_service=needed, eta=eta, now=now, stale_after=stale_after)
     by_code = {h["code"]: h for h in rows}
     hospitals = [
         {**dict(by_code[r.hospital.code]), "services": sorted(r.hospital.services),
-         "distance_m": r.distance_m, "eta_s": r.eta_s, "capable": r.capable, "readiness": r.readiness.value,
+         "distance_m": r.distance_m, "eta_s": r.eta_s, "road_eta": r.hospital.location in road_s,
+         "capable": r.capable, "readiness": r.readiness.value,
          **hospital_availability.figures_json(sorted(r.hospital.services), r.hospital.availability, now, stale_after)}
         for r in ranking.hospitals
     ]

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 
 class OsrmEta:
-    """A `dispatch.eta.ReRanker` backed by OSRM's ``/table/v1/{profile}/...`` service."""
+    """A `dispatch.eta.ReRanker` backed by OSRM's ``/table/v1/{profile}/...`` service; it also gives the
+    destination hospitals' road times from a scene."""
 
     def __init__(self, session: aiohttp.ClientSession, settings: DispatchSettings) -> None:
         self._session = session
@@ -50,45 +51,59 @@ class OsrmEta:
         """Road seconds to ``dest`` for the units OSRM could route; empty when it could not answer."""
         if not shortlist:
             return {}
-        points = [r.ranked_from for r in shortlist] + [dest]
-        coordinates = ";".join(f"{p.lon:.6f},{p.lat:.6f}" for p in points)
+        rows = await self._table([r.ranked_from for r in shortlist], [dest])
+        if not rows:
+            return {}
+        return {
+            rec.unit_id: row[0] * self._scale[rec.kind]
+            for rec, row in zip(shortlist, rows, strict=True)
+            if row[0] is not None
+        }
+
+    async def from_place_s(self, origin: Point, places: Sequence[Point]) -> list[float | None]:
+        """An ambulance's road seconds from ``origin`` to each of ``places`` (None: not routed, or OSRM did not answer)."""
+        if not places:
+            return []
+        rows = await self._table([origin], places)
+        return rows[0] if rows else [None] * len(places)
+
+    async def _table(self, sources: Sequence[Point], destinations: Sequence[Point]) -> list[list[float | None]]:
+        """OSRM's car durations, one row per source; empty when it could not answer."""
+        coordinates = ";".join(f"{p.lon:.6f},{p.lat:.6f}" for p in [*sources, *destinations])
         params = {
-            "sources": ";".join(str(i) for i in range(len(shortlist))),
-            "destinations": str(len(shortlist)),
+            "sources": ";".join(str(i) for i in range(len(sources))),
+            "destinations": ";".join(str(len(sources) + j) for j in range(len(destinations))),
             "annotations": "duration",
         }
         url = f"{self._base}/table/v1/{self._profile}/{coordinates}"
         try:
             async with self._session.get(url, params=params, timeout=self._timeout) as response:
                 body = await response.json(content_type=None)
-            durations = _durations(body, len(shortlist))
+            return _durations(body, len(sources), len(destinations))
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             log.warning("road ETAs unavailable, keeping straight-line order: %s", exc or type(exc).__name__)
-            return {}
-        return {
-            rec.unit_id: seconds * self._scale[rec.kind]
-            for rec, seconds in zip(shortlist, durations, strict=True)
-            if seconds is not None
-        }
+            return []
 
 
-def _durations(body: object, sources: int) -> list[float | None]:
-    """The one-column duration matrix of an OSRM table answer, a None where no route was found."""
+def _durations(body: object, sources: int, destinations: int) -> list[list[float | None]]:
+    """The duration matrix of an OSRM table answer, a None where no route was found."""
     if not isinstance(body, dict) or body.get("code") != "Ok":
         code = body.get("code") if isinstance(body, dict) else None
         raise ValueError(f"OSRM answered {code or 'something else'!r}")
     rows = body.get("durations")
     if not isinstance(rows, list) or len(rows) != sources:
         raise ValueError("OSRM's duration matrix has the wrong shape")
-    result: list[float | None] = []
+    result: list[list[float | None]] = []
     for row in rows:
-        if not (isinstance(row, list) and len(row) == 1):
+        if not (isinstance(row, list) and len(row) == destinations):
             raise ValueError("OSRM's duration matrix has the wrong shape")
-        value = row[0]
-        if value is None:
-            result.append(None)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 86400:
-            result.append(float(value))
-        else:
-            raise ValueError(f"OSRM gave an impossible duration {value!r}")
+        result.append([_duration(value) for value in row])
     return result
+
+
+def _duration(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 86400:
+        return float(value)
+    raise ValueError(f"OSRM gave an impossible duration {value!r}")

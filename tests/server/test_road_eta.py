@@ -23,8 +23,9 @@ from tests.server.test_consults import close_api
 
 
 class Osrm:
-    """Answers ``/table/v1/{profile}/{coordinates}`` like OSRM: ``durations[i] = (600 - 50 i)`` seconds from
-    source i, except the sources in ``unroutable``; or fails the way it is told to."""
+    """Answers ``/table/v1/{profile}/{coordinates}`` like OSRM: to one destination, ``durations[i] = (600 - 50 i)``
+    seconds from source i, except the sources in ``unroutable``; from one source to several destinations, the time
+    ``to_place`` gives for each; or fails the way it is told to."""
 
     def __init__(self) -> None:
         self.requests: list[web.Request] = []
@@ -38,10 +39,19 @@ class Osrm:
         if self.mode == "slow":
             await asyncio.sleep(5)
         sources = request.query["sources"].split(";")
+        destinations = [int(d) for d in request.query["destinations"].split(";")]
+        if len(destinations) > 1:
+            points = [tuple(map(float, c.split(","))) for c in request.match_info["coordinates"].split(";")]
+            return web.json_response({"code": "Ok", "durations": [[to_place(points[d][1]) for d in destinations]]})
         return web.json_response({
             "code": "Ok",
             "durations": [[None if int(i) in self.unroutable else 600.0 - 50 * int(i)] for i in sources],
         })
+
+
+def to_place(lat: float) -> float:
+    """Road seconds to a place, by its latitude alone: an order the straight line does not give."""
+    return round((-6.0 - lat) * 36000, 1)
 
 
 @pytest.fixture
@@ -140,3 +150,27 @@ async def test_both_tiers_are_re_ranked_from_one_request(apis: tuple[Api, Api], 
         times = [r["road_eta_s"] if r["road_eta_s"] is not None else r["eta_s"] for r in created[tier]]
         assert times == sorted(times)
     assert all("transport" in r["capabilities"] for r in created["transport"])
+
+
+async def test_destination_hospitals_rank_by_road_time_and_by_straight_line_without_it(
+    apis: tuple[Api, Api], osrm: tuple[Osrm, str],
+) -> None:
+    plain, road = apis
+    _, created = await plain.call("POST", "/api/calls", await plain.login("operator"), json=call_body(call_type="child_fever"))
+    path = f"/api/incidents/{created['incident']['id']}/hospitals"
+    status, by_line = await plain.call("GET", path, await plain.login("operator"))
+    assert status == 200 and not any(h["road_eta"] for h in by_line["hospitals"])
+    status, by_road = await road.call("GET", path, await road.login("operator"))
+    assert status == 200
+    tier = {"ready": 0, "unconfirmed": 1, "not_ready": 2}  # readiness first, then ETA (dispatch/hospitals.py)
+    expected = sorted(by_road["hospitals"], key=lambda h: (tier[h["readiness"]], to_place(h["lat"]), h["code"]))
+    assert [(h["code"], h["eta_s"], h["road_eta"]) for h in by_road["hospitals"]] == [
+        (h["code"], to_place(h["lat"]), True) for h in expected]
+    line_order = [h["code"] for h in by_line["hospitals"]]
+    assert [h["code"] for h in by_road["hospitals"]] != line_order  # the road times did move the order
+
+    osrm[0].mode = "error"  # the road service fails: the straight-line list stands, nothing is lost
+    status, fallback = await road.call("GET", path, await road.login("operator"))
+    assert status == 200
+    assert [(h["code"], h["eta_s"], h["road_eta"]) for h in fallback["hospitals"]] == [
+        (h["code"], h["eta_s"], False) for h in by_line["hospitals"]]
