@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from server import audit, destinations, events, incidents
+from server import audit, auto_dispatch, destinations, events, incidents
 from server.consults import Stored
 from server.keys import CONFIG, FLEET, METRICS, POOL, TRIAGE
 from server.referrals import audience
@@ -66,5 +66,7 @@ async def ensure(app: web.Application, actor: audit.Actor, referral: asyncpg.Rec
             await audit.record(con, actor, "referral.transfer", f"referral:{referral['id']}",
                                {"incident": str(row["id"]), "consult": stored.id})
     if created or row["assessed_at"] is None:  # a retry after a failed assessment assesses it now
-        await incidents.assess(pool, app[FLEET], app[CONFIG].dispatch, row)
+        _, tiers, _ = await incidents.assess(pool, app[FLEET], app[CONFIG].dispatch, row)
+        if created:
+            await auto_dispatch.merah(app, row, tiers, await app[TRIAGE].get())
     return str(row["id"])

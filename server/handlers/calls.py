@@ -7,12 +7,10 @@ from typing import Any
 import pydantic
 from aiohttp import web
 
-from dispatch.doctrine import needs_from_capabilities
-from dispatch.errors import Refused
 from dispatch.geo import Point
-from server import assignments, destinations, dispatch_guard, incidents, phone_presence
+from server import assignments, auto_dispatch, destinations, dispatch_guard, incidents, phone_presence
 from server.api_schemas import ANY, ASSIGNMENT, CALL_TAKEN, DISPATCH_REFUSED, DISPATCH_STATE, INCIDENT, INTEGER, STRING, TIERS, array, obj
-from server.errors import Conflict, InvalidField, NotFound
+from server.errors import InvalidField, NotFound
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, FLEET, METRICS, POOL, TRIAGE
 from server.roles import Role
@@ -102,45 +100,12 @@ async def create_call(request: web.Request) -> web.Response:
         warnings, recommendations, fresh = await incidents.assess(pool, fleet, settings, row)
     else:
         warnings, recommendations = row["warnings"], await incidents.recommend_for(fleet, settings, row)
-    auto = None
-    if created and settings.auto_dispatch_merah and row["priority"] == "merah":
-        auto = await _auto_dispatch(request, row, recommendations, triage)
+    auto = await auto_dispatch.merah(request.app, row, recommendations, triage) if created else None
     if fresh is None or auto is not None:  # an automatic dispatch changed it since
         fresh = await incidents.get(pool, str(row["id"]))
     result = {"incident": incidents.incident_json(fresh), "warnings": warnings, **recommendations,
               "created": created, "auto_dispatched": auto[0] if auto else None, "auto_dispatched_transport": auto[1] if auto else None}
     return json_response(result, status=201 if created else 200)
-
-
-async def _auto_dispatch(
-    request: web.Request, row: Any, tiers: dict[str, list[dict[str, Any]]], triage: Any
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The fastest first responder and, when the call needs transport and it cannot carry, the fastest carrier."""
-    first, capabilities = await _send_first(request, str(row["id"]), tiers["recommendations"], triage, exclude=set())
-    needs = needs_from_capabilities(row["needs"])
-    if not needs.transport or needs.carrier(capabilities):
-        return first, None
-    carrier, _ = await _send_first(request, str(row["id"]), tiers["transport"], triage,
-                                   exclude={first["unit_id"]} if first else set())
-    return first, carrier
-
-
-async def _send_first(
-    request: web.Request, incident_id: str, candidates: list[dict[str, Any]], triage: Any, exclude: set[str]
-) -> tuple[dict[str, Any] | None, frozenset[str]]:
-    """Dispatch the first candidate still available: its assignment and capabilities (None and none if no one)."""
-    for candidate in candidates:
-        if candidate["unit_id"] in exclude:
-            continue
-        try:
-            assignment = await assignments.dispatch(
-                request.app[POOL], request.app[FLEET], _settings(request), triage, assignments.SYSTEM,
-                incident_id, candidate["unit_id"], request.app[METRICS], auto=True,
-            )
-        except (Conflict, NotFound, Refused):
-            continue
-        return assignment, frozenset(candidate["capabilities"])
-    return None, frozenset()
 
 
 @routes.route("PATCH", "/api/incidents/{id}", roles=OPERATOR, summary="Correct or complete an open incident; answers with a fresh recommendation", body=UpdateBody, returns={200: obj(incident=INCIDENT, **TIERS)})

@@ -5,6 +5,7 @@ with a reason both doctors read; bad input changes nothing; another hospital rea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -339,3 +340,28 @@ async def test_an_accept_whose_transfer_failed_keeps_the_answer_and_accepting_ag
     status, body = await capi.call("POST", f"/api/referrals/{request['id']}/accept", hospital)
     assert status == 200 and body["referral"]["incident_id"], body
     assert await incident_count(capi, request["id"]) == 1
+
+
+async def test_with_auto_dispatch_an_emergency_transfer_gets_its_carrier_at_once(demo_dsn: str, tmp_path: Path) -> None:
+    config = consult_config(demo_dsn, tmp_path)
+    api = await start_api(demo_dsn, dataclasses.replace(config, dispatch=dataclasses.replace(config.dispatch, auto_dispatch_merah=True)))
+    try:
+        await referred(api)
+        hospital = await api.login("hospital")
+        _, listed = await api.call("GET", "/api/referrals", hospital)
+        status, body = await api.call("POST", f"/api/referrals/{listed['referrals'][0]['id']}/accept", hospital)
+        assert status == 200, body
+        incident_id = body["referral"]["incident_id"]
+        _, found = await api.call("GET", f"/api/incidents/{incident_id}", await api.login("operator"))
+    finally:
+        await close_api(api)
+    # A merah transfer is sent without waiting for an operator, as a merah call is: a unit that can carry the patient.
+    assert found["incident"]["priority"] == "merah" and found["incident"]["status"] == "dispatched"
+    con = await db.connect(demo_dsn)
+    try:
+        sent = await con.fetch(
+            """SELECT u.capabilities FROM assignments a JOIN units u ON u.id = a.unit_id
+               WHERE a.incident_id = $1 AND a.ended_at IS NULL""", uuid.UUID(incident_id))
+    finally:
+        await con.close()
+    assert sent and any("transport" in s["capabilities"] for s in sent)
