@@ -208,7 +208,8 @@ async def change_status(
         if assignment is not None:
             base |= {"incident_id": str(incident_key), "assignment_id": assignment["id"]}
         await decisions.announce(con, decision, base, _unit_audience(unit_id))
-        if incident_key is not None:
+        if incident_key is not None and incident is not None and incident["destination"] is not None:
+            # Only an incident with a destination can have a hospital expecting it: no extra read for the others.
             await prearrival.follow_unit(con, incident_key, unit_id, target.value)
     if acknowledged is not None:
         metrics.acknowledged(crew, *acknowledged)
