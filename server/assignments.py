@@ -110,17 +110,13 @@ async def _send(
             VALUES ($1, $2, $3, now() + make_interval(secs => $4)) RETURNING {ASSIGNMENT_COLUMNS}""",
         incident["id"], unit_id, actor.user_id, settings.ack_timeout_s, decision.unit_status.value, *audited.values(),
     )
-    await decisions.apply(con, incident["id"], facts, decision)
     call_type = triage.get(incident["call_type"]) if incident["call_type"] in triage else None
-    await decisions.announce(
-        con, decision,
-        {
-            "incident_id": str(incident["id"]), "assignment_id": assignment["id"], "unit_id": unit_id,
-            "callsign": updated["callsign"], "unit": unit_snapshot(updated), "ack_deadline": assignment["ack_deadline"].isoformat(),
-            "incident": incidents.crew_view(incident, call_type), "by": actor.username, "auto": auto, "reoffer_of": reoffer_of,
-        },
-        _unit_audience(unit_id),
-    )
+    base = {
+        "incident_id": str(incident["id"]), "assignment_id": assignment["id"], "unit_id": unit_id,
+        "callsign": updated["callsign"], "unit": unit_snapshot(updated), "ack_deadline": assignment["ack_deadline"].isoformat(),
+        "incident": incidents.crew_view(incident, call_type), "by": actor.username, "auto": auto, "reoffer_of": reoffer_of,
+    }
+    await decisions.apply(con, incident["id"], facts, decision, announced=(base, _unit_audience(unit_id)))
     return assignment, decision
 
 
@@ -201,13 +197,15 @@ async def change_status(
             elif target is UnitStatus.AVAILABLE:
                 end = reason.value if reason else "completed"
                 await con.execute("UPDATE assignments SET ended_at = $3, end_reason = $2 WHERE id = $1", assignment["id"], end, at)
-            await decisions.apply(con, assignment["incident_id"], facts, decision)
         base: dict[str, Any] = {"unit_id": unit_id, "callsign": row["callsign"], "unit": unit_snapshot(row), "by": actor.username}
         if reported_at is not None:
             base["reported_at"] = at.isoformat()  # the crew's time, when the report came late
         if assignment is not None:
             base |= {"incident_id": str(incident_key), "assignment_id": assignment["id"]}
-        await decisions.announce(con, decision, base, _unit_audience(unit_id))
+        if assignment is not None and facts is not None:
+            await decisions.apply(con, assignment["incident_id"], facts, decision, announced=(base, _unit_audience(unit_id)))
+        else:
+            await decisions.announce(con, decision, base, _unit_audience(unit_id))
     if acknowledged is not None:
         metrics.acknowledged(crew, *acknowledged)
     return base | dict(decision.events[0].data)
@@ -281,12 +279,10 @@ async def _withdraw(
     audited = audit.Entry(actor, "unit.withdraw", f"incident:{assignment['incident_id']}", {"unit_id": unit["id"], "reason": reason.value})
     row = await _write_status(con, unit["id"], decision.unit_status, actor.user_id, assignment["incident_id"], reason.value, audited)
     await con.execute("UPDATE assignments SET ended_at = now(), end_reason = $2 WHERE id = $1", assignment["id"], reason.value)
-    await decisions.apply(con, incident["id"], facts, decision)
-    await decisions.announce(
-        con, decision,
-        {"incident_id": str(assignment["incident_id"]), "assignment_id": assignment["id"], "unit_id": unit["id"],
-         "callsign": unit["callsign"], "unit": unit_snapshot(row), "by": actor.username},
-        _unit_audience(unit["id"]),
+    await decisions.apply(
+        con, incident["id"], facts, decision,
+        announced=({"incident_id": str(assignment["incident_id"]), "assignment_id": assignment["id"], "unit_id": unit["id"],
+                    "callsign": unit["callsign"], "unit": unit_snapshot(row), "by": actor.username}, _unit_audience(unit["id"])),
     )
     return facts.after(decision), tuple(s for s in serving if s.id != unit["id"])
 
