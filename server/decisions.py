@@ -18,7 +18,7 @@ from dispatch.assignment import MILESTONES, Decision, IncidentFacts, UnitFacts
 from dispatch.doctrine import needs_from_capabilities
 from dispatch.incident import IncidentState
 from dispatch.status import UnitStatus
-from server import events
+from server import audit, events
 from server.errors import Stale
 
 
@@ -42,27 +42,30 @@ async def serving(con: asyncpg.Connection, incident_key: uuid.UUID) -> tuple[Uni
 
 async def apply(
     con: asyncpg.Connection, incident_key: uuid.UUID, before: IncidentFacts, decision: Decision,
-    returning: str = "id", *, announced: tuple[dict[str, Any], Iterable[str]] | None = None, **columns: Any,
+    returning: str = "id", *, announced: tuple[dict[str, Any], Iterable[str]] | None = None, audited: audit.Entry | None = None,
+    **columns: Any,
 ) -> asyncpg.Record:
     """Write the incident's new state, version and milestones (and ``columns``); the row, as ``returning``.
-    ``announced``: also append the decision's events (as `announce` does, with this ``base`` and audience) in the
-    same statement, each only once the incident's row is written."""
+    In the same statement: ``announced``, the decision's events (as `announce` appends them, with this ``base``
+    and audience), each only once the incident's row is written; ``audited``, the change's audit entry."""
     assert decision.state is not None and decision.version is not None  # a decision about an incident
     sets: dict[str, Any] = {"status": decision.state.value, "assignment_version": decision.version, **decision.milestones, **columns}
     assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(sets, start=4))
-    update = f"UPDATE incidents SET {assignments} WHERE id = $1 AND status = $2 AND assignment_version = $3 RETURNING {returning}"
+    steps = [f"applied AS (UPDATE incidents SET {assignments} WHERE id = $1 AND status = $2 AND assignment_version = $3 RETURNING {returning})"]
     values: list[Any] = [incident_key, before.state.value, before.version, *sets.values()]
-    if announced is None or not decision.events:
-        row = await con.fetchrow(update, *values)
-    else:
+    source = "applied"
+    if announced is not None:
         # Each event's step reads the one before it: they are appended in order, after the row.
-        steps, source = [f"applied AS ({update})"], "applied"
-        for n, event in enumerate(decision_events(decision, announced[0])):
-            appended = events.appended(con, event[0], event[1], announced[1], len(values) + 1)
+        for n, (type, payload) in enumerate(decision_events(decision, announced[0])):
+            appended = events.appended(con, type, payload, announced[1], len(values) + 1)
             values += appended.values
             steps.append(f"event{n} AS (SELECT {appended.sql} FROM {source})")
             source = f"event{n}"
-        row = await con.fetchrow(f"WITH {', '.join(steps)} SELECT applied.* FROM applied, {source}", *values)
+    if audited is not None:
+        steps.append(audited.cte(len(values) + 1))
+        values += audited.values()
+    joined = "" if source == "applied" else f", {source}"
+    row = await con.fetchrow(f"WITH {', '.join(steps)} SELECT applied.* FROM applied{joined}", *values)
     if row is None:
         raise Stale("the incident changed under this request; look again", field="assignment_version")
     return row

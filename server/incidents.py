@@ -392,6 +392,6 @@ async def close(
         closed = await decisions.apply(con, row["id"], facts, decision, INCIDENT_COLUMNS,
                                        announced=({"incident_id": incident_id, "duplicate_of": duplicate_of, "by": actor.username},
                                                   [OPERATORS]),
+                                       audited=audit.Entry(actor, "incident.close", f"incident:{incident_id}", {"outcome": outcome.value}),
                                        outcome=outcome.value, duplicate_of=original, closed_at=await decisions.now(con))
-        await audit.record(con, actor, "incident.close", f"incident:{incident_id}", {"outcome": outcome.value})
     return closed

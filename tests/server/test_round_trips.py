@@ -58,7 +58,7 @@ async def test_one_call_s_life_sends_few_statements(api: Api, counted: tuple[asy
 
         sent.clear()
         await assignments.acknowledge(pool, OPERATOR, unit, assignment["id"], metrics)
-        assert len(sent) <= 9, sent  # BEGIN, incident, unit + time, assignment, units on it, status + log + audit, ack time,
+        assert len(sent) <= 8, sent  # BEGIN, incident, unit + time, assignment, units on it, status + log + audit + ack time,
         # incident + event, COMMIT + NOTIFY
     finally:
         await fleet.stop()
