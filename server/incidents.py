@@ -24,7 +24,7 @@ from dispatch.call import call_from_dict, resolve_priority
 from dispatch.doctrine import call_needs, needs_from_capabilities
 from dispatch.duplicates import DuplicateRules, OpenIncident, find_duplicates, prank_flag
 from dispatch.errors import InvalidInput
-from dispatch.geo import Point, distance_m
+from dispatch.geo import Point, geodesic_m
 from dispatch.ids import IncidentId
 from dispatch.outcome import Outcome, parse_outcome
 from dispatch.priority import Priority
@@ -144,7 +144,7 @@ async def _area(con: asyncpg.Connection, kelurahan: str, location: Point | None)
     # Picking the nearest centroid needs no geodesic: a flat projection orders them the same at this scale.
     scale = math.cos(math.radians(location.lat))
     nearest = min(rows, key=lambda r: (r["lat"] - location.lat) ** 2 + ((r["lon"] - location.lon) * scale) ** 2)
-    if distance_m(location, Point(nearest["lat"], nearest["lon"])) > KELURAHAN_MATCH_M:
+    if geodesic_m(location, Point(nearest["lat"], nearest["lon"])) > KELURAHAN_MATCH_M:
         return None, None
     return nearest["code"], nearest["kecamatan"]
 
