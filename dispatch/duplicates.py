@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from dispatch._checks import check_aware, check_duration, check_int, check_positive
 from dispatch.call import normalize_phone
 from dispatch.errors import InvalidInput
-from dispatch.geo import Point, distance_m
+from dispatch.geo import Point, geodesic_m
 from dispatch.ids import IncidentId, incident_id
 
 __all__ = [
@@ -122,7 +122,7 @@ def find_duplicates(
         if not (recent or same_caller):
             continue  # skip the geodesic for incidents outside both windows
         metres = (
-            distance_m(location, incident.location)
+            geodesic_m(location, incident.location)
             if location is not None and incident.location is not None
             else None
         )

@@ -3,9 +3,11 @@
 Every server process's event bus wakes on a NOTIFY. Sent inside the transaction that appends the
 events, a NOTIFY takes PostgreSQL's single notification lock at commit and keeps it until the commit
 has reached the disk, so every event-writing transaction in the system would wait for the one before
-it. Here the outermost transaction of a connection remembers that it appended events and, once it has
-committed, sends the NOTIFY as a statement of its own (no WAL flush to wait for). A NOTIFY that is never
-sent (the process died between the two) costs the buses their poll interval, never an event.
+it. Here the outermost transaction of a connection remembers that it appended events and sends the
+NOTIFY as a statement of its own after the ``COMMIT``, in the same round trip: ``COMMIT; NOTIFY ...`` as one
+simple query runs the NOTIFY in a transaction of its own once the commit has ended (flush included), and
+not at all if the commit fails; that transaction writes nothing, so it waits for no flush. A NOTIFY that
+is never sent (the process died between the two) costs the buses their poll interval, never an event.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ import asyncpg
 from asyncpg.transaction import Transaction
 
 CHANNEL = "psc119_events"
+# What asyncpg sends to end an outermost transaction, and what this connection sends instead when it announces.
+_COMMIT = "COMMIT;"
+_COMMIT_AND_ANNOUNCE = f"COMMIT; NOTIFY {CHANNEL}"
 
 log = logging.getLogger(__name__)
 
 
 class AnnouncingConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is untyped
     _outermost: AnnouncingTransaction | None = None
+    _announce_at_commit = False
 
     def transaction(self, *, isolation: str | None = None, readonly: bool = False, deferrable: bool = False) -> AnnouncingTransaction:
         return AnnouncingTransaction(self, super().transaction(isolation=isolation, readonly=readonly, deferrable=deferrable))
@@ -33,6 +39,19 @@ class AnnouncingConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg
             return False  # begun by hand (``BEGIN``): no commit to follow
         self._outermost.appended = True
         return True
+
+    async def execute(self, query: str, *args: object, timeout: float | None = None) -> str:
+        if not (self._announce_at_commit and query == _COMMIT and not args):
+            return str(await super().execute(query, *args, timeout=timeout))
+        self._announce_at_commit = False
+        try:
+            return str(await super().execute(_COMMIT_AND_ANNOUNCE, timeout=timeout))
+        except asyncpg.ProgramLimitExceededError as exc:
+            if "NOTIFY" not in str(exc):
+                raise
+            # The NOTIFY's own transaction found the notification queue full: the COMMIT before it went through.
+            log.warning("committed events not announced (the buses find them at their next poll): %s", exc)
+            return "COMMIT"
 
 
 class AnnouncingTransaction:
@@ -49,15 +68,14 @@ class AnnouncingTransaction:
             self._outermost = True
             self._con._outermost = self
 
-    async def _ended(self, committed: bool) -> None:
-        if not self._outermost:
-            return
-        self._con._outermost = None
-        if committed and self.appended:
-            try:
-                await self._con.execute(f"NOTIFY {CHANNEL}")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("committed events not announced (the buses find them at their next poll): %s", exc)
+    def _ending(self, commit: bool) -> None:
+        """Before the transaction ends: an outermost one that appended events announces them with its ``COMMIT``."""
+        if self._outermost:
+            self._con._outermost = None
+            self._con._announce_at_commit = commit and self.appended
+
+    def _ended(self) -> None:
+        self._con._announce_at_commit = False  # unused if the COMMIT was never sent
 
     async def start(self) -> None:
         nested = self._con.is_in_transaction()
@@ -65,12 +83,18 @@ class AnnouncingTransaction:
         self._began(nested)
 
     async def commit(self) -> None:
-        await self._transaction.commit()
-        await self._ended(True)
+        self._ending(True)
+        try:
+            await self._transaction.commit()
+        finally:
+            self._ended()
 
     async def rollback(self) -> None:
-        await self._transaction.rollback()
-        await self._ended(False)
+        self._ending(False)
+        try:
+            await self._transaction.rollback()
+        finally:
+            self._ended()
 
     async def __aenter__(self) -> AnnouncingTransaction:
         nested = self._con.is_in_transaction()
@@ -79,9 +103,8 @@ class AnnouncingTransaction:
         return self
 
     async def __aexit__(self, extype: type[BaseException] | None, ex: BaseException | None, tb: TracebackType | None) -> None:
+        self._ending(extype is None)
         try:
             await self._transaction.__aexit__(extype, ex, tb)
-        except BaseException:
-            await self._ended(False)
-            raise
-        await self._ended(extype is None)
+        finally:
+            self._ended()

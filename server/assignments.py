@@ -66,16 +66,23 @@ async def _lock_unit(con: asyncpg.Connection, unit_id: str) -> asyncpg.Record:
 async def _write_status(
     con: asyncpg.Connection, unit_id: str, status: UnitStatus, by: int | None, incident_key: uuid.UUID | None, reason: str | None,
     audited: audit.Entry, at: dt.datetime | None = None, report_id: str | None = None,
+    assignment: tuple[int, dict[str, Any]] | None = None,
 ) -> asyncpg.Record:
-    """Set the unit's status as of ``at`` (default: now), log it with the phone's report id if any, and write the
-    change's audit entry: one statement."""
+    """Set the unit's status as of ``at`` (default: now), log it with the phone's report id if any, write the
+    change's audit entry and, if given, the columns of its assignment (id, {column: value}): one statement."""
+    values = [unit_id, status.value, at, by, incident_key, reason, report_id, *audited.values()]
+    touched = ""
+    if assignment is not None:
+        sets = ", ".join(f"{column} = ${n}" for n, column in enumerate(assignment[1], start=len(values) + 2))
+        touched = f", touched AS (UPDATE assignments SET {sets} WHERE id = ${len(values) + 1})"
+        values += [assignment[0], *assignment[1].values()]
     row: asyncpg.Record = await con.fetchrow(
         f"""WITH logged AS (
                 INSERT INTO unit_status_log (unit_id, status, by_user, incident_id, reason, at, report_id)
                 VALUES ($1, $2, $4, $5, $6, coalesce($3, now()), $7)),
-            {audited.cte(8)}
+            {audited.cte(8)}{touched}
             UPDATE units SET status = $2, status_since = coalesce($3, now()) WHERE id = $1 RETURNING {UNIT_COLUMNS}""",
-        unit_id, status.value, at, by, incident_key, reason, report_id, *audited.values(),
+        *values,
     )
     return row
 
@@ -110,17 +117,13 @@ async def _send(
             VALUES ($1, $2, $3, now() + make_interval(secs => $4)) RETURNING {ASSIGNMENT_COLUMNS}""",
         incident["id"], unit_id, actor.user_id, settings.ack_timeout_s, decision.unit_status.value, *audited.values(),
     )
-    await decisions.apply(con, incident["id"], facts, decision)
     call_type = triage.get(incident["call_type"]) if incident["call_type"] in triage else None
-    await decisions.announce(
-        con, decision,
-        {
-            "incident_id": str(incident["id"]), "assignment_id": assignment["id"], "unit_id": unit_id,
-            "callsign": updated["callsign"], "unit": unit_snapshot(updated), "ack_deadline": assignment["ack_deadline"].isoformat(),
-            "incident": incidents.crew_view(incident, call_type), "by": actor.username, "auto": auto, "reoffer_of": reoffer_of,
-        },
-        _unit_audience(unit_id),
-    )
+    base = {
+        "incident_id": str(incident["id"]), "assignment_id": assignment["id"], "unit_id": unit_id,
+        "callsign": updated["callsign"], "unit": unit_snapshot(updated), "ack_deadline": assignment["ack_deadline"].isoformat(),
+        "incident": incidents.crew_view(incident, call_type), "by": actor.username, "auto": auto, "reoffer_of": reoffer_of,
+    }
+    await decisions.apply(con, incident["id"], facts, decision, announced=(base, _unit_audience(unit_id)))
     return assignment, decision
 
 
@@ -191,23 +194,26 @@ async def change_status(
         decision = core.report(facts, serving, decisions.unit_facts(unit), target, actor=Actor.CREW if crew else Actor.SERVER,
                                reason=reason, at=at)
         audited = audit.Entry(actor, "unit.status", f"unit:{unit_id}", {"status": target.value, "previous": current.value})
-        row = await _write_status(con, unit_id, target, actor.user_id, incident_key, reason.value if reason else None, audited, at, report_id)
+        touched: tuple[int, dict[str, Any]] | None = None
         if assignment is not None and facts is not None:
             column = STATUS_COLUMN.get(target)
             if column is not None:
                 if target is UnitStatus.EN_ROUTE and assignment["acknowledged_at"] is None:
                     acknowledged = (assignment["assigned_at"], at)
-                await con.execute(f"UPDATE assignments SET {column} = $2 WHERE id = $1", assignment["id"], at)
+                touched = (assignment["id"], {column: at})
             elif target is UnitStatus.AVAILABLE:
-                end = reason.value if reason else "completed"
-                await con.execute("UPDATE assignments SET ended_at = $3, end_reason = $2 WHERE id = $1", assignment["id"], end, at)
-            await decisions.apply(con, assignment["incident_id"], facts, decision)
+                touched = (assignment["id"], {"ended_at": at, "end_reason": reason.value if reason else "completed"})
+        row = await _write_status(con, unit_id, target, actor.user_id, incident_key, reason.value if reason else None, audited, at, report_id,
+                                  touched)
         base: dict[str, Any] = {"unit_id": unit_id, "callsign": row["callsign"], "unit": unit_snapshot(row), "by": actor.username}
         if reported_at is not None:
             base["reported_at"] = at.isoformat()  # the crew's time, when the report came late
         if assignment is not None:
             base |= {"incident_id": str(incident_key), "assignment_id": assignment["id"]}
-        await decisions.announce(con, decision, base, _unit_audience(unit_id))
+        if assignment is not None and facts is not None:
+            await decisions.apply(con, assignment["incident_id"], facts, decision, announced=(base, _unit_audience(unit_id)))
+        else:
+            await decisions.announce(con, decision, base, _unit_audience(unit_id))
         if incident_key is not None and incident is not None and incident["destination"] is not None:
             # Only an incident with a destination can have a hospital expecting it: no extra read for the others.
             await prearrival.follow_unit(con, incident_key, unit_id, target.value)
@@ -282,14 +288,12 @@ async def _withdraw(
         raise Conflict(str(exc), field="assignment_id") from None
     assert decision.unit_status is not None
     audited = audit.Entry(actor, "unit.withdraw", f"incident:{assignment['incident_id']}", {"unit_id": unit["id"], "reason": reason.value})
-    row = await _write_status(con, unit["id"], decision.unit_status, actor.user_id, assignment["incident_id"], reason.value, audited)
-    await con.execute("UPDATE assignments SET ended_at = now(), end_reason = $2 WHERE id = $1", assignment["id"], reason.value)
-    await decisions.apply(con, incident["id"], facts, decision)
-    await decisions.announce(
-        con, decision,
-        {"incident_id": str(assignment["incident_id"]), "assignment_id": assignment["id"], "unit_id": unit["id"],
-         "callsign": unit["callsign"], "unit": unit_snapshot(row), "by": actor.username},
-        _unit_audience(unit["id"]),
+    row = await _write_status(con, unit["id"], decision.unit_status, actor.user_id, assignment["incident_id"], reason.value, audited,
+                              assignment=(assignment["id"], {"ended_at": unit["tx_now"], "end_reason": reason.value}))
+    await decisions.apply(
+        con, incident["id"], facts, decision,
+        announced=({"incident_id": str(assignment["incident_id"]), "assignment_id": assignment["id"], "unit_id": unit["id"],
+                    "callsign": unit["callsign"], "unit": unit_snapshot(row), "by": actor.username}, _unit_audience(unit["id"])),
     )
     return facts.after(decision), tuple(s for s in serving if s.id != unit["id"])
 

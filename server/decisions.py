@@ -18,7 +18,7 @@ from dispatch.assignment import MILESTONES, Decision, IncidentFacts, UnitFacts
 from dispatch.doctrine import needs_from_capabilities
 from dispatch.incident import IncidentState
 from dispatch.status import UnitStatus
-from server import events
+from server import audit, events
 from server.errors import Stale
 
 
@@ -42,25 +42,44 @@ async def serving(con: asyncpg.Connection, incident_key: uuid.UUID) -> tuple[Uni
 
 async def apply(
     con: asyncpg.Connection, incident_key: uuid.UUID, before: IncidentFacts, decision: Decision,
-    returning: str = "id", **columns: Any,
+    returning: str = "id", *, announced: tuple[dict[str, Any], Iterable[str]] | None = None, audited: audit.Entry | None = None,
+    **columns: Any,
 ) -> asyncpg.Record:
-    """Write the incident's new state, version and milestones (and ``columns``); the row, as ``returning``."""
+    """Write the incident's new state, version and milestones (and ``columns``); the row, as ``returning``.
+    In the same statement: ``announced``, the decision's events (as `announce` appends them, with this ``base``
+    and audience), each only once the incident's row is written; ``audited``, the change's audit entry."""
     assert decision.state is not None and decision.version is not None  # a decision about an incident
     sets: dict[str, Any] = {"status": decision.state.value, "assignment_version": decision.version, **decision.milestones, **columns}
     assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(sets, start=4))
-    row = await con.fetchrow(
-        f"UPDATE incidents SET {assignments} WHERE id = $1 AND status = $2 AND assignment_version = $3 RETURNING {returning}",
-        incident_key, before.state.value, before.version, *sets.values(),
-    )
+    steps = [f"applied AS (UPDATE incidents SET {assignments} WHERE id = $1 AND status = $2 AND assignment_version = $3 RETURNING {returning})"]
+    values: list[Any] = [incident_key, before.state.value, before.version, *sets.values()]
+    source = "applied"
+    if announced is not None:
+        # Each event's step reads the one before it: they are appended in order, after the row.
+        for n, (type, payload) in enumerate(decision_events(decision, announced[0])):
+            appended = events.appended(con, type, payload, announced[1], len(values) + 1)
+            values += appended.values
+            steps.append(f"event{n} AS (SELECT {appended.sql} FROM {source})")
+            source = f"event{n}"
+    if audited is not None:
+        steps.append(audited.cte(len(values) + 1))
+        values += audited.values()
+    joined = "" if source == "applied" else f", {source}"
+    row = await con.fetchrow(f"WITH {', '.join(steps)} SELECT applied.* FROM applied{joined}", *values)
     if row is None:
         raise Stale("the incident changed under this request; look again", field="assignment_version")
     return row
 
 
+def decision_events(decision: Decision, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The decision's events as appended: type, and the server's ``base`` with the core's data over it."""
+    return [(event.type, base | dict(event.data)) for event in decision.events]
+
+
 async def announce(con: asyncpg.Connection, decision: Decision, base: dict[str, Any], audience: Iterable[str]) -> None:
     """Append the decision's events: the server's ``base`` (ids, names, who) with the core's data over it."""
-    for event in decision.events:
-        await events.append(con, event.type, base | dict(event.data), audience)
+    for type, payload in decision_events(decision, base):
+        await events.append(con, type, payload, audience)
 
 
 async def now(con: asyncpg.Connection) -> dt.datetime:

@@ -24,7 +24,7 @@ from dispatch.call import call_from_dict, resolve_priority
 from dispatch.doctrine import call_needs, needs_from_capabilities
 from dispatch.duplicates import DuplicateRules, OpenIncident, find_duplicates, prank_flag
 from dispatch.errors import InvalidInput
-from dispatch.geo import Point, distance_m
+from dispatch.geo import Point, geodesic_m
 from dispatch.ids import IncidentId
 from dispatch.outcome import Outcome, parse_outcome
 from dispatch.priority import Priority
@@ -40,6 +40,8 @@ INCIDENT_COLUMNS = """id, idempotency_key, created_by, received_at, caller_phone
     kelurahan, kecamatan, call_type, complaint, priority, notes, status, outcome, duplicate_of, destination,
     warnings, first_dispatched_at, first_acknowledged_at, first_on_scene_at, closed_at, assignment_version, needs,
     referral_id"""
+# The newest event committed before the statement's snapshot: what a recommendation made for it must have seen.
+EVENTS_SEEN = "(SELECT coalesce(max(id), 0) FROM events) AS events_seen"
 # Nearest kelurahan centroid farther than this is not taken as the call's kelurahan.
 KELURAHAN_MATCH_M = 5000.0
 MAX_COMPLAINT = 500
@@ -143,7 +145,7 @@ async def _area(con: asyncpg.Connection, kelurahan: str, location: Point | None)
     # Picking the nearest centroid needs no geodesic: a flat projection orders them the same at this scale.
     scale = math.cos(math.radians(location.lat))
     nearest = min(rows, key=lambda r: (r["lat"] - location.lat) ** 2 + ((r["lon"] - location.lon) * scale) ** 2)
-    if distance_m(location, Point(nearest["lat"], nearest["lon"])) > KELURAHAN_MATCH_M:
+    if geodesic_m(location, Point(nearest["lat"], nearest["lon"])) > KELURAHAN_MATCH_M:
         return None, None
     return nearest["code"], nearest["kecamatan"]
 
@@ -152,7 +154,8 @@ async def record_call(
     pool: asyncpg.Pool, actor: audit.Actor, intake: CallIntake, triage: TriageTable
 ) -> tuple[asyncpg.Record, bool]:
     """Commit the call (idempotently); return its row and whether this request created it.
-    The row of an existing call also has ``assessed_at``."""
+    The row also has ``events_seen``, the newest event committed before the call (`recommend_for`), and
+    for an existing call ``assessed_at``."""
     call = call_from_dict(intake.fields, received_at=dt.datetime.now(dt.UTC), table=triage)
     priority = resolve_priority(call, triage)
     async with pool.acquire() as con, con.transaction():
@@ -163,7 +166,7 @@ async def record_call(
                     address, kelurahan, kecamatan, call_type, complaint, priority, notes, needs)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                 ON CONFLICT (idempotency_key) DO NOTHING
-                RETURNING {INCIDENT_COLUMNS}""",
+                RETURNING {INCIDENT_COLUMNS}, {EVENTS_SEEN}""",
             incident_id, intake.idempotency_key, intake.digest, actor.user_id, call.phone, call.caller_name,
             call.location.lat if call.location else None, call.location.lon if call.location else None,
             call.address, kelurahan, kecamatan, call.call_type, intake.complaint, priority.value, call.notes,
@@ -171,23 +174,26 @@ async def record_call(
         )
         if row is None:
             existing = await con.fetchrow(
-                f"SELECT {INCIDENT_COLUMNS}, request_digest, assessed_at FROM incidents WHERE idempotency_key = $1", intake.idempotency_key
+                f"SELECT {INCIDENT_COLUMNS}, request_digest, assessed_at, {EVENTS_SEEN} FROM incidents WHERE idempotency_key = $1",
+                intake.idempotency_key,
             )
             if existing["request_digest"] != intake.digest:
                 raise Conflict("this idempotency key was used for a different call", field="idempotency_key")
             return existing, False
+        incident = incident_json(row)
+        del incident["events_seen"]
         await events.append(
-            con, "call.received", {"incident_id": str(incident_id), "incident": incident_json(row), "by": actor.username}, [OPERATORS],
+            con, "call.received", {"incident_id": str(incident_id), "incident": incident, "by": actor.username}, [OPERATORS],
+            audit.Entry(actor, "call.create", f"incident:{incident_id}"),
         )
-        await audit.record(con, actor, "call.create", f"incident:{incident_id}")
     return row, True
 
 
 async def assess(
-    pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, row: asyncpg.Record
+    pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, row: asyncpg.Record, events_seen: int | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]], asyncpg.Record | None]:
     """Duplicate and prank warnings (stored) and the current recommendation, both tiers (not stored); and the
-    incident as this assessment stored it (None: another had assessed it first)."""
+    incident as this assessment stored it (None: another had assessed it first). ``events_seen``: as for `recommend_for`."""
     now = dt.datetime.now(dt.UTC)
     rules = rules_of(settings)
     location = Point(row["lat"], row["lon"]) if row["lat"] is not None else None
@@ -224,20 +230,21 @@ async def assess(
     flag = prank_flag(row["caller_phone"], [r["received_at"] for r in prank_times], now, rules)
     if flag is not None:
         warnings.append({"kind": "repeat_prank", "prank_count": flag.prank_count, "since": flag.since.isoformat()})
-    recommendations = await recommend_for(fleet, settings, row)
+    recommendations = await recommend_for(fleet, settings, row, events_seen=events_seen)
     async with pool.acquire() as con, con.transaction():
         # Only the first assessment is stored and announced: a retried request and the start-up
         # pass (`server.unassessed`) may both assess a call that a killed process left unassessed.
+        # The store and its event are one statement; the event is appended only with the stored row.
+        event = events.appended(con, "call.assessed", {"incident_id": str(row["id"]), "warnings": warnings, **recommendations},
+                                [OPERATORS], 3)
         first = await con.fetchrow(
-            f"UPDATE incidents SET warnings = $2, assessed_at = now() WHERE id = $1 AND assessed_at IS NULL RETURNING {INCIDENT_COLUMNS}",
-            row["id"], warnings,
+            f"""WITH first AS (
+                    UPDATE incidents SET warnings = $2, assessed_at = now() WHERE id = $1 AND assessed_at IS NULL
+                    RETURNING {INCIDENT_COLUMNS}),
+                announced AS (SELECT {event.sql} FROM first)
+                SELECT first.* FROM first, announced""",
+            row["id"], warnings, *event.values,
         )
-        if first is not None:
-            await events.append(
-                con, "call.assessed",
-                {"incident_id": str(row["id"]), "warnings": warnings, **recommendations},
-                [OPERATORS],
-            )
     return warnings, recommendations, first
 
 
@@ -251,7 +258,7 @@ def _box_degrees(location: Point | None, radius_m: float) -> tuple[float, float]
 
 async def recommend_for(
     fleet: Fleet, settings: DispatchSettings, row: asyncpg.Record, exclude: tuple[str, ...] = (),
-    *, catch_up: bool = True,
+    *, catch_up: bool = True, events_seen: int | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """The incident's two tiers, ``{"recommendations": first responders, "transport": carriers}``,
     from an index that has seen every change committed so far, re-ranked by road time when a road
@@ -260,10 +267,14 @@ async def recommend_for(
     Call it holding no pool connection: catching up reads from the pool. Inside a transaction
     pass ``catch_up=False`` (the index cannot see that transaction's own changes anyway, and
     no locks are held while the road times are fetched: the straight-line order is used).
+    ``events_seen``: catch up to that event only, the newest one committed before the caller's request (read in
+    one of its statements), instead of to the newest one now: no round trip, and no wait for the request's own.
     """
     if row["lat"] is None:
         return {"recommendations": [], "transport": []}
-    if catch_up:
+    if catch_up and events_seen is not None:
+        await fleet.caught_up(events_seen)
+    elif catch_up:
         await fleet.current()
     scene = Point(row["lat"], row["lon"])
     road = fleet.road if catch_up else None
@@ -380,8 +391,8 @@ async def close(
             if original == row["id"]:
                 raise InvalidField("an incident cannot duplicate itself", field="duplicate_of")
         closed = await decisions.apply(con, row["id"], facts, decision, INCIDENT_COLUMNS,
+                                       announced=({"incident_id": incident_id, "duplicate_of": duplicate_of, "by": actor.username},
+                                                  [OPERATORS]),
+                                       audited=audit.Entry(actor, "incident.close", f"incident:{incident_id}", {"outcome": outcome.value}),
                                        outcome=outcome.value, duplicate_of=original, closed_at=await decisions.now(con))
-        await decisions.announce(con, decision, {"incident_id": incident_id, "duplicate_of": duplicate_of, "by": actor.username},
-                                 [OPERATORS])
-        await audit.record(con, actor, "incident.close", f"incident:{incident_id}", {"outcome": outcome.value})
     return closed

@@ -66,7 +66,7 @@ async def ensure(app: web.Application, actor: audit.Actor, referral: asyncpg.Rec
             await audit.record(con, actor, "referral.transfer", f"referral:{referral['id']}",
                                {"incident": str(row["id"]), "consult": stored.id})
     if created or row["assessed_at"] is None:  # a retry after a failed assessment assesses it now
-        _, tiers, _ = await incidents.assess(pool, app[FLEET], app[CONFIG].dispatch, row)
+        _, tiers, _ = await incidents.assess(pool, app[FLEET], app[CONFIG].dispatch, row, row["events_seen"])
         if created:
             await auto_dispatch.merah(app, row, tiers, await app[TRIAGE].get())
     return str(row["id"])

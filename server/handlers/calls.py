@@ -97,9 +97,9 @@ async def create_call(request: web.Request) -> web.Response:
         request.app[METRICS].call_received(row["priority"])
     fresh = None  # the incident as stored now, when already known
     if created or row["assessed_at"] is None:  # a retry after a failed assessment assesses it now
-        warnings, recommendations, fresh = await incidents.assess(pool, fleet, settings, row)
+        warnings, recommendations, fresh = await incidents.assess(pool, fleet, settings, row, row["events_seen"])
     else:
-        warnings, recommendations = row["warnings"], await incidents.recommend_for(fleet, settings, row)
+        warnings, recommendations = row["warnings"], await incidents.recommend_for(fleet, settings, row, events_seen=row["events_seen"])
     auto = await auto_dispatch.merah(request.app, row, recommendations, triage) if created else None
     if fresh is None or auto is not None:  # an automatic dispatch changed it since
         fresh = await incidents.get(pool, str(row["id"]))

@@ -42,22 +42,24 @@ async def test_one_call_s_life_sends_few_statements(api: Api, counted: tuple[asy
         sent.clear()
         row, created = await incidents.record_call(pool, OPERATOR, intake, triage)
         assert created
-        assert len(sent) <= 7, sent  # BEGIN, the area, the insert, its event, its audit entry, COMMIT, the NOTIFY after it
+        assert len(sent) <= 5, sent  # BEGIN, the area, the insert (with the newest event seen), its event and audit entry,
+        # COMMIT and the NOTIFY after it (one round trip)
         sent.clear()
-        _warnings, tiers, assessed = await incidents.assess(pool, fleet, settings, row)
+        _warnings, tiers, assessed = await incidents.assess(pool, fleet, settings, row, row["events_seen"])
         assert assessed is not None
-        assert len(sent) <= 8, sent  # one read for the warnings, the index's horizon, both tiers' phones, the stored assessment (4), NOTIFY
+        assert len(sent) <= 5, sent  # one read for the warnings, both tiers' phones, BEGIN, the stored assessment with its event,
+        # COMMIT + NOTIFY (the index's horizon came with the insert)
         unit = tiers["recommendations"][0]["unit_id"]
 
         sent.clear()
         assignment = await assignments.dispatch(pool, fleet, settings, triage, OPERATOR, str(row["id"]), unit, metrics)
-        assert len(sent) <= 10, sent  # BEGIN, incident, units on it, unit + time, its status, assignment + log + audit, incident, event, COMMIT,
-        # and the NOTIFY after it
+        assert len(sent) <= 8, sent  # BEGIN, incident, units on it, unit + time, its status, assignment + log + audit, incident + event,
+        # COMMIT + NOTIFY
 
         sent.clear()
         await assignments.acknowledge(pool, OPERATOR, unit, assignment["id"], metrics)
-        assert len(sent) <= 11, sent  # BEGIN, incident, unit + time, assignment, units on it, status + log + audit, ack time, incident, event,
-        # COMMIT, NOTIFY
+        assert len(sent) <= 8, sent  # BEGIN, incident, unit + time, assignment, units on it, status + log + audit + ack time,
+        # incident + event, COMMIT + NOTIFY
     finally:
         await fleet.stop()
 
