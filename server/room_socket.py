@@ -241,8 +241,7 @@ async def _member_session(
     if join.consent_recording is not None and member != RECORDER:
         await _store_consent(app, consult_id, member, join.consent_recording)
     if result.session_started:
-        async with app[POOL].acquire() as con:
-            await consults.start_session(con, consult_id, consults.now())
+        hub.start_session(consult_id)
     limits = socket_limits.room_limits(app[CONFIG].limits)
     async for msg in conn.ws:
         if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
