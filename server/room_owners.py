@@ -76,7 +76,7 @@ class Nodes:
             rows = await con.fetch("SELECT consult_id FROM room_owners WHERE node = $1", self.id)
         return {str(r["consult_id"]) for r in rows}
 
-    async def claim(self, consult_id: str, url: str, read: str = "SELECT") -> tuple[str | None, asyncpg.Record | None]:
+    async def claim(self, consult_id: str, url: str, read: str) -> tuple[str | None, asyncpg.Record | None]:
         """Hold the room of ``consult_id`` unless a live node does: (None, the row of ``read``) when it is ours, else
         (the owner's URL, None). ``read`` selects one row about the consult (``$1``) in the claim's own statement, so
         that a room is claimed and read in one round trip."""
