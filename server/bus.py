@@ -50,6 +50,8 @@ class Gap:
 class Subscription:
     """A subscriber's queue of live events; overflowing it marks the subscriber as too slow."""
 
+    __slots__ = ("audience", "queue", "overflowed")  # one per live socket
+
     def __init__(self, audience: Iterable[str] | None, maxsize: int) -> None:
         # None: every event (for in-process caches that must follow the whole log).
         self.audience = frozenset(audience) if audience is not None else None

@@ -34,6 +34,7 @@ from server.metrics import socket_kind
 from server.revocation import CLOSE_SESSION_ENDED, Guard
 from server.routing import dumps
 from server.tasks import cancel_and_wait
+from server.upgraded import upgrade
 from server.users import User
 from signaling.errors import SignalingError
 
@@ -100,7 +101,7 @@ async def serve_socket(
     giving what to count it as against the rate limits (`server.superseded`)."""
     after = resume_point(request)  # validated before the upgrade, so a bad value is a plain 422
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES, compress=compress)
-    await ws.prepare(request)
+    await upgrade(ws, request)
     request.app[WEBSOCKETS].add(ws)
     request.app[METRICS].socket(socket_kind(request), +1)
     bus = request.app[BUS]

@@ -117,6 +117,8 @@ class Refreshes:
 class PhoneSocket:
     """One phone socket's presence: opened, heard from, closed."""
 
+    __slots__ = ("id", "unit_id", "closed", "_pool", "_refreshes", "_offline_s", "_refreshed")  # one per phone socket
+
     def __init__(self, pool: asyncpg.Pool, refreshes: Refreshes, unit_id: str, settings: DispatchSettings) -> None:
         self.id = uuid.uuid4()
         self.unit_id = unit_id

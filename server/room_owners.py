@@ -76,26 +76,32 @@ class Nodes:
             rows = await con.fetch("SELECT consult_id FROM room_owners WHERE node = $1", self.id)
         return {str(r["consult_id"]) for r in rows}
 
-    async def claim(self, consult_id: str, url: str) -> str | None:
-        """Hold the room of ``consult_id`` unless a live node does; None when it is ours, else the owner's URL."""
+    async def claim(self, consult_id: str, url: str, read: str) -> tuple[str | None, asyncpg.Record | None]:
+        """Hold the room of ``consult_id`` unless a live node does: (None, the row of ``read``) when it is ours, else
+        (the owner's URL, None). ``read`` selects one row about the consult (``$1``) in the claim's own statement, so
+        that a room is claimed and read in one round trip."""
         key = uuid.UUID(consult_id)
         async with self._pool.acquire() as con:
-            # A second round only when the owner let go between the two statements.
+            # A second round only when the owner let go, or claimed it after this statement's snapshot.
             for _ in range(3):
                 # A claim made at this process's own address is a dead predecessor's: one process listens on an address.
-                won = await con.fetchval(
-                    """INSERT INTO room_owners AS o (consult_id, node, url) VALUES ($1, $2, $3)
-                       ON CONFLICT (consult_id) DO UPDATE SET node = EXCLUDED.node, url = EXCLUDED.url, since = now()
-                       WHERE o.node = EXCLUDED.node OR o.url = EXCLUDED.url OR NOT EXISTS (
-                           SELECT 1 FROM nodes n WHERE n.id = o.node AND n.seen_at > now() - make_interval(secs => $4))
-                       RETURNING node""",
+                row = await con.fetchrow(
+                    f"""WITH claim AS (
+                            INSERT INTO room_owners AS o (consult_id, node, url) VALUES ($1, $2, $3)
+                            ON CONFLICT (consult_id) DO UPDATE SET node = EXCLUDED.node, url = EXCLUDED.url, since = now()
+                            WHERE o.node = EXCLUDED.node OR o.url = EXCLUDED.url OR NOT EXISTS (
+                                SELECT 1 FROM nodes n WHERE n.id = o.node AND n.seen_at > now() - make_interval(secs => $4))
+                            RETURNING node)
+                        SELECT EXISTS (SELECT FROM claim) AS won, (SELECT url FROM room_owners WHERE consult_id = $1) AS owner,
+                               wanted.*
+                        FROM (SELECT) AS one LEFT JOIN ({read}) AS wanted ON true""",
                     key, self.id, url, self.ttl_s,
                 )
-                if won is not None:
-                    return None
-                owner: str | None = await con.fetchval("SELECT url FROM room_owners WHERE consult_id = $1", key)
-                if owner is not None:
-                    return owner
+                assert row is not None  # one row whatever was read
+                if row["won"]:
+                    return None, row
+                if row["owner"] is not None:
+                    return str(row["owner"]), None
         raise ConnectionError(f"the owner of room {consult_id} keeps changing")
 
     async def release(self, consult_id: str) -> None:

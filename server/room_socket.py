@@ -55,6 +55,7 @@ from server.keys import CONFIG, METRICS, POOL, REVOCATIONS, ROOMS, WEBSOCKETS
 from server.revocation import CLOSE_SESSION_ENDED, REVOKED, Guard
 from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
 from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, grant_of, ice_for
+from server.upgraded import upgrade
 from signaling import access
 from signaling.access import Action
 from signaling.errors import (
@@ -173,7 +174,7 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
     await app[POOL].execute("SELECT 1")
     # No permessage-deflate: signaling messages are small, and a deflate context costs ~100 KiB a socket.
     ws = web.WebSocketResponse(heartbeat=app[CONFIG].consult.heartbeat_s, max_msg_size=MAX_FRAME_BYTES, compress=False)
-    await ws.prepare(request)
+    await upgrade(ws, request)
     app[WEBSOCKETS].add(ws)
     app[METRICS].socket("room", +1)
     try:
@@ -241,8 +242,7 @@ async def _member_session(
     if join.consent_recording is not None and member != RECORDER:
         await _store_consent(app, consult_id, member, join.consent_recording)
     if result.session_started:
-        async with app[POOL].acquire() as con:
-            await consults.start_session(con, consult_id, consults.now())
+        hub.start_session(consult_id)
     limits = socket_limits.room_limits(app[CONFIG].limits)
     async for msg in conn.ws:
         if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):

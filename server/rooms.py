@@ -75,6 +75,8 @@ class Connection:
     """One member's socket. Messages leave in the order they were decided, written by a task that runs only while
     some wait (an idle socket holds no task)."""
 
+    __slots__ = ("ws", "member", "generation", "closing", "_pending", "_unwritten", "_writer", "_stopped")
+
     def __init__(self, ws: web.WebSocketResponse, member: UserId, generation: int) -> None:
         self.ws = ws
         self.member = member
@@ -189,38 +191,20 @@ class RoomHub:
         async with self._build_lock:
             live = self._rooms.get(consult_id)
             if live is None:
-                # Claim first: a member relayed to another process costs no reads of the room here.
+                # The room is read in the claim's statement, and only used when claimed here.
                 try:
-                    owner = await self.nodes.claim(consult_id, url)
+                    owner, stored = await self.nodes.claim(consult_id, url, ROOM_STATE)
                 except (ValueError, asyncpg.ForeignKeyViolationError):
                     raise RoomClosed("no such consult") from None
                 if owner is not None:
                     raise OwnedElsewhere(owner)
                 try:
-                    live = await self._build(consult_id)
+                    live = build(stored)
                 except Exception:
                     await self.nodes.release(consult_id)
                     raise
                 self._rooms[consult_id] = live
         return live
-
-    async def _build(self, consult_id: str) -> LiveRoom:
-        async with self.pool.acquire() as con:
-            stored = await consults.find(con, consult_id)
-            if stored is None:
-                raise RoomClosed("no such consult")
-            key = uuid.UUID(stored.id)
-            consents = await con.fetch("SELECT user_id, consent FROM consult_consents WHERE consult_id = $1", key)
-            grants = await con.fetch("SELECT consult_id, member, digest, expires_at FROM consult_grants WHERE consult_id = $1", key)
-        members = {r["member"] for r in grants}
-        room = Room.for_consult(
-            stored.consult,
-            recorder=RECORDER if RECORDER in members else None,
-            consents={UserId(str(r["user_id"])): r["consent"] for r in consents},
-        )
-        for row in grants:
-            room.add_grant(grant_of(row))
-        return LiveRoom(room)
 
     def close(self, consult_id: str, reason: str, code: int = ROOM_ENDED) -> None:
         """Close a room: with ``ROOM_ENDED`` (final: the consult is over) or 1001 (this server is going away)."""
@@ -236,6 +220,15 @@ class RoomHub:
             self.spawn_hook(RECORDER_STOP_HOOK, consult_id)
         if not self._stopping:  # when stopping, the node's leave() drops every claim at once
             self._spawn(self.nodes.release(consult_id), f"room-release-{consult_id}")
+
+    def start_session(self, consult_id: str) -> None:
+        """Both doctors are in the room for the first time: record it beside the sockets, whose first offer and
+        answer follow their welcomes at once and must not wait for this transaction."""
+        async def start() -> None:
+            async with self.pool.acquire() as con:
+                await consults.start_session(con, consult_id, consults.now())
+
+        self._spawn(start(), f"room-session-{consult_id}")
 
     def after_grace(self, live: LiveRoom, member: UserId, generation: int) -> None:
         """A member's socket dropped: tell the others it left unless it rejoins within ``consult.rejoin_grace_s``."""
@@ -310,6 +303,29 @@ async def _logged(work: Coroutine[Any, Any, None], name: str) -> None:
         await work
     except Exception:
         log.exception("%s failed", name)
+
+
+# What a room is built from ($1: its consult): the consult, its stored join grants and recording consents.
+ROOM_STATE = f"""SELECT {consults.COLUMNS},
+    ARRAY(SELECT row(user_id, consent) FROM consult_consents WHERE consult_id = $1) AS stored_consents,
+    ARRAY(SELECT row(member, digest, expires_at) FROM consult_grants WHERE consult_id = $1) AS stored_grants
+    FROM consults WHERE id = $1"""
+
+
+def build(row: asyncpg.Record | None) -> LiveRoom:
+    """The live room of a `ROOM_STATE` row."""
+    if row is None or row["id"] is None:
+        raise RoomClosed("no such consult")
+    stored = consults.Stored.from_row(row)
+    grants = [JoinGrant(ConsultId(stored.id), UserId(member), bytes(digest), expires_at) for member, digest, expires_at in row["stored_grants"]]
+    room = Room.for_consult(
+        stored.consult,
+        recorder=RECORDER if any(g.user == RECORDER for g in grants) else None,
+        consents={UserId(str(user_id)): consent for user_id, consent in row["stored_consents"]},
+    )
+    for grant in grants:
+        room.add_grant(grant)
+    return LiveRoom(room)
 
 
 def grant_of(row: asyncpg.Record) -> JoinGrant:

@@ -75,6 +75,8 @@ def rates(limits: LimitSettings) -> dict[str, Rate]:
 class SocketLimits:
     """One socket's buckets: ``over(frame)`` is None while the frame is within its kind's limit."""
 
+    __slots__ = ("_rates", "_kinds", "_default", "_clock", "_buckets")  # one per live socket
+
     def __init__(
         self, limits: LimitSettings, kinds: Mapping[str, str], default: str, clock: Callable[[], float] = time.monotonic,
     ) -> None:
