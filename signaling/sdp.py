@@ -33,8 +33,12 @@ def check_sdp(sdp: str, *, field: str = "sdp") -> None:
     every line ``<letter>=<value>``, lines ended by CRLF or LF."""
     if len(sdp) > MAX_SDP_BYTES or len(sdp.encode("utf-8")) > MAX_SDP_BYTES:
         raise InvalidMessage(field, f"must be at most {MAX_SDP_BYTES} bytes")
-    if _SDP_TEXT.fullmatch(sdp):
-        return
+    if not _SDP_TEXT.fullmatch(sdp):
+        _check_lines(sdp, field)
+
+
+def _check_lines(sdp: str, field: str) -> None:
+    """The line-by-line check: what ``_SDP_TEXT`` does not match is refused here, naming the fault."""
     lines = sdp.split("\n")
     if lines[-1] == "":
         lines.pop()  # the final line ending
