@@ -54,10 +54,17 @@ def _unit_audience(unit_id: str) -> list[str]:
     return [OPERATORS, f"unit:{unit_id}"]
 
 
-async def _lock_unit(con: asyncpg.Connection, unit_id: str) -> asyncpg.Record:
+async def _lock_unit(con: asyncpg.Connection, unit_id: str, serving_of: uuid.UUID | None = None) -> asyncpg.Record:
     """The unit's row, locked, with ``tx_now``: the transaction's time, the time every row of this change records
-    (read with the lock, not in a round trip of its own)."""
-    row = await con.fetchrow(f"SELECT {UNIT_COLUMNS}, now() AS tx_now FROM units WHERE id = $1 FOR UPDATE", unit_id)
+    (read with the lock, not in a round trip of its own); with ``serving_of``, an incident this transaction has
+    locked, also ``serving``: the units on it (`decisions.serving_sql`)."""
+    if serving_of is None:
+        row = await con.fetchrow(f"SELECT {UNIT_COLUMNS}, now() AS tx_now FROM units WHERE id = $1 FOR UPDATE", unit_id)
+    else:
+        row = await con.fetchrow(
+            f"SELECT {UNIT_COLUMNS}, now() AS tx_now, {decisions.serving_sql('$2')} AS serving FROM units WHERE id = $1 FOR UPDATE",
+            unit_id, serving_of,
+        )
     if row is None:
         raise NotFound(f"no unit {unit_id}", field="unit_id")
     return row
@@ -88,35 +95,37 @@ async def _write_status(
 
 
 async def _send(
-    con: asyncpg.Connection, incident: asyncpg.Record, facts: IncidentFacts, serving: tuple[UnitFacts, ...], unit_id: str,
+    con: asyncpg.Connection, incident: asyncpg.Record, facts: IncidentFacts, serving: tuple[UnitFacts, ...] | None, unit_id: str,
     actor: audit.Actor, settings: DispatchSettings, triage: TriageTable, *, auto: bool, reoffer_of: int | None = None,
     expected_version: int | None = None, additional: bool = False, override_reason: str | None = None,
 ) -> tuple[asyncpg.Record, Decision]:
-    """Decide and apply one dispatch inside the caller's transaction (which locked the incident); raises the core's refusals."""
-    unit = await _lock_unit(con, unit_id)
+    """Decide and apply one dispatch inside the caller's transaction (which locked the incident); raises the core's
+    refusals. ``serving`` None: read with the unit's lock."""
+    unit = await _lock_unit(con, unit_id, serving_of=incident["id"] if serving is None else None)
+    if serving is None:
+        serving = decisions.serving_facts(unit["serving"])
     decision = core.assign(facts, serving, decisions.unit_facts(unit), at=unit["tx_now"], expected_version=expected_version,
                            additional=additional, override_reason=override_reason)
     assert decision.unit_status is not None
-    # The unit is locked, so this matches; it is the database's own guard against sending a busy unit.
-    updated = await con.fetchrow(
-        f"""UPDATE units SET status = $2, status_since = now()
-            WHERE id = $1 AND status = 'available' RETURNING {UNIT_COLUMNS}""",
-        unit_id, decision.unit_status.value,
-    )
-    if updated is None:
-        raise UnitNotAvailable(unit_id, unit["status"])
     override = decision.override.to_dict() if decision.override else None
     audited = audit.Entry(actor, "unit.dispatch", f"incident:{incident['id']}",
                           {"unit_id": unit_id, "auto": auto, **({"override": override} if override else {})})
-    # The assignment, the unit's status log row and the audit entry in one statement.
+    # The unit's status, its log row, the audit entry and the assignment in one statement. The unit is locked, so
+    # its conditional UPDATE matches; it is the database's own guard against sending a busy unit.
     assignment = await con.fetchrow(
-        f"""WITH logged AS (
-                INSERT INTO unit_status_log (unit_id, status, by_user, incident_id) VALUES ($2, $5, $3, $1)),
+        f"""WITH sent AS (
+                UPDATE units SET status = $5, status_since = now() WHERE id = $2 AND status = 'available' RETURNING id),
+            logged AS (
+                INSERT INTO unit_status_log (unit_id, status, by_user, incident_id) SELECT $2, $5, $3, $1 FROM sent),
             {audited.cte(6)}
             INSERT INTO assignments (incident_id, unit_id, assigned_by, ack_deadline)
-            VALUES ($1, $2, $3, now() + make_interval(secs => $4)) RETURNING {ASSIGNMENT_COLUMNS}""",
+            SELECT $1, $2, $3, now() + make_interval(secs => $4) FROM sent RETURNING {ASSIGNMENT_COLUMNS}""",
         incident["id"], unit_id, actor.user_id, settings.ack_timeout_s, decision.unit_status.value, *audited.values(),
     )
+    if assignment is None:
+        raise UnitNotAvailable(unit_id, unit["status"])
+    # As the UPDATE left it: now() is the transaction's time.
+    updated = dict(unit) | {"status": decision.unit_status.value, "status_since": unit["tx_now"]}
     call_type = triage.get(incident["call_type"]) if incident["call_type"] in triage else None
     base = {
         "incident_id": str(incident["id"]), "assignment_id": assignment["id"], "unit_id": unit_id,
@@ -143,7 +152,7 @@ async def dispatch(
         async with pool.acquire() as con, con.transaction():
             incident = await incidents.get(con, incident_id, lock=True)
             assignment, decision = await _send(
-                con, incident, decisions.incident_facts(incident), await decisions.serving(con, incident["id"]), unit_id, actor,
+                con, incident, decisions.incident_facts(incident), None, unit_id, actor,
                 settings, triage, auto=auto, expected_version=expected_version, additional=additional, override_reason=override_reason,
             )
     except (StaleVersion, AlreadyServed) as exc:
@@ -175,22 +184,21 @@ async def change_status(
     reason = _reason(reason_value)
     acknowledged: tuple[dt.datetime, dt.datetime] | None = None
     async with pool.acquire() as con, con.transaction():
-        incident, unit, assignment = await _lock_unit_and_incident(con, unit_id)
+        incident, unit, found = await _lock_unit_and_incident(con, unit_id, report_id)
         current = UnitStatus(unit["status"])
-        if report_id is not None and await con.fetchval(
-            "SELECT 1 FROM unit_status_log WHERE unit_id = $1 AND report_id = $2", unit_id, report_id
-        ):
+        if found["duplicate"]:
             return {"unit_id": unit_id, "callsign": unit["callsign"], "unit": unit_snapshot(unit), "status": current.value,
                     "duplicate": True}
         now = unit["tx_now"]
         at = now if reported_at is None else min(max(reported_at, unit["status_since"]), now)
+        assignment = found if found["id"] is not None else None
         if assignment_id is not None and (assignment is None or assignment["id"] != assignment_id):
             raise Conflict("that dispatch is no longer active for this unit", field="assignment_id")
         incident_key = assignment["incident_id"] if assignment else None
         facts = None
         serving: tuple[UnitFacts, ...] = ()
         if incident is not None:
-            facts, serving = decisions.incident_facts(incident), await decisions.serving(con, incident["id"])
+            facts, serving = decisions.incident_facts(incident), decisions.serving_facts(found["serving"])
         decision = core.report(facts, serving, decisions.unit_facts(unit), target, actor=Actor.CREW if crew else Actor.SERVER,
                                reason=reason, at=at)
         audited = audit.Entry(actor, "unit.status", f"unit:{unit_id}", {"status": target.value, "previous": current.value})
@@ -223,9 +231,11 @@ async def change_status(
 
 
 async def _lock_unit_and_incident(
-    con: asyncpg.Connection, unit_id: str
-) -> tuple[asyncpg.Record | None, asyncpg.Record, asyncpg.Record | None]:
-    """Lock the incident the unit serves, then the unit (the order every change takes); the incident, unit and assignment."""
+    con: asyncpg.Connection, unit_id: str, report_id: str | None
+) -> tuple[asyncpg.Record | None, asyncpg.Record, asyncpg.Record]:
+    """Lock the incident the unit serves, then the unit (the order every change takes); the incident, the unit, and
+    the unit's active assignment (its ``id`` None if it has none) with ``serving``, the units on its incident, and
+    ``duplicate``, whether the phone's report ``report_id`` was taken already."""
     while True:
         # The incident of the unit's dispatch, found and locked in one statement.
         incident = await con.fetchrow(
@@ -235,9 +245,15 @@ async def _lock_unit_and_incident(
         )
         key = None if incident is None else incident["id"]
         unit = await _lock_unit(con, unit_id)
-        assignment = await active_assignment(con, unit_id)
+        # Read once the unit is locked: a dispatch that held it is committed and seen.
+        assignment = await con.fetchrow(
+            f"""SELECT {ASSIGNMENT_COLUMNS}, {decisions.serving_sql('mine.incident_id')} AS serving,
+                       EXISTS (SELECT 1 FROM unit_status_log WHERE unit_id = $1 AND report_id = $2) AS duplicate
+                FROM (VALUES (1)) AS one LEFT JOIN assignments mine ON mine.unit_id = $1 AND mine.ended_at IS NULL""",
+            unit_id, report_id,
+        )
         # Another change may have ended or made the unit's dispatch in between: lock that incident too.
-        if (assignment["incident_id"] if assignment else None) == key:
+        if assignment["incident_id"] == key:
             return incident, unit, assignment
 
 
@@ -280,8 +296,8 @@ async def _withdraw(
     con: asyncpg.Connection, incident: asyncpg.Record, assignment: asyncpg.Record, reason: ReleaseReason, actor: audit.Actor,
 ) -> tuple[IncidentFacts, tuple[UnitFacts, ...]]:
     """Withdraw the assignment's unit (the incident locked); the incident and the units still on it, afterwards."""
-    unit = await _lock_unit(con, assignment["unit_id"])
-    facts, serving = decisions.incident_facts(incident), await decisions.serving(con, incident["id"])
+    unit = await _lock_unit(con, assignment["unit_id"], serving_of=incident["id"])
+    facts, serving = decisions.incident_facts(incident), decisions.serving_facts(unit["serving"])
     try:
         decision = core.withdraw(facts, serving, decisions.unit_facts(unit), reason)
     except NotWithdrawable as exc:

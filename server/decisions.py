@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import asyncpg
@@ -27,17 +27,26 @@ def incident_facts(row: asyncpg.Record) -> IncidentFacts:
     return IncidentFacts(IncidentState(row["status"]), row["assignment_version"], needs_from_capabilities(row["needs"]), milestones)
 
 
-def unit_facts(row: asyncpg.Record) -> UnitFacts:
+def unit_facts(row: Mapping[str, Any]) -> UnitFacts:
     return UnitFacts(row["id"], UnitStatus(row["status"]), frozenset(row["capabilities"]))
 
 
+def serving_sql(incident: str) -> str:
+    """An expression for the units on ``incident`` (an SQL expression for its key) now, in the order they were
+    sent, as JSON: a column of a statement that has more to read (`serving_facts` turns it into facts). Read it
+    only once the incident is locked, so no unit sent or released before the lock is missed."""
+    return f"""(SELECT coalesce(json_agg(json_build_object('id', u.id, 'status', u.status, 'capabilities', u.capabilities)
+                                       ORDER BY a.id), '[]')
+               FROM assignments a JOIN units u ON u.id = a.unit_id WHERE a.incident_id = {incident} AND a.ended_at IS NULL)"""
+
+
+def serving_facts(found: list[dict[str, Any]]) -> tuple[UnitFacts, ...]:
+    return tuple(unit_facts(unit) for unit in found)
+
+
 async def serving(con: asyncpg.Connection, incident_key: uuid.UUID) -> tuple[UnitFacts, ...]:
-    """The units on the incident now, in the order they were sent."""
-    rows = await con.fetch(
-        """SELECT u.id, u.status, u.capabilities FROM assignments a JOIN units u ON u.id = a.unit_id
-           WHERE a.incident_id = $1 AND a.ended_at IS NULL ORDER BY a.id""", incident_key,
-    )
-    return tuple(unit_facts(r) for r in rows)
+    """The units on the (locked) incident now, in the order they were sent."""
+    return serving_facts(await con.fetchval(f"SELECT {serving_sql('$1')}", incident_key))
 
 
 async def apply(

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import asyncpg
@@ -64,7 +64,7 @@ def _aware(value: dt.datetime | str) -> dt.datetime:
     return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def unit_snapshot(row: asyncpg.Record) -> dict[str, Any]:
+def unit_snapshot(row: Mapping[str, Any]) -> dict[str, Any]:
     """A unit as JSON, as it travels in events and API responses."""
     return {
         "id": row["id"],
