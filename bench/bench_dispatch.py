@@ -34,6 +34,7 @@ from typing import Any
 import aiohttp
 import dispatch_load as load
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 from results import Row, emit
 
 from bench_support import (
@@ -249,8 +250,9 @@ def unit_urls(servers: list[Running], fleet: load.LoadFleet) -> dict[str, tuple[
 
 async def psc119_load(
     servers: list[Running], fleet: load.LoadFleet, args: argparse.Namespace, rate: float | None,
-) -> tuple[load.Window | None, float | None]:
-    """On these servers with every phone open: the window at ``rate`` (if any), then the ladder's ceiling."""
+) -> tuple[load.Window | None, FullCollections | None, float | None]:
+    """On these servers with every phone open: the window at ``rate`` (if any) and the full garbage collections
+    in it, then the ladder's ceiling."""
     phones = await load.open_phones(unit_urls(servers, fleet), key="incident_id")
     consoles = [await websockets.connect(s.url.replace("http://", "ws://") + f"/ws/operator?token={await login(s.url, 'operator', 'demo119')}",
                                          max_queue=None) for s in servers]
@@ -260,16 +262,19 @@ async def psc119_load(
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             tokens = [await login(s.url, "operator", "demo119") for s in servers]
             calls = load.Psc119Calls(http, [s.url for s in servers], tokens, phones, fleet)
-            window = None
+            window = full_gc = None
             if rate is not None:
+                collected = [await full_collections(http, s.url) for s in servers]
                 window = await load.open_loop(rate, args.seconds, calls, pids)
                 print(window.line(name))
+                full_gc = FullCollections.between(collected, [await full_collections(http, s.url) for s in servers])
+                print(f"  full garbage collections in the window: {full_gc}")
                 if window.errors:
                     print("  first errors:", window.errors[:3])
                 await asyncio.sleep(1.0)
             print(f"{name}: ceiling ladder {args.ladder}")
             crossing = await load.ceiling(args.ladder, args.step, calls, pids, print)
-            return window, crossing
+            return window, full_gc, crossing
     finally:
         for task in drains:
             task.cancel()
@@ -280,6 +285,55 @@ async def psc119_load(
         if closes := [code for p in phones.values() for code in p.closes]:
             print(f"  {len(closes)} phone sockets closed by the server and opened again (codes {sorted(set(map(str, closes)))})")
         await asyncio.gather(*(p.close() for p in phones.values()))
+
+
+@dataclasses.dataclass(frozen=True)
+class FullCollections:
+    """The server's full garbage collections (``psc119_gc_pause_seconds{generation="2"}``): how many, their total
+    pause, and the least histogram bound the longest stayed under."""
+
+    count: float
+    seconds: float
+    cumulative: dict[float, float]  # bound -> collections that took at most that long
+
+    @classmethod
+    def between(cls, before: list[FullCollections], after: list[FullCollections]) -> FullCollections:
+        """What the servers did from ``before`` to ``after``, summed over them."""
+        bounds = set().union(*(a.cumulative for a in after))  # a server that has not collected yet has no buckets
+        return cls(sum(a.count - b.count for a, b in zip(after, before, strict=True)),
+                   sum(a.seconds - b.seconds for a, b in zip(after, before, strict=True)),
+                   {le: sum(a.cumulative.get(le, 0) - b.cumulative.get(le, 0) for a, b in zip(after, before, strict=True)) for le in bounds})
+
+    @property
+    def mean_ms(self) -> float:
+        return self.seconds / self.count * 1000 if self.count else 0.0
+
+    @property
+    def longest_under_ms(self) -> float:
+        if not self.count:
+            return 0.0
+        return min((le for le, n in self.cumulative.items() if n >= self.count), default=math.inf) * 1000
+
+    def __str__(self) -> str:
+        return f"{self.count:g}, mean {self.mean_ms:.1f} ms, the longest under {self.longest_under_ms:g} ms"
+
+
+async def full_collections(http: aiohttp.ClientSession, url: str) -> FullCollections:
+    async with http.get(f"{url}/metrics") as r:
+        text = await r.text()
+    count = seconds = 0.0
+    cumulative = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.name.startswith("psc119_gc_pause_seconds") or sample.labels.get("generation") != "2":
+                continue
+            if sample.name.endswith("_count"):
+                count = sample.value
+            elif sample.name.endswith("_sum"):
+                seconds = sample.value
+            elif sample.name.endswith("_bucket"):
+                cumulative[float(sample.labels["le"])] = sample.value
+    return FullCollections(count, seconds, cumulative)
 
 
 async def _drain(ws: websockets.ClientConnection) -> None:
@@ -315,10 +369,10 @@ async def open_main(args: argparse.Namespace) -> None:
         async with serve(root, dsn) as one:
             seq = await sequential(one, args.sequential)
             apart = await sequential(one, args.sequential, apart=True)
-            window, crossing1 = await psc119_load([one], fleet, args, args.rate)
+            window, full_gc, crossing1 = await psc119_load([one], fleet, args, args.rate)
         async with serve(root, dsn) as a, serve(root, dsn) as b:
-            _, crossing2 = await psc119_load([a, b], fleet, args, None)
-    assert window is not None
+            _, _, crossing2 = await psc119_load([a, b], fleet, args, None)
+    assert window is not None and full_gc is not None
     async with baseline_server("forward") as (url, pid):
         bare, _ = await baseline_load(url, pid, fleet, args, ladder=False)
         print(bare.line("bare aiohttp forwarding"))
@@ -337,6 +391,8 @@ async def open_main(args: argparse.Namespace) -> None:
         Row(f"missed dispatches ({size})", window.missed, notify.missed, notify_name, "calls"),
         Row(f"calls not dispatched when the window ended ({size})", window.unfinished, notify.unfinished, notify_name, "calls",
             "overload: counted beyond any latency in the p99"),
+        Row(f"full garbage collection pause, mean ({size})", full_gc.mean_ms, None, "-", "ms",
+            f"{full_gc.count:g} in the window, the longest under {full_gc.longest_under_ms:g} ms"),
         Row(f"server CPU ({size})", window.cpu_percent, notify.cpu_percent, notify_name, "% of a core"),
         Row(f"server CPU per call, its whole life ({size})", window.cpu_ms_per_call, notify.cpu_ms_per_call, notify_name, "ms"),
         Row(f"ceiling, 1 process: calls/s at p99 > 100 ms ({args.sockets} sockets)", c1, cn, notify_name, "calls/s",

@@ -33,6 +33,8 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # Fewer than the library's 15: this histogram has a series per route and status, and a scrape carries them all.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# A young collection takes well under a millisecond; a full one over thousands of sockets, tens of them.
+GC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 
 
 def sweep_label(what: str) -> str:
@@ -52,6 +54,10 @@ class Metrics:
         self.http_seconds = Histogram(
             "psc119_http_request_duration_seconds", "HTTP requests by route template, method and status (websockets excluded)",
             ["route", "method", "status"], buckets=HTTP_BUCKETS, registry=registry,
+        )
+        self.gc_pauses = Histogram(
+            "psc119_gc_pause_seconds", "Garbage collections by generation (2: full); the process serves nothing meanwhile",
+            ["generation"], buckets=GC_BUCKETS, registry=registry,
         )
         self.calls = Counter("psc119_calls_received", "119 calls recorded, by priority", ["priority"], registry=registry)
         self.dispatches = Counter(
