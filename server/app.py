@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import WSCloseCode, web
 
-from server import assignments, backup_runs, consult_sweep, db, gc_pauses, incidents, migrate, outages, recording, retention, rooms, security_headers, unassessed
+from server import assignments, backup_runs, consult_sweep, db, incidents, migrate, outages, recording, retention, rooms, security_headers, unassessed
 from server.bus import EventBus
 from server.config import Config
 from server.fleet import Fleet
+from server.gc_pauses import watch as watch_gc_pauses
 from server.handlers import audit_log, auth, calls, dispatch_live, docs, health, incident_records, live, region, static, triage, units, web_config
 from server.handlers import consults as consult_handlers
 from server.handlers import fhir_export as fhir_handlers
@@ -60,7 +61,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         app[ENDPOINTS].extend(module.routes.endpoints)
     _check_every_route_declared(app)
     security_headers.setup(app, config)
-    app.cleanup_ctx.append(gc_pauses.watch)
+    app.cleanup_ctx.append(watch_gc_pauses)
     app.cleanup_ctx.append(_database(dsn))
     app.cleanup_ctx.append(_live(dsn))
     app.cleanup_ctx.append(unassessed.assess_left_over)

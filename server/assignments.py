@@ -70,28 +70,26 @@ async def _lock_unit(con: asyncpg.Connection, unit_id: str, serving_of: uuid.UUI
     return row
 
 
-async def _write_status(
-    con: asyncpg.Connection, unit_id: str, status: UnitStatus, by: int | None, incident_key: uuid.UUID | None, reason: str | None,
-    audited: audit.Entry, at: dt.datetime | None = None, report_id: str | None = None,
-    assignment: tuple[int, dict[str, Any]] | None = None,
-) -> asyncpg.Record:
-    """Set the unit's status as of ``at`` (default: now), log it with the phone's report id if any, write the
-    change's audit entry and, if given, the columns of its assignment (id, {column: value}): one statement."""
-    values = [unit_id, status.value, at, by, incident_key, reason, report_id, *audited.values()]
-    touched = ""
+def _status_steps(
+    unit: asyncpg.Record, status: UnitStatus, by: int | None, incident_key: uuid.UUID | None, reason: str | None,
+    audited: audit.Entry, at: dt.datetime, report_id: str | None = None, assignment: tuple[int, dict[str, Any]] | None = None,
+) -> tuple[decisions.Steps, dict[str, Any]]:
+    """Setting the (locked) ``unit``'s status as of ``at``, its log row with the phone's report id if any, the
+    change's audit entry and, if given, the columns of its assignment (id, {column: value}): the steps of one
+    statement, and the unit's row as they leave it (it is locked: nothing else changes it meanwhile)."""
+    values = [unit["id"], status.value, at, by, incident_key, reason, report_id, *audited.values()]
+    touched = []
     if assignment is not None:
         sets = ", ".join(f"{column} = ${n}" for n, column in enumerate(assignment[1], start=len(values) + 2))
-        touched = f", touched AS (UPDATE assignments SET {sets} WHERE id = ${len(values) + 1})"
+        touched = [f"touched AS (UPDATE assignments SET {sets} WHERE id = ${len(values) + 1})"]
         values += [assignment[0], *assignment[1].values()]
-    row: asyncpg.Record = await con.fetchrow(
-        f"""WITH logged AS (
-                INSERT INTO unit_status_log (unit_id, status, by_user, incident_id, reason, at, report_id)
-                VALUES ($1, $2, $4, $5, $6, coalesce($3, now()), $7)),
-            {audited.cte(8)}{touched}
-            UPDATE units SET status = $2, status_since = coalesce($3, now()) WHERE id = $1 RETURNING {UNIT_COLUMNS}""",
-        *values,
-    )
-    return row
+    steps = decisions.Steps((
+        """logged AS (INSERT INTO unit_status_log (unit_id, status, by_user, incident_id, reason, at, report_id)
+                      VALUES ($1, $2, $4, $5, $6, $3, $7))""",
+        audited.cte(8), *touched,
+        "unit_set AS (UPDATE units SET status = $2, status_since = $3 WHERE id = $1)",
+    ), tuple(values))
+    return steps, dict(unit) | {"status": status.value, "status_since": at}
 
 
 async def _send(
@@ -211,16 +209,17 @@ async def change_status(
                 touched = (assignment["id"], {column: at})
             elif target is UnitStatus.AVAILABLE:
                 touched = (assignment["id"], {"ended_at": at, "end_reason": reason.value if reason else "completed"})
-        row = await _write_status(con, unit_id, target, actor.user_id, incident_key, reason.value if reason else None, audited, at, report_id,
-                                  touched)
+        steps, row = _status_steps(unit, target, actor.user_id, incident_key, reason.value if reason else None, audited, at, report_id,
+                                   touched)
         base: dict[str, Any] = {"unit_id": unit_id, "callsign": row["callsign"], "unit": unit_snapshot(row), "by": actor.username}
         if reported_at is not None:
             base["reported_at"] = at.isoformat()  # the crew's time, when the report came late
         if assignment is not None:
             base |= {"incident_id": str(incident_key), "assignment_id": assignment["id"]}
         if assignment is not None and facts is not None:
-            await decisions.apply(con, assignment["incident_id"], facts, decision, announced=(base, _unit_audience(unit_id)))
+            await decisions.apply(con, assignment["incident_id"], facts, decision, announced=(base, _unit_audience(unit_id)), first=steps)
         else:
+            await steps.write(con)
             await decisions.announce(con, decision, base, _unit_audience(unit_id))
         if incident_key is not None and incident is not None and incident["destination"] is not None:
             # Only an incident with a destination can have a hospital expecting it: no extra read for the others.
@@ -304,12 +303,13 @@ async def _withdraw(
         raise Conflict(str(exc), field="assignment_id") from None
     assert decision.unit_status is not None
     audited = audit.Entry(actor, "unit.withdraw", f"incident:{assignment['incident_id']}", {"unit_id": unit["id"], "reason": reason.value})
-    row = await _write_status(con, unit["id"], decision.unit_status, actor.user_id, assignment["incident_id"], reason.value, audited,
-                              assignment=(assignment["id"], {"ended_at": unit["tx_now"], "end_reason": reason.value}))
+    steps, row = _status_steps(unit, decision.unit_status, actor.user_id, assignment["incident_id"], reason.value, audited, unit["tx_now"],
+                               assignment=(assignment["id"], {"ended_at": unit["tx_now"], "end_reason": reason.value}))
     await decisions.apply(
         con, incident["id"], facts, decision,
         announced=({"incident_id": str(assignment["incident_id"]), "assignment_id": assignment["id"], "unit_id": unit["id"],
                     "callsign": unit["callsign"], "unit": unit_snapshot(row), "by": actor.username}, _unit_audience(unit["id"])),
+        first=steps,
     )
     return facts.after(decision), tuple(s for s in serving if s.id != unit["id"])
 

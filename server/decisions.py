@@ -7,6 +7,7 @@ rows are locked, so it always matches, and were it not so the change would be re
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Mapping
@@ -49,19 +50,35 @@ async def serving(con: asyncpg.Connection, incident_key: uuid.UUID) -> tuple[Uni
     return serving_facts(await con.fetchval(f"SELECT {serving_sql('$1')}", incident_key))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Steps:
+    """The ``WITH`` items of a change and their parameters (``$1`` on): written by `write`, or in the round trip
+    of `apply`'s statement."""
+
+    sql: tuple[str, ...]
+    values: tuple[Any, ...]
+
+    async def write(self, con: asyncpg.Connection) -> None:
+        await con.execute(f"WITH {', '.join(self.sql)} SELECT", *self.values)
+
+
 async def apply(
     con: asyncpg.Connection, incident_key: uuid.UUID, before: IncidentFacts, decision: Decision,
     returning: str = "id", *, announced: tuple[dict[str, Any], Iterable[str]] | None = None, audited: audit.Entry | None = None,
-    **columns: Any,
+    first: Steps | None = None, **columns: Any,
 ) -> asyncpg.Record:
     """Write the incident's new state, version and milestones (and ``columns``); the row, as ``returning``.
-    In the same statement: ``announced``, the decision's events (as `announce` appends them, with this ``base``
-    and audience), each only once the incident's row is written; ``audited``, the change's audit entry."""
+    In the same statement: ``first``, steps of the change that come before; ``announced``, the decision's events
+    (as `announce` appends them, with this ``base`` and audience), each only once the incident's row is written;
+    ``audited``, the change's audit entry."""
     assert decision.state is not None and decision.version is not None  # a decision about an incident
+    ahead = first or Steps((), ())
+    n = len(ahead.values)
     sets: dict[str, Any] = {"status": decision.state.value, "assignment_version": decision.version, **decision.milestones, **columns}
-    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(sets, start=4))
-    steps = [f"applied AS (UPDATE incidents SET {assignments} WHERE id = $1 AND status = $2 AND assignment_version = $3 RETURNING {returning})"]
-    values: list[Any] = [incident_key, before.state.value, before.version, *sets.values()]
+    assignments = ", ".join(f"{name} = ${n + i}" for i, name in enumerate(sets, start=4))
+    steps = [*ahead.sql, f"""applied AS (UPDATE incidents SET {assignments}
+                                         WHERE id = ${n + 1} AND status = ${n + 2} AND assignment_version = ${n + 3} RETURNING {returning})"""]
+    values: list[Any] = [*ahead.values, incident_key, before.state.value, before.version, *sets.values()]
     source = "applied"
     if announced is not None:
         # Each event's step reads the one before it: they are appended in order, after the row.
