@@ -22,11 +22,12 @@ from dispatch.assignment import Decision, IncidentFacts, UnitFacts
 from dispatch.errors import AlreadyServed, MissingCapabilities, NotWithdrawable, StaleVersion, UnitNotAvailable
 from dispatch.status import Actor, ReleaseReason, UnitStatus, parse_unit_status
 from dispatch.triage import TriageTable
-from server import audit, decisions, dispatch_guard, events, incidents, prearrival
+from server import audit, decisions, dispatch_guard, events, incidents, prearrival, sessions
 from server.config import DispatchSettings
 from server.errors import Conflict, InvalidField, NotFound
 from server.fleet import UNIT_COLUMNS, Fleet, unit_snapshot
 from server.metrics import Metrics
+from server.revocation import SessionEnded
 
 log = logging.getLogger(__name__)
 
@@ -169,20 +170,23 @@ async def active_assignment(con: asyncpg.Connection, unit_id: str) -> asyncpg.Re
 async def change_status(
     pool: asyncpg.Pool, actor: audit.Actor, unit_id: str, status_value: object, reason_value: object | None,
     metrics: Metrics, *, crew: bool, assignment_id: int | None = None, report_id: str | None = None,
-    reported_at: dt.datetime | None = None,
+    reported_at: dt.datetime | None = None, session_id: int | None = None,
 ) -> dict[str, Any]:
     """A status report from the crew (or an operator on its behalf); illegal moves change nothing.
 
     A report the phone kept while it had no signal carries ``reported_at``: it counts at that time,
     bounded by the unit's previous change and now. One that arrives again (same ``report_id``)
     changes nothing and is answered with the unit as it is. What it does to the unit and its
-    incident is the core's decision (`dispatch.assignment.report`).
+    incident is the core's decision (`dispatch.assignment.report`). With ``session_id`` (a phone's socket), the
+    session is read in the change's own transaction: one that has ended is refused (`SessionEnded`).
     """
     target = parse_unit_status(status_value)
     reason = _reason(reason_value)
     acknowledged: tuple[dt.datetime, dt.datetime] | None = None
     async with pool.acquire() as con, con.transaction():
-        incident, unit, found = await _lock_unit_and_incident(con, unit_id, report_id)
+        incident, unit, found = await _lock_unit_and_incident(con, unit_id, report_id, session_id)
+        if not found["session_live"]:
+            raise SessionEnded()
         current = UnitStatus(unit["status"])
         if found["duplicate"]:
             return {"unit_id": unit_id, "callsign": unit["callsign"], "unit": unit_snapshot(unit), "status": current.value,
@@ -230,11 +234,12 @@ async def change_status(
 
 
 async def _lock_unit_and_incident(
-    con: asyncpg.Connection, unit_id: str, report_id: str | None
+    con: asyncpg.Connection, unit_id: str, report_id: str | None, session_id: int | None
 ) -> tuple[asyncpg.Record | None, asyncpg.Record, asyncpg.Record]:
     """Lock the incident the unit serves, then the unit (the order every change takes); the incident, the unit, and
     the unit's active assignment (its ``id`` None if it has none) with ``serving``, the units on its incident, and
-    ``duplicate``, whether the phone's report ``report_id`` was taken already."""
+    ``duplicate``, whether the phone's report ``report_id`` was taken already, and ``session_live``, whether the
+    session ``session_id`` (if any) is still live."""
     while True:
         # The incident of the unit's dispatch, found and locked in one statement.
         incident = await con.fetchrow(
@@ -247,9 +252,10 @@ async def _lock_unit_and_incident(
         # Read once the unit is locked: a dispatch that held it is committed and seen.
         assignment = await con.fetchrow(
             f"""SELECT {ASSIGNMENT_COLUMNS}, {decisions.serving_sql('mine.incident_id')} AS serving,
-                       EXISTS (SELECT 1 FROM unit_status_log WHERE unit_id = $1 AND report_id = $2) AS duplicate
+                       EXISTS (SELECT 1 FROM unit_status_log WHERE unit_id = $1 AND report_id = $2) AS duplicate,
+                       $3::bigint IS NULL OR {sessions.live_sql('$3')} AS session_live
                 FROM (VALUES (1)) AS one LEFT JOIN assignments mine ON mine.unit_id = $1 AND mine.ended_at IS NULL""",
-            unit_id, report_id,
+            unit_id, report_id, session_id,
         )
         # Another change may have ended or made the unit's dispatch in between: lock that incident too.
         if assignment["incident_id"] == key:
@@ -268,12 +274,12 @@ def _reason(value: object | None) -> ReleaseReason | None:
 
 async def acknowledge(
     pool: asyncpg.Pool, actor: audit.Actor, unit_id: str, assignment_id: int, metrics: Metrics,
-    *, report_id: str | None = None, reported_at: dt.datetime | None = None,
+    *, report_id: str | None = None, reported_at: dt.datetime | None = None, session_id: int | None = None,
 ) -> dict[str, Any]:
     """The crew accepts the dispatch: it is en route."""
     return await change_status(
         pool, actor, unit_id, UnitStatus.EN_ROUTE.value, None, metrics, crew=True, assignment_id=assignment_id,
-        report_id=report_id, reported_at=reported_at,
+        report_id=report_id, reported_at=reported_at, session_id=session_id,
     )
 
 

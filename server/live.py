@@ -27,11 +27,11 @@ from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 from dispatch.errors import DispatchError
 from server import events, socket_limits, strict_input
 from server.bus import Subscription
-from server.errors import ApiError, BadRequest, InvalidField, Unauthorized, from_domain
+from server.errors import ApiError, BadRequest, InvalidField, from_domain
 from server.events import Event
 from server.keys import BUS, CONFIG, METRICS, POOL, REVOCATIONS, SESSION, WEBSOCKETS
 from server.metrics import socket_kind
-from server.revocation import CLOSE_SESSION_ENDED, Guard
+from server.revocation import CLOSE_SESSION_ENDED, REVOKED, Guard, SessionEnded
 from server.routing import dumps
 from server.tasks import cancel_and_wait
 from server.upgraded import upgrade
@@ -89,12 +89,14 @@ async def serve_socket(
     side: Feed | None = None,
     horizon: Callable[[], Awaitable[int]] | None = None,
     cheap: frozenset[str] = frozenset({"ping"}),
+    confirmed: frozenset[str] = frozenset(),
     compress: bool = False,
     superseded: Callable[[web.WebSocketResponse, WSMessage], dict[str, Any] | None] | None = None,
 ) -> web.WebSocketResponse:
     """Run a live socket: ``greeting`` adds state to the hello, ``side`` carries non-event messages (positions),
     ``horizon`` gives the last event id this socket may not replay (a resume point before it starts after it),
     ``cheap`` names the inbound types that change no state (no database check of the session for them),
+    ``confirmed`` those whose change reads the session in its own transaction (`server.revocation.SessionEnded`),
     ``compress`` accepts permessage-deflate when the client offers it: a deflate context costs ~100 KiB a socket,
     worth it only where large batches go to few sockets (the consoles' positions), not on thousands of phones;
     a frame that a newer one already waiting replaces is dropped unanswered, undecoded: ``superseded`` tells it,
@@ -120,7 +122,7 @@ async def serve_socket(
         if not await _greet(ws, after, greeting, guard):
             return ws  # revoked while greeting: closed with 4401, never welcomed
         sender = asyncio.create_task(_send_events(request, ws, sub, audience, after, side, guard))
-        inbound = _checked(request, guard, on_message, cheap)
+        inbound = _checked(request, guard, on_message, cheap | confirmed)
         limits = socket_limits.live_limits(request.app[CONFIG].limits)
         async for msg in ws:
             stand_in = superseded(ws, msg) if superseded is not None else None
@@ -163,15 +165,20 @@ async def _close_ended(ws: web.WebSocketResponse, reason: str) -> None:
         await ws.close(code=CLOSE_SESSION_ENDED, message=reason.encode())
 
 
-def _checked(request: web.Request, guard: Guard, on_message: Inbound, cheap: frozenset[str]) -> Inbound:
-    """``on_message`` for a live session only: re-read from the database before a message that changes state."""
+def _checked(request: web.Request, guard: Guard, on_message: Inbound, unread: frozenset[str]) -> Inbound:
+    """``on_message`` for a live session only: re-read from the database before a message that changes state,
+    unless its type is ``unread`` (it changes nothing, or its change reads the session itself)."""
 
     async def checked(message: dict[str, Any]) -> dict[str, Any] | None:
-        if guard.ended is None and message.get("type") not in cheap:
+        if guard.ended is None and message.get("type") not in unread:
             await guard.confirm(request.app[POOL])
         if guard.ended is not None:
-            raise Unauthorized("the session has ended; sign in again")
-        return await on_message(message)
+            raise SessionEnded()
+        try:
+            return await on_message(message)
+        except SessionEnded:
+            guard.end(REVOKED)
+            raise
 
     return checked
 

@@ -13,9 +13,10 @@ is closed with ``CLOSE_SESSION_ENDED`` (4401, reason ``session_revoked`` or ``se
 
 The close is the guarantee; inbound messages add two cheap checks. Every message on an ended guard is
 refused. A message that changes state (an ack, a status, a chat, a consent) also re-reads the session
-(`Guard.confirm`: one primary-key read, as every HTTP request does), so it is refused even in the
-milliseconds before this process has seen a revocation another process committed; high-rate messages
-(GPS fixes, signaling, pings) rely on the close alone.
+(`Guard.confirm`: one primary-key read, as every HTTP request does; a phone's ack or status reads it in
+its own transaction and is refused with `SessionEnded`), so it is refused even in the milliseconds before
+this process has seen a revocation another process committed; high-rate messages (GPS fixes, signaling,
+pings) rely on the close alone.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Callable
 import asyncpg
 
 from server import sessions
+from server.errors import Unauthorized
 from server.events import Event
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,13 @@ EXPIRED = "session_expired"
 EVENT = "session.revoked"
 
 Close = Callable[[str], None]
+
+
+class SessionEnded(Unauthorized):
+    """A change found, in its own transaction, that the session behind it has ended: refused, changing nothing."""
+
+    def __init__(self) -> None:
+        super().__init__("the session has ended; sign in again")
 
 
 class Guard:

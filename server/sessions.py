@@ -55,11 +55,15 @@ async def resolve(con: asyncpg.Connection | asyncpg.Pool, token: str) -> Session
     return None if row is None else Session(row["session_id"], User.from_row(row), row["session_expires_at"])
 
 
+def live_sql(session: str) -> str:
+    """Whether the session numbered ``session`` (an SQL expression) is still live: a column of a statement that
+    reads more (one primary-key read)."""
+    return f"EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = {session} AND {LIVE})"
+
+
 async def is_live(con: asyncpg.Connection | asyncpg.Pool, session_id: int) -> bool:
-    """Whether a session is still live (one primary-key read: for the actions that change state)."""
-    return bool(await con.fetchval(
-        f"SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND {LIVE}", session_id,
-    ))
+    """Whether a session is still live (for the actions that change state)."""
+    return bool(await con.fetchval(f"SELECT {live_sql('$1')}", session_id))
 
 
 async def revoke(con: asyncpg.Connection | asyncpg.Pool, token: str) -> bool:

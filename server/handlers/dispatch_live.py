@@ -14,7 +14,7 @@ from server import assignments, audit, crew_reports, incidents, missed_dispatche
 from server.api_schemas import ANY
 from server.fleet import UNIT_COLUMNS, crew_moves, unit_snapshot
 from server.handlers.auth import actor_of
-from server.keys import CONFIG, METRICS, PHONE_REFRESHES, POOL, POSITIONS, TRIAGE, USER
+from server.keys import CONFIG, METRICS, PHONE_REFRESHES, POOL, POSITIONS, SESSION, TRIAGE, USER
 from server.live import audience_of, resume_point, serve_socket
 from server.positions import Fix
 from server.roles import Role
@@ -24,6 +24,7 @@ from server.superseded import replaced_by_waiting
 routes = Routes("live")
 POSITION = {"type": "position"}  # what a superseded fix counts as against the socket's limits
 CHEAP = frozenset({"ping", "position"})  # one for every phone socket
+IN_TRANSACTION = frozenset({"ack", "status"})  # their change reads the session itself
 
 
 async def unit_state(request: web.Request) -> dict[str, Any]:
@@ -66,6 +67,7 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
     assert unit_id is not None  # a field_team account is bound to a unit (a database constraint)
     actor = actor_of(request)
     resume_point(request)  # a bad ?after is refused before the phone counts as connected
+    session_id = request[SESSION].id
     presence = phone_presence.PhoneSocket(request.app[POOL], request.app[PHONE_REFRESHES], unit_id, request.app[CONFIG].dispatch)
 
     async def on_message(raw: dict[str, Any]) -> dict[str, Any] | None:
@@ -81,12 +83,12 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
         if isinstance(message, unit_messages.Ack):
             result = await assignments.acknowledge(
                 request.app[POOL], actor, unit_id, message.assignment_id, request.app[METRICS],
-                report_id=message.sent.report_id, reported_at=message.sent.reported_at,
+                report_id=message.sent.report_id, reported_at=message.sent.reported_at, session_id=session_id,
             )
         elif isinstance(message, unit_messages.StatusReport):
             result = await assignments.change_status(
                 request.app[POOL], actor, unit_id, message.status, message.reason, request.app[METRICS], crew=True, assignment_id=message.assignment_id,
-                report_id=message.sent.report_id, reported_at=message.sent.reported_at,
+                report_id=message.sent.report_id, reported_at=message.sent.reported_at, session_id=session_id,
             )
         else:
             return {"type": "pong", "ref": ref}
@@ -104,7 +106,7 @@ async def unit_socket(request: web.Request) -> web.StreamResponse:
     await presence.open()
     try:
         return await serve_socket(
-            request, audience_of(user), on_message, greeting=lambda: unit_state(request), cheap=CHEAP,
+            request, audience_of(user), on_message, greeting=lambda: unit_state(request), cheap=CHEAP, confirmed=IN_TRANSACTION,
             superseded=superseded,
             horizon=lambda: unit_replay.horizon(request.app[POOL], unit_id, request.app[CONFIG].dispatch.unit_replay_h),
         )

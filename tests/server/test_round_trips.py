@@ -4,15 +4,17 @@ slipping in unnoticed."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
-from server import assignments, audit, db, incidents, phone_presence
+from server import assignments, audit, db, incidents, phone_presence, sessions
 from server.config import DatabaseSettings, DispatchSettings
 from server.fleet import Fleet
 from server.keys import BUS, CONFIG, METRICS, TRIAGE
+from server.revocation import SessionEnded
 from tests.conftest import Api
 from tests.server.dispatch_support import call_body
 
@@ -56,10 +58,23 @@ async def test_one_call_s_life_sends_few_statements(api: Api, counted: tuple[asy
         assert len(sent) <= 6, sent  # BEGIN, incident, unit + time + units on the incident, its status + log + audit + assignment,
         # incident + event, COMMIT + NOTIFY
 
+        # A phone's report reads its session in the change's own transaction: no read of its own before it.
+        user_id = await pool.fetchval("SELECT id FROM users WHERE username = 'operator'")
+        token, _ = await sessions.create(pool, user_id, dt.timedelta(hours=1), None)
+        session = await sessions.resolve(pool, token)
+        assert session is not None
         sent.clear()
-        await assignments.acknowledge(pool, OPERATOR, unit, assignment["id"], metrics, report_id="ack-1")
-        assert len(sent) <= 6, sent  # BEGIN, incident, unit + time, assignment + units on it + whether the report is a repeat,
-        # status + log + audit + ack time + incident + event, COMMIT + NOTIFY
+        await assignments.acknowledge(pool, OPERATOR, unit, assignment["id"], metrics, report_id="ack-1", session_id=session.id)
+        assert len(sent) <= 6, sent  # BEGIN, incident, unit + time, assignment + units on it + whether the report is a repeat
+        # + whether the session is live, status + log + audit + ack time + incident + event, COMMIT + NOTIFY
+
+        # Once the session has ended, the next report is refused and changes nothing.
+        assert await sessions.revoke(pool, token)
+        with pytest.raises(SessionEnded):
+            await assignments.change_status(pool, OPERATOR, unit, "on_scene", None, metrics, crew=True, report_id="scene-1",
+                                            session_id=session.id)
+        assert await pool.fetchval("SELECT status FROM units WHERE id = $1", unit) == "en_route"
+        assert not await pool.fetchval("SELECT count(*) FROM unit_status_log WHERE report_id = 'scene-1'")
     finally:
         await fleet.stop()
 
