@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from server import assignments, audit, db, incidents, phone_presence
+from server import assignments, audit, call_intake, db, incidents, phone_presence
 from server.config import DatabaseSettings, DispatchSettings
 from server.fleet import Fleet
 from server.keys import BUS, CONFIG, METRICS, TRIAGE
@@ -40,15 +40,11 @@ async def test_one_call_s_life_sends_few_statements(api: Api, counted: tuple[asy
     try:
         intake = incidents.CallIntake.parse(call_body(call_type="diabetic_emergency"))
         sent.clear()
-        row, created = await incidents.record_call(pool, OPERATOR, intake, triage)
-        assert created
-        assert len(sent) <= 5, sent  # BEGIN, the area, the insert (with the newest event seen), its event and audit entry,
-        # COMMIT and the NOTIFY after it (one round trip)
-        sent.clear()
-        _warnings, tiers, assessed = await incidents.assess(pool, fleet, settings, row, row["events_seen"])
-        assert assessed is not None
-        assert len(sent) <= 5, sent  # one read for the warnings, both tiers' phones, BEGIN, the stored assessment with its event,
-        # COMMIT + NOTIFY (the index's horizon came with the insert)
+        taken = await call_intake.take(pool, fleet, settings, OPERATOR, intake, triage)
+        assert taken.created and taken.tiers is not None
+        assert len(sent) <= 4, sent  # one read (the time, the newest event, the area, the calls it may repeat), both tiers'
+        # phones, the call with its assessment, events and audit entry (a transaction of its own), the NOTIFY after it
+        row, tiers = taken.row, taken.tiers
         unit = tiers["recommendations"][0]["unit_id"]
 
         sent.clear()
