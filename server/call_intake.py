@@ -23,19 +23,25 @@ from typing import Any
 
 import asyncpg
 
+from dispatch.doctrine import call_needs
 from dispatch.triage import TriageTable
-from server import areas, audit, call_warnings, incidents
+from server import areas, audit, call_warnings, incidents, phone_presence
 from server.config import DispatchSettings
+from server.errors import ApiError
 from server.fleet import Fleet
 
 log = logging.getLogger(__name__)
 
 _FIRST_AREA = call_warnings.PARAMETERS + 1
-# The time the call is taken at and the newest event committed before it, the call's area (named or nearest), and
-# the incidents it may repeat: at least one row (the last two are outer joins; a row without an id is no incident).
-READ = f"""SELECT taken.*, area.code AS area_code, area.kecamatan AS area_kecamatan, area.lat AS area_lat, area.lon AS area_lon,
-        candidate.*
+_UNITS, _OFFLINE = _FIRST_AREA + 4, _FIRST_AREA + 5
+# The time the call is taken at and the newest event committed before it, the phones of the units ranked for it, the
+# call's area (named or nearest), and the incidents it may repeat: at least one row (the last two are outer joins;
+# a row without an id is no incident).
+READ = f"""SELECT taken.*, phones.*,
+        area.code AS area_code, area.kecamatan AS area_kecamatan, area.lat AS area_lat, area.lon AS area_lon, candidate.*
     FROM (SELECT now() AS taken_at, (SELECT coalesce(max(id), 0) FROM events) AS events_seen) AS taken
+    CROSS JOIN (SELECT array_agg(unit_id) AS phone_units, array_agg(last_seen) AS phone_last_seen, array_agg(connected) AS phone_connected
+                FROM ({phone_presence.presence_sql(f"${_UNITS}::text[]", f"${_OFFLINE}")}) AS p) AS phones
     LEFT JOIN LATERAL ({areas.sql(_FIRST_AREA)}) AS area ON true
     LEFT JOIN LATERAL ({call_warnings.sql("now()")}) AS candidate ON true"""
 
@@ -76,20 +82,35 @@ async def take(
     call = incidents.parse_call(intake, triage)
     rules = call_warnings.rules_of(settings)
     incident_id = uuid.uuid4()
-    read = await pool.fetch(READ, *call_warnings.values(incident_id, call.phone, call.location, rules),
-                            *areas.values(call.kelurahan, call.location))
-    first = read[0]
-    found = None if first["area_code"] is None else (first["area_code"], first["area_kecamatan"], first["area_lat"], first["area_lon"])
-    area = areas.area(call.kelurahan, call.location, found)  # an unknown kelurahan is refused before anything is stored
-    values = incidents.intake_values(incident_id, actor, intake, call, triage, area)
+    scene = {"lat": call.location.lat if call.location else None, "lon": call.location.lon if call.location else None,
+             "needs": call_needs(triage, call.call_type).capabilities()}
     try:
+        # Ranked before the read, so that it reads the units' phones too; good if the index had then seen every
+        # event the read sees (else ranked again once it has).
+        applied = fleet.applied_id
+        ranked = await incidents.ranked(fleet, settings, scene, road=fleet.road)
+        units = incidents.tier_units(ranked)
+        read = await pool.fetch(READ, *call_warnings.values(incident_id, call.phone, call.location, rules),
+                                *areas.values(call.kelurahan, call.location), units, settings.phone_offline_s)
+        first = read[0]
+        found = None if first["area_code"] is None else (first["area_code"], first["area_kecamatan"], first["area_lat"], first["area_lon"])
+        area = areas.area(call.kelurahan, call.location, found)  # an unknown kelurahan is refused before anything is stored
         warnings = call_warnings.warnings(read, call.phone, call.location, first["taken_at"], dt.datetime.now(dt.UTC), rules)
-        scene = {"lat": values[6], "lon": values[7], "needs": values[-1]}
-        tiers = await incidents.recommend_for(fleet, settings, scene, events_seen=first["events_seen"])
+        heard = zip(first["phone_units"] or (), first["phone_last_seen"] or (), first["phone_connected"] or (), strict=True)
+        phones = phone_presence.presence(heard, units)
+        if applied < first["events_seen"]:
+            await fleet.caught_up(first["events_seen"])
+            ranked = await incidents.ranked(fleet, settings, scene, road=fleet.road)
+            if not set(incidents.tier_units(ranked)) <= set(units):
+                phones = await phone_presence.phones(pool, incidents.tier_units(ranked), settings.phone_offline_s)
+        tiers = incidents.with_phones(ranked, phones)
+    except ApiError:
+        raise  # bad input: nothing is stored
     except Exception:
         log.exception("a call could not be assessed at intake: it is stored unassessed")
         await incidents.record_call(pool, actor, intake, triage)
         raise
+    values = incidents.intake_values(incident_id, actor, intake, call, triage, area)
     entry = audit.Entry(actor, "call.create", f"incident:{incident_id}")
     assessed = {"incident_id": str(incident_id), "warnings": warnings, **tiers}
     async with pool.acquire() as con:

@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -22,6 +23,7 @@ from dispatch import assignment as core
 from dispatch.call import Call, call_from_dict, resolve_priority
 from dispatch.doctrine import call_needs, needs_from_capabilities
 from dispatch.errors import InvalidInput
+from dispatch.eta import ReRanker
 from dispatch.geo import Point
 from dispatch.outcome import Outcome, parse_outcome
 from dispatch.priority import Priority
@@ -237,8 +239,20 @@ async def recommend_for(
         await fleet.caught_up(events_seen)
     elif catch_up:
         await fleet.current()
+    result = await ranked(fleet, settings, row, exclude, road=fleet.road if catch_up else None)
+    if not catch_up:
+        return result
+    # Whether each unit's phone is connected: an offline phone is reached by radio. One query for both tiers.
+    return with_phones(result, await phone_presence.phones(fleet.pool, tier_units(result), settings.phone_offline_s))
+
+
+async def ranked(
+    fleet: Fleet, settings: DispatchSettings, row: Mapping[str, Any], exclude: tuple[str, ...] = (), *, road: ReRanker | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """`recommend_for`'s tiers as the index ranks them now (re-ranked by ``road``), without the phones."""
+    if row["lat"] is None:
+        return {"recommendations": [], "transport": []}
     scene = Point(row["lat"], row["lon"])
-    road = fleet.road if catch_up else None
     k = settings.recommend_k
     tiers = fleet.recommend_tiers(scene, max(k, settings.road_eta_shortlist) if road else k, needs_from_capabilities(row["needs"]), exclude)
     first, carry = tiers.first_response, tiers.transport
@@ -247,12 +261,15 @@ async def recommend_for(
         shortlist = list({r.unit_id: r for r in [*first, *carry]}.values())
         road_s = {r.unit_id: r.road_eta_s for r in await road.rerank(scene, shortlist, len(shortlist)) if r.road_eta_s is not None}
         first, carry = rerank_by_road_eta(first, road_s, k), rerank_by_road_eta(carry, road_s, k)
-    result = {"recommendations": [r.to_dict() for r in first], "transport": [r.to_dict() for r in carry]}
-    if not catch_up:
-        return result
-    # Whether each unit's phone is connected: an offline phone is reached by radio. One query for both tiers.
-    found = await phone_presence.phones(fleet.pool, (str(r["unit_id"]) for rows in result.values() for r in rows), settings.phone_offline_s)
-    return {tier: [r | {"phone": found[str(r["unit_id"])]} for r in rows] for tier, rows in result.items()}
+    return {"recommendations": [r.to_dict() for r in first], "transport": [r.to_dict() for r in carry]}
+
+
+def tier_units(tiers: dict[str, list[dict[str, Any]]]) -> list[str]:
+    return [str(r["unit_id"]) for rows in tiers.values() for r in rows]
+
+
+def with_phones(tiers: dict[str, list[dict[str, Any]]], found: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    return {tier: [r | {"phone": found[str(r["unit_id"])]} for r in rows] for tier, rows in tiers.items()}
 
 
 async def get(con: asyncpg.Connection | asyncpg.Pool, incident_id: str, *, lock: bool = False) -> asyncpg.Record:
