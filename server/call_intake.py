@@ -1,11 +1,11 @@
 """Taking a call: assessed first, then stored with its assessment in one statement.
 
-One read gives what the assessment needs (the database's time, the newest event committed, the call's
-kelurahan and the incidents it may repeat); the cores judge the duplicates and rank the units in memory;
-then a single statement, a transaction of its own, stores the call with its warnings, its audit entry and
-its two events (``call.received``, ``call.assessed``), and the event channel is told after it has committed.
-A call costs one commit and four round trips, where storing it and assessing it in two transactions cost two
-commits and ten.
+The units are ranked from the in-memory index first; one read then gives the rest of what the assessment
+needs (the database's time, the newest event committed, the ranked units' phones, the call's kelurahan and
+the incidents it may repeat); the core judges the duplicates; then a single statement, a transaction of its
+own, stores the call with its warnings, its audit entry and its two events (``call.received``,
+``call.assessed``), and the event channel is told after it has committed. A call costs one commit and three
+statements, where storing it and assessing it in two transactions cost two commits and ten.
 
 Nothing accepted is lost: if the assessment raises, the call is stored unassessed as before
 (`incidents.record_call`) and the request fails; its retry, or the next start-up (`server.unassessed`),
@@ -107,8 +107,8 @@ async def take(
     except ApiError:
         raise  # bad input: nothing is stored
     except Exception:
-        log.exception("a call could not be assessed at intake: it is stored unassessed")
         await incidents.record_call(pool, actor, intake, triage)
+        log.exception("a call could not be assessed at intake: stored unassessed, to be assessed on its retry or at the next start")
         raise
     values = incidents.intake_values(incident_id, actor, intake, call, triage, area)
     entry = audit.Entry(actor, "call.create", f"incident:{incident_id}")
