@@ -1,10 +1,11 @@
 """Calls and incidents: recording a call, assessing it, updating and closing it.
 
-A call is committed first, in its own transaction with its ``call.received``
-event, before anything else can fail; the assessment (duplicate and prank
-warnings, the recommendation) follows and is stored and announced as
-``call.assessed``, with ``assessed_at`` set in the same transaction, so a call
-whose process died in between is found and assessed at the next start-up.
+An operator's call is stored with its assessment in one statement (`server.call_intake`). Here a
+call is recorded unassessed, in its own transaction with its ``call.received`` event (when its
+assessment failed, and a referral's transfer); the assessment (duplicate and prank warnings, the
+recommendation) follows and is stored and announced as ``call.assessed``, with ``assessed_at`` set
+in the same transaction, so a call whose process died in between is found and assessed at the next
+start-up.
 """
 
 from __future__ import annotations
