@@ -363,6 +363,22 @@ def ceiling_figure(crossing: float | None, ladder: list[float]) -> tuple[float, 
     return (crossing, "") if crossing is not None else (ladder[-1], f"p99 under {load.CROSSING_MS:.0f} ms up to {ladder[-1]:g} calls/s")
 
 
+def sequential_rows(seq: tuple[float, float], apart: tuple[float, float]) -> tuple[Row, Row]:
+    return (
+        Row("POST /api/calls sequential p50 (target ≤ 3×)", seq[0], seq[1], "GET /api/me", "ms",
+            "each call within 300 m of the open ones before it: up to 50 duplicate warnings each"),
+        Row("POST /api/calls sequential p50, calls apart (no duplicate warnings)", apart[0], apart[1], "GET /api/me", "ms"),
+    )
+
+
+async def sequential_main(count: int) -> None:
+    """Only the sequential rows: no unit sockets, no load, no baselines."""
+    async with demo_server("psc119-bench-calls-") as server:
+        seq = await sequential(server, count)
+        apart = await sequential(server, count, apart=True)
+    emit(*sequential_rows(seq, apart))
+
+
 async def open_main(args: argparse.Namespace) -> None:
     async with demo_database("psc119-bench-load-") as (root, dsn):
         fleet = await load.prepare(dsn, args.sockets)
@@ -398,9 +414,7 @@ async def open_main(args: argparse.Namespace) -> None:
         Row(f"ceiling, 1 process: calls/s at p99 > 100 ms ({args.sockets} sockets)", c1, cn, notify_name, "calls/s",
             "; ".join(n for n in (note1, noten) if n)),
         Row(f"ceiling, 2 processes on one database ({args.sockets} sockets)", c2, c1, "psc119, 1 process", "calls/s", note2),
-        Row("POST /api/calls sequential p50 (target ≤ 3×)", seq[0], seq[1], "GET /api/me", "ms",
-            "each call within 300 m of the open ones before it: up to 50 duplicate warnings each"),
-        Row("POST /api/calls sequential p50, calls apart (no duplicate warnings)", apart[0], apart[1], "GET /api/me", "ms"),
+        *sequential_rows(seq, apart),
     )
 
 
@@ -416,9 +430,13 @@ if __name__ == "__main__":
     parser.add_argument("--ladder", type=rates, default=rates("10,25,50,75,100,150,200,300"), help="calls/s tried in turn for the ceiling")
     parser.add_argument("--step", type=float, default=15.0, help="seconds at each rate of the ladder")
     parser.add_argument("--sequential", type=int, default=300, help="sequential POST /api/calls (and GET /api/me)")
+    parser.add_argument("--sequential-only", action="store_true", help="only POST /api/calls against GET /api/me, sequentially")
     parser.add_argument("--no-baseline-ladder", dest="baseline_ladder", action="store_false", help="skip the NOTIFY baseline's ceiling")
     parser.add_argument("--closed", action="store_true", help="the closed loop instead")
     parser.add_argument("--units", type=int, default=20, help="--closed: unit sockets, one worker each")
     parser.add_argument("--calls", type=int, default=10, help="--closed: calls per unit")
     args = parser.parse_args()
-    asyncio.run(closed_main(args.units, args.calls) if args.closed else open_main(args))
+    if args.sequential_only:
+        asyncio.run(sequential_main(args.sequential))
+    else:
+        asyncio.run(closed_main(args.units, args.calls) if args.closed else open_main(args))

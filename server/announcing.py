@@ -21,7 +21,8 @@ from asyncpg.transaction import Transaction
 CHANNEL = "psc119_events"
 # What asyncpg sends to end an outermost transaction, and what this connection sends instead when it announces.
 _COMMIT = "COMMIT;"
-_COMMIT_AND_ANNOUNCE = f"COMMIT; NOTIFY {CHANNEL}"
+_ANNOUNCE = f"NOTIFY {CHANNEL}"
+_COMMIT_AND_ANNOUNCE = f"COMMIT; {_ANNOUNCE}"
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,22 @@ class AnnouncingConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg
         if not (self._announce_at_commit and query == _COMMIT and not args):
             return str(await super().execute(query, *args, timeout=timeout))
         self._announce_at_commit = False
+        return await self._announcing(_COMMIT_AND_ANNOUNCE, "COMMIT", timeout)
+
+    async def announce(self) -> None:
+        """NOTIFY the event channel now, after a statement outside any transaction that appended events as announced
+        (a statement of its own commits as it ends)."""
+        await self._announcing(_ANNOUNCE, "", None)
+
+    async def _announcing(self, query: str, committed: str, timeout: float | None) -> str:
         try:
-            return str(await super().execute(_COMMIT_AND_ANNOUNCE, timeout=timeout))
+            return str(await super().execute(query, timeout=timeout))
         except asyncpg.ProgramLimitExceededError as exc:
             if "NOTIFY" not in str(exc):
                 raise
-            # The NOTIFY's own transaction found the notification queue full: the COMMIT before it went through.
+            # The NOTIFY's own transaction found the notification queue full: what it announces had committed.
             log.warning("committed events not announced (the buses find them at their next poll): %s", exc)
-            return "COMMIT"
+            return committed
 
 
 class AnnouncingTransaction:

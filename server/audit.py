@@ -38,7 +38,16 @@ class Entry:
     def cte(self, first: int) -> str:
         """The entry as a ``WITH`` item of another statement whose parameters from ``$first`` on are `values`:
         written in that statement's round trip, in its transaction."""
-        return f"audited AS (INSERT INTO audit_log ({COLUMNS}) VALUES ({_params(first, len(COLUMNS.split(',')))}))"
+        return cte(first)
+
+
+def cte(first: int, after: str | None = None) -> str:
+    """`Entry.cte`; ``after``: another ``WITH`` item's name, the entry is written only if that one has a row
+    (the change it records was made)."""
+    params = _params(first, len(COLUMNS.split(",")))
+    if after is None:
+        return f"audited AS (INSERT INTO audit_log ({COLUMNS}) VALUES ({params}))"
+    return f"audited AS (INSERT INTO audit_log ({COLUMNS}) SELECT {params} FROM {after})"
 
 
 def _params(first: int, count: int) -> str:

@@ -1,10 +1,11 @@
 """Calls and incidents: recording a call, assessing it, updating and closing it.
 
-A call is committed first, in its own transaction with its ``call.received``
-event, before anything else can fail; the assessment (duplicate and prank
-warnings, the recommendation) follows and is stored and announced as
-``call.assessed``, with ``assessed_at`` set in the same transaction, so a call
-whose process died in between is found and assessed at the next start-up.
+An operator's call is stored with its assessment in one statement (`server.call_intake`). Here a
+call is recorded unassessed, in its own transaction with its ``call.received`` event (when its
+assessment failed, and a referral's transfer); the assessment (duplicate and prank warnings, the
+recommendation) follows and is stored and announced as ``call.assessed``, with ``assessed_at`` set
+in the same transaction, so a call whose process died in between is found and assessed at the next
+start-up.
 """
 
 from __future__ import annotations
@@ -13,24 +14,23 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import math
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
 
 from dispatch import assignment as core
-from dispatch.call import call_from_dict, resolve_priority
+from dispatch.call import Call, call_from_dict, resolve_priority
 from dispatch.doctrine import call_needs, needs_from_capabilities
-from dispatch.duplicates import DuplicateRules, OpenIncident, find_duplicates, prank_flag
 from dispatch.errors import InvalidInput
-from dispatch.geo import Point, geodesic_m
-from dispatch.ids import IncidentId
+from dispatch.eta import ReRanker
+from dispatch.geo import Point
 from dispatch.outcome import Outcome, parse_outcome
 from dispatch.priority import Priority
 from dispatch.recommend import rerank_by_road_eta
 from dispatch.triage import CallType, TriageTable, default_triage_table
-from server import audit, decisions, events, phone_presence
+from server import areas, audit, call_warnings, decisions, events, phone_presence
 from server.config import DispatchSettings
 from server.errors import Conflict, InvalidField, NotFound
 from server.fleet import Fleet
@@ -42,19 +42,7 @@ INCIDENT_COLUMNS = """id, idempotency_key, created_by, received_at, caller_phone
     referral_id"""
 # The newest event committed before the statement's snapshot: what a recommendation made for it must have seen.
 EVENTS_SEEN = "(SELECT coalesce(max(id), 0) FROM events) AS events_seen"
-# Nearest kelurahan centroid farther than this is not taken as the call's kelurahan.
-KELURAHAN_MATCH_M = 5000.0
 MAX_COMPLAINT = 500
-
-
-def rules_of(settings: DispatchSettings) -> DuplicateRules:
-    return DuplicateRules(
-        radius_m=settings.duplicate_radius_m,
-        window=dt.timedelta(seconds=settings.duplicate_window_s),
-        caller_window=dt.timedelta(seconds=settings.same_caller_window_s),
-        prank_threshold=settings.prank_threshold,
-        prank_window=dt.timedelta(days=settings.prank_window_days),
-    )
 
 
 def incident_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -64,6 +52,12 @@ def incident_json(row: asyncpg.Record) -> dict[str, Any]:
     data["location"] = {"lat": row["lat"], "lon": row["lon"]} if row["lat"] is not None else None
     del data["lat"], data["lon"], data["idempotency_key"]
     return data
+
+
+def incident_json_sql(row: str) -> str:
+    """`incident_json` in SQL, of ``row`` (a ``WITH`` item returning `INCIDENT_COLUMNS`): for an event built in the statement."""
+    return f"""(to_jsonb({row}) - '{{lat,lon,idempotency_key}}'::text[]
+        || jsonb_build_object('location', CASE WHEN {row}.lat IS NULL THEN NULL ELSE jsonb_build_object('lat', {row}.lat, 'lon', {row}.lon) END))"""
 
 
 def crew_view(row: asyncpg.Record, call_type: CallType | None) -> dict[str, Any]:
@@ -132,54 +126,62 @@ class CallIntake:
 
 async def _area(con: asyncpg.Connection, kelurahan: str, location: Point | None) -> tuple[str | None, str | None]:
     """(kelurahan code, kecamatan code): the named kelurahan, else the nearest centroid to the location."""
-    if kelurahan:
-        row = await con.fetchrow("SELECT code, kecamatan FROM kelurahan WHERE code = $1 OR lower(name) = lower($1)", kelurahan)
-        if row is None:
-            raise InvalidField(f"unknown kelurahan {kelurahan!r}", field="kelurahan")
-        return row["code"], row["kecamatan"]
-    if location is None:
+    if not kelurahan and location is None:
         return None, None
-    rows = await con.fetch("SELECT code, kecamatan, lat, lon FROM kelurahan")
-    if not rows:
-        return None, None
-    # Picking the nearest centroid needs no geodesic: a flat projection orders them the same at this scale.
-    scale = math.cos(math.radians(location.lat))
-    nearest = min(rows, key=lambda r: (r["lat"] - location.lat) ** 2 + ((r["lon"] - location.lon) * scale) ** 2)
-    if geodesic_m(location, Point(nearest["lat"], nearest["lon"])) > KELURAHAN_MATCH_M:
-        return None, None
-    return nearest["code"], nearest["kecamatan"]
+    found = await con.fetchrow(areas.sql(1), *areas.values(kelurahan, location))
+    return areas.area(kelurahan, location, tuple(found) if found else None)
+
+
+# What intake writes of a new incident (`intake_values`); every other column starts at its default.
+INTAKE_COLUMNS = """id, idempotency_key, request_digest, created_by, caller_phone, caller_name, lat, lon, address, kelurahan,
+    kecamatan, call_type, complaint, priority, notes, needs"""
+
+
+def intake_values(
+    incident_id: uuid.UUID, actor: audit.Actor, intake: CallIntake, call: Call, triage: TriageTable, area: tuple[str | None, str | None],
+) -> tuple[Any, ...]:
+    """`INTAKE_COLUMNS`' values, in order."""
+    return (
+        incident_id, intake.idempotency_key, intake.digest, actor.user_id, call.phone, call.caller_name,
+        call.location.lat if call.location else None, call.location.lon if call.location else None,
+        call.address, *area, call.call_type, intake.complaint, resolve_priority(call, triage).value, call.notes,
+        call_needs(triage, call.call_type).capabilities(),
+    )
+
+
+async def existing(con: asyncpg.Connection | asyncpg.Pool, intake: CallIntake) -> asyncpg.Record:
+    """The call stored under the intake's idempotency key, with ``assessed_at`` and ``events_seen`` (`record_call`):
+    a retry of the same call; another call under that key is refused."""
+    row = await con.fetchrow(
+        f"SELECT {INCIDENT_COLUMNS}, request_digest, assessed_at, {EVENTS_SEEN} FROM incidents WHERE idempotency_key = $1",
+        intake.idempotency_key,
+    )
+    if row["request_digest"] != intake.digest:
+        raise Conflict("this idempotency key was used for a different call", field="idempotency_key")
+    return row
+
+
+def parse_call(intake: CallIntake, triage: TriageTable) -> Call:
+    return call_from_dict(intake.fields, received_at=dt.datetime.now(dt.UTC), table=triage)
 
 
 async def record_call(
     pool: asyncpg.Pool, actor: audit.Actor, intake: CallIntake, triage: TriageTable
 ) -> tuple[asyncpg.Record, bool]:
-    """Commit the call (idempotently); return its row and whether this request created it.
+    """Commit the call (idempotently), unassessed; return its row and whether this request created it.
     The row also has ``events_seen``, the newest event committed before the call (`recommend_for`), and
     for an existing call ``assessed_at``."""
-    call = call_from_dict(intake.fields, received_at=dt.datetime.now(dt.UTC), table=triage)
-    priority = resolve_priority(call, triage)
+    call = parse_call(intake, triage)
     async with pool.acquire() as con, con.transaction():
-        kelurahan, kecamatan = await _area(con, call.kelurahan, call.location)
         incident_id = uuid.uuid4()
         row = await con.fetchrow(
-            f"""INSERT INTO incidents (id, idempotency_key, request_digest, created_by, caller_phone, caller_name, lat, lon,
-                    address, kelurahan, kecamatan, call_type, complaint, priority, notes, needs)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+            f"""INSERT INTO incidents ({INTAKE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                 ON CONFLICT (idempotency_key) DO NOTHING
                 RETURNING {INCIDENT_COLUMNS}, {EVENTS_SEEN}""",
-            incident_id, intake.idempotency_key, intake.digest, actor.user_id, call.phone, call.caller_name,
-            call.location.lat if call.location else None, call.location.lon if call.location else None,
-            call.address, kelurahan, kecamatan, call.call_type, intake.complaint, priority.value, call.notes,
-            call_needs(triage, call.call_type).capabilities(),
+            *intake_values(incident_id, actor, intake, call, triage, await _area(con, call.kelurahan, call.location)),
         )
         if row is None:
-            existing = await con.fetchrow(
-                f"SELECT {INCIDENT_COLUMNS}, request_digest, assessed_at, {EVENTS_SEEN} FROM incidents WHERE idempotency_key = $1",
-                intake.idempotency_key,
-            )
-            if existing["request_digest"] != intake.digest:
-                raise Conflict("this idempotency key was used for a different call", field="idempotency_key")
-            return existing, False
+            return await existing(con, intake), False
         incident = incident_json(row)
         del incident["events_seen"]
         await events.append(
@@ -195,41 +197,11 @@ async def assess(
     """Duplicate and prank warnings (stored) and the current recommendation, both tiers (not stored); and the
     incident as this assessment stored it (None: another had assessed it first). ``events_seen``: as for `recommend_for`."""
     now = dt.datetime.now(dt.UTC)
-    rules = rules_of(settings)
+    rules = call_warnings.rules_of(settings)
     location = Point(row["lat"], row["lon"]) if row["lat"] is not None else None
-    horizon = max(rules.window, rules.caller_window)
-    # Only incidents that could match: the same number, or inside a box around the radius.
-    # The exact geodesic test is the core's; the box just keeps it from running over every open incident.
-    box_lat, box_lon = _box_degrees(location, rules.radius_m)
-    # Closed ones only by number, closed within the caller window; and the number's recent pranks (prank
-    # true), in the same round trip.
-    rows = await pool.fetch(
-        """SELECT false AS prank, id, received_at, caller_phone, lat, lon, closed_at FROM incidents
-           WHERE id <> $1 AND ((closed_at IS NULL AND received_at BETWEEN $2 AND $3
-             AND (caller_phone = $4 OR (lat BETWEEN $5::float8 - $7::float8 AND $5::float8 + $7::float8
-                                        AND lon BETWEEN $6::float8 - $8::float8 AND $6::float8 + $8::float8)))
-             OR (caller_phone = $4 AND closed_at BETWEEN $9 AND $10))
-           UNION ALL
-           SELECT true, id, received_at, caller_phone, lat, lon, closed_at FROM incidents
-           WHERE caller_phone = $4 AND outcome = 'prank' AND received_at > $11""",
-        row["id"], row["received_at"] - horizon, row["received_at"] + horizon, row["caller_phone"],
-        row["lat"], row["lon"], box_lat, box_lon,
-        row["received_at"] - rules.caller_window, row["received_at"] + rules.caller_window, now - rules.prank_window,
-    )
-    others = [r for r in rows if not r["prank"]]
-    prank_times = [r for r in rows if r["prank"]]
-    open_incidents = [
-        OpenIncident(IncidentId(str(o["id"])), o["received_at"], o["caller_phone"],
-                     Point(o["lat"], o["lon"]) if o["lat"] is not None else None, o["closed_at"])
-        for o in others
-    ]
-    warnings = [
-        {"kind": "duplicate", **w.to_dict()}
-        for w in find_duplicates(row["caller_phone"], location, row["received_at"], open_incidents, rules)
-    ]
-    flag = prank_flag(row["caller_phone"], [r["received_at"] for r in prank_times], now, rules)
-    if flag is not None:
-        warnings.append({"kind": "repeat_prank", "prank_count": flag.prank_count, "since": flag.since.isoformat()})
+    rows = await pool.fetch(call_warnings.sql("$10::timestamptz"), *call_warnings.values(row["id"], row["caller_phone"], location, rules),
+                            row["received_at"])
+    warnings = call_warnings.warnings(rows, row["caller_phone"], location, row["received_at"], now, rules)
     recommendations = await recommend_for(fleet, settings, row, events_seen=events_seen)
     async with pool.acquire() as con, con.transaction():
         # Only the first assessment is stored and announced: a retried request and the start-up
@@ -246,14 +218,6 @@ async def assess(
             row["id"], warnings, *event.values,
         )
     return warnings, recommendations, first
-
-
-def _box_degrees(location: Point | None, radius_m: float) -> tuple[float, float]:
-    """Half-widths in degrees of a box that surely contains the circle (10% margin); zero without a location."""
-    if location is None:
-        return 0.0, 0.0
-    lat_deg = radius_m * 1.1 / 110_574  # the shortest a degree of latitude gets
-    return lat_deg, lat_deg / max(math.cos(math.radians(abs(location.lat) + lat_deg)), 1e-6)
 
 
 async def recommend_for(
@@ -276,8 +240,20 @@ async def recommend_for(
         await fleet.caught_up(events_seen)
     elif catch_up:
         await fleet.current()
+    result = await ranked(fleet, settings, row, exclude, road=fleet.road if catch_up else None)
+    if not catch_up:
+        return result
+    # Whether each unit's phone is connected: an offline phone is reached by radio. One query for both tiers.
+    return with_phones(result, await phone_presence.phones(fleet.pool, tier_units(result), settings.phone_offline_s))
+
+
+async def ranked(
+    fleet: Fleet, settings: DispatchSettings, row: Mapping[str, Any], exclude: tuple[str, ...] = (), *, road: ReRanker | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """`recommend_for`'s tiers as the index ranks them now (re-ranked by ``road``), without the phones."""
+    if row["lat"] is None:
+        return {"recommendations": [], "transport": []}
     scene = Point(row["lat"], row["lon"])
-    road = fleet.road if catch_up else None
     k = settings.recommend_k
     tiers = fleet.recommend_tiers(scene, max(k, settings.road_eta_shortlist) if road else k, needs_from_capabilities(row["needs"]), exclude)
     first, carry = tiers.first_response, tiers.transport
@@ -286,12 +262,15 @@ async def recommend_for(
         shortlist = list({r.unit_id: r for r in [*first, *carry]}.values())
         road_s = {r.unit_id: r.road_eta_s for r in await road.rerank(scene, shortlist, len(shortlist)) if r.road_eta_s is not None}
         first, carry = rerank_by_road_eta(first, road_s, k), rerank_by_road_eta(carry, road_s, k)
-    result = {"recommendations": [r.to_dict() for r in first], "transport": [r.to_dict() for r in carry]}
-    if not catch_up:
-        return result
-    # Whether each unit's phone is connected: an offline phone is reached by radio. One query for both tiers.
-    found = await phone_presence.phones(fleet.pool, (str(r["unit_id"]) for rows in result.values() for r in rows), settings.phone_offline_s)
-    return {tier: [r | {"phone": found[str(r["unit_id"])]} for r in rows] for tier, rows in result.items()}
+    return {"recommendations": [r.to_dict() for r in first], "transport": [r.to_dict() for r in carry]}
+
+
+def tier_units(tiers: dict[str, list[dict[str, Any]]]) -> list[str]:
+    return [str(r["unit_id"]) for rows in tiers.values() for r in rows]
+
+
+def with_phones(tiers: dict[str, list[dict[str, Any]]], found: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    return {tier: [r | {"phone": found[str(r["unit_id"])]} for r in rows] for tier, rows in tiers.items()}
 
 
 async def get(con: asyncpg.Connection | asyncpg.Pool, incident_id: str, *, lock: bool = False) -> asyncpg.Record:

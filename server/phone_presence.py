@@ -38,19 +38,27 @@ log = logging.getLogger(__name__)
 OPERATORS = "role:operator"
 # How often a process writes the presence of the phones heard from meanwhile: well inside the expiry.
 REFRESH_S = 1.0
-LIVE = "closed_at IS NULL AND seen_at > now() - make_interval(secs => $2)"
+_LIVE_WITHIN = "closed_at IS NULL AND seen_at > now() - make_interval(secs => {offline_s})"
+LIVE = _LIVE_WITHIN.format(offline_s="$2")
+
+
+def presence_sql(units: str, offline_s: str) -> str:
+    """A row (unit_id, last_seen, connected) per unit of ``units`` (SQL, a text array) heard of, connected when seen
+    within ``offline_s`` seconds (SQL): a read that another statement can embed (`presence` turns its rows into `phones`)."""
+    return f"""SELECT unit_id, max(seen_at) AS last_seen, bool_or({_LIVE_WITHIN.format(offline_s=offline_s)}) AS connected
+        FROM phone_sockets WHERE unit_id = ANY({units}) GROUP BY unit_id"""
+
+
+def presence(rows: Iterable[Iterable[Any]], unit_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """`phones` from the rows `presence_sql` read."""
+    found = {unit_id: {"connected": connected, "last_seen": last_seen.isoformat()} for unit_id, last_seen, connected in rows}
+    return {unit_id: found.get(unit_id, {"connected": False, "last_seen": None}) for unit_id in sorted(set(unit_ids))}
 
 
 async def phones(con: asyncpg.Connection | asyncpg.Pool, unit_ids: Iterable[str], offline_s: float) -> dict[str, dict[str, Any]]:
     """``{unit_id: {"connected": bool, "last_seen": ISO time or None}}`` for each of ``unit_ids``."""
     wanted = sorted(set(unit_ids))
-    rows = await con.fetch(
-        f"""SELECT unit_id, max(seen_at) AS last_seen, bool_or({LIVE}) AS connected
-            FROM phone_sockets WHERE unit_id = ANY($1) GROUP BY unit_id""",
-        wanted, offline_s,
-    )
-    found = {r["unit_id"]: {"connected": r["connected"], "last_seen": r["last_seen"].isoformat()} for r in rows}
-    return {unit_id: found.get(unit_id, {"connected": False, "last_seen": None}) for unit_id in wanted}
+    return presence(await con.fetch(presence_sql("$1", "$2"), wanted, offline_s), wanted)
 
 
 async def with_phones(

@@ -1,7 +1,8 @@
-"""Assessing, at start-up, the calls that a stopped process recorded but never assessed.
+"""Assessing, at start-up, the calls that were stored but never assessed.
 
-A call is committed before it is assessed (`server.incidents`); a process killed in
-between leaves it with ``assessed_at`` unset, no duplicate or prank warning and no
+A call is stored with its assessment (`server.call_intake`), or without one when its assessment
+failed (`server.incidents.record_call`, also how a referral's transfer is stored before it is
+assessed); such a call has ``assessed_at`` unset, no duplicate or prank warning and no
 ``call.assessed`` event. Every process assesses such calls when it starts, oldest
 first, exactly as the request would have: the warnings are stored and announced to
 the operators. Two processes starting together may both assess a call; only the

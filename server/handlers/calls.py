@@ -8,7 +8,7 @@ import pydantic
 from aiohttp import web
 
 from dispatch.geo import Point
-from server import assignments, auto_dispatch, destinations, dispatch_guard, incidents, phone_presence
+from server import assignments, auto_dispatch, call_intake, destinations, dispatch_guard, incidents, phone_presence
 from server.api_schemas import ANY, ASSIGNMENT, CALL_TAKEN, DISPATCH_REFUSED, DISPATCH_STATE, INCIDENT, INTEGER, STRING, TIERS, array, obj
 from server.errors import InvalidField, NotFound
 from server.handlers.auth import actor_of
@@ -91,12 +91,13 @@ async def create_call(request: web.Request) -> web.Response:
         body["location"] = dict(body["location"])
     pool, fleet, settings = request.app[POOL], request.app[FLEET], _settings(request)
     triage = await request.app[TRIAGE].get()
-    actor = actor_of(request)
-    row, created = await incidents.record_call(pool, actor, incidents.CallIntake.parse(body), triage)
-    if created:
-        request.app[METRICS].call_received(row["priority"])
+    taken = await call_intake.take(pool, fleet, settings, actor_of(request), incidents.CallIntake.parse(body), triage)
+    row, created = taken.row, taken.created
     fresh = None  # the incident as stored now, when already known
-    if created or row["assessed_at"] is None:  # a retry after a failed assessment assesses it now
+    if taken.warnings is not None and taken.tiers is not None:
+        request.app[METRICS].call_received(row["priority"])
+        warnings, recommendations, fresh = taken.warnings, taken.tiers, row
+    elif row["assessed_at"] is None:  # a retry after a failed assessment assesses it now
         warnings, recommendations, fresh = await incidents.assess(pool, fleet, settings, row, row["events_seen"])
     else:
         warnings, recommendations = row["warnings"], await incidents.recommend_for(fleet, settings, row, events_seen=row["events_seen"])

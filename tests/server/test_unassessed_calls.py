@@ -1,5 +1,6 @@
-"""A call is recorded, then assessed. A process killed in between must not leave the call
-unassessed for ever: the next start-up assesses it, and a retried request assesses it too."""
+"""A call is assessed, then stored with its assessment. A call stored without one (its assessment failed, or an
+older process stored it before assessing it) must not stay unassessed for ever: the next start-up assesses it,
+and a retried request assesses it too."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import pytest
 
-from server import audit, db, incidents
+from server import audit, call_warnings, db, incidents
 from server.config import DatabaseSettings
 from server.handlers.calls import CallBody
 from tests.conftest import Api, start_api
@@ -99,46 +101,77 @@ async def test_a_retried_request_assesses_a_call_left_unassessed(demo_dsn: str, 
         assert (await _assessment(con, orphan))[2] == 1
 
 
-async def test_kill_9_during_a_burst_of_calls_leaves_none_unassessed(demo_dsn: str, con: asyncpg.Connection, tmp_path: Path) -> None:
-    """200 concurrent calls to one place, the process killed while they are under way, then restarted."""
+async def test_a_call_whose_assessment_raises_is_stored_unassessed_and_its_retry_assesses_it(
+    api: Api, con: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The call is assessed before it is stored; an assessment that fails must not lose the call."""
+    token, first = await _first_call(api)
+
+    def broken(*_args: object) -> list[object]:
+        raise RuntimeError("the duplicate rules failed")
+
+    monkeypatch.setattr(call_warnings, "find_duplicates", broken)
+    body = call_body(phone="0857-1111-2222")
+    status, _ = await api.call("POST", "/api/calls", token, json=body)
+    assert status == 500
+    stored = await con.fetchval("SELECT id::text FROM incidents WHERE idempotency_key = $1", body["idempotency_key"])
+    assert stored is not None, "the call was lost with its assessment"
+    assert (await _assessment(con, stored))[::2] == (None, 0)
+    assert await con.fetchval("SELECT count(*) FROM events WHERE type = 'call.received' AND payload->>'incident_id' = $1", stored) == 1
+
+    monkeypatch.undo()
+    status, retried = await api.call("POST", "/api/calls", token, json=body)  # the client retries what failed
+    assert status == 200 and not retried["created"] and retried["incident"]["id"] == stored
+    assert _duplicate_of(retried["warnings"]) == {first}
+    assessed_at, warnings, announced = await _assessment(con, stored)
+    assert assessed_at is not None and warnings == retried["warnings"] and announced == 1
+
+
+async def test_kill_9_during_a_burst_of_calls_loses_none_and_leaves_none_unassessed(
+    demo_dsn: str, con: asyncpg.Connection, tmp_path: Path,
+) -> None:
+    """200 concurrent calls to one place, the process killed while they are under way, then restarted: every call
+    answered is stored, and every call stored is assessed and announced once."""
     session = aiohttp.ClientSession()
     served: list[Served] = []
     try:
         served.append(await Served.start(["serve", "--port", "0"], cli_env(demo_dsn), tmp_path / "first.log"))
         api = Remote(None, session, demo_dsn, base=served[0].url)  # type: ignore[arg-type]
         token = await api.login("operator")
-        answered = 0
+        answered: set[str] = set()
         half = asyncio.Event()
 
         async def one(n: int) -> None:
-            nonlocal answered
             try:
-                await api.call("POST", "/api/calls", token, json=call_body(phone=f"0813{n:08d}"))
+                status, body = await api.call("POST", "/api/calls", token, json=call_body(phone=f"0813{n:08d}"))
             except aiohttp.ClientError:
                 return  # the process was killed under this request
-            answered += 1
-            if answered == CALLS // 4:
+            assert status == 201, body
+            answered.add(body["incident"]["id"])
+            if len(answered) == CALLS // 4:
                 half.set()
 
         burst = [asyncio.create_task(one(n)) for n in range(CALLS)]
         await asyncio.wait_for(half.wait(), 60)
         await served[0].kill()
         await asyncio.gather(*burst)
-        recorded = await con.fetchval("SELECT count(*) FROM incidents")
+        assert len(answered) < CALLS, "the kill came after the burst; nothing was tested"
+        stored = {str(r["id"]) for r in await con.fetch("SELECT id FROM incidents")}
+        assert answered <= stored
         left = {str(r["id"]) for r in await con.fetch("SELECT id FROM incidents WHERE assessed_at IS NULL")}
-        assert left, "the kill left no call between recording and assessment; nothing was tested"
 
         served.append(await Served.start(["serve", "--port", "0"], cli_env(demo_dsn), tmp_path / "second.log"))
         assert await con.fetchval("SELECT count(*) FROM incidents WHERE assessed_at IS NULL") == 0
         rows = await con.fetch("SELECT id::text AS id, warnings FROM incidents")
-        assert len(rows) == recorded
-        announced = dict(await con.fetch(
-            "SELECT payload->>'incident_id', count(*) FROM events WHERE type = 'call.assessed' GROUP BY 1"))
-        assert {r["id"]: announced.get(r["id"]) for r in rows} == {r["id"]: 1 for r in rows}  # once each, no call twice
-        # Assessed after the restart, when every call of the burst was in: each is a duplicate of all the others.
+        assert {r["id"] for r in rows} == stored
+        for kind in ("call.received", "call.assessed"):
+            announced = dict(await con.fetch("SELECT payload->>'incident_id', count(*) FROM events WHERE type = $1 GROUP BY 1", kind))
+            assert {r["id"]: announced.get(r["id"]) for r in rows} == {r["id"]: 1 for r in rows}, kind  # once each, no call twice
+        # A call left unassessed (none, unless an assessment failed) is assessed after the restart, when every call
+        # of the burst was in: it is a duplicate of all the others.
         for r in rows:
             if r["id"] in left:
-                assert _duplicate_of(r["warnings"]) == {o["id"] for o in rows} - {r["id"]}, r["id"]
+                assert _duplicate_of(r["warnings"]) == stored - {r["id"]}, r["id"]
         await served[1].terminate()
     finally:
         await session.close()

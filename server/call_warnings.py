@@ -1,0 +1,85 @@
+"""A call's duplicate and prank warnings: the incidents that could match, read in one statement, judged by the core.
+
+The read (`sql`) is embedded in the statement of its caller: at intake, the one that also reads the time the
+call is taken at (`server.call_intake`); for a call assessed after it was stored, one of its own with the
+stored time (`server.incidents.assess`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+
+from dispatch.duplicates import DuplicateRules, OpenIncident, find_duplicates, prank_flag
+from dispatch.geo import Point
+from dispatch.ids import IncidentId
+from server.config import DispatchSettings
+
+# Only incidents that could match: the same number, or inside a box around the radius (the exact geodesic
+# test is the core's; the box just keeps it from running over every open incident). Closed ones only by
+# number, closed within the caller window; and the number's recent pranks (prank true). ``{at}``: the call's time.
+CANDIDATES = """SELECT false AS prank, id, received_at, caller_phone, lat, lon, closed_at FROM incidents
+    WHERE id <> $1 AND ((closed_at IS NULL AND received_at BETWEEN {at} - $2::interval AND {at} + $2::interval
+      AND (caller_phone = $3 OR (lat BETWEEN $4::float8 - $6::float8 AND $4::float8 + $6::float8
+                                 AND lon BETWEEN $5::float8 - $7::float8 AND $5::float8 + $7::float8)))
+      OR (caller_phone = $3 AND closed_at BETWEEN {at} - $8::interval AND {at} + $8::interval))
+    UNION ALL
+    SELECT true, id, received_at, caller_phone, lat, lon, closed_at FROM incidents
+    WHERE caller_phone = $3 AND outcome = 'prank' AND received_at > now() - $9::interval"""
+PARAMETERS = 9
+
+
+def rules_of(settings: DispatchSettings) -> DuplicateRules:
+    return DuplicateRules(
+        radius_m=settings.duplicate_radius_m,
+        window=dt.timedelta(seconds=settings.duplicate_window_s),
+        caller_window=dt.timedelta(seconds=settings.same_caller_window_s),
+        prank_threshold=settings.prank_threshold,
+        prank_window=dt.timedelta(days=settings.prank_window_days),
+    )
+
+
+def sql(at: str) -> str:
+    """`CANDIDATES` for a call at ``at`` (an SQL expression), with `values` as its parameters ``$1``-``$9``."""
+    return CANDIDATES.format(at=at)
+
+
+def values(incident_id: Any, phone: str, location: Point | None, rules: DuplicateRules) -> tuple[Any, ...]:
+    box_lat, box_lon = _box_degrees(location, rules.radius_m)
+    return (incident_id, max(rules.window, rules.caller_window), phone, location.lat if location else None,
+            location.lon if location else None, box_lat, box_lon, rules.caller_window, rules.prank_window)
+
+
+def _box_degrees(location: Point | None, radius_m: float) -> tuple[float, float]:
+    """Half-widths in degrees of a box that surely contains the circle (10% margin); zero without a location."""
+    if location is None:
+        return 0.0, 0.0
+    lat_deg = radius_m * 1.1 / 110_574  # the shortest a degree of latitude gets
+    return lat_deg, lat_deg / max(math.cos(math.radians(abs(location.lat) + lat_deg)), 1e-6)
+
+
+def warnings(
+    rows: Iterable[asyncpg.Record], phone: str, location: Point | None, received_at: dt.datetime, now: dt.datetime, rules: DuplicateRules,
+) -> list[dict[str, Any]]:
+    """The warnings from the rows `CANDIDATES` read (rows without an ``id`` are skipped: an outer join found none)."""
+    others: list[asyncpg.Record] = []
+    prank_times: list[asyncpg.Record] = []
+    for r in rows:
+        if r["id"] is not None:
+            (prank_times if r["prank"] else others).append(r)
+    open_incidents = [
+        OpenIncident(IncidentId(str(o["id"])), o["received_at"], o["caller_phone"],
+                     Point(o["lat"], o["lon"]) if o["lat"] is not None else None, o["closed_at"])
+        for o in others
+    ]
+    found: list[dict[str, Any]] = [
+        {"kind": "duplicate", **w.to_dict()} for w in find_duplicates(phone, location, received_at, open_incidents, rules)
+    ]
+    flag = prank_flag(phone, [r["received_at"] for r in prank_times], now, rules)
+    if flag is not None:
+        found.append({"kind": "repeat_prank", "prank_count": flag.prank_count, "since": flag.since.isoformat()})
+    return found

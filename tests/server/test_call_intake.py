@@ -1,0 +1,55 @@
+"""Taking a call ranks the units before its read, to read their phones in the same round trip: a ranking made
+while this process's index had not yet heard of a change committed before the call must not be answered."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from server import events
+from server.bus import Subscription
+from server.events import Event
+from server.keys import FLEET
+from tests.conftest import Api
+from tests.server.dispatch_support import call_body
+
+LAG_S = 0.3
+
+
+class Lagging:
+    """A subscription whose events reach the index ``LAG_S`` late, as on a busy process."""
+
+    def __init__(self, sub: Subscription) -> None:
+        self._sub = sub
+        self.queue = self
+        self.overflowed = sub.overflowed
+
+    async def get(self) -> Event:
+        event = await self._sub.queue.get()
+        await asyncio.sleep(LAG_S)
+        return event
+
+
+async def test_a_unit_sent_just_before_a_call_is_not_recommended_while_the_index_lags(
+    api: Api, con: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    operator = await api.login("operator")
+    status, first = await api.call("POST", "/api/calls", operator, json=call_body())
+    assert status == 201
+    unit = first["recommendations"][0]["unit_id"]
+
+    fleet = api.server.app[FLEET]
+    monkeypatch.setattr(fleet, "_sub", Lagging(fleet._sub))
+    async with con.transaction():  # wakes the index's reader: its next wait is on the lagging queue
+        await events.append(con, "test.nudge", {}, ["role:nobody"])
+    await con.execute("NOTIFY psc119_events")
+    await fleet.current()
+
+    status, _ = await api.call("POST", f"/api/incidents/{first['incident']['id']}/dispatch", operator, json={"unit_id": unit})
+    assert status == 201
+    assert fleet.index.get(unit).status.value == "available", "the index heard of the dispatch at once; nothing was tested"
+    status, second = await api.call("POST", "/api/calls", operator, json=call_body(phone="0857-1111-2222"))
+    assert status == 201
+    assert unit not in {r["unit_id"] for r in second["recommendations"] + second["transport"]}
