@@ -9,8 +9,9 @@ statements, where storing it and assessing it in two transactions cost two commi
 
 Nothing accepted is lost: if the assessment raises, the call is stored unassessed as before
 (`incidents.record_call`) and the request fails; its retry, or the next start-up (`server.unassessed`),
-assesses it. A call repeats the calls committed before its read: two calls taken at the same moment at the
-same place may each be stored before the other is seen; both are on every console at once.
+assesses it. Of two calls taken at the same moment at the same place, each may read before the other is
+stored; so once stored, a call reads the incidents it may repeat again (a fourth statement). The second of
+the two to read again sees the first: its new warnings are stored and announced (``call.assessed`` again).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from typing import Any
 
 import asyncpg
 
+from dispatch.call import Call
 from dispatch.doctrine import call_needs
+from dispatch.duplicates import DuplicateRules
 from dispatch.triage import TriageTable
-from server import areas, audit, call_warnings, incidents, phone_presence
+from server import areas, audit, call_warnings, events, incidents, phone_presence
 from server.config import DispatchSettings
 from server.errors import ApiError
 from server.fleet import Fleet
@@ -119,4 +122,26 @@ async def take(
         if row is None:
             return Taken(await incidents.existing(con, intake), False)
         await con.announce()
+        late = await _late_warnings(con, incident_id, call, first["taken_at"], rules, warnings)
+        if late:
+            warnings = warnings + late
+            async with con.transaction():
+                await con.execute("UPDATE incidents SET warnings = $2 WHERE id = $1", incident_id, warnings)
+                await events.append(con, "call.assessed", assessed | {"warnings": warnings}, [incidents.OPERATORS])
     return Taken(row, True, warnings, tiers)
+
+
+async def _late_warnings(
+    con: asyncpg.Connection, incident_id: uuid.UUID, call: Call, taken_at: dt.datetime, rules: DuplicateRules, known: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The warnings that calls stored between this call's read and its commit add (read after the commit)."""
+    rows = await con.fetch(call_warnings.sql(f"${call_warnings.PARAMETERS + 1}::timestamptz"),
+                           *call_warnings.values(incident_id, call.phone, call.location, rules), taken_at)
+    seen = {_about(w) for w in known}
+    return [w for w in call_warnings.warnings(rows, call.phone, call.location, taken_at, dt.datetime.now(dt.UTC), rules)
+            if _about(w) not in seen]
+
+
+def _about(warning: dict[str, Any]) -> tuple[str, str | None]:
+    """What a warning is about: a duplicate's incident, or the caller's pranks."""
+    return warning["kind"], warning.get("incident_id")

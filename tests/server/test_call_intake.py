@@ -53,3 +53,25 @@ async def test_a_unit_sent_just_before_a_call_is_not_recommended_while_the_index
     status, second = await api.call("POST", "/api/calls", operator, json=call_body(phone="0857-1111-2222"))
     assert status == 201
     assert unit not in {r["unit_id"] for r in second["recommendations"] + second["transport"]}
+
+
+async def test_of_calls_taken_at_once_at_one_place_each_pair_has_one_that_names_the_other(api: Api) -> None:
+    operator = await api.login("operator")
+    scene = {"lat": -6.2931, "lon": 106.7101}
+    answers = await asyncio.gather(*(
+        api.call("POST", "/api/calls", operator, json=call_body(phone=f"0857-3333-{n:04d}", location=scene)) for n in range(8)
+    ))
+    assert all(status == 201 for status, _ in answers), answers
+    stored = {body["incident"]["id"]: body for _, body in answers}
+    named = {
+        incident: {w["incident_id"] for w in body["warnings"] if w["kind"] == "duplicate"} for incident, body in stored.items()
+    }
+    for a in stored:
+        for b in stored:
+            if a < b:
+                assert b in named[a] or a in named[b], (a, b, named)
+    # What the answers said is what is stored, for the consoles that read it later.
+    for incident, body in stored.items():
+        status, read = await api.call("GET", f"/api/incidents/{incident}", operator)
+        assert status == 200
+        assert {w.get("incident_id") for w in read["incident"]["warnings"]} == {w.get("incident_id") for w in body["warnings"]}

@@ -164,9 +164,15 @@ async def test_kill_9_during_a_burst_of_calls_loses_none_and_leaves_none_unasses
         assert await con.fetchval("SELECT count(*) FROM incidents WHERE assessed_at IS NULL") == 0
         rows = await con.fetch("SELECT id::text AS id, warnings FROM incidents")
         assert {r["id"] for r in rows} == stored
-        for kind in ("call.received", "call.assessed"):
-            announced = dict(await con.fetch("SELECT payload->>'incident_id', count(*) FROM events WHERE type = $1 GROUP BY 1", kind))
-            assert {r["id"]: announced.get(r["id"]) for r in rows} == {r["id"]: 1 for r in rows}, kind  # once each, no call twice
+        received = dict(await con.fetch("SELECT payload->>'incident_id', count(*) FROM events WHERE type = 'call.received' GROUP BY 1"))
+        assert {r["id"]: received.get(r["id"]) for r in rows} == {r["id"]: 1 for r in rows}  # once each, no call twice
+        # Assessed once; again only to add the calls its read could not see yet, and its last word is what is stored.
+        assessed = {i: (n, w) for i, n, w in await con.fetch(
+            """SELECT payload->>'incident_id', count(*), (array_agg(payload->'warnings' ORDER BY id DESC))[1]
+               FROM events WHERE type = 'call.assessed' GROUP BY 1""")}
+        for r in rows:
+            count, warnings = assessed[r["id"]]
+            assert count in (1, 2) and warnings == r["warnings"], (r["id"], count)
         # A call left unassessed (none, unless an assessment failed) is assessed after the restart, when every call
         # of the burst was in: it is a duplicate of all the others.
         for r in rows:
