@@ -135,3 +135,10 @@ async def test_a_decline_alerts_the_console_naming_the_hospital_and_reason(pages
     await expect(alert).to_contain_text("RSU Kota Tangerang Selatan menolak pasien: IGD penuh")
     await expect(console.locator("#notice-now")).to_have_attribute("data-status", "declined")
     await expect(console.locator("#notice-now")).to_contain_text("IGD penuh")
+    # Opened again later, the incident shows its declined notice (which no longer carries the patient).
+    await console.reload()
+    await expect(console.locator("body")).to_have_attribute("data-ready", "true")
+    await console.locator("#incident-board tr.incident-row").first.click()
+    await expect(console.locator("#notice-now")).to_have_attribute("data-status", "declined")
+    await expect(console.locator("#notice-now")).to_contain_text("IGD penuh")
+    assert await console.input_value("#patient-age") == ""

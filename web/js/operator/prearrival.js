@@ -26,8 +26,8 @@ export class NoticeLine {
     if (this.incidentId !== incidentId) return;
     this.notice = notices.find((n) => OPEN.has(n.status)) || notices[0] || null;
     // What is known of the patient so far fills the form (the crew may have entered it).
-    /** @type {HTMLInputElement} */ ($("#patient-age")).value = this.notice?.patient.age ?? "";
-    /** @type {HTMLSelectElement} */ ($("#patient-sex")).value = this.notice?.patient.sex ?? "";
+    /** @type {HTMLInputElement} */ ($("#patient-age")).value = this.notice?.patient?.age ?? "";
+    /** @type {HTMLSelectElement} */ ($("#patient-sex")).value = this.notice?.patient?.sex ?? "";
     this.draw();
   }
 
