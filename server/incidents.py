@@ -20,17 +20,14 @@ from typing import Any
 
 import asyncpg
 
-from dispatch import assignment as core
 from dispatch.call import Call, call_from_dict, resolve_priority
 from dispatch.doctrine import call_needs, needs_from_capabilities
-from dispatch.errors import InvalidInput
 from dispatch.eta import ReRanker
 from dispatch.geo import Point
-from dispatch.outcome import Outcome, parse_outcome
 from dispatch.priority import Priority
 from dispatch.recommend import rerank_by_road_eta
 from dispatch.triage import CallType, TriageTable, default_triage_table
-from server import areas, audit, call_warnings, decisions, events, phone_presence
+from server import areas, audit, call_warnings, events, phone_presence
 from server.config import DispatchSettings
 from server.errors import Conflict, InvalidField, NotFound
 from server.fleet import Fleet
@@ -348,30 +345,3 @@ def state_of(row: asyncpg.Record) -> dict[str, Any]:
 async def active_unit_audience(con: asyncpg.Connection, incident_key: uuid.UUID) -> list[str]:
     rows = await con.fetch("SELECT unit_id FROM assignments WHERE incident_id = $1 AND ended_at IS NULL", incident_key)
     return [f"unit:{r['unit_id']}" for r in rows]
-
-
-async def close(
-    pool: asyncpg.Pool, actor: audit.Actor, incident_id: str, outcome_value: object, duplicate_of: str | None = None
-) -> asyncpg.Record:
-    """Close with an outcome. Units must have cleared first; a duplicate names the incident it repeats."""
-    try:
-        outcome = parse_outcome(outcome_value)
-    except InvalidInput as exc:
-        raise InvalidField(exc.message, field="outcome") from None
-    if (outcome is Outcome.DUPLICATE) != (duplicate_of is not None):
-        raise InvalidField("is required exactly when the outcome is duplicate", field="duplicate_of")
-    async with pool.acquire() as con, con.transaction():
-        row = await get(con, incident_id, lock=True)
-        facts = decisions.incident_facts(row)
-        decision = core.close(facts, await decisions.serving(con, row["id"]), outcome)
-        original = None
-        if duplicate_of is not None:
-            original = (await get(con, duplicate_of))["id"]
-            if original == row["id"]:
-                raise InvalidField("an incident cannot duplicate itself", field="duplicate_of")
-        closed = await decisions.apply(con, row["id"], facts, decision, INCIDENT_COLUMNS,
-                                       announced=({"incident_id": incident_id, "duplicate_of": duplicate_of, "by": actor.username},
-                                                  [OPERATORS]),
-                                       audited=audit.Entry(actor, "incident.close", f"incident:{incident_id}", {"outcome": outcome.value}),
-                                       outcome=outcome.value, duplicate_of=original, closed_at=await decisions.now(con))
-    return closed

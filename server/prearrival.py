@@ -76,13 +76,25 @@ async def destination_set(con: asyncpg.Connection, actor: audit.Actor, incident_
     if current is not None:
         if current["facility_code"] == facility:
             return
-        withdrawn = await _set(con, current, NoticeStatus.WITHDRAWN, "withdrawn_at = now(), closed_by = $3", actor.username)
-        await _announce(con, "notice.withdrawn", withdrawn, actor)
+        await _withdraw(con, current, actor)
     sent = await con.fetchrow(
         f"INSERT INTO prearrival_notices (incident_id, facility_code, sent_by) VALUES ($1, $2, $3) RETURNING {NOTICE_COLUMNS}",
         incident_key, facility, actor.username,
     )
     await _announce(con, "notice.sent", sent, actor)
+
+
+async def incident_closed(con: asyncpg.Connection, actor: audit.Actor, incident_key: uuid.UUID) -> None:
+    """The incident closed (in the caller's transaction, the incident locked): a notice still open is withdrawn,
+    so no hospital keeps waiting for a patient who is not coming."""
+    current = await open_notice(con, incident_key, lock=True)
+    if current is not None:
+        await _withdraw(con, current, actor, reason="incident_closed")
+
+
+async def _withdraw(con: asyncpg.Connection, notice: asyncpg.Record, actor: audit.Actor, **detail: Any) -> None:
+    withdrawn = await _set(con, notice, NoticeStatus.WITHDRAWN, "withdrawn_at = now(), closed_by = $3", actor.username)
+    await _announce(con, "notice.withdrawn", withdrawn, actor, **detail)
 
 
 async def _lock_for_hospital(con: asyncpg.Connection, notice_id: int, facility: str | None) -> asyncpg.Record:

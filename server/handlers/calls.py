@@ -8,7 +8,7 @@ import pydantic
 from aiohttp import web
 
 from dispatch.geo import Point
-from server import assignments, auto_dispatch, call_intake, destinations, dispatch_guard, incidents, phone_presence
+from server import assignments, auto_dispatch, call_intake, closing, destinations, dispatch_guard, incidents, phone_presence
 from server.api_schemas import ANY, ASSIGNMENT, CALL_TAKEN, DISPATCH_REFUSED, DISPATCH_STATE, INCIDENT, INTEGER, STRING, TIERS, array, obj
 from server.errors import InvalidField, NotFound
 from server.handlers.auth import actor_of
@@ -154,14 +154,14 @@ async def cancel_assignment(request: web.Request) -> web.Response:
 @routes.route("POST", "/api/incidents/{id}/close", roles=OPERATOR, summary="Close with an outcome (prank, silent, information, transfer, emergency, duplicate)", body=CloseBody, returns={200: obj(incident=INCIDENT)})
 async def close_incident(request: web.Request) -> web.Response:
     body = await read_body(request, CloseBody)
-    row = await incidents.close(request.app[POOL], actor_of(request), request.match_info["id"], body.outcome, body.duplicate_of)
+    row = await closing.close(request.app[POOL], actor_of(request), request.match_info["id"], body.outcome, body.duplicate_of)
     return json_response({"incident": incidents.incident_json(row)})
 
 
 @routes.route("POST", "/api/incidents/{id}/link", roles=OPERATOR, summary="Close as a duplicate of another incident", body=LinkBody, returns={200: obj(incident=INCIDENT)})
 async def link_duplicate(request: web.Request) -> web.Response:
     body = await read_body(request, LinkBody)
-    row = await incidents.close(request.app[POOL], actor_of(request), request.match_info["id"], "duplicate", body.duplicate_of)
+    row = await closing.close(request.app[POOL], actor_of(request), request.match_info["id"], "duplicate", body.duplicate_of)
     return json_response({"incident": incidents.incident_json(row)})
 
 
