@@ -13,10 +13,10 @@ import pydantic
 from aiohttp import web
 
 from dispatch.errors import InvalidInput
-from dispatch.prearrival import parse_reason
 from dispatch.vitals import parse_patient, parse_vitals
 from server import audit, field_vitals, incidents, prearrival
 from server.api_schemas import ANY, BOOLEAN, OBJECT, array, obj
+from server.decline_reasons import DeclineBody, reason_of
 from server.errors import InvalidField, NotFound
 from server.handlers.auth import actor_of
 from server.keys import CONFIG, FLEET, POOL, USER
@@ -33,11 +33,6 @@ NOTICES = obj(notices=array(), refresh_s=ANY)
 class NoticeQuery(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
     incident: str | None = pydantic.Field(default=None, max_length=64, description="one incident's notices (required for a crew)")
-
-
-class DeclineBody(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
-    reason: str = pydantic.Field(max_length=500, description="why the hospital cannot take the patient; the operator reads it")
 
 
 class VitalsBody(pydantic.BaseModel):
@@ -108,12 +103,8 @@ async def acknowledge(request: web.Request) -> web.Response:
 
 @routes.route("POST", "/api/notices/{id}/decline", roles=HOSPITAL, summary="The hospital cannot take the patient (with a reason): the operators are alerted to choose another", body=DeclineBody, returns={200: obj(notice=OBJECT)})
 async def decline(request: web.Request) -> web.Response:
-    body = await read_body(request, DeclineBody)
+    reason = reason_of(await read_body(request, DeclineBody))
     notice_id = _notice_id(request)
-    try:
-        reason = parse_reason(body.reason)
-    except InvalidInput as exc:
-        raise _domain(exc) from None
     async with request.app[POOL].acquire() as con, con.transaction():
         await prearrival.decline(con, actor_of(request), notice_id, _facility(request), reason)
     return await _respond(request, notice_id)

@@ -14,6 +14,7 @@ from dispatch.geo import Point
 from dispatch.hospitals import SERVICES, parse_service
 from server import audit, consult_access, consults, destinations, referrals, transfers
 from server.api_schemas import OBJECT, STRING, array, obj
+from server.decline_reasons import DeclineBody, reason_of
 from server.errors import InvalidField
 from server.handlers.auth import actor_of
 from server.keys import POOL, USER
@@ -21,7 +22,7 @@ from server.roles import Role
 from server.routing import Routes, json_response, read_body, read_query
 from signaling.access import Action
 from signaling.icd10 import COMMON
-from signaling.referral import DECLINE_MAX, Answer
+from signaling.referral import Answer
 
 routes = Routes("referrals")
 HOSPITAL = frozenset({Role.HOSPITAL})
@@ -33,11 +34,6 @@ REFERRAL = obj(id=STRING, consult_id=STRING, state=STRING, icd10=STRING, urgency
 class OptionsQuery(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
     service: str | None = pydantic.Field(default=None, max_length=40, description="the service the patient needs at the hospital")
-
-
-class DeclineBody(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
-    reason: str = pydantic.Field(min_length=1, max_length=DECLINE_MAX)
 
 
 @routes.route("GET", "/api/consults/{id}/referral-options", roles=SPECIALIST, summary="Hospitals ranked from the consult's puskesmas (for a service), and the diagnoses and services to choose from", query=OptionsQuery, returns={200: obj(hospitals=array(), diagnoses=array(), services=array(STRING))})
@@ -84,11 +80,7 @@ async def accept_referral(request: web.Request) -> web.Response:
 
 @routes.route("POST", "/api/referrals/{id}/decline", roles=HOSPITAL, summary="Decline a referral with a reason the consult's doctors read", body=DeclineBody, returns={200: obj(referral=REFERRAL)})
 async def decline_referral(request: web.Request) -> web.Response:
-    body = await read_body(request, DeclineBody)
-    reason = body.reason.strip()
-    if not reason:
-        raise InvalidField("must not be empty", field="reason")
-    return await _answered(request, Answer.DECLINE, reason)
+    return await _answered(request, Answer.DECLINE, reason_of(await read_body(request, DeclineBody)))
 
 
 @routes.route("GET", "/api/consults/{id}/timeline", roles=CONSULT_READERS, summary="Everything that happened to the consult and its referral, in order, with who", returns={200: obj(timeline=array())})

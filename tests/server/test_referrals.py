@@ -207,7 +207,7 @@ async def test_a_declined_referral_shows_its_reason_to_both_doctors_and_closes_t
     consult_id, attachment, pk, sp = await referred(capi)
     hospital = await capi.login("hospital")
     [request] = (await capi.call("GET", "/api/referrals", hospital))[1]["referrals"]
-    for bad in ({}, {"reason": " "}, {"reason": "x" * 501}, {"reason": 5}):
+    for bad in ({}, {"reason": " "}, {"reason": "x" * 501}, {"reason": 5}, {"reason": "penuh\n\x1b[2J"}):
         status, body = await capi.call("POST", f"/api/referrals/{request['id']}/decline", hospital, json=bad)
         assert status == 422 and body["error"]["field"] == "reason", (bad, body)
     assert (await capi.call("GET", "/api/referrals", hospital))[1]["referrals"][0]["state"] == "requested"
