@@ -130,6 +130,8 @@ async def handover(request: web.Request) -> web.Response:
         facility = None
         if user.role is Role.FIELD_TEAM:
             row = await prearrival.notice_of(con, notice_id)
+            # Locked first (the order every change takes): the unit cannot leave the incident between the check and the handover.
+            await con.execute("SELECT 1 FROM incidents WHERE id = $1 FOR UPDATE", row["incident_id"])
             await field_vitals.require_serving(con, user.unit_id, row["incident_id"], NotFound(f"no notice {notice_id}", field="id"), "id")
         else:
             facility = _facility(request)
