@@ -3,7 +3,8 @@
 A set of vitals carries the client's key (the phone's report id, or an operator's idempotency key): a set the
 phone kept without signal and sends again is recorded once, at the time it was measured. Who may add them: an
 operator, or the crew of a unit that serves the incident or served it within the hours a phone may keep a
-report (`dispatch.vitals.MAX_AGE`), so signs taken on the way in and sent after handover still count.
+report (`dispatch.vitals.MAX_AGE`), so signs taken on the way in and sent after handover still count. Choosing the
+destination or handing the patient over acts on the incident now: only a unit still on it may (`require_serving`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncpg
 
 from dispatch.vitals import MAX_AGE, RANGES, Patient, Vitals
 from server import audit, events, incidents, prearrival
-from server.errors import Conflict, NotFound
+from server.errors import ApiError, Conflict, NotFound
 
 VITALS_COLUMNS = "id, incident_id, measured_at, recorded_at, unit_id, " + ", ".join(RANGES)
 
@@ -25,22 +26,46 @@ def vitals_json(row: asyncpg.Record) -> dict[str, Any]:
             **{name: row[name] for name in RANGES}}
 
 
+async def _served(con: asyncpg.Connection | asyncpg.Pool, unit_id: str | None, incident_key: uuid.UUID) -> tuple[bool, bool]:
+    """Whether the unit serves the incident now, and whether it did until recently (or does)."""
+    if unit_id is None:
+        return False, False
+    row = await con.fetchrow(
+        """SELECT coalesce(bool_or(ended_at IS NULL), false) AS now,
+                  coalesce(bool_or(ended_at IS NULL OR ended_at > now() - make_interval(secs => $3)), false) AS lately
+           FROM assignments WHERE unit_id = $1 AND incident_id = $2""",
+        unit_id, incident_key, MAX_AGE.total_seconds(),
+    )
+    return row["now"], row["lately"]
+
+
 async def crew_serves(con: asyncpg.Connection | asyncpg.Pool, unit_id: str | None, incident_key: uuid.UUID) -> bool:
     """Whether the unit serves the incident now, or did until recently."""
-    if unit_id is None:
-        return False
-    return bool(await con.fetchval(
-        """SELECT 1 FROM assignments WHERE unit_id = $1 AND incident_id = $2
-             AND (ended_at IS NULL OR ended_at > now() - make_interval(secs => $3))""",
-        unit_id, incident_key, MAX_AGE.total_seconds(),
-    ))
+    return (await _served(con, unit_id, incident_key))[1]
 
 
-async def incident_for(con: asyncpg.Connection, incident_id: str, unit_id: str | None, *, crew: bool) -> asyncpg.Record:
-    """The incident, locked; a crew that does not serve it gets the same 404 as for an incident that does not exist."""
+async def require_serving(con: asyncpg.Connection, unit_id: str | None, incident_key: uuid.UUID, missing: ApiError, field: str) -> None:
+    """Refuse a unit that is not on the incident now: ``missing`` if it never was (or long ago), a 409 naming ``field``
+    if it was withdrawn or its dispatch ended lately (a report it kept may still be on its way)."""
+    now, lately = await _served(con, unit_id, incident_key)
+    if not lately:
+        raise missing
+    if not now:
+        raise Conflict("this unit is no longer on the incident: only a unit serving it may choose the destination or hand over",
+                       field=field)
+
+
+async def incident_for(
+    con: asyncpg.Connection, incident_id: str, unit_id: str | None, *, crew: bool, serving: bool = False,
+) -> asyncpg.Record:
+    """The incident, locked; a crew that does not serve it gets the same 404 as for an incident that does not exist.
+    With ``serving``, a crew whose unit left it lately gets a 409 (`require_serving`)."""
     row = await incidents.get(con, incident_id, lock=True)
-    if crew and not await crew_serves(con, unit_id, row["id"]):
-        raise NotFound(f"no incident {incident_id}")
+    missing = NotFound(f"no incident {incident_id}")
+    if crew and serving:
+        await require_serving(con, unit_id, row["id"], missing, "incident_id")
+    elif crew and not await crew_serves(con, unit_id, row["id"]):
+        raise missing
     return row
 
 

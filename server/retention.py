@@ -11,8 +11,13 @@ What each class becomes (``[retention]`` in config.toml says after how long):
 - Closed incidents: caller phone and name, address, complaint and notes blanked, the location rounded
   to about a kilometre; times, priority, kecamatan/kelurahan, outcome and assignments stay, so the
   response-time metrics and the timeline survive. The incident's events lose their ``incident`` copy
-  (the intake the crews and consoles were sent), the only place those fields were repeated; the
-  timeline and the EIDO export never read it. Consult events carry no patient data.
+  (the intake the crews and consoles were sent); the timeline and the EIDO export never read it. The
+  patient is reduced as an ended consult's is: the age kept in tens, the sex kept. The crew's vitals are
+  clinical data like the SOAP notes: each set keeps when it was measured and by which unit, its signs are
+  cleared. A hospital's reason for declining the pre-arrival notice is replaced. The same goes for their
+  copies in the incident's events (``incident.patient``, ``incident.vitals``, ``notice.declined`` and the
+  ``notice_declined`` alert). Notice states and times stay, so the offload metrics survive. Consult events
+  carry no patient data.
 - Ended consults: the patient summary keeps sex and the age in tens, its complaint and question are
   replaced, and so are the SOAP notes, a cancel reason, a referral's reason and a hospital's reason for
   declining it; state, times and the referral decision (hospital, ICD-10 code, answer) stay.
@@ -38,6 +43,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from dispatch.vitals import RANGES
 from server import audit, consult_files, db, outages
 from server.config import Config, RetentionSettings
 from server.keys import CONFIG, METRICS, POOL
@@ -52,6 +58,10 @@ ACTION = "retention.sweep"
 REMOVED = "[dihapus: masa retensi]"
 #: Keys of an incident event payload that repeat the caller's details.
 INCIDENT_EVENT_KEYS = ["incident", "caller_phone", "caller_name", "address", "complaint", "notes"]
+#: An event carrying a hospital's reason for declining a pre-arrival notice.
+DECLINED = "(payload ? 'reason' AND (type = 'notice.declined' OR payload->>'alert' = 'notice_declined'))"
+#: A set of vitals with its signs cleared, merged over an ``incident.vitals`` event's copy.
+NO_SIGNS = dict.fromkeys(RANGES)
 #: A consult that has ended (a terminal state sets ended_at); the others are never touched.
 ENDED = "k.state IN ('completed', 'cancelled', 'expired') AND k.ended_at < $1"
 CLASSES = ("tracks", "audit", "chat", "recordings", "attachments", "incidents", "incident_events", "consults")
@@ -147,12 +157,31 @@ async def _incidents(con: asyncpg.Connection, before: dt.datetime, now: dt.datet
         before, batch, now,
     )
     if ids:
-        counts["incident_events"] += _affected(await con.execute(
-            """UPDATE events SET payload = payload - $2::text[]
-                WHERE payload ? 'incident_id' AND payload->>'incident_id' = ANY($1::text[]) AND payload ?| $2::text[]""",
-            [r["id"] for r in ids], INCIDENT_EVENT_KEYS,
-        ))
+        counts["incident_events"] += await _incident_patients(con, [r["id"] for r in ids])
     return len(ids)
+
+
+async def _incident_patients(con: asyncpg.Connection, ids: list[str]) -> int:
+    """Reduce the patient data of the incidents ``ids`` (being pseudonymised, in the caller's transaction) in its tables and
+    in the incidents' events; how many events changed."""
+    signs = ", ".join(f"{name} = NULL" for name in RANGES)
+    count: int = await con.fetchval(
+        f"""WITH patients AS (UPDATE incident_patients SET age = age / 10 * 10 WHERE incident_id = ANY($1::text[]::uuid[]) AND age IS NOT NULL),
+            vitals AS (UPDATE incident_vitals SET {signs} WHERE incident_id = ANY($1::text[]::uuid[])),
+            notices AS (UPDATE prearrival_notices SET decline_reason = $3 WHERE incident_id = ANY($1::text[]::uuid[]) AND decline_reason IS NOT NULL),
+            done AS (UPDATE events SET payload = (CASE
+                    WHEN type = 'incident.vitals' AND payload ? 'vitals' THEN jsonb_set(payload, '{{vitals}}', (payload->'vitals') || $4::jsonb)
+                    WHEN type = 'incident.patient' AND payload->'patient' ? 'age' THEN jsonb_set(payload, '{{patient,age}}',
+                        coalesce(to_jsonb((payload->'patient'->>'age')::int / 10 * 10), 'null'::jsonb))
+                    WHEN {DECLINED} THEN jsonb_set(payload, '{{reason}}', to_jsonb($3::text))
+                    ELSE payload END) - $2::text[]
+                WHERE payload ? 'incident_id' AND payload->>'incident_id' = ANY($1::text[])
+                  AND (payload ?| $2::text[] OR type IN ('incident.vitals', 'incident.patient') OR {DECLINED})
+                RETURNING 1)
+            SELECT count(*) FROM done""",
+        ids, INCIDENT_EVENT_KEYS, REMOVED, NO_SIGNS,
+    )
+    return count
 
 
 async def _consults(con: asyncpg.Connection, before: dt.datetime, now: dt.datetime, batch: int) -> int:

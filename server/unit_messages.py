@@ -61,10 +61,11 @@ class VitalsReport:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DestinationReport:
-    """The crew chose the hospital it carries the patient to."""
+    """The crew chose the hospital it carries the patient to: ``report_id`` makes a resent report count once."""
 
     incident_id: str
     facility: str
+    report_id: str
     type: Literal["destination"] = "destination"
 
 
@@ -124,16 +125,21 @@ def parse(message: dict[str, Any], now: dt.datetime) -> UnitMessage:
         facility = message.get("facility")
         if not isinstance(facility, str) or not 1 <= len(facility) <= 64:
             raise InvalidField("is required: a hospital code", field="facility")
-        return DestinationReport(_text(message, "incident_id"), facility)
+        return DestinationReport(_text(message, "incident_id"), facility, _report_id(message, now))
     if kind == "handover":
         return HandoverReport(_text(message, "incident_id"), _sent(message, now))
     return Ping()
 
 
-def _vitals(message: dict[str, Any], now: dt.datetime) -> VitalsReport:
+def _report_id(message: dict[str, Any], now: dt.datetime) -> str:
     report_id = _sent(message, now).report_id
     if report_id is None:
-        raise InvalidField("is required: the key that makes a resent set count once", field="report_id")
+        raise InvalidField("is required: the key that makes a resent report count once", field="report_id")
+    return report_id
+
+
+def _vitals(message: dict[str, Any], now: dt.datetime) -> VitalsReport:
+    report_id = _report_id(message, now)
     signs, patient = message.get("vitals"), message.get("patient")
     if not isinstance(signs, dict):
         raise InvalidField("is required: an object of signs", field="vitals")

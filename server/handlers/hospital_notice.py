@@ -1,7 +1,8 @@
 """Pre-arrival notices, handover and the crew's vitals: the hospital's, the crew's and the operator's HTTP API.
 
 A hospital account reaches only the notices addressed to its own hospital (another's is a 404, as if it did
-not exist); a crew reaches the incidents its unit serves or served lately; an operator reaches every one.
+not exist); a crew reaches the incidents its unit serves or served lately (a handover only while it serves); an
+operator reaches every one.
 """
 
 from __future__ import annotations
@@ -120,8 +121,9 @@ async def handover(request: web.Request) -> web.Response:
         facility = None
         if user.role is Role.FIELD_TEAM:
             row = await prearrival.notice_of(con, notice_id)
-            if not await field_vitals.crew_serves(con, user.unit_id, row["incident_id"]):
-                raise NotFound(f"no notice {notice_id}", field="id")
+            # Locked first (the order every change takes): the unit cannot leave the incident between the check and the handover.
+            await con.execute("SELECT 1 FROM incidents WHERE id = $1 FOR UPDATE", row["incident_id"])
+            await field_vitals.require_serving(con, user.unit_id, row["incident_id"], NotFound(f"no notice {notice_id}", field="id"), "id")
         else:
             facility = _facility(request)
         await prearrival.handover(con, actor_of(request), notice_id, facility)

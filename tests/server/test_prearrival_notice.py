@@ -67,16 +67,16 @@ async def test_the_crew_s_choice_notifies_the_hospital_too(api: Api, con: asyncp
     served = await served_incident(api, con)
     hospital = await api.login("hospital")
     desk = await Socket.open(api, "/ws/events", hospital)
-    reply = await served.phone.request({"type": "destination", "incident_id": served.incident_id, "facility": HOSPITAL})
+    reply = await served.phone.request({"type": "destination", "incident_id": served.incident_id, "facility": HOSPITAL, "report_id": key()})
     assert reply["type"] == "ok" and reply["destination"] == HOSPITAL, reply
     sent = await desk.event("notice.sent", incident_id=served.incident_id)
     assert sent["data"]["by"] == f"crew-{served.unit_id}"
     assert await con.fetchval("SELECT destination FROM incidents WHERE id = $1", uuid.UUID(served.incident_id)) == HOSPITAL
     # A crew cannot send another incident's patient anywhere, nor an unknown hospital.
     other = await served_incident(api, con, phone="0812-9999-0000", location={"lat": -6.30, "lon": 106.66})
-    refused = await served.phone.request({"type": "destination", "incident_id": other.incident_id, "facility": HOSPITAL})
+    refused = await served.phone.request({"type": "destination", "incident_id": other.incident_id, "facility": HOSPITAL, "report_id": key()})
     assert refused["type"] == "error", refused
-    refused = await served.phone.request({"type": "destination", "incident_id": served.incident_id, "facility": "rs-nowhere"})
+    refused = await served.phone.request({"type": "destination", "incident_id": served.incident_id, "facility": "rs-nowhere", "report_id": key()})
     assert refused["type"] == "error" and refused["error"]["field"] == "facility", refused
 
 
@@ -217,7 +217,7 @@ async def test_handover_after_arrival_gives_the_offload_time_per_hospital(api: A
 
 async def test_the_crew_may_record_the_handover(api: Api, con: asyncpg.Connection) -> None:
     served = await served_incident(api, con)
-    reply = await served.phone.request({"type": "destination", "incident_id": served.incident_id, "facility": HOSPITAL})
+    reply = await served.phone.request({"type": "destination", "incident_id": served.incident_id, "facility": HOSPITAL, "report_id": key()})
     assert reply["type"] == "ok"
     [notice] = await notices(api, served.crew, served.incident_id)
     for step in ("on_scene", "transporting", "at_hospital"):
@@ -232,7 +232,8 @@ async def test_a_handover_kept_on_the_crew_s_phone_counts_at_the_press(api: Api,
     served = await served_incident(api, con)
     early = await served.phone.request({"type": "handover", "incident_id": served.incident_id, "report_id": key()})
     assert early["type"] == "error" and early["error"]["field"] == "incident_id", early  # no hospital chosen yet
-    assert (await served.phone.request({"type": "destination", "incident_id": served.incident_id, "facility": HOSPITAL}))["type"] == "ok"
+    chosen = await served.phone.request({"type": "destination", "incident_id": served.incident_id, "facility": HOSPITAL, "report_id": key()})
+    assert chosen["type"] == "ok"
     before = await served.phone.request({"type": "handover", "incident_id": served.incident_id, "report_id": key()})
     assert before["type"] == "error" and before["error"]["field"] == "status", before  # not arrived yet
     for step in ("on_scene", "transporting", "at_hospital"):
