@@ -49,7 +49,7 @@ from typing import Any
 import asyncpg
 from aiohttp import WSMsgType, web
 
-from server import audit, consult_chat, consults, events, sessions, socket_limits, strict_input
+from server import audit, consult_chat, consults, events, socket_limits, strict_input
 from server.errors import ApiError
 from server.keys import CONFIG, METRICS, POOL, REVOCATIONS, ROOMS, WEBSOCKETS
 from server.revocation import CLOSE_SESSION_ENDED, REVOKED, Guard
@@ -121,26 +121,19 @@ async def _admit(request: web.Request, consult_id: str, join: Join) -> tuple[Liv
     """Join the room or raise the refusal (`OwnedElsewhere` when another process holds the room);
     also the grant, with the session behind it."""
     app = request.app
-    grant = await app[POOL].fetchrow(
-        f"""SELECT g.consult_id, g.member, g.digest, g.expires_at, g.session_id,
-                   c.state, c.requester, c.facility_code, c.specialty, c.specialist,
-                   u.id AS user_id, u.role, u.facility_code AS user_facility, u.specialties,
-                   s.expires_at AS session_expires_at, g.session_id IS NULL OR ({sessions.LIVE}) AS live
-            FROM consult_grants g JOIN consults c ON c.id = g.consult_id
-            LEFT JOIN sessions s ON s.id = g.session_id LEFT JOIN users u ON u.id = s.user_id
-            WHERE g.digest = $1""",
-        token_digest(join.token),
-    )
-    if grant is None:
-        raise TokenRejected("token not recognised")
-    if not grant["live"]:
-        raise TokenRejected("the session that asked for this token has ended")
-    if str(grant["consult_id"]) == consult_id:
-        _may_join(app, consult_id, grant)
+
+    def judge(grant: asyncpg.Record | None) -> None:
+        if grant is None:
+            raise TokenRejected("token not recognised")
+        if not grant["live"]:
+            raise TokenRejected("the session that asked for this token has ended")
+        if str(grant["grant_consult"]) == consult_id:
+            _may_join(app, consult_id, grant)
+
     hub = app[ROOMS]
-    live = await hub.room(consult_id, hub.nodes.url_for(request))
+    live, grant = await hub.admit(consult_id, hub.nodes.url_for(request), token_digest(join.token), judge)
     member = UserId(grant["member"])
-    if str(grant["consult_id"]) == live.room.consult_id and member in live.room.members:
+    if str(grant["grant_consult"]) == live.room.consult_id and member in live.room.members:
         live.room.add_grant(grant_of(grant))  # issued by any process: the database has the latest
     at = consults.now()
     result = live.room.join(member, join, at, ice_servers=ice_for(app, member, at))
