@@ -77,7 +77,7 @@ async def test_signaling_flows_while_the_session_start_waits_on_the_database(dem
         await close_api(api)
 
 
-async def _logged_api(dsn: str, var_dir: Path, sent: list[str]) -> Api:
+async def logged_api(dsn: str, var_dir: Path, sent: list[str]) -> Api:
     """The app on a pool of two connections, each logging the statements it sends into ``sent``."""
     config = consult_config(dsn, var_dir)
     api = await start_api(dsn, dataclasses.replace(config, database=dataclasses.replace(config.database, pool_min=2, pool_max=2)))
@@ -91,7 +91,7 @@ async def _logged_api(dsn: str, var_dir: Path, sent: list[str]) -> Api:
 
 async def test_a_join_reads_its_grant_in_the_claim_of_a_fresh_room(demo_dsn: str, tmp_path: Path) -> None:
     sent: list[str] = []
-    api = await _logged_api(demo_dsn, tmp_path, sent)
+    api = await logged_api(demo_dsn, tmp_path, sent)
     try:
         consult_id, pk, sp = await accepted_consult(api)
         pk_token, sp_token = await token_for(api, consult_id, pk), await token_for(api, consult_id, sp)
