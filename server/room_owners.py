@@ -76,10 +76,13 @@ class Nodes:
             rows = await con.fetch("SELECT consult_id FROM room_owners WHERE node = $1", self.id)
         return {str(r["consult_id"]) for r in rows}
 
-    async def claim(self, consult_id: str, url: str, read: str) -> tuple[str | None, asyncpg.Record | None]:
+    async def claim(
+        self, consult_id: str, url: str, read: str, *args: object, only_if: str = "true"
+    ) -> tuple[str | None, asyncpg.Record]:
         """Hold the room of ``consult_id`` unless a live node does: (None, the row of ``read``) when it is ours, else
-        (the owner's URL, None). ``read`` selects one row about the consult (``$1``) in the claim's own statement, so
-        that a room is claimed and read in one round trip."""
+        (the owner's URL, the row). ``read`` selects one row about the consult (``$1``, then ``args`` from ``$5``) in
+        the claim's own statement, so that a room is claimed and read in one round trip. Without ``only_if`` (a
+        condition on the same parameters) no claim is taken: (None, the row), its ``won`` false."""
         key = uuid.UUID(consult_id)
         async with self._pool.acquire() as con:
             # A second round only when the owner let go, or claimed it after this statement's snapshot.
@@ -87,21 +90,23 @@ class Nodes:
                 # A claim made at this process's own address is a dead predecessor's: one process listens on an address.
                 row = await con.fetchrow(
                     f"""WITH claim AS (
-                            INSERT INTO room_owners AS o (consult_id, node, url) VALUES ($1, $2, $3)
+                            INSERT INTO room_owners AS o (consult_id, node, url) SELECT $1::uuid, $2::uuid, $3::text WHERE {only_if}
                             ON CONFLICT (consult_id) DO UPDATE SET node = EXCLUDED.node, url = EXCLUDED.url, since = now()
                             WHERE o.node = EXCLUDED.node OR o.url = EXCLUDED.url OR NOT EXISTS (
                                 SELECT 1 FROM nodes n WHERE n.id = o.node AND n.seen_at > now() - make_interval(secs => $4))
                             RETURNING node)
                         SELECT EXISTS (SELECT FROM claim) AS won, (SELECT url FROM room_owners WHERE consult_id = $1) AS owner,
-                               wanted.*
+                               {only_if} AS permitted, wanted.*
                         FROM (SELECT) AS one LEFT JOIN ({read}) AS wanted ON true""",
-                    key, self.id, url, self.ttl_s,
+                    key, self.id, url, self.ttl_s, *args,
                 )
                 assert row is not None  # one row whatever was read
                 if row["won"]:
                     return None, row
                 if row["owner"] is not None:
-                    return str(row["owner"]), None
+                    return str(row["owner"]), row
+                if not row["permitted"]:
+                    return None, row
         raise ConnectionError(f"the owner of room {consult_id} keeps changing")
 
     async def release(self, consult_id: str) -> None:

@@ -8,7 +8,8 @@ It is a public route: it authenticates with a join token, not a session.
    within ``consult.join_timeout_s`` (10 s). Refusals are an ``error`` message, then
    a close: ``token_rejected`` 4401, ``not_a_member`` 4403 (also
    ``recording_not_allowed``), ``room_closed`` 4409 (the consult is not accepted or
-   in session), a malformed first message 4400, no join in time 4408.
+   in session), a malformed first message 4400, no join in time 4408. A client may instead carry its join in
+   the handshake (`signaling.handshake_join`): it is read before the upgrade, and the welcome follows it at once.
 2. The joiner gets ``welcome`` (with its ICE servers and TURN credentials), then any
    messages queued while it was away; the others get ``presence``. When both doctors
    are there for the first time the consult moves to ``in_session``.
@@ -47,16 +48,16 @@ import uuid
 from typing import Any
 
 import asyncpg
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, hdrs, web
 
-from server import audit, consult_chat, consults, events, sessions, socket_limits, strict_input
+from server import audit, consult_chat, consults, events, socket_limits, strict_input
 from server.errors import ApiError
 from server.keys import CONFIG, METRICS, POOL, REVOCATIONS, ROOMS, WEBSOCKETS
 from server.revocation import CLOSE_SESSION_ENDED, REVOKED, Guard
 from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
 from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, grant_of, ice_for
 from server.upgraded import upgrade
-from signaling import access
+from signaling import access, handshake_join
 from signaling.access import Action
 from signaling.errors import (
     InvalidMessage,
@@ -71,6 +72,9 @@ from signaling.ids import UserId
 from signaling.messages import MAX_MESSAGE_BYTES, Chat, ClientMessage, Consent, Error, Join, Ping, Pong, encode, error_reply, parse_client
 from signaling.room import JoinResult
 from signaling.tokens import token_digest
+
+# Why a join is not admitted here: refused, or the room is held by another process.
+Refusal = OwnedElsewhere | SignalingError
 
 CLOSE_REPLACED = 4000
 CLOSE_BAD_JOIN = 4400
@@ -97,6 +101,23 @@ async def _refuse(ws: web.WebSocketResponse, exc: SignalingError, code: int) -> 
         await ws.close(code=code, message=exc.code.encode())
 
 
+def _as_join(raw: str | bytes) -> Join:
+    """A join message, or `InvalidMessage`."""
+    message = parse_client(_decode(raw))
+    if not isinstance(message, Join):
+        raise InvalidMessage("type", "the first message must be join")
+    return message
+
+
+def _handshake_join(request: web.Request) -> tuple[Join, str] | InvalidMessage | None:
+    """The join a client offered in its handshake (`signaling.handshake_join`) and its text, if it did."""
+    try:
+        text = handshake_join.join_text(request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, ()))
+        return None if text is None else (_as_join(text), text)
+    except InvalidMessage as exc:
+        return exc
+
+
 async def _first_message(ws: web.WebSocketResponse, timeout: float) -> tuple[Join, str | bytes] | None:
     """The join and its frame as received (relayed unchanged when another process holds the room)."""
     try:
@@ -107,44 +128,39 @@ async def _first_message(ws: web.WebSocketResponse, timeout: float) -> tuple[Joi
     if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
         return None
     try:
-        message = parse_client(_decode(msg.data))
+        return _as_join(msg.data), msg.data
     except InvalidMessage as exc:
         await _refuse(ws, exc, CLOSE_BAD_JOIN)
         return None
-    if not isinstance(message, Join):
-        await _refuse(ws, InvalidMessage("type", "the first message must be join"), CLOSE_BAD_JOIN)
-        return None
-    return message, msg.data
 
 
-async def _admit(request: web.Request, consult_id: str, join: Join) -> tuple[LiveRoom, UserId, JoinResult, asyncpg.Record]:
-    """Join the room or raise the refusal (`OwnedElsewhere` when another process holds the room);
-    also the grant, with the session behind it."""
+async def _admission(request: web.Request, consult_id: str, join: Join) -> tuple[LiveRoom, asyncpg.Record] | Refusal:
+    """The room and the join grant behind the token, with the session behind it (read from the database), or the
+    refusal (`OwnedElsewhere` when another process holds the room)."""
     app = request.app
-    grant = await app[POOL].fetchrow(
-        f"""SELECT g.consult_id, g.member, g.digest, g.expires_at, g.session_id,
-                   c.state, c.requester, c.facility_code, c.specialty, c.specialist,
-                   u.id AS user_id, u.role, u.facility_code AS user_facility, u.specialties,
-                   s.expires_at AS session_expires_at, g.session_id IS NULL OR ({sessions.LIVE}) AS live
-            FROM consult_grants g JOIN consults c ON c.id = g.consult_id
-            LEFT JOIN sessions s ON s.id = g.session_id LEFT JOIN users u ON u.id = s.user_id
-            WHERE g.digest = $1""",
-        token_digest(join.token),
-    )
-    if grant is None:
-        raise TokenRejected("token not recognised")
-    if not grant["live"]:
-        raise TokenRejected("the session that asked for this token has ended")
-    if str(grant["consult_id"]) == consult_id:
-        _may_join(app, consult_id, grant)
+
+    def judge(grant: asyncpg.Record | None) -> None:
+        if grant is None:
+            raise TokenRejected("token not recognised")
+        if not grant["live"]:
+            raise TokenRejected("the session that asked for this token has ended")
+        if str(grant["grant_consult"]) == consult_id:
+            _may_join(app, consult_id, grant)
+
     hub = app[ROOMS]
-    live = await hub.room(consult_id, hub.nodes.url_for(request))
+    try:
+        return await hub.admit(consult_id, hub.nodes.url_for(request), token_digest(join.token), judge)
+    except (OwnedElsewhere, SignalingError) as refusal:
+        return refusal
+
+
+def _join(app: web.Application, live: LiveRoom, grant: asyncpg.Record, join: Join) -> tuple[UserId, JoinResult]:
+    """Join the room as the grant's member, or raise the refusal."""
     member = UserId(grant["member"])
-    if str(grant["consult_id"]) == live.room.consult_id and member in live.room.members:
+    if str(grant["grant_consult"]) == live.room.consult_id and member in live.room.members:
         live.room.add_grant(grant_of(grant))  # issued by any process: the database has the latest
     at = consults.now()
-    result = live.room.join(member, join, at, ice_servers=ice_for(app, member, at))
-    return live, member, result, grant
+    return member, live.room.join(member, join, at, ice_servers=ice_for(app, member, at))
 
 
 def _may_join(app: web.Application, consult_id: str, grant: asyncpg.Record) -> None:
@@ -170,20 +186,36 @@ def _person(row: asyncpg.Record) -> access.Person:
 async def serve(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     consult_id = request.match_info["id"]
-    # Joining reads the database: while it is unreachable, refuse the upgrade (503, Retry-After) rather than accept and drop.
-    await app[POOL].execute("SELECT 1")
+    early = _handshake_join(request)
+    admitted: tuple[LiveRoom, asyncpg.Record] | Refusal | None = None
+    # Joining reads the database: while it is unreachable, refuse the upgrade (503, Retry-After) rather than accept and
+    # drop. A join in the handshake is read now, and that read tells as much.
+    if early is None:
+        await app[POOL].execute("SELECT 1")
+    elif not isinstance(early, InvalidMessage):
+        admitted = await _admission(request, consult_id, early[0])
     # No permessage-deflate: signaling messages are small, and a deflate context costs ~100 KiB a socket.
-    ws = web.WebSocketResponse(heartbeat=app[CONFIG].consult.heartbeat_s, max_msg_size=MAX_FRAME_BYTES, compress=False)
+    ws = web.WebSocketResponse(
+        heartbeat=app[CONFIG].consult.heartbeat_s, max_msg_size=MAX_FRAME_BYTES, compress=False,
+        protocols=() if early is None else (handshake_join.PROTOCOL,),
+    )
     await upgrade(ws, request)
     app[WEBSOCKETS].add(ws)
     app[METRICS].socket("room", +1)
     try:
-        first = await _first_message(ws, app[CONFIG].consult.join_timeout_s)
+        if isinstance(early, InvalidMessage):
+            await _refuse(ws, early, CLOSE_BAD_JOIN)
+            return ws
+        first = early or await _first_message(ws, app[CONFIG].consult.join_timeout_s)
         if first is None:
             return ws
         join, frame = first
         try:
-            live, member, result, grant = await _admit(request, consult_id, join)
+            admitted = admitted or await _admission(request, consult_id, join)
+            if isinstance(admitted, Exception):
+                raise admitted
+            live, grant = admitted
+            member, result = _join(app, live, grant, join)
         except OwnedElsewhere as elsewhere:
             if request.headers.get(RELAYED_HEADER):  # relayed here, but the room moved on: never relay twice
                 await ws.close(code=TRY_AGAIN, message=b"the room moved; try again")

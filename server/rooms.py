@@ -24,13 +24,13 @@ import dataclasses
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import asyncpg
 from aiohttp import WSCloseCode, web
 
-from server import audit, consults, outages
+from server import audit, consults, outages, room_admission
 from server.bus import EventBus
 from server.config import Config
 from server.consult_chat import ChatWriter
@@ -164,7 +164,7 @@ class RoomHub:
     def __init__(self, app: web.Application) -> None:
         self._app = app
         self._rooms: dict[str, LiveRoom] = {}
-        self._build_lock = asyncio.Lock()
+        self._building: dict[str, asyncio.Future[None]] = {}  # rooms being claimed and built, done when they are
         self._tasks: set[asyncio.Task[None]] = set()
         self.nodes = Nodes(app[POOL], app[CONFIG].server)
         self.chats = ChatWriter(app[POOL], app[CONFIG].limits.chat_max_stored)
@@ -181,30 +181,71 @@ class RoomHub:
     def loaded(self, consult_id: str) -> LiveRoom | None:
         return self._rooms.get(consult_id)
 
-    async def room(self, consult_id: str, url: str) -> LiveRoom:
-        """The live room of an accepted or in-session consult, built from the database on first use
-        and claimed for this process, reached by the others at ``url``; `OwnedElsewhere` when a live
-        process holds it."""
-        live = self._rooms.get(consult_id)
-        if live is not None:
-            return live
-        async with self._build_lock:
+    async def admit(
+        self, consult_id: str, url: str, digest: bytes, judge: Callable[[asyncpg.Record | None], None]
+    ) -> tuple[LiveRoom, asyncpg.Record]:
+        """The live room of an accepted or in-session consult, and the join grant of ``digest`` (`server.room_admission`)
+        once ``judge`` let it in (it raises otherwise). The room is built from the database on first use and claimed
+        for this process, reached by the others at ``url``; `OwnedElsewhere` when a live process holds it."""
+        try:
+            uuid.UUID(consult_id)
+        except ValueError:
+            judge(await room_admission.read_grant(self.pool, digest))  # a bad token is refused as such first
+            raise RoomClosed("no such consult") from None
+        while True:
             live = self._rooms.get(consult_id)
-            if live is None:
-                # The room is read in the claim's statement, and only used when claimed here.
+            building = self._building.get(consult_id)
+            if live is None and building is None:
+                return await self._build(consult_id, url, digest, judge)
+            grant = await room_admission.read_grant(self.pool, digest)  # beside a build under way, not after it
+            judge(grant)
+            assert grant is not None  # judged
+            if building is not None:
+                await asyncio.shield(building)
+                live = self._rooms.get(consult_id)
+            if live is not None:
+                return live, grant
+            # The build failed (refused, or the room is held elsewhere): take the room as any first member does.
+
+    async def _build(
+        self, consult_id: str, url: str, digest: bytes, judge: Callable[[asyncpg.Record | None], None]
+    ) -> tuple[LiveRoom, asyncpg.Record]:
+        """Claim and build a room this process does not hold, reading the grant in the claim's statement; the claim
+        is taken only for a live grant of this room, and let go again when ``judge`` refuses it."""
+        building = self._building[consult_id] = asyncio.get_running_loop().create_future()
+        try:
+            try:
+                owner, row = await self.nodes.claim(
+                    consult_id, url, room_admission.room_and_grant(ROOM_STATE), digest, only_if=room_admission.GRANT_ADMITS
+                )
+            except asyncpg.ForeignKeyViolationError:
+                raise RoomClosed("no such consult") from None
+            grant = row
+            try:
+                judge(grant if room_admission.presented(grant) else None)
+            except Exception:
+                if row["won"]:
+                    await self.nodes.release(consult_id)
+                raise
+            if owner is not None:
+                raise OwnedElsewhere(owner)
+            if not row["won"]:  # a live grant of another consult: the room refuses it once built
                 try:
-                    owner, stored = await self.nodes.claim(consult_id, url, ROOM_STATE)
-                except (ValueError, asyncpg.ForeignKeyViolationError):
+                    owner, row = await self.nodes.claim(consult_id, url, ROOM_STATE)
+                except asyncpg.ForeignKeyViolationError:
                     raise RoomClosed("no such consult") from None
                 if owner is not None:
                     raise OwnedElsewhere(owner)
-                try:
-                    live = build(stored)
-                except Exception:
-                    await self.nodes.release(consult_id)
-                    raise
-                self._rooms[consult_id] = live
-        return live
+            try:
+                live = build(row)
+            except Exception:
+                await self.nodes.release(consult_id)
+                raise
+            self._rooms[consult_id] = live
+            return live, grant
+        finally:
+            del self._building[consult_id]
+            building.set_result(None)
 
     def close(self, consult_id: str, reason: str, code: int = ROOM_ENDED) -> None:
         """Close a room: with ``ROOM_ENDED`` (final: the consult is over) or 1001 (this server is going away)."""
@@ -329,7 +370,8 @@ def build(row: asyncpg.Record | None) -> LiveRoom:
 
 
 def grant_of(row: asyncpg.Record) -> JoinGrant:
-    return JoinGrant(ConsultId(str(row["consult_id"])), UserId(row["member"]), bytes(row["digest"]), row["expires_at"])
+    """The join grant of a `server.room_admission` read."""
+    return JoinGrant(ConsultId(str(row["grant_consult"])), UserId(row["member"]), bytes(row["digest"]), row["grant_expires_at"])
 
 
 async def hub_context(app: web.Application) -> AsyncIterator[None]:

@@ -47,8 +47,9 @@ from aiortc import RTCIceCandidate, RTCIceServer, RTCPeerConnection
 from aiortc.contrib.media import MediaRelay
 from av import AudioFrame, VideoFrame
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
-from . import ice_hosts
+from . import handshake_join, ice_hosts
 from .bandwidth import Mode
 from .errors import InvalidMessage
 from .ids import UserId
@@ -314,8 +315,11 @@ class ConsultPeer:
         """One websocket connection: join, then handle messages until it closes.
         True if the room welcomed us."""
         welcomed = False
+        kept = tuple(sorted(user for user, link in self._links.items() if link.connected))
+        join = encode(replace(self._join, keep=kept))
         async with connect(
             self._room,
+            subprotocols=[Subprotocol(p) for p in handshake_join.offered(join)],  # the welcome follows the upgrade
             open_timeout=self._open_timeout,
             max_size=MAX_MESSAGE_BYTES + 1024,
             compression=None,
@@ -326,8 +330,8 @@ class ConsultPeer:
         ) as ws:
             self._ws = ws
             try:
-                kept = tuple(sorted(user for user, link in self._links.items() if link.connected))
-                await ws.send(encode(replace(self._join, keep=kept)))
+                if ws.subprotocol != handshake_join.PROTOCOL:  # a server that reads no join in the handshake
+                    await ws.send(join)
                 async for raw in ws:
                     message = parse(raw)
                     if isinstance(message, Welcome):

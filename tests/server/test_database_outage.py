@@ -5,6 +5,7 @@ everything works again without restarting the server."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -13,11 +14,13 @@ import pytest
 
 from server import demo_region
 from server.embedded_db import EmbeddedDatabase
+from signaling import handshake_join
 from tests.conftest import Api, start_api
 from tests.server.database_support import own_database
 from tests.server.dispatch_support import call_body
 from tests.server.process_support import Served, cli_env
 
+HANDSHAKE_JOIN = json.dumps({"type": "join", "token": "A" * 43, "kind": "aiortc"})
 UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
 OUTAGE_S = 3.0
 
@@ -51,6 +54,8 @@ async def test_every_route_answers_503_and_everything_recovers(database: tuple[E
             "new call": ("POST", "/api/calls", token, {"json": call_body()}),
             "operator socket": ("GET", f"/ws/operator?token={token}", None, {"headers": UPGRADE}),
             "room socket": ("GET", f"/ws/consults/{uuid.uuid4()}", None, {"headers": UPGRADE}),
+            "room socket, join in the handshake": ("GET", f"/ws/consults/{uuid.uuid4()}", None, {"headers": {
+                **UPGRADE, "Sec-WebSocket-Protocol": ", ".join(handshake_join.offered(HANDSHAKE_JOIN))}}),
         }
         for kind, (method, path, session, extra) in requests.items():
             status, headers, body = await _raw(api, method, path, session, **extra)

@@ -1,22 +1,26 @@
-"""What a join costs the room and the members: a fresh room is claimed and read in one statement, and the consult's
-move to ``in_session`` (a transaction of its own) never holds up the signaling that follows the welcomes."""
+"""What a join costs the room and the members: a fresh room is claimed and read, with the joining member's grant, in
+one statement; a room being claimed holds up no other room; and the consult's move to ``in_session`` (a transaction
+of its own) never holds up the signaling that follows the welcomes."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from server import db
 from server.config import DatabaseSettings, ServerSettings
+from server.keys import POOL, ROOMS
 from server.room_owners import Nodes
 from server.rooms import RECORDER, ROOM_STATE, build
-from tests.conftest import Api
-from tests.server.test_consult_room import CANDIDATE, join, recv, token_for
-from tests.server.test_consults import accepted_consult, close_api
+from tests.conftest import Api, start_api
+from tests.server.test_consult_room import CANDIDATE, join, join_text, recv, refused, token_for
+from tests.server.test_consults import accepted_consult, close_api, consult_config
 from tests.server.test_socket_flood import room_api_with
 
 
@@ -69,5 +73,90 @@ async def test_signaling_flows_while_the_session_start_waits_on_the_database(dem
             raise AssertionError("the consult never went in session")
         await pk_ws.close()
         await sp_ws.close()
+    finally:
+        await close_api(api)
+
+
+async def logged_api(dsn: str, var_dir: Path, sent: list[str]) -> Api:
+    """The app on a pool of two connections, each logging the statements it sends into ``sent``."""
+    config = consult_config(dsn, var_dir)
+    api = await start_api(dsn, dataclasses.replace(config, database=dataclasses.replace(config.database, pool_min=2, pool_max=2)))
+    pool = api.server.app[POOL]
+    held = [await pool.acquire() for _ in range(2)]
+    for con in held:
+        con.add_query_logger(lambda record: sent.append(record.query))
+        await pool.release(con)
+    return api
+
+
+async def test_a_join_reads_its_grant_in_the_claim_of_a_fresh_room(demo_dsn: str, tmp_path: Path) -> None:
+    sent: list[str] = []
+    api = await logged_api(demo_dsn, tmp_path, sent)
+    try:
+        consult_id, pk, sp = await accepted_consult(api)
+        pk_token, sp_token = await token_for(api, consult_id, pk), await token_for(api, consult_id, sp)
+        sent.clear()
+        pk_ws, _ = await join(api, consult_id, pk_token)  # the first member: the room is claimed and built
+        grants = [q for q in sent if "consult_grants" in q]
+        assert len(grants) == 1, grants  # the grant, the room and its claim in one statement
+        assert "room_owners" in grants[0]
+        sent.clear()
+        sp_ws, _ = await join(api, consult_id, sp_token)  # the room is built: the grant alone
+        grants = [q for q in sent if "consult_grants" in q]
+        assert len(grants) == 1 and "room_owners" not in grants[0], grants
+        await recv(pk_ws, "presence")
+        await pk_ws.close()
+        await sp_ws.close()
+    finally:
+        await close_api(api)
+
+
+@pytest.mark.parametrize("refusal", ["unknown token", "signed out"])
+async def test_a_refused_first_join_leaves_the_room_unclaimed(demo_dsn: str, tmp_path: Path, con: asyncpg.Connection, refusal: str) -> None:
+    """The claim of a fresh room is taken in the statement that reads the grant: never for a grant refused."""
+    api = await start_api(demo_dsn, consult_config(demo_dsn, tmp_path))
+    try:
+        consult_id, pk, sp = await accepted_consult(api)
+        token = "A" * 43
+        if refusal == "signed out":
+            token = await token_for(api, consult_id, sp)
+            assert (await api.call("POST", "/api/auth/logout", sp))[0] == 200
+        error, code = await refused(api, consult_id, join_text(token))
+        assert (error and error["code"], code) == ("token_rejected", 4401)
+        assert await con.fetchval("SELECT count(*) FROM room_owners WHERE consult_id = $1", uuid.UUID(consult_id)) == 0
+        assert api.server.app[ROOMS].loaded(consult_id) is None
+        pk_ws, _ = await join(api, consult_id, await token_for(api, consult_id, pk))  # a member still gets in
+        await pk_ws.close()
+    finally:
+        await close_api(api)
+
+
+async def test_a_room_being_claimed_holds_up_no_other_room(demo_dsn: str, tmp_path: Path, con: asyncpg.Connection) -> None:
+    api = await start_api(demo_dsn, consult_config(demo_dsn, tmp_path))
+    try:
+        slow_id, slow_pk, _ = await accepted_consult(api)
+        other_id, other_pk, _ = await accepted_consult(api)
+        slow_token, other_token = await token_for(api, slow_id, slow_pk), await token_for(api, other_id, other_pk)
+        node = api.server.app[ROOMS].nodes.id
+        held = con.transaction()
+        await held.start()
+        try:
+            # A real wait: an uncommitted claim of the first room makes this process's claim of it wait on its row.
+            await con.execute("INSERT INTO room_owners (consult_id, node, url) VALUES ($1, $2, 'http://127.0.0.1:1')",
+                              uuid.UUID(slow_id), node)
+            slow = asyncio.create_task(join(api, slow_id, slow_token))
+            for _ in range(100):  # until the claim waits on that row
+                if await con.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%room_owners%'"):
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the first room's claim never waited")
+            other_ws, _ = await asyncio.wait_for(join(api, other_id, other_token), 5)  # meanwhile, another room opens
+            assert not slow.done()
+        finally:
+            await held.rollback()
+        slow_ws, _ = await asyncio.wait_for(slow, 5)  # the claim goes through once the row is let go
+        await slow_ws.close()
+        await other_ws.close()
     finally:
         await close_api(api)

@@ -19,6 +19,15 @@ const FINAL_CLOSES = new Set([1000, 4403, 4409, 4400]);
 // (session_revoked / session_expired: sign in again, never rejoin).
 const TOKEN_REJECTED = 4401;
 const REPLACED = 4000;
+// The join rides in the handshake (signaling/handshake_join.py): the welcome follows the upgrade, a round trip sooner.
+const JOIN_PROTOCOL = "psc119.join";
+
+/** @param {string} text @returns {string} base64url without padding, as a subprotocol may carry it */
+function base64url(text) {
+  let binary = "";
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
 
 /**
  * const room = new VideoRoom(consultId, {onState, onLocalStream, onRemoteStream, onChat, onQuality, onMode, onError});
@@ -91,12 +100,13 @@ export class VideoRoom {
     if (this.closed) return;
     this.setState(this.attempt ? "reconnecting" : "connecting");
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}${this.join.room_url}`);
+    // keep: the member we still have a working connection with, so neither side renegotiates it.
+    const keep = this.peer && this.pc?.connectionState === "connected" ? [this.peer.user] : [];
+    const join = JSON.stringify({type: "join", token: this.join.token, kind: "browser", keep});
+    const ws = new WebSocket(`${scheme}://${location.host}${this.join.room_url}`, [JOIN_PROTOCOL, `join.${base64url(join)}`]);
     this.ws = ws;
     ws.addEventListener("open", () => {
-      // keep: the member we still have a working connection with, so neither side renegotiates it.
-      const keep = this.peer && this.pc?.connectionState === "connected" ? [this.peer.user] : [];
-      ws.send(JSON.stringify({type: "join", token: this.join.token, kind: "browser", keep}));
+      if (ws.protocol !== JOIN_PROTOCOL) ws.send(join);  // a server that read no join in the handshake
       this.watch = new SocketWatch(ws, (this.join.heartbeat_s || 4) * 1000, () => this.abandon(ws));
     });
     ws.addEventListener("message", (e) => {
