@@ -146,6 +146,7 @@ async def test_a_room_being_claimed_holds_up_no_other_room(demo_dsn: str, tmp_pa
                               uuid.UUID(slow_id), node)
             slow = asyncio.create_task(join(api, slow_id, slow_token))
             for _ in range(100):  # until the claim waits on that row
+                await con.execute("SELECT pg_stat_clear_snapshot()")  # inside a transaction the activity view is read once
                 if await con.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%room_owners%'"):
                     break
                 await asyncio.sleep(0.02)
