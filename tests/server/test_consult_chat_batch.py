@@ -69,14 +69,14 @@ async def test_a_stopped_writer_refuses_chat_instead_of_leaving_its_sender_waiti
         running = asyncio.create_task(writer.run())
         await asyncio.sleep(0)
         # A message waiting when the server stops is refused, not left hanging, and so is one sent after.
-        waiting = asyncio.create_task(writer.store(str(uuid.uuid4()), UserId("1"), "halo", None))
+        waiting = writer.submit(str(uuid.uuid4()), UserId("1"), "halo", None)
         await asyncio.sleep(0)
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
             await running
-        with pytest.raises(ConnectionError, match="not stored"):
+        with pytest.raises(consult_chat.NotStored, match="not stored"):
             await asyncio.wait_for(waiting, 5)
-        with pytest.raises(ConnectionError, match="not stored"):
-            await writer.store(str(uuid.uuid4()), UserId("1"), "halo", None)
+        with pytest.raises(consult_chat.NotStored, match="not stored"):
+            await writer.submit(str(uuid.uuid4()), UserId("1"), "halo", None)
     finally:
         await pool.close()
