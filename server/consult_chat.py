@@ -4,7 +4,7 @@ At the cap a new message is refused with ``chat_full`` rather than an old one
 dropped: the chat is part of the consult's record, and nothing accepted is lost.
 
 Room sockets store chat through one `ChatWriter` a process: the messages waiting
-when a transaction starts share it (one commit, three statements, however many
+when a transaction starts share it (one commit, two statements, however many
 rooms they come from), and each sender's message is relayed only after that
 commit. A batch starts once the one before it holds its consults' rows, and a
 consult's chat in the later batch waits on that row until the earlier commits: the ids of
@@ -151,14 +151,13 @@ class ChatWriter:
     async def _judge(self, con: asyncpg.Connection, batch: Sequence[_Pending], outcomes: list[int | Exception],
                      locked: asyncio.Future[None]) -> list[int]:
         """The indexes of the messages the sender may store, in order; every other gets its refusal in ``outcomes``."""
-        session_ids = list({p.session_id for p in batch if p.session_id is not None})
-        # A live session comes with its user, as access judges them; a sender without a session is read on its own.
-        live = {r["session_id"]: r for r in await con.fetch(_LIVE_SESSIONS, session_ids)} if session_ids else {}
-        sessionless = list({int(p.member) for p in batch if p.session_id is None})
-        users = {r["user_id"]: r for r in await con.fetch(_USERS, sessionless)} if sessionless else {}
-        rooms = await con.fetch(_LOCK_CONSULTS, list({p.consult_id for p in batch}))
+        rows = await con.fetch(_LOCK_AND_READ, list({p.consult_id for p in batch}),
+                               list({p.session_id for p in batch if p.session_id is not None}),
+                               list({int(p.member) for p in batch if p.session_id is None}))
         locked.set_result(None)
-        subjects = {r["id"]: consults.subject_of(r) for r in rooms}
+        subjects = {r["id"]: consults.subject_of(r) for r in rows if r["kind"] == "consult"}
+        live = {r["session_id"]: r for r in rows if r["kind"] == "session"}
+        users = {r["user_id"]: r for r in rows if r["kind"] == "user"}
         verdicts: dict[tuple[uuid.UUID, int], Exception | None] = {}  # access judged once a batch, by consult and user
         accepted = []
         for index, pending in enumerate(batch):
@@ -203,12 +202,24 @@ def _person(row: Any) -> access.Person:
     return consults.person(row["user_id"], row["role"], row["user_facility"], row["specialties"])
 
 
-_LIVE_SESSIONS = f"""SELECT s.id AS session_id, u.id AS user_id, u.role, u.facility_code AS user_facility, u.specialties
-                      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ANY($1::bigint[]) AND {sessions.LIVE}"""
-# Locked in one order, so two batches (or a batch and a consult's end) never wait on each other in a circle.
-_LOCK_CONSULTS = """SELECT id, state, requester, facility_code, specialty, specialist FROM consults
-                    WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE"""
-_USERS = """SELECT id AS user_id, role, facility_code AS user_facility, specialties FROM users WHERE id = ANY($1::bigint[])"""
+# One round trip: the batch's consults locked, in one order so that two batches (or a batch and a consult's end)
+# never wait on each other in a circle; each live session with its user, as access judges them; and each sender
+# without a session (the recorder's grant has none) by its user alone.
+_LOCK_AND_READ = f"""
+WITH locked AS MATERIALIZED (
+    SELECT id, state, requester, facility_code, specialty, specialist FROM consults
+    WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE
+)
+SELECT 'consult' AS kind, id, state, requester, facility_code, specialty, specialist, NULL::bigint AS session_id,
+       NULL::bigint AS user_id, NULL::text AS role, NULL::text AS user_facility, NULL::text[] AS specialties
+FROM locked
+UNION ALL
+SELECT 'session', NULL, NULL, NULL, NULL, NULL, NULL, s.id, u.id, u.role, u.facility_code, u.specialties
+FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ANY($2::bigint[]) AND {sessions.LIVE}
+UNION ALL
+SELECT 'user', NULL, NULL, NULL, NULL, NULL, NULL, NULL, id, role, facility_code, specialties
+FROM users WHERE id = ANY($3::bigint[])
+"""
 # The messages and their audit rows in one statement, after the consults' lock (so the count it reads is exact):
 # a message goes in while its consult, with the messages before it in this batch, holds fewer than the cap ($5);
 # the ordinals of those stored come back with their ids (identity values follow the insert's order).
