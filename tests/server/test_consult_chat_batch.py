@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -15,7 +16,7 @@ import websockets
 from server import consult_chat, db
 from server.config import DatabaseSettings
 from signaling.ids import UserId
-from tests.server.test_consult_room import recv
+from tests.server.test_consult_room import CANDIDATE, recv
 from tests.server.test_consults import close_api
 from tests.server.test_socket_flood import room, room_api_with
 
@@ -202,4 +203,24 @@ async def test_a_batch_whose_database_connection_is_killed_stores_none_of_it_and
             assert (await recv(sp, "chat"))["text"] == f"after {cid[:8]}"
     finally:
         await blocker.close()
+        await close_api(api)
+
+
+async def test_a_message_sent_after_a_chat_is_relayed_after_it(demo_dsn: str, tmp_path: Path) -> None:
+    """A socket reads on while its chats commit, but whatever it sends next waits for them: the other doctor
+    gets the chat, then the candidate, as sent."""
+    api = await room_api_with(demo_dsn, tmp_path, ws_chat_per_s=1000.0, ws_chat_burst=1000)
+    try:
+        _consult_id, pk, sp = await room(api)
+        for n in range(5):
+            await pk.send(json.dumps({"type": "chat", "text": f"sebelum {n}"}))
+            await pk.send(json.dumps({"type": "candidate", "candidate": CANDIDATE, "sdpMid": "0", "sdpMLineIndex": 0}))
+        seen: list[dict[str, Any]] = []
+        while len(seen) < 10:
+            message = await recv(sp)
+            if message["type"] in ("chat", "candidate"):
+                seen.append(message)
+        assert [(m["type"], m.get("text")) for m in seen] == [
+            kind for n in range(5) for kind in (("chat", f"sebelum {n}"), ("candidate", None))]
+    finally:
         await close_api(api)
