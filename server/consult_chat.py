@@ -4,17 +4,16 @@ At the cap a new message is refused with ``chat_full`` rather than an old one
 dropped: the chat is part of the consult's record, and nothing accepted is lost.
 
 Room sockets store chat through one `ChatWriter` a process: the messages waiting
-when a transaction starts share it (one commit, two statements, however many
-rooms they come from), and each sender's message is relayed only after that
-commit. A batch starts once the one before it holds its consults' rows, and a
-consult's chat in the later batch waits on that row until the earlier commits: the ids of
-one consult's chat follow the order it was sent in. Each
-message is judged on its own inside the batch: its sender's session must still be
-live, the sender may chat in the consult now (`signaling.access`, the consult's row
-locked until the batch commits, so it cannot end in between), and the consult must
-hold fewer than the cap (counted by the insert itself, after the lock). A batch
-whose transaction fails stores none of its messages, and each sender gets
-`NotStored`.
+when a transaction starts share it (two statements and one commit, however many
+rooms they come from), and each sender's message is relayed only after that commit.
+A batch starts once the one before it holds its consults' rows, and a consult's chat
+in the later batch waits on that row until the earlier commits: the ids of one
+consult's chat follow the order it was sent in. Each message is judged on its own
+inside the batch: its sender's session must still be live, the sender may chat in
+the consult now (`signaling.access`, the consult's row locked until the batch
+commits, so it cannot end in between), and the consult must hold fewer than the cap
+(counted by the insert itself, after the lock). A batch whose transaction fails
+stores none of its messages, and each sender gets `NotStored`.
 """
 
 from __future__ import annotations
