@@ -37,7 +37,7 @@ from signaling.ids import UserId
 log = logging.getLogger(__name__)
 
 # At most this many messages share a transaction (its arrays stay bounded; the rest wait for the next one).
-BATCH_MAX = 1024
+BATCH_MAX = 256
 # Transactions under way at once: the next starts as soon as the one before holds its consults' rows, so it judges
 # and inserts while that one commits; a consult in both waits on its row, and its chat keeps the order it came in.
 OVERLAP = 2

@@ -277,7 +277,8 @@ async def _handle(
     app: web.Application, live: LiveRoom, conn: Connection, message: ClientMessage, guard: Guard | None, chats: PendingChats,
 ) -> None:
     room, member = live.room, conn.member
-    await chats.wait_below(pending_chats.LIMIT if isinstance(message, Chat) else 1)  # nothing overtakes a chat
+    if chats:  # nothing overtakes a chat
+        await chats.wait_below(pending_chats.LIMIT if isinstance(message, Chat) else 1)
     if guard is not None:
         if guard.ended is None and isinstance(message, Consent):
             await guard.confirm(app[POOL])  # stored: re-read the session first (a chat's is re-read as it is stored)
