@@ -4,12 +4,16 @@ At the cap a new message is refused with ``chat_full`` rather than an old one
 dropped: the chat is part of the consult's record, and nothing accepted is lost.
 
 Room sockets store chat through one `ChatWriter` a process: the messages waiting
-when a transaction starts share it (one commit, four statements, however many
-rooms they come from), and each sender's message is relayed only after that
-commit. Each message is judged on its own inside the batch: its sender's session
-must still be live, the sender may chat in the consult now (`signaling.access`,
-the consult's row locked until the batch commits, so it cannot end in between),
-and the consult must hold fewer than the cap.
+when a transaction starts share it (two statements and one commit, however many
+rooms they come from), and each sender's message is relayed only after that commit.
+A batch starts once the one before it holds its consults' rows, and a consult's chat
+in the later batch waits on that row until the earlier commits: the ids of one
+consult's chat follow the order it was sent in. Each message is judged on its own
+inside the batch: its sender's session must still be live, the sender may chat in
+the consult now (`signaling.access`, the consult's row locked until the batch
+commits, so it cannot end in between), and the consult must hold fewer than the cap
+(counted by the insert itself, after the lock). A batch whose transaction fails
+stores none of its messages, and each sender gets `NotStored`.
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ from signaling.ids import UserId
 
 log = logging.getLogger(__name__)
 
-# At most this many messages share a transaction (its arrays stay small; the rest wait for the next one).
+# At most this many messages share a transaction (its arrays stay bounded; the rest wait for the next one).
 BATCH_MAX = 256
-# Transactions under way at once (pool connections): batches of other consults need not wait for a commit. Two
-# batches holding one consult queue on its row lock, and count its chat after it, so the cap stays exact.
-WRITERS = 3
+# Transactions under way at once: the next starts as soon as the one before holds its consults' rows, so it judges
+# and inserts while that one commits; a consult in both waits on its row, and its chat keeps the order it came in.
+OVERLAP = 2
 
 
 def check_size(text: str, max_bytes: int) -> None:
@@ -46,6 +50,10 @@ def check_size(text: str, max_bytes: int) -> None:
 
 class SessionEnded(Exception):
     """The session behind the sender's join token has ended: nothing was stored."""
+
+
+class NotStored(ConnectionError):
+    """The message's transaction failed (the database went away, the server is stopping): nothing of it was stored."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -59,7 +67,8 @@ class _Pending:
 
 
 class ChatWriter:
-    """Stores chat messages in shared transactions; `store` returns once its message is committed."""
+    """Stores chat messages in shared transactions; `submit`'s future is done once its message is committed, or
+    refused."""
 
     def __init__(self, pool: asyncpg.Pool, max_stored: int) -> None:
         self._pool = pool
@@ -68,50 +77,68 @@ class ChatWriter:
         self._wake = asyncio.Event()
         self._stopped = False
 
-    async def store(self, consult_id: str, member: UserId, text: str, session_id: int | None) -> int:
-        """The stored message's id, once committed; `ChatFull`, `SessionEnded` or the access refusal if it was not stored."""
-        if self._stopped:
-            raise _stopping()
+    def submit(self, consult_id: str, member: UserId, text: str, session_id: int | None) -> asyncio.Future[int]:
+        """The stored message's id once committed; else `ChatFull`, `SessionEnded`, the access refusal or
+        `NotStored` (nothing of it was stored)."""
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Pending(uuid.UUID(consult_id), member, text, session_id, request_id.get(), done))
-        self._wake.set()
-        return await done
+        if self._stopped:
+            done.set_exception(_stopping())
+        else:
+            self._waiting.append(_Pending(uuid.UUID(consult_id), member, text, session_id, request_id.get(), done))
+            self._wake.set()
+        return done
 
     async def run(self) -> None:
-        """Write batches until cancelled, ``WRITERS`` at a time; then refuse what waits and what comes."""
+        """Write batches until cancelled; then refuse what waits and what comes."""
+        storing: set[asyncio.Task[None]] = set()
         try:
-            await asyncio.gather(*(self._work() for _ in range(WRITERS)))
+            while True:
+                while not self._waiting:
+                    self._wake.clear()
+                    await self._wake.wait()
+                batch, self._waiting = self._waiting[:BATCH_MAX], self._waiting[BATCH_MAX:]
+                locked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                task = asyncio.create_task(self._store(batch, locked), name="chat-batch")
+                storing.add(task)
+                task.add_done_callback(storing.discard)
+                await asyncio.shield(locked)
+                while len(storing) >= OVERLAP:
+                    await asyncio.wait(storing, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._stopped = True
+            for task in storing:
+                task.cancel()
+            await asyncio.gather(*storing, return_exceptions=True)
             waiting, self._waiting = self._waiting, []
             _fail(waiting, _stopping())
 
-    async def _work(self) -> None:
-        """Take what waits, store it; a batch whose transaction fails fails each of its senders (nothing was stored)."""
-        while True:
-            while not self._waiting:
-                self._wake.clear()
-                await self._wake.wait()
-            batch, self._waiting = self._waiting[:BATCH_MAX], self._waiting[BATCH_MAX:]
-            try:
-                await self._commit(batch)
-            except asyncio.CancelledError:
-                _fail(batch, _stopping())
-                raise
-            except Exception as exc:
-                log.warning("storing %d chat messages failed: %s", len(batch), type(exc).__name__)
-                _fail(batch, exc)
+    async def _store(self, batch: list[_Pending], locked: asyncio.Future[None]) -> None:
+        """Store ``batch``; a transaction that fails fails each of its senders (nothing of it was stored)."""
+        try:
+            await self._commit(batch, locked)
+        except asyncio.CancelledError:
+            _fail(batch, _stopping())
+            raise
+        except Exception as exc:
+            log.warning("storing %d chat messages failed: %s", len(batch), type(exc).__name__)
+            _fail(batch, NotStored("the chat could not be stored; send it again"))
+        finally:
+            if not locked.done():
+                locked.set_result(None)
 
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[_Pending], locked: asyncio.Future[None]) -> None:
         outcomes: list[int | Exception] = [RuntimeError("not judged")] * len(batch)
         async with self._pool.acquire() as con, con.transaction():
-            accepted = await self._judge(con, batch, outcomes)
+            accepted = await self._judge(con, batch, outcomes, locked)
             if accepted:
-                ids = sorted(await con.fetchval(_INSERT, [batch[i].consult_id for i in accepted],
-                                                [int(batch[i].member) for i in accepted], [batch[i].text for i in accepted],
-                                                [batch[i].request_id for i in accepted]))
-                for index, chat_id in zip(accepted, ids, strict=True):  # identity values follow the insert's order
-                    outcomes[index] = chat_id
+                stored = await con.fetch(_INSERT, [batch[i].consult_id for i in accepted],
+                                         [int(batch[i].member) for i in accepted], [batch[i].text for i in accepted],
+                                         [batch[i].request_id for i in accepted], self._max_stored)
+                ids = {row["n"]: row["id"] for row in stored}
+                for n, index in enumerate(accepted, start=1):
+                    chat_id = ids.get(n)
+                    outcomes[index] = chat_id if chat_id is not None else ChatFull(
+                        f"this consult already holds {self._max_stored} chat messages (limits.chat_max_stored)", field="text")
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.done.done():
                 continue  # its sender is gone
@@ -120,38 +147,40 @@ class ChatWriter:
             else:
                 pending.done.set_result(outcome)
 
-    async def _judge(self, con: asyncpg.Connection, batch: Sequence[_Pending], outcomes: list[int | Exception]) -> list[int]:
-        """The indexes of the messages to store, in order; every other gets its refusal in ``outcomes``."""
-        session_ids = [p.session_id for p in batch if p.session_id is not None]
-        # A live session comes with its user, as access judges them; a sender without a session is read on its own.
-        live = {r["session_id"]: r for r in await con.fetch(_LIVE_SESSIONS, session_ids)} if session_ids else {}
-        sessionless = list({int(p.member) for p in batch if p.session_id is None})
-        users = {r["user_id"]: r for r in await con.fetch(_USERS, sessionless)} if sessionless else {}
-        rooms = {r["id"]: r for r in await con.fetch(_LOCK_CONSULTS, list({p.consult_id for p in batch}))}
-        counts: dict[uuid.UUID, int] = {r["consult_id"]: r["count"] for r in await con.fetch(_COUNTS, list(rooms))}
+    async def _judge(self, con: asyncpg.Connection, batch: Sequence[_Pending], outcomes: list[int | Exception],
+                     locked: asyncio.Future[None]) -> list[int]:
+        """The indexes of the messages the sender may store, in order; every other gets its refusal in ``outcomes``."""
+        rows = await con.fetch(_LOCK_AND_READ, list({p.consult_id for p in batch}),
+                               list({p.session_id for p in batch if p.session_id is not None}),
+                               list({int(p.member) for p in batch if p.session_id is None}))
+        locked.set_result(None)
+        subjects = {r["id"]: consults.subject_of(r) for r in rows if r["kind"] == "consult"}
+        live = {r["session_id"]: r for r in rows if r["kind"] == "session"}
+        users = {r["user_id"]: r for r in rows if r["kind"] == "user"}
+        verdicts: dict[tuple[uuid.UUID, int], Exception | None] = {}  # access judged once a batch, by consult and user
         accepted = []
         for index, pending in enumerate(batch):
             try:
                 if pending.session_id is not None and pending.session_id not in live:
                     raise SessionEnded()
-                room = rooms.get(pending.consult_id)
+                subject = subjects.get(pending.consult_id)
                 user = users.get(int(pending.member)) if pending.session_id is None else live[pending.session_id]
-                if room is None or user is None or user["user_id"] != int(pending.member):
+                if subject is None or user is None or user["user_id"] != int(pending.member):
                     raise NotAMember(pending.member)
-                access.require(consults.subject_of(room), _person(user), Action.CHAT)
-                if counts.get(pending.consult_id, 0) >= self._max_stored:
-                    raise ChatFull(f"this consult already holds {self._max_stored} chat messages (limits.chat_max_stored)",
-                                   field="text")
+                key = (pending.consult_id, user["user_id"])
+                if key not in verdicts:
+                    verdicts[key] = _refusal(subject, _person(user))
+                if (refusal := verdicts[key]) is not None:
+                    raise refusal
             except Exception as exc:
                 outcomes[index] = exc
                 continue
-            counts[pending.consult_id] = counts.get(pending.consult_id, 0) + 1
             accepted.append(index)
         return accepted
 
 
-def _stopping() -> ConnectionError:
-    return ConnectionError("the server is stopping: chat not stored")
+def _stopping() -> NotStored:
+    return NotStored("the server is stopping: chat not stored; send it again")
 
 
 def _fail(batch: Sequence[_Pending], exc: BaseException) -> None:
@@ -160,30 +189,62 @@ def _fail(batch: Sequence[_Pending], exc: BaseException) -> None:
             pending.done.set_exception(exc)
 
 
+def _refusal(subject: access.Subject, person: access.Person) -> Exception | None:
+    try:
+        access.require(subject, person, Action.CHAT)
+    except Exception as exc:
+        return exc
+    return None
+
+
 def _person(row: Any) -> access.Person:
     return consults.person(row["user_id"], row["role"], row["user_facility"], row["specialties"])
 
 
-_LIVE_SESSIONS = f"""SELECT s.id AS session_id, u.id AS user_id, u.role, u.facility_code AS user_facility, u.specialties
-                      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ANY($1::bigint[]) AND {sessions.LIVE}"""
-# Locked in one order, so two batches (or a batch and a consult's end) never wait on each other in a circle.
-_LOCK_CONSULTS = """SELECT id, state, requester, facility_code, specialty, specialist FROM consults
-                    WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE"""
-_USERS = """SELECT id AS user_id, role, facility_code AS user_facility, specialties FROM users WHERE id = ANY($1::bigint[])"""
-_COUNTS = "SELECT consult_id, count(*) AS count FROM consult_chat WHERE consult_id = ANY($1::uuid[]) GROUP BY consult_id"
-# The messages and their audit rows in one statement; the ids come back to be matched in the insert's order.
+# One round trip: the batch's consults locked, in one order so that two batches (or a batch and a consult's end)
+# never wait on each other in a circle; each live session with its user, as access judges them; and each sender
+# without a session (the recorder's grant has none) by its user alone.
+_LOCK_AND_READ = f"""
+WITH locked AS MATERIALIZED (
+    SELECT id, state, requester, facility_code, specialty, specialist FROM consults
+    WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE
+)
+SELECT 'consult' AS kind, id, state, requester, facility_code, specialty, specialist, NULL::bigint AS session_id,
+       NULL::bigint AS user_id, NULL::text AS role, NULL::text AS user_facility, NULL::text[] AS specialties
+FROM locked
+UNION ALL
+SELECT 'session', NULL, NULL, NULL, NULL, NULL, NULL, s.id, u.id, u.role, u.facility_code, u.specialties
+FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ANY($2::bigint[]) AND {sessions.LIVE}
+UNION ALL
+SELECT 'user', NULL, NULL, NULL, NULL, NULL, NULL, NULL, id, role, facility_code, specialties
+FROM users WHERE id = ANY($3::bigint[])
+"""
+# The messages and their audit rows in one statement, after the consults' lock (so the count it reads is exact):
+# a message goes in while its consult, with the messages before it in this batch, holds fewer than the cap ($5);
+# the ordinals of those stored come back with their ids (identity values follow the insert's order).
 _INSERT = """
 WITH given AS (
     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY AS g(consult_id, from_user, text, request_id, n)
+), held AS (
+    SELECT c.consult_id, count(*) AS count FROM consult_chat c
+    WHERE c.consult_id IN (SELECT DISTINCT consult_id FROM given) GROUP BY c.consult_id
+), placed AS (
+    SELECT g.*, coalesce(h.count, 0) + row_number() OVER (PARTITION BY g.consult_id ORDER BY g.n) AS place
+    FROM given g LEFT JOIN held h ON h.consult_id = g.consult_id
+), fitting AS (
+    SELECT * FROM placed WHERE place <= $5
 ), stored AS (
     INSERT INTO consult_chat (consult_id, from_user, text)
-    SELECT consult_id, from_user, text FROM given ORDER BY n
+    SELECT consult_id, from_user, text FROM fitting ORDER BY n
     RETURNING id, consult_id, from_user
+), numbered AS (
+    SELECT s.id, f.n, f.request_id, s.consult_id, s.from_user
+    FROM (SELECT id, consult_id, from_user, row_number() OVER (ORDER BY id) AS k FROM stored) s
+    JOIN (SELECT n, request_id, row_number() OVER (ORDER BY n) AS k FROM fitting) f ON f.k = s.k
 ), audited AS (
     INSERT INTO audit_log (user_id, username, action, object, detail, request_id)
-    SELECT s.from_user, u.username, 'consult.chat', 'consult:' || s.consult_id, jsonb_build_object('message', s.id), g.request_id
-    FROM stored s JOIN users u ON u.id = s.from_user
-    JOIN LATERAL (SELECT request_id FROM given WHERE given.consult_id = s.consult_id AND given.from_user = s.from_user LIMIT 1) g ON true
+    SELECT m.from_user, u.username, 'consult.chat', 'consult:' || m.consult_id, jsonb_build_object('message', m.id), m.request_id
+    FROM numbered m JOIN users u ON u.id = m.from_user
 )
-SELECT array_agg(id) FROM stored
+SELECT n, id FROM numbered
 """

@@ -43,6 +43,7 @@ It is a public route: it authenticates with a join token, not a session.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from typing import Any
@@ -50,9 +51,10 @@ from typing import Any
 import asyncpg
 from aiohttp import WSMsgType, hdrs, web
 
-from server import audit, consult_chat, consults, events, socket_limits, strict_input
+from server import audit, consult_chat, consults, events, pending_chats, socket_limits, strict_input
 from server.errors import ApiError
 from server.keys import CONFIG, METRICS, POOL, REVOCATIONS, ROOMS, WEBSOCKETS
+from server.pending_chats import PendingChats
 from server.revocation import CLOSE_SESSION_ENDED, REVOKED, Guard
 from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
 from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, grant_of, ice_for
@@ -80,6 +82,8 @@ CLOSE_REPLACED = 4000
 CLOSE_BAD_JOIN = 4400
 CLOSE_CODES = {TokenRejected: 4401, NotAMember: 4403, RecordingNotAllowed: 4403, RoomClosed: 4409}
 JOIN_TIMEOUT_CLOSE = 4408
+# The error code of a chat whose transaction failed: nothing of it was stored, and it may be sent again.
+NOT_STORED = "chat_not_stored"
 # Closes that end a membership on purpose (goodbye, going away, refused, ended); any other is a drop.
 DELIBERATE_CLOSES = frozenset({1000, 1001, socket_limits.CLOSE_CODE, CLOSE_SESSION_ENDED, 4409})
 # Frames up to this reach parse_client (which refuses anything over 96 KB with an error reply);
@@ -233,10 +237,12 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
             guard = app[REVOCATIONS].guard(
                 grant["session_id"], grant["session_expires_at"], lambda reason: conn.close(CLOSE_SESSION_ENDED, reason)
             )
+        chats = PendingChats()
         try:
             if guard is None or guard.ended is None:  # else revoked while joining: closed, never welcomed
-                await _member_session(app, live, conn, join, result, guard)
+                await _member_session(app, live, conn, join, result, guard, chats)
         finally:
+            await chats.wait_below(1)  # a chat sent just before leaving is relayed once stored, as if read alone
             if guard is not None:
                 guard.release()
             ended = guard is not None and guard.ended is not None  # its close may still be queued
@@ -256,7 +262,8 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _member_session(
-    app: web.Application, live: LiveRoom, conn: Connection, join: Join, result: JoinResult, guard: Guard | None
+    app: web.Application, live: LiveRoom, conn: Connection, join: Join, result: JoinResult, guard: Guard | None,
+    chats: PendingChats,
 ) -> None:
     hub = app[ROOMS]
     consult_id = live.room.consult_id
@@ -284,21 +291,26 @@ async def _member_session(
         except InvalidMessage as exc:
             data = exc
         if (refusal := limits.over(data)) is not None:
+            await chats.wait_below(1)  # the chats before it are answered first
             conn.send(Error(code="rate_limited", message=refusal, field="type"))
             conn.close(socket_limits.CLOSE_CODE, socket_limits.CLOSE_REASON.decode())
             return
         try:
             if isinstance(data, InvalidMessage):
                 raise data
-            await _handle(app, live, conn, parse_client(data), guard)
+            await _handle(app, live, conn, parse_client(data), guard, chats)
         except NotJoined:
             return  # replaced by a newer connection, which is being closed
         except SignalingError as exc:
             conn.send(error_reply(exc))
 
 
-async def _handle(app: web.Application, live: LiveRoom, conn: Connection, message: ClientMessage, guard: Guard | None) -> None:
+async def _handle(
+    app: web.Application, live: LiveRoom, conn: Connection, message: ClientMessage, guard: Guard | None, chats: PendingChats,
+) -> None:
     room, member = live.room, conn.member
+    if chats:  # nothing overtakes a chat
+        await chats.wait_below(pending_chats.LIMIT if isinstance(message, Chat) else 1)
     if guard is not None:
         if guard.ended is None and isinstance(message, Consent):
             await guard.confirm(app[POOL])  # stored: re-read the session first (a chat's is re-read as it is stored)
@@ -320,20 +332,40 @@ async def _handle(app: web.Application, live: LiveRoom, conn: Connection, messag
     if isinstance(message, Chat):
         consult_chat.check_size(message.text, app[CONFIG].limits.chat_max_bytes)
         room.addressees(member, conn.generation, message)  # a chat the room would refuse is not stored
-        try:
-            await app[ROOMS].chats.store(room.consult_id, member, message.text, None if guard is None else guard.session_id)
-        except consult_chat.SessionEnded:
-            if guard is not None:  # only a guarded sender has a session to end
-                guard.end(REVOKED)
-            raise TokenRejected("the session that asked for this token has ended; sign in again") from None
-        except RoomClosed as exc:
-            # The consult ended in the database before its event reached this process: say why, then close the room.
-            conn.send(error_reply(exc))
-            app[ROOMS].close(room.consult_id, "ended")
-            return
-        if room.closed:
-            return  # stored; the consult ended while it was: nobody is left to relay it to
+        stored = app[ROOMS].chats.submit(room.consult_id, member, message.text, None if guard is None else guard.session_id)
+        chats.add(stored, lambda done: _chat_stored(app, live, conn, message, guard, done))
+        return
     live.deliver(room.route(member, conn.generation, message, consults.now()))
+
+
+def _chat_stored(app: web.Application, live: LiveRoom, conn: Connection, message: Chat, guard: Guard | None,
+                 stored: asyncio.Future[int]) -> None:
+    """Relay a chat once committed, or tell its sender why it was not stored."""
+    room = live.room
+    try:
+        stored.result()
+    except consult_chat.SessionEnded:
+        if guard is not None:  # only a guarded sender has a session to end
+            guard.end(REVOKED)
+        conn.send(error_reply(TokenRejected("the session that asked for this token has ended; sign in again")))
+        return
+    except RoomClosed as exc:
+        # The consult ended in the database before its event reached this process: say why, then close the room.
+        conn.send(error_reply(exc))
+        app[ROOMS].close(room.consult_id, "ended")
+        return
+    except SignalingError as exc:
+        conn.send(error_reply(exc))
+        return
+    except consult_chat.NotStored as exc:
+        conn.send(Error(code=NOT_STORED, message=str(exc), field="text"))
+        return
+    if room.closed:
+        return  # stored; the consult ended while it was: nobody is left to relay it to
+    try:
+        live.deliver(room.route(conn.member, conn.generation, message, consults.now()))
+    except NotJoined:
+        pass  # stored; its sender was replaced meanwhile, and the new connection goes on
 
 
 async def _actor(con: asyncpg.Connection, member: UserId) -> audit.Actor:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -15,7 +16,7 @@ import websockets
 from server import consult_chat, db
 from server.config import DatabaseSettings
 from signaling.ids import UserId
-from tests.server.test_consult_room import recv
+from tests.server.test_consult_room import CANDIDATE, recv
 from tests.server.test_consults import close_api
 from tests.server.test_socket_flood import room, room_api_with
 
@@ -69,14 +70,157 @@ async def test_a_stopped_writer_refuses_chat_instead_of_leaving_its_sender_waiti
         running = asyncio.create_task(writer.run())
         await asyncio.sleep(0)
         # A message waiting when the server stops is refused, not left hanging, and so is one sent after.
-        waiting = asyncio.create_task(writer.store(str(uuid.uuid4()), UserId("1"), "halo", None))
+        waiting = writer.submit(str(uuid.uuid4()), UserId("1"), "halo", None)
         await asyncio.sleep(0)
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
             await running
-        with pytest.raises(ConnectionError, match="not stored"):
+        with pytest.raises(consult_chat.NotStored, match="not stored"):
             await asyncio.wait_for(waiting, 5)
-        with pytest.raises(ConnectionError, match="not stored"):
-            await writer.store(str(uuid.uuid4()), UserId("1"), "halo", None)
+        with pytest.raises(consult_chat.NotStored, match="not stored"):
+            await writer.submit(str(uuid.uuid4()), UserId("1"), "halo", None)
     finally:
         await pool.close()
+
+
+BURST_ROOMS = 12
+BURST = 25  # chats each doctor sends without waiting for any to arrive
+
+
+async def test_chat_bursts_from_many_rooms_are_relayed_in_order_and_stored_once_in_the_order_sent(
+    demo_dsn: str, tmp_path: Path, con: asyncpg.Connection,
+) -> None:
+    """Each doctor's burst is read on while its chats commit (they share transactions rather than one commit
+    each), yet every chat the other doctor sees is stored exactly once, and each sender's chats are relayed and
+    stored (by id) in the order sent."""
+    api = await room_api_with(demo_dsn, tmp_path, ws_chat_per_s=1000.0, ws_chat_burst=1000)
+    try:
+        rooms = [await room(api) for _ in range(BURST_ROOMS)]
+
+        async def burst(sender: websockets.ClientConnection, receiver: websockets.ClientConnection, who: str) -> list[str]:
+            texts = [f"{who} {n}" for n in range(BURST)]
+            for text in texts:
+                await sender.send(json.dumps({"type": "chat", "text": text}))
+            return [(await recv(receiver, "chat"))["text"] for _ in texts]
+
+        senders = [(cid, a, b, f"{who} {cid[:8]}") for cid, pk, sp in rooms for a, b, who in ((pk, sp, "pk"), (sp, pk, "sp"))]
+        relayed = await asyncio.gather(*(burst(a, b, who) for _cid, a, b, who in senders))
+        for (_cid, _a, _b, who), seen in zip(senders, relayed, strict=True):
+            assert seen == [f"{who} {n}" for n in range(BURST)]  # all of them, in the order sent
+        for cid, _a, _b, who in senders:
+            rows = await con.fetch("SELECT text, xmin::text AS tx FROM consult_chat WHERE consult_id = $1 AND text LIKE $2 ORDER BY id",
+                                   uuid.UUID(cid), f"{who} %")
+            assert [r["text"] for r in rows] == [f"{who} {n}" for n in range(BURST)]  # once each, in the order sent
+            # One sender's burst shares commits: a chat waiting for the one before it to commit would be one each.
+            assert len({r["tx"] for r in rows}) <= BURST // 2, who
+        ids = [uuid.UUID(cid) for cid, _pk, _sp in rooms]
+        audited = await con.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'consult.chat' AND object = ANY($1)", [f"consult:{i}" for i in ids])
+        assert audited == BURST_ROOMS * 2 * BURST
+    finally:
+        await close_api(api)
+
+
+FAULT_ROOMS = 4
+FAULT_EACH = 6
+
+
+async def test_a_batch_whose_database_connection_is_killed_stores_none_of_it_and_its_senders_are_told(
+    demo_dsn: str, tmp_path: Path, con: asyncpg.Connection,
+) -> None:
+    """The writer's connection is killed while its batch waits inside the transaction: every chat of that batch
+    gets ``chat_not_stored`` and none of it is stored (nor audited); every chat the other doctor saw is stored;
+    the sockets stay open and the next chats are stored."""
+    api = await room_api_with(demo_dsn, tmp_path, ws_chat_per_s=1000.0, ws_chat_burst=1000)
+    blocker = await db.connect(demo_dsn)
+    try:
+        rooms = [await room(api) for _ in range(FAULT_ROOMS)]
+        # The first room's consult row is held, so the batch holding its chat waits inside its transaction.
+        blocking = blocker.transaction()
+        await blocking.start()
+        await blocker.execute("SELECT 1 FROM consults WHERE id = $1 FOR UPDATE", uuid.UUID(rooms[0][0]))
+        sent = {cid: [f"fault {cid[:8]} {n}" for n in range(FAULT_EACH)] for cid, _pk, _sp in rooms}
+        for n in range(FAULT_EACH):
+            for cid, pk, _sp in rooms:
+                await pk.send(json.dumps({"type": "chat", "text": sent[cid][n]}))
+        waiting = None
+        for _ in range(100):
+            waiting = await con.fetchval("""SELECT pid FROM pg_stat_activity
+                                            WHERE wait_event_type = 'Lock' AND query LIKE '%FOR NO KEY UPDATE%'""")
+            if waiting is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert waiting is not None, "no chat batch waited on the held consult"
+        assert await con.fetchval("SELECT pg_terminate_backend($1)", waiting)
+        await blocking.rollback()
+
+        async def outcomes(pk: websockets.ClientConnection, sp: websockets.ClientConnection, texts: list[str]
+                           ) -> tuple[list[str], list[str]]:
+            """(the texts the specialist saw, the errors the sender got) until each chat has had its outcome."""
+            relayed: list[str] = []
+            errors: list[str] = []
+
+            async def see() -> None:
+                while True:
+                    relayed.append((await recv(sp, "chat"))["text"])
+
+            async def told() -> None:
+                while True:
+                    reply = await recv(pk, "error")
+                    assert (reply["code"], reply["field"]) == ("chat_not_stored", "text"), reply
+                    errors.append(reply["message"])
+
+            readers = [asyncio.create_task(see()), asyncio.create_task(told())]
+            try:
+                async with asyncio.timeout(10):
+                    while len(relayed) + len(errors) < len(texts):
+                        done = [r for r in readers if r.done()]
+                        if done:
+                            done[0].result()  # a reader's failure, at once
+                        await asyncio.sleep(0.02)
+            finally:
+                for reader in readers:
+                    reader.cancel()
+                await asyncio.gather(*readers, return_exceptions=True)
+            return relayed, errors
+
+        results = await asyncio.gather(*(outcomes(pk, sp, sent[cid]) for cid, pk, sp in rooms))
+        refused = 0
+        for (cid, _pk, _sp), (relayed, errors) in zip(rooms, results, strict=True):
+            stored = [r["text"] for r in await con.fetch(
+                "SELECT text FROM consult_chat WHERE consult_id = $1 ORDER BY id", uuid.UUID(cid))]
+            audited = await con.fetchval("SELECT count(*) FROM audit_log WHERE action = 'consult.chat' AND object = $1",
+                                         f"consult:{cid}")
+            assert len(relayed) + len(errors) == FAULT_EACH
+            assert stored == relayed  # what was seen is stored, in order; what was refused is not
+            assert audited == len(stored)
+            assert relayed == [t for t in sent[cid] if t in relayed]
+            refused += len(errors)
+        assert refused >= 1  # the killed batch's chats
+        # The writer goes on with a new connection; the sockets stayed open.
+        for cid, pk, sp in rooms:
+            await pk.send(json.dumps({"type": "chat", "text": f"after {cid[:8]}"}))
+            assert (await recv(sp, "chat"))["text"] == f"after {cid[:8]}"
+    finally:
+        await blocker.close()
+        await close_api(api)
+
+
+async def test_a_message_sent_after_a_chat_is_relayed_after_it(demo_dsn: str, tmp_path: Path) -> None:
+    """A socket reads on while its chats commit, but whatever it sends next waits for them: the other doctor
+    gets the chat, then the candidate, as sent."""
+    api = await room_api_with(demo_dsn, tmp_path, ws_chat_per_s=1000.0, ws_chat_burst=1000)
+    try:
+        _consult_id, pk, sp = await room(api)
+        for n in range(5):
+            await pk.send(json.dumps({"type": "chat", "text": f"sebelum {n}"}))
+            await pk.send(json.dumps({"type": "candidate", "candidate": CANDIDATE, "sdpMid": "0", "sdpMLineIndex": 0}))
+        seen: list[dict[str, Any]] = []
+        while len(seen) < 10:
+            message = await recv(sp)
+            if message["type"] in ("chat", "candidate"):
+                seen.append(message)
+        assert [(m["type"], m.get("text")) for m in seen] == [
+            kind for n in range(5) for kind in (("chat", f"sebelum {n}"), ("candidate", None))]
+    finally:
+        await close_api(api)
