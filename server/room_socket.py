@@ -43,6 +43,7 @@ It is a public route: it authenticates with a join token, not a session.
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from typing import Any
 
@@ -55,7 +56,7 @@ from server.keys import CONFIG, METRICS, POOL, REVOCATIONS, ROOMS, WEBSOCKETS
 from server.revocation import CLOSE_SESSION_ENDED, REVOKED, Guard
 from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
 from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, grant_of, ice_for
-from server.upgraded import upgrade
+from server.upgraded import LiveSocket, upgrade
 from signaling import access
 from signaling.access import Action
 from signaling.errors import (
@@ -173,27 +174,34 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
     # Joining reads the database: while it is unreachable, refuse the upgrade (503, Retry-After) rather than accept and drop.
     await app[POOL].execute("SELECT 1")
     # No permessage-deflate: signaling messages are small, and a deflate context costs ~100 KiB a socket.
-    ws = web.WebSocketResponse(heartbeat=app[CONFIG].consult.heartbeat_s, max_msg_size=MAX_FRAME_BYTES, compress=False)
+    relayed = bool(request.headers.get(RELAYED_HEADER))  # read before the upgrade lets go of the headers
+    ws = LiveSocket(heartbeat=app[CONFIG].consult.heartbeat_s, max_msg_size=MAX_FRAME_BYTES, compress=False)
     await upgrade(ws, request)
+    return ws.live(functools.partial(_serve_upgraded, request, ws, consult_id, relayed))
+
+
+async def _serve_upgraded(request: web.Request, ws: web.WebSocketResponse, consult_id: str, relayed: bool) -> None:
+    """The socket's life, once the handler has returned it (`server.upgraded`)."""
+    app = request.app
     app[WEBSOCKETS].add(ws)
     app[METRICS].socket("room", +1)
     try:
         first = await _first_message(ws, app[CONFIG].consult.join_timeout_s)
         if first is None:
-            return ws
+            return
         join, frame = first
         try:
             live, member, result, grant = await _admit(request, consult_id, join)
         except OwnedElsewhere as elsewhere:
-            if request.headers.get(RELAYED_HEADER):  # relayed here, but the room moved on: never relay twice
+            if relayed:  # relayed here, but the room moved on: never relay twice
                 await ws.close(code=TRY_AGAIN, message=b"the room moved; try again")
             else:
                 app[METRICS].room_relays.inc()
                 await relay(ws, elsewhere.url, consult_id, frame, MAX_FRAME_BYTES)
-            return ws
+            return
         except SignalingError as exc:
             await _refuse(ws, exc, CLOSE_CODES.get(type(exc), CLOSE_BAD_JOIN))
-            return ws
+            return
         conn = Connection(ws, member, result.generation)
         app[METRICS].room_joins.inc()
         guard = None
@@ -220,7 +228,6 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
     finally:
         app[WEBSOCKETS].discard(ws)
         app[METRICS].socket("room", -1)
-    return ws
 
 
 async def _member_session(

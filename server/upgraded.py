@@ -1,12 +1,73 @@
-"""The websocket upgrade, keeping nothing of the handshake that an open socket no longer needs."""
+"""The websocket upgrade, keeping nothing of the handshake that an open socket no longer needs.
+
+Thousands of idle sockets each keep what their connection holds for as long as it is open, so an upgraded
+socket lets go of what served only the handshake: the 101's headers, the request's parsed head (but for
+``X-Forwarded-For``, which the audit's client address reads all through a socket's life), the HTTP parser.
+
+Its open life runs after the handler has returned (`LiveSocket`): every middleware has done its part by then
+(the upgrade was authorised, checked, timed and answered), and none of their frames stays on the stack of
+each idle socket. aiohttp closes a returned websocket by awaiting its ``write_eof``: the life runs there, under
+the request's id, and an error it does not handle is logged and closes the socket with 1011 (no HTTP answer
+is possible after the 101).
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import WSCloseCode, web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from server.logs import request_id
+
+log = logging.getLogger(__name__)
+
+KEPT_HEADERS = ("X-Forwarded-For",)
+
+
+class LiveSocket(web.WebSocketResponse):
+    """A websocket whose life, given by `live`, runs once its handler (and the middlewares) returned it."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._life: Callable[[], Awaitable[None]] | None = None
+        self._request_id = request_id.get()
+
+    def live(self, life: Callable[[], Awaitable[None]]) -> LiveSocket:
+        """Run ``life`` (the socket's messages until it closes) after the handler; returns the socket to return."""
+        self._life = life
+        return self
+
+    async def write_eof(self) -> None:  # type: ignore[override]
+        life, self._life = self._life, None
+        if life is not None:
+            token = request_id.set(self._request_id)
+            try:
+                await life()
+            except Exception:
+                log.exception("unhandled error on a websocket")
+                await self.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
+            finally:
+                request_id.reset(token)
+        await super().write_eof()
 
 
 async def upgrade(ws: web.WebSocketResponse, request: web.Request) -> None:
-    """Send the 101 (with the security headers every response carries), then let go of the response's headers: sent
-    once, they would otherwise stay with the socket for as long as it is open (~1 KiB each, thousands of sockets)."""
+    """Send the 101 (with the security headers every response carries), then let go of the handshake: the
+    response's headers (~1 KiB), the request's head (~2 KiB) and the connection's HTTP parser."""
     await ws.prepare(request)
     ws.headers.clear()
+    _forget_head(request)
+
+
+def _forget_head(request: web.Request) -> None:
+    # aiohttp has no public way to drop a request's head; these are its own attributes for it.
+    kept = CIMultiDictProxy(CIMultiDict((name, value) for name in KEPT_HEADERS for value in request.headers.getall(name, ())))
+    request._message = request._message._replace(headers=kept, raw_headers=())
+    request._headers = kept
+    for cached in ("headers", "raw_headers"):  # read once already: aiohttp keeps them in the request's cache
+        request._cache.pop(cached, None)
+    forget = getattr(request.protocol, "forget_parser", None)
+    if forget is not None:  # the server's own connection handler (a test's app may run on aiohttp's)
+        forget()
