@@ -71,9 +71,11 @@ async def ping(message: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class Feed(Protocol):
-    """Non-event messages for a socket (the console's positions)."""
+    """Non-event messages for a socket (the console's positions): ``on_offer`` is called when some come."""
 
-    async def get(self) -> dict[str, Any]: ...
+    on_offer: Callable[[], None] | None
+
+    def take(self) -> dict[str, Any] | None: ...
 
 
 class SocketKind:
@@ -158,6 +160,8 @@ class _Socket:
             self.after = self.sent = after
             self.sending = asyncio.create_task(self._send())
             self.sub.on_offer = self._offered
+            if kind.side is not None:
+                kind.side.on_offer = self._offered
             limits = socket_limits.live_limits(app[CONFIG].limits)
             async for msg in ws:
                 stand_in = kind.superseded(ws, msg)
@@ -177,6 +181,8 @@ class _Socket:
             app[METRICS].socket(metric, -1)
             self.guard.release()
             self.sub.on_offer = None
+            if kind.side is not None:
+                kind.side.on_offer = None
             await cancel_and_wait(self.sending)
             if self.closing is not None:
                 await self.closing  # the close frame with 4401 is out; let the closing handshake finish
@@ -199,22 +205,23 @@ class _Socket:
         return await self.kind.on_message(message)
 
     def _offered(self) -> None:
-        """An event is queued: send it, unless a sender is at work already (it takes every event queued)."""
-        if (self.sending is None or self.sending.done()) and self.guard.ended is None:
+        """An event or positions are waiting: send them, unless a sender is at work already (it takes all)."""
+        if self.sending is None and self.guard.ended is None:
             self.sending = asyncio.create_task(self._send())
 
     async def _send(self) -> None:
-        """The backlog (on the first run), then what is queued; a console's sender also waits for positions."""
+        """The backlog (on the first run), then whatever waits: queued events, the console's positions."""
+        side = self.kind.side
         try:
             if self.after is not None:
                 await self._backlog()
-            if not await self._drain():
-                return
-            if self.kind.side is not None:
-                await self._follow(self.kind.side)
+            while await self._drain() and side is not None and (positions := side.take()) is not None:
+                await self.ws.send_json(positions, dumps=dumps)
         except (ConnectionResetError, RuntimeError):
             # The socket closed under us; the receiving side ends the handler.
             return
+        finally:
+            self.sending = None  # a finished task is still a few hundred bytes an idle socket would keep
 
     async def _backlog(self) -> None:
         """Every event after the resume point that the bus has handled; the bus's later ones come queued."""
@@ -246,29 +253,6 @@ class _Socket:
                 return False
             await self._send_live(event)
         return True
-
-    async def _follow(self, side: Feed) -> None:
-        sub = self.sub
-        overflow = asyncio.ensure_future(sub.overflowed.wait())
-        get = asyncio.ensure_future(sub.queue.get())
-        side_get = asyncio.ensure_future(side.get())
-        try:
-            while True:
-                done, _ = await asyncio.wait({overflow, get, side_get}, return_when=asyncio.FIRST_COMPLETED)
-                if overflow in done:
-                    await _too_slow(self.ws)
-                    return
-                if self.guard.ended is not None:
-                    return
-                if get in done:
-                    await self._send_live(get.result())
-                    get = asyncio.ensure_future(sub.queue.get())
-                if side_get in done:
-                    await self.ws.send_json(side_get.result(), dumps=dumps)
-                    side_get = asyncio.ensure_future(side.get())
-        finally:
-            for task in (overflow, get, side_get):
-                task.cancel()
 
     async def _send_live(self, event: Event) -> None:
         """Send a live event unless the backlog had it."""

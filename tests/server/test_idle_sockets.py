@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import json
 from typing import Any
 
 import asyncpg
 import websockets
 
 from server.events import Event
-from server.keys import BUS
+from server.keys import BUS, POSITIONS
 from tests.conftest import Api
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, crew_for
 
@@ -119,3 +120,22 @@ async def test_a_unit_socket_too_slow_for_its_events_is_closed_to_resume(api: Ap
         pass
     assert socket.ws.close_code == 1013
     assert socket.ws.close_reason == "too slow; resume with ?after"
+
+
+async def test_an_idle_console_socket_runs_no_task_of_its_own_and_still_gets_positions(api: Api) -> None:
+    token = await api.login("operator")
+    await Socket.open(api, "/ws/operator", token)  # whatever the first console starts once is running
+    await asyncio.sleep(0.2)
+    before = psc119_tasks()
+    consoles = [await Socket.open(api, "/ws/operator", token) for _ in range(5)]
+    await asyncio.sleep(0.2)
+    assert psc119_tasks() == before  # no sender waiting for events or positions, no getters
+    epoch = dt.datetime.now(dt.UTC).timestamp()
+    api.server.app[POSITIONS]._on_notify(json.dumps([["u-idle", -6.3, 106.7, epoch]]))
+    for console in consoles:
+        message = await console.wait_for(lambda m: m["type"] == "positions")
+        assert [u["id"] for u in message["units"]] == ["u-idle"]
+    await asyncio.sleep(0.1)
+    assert psc119_tasks() == before
+    for console in consoles:
+        await console.ws.close()
