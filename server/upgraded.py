@@ -2,7 +2,8 @@
 
 Thousands of idle sockets each keep what their connection holds for as long as it is open, so an upgraded
 socket lets go of what served only the handshake: the 101's headers, the request's parsed head (but for
-``X-Forwarded-For``, which the audit's client address reads all through a socket's life), the HTTP parser.
+``X-Forwarded-For``, which the audit's client address reads all through a socket's life), the HTTP parser; and a
+socket that deflates its messages keeps no compressor between them.
 
 Its open life runs after the handler has returned (`LiveSocket`): every middleware has done its part by then
 (the upgrade was authorised, checked, timed and answered), and none of their frames stays on the stack of
@@ -38,6 +39,12 @@ class LiveSocket(web.WebSocketResponse):
         """Run ``life`` (the socket's messages until it closes) after the handler; returns the socket to return."""
         self._life = life
         return self
+
+    async def send_str(self, data: str, compress: int | None = None) -> None:
+        """With permessage-deflate, each message is deflated by a compressor of its own, as with
+        ``server_no_context_takeover`` (a client's inflater reads it either way): a deflate context is ~260 KiB,
+        and an idle socket would otherwise keep its last one for as long as it is open."""
+        await super().send_str(data, compress=compress or self.compress or None)
 
     async def write_eof(self) -> None:  # type: ignore[override]
         life, self._life = self._life, None
