@@ -89,7 +89,7 @@ async def bare(count: int, deflate: bool) -> float:
         return await per_socket(pid, count, open_one)
 
 
-async def main(count: int) -> None:
+async def main(count: int, compressions: tuple[bool, ...]) -> None:
     rows = []
     async with demo_database("psc119-bench-memory-") as (root, dsn):
         con = await db.connect(dsn)
@@ -97,7 +97,7 @@ async def main(count: int) -> None:
             crew = await add_crew(con, await con.fetchval("SELECT id FROM units ORDER BY id LIMIT 1"))
         finally:
             await con.close()
-        for deflate in (False, True):
+        for deflate in compressions:
             label = "with permessage-deflate" if deflate else "no compression"
             base = await bare(count, deflate)
             kinds = {
@@ -118,4 +118,7 @@ async def main(count: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sockets", type=int, default=5000)
-    asyncio.run(main(parser.parse_args().sockets))
+    parser.add_argument("--compression", choices=("none", "deflate", "both"), default="both",
+                        help="measure without permessage-deflate, with it (offered by the client), or both")
+    args = parser.parse_args()
+    asyncio.run(main(args.sockets, {"none": (False,), "deflate": (True,), "both": (False, True)}[args.compression]))
