@@ -9,11 +9,12 @@ Its open life runs after the handler has returned (`LiveSocket`): every middlewa
 (the upgrade was authorised, checked, timed and answered), and none of their frames stays on the stack of
 each idle socket. aiohttp closes a returned websocket by awaiting its ``write_eof``: the life runs there, under
 the request's id, and an error it does not handle is logged and closes the socket with 1011 (no HTTP answer
-is possible after the 101).
+is possible after the 101); a client gone mid-write is no error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -52,9 +53,13 @@ class LiveSocket(web.WebSocketResponse):
             token = request_id.set(self._request_id)
             try:
                 await life()
+            except ConnectionError as exc:
+                # The client went away while the socket wrote to it (a pong, a close): nobody is left to answer.
+                log.debug("a websocket's client went away (%s)", type(exc).__name__)
             except Exception:
                 log.exception("unhandled error on a websocket")
-                await self.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await self.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
             finally:
                 request_id.reset(token)
         await super().write_eof()

@@ -59,6 +59,27 @@ async def test_an_error_in_a_sockets_life_is_logged_with_its_request_id_and_clos
     assert value(samples, "psc119_websockets_open", kind="unit") == 0
 
 
+async def test_a_client_gone_while_its_socket_writes_is_no_error(api: Api, con: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    def gone(raw: object, at: object) -> object:
+        raise ConnectionResetError("Cannot write to closing transport")
+
+    monkeypatch.setattr(unit_messages, "parse", gone)
+    logged: list[logging.LogRecord] = []
+    catcher = logging.Handler(logging.INFO)
+    catcher.emit = logged.append  # type: ignore[method-assign]
+    logging.getLogger("server").addHandler(catcher)
+    try:
+        unit = await con.fetchval("SELECT id FROM units ORDER BY id LIMIT 1")
+        phone = await Socket.open(api, "/ws/unit", await api.login(await crew_for(con, unit), CREW_PASSWORD))
+        await phone.ws.send(json.dumps({"type": "ping"}))
+        with pytest.raises(websockets.ConnectionClosed):
+            await phone.next()
+    finally:
+        logging.getLogger("server").removeHandler(catcher)
+    assert [r.getMessage() for r in logged if r.levelno >= logging.WARNING] == []
+    assert open_sockets(api) == 0
+
+
 async def test_a_refused_upgrade_is_timed_and_answered_in_json_and_an_accepted_socket_is_not_timed(api: Api, con: asyncpg.Connection) -> None:
     async with api.session.get(api.url("/ws/unit?token=nope"), headers={"Upgrade": "websocket", "Connection": "Upgrade"}) as r:
         assert r.status == 401
