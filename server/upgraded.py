@@ -26,6 +26,7 @@ from server.logs import request_id
 log = logging.getLogger(__name__)
 
 KEPT_HEADERS = ("X-Forwarded-For",)
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
 class LiveSocket(web.WebSocketResponse):
@@ -75,7 +76,8 @@ async def upgrade(ws: web.WebSocketResponse, request: web.Request) -> None:
 
 def _forget_head(request: web.Request) -> None:
     # aiohttp has no public way to drop a request's head; these are its own attributes for it.
-    kept = CIMultiDictProxy(CIMultiDict((name, value) for name in KEPT_HEADERS for value in request.headers.getall(name, ())))
+    pairs = [(name, value) for name in KEPT_HEADERS for value in request.headers.getall(name, ())]
+    kept = CIMultiDictProxy(CIMultiDict(pairs)) if pairs else _NO_HEADERS  # most sockets: one shared empty map
     request._message = request._message._replace(headers=kept, raw_headers=())
     request._headers = kept
     for cached in ("headers", "raw_headers"):  # read once already: aiohttp keeps them in the request's cache
