@@ -89,7 +89,13 @@ async def bare(count: int, deflate: bool) -> float:
         return await per_socket(pid, count, open_one)
 
 
-async def main(count: int, compressions: tuple[bool, ...]) -> None:
+KINDS = ("unit", "console", "events", "room")
+# Which kinds to measure with permessage-deflate offered: "all", or only the console, the one kind that accepts it
+# (the others refuse it, and measure as without it).
+DEFLATED = {"all": KINDS, "console": ("console",)}
+
+
+async def main(count: int, compressions: tuple[bool, ...], deflated: tuple[str, ...]) -> None:
     rows = []
     async with demo_database("psc119-bench-memory-") as (root, dsn):
         con = await db.connect(dsn)
@@ -97,15 +103,16 @@ async def main(count: int, compressions: tuple[bool, ...]) -> None:
             crew = await add_crew(con, await con.fetchval("SELECT id FROM units ORDER BY id LIMIT 1"))
         finally:
             await con.close()
+        measure = {
+            "unit": lambda deflate: psc119_session_socket(root, dsn, "/ws/unit", crew, CREW_PASSWORD, count, deflate),
+            "console": lambda deflate: psc119_session_socket(root, dsn, "/ws/operator", "operator", DEMO_PASSWORD, count, deflate),
+            "events": lambda deflate: psc119_session_socket(root, dsn, "/ws/events", "operator", DEMO_PASSWORD, count, deflate),
+            "room": lambda deflate: psc119_room(root, dsn, count, deflate),
+        }
         for deflate in compressions:
             label = "with permessage-deflate" if deflate else "no compression"
             base = await bare(count, deflate)
-            kinds = {
-                "unit": await psc119_session_socket(root, dsn, "/ws/unit", crew, CREW_PASSWORD, count, deflate),
-                "console": await psc119_session_socket(root, dsn, "/ws/operator", "operator", DEMO_PASSWORD, count, deflate),
-                "events": await psc119_session_socket(root, dsn, "/ws/events", "operator", DEMO_PASSWORD, count, deflate),
-                "room": await psc119_room(root, dsn, count, deflate),
-            }
+            kinds = {kind: await measure[kind](deflate) for kind in (deflated if deflate else KINDS)}
             figures = "   ".join(f"{kind} socket {kib:6.1f} KiB" for kind, kib in kinds.items())
             print(f"{label:<24} {figures}   bare aiohttp {base:6.1f} KiB")
             rows += [
@@ -120,5 +127,8 @@ if __name__ == "__main__":
     parser.add_argument("--sockets", type=int, default=5000)
     parser.add_argument("--compression", choices=("none", "deflate", "both"), default="both",
                         help="measure without permessage-deflate, with it (offered by the client), or both")
+    parser.add_argument("--deflated", choices=tuple(DEFLATED), default="all",
+                        help="with permessage-deflate, measure every kind or only the console (the one kind that accepts it)")
     args = parser.parse_args()
-    asyncio.run(main(args.sockets, {"none": (False,), "deflate": (True,), "both": (False, True)}[args.compression]))
+    compressions = {"none": (False,), "deflate": (True,), "both": (False, True)}[args.compression]
+    asyncio.run(main(args.sockets, compressions, DEFLATED[args.deflated]))
