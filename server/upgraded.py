@@ -9,7 +9,7 @@ Its open life runs after the handler has returned (`LiveSocket`): every middlewa
 (the upgrade was authorised, checked, timed and answered), and none of their frames stays on the stack of
 each idle socket. aiohttp closes a returned websocket by awaiting its ``write_eof``: the life runs there, under
 the request's id, and an error it does not handle is logged and closes the socket with 1011 (no HTTP answer
-is possible after the 101); a client gone mid-write is no error.
+is possible after the 101), with 1013 when the database is unreachable; a client gone mid-write is no error.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiohttp import WSCloseCode, web
+from aiohttp import ClientConnectionResetError, WSCloseCode, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from server.errors import database_unreachable
+from server.keys import METRICS
 from server.logs import request_id
 
 log = logging.getLogger(__name__)
@@ -54,16 +56,30 @@ class LiveSocket(web.WebSocketResponse):
             token = request_id.set(self._request_id)
             try:
                 await life()
-            except ConnectionError as exc:
-                # The client went away while the socket wrote to it (a pong, a close): nobody is left to answer.
-                log.debug("a websocket's client went away (%s)", type(exc).__name__)
-            except Exception:
-                log.exception("unhandled error on a websocket")
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await self.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
+            except Exception as exc:
+                await self._failed(exc)
             finally:
                 request_id.reset(token)
         await super().write_eof()
+
+    async def _failed(self, exc: Exception) -> None:
+        """What the error middleware does for a request, for an open socket (no HTTP answer after the 101)."""
+        request = self._req
+        transport = request.transport if request is not None else None
+        if isinstance(exc, ClientConnectionResetError) or transport is None or transport.is_closing():
+            # The client went away while the socket wrote to it (a pong, a close): nobody is left to answer.
+            log.debug("a websocket's client went away (%s)", type(exc).__name__)
+            return
+        if database_unreachable(exc):
+            log.warning("closed a websocket: the database is unreachable (%s)", type(exc).__name__)
+            if isinstance(request, web.Request):
+                request.app[METRICS].database_error("request", unreachable=True)
+            code, reason = WSCloseCode.TRY_AGAIN_LATER, b"database unreachable; try again"
+        else:
+            log.exception("unhandled error on a websocket")
+            code, reason = WSCloseCode.INTERNAL_ERROR, b"internal error"
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.close(code=code, message=reason)
 
 
 async def upgrade(ws: web.WebSocketResponse, request: web.Request) -> None:

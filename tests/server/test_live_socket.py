@@ -12,7 +12,7 @@ import aiohttp
 import asyncpg
 import pytest
 import websockets
-from aiohttp import web
+from aiohttp import ClientConnectionResetError, web
 
 from server import unit_messages
 from server.app import create_app
@@ -61,7 +61,7 @@ async def test_an_error_in_a_sockets_life_is_logged_with_its_request_id_and_clos
 
 async def test_a_client_gone_while_its_socket_writes_is_no_error(api: Api, con: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     def gone(raw: object, at: object) -> object:
-        raise ConnectionResetError("Cannot write to closing transport")
+        raise ClientConnectionResetError("Cannot write to closing transport")  # what aiohttp raises then
 
     monkeypatch.setattr(unit_messages, "parse", gone)
     logged: list[logging.LogRecord] = []
@@ -77,6 +77,32 @@ async def test_a_client_gone_while_its_socket_writes_is_no_error(api: Api, con: 
     finally:
         logging.getLogger("server").removeHandler(catcher)
     assert [r.getMessage() for r in logged if r.levelno >= logging.WARNING] == []
+    assert open_sockets(api) == 0
+
+
+async def test_a_socket_whose_database_is_unreachable_is_closed_to_try_again_and_counted(
+    api: Api, con: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unreachable(raw: object, at: object) -> object:
+        raise ConnectionRefusedError(111, "Connect call failed")  # what a stopped PostgreSQL gives a new connection
+
+    monkeypatch.setattr(unit_messages, "parse", unreachable)
+    logged: list[logging.LogRecord] = []
+    catcher = logging.Handler(logging.INFO)
+    catcher.emit = logged.append  # type: ignore[method-assign]
+    logging.getLogger("server").addHandler(catcher)
+    try:
+        unit = await con.fetchval("SELECT id FROM units ORDER BY id LIMIT 1")
+        phone = await Socket.open(api, "/ws/unit", await api.login(await crew_for(con, unit), CREW_PASSWORD))
+        before = value(await scrape(api), "psc119_database_errors_total", source="request", kind="unreachable")
+        await phone.ws.send(json.dumps({"type": "ping"}))
+        with pytest.raises(websockets.ConnectionClosed):
+            await phone.next()
+    finally:
+        logging.getLogger("server").removeHandler(catcher)
+    assert phone.ws.close_code == 1013  # try again later: the phone reconnects
+    assert [(r.levelno, r.exc_info) for r in logged if r.levelno >= logging.WARNING] == [(logging.WARNING, None)]  # no traceback
+    assert value(await scrape(api), "psc119_database_errors_total", source="request", kind="unreachable") == before + 1
     assert open_sockets(api) == 0
 
 
