@@ -30,80 +30,62 @@ def open_sockets(api: Api) -> int:
     return len(api.server.app[WEBSOCKETS])
 
 
-async def test_an_error_in_a_sockets_life_is_logged_with_its_request_id_and_closes_it_with_1011(
-    api: Api, con: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def broken(raw: object, at: object) -> object:
-        raise RuntimeError("a bug")
+async def phone_message_failing_with(
+    api: Api, con: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch, error: Exception,
+) -> tuple[Socket, list[tuple[logging.LogRecord, str]], float]:
+    """A phone whose next message raises ``error`` in the server: the phone, every server record logged meanwhile
+    (with the request id it was logged under), and the unreachable-database errors counted meanwhile."""
 
-    monkeypatch.setattr(unit_messages, "parse", broken)
+    def failing(raw: object, at: object) -> object:
+        raise error
+
+    monkeypatch.setattr(unit_messages, "parse", failing)
     logged: list[tuple[logging.LogRecord, str]] = []
-    catcher = logging.Handler()
-    catcher.emit = lambda record: logged.append((record, request_id.get()))  # type: ignore[method-assign]
-    logging.getLogger("server.upgraded").addHandler(catcher)
-    try:
-        unit = await con.fetchval("SELECT id FROM units ORDER BY id LIMIT 1")
-        phone = await Socket.open(api, "/ws/unit", await api.login(await crew_for(con, unit), CREW_PASSWORD))
-        assert open_sockets(api) == 1
-        await phone.ws.send(json.dumps({"type": "ping"}))
-        with pytest.raises(websockets.ConnectionClosed):
-            await phone.next()
-    finally:
-        logging.getLogger("server.upgraded").removeHandler(catcher)
-    assert phone.ws.close_code == 1011
-    ((record, rid),) = logged
-    assert record.levelno == logging.ERROR and record.exc_info is not None and "a bug" in str(record.exc_info[1])
-    assert len(rid) == 16  # the upgrade request's id, as every line its handler logged
-    assert open_sockets(api) == 0
-    samples = await scrape(api)
-    assert value(samples, "psc119_websockets_open", kind="unit") == 0
-
-
-async def test_a_client_gone_while_its_socket_writes_is_no_error(api: Api, con: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
-    def gone(raw: object, at: object) -> object:
-        raise ClientConnectionResetError("Cannot write to closing transport")  # what aiohttp raises then
-
-    monkeypatch.setattr(unit_messages, "parse", gone)
-    logged: list[logging.LogRecord] = []
     catcher = logging.Handler(logging.INFO)
-    catcher.emit = logged.append  # type: ignore[method-assign]
+    catcher.emit = lambda record: logged.append((record, request_id.get()))  # type: ignore[method-assign]
+    unit = await con.fetchval("SELECT id FROM units ORDER BY id LIMIT 1")
+    phone = await Socket.open(api, "/ws/unit", await api.login(await crew_for(con, unit), CREW_PASSWORD))
+    assert open_sockets(api) == 1
+    before = value(await scrape(api), "psc119_database_errors_total", source="request", kind="unreachable")
     logging.getLogger("server").addHandler(catcher)
     try:
-        unit = await con.fetchval("SELECT id FROM units ORDER BY id LIMIT 1")
-        phone = await Socket.open(api, "/ws/unit", await api.login(await crew_for(con, unit), CREW_PASSWORD))
         await phone.ws.send(json.dumps({"type": "ping"}))
         with pytest.raises(websockets.ConnectionClosed):
             await phone.next()
     finally:
         logging.getLogger("server").removeHandler(catcher)
-    assert [r.getMessage() for r in logged if r.levelno >= logging.WARNING] == []
+    counted = value(await scrape(api), "psc119_database_errors_total", source="request", kind="unreachable") - before
     assert open_sockets(api) == 0
+    assert value(await scrape(api), "psc119_websockets_open", kind="unit") == 0
+    return phone, [(r, rid) for r, rid in logged if r.levelno >= logging.WARNING], counted
+
+
+async def test_an_error_in_a_sockets_life_is_logged_with_its_request_id_and_closes_it_with_1011(
+    api: Api, con: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    phone, logged, counted = await phone_message_failing_with(api, con, monkeypatch, RuntimeError("a bug"))
+    assert phone.ws.close_code == 1011
+    ((record, rid),) = logged
+    assert record.levelno == logging.ERROR and record.exc_info is not None and "a bug" in str(record.exc_info[1])
+    assert len(rid) == 16  # the upgrade request's id, as every line its handler logged
+    assert counted == 0
+
+
+async def test_a_client_gone_while_its_socket_writes_is_no_error(api: Api, con: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What aiohttp raises when the socket writes (a pong) to a client that went away.
+    _, logged, counted = await phone_message_failing_with(api, con, monkeypatch, ClientConnectionResetError("Cannot write to closing transport"))
+    assert [record.getMessage() for record, _ in logged] == []
+    assert counted == 0
 
 
 async def test_a_socket_whose_database_is_unreachable_is_closed_to_try_again_and_counted(
     api: Api, con: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def unreachable(raw: object, at: object) -> object:
-        raise ConnectionRefusedError(111, "Connect call failed")  # what a stopped PostgreSQL gives a new connection
-
-    monkeypatch.setattr(unit_messages, "parse", unreachable)
-    logged: list[logging.LogRecord] = []
-    catcher = logging.Handler(logging.INFO)
-    catcher.emit = logged.append  # type: ignore[method-assign]
-    logging.getLogger("server").addHandler(catcher)
-    try:
-        unit = await con.fetchval("SELECT id FROM units ORDER BY id LIMIT 1")
-        phone = await Socket.open(api, "/ws/unit", await api.login(await crew_for(con, unit), CREW_PASSWORD))
-        before = value(await scrape(api), "psc119_database_errors_total", source="request", kind="unreachable")
-        await phone.ws.send(json.dumps({"type": "ping"}))
-        with pytest.raises(websockets.ConnectionClosed):
-            await phone.next()
-    finally:
-        logging.getLogger("server").removeHandler(catcher)
+    # What a stopped PostgreSQL gives a new connection.
+    phone, logged, counted = await phone_message_failing_with(api, con, monkeypatch, ConnectionRefusedError(111, "Connect call failed"))
     assert phone.ws.close_code == 1013  # try again later: the phone reconnects
-    assert [(r.levelno, r.exc_info) for r in logged if r.levelno >= logging.WARNING] == [(logging.WARNING, None)]  # no traceback
-    assert value(await scrape(api), "psc119_database_errors_total", source="request", kind="unreachable") == before + 1
-    assert open_sockets(api) == 0
+    assert [(record.levelno, record.exc_info) for record, _ in logged] == [(logging.WARNING, None)]  # no traceback
+    assert counted == 1
 
 
 async def test_a_refused_upgrade_is_timed_and_answered_in_json_and_an_accepted_socket_is_not_timed(api: Api, con: asyncpg.Connection) -> None:
