@@ -183,11 +183,16 @@ class _Socket:
             self.sub.on_offer = None
             if kind.side is not None:
                 kind.side.on_offer = None
-            await cancel_and_wait(self.sending)
-            if self.closing is not None:
-                await self.closing  # the close frame with 4401 is out; let the closing handshake finish
             bus.unsubscribe(self.sub)
-            await kind.closed()
+            # Finished even if the handler is cancelled meanwhile (its connection lost, with handler cancellation):
+            # a phone's presence must be closed.
+            await asyncio.shield(self._finish())
+
+    async def _finish(self) -> None:
+        await cancel_and_wait(self.sending)
+        if self.closing is not None:
+            await self.closing  # the close frame with 4401 is out; let the closing handshake finish
+        await self.kind.closed()
 
     def _end(self, reason: str) -> None:
         """The session ended: close with 4401, once."""

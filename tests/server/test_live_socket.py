@@ -157,3 +157,21 @@ async def test_an_upgraded_connection_lets_go_of_its_http_parser_and_still_serve
         assert app[METRICS].sockets.labels("events")._value.get() == 0
     finally:
         await runner.cleanup()
+
+
+async def test_a_phone_closing_its_socket_is_offline_at_once_even_when_the_lost_connection_cancels_its_handler(
+    api: Api, con: asyncpg.Connection,
+) -> None:
+    # The test server cancels a handler whose connection is lost (handler cancellation): the socket's end, which
+    # closes the phone's presence, still runs to its end.
+    console = await Socket.open(api, "/ws/operator", await api.login("operator"))
+    unit = await con.fetchval("SELECT id FROM units ORDER BY id LIMIT 1")
+    for _ in range(3):
+        phone = await Socket.open(api, "/ws/unit", await api.login(await crew_for(con, unit), CREW_PASSWORD))
+        online = await console.wait_for(lambda m: m.get("event") == "unit.phone")
+        assert online["data"]["phone"]["connected"] is True
+        await phone.close()
+        offline = await console.wait_for(lambda m: m.get("event") == "unit.phone", timeout=5)
+        assert offline["data"]["phone"]["connected"] is False
+    assert await con.fetchval("SELECT count(*) FROM phone_sockets WHERE unit_id = $1 AND closed_at IS NULL", unit) == 0
+    await console.close()
