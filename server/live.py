@@ -136,7 +136,7 @@ class _Socket:
         self.request, self.ws, self.audience, self.kind, self.after = request, ws, audience, kind, after
         self.sent = 0  # the id of the last event sent
         self.closing: asyncio.Task[None] | None = None  # closing the socket with 4401, once its session ends
-        self.sending: asyncio.Task[None] | None = None  # only while there is something to send (or positions to wait for)
+        self.sending: asyncio.Task[None] | None = None  # only while there is something to send
 
     async def run(self) -> None:
         request, ws, kind = self.request, self.ws, self.kind
