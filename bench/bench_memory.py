@@ -1,10 +1,11 @@
-"""Benchmark: the server's memory per idle socket, unit sockets and room sockets, with and without
-permessage-deflate, against a bare aiohttp server holding as many idle sockets.
+"""Benchmark: the server's memory per idle socket of every kind (unit, console, events and room sockets), with and
+without permessage-deflate, against a bare aiohttp server holding as many idle sockets.
 
 For each kind, a fresh server process (a real ``psc119 serve`` on one embedded PostgreSQL holding the demo
 region; the bare server of `bench/baseline_servers.py`) is warmed with a few sockets opened and closed, then
 ``--sockets`` sockets are opened and left idle; the growth of the server's VmRSS divided by their number is the
-cost of one. Room sockets are both doctors of ``--sockets``/2 accepted consults, joined. Asserts no figures.
+cost of one. Unit sockets are one crew's phone, console sockets (``/ws/operator``) and event sockets (``/ws/events``)
+the demo operator's; room sockets are both doctors of ``--sockets``/2 accepted consults, joined. Asserts no figures.
 
     python bench/bench_memory.py [--sockets 5000]
 """
@@ -22,6 +23,7 @@ from results import Row, emit
 
 from bench_support import CREW_PASSWORD, add_crew, baseline_server, consult_rooms, demo_database, login, rss_kib, serve
 from server import db
+from server.demo_region import DEMO_PASSWORD
 
 Opener = Callable[[int], Awaitable[websockets.ClientConnection]]
 WARM = 10
@@ -45,10 +47,11 @@ def compression(deflate: bool) -> str | None:
     return "deflate" if deflate else None
 
 
-async def psc119_unit(root: Path, dsn: str, crew: str, count: int, deflate: bool) -> float:
+async def psc119_session_socket(root: Path, dsn: str, route: str, user: str, password: str, count: int, deflate: bool) -> float:
+    """A socket authenticated by a session: /ws/unit, /ws/operator or /ws/events."""
     async with serve(root, dsn) as server:
-        token = await login(server.url, crew, CREW_PASSWORD)
-        url = server.url.replace("http://", "ws://") + f"/ws/unit?token={token}"
+        token = await login(server.url, user, password)
+        url = server.url.replace("http://", "ws://") + f"{route}?token={token}"
 
         async def open_one(_i: int) -> websockets.ClientConnection:
             ws = await websockets.connect(url, compression=compression(deflate))
@@ -86,7 +89,13 @@ async def bare(count: int, deflate: bool) -> float:
         return await per_socket(pid, count, open_one)
 
 
-async def main(count: int) -> None:
+KINDS = ("unit", "console", "events", "room")
+# Which kinds to measure with permessage-deflate offered: "all", or only the console, the one kind that accepts it
+# (the others refuse it, and measure as without it).
+DEFLATED = {"all": KINDS, "console": ("console",)}
+
+
+async def main(count: int, compressions: tuple[bool, ...], deflated: tuple[str, ...]) -> None:
     rows = []
     async with demo_database("psc119-bench-memory-") as (root, dsn):
         con = await db.connect(dsn)
@@ -94,15 +103,21 @@ async def main(count: int) -> None:
             crew = await add_crew(con, await con.fetchval("SELECT id FROM units ORDER BY id LIMIT 1"))
         finally:
             await con.close()
-        for deflate in (False, True):
+        measure = {
+            "unit": lambda deflate: psc119_session_socket(root, dsn, "/ws/unit", crew, CREW_PASSWORD, count, deflate),
+            "console": lambda deflate: psc119_session_socket(root, dsn, "/ws/operator", "operator", DEMO_PASSWORD, count, deflate),
+            "events": lambda deflate: psc119_session_socket(root, dsn, "/ws/events", "operator", DEMO_PASSWORD, count, deflate),
+            "room": lambda deflate: psc119_room(root, dsn, count, deflate),
+        }
+        for deflate in compressions:
             label = "with permessage-deflate" if deflate else "no compression"
             base = await bare(count, deflate)
-            unit = await psc119_unit(root, dsn, crew, count, deflate)
-            room = await psc119_room(root, dsn, count, deflate)
-            print(f"{label:<24} unit socket {unit:6.1f} KiB   room socket {room:6.1f} KiB   bare aiohttp {base:6.1f} KiB")
+            kinds = {kind: await measure[kind](deflate) for kind in (deflated if deflate else KINDS)}
+            figures = "   ".join(f"{kind} socket {kib:6.1f} KiB" for kind, kib in kinds.items())
+            print(f"{label:<24} {figures}   bare aiohttp {base:6.1f} KiB")
             rows += [
-                Row(f"memory per idle unit socket, {label} ({count} sockets)", unit, base, "bare aiohttp idle socket", "KiB"),
-                Row(f"memory per idle room socket, {label} ({count} sockets)", room, base, "bare aiohttp idle socket", "KiB"),
+                Row(f"memory per idle {kind} socket, {label} ({count} sockets)", kib, base, "bare aiohttp idle socket", "KiB")
+                for kind, kib in kinds.items()
             ]
     emit(*rows)
 
@@ -110,4 +125,10 @@ async def main(count: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sockets", type=int, default=5000)
-    asyncio.run(main(parser.parse_args().sockets))
+    parser.add_argument("--compression", choices=("none", "deflate", "both"), default="both",
+                        help="measure without permessage-deflate, with it (offered by the client), or both")
+    parser.add_argument("--deflated", choices=tuple(DEFLATED), default="all",
+                        help="with permessage-deflate, measure every kind or only the console (the one kind that accepts it)")
+    args = parser.parse_args()
+    compressions = {"none": (False,), "deflate": (True,), "both": (False, True)}[args.compression]
+    asyncio.run(main(args.sockets, compressions, DEFLATED[args.deflated]))

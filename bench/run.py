@@ -47,7 +47,7 @@ BENCHMARKS = (
     Benchmark("dispatch", ("--sockets", "500", "--rate", "50", "--seconds", "15", "--ladder", "25,50,100,200", "--step", "4",
                            "--sequential", "100", "--no-baseline-ladder")),
     Benchmark("relay", ("--rooms", "100", "--messages", "50")),
-    Benchmark("memory", ("--sockets", "200")),
+    Benchmark("memory", ("--sockets", "200", "--deflated", "console")),
     Benchmark("gps", ("--units", "300", "--seconds", "5")),
     Benchmark("consult_media", ("--runs", "5")),
     Benchmark("consult_join", ("--rounds", "3")),

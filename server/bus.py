@@ -50,13 +50,15 @@ class Gap:
 class Subscription:
     """A subscriber's queue of live events; overflowing it marks the subscriber as too slow."""
 
-    __slots__ = ("audience", "queue", "overflowed")  # one per live socket
+    __slots__ = ("audience", "queue", "overflowed", "on_offer")  # one per live socket
 
     def __init__(self, audience: Iterable[str] | None, maxsize: int) -> None:
         # None: every event (for in-process caches that must follow the whole log).
         self.audience = frozenset(audience) if audience is not None else None
         self.queue: Mailbox[Event] = Mailbox(maxsize)
         self.overflowed = Flag()
+        # Called after each offer: a reader that sends only when there is something to send, no task waiting.
+        self.on_offer: Callable[[], None] | None = None
 
     def offer(self, event: Event) -> None:
         if self.overflowed.is_set():
@@ -65,6 +67,8 @@ class Subscription:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.overflowed.set()
+        if self.on_offer is not None:
+            self.on_offer()
 
 
 class EventBus:

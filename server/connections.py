@@ -118,6 +118,13 @@ class GuardedHandler(RequestHandler):
             self._head_since = now  # the first bytes of the next request head
         self._arm()
 
+    def forget_parser(self) -> None:
+        """Upgraded to a websocket, the connection parses no more HTTP: drop the parser and the last request's body
+        (`server.upgraded`; aiohttp's ``_parser`` and ``_payload_parser``, guarded by tests/server/test_upgraded.py)."""
+        if self._upgraded and self._payload_parser is not None:
+            self._parser = None
+            self._body = None
+
     def _body_pending(self) -> bool:
         return self._body is not None and not self._body.is_eof()
 

@@ -26,7 +26,6 @@ from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from dispatch.errors import DispatchError
 from server import events, socket_limits, strict_input
-from server.bus import Subscription
 from server.errors import ApiError, BadRequest, InvalidField, from_domain
 from server.events import Event
 from server.keys import BUS, CONFIG, METRICS, POOL, REVOCATIONS, SESSION, WEBSOCKETS
@@ -34,7 +33,7 @@ from server.metrics import socket_kind
 from server.revocation import CLOSE_SESSION_ENDED, REVOKED, Guard, SessionEnded
 from server.routing import dumps
 from server.tasks import cancel_and_wait
-from server.upgraded import upgrade
+from server.upgraded import LiveSocket, upgrade
 from server.users import User
 from signaling.errors import SignalingError
 
@@ -71,89 +70,215 @@ async def ping(message: dict[str, Any]) -> dict[str, Any] | None:
     raise InvalidField(f"unknown message type {message.get('type')!r}", field="type")
 
 
-Greeting = Callable[[], Awaitable[dict[str, Any]]]
-
-
 class Feed(Protocol):
-    """Non-event messages for a socket (the console's positions)."""
+    """Non-event messages for a socket (the console's positions): ``on_offer`` is called when some come."""
 
-    async def get(self) -> dict[str, Any]: ...
+    on_offer: Callable[[], None] | None
+
+    def take(self) -> dict[str, Any] | None: ...
 
 
-async def serve_socket(
-    request: web.Request,
-    audience: frozenset[str],
-    on_message: Inbound = ping,
-    *,
-    greeting: Greeting | None = None,
-    side: Feed | None = None,
-    horizon: Callable[[], Awaitable[int]] | None = None,
-    cheap: frozenset[str] = frozenset({"ping"}),
-    confirmed: frozenset[str] = frozenset(),
-    compress: bool = False,
-    superseded: Callable[[web.WebSocketResponse, WSMessage], dict[str, Any] | None] | None = None,
-) -> web.WebSocketResponse:
-    """Run a live socket: ``greeting`` adds state to the hello, ``side`` carries non-event messages (positions),
-    ``horizon`` gives the last event id this socket may not replay (a resume point before it starts after it),
-    ``cheap`` names the inbound types that change no state (no database check of the session for them),
-    ``confirmed`` those whose change reads the session in its own transaction (`server.revocation.SessionEnded`),
-    ``compress`` accepts permessage-deflate when the client offers it: a deflate context costs ~100 KiB a socket,
-    worth it only where large batches go to few sockets (the consoles' positions), not on thousands of phones;
-    a frame that a newer one already waiting replaces is dropped unanswered, undecoded: ``superseded`` tells it,
-    giving what to count it as against the rate limits (`server.superseded`)."""
-    after = resume_point(request)  # validated before the upgrade, so a bad value is a plain 422
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES, compress=compress)
-    await upgrade(ws, request)
-    request.app[WEBSOCKETS].add(ws)
-    request.app[METRICS].socket(socket_kind(request), +1)
-    bus = request.app[BUS]
-    sub = bus.subscribe(audience)  # before reading "now", so nothing falls between the two
-    session, closing = request[SESSION], []  # the task closing the socket with 4401, once its session ends
-    guard = request.app[REVOCATIONS].guard(
-        session.id, session.expires_at, lambda reason: closing.append(asyncio.create_task(_close_ended(ws, reason))),
-    )
-    sender: asyncio.Task[None] | None = None
+class SocketKind:
+    """What a kind of live socket adds to `serve_socket`; this one (the event socket's) adds nothing.
+
+    One object per socket whose methods the socket calls, rather than closures: thousands of idle sockets each
+    hold it. ``greeting`` adds state to the hello, ``side`` carries non-event messages (positions), ``horizon``
+    gives the last event id this socket may not replay (a resume point before it starts after it), ``cheap``
+    names the inbound types that change no state (no database check of the session for them), ``confirmed``
+    those whose change reads the session in its own transaction (`server.revocation.SessionEnded`), ``compress``
+    accepts permessage-deflate when the client offers it: a deflate context costs ~100 KiB a socket, worth it
+    only where large batches go to few sockets (the consoles' positions), not on thousands of phones; a frame
+    that a newer one already waiting replaces is dropped unanswered, undecoded: ``superseded`` tells it, giving
+    what to count it as against the rate limits (`server.superseded`). ``closed`` runs once the socket is."""
+
+    __slots__ = ()
+    cheap: frozenset[str] = frozenset({"ping"})
+    confirmed: frozenset[str] = frozenset()
+    compress = False
+    side: Feed | None = None
+
+    async def greeting(self) -> dict[str, Any]:
+        return {}
+
+    async def horizon(self) -> int | None:
+        return None
+
+    async def on_message(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        return await ping(message)
+
+    def superseded(self, ws: web.WebSocketResponse, frame: WSMessage) -> dict[str, Any] | None:
+        return None
+
+    async def closed(self) -> None:
+        return None
+
+
+EVENTS = SocketKind()
+
+
+async def serve_socket(request: web.Request, audience: frozenset[str], kind: SocketKind = EVENTS) -> web.WebSocketResponse:
+    """Upgrade to a live socket of ``kind``; it runs after the handler returns it (`server.upgraded`), and ``kind``
+    is closed when it ends (also when the upgrade fails)."""
     try:
-        if after is None:
-            # No resume point: start from the newest committed event, not from what the bus has seen.
-            after = await events.last_id(request.app[POOL])
-        elif horizon is not None:
-            after = max(after, await horizon())
-        if not await _greet(ws, after, greeting, guard):
-            return ws  # revoked while greeting: closed with 4401, never welcomed
-        sender = asyncio.create_task(_send_events(request, ws, sub, audience, after, side, guard))
-        inbound = _checked(request, guard, on_message, cheap | confirmed)
-        limits = socket_limits.live_limits(request.app[CONFIG].limits)
-        async for msg in ws:
-            stand_in = superseded(ws, msg) if superseded is not None else None
-            message = _decode(msg) if stand_in is None else stand_in
-            if (refusal := limits.over(message)) is not None:
-                await ws.send_json(_error("rate_limited", refusal, "type"))
-                await ws.close(code=socket_limits.CLOSE_CODE, message=socket_limits.CLOSE_REASON)
+        after = resume_point(request)  # validated before the upgrade, so a bad value is a plain 422
+        ws = LiveSocket(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES, compress=kind.compress)
+        await upgrade(ws, request)
+    except BaseException:
+        await kind.closed()
+        raise
+    return ws.live(_Socket(request, ws, audience, kind, after).run)
+
+
+class _Socket:
+    """One open live socket: resume, then live events out and messages in, until it closes."""
+
+    __slots__ = ("request", "ws", "audience", "kind", "after", "sub", "guard", "closing", "sending", "sent")
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, audience: frozenset[str], kind: SocketKind, after: int | None) -> None:
+        self.request, self.ws, self.audience, self.kind, self.after = request, ws, audience, kind, after
+        self.sent = 0  # the id of the last event sent
+        self.closing: asyncio.Task[None] | None = None  # closing the socket with 4401, once its session ends
+        self.sending: asyncio.Task[None] | None = None  # only while there is something to send
+
+    async def run(self) -> None:
+        request, ws, kind = self.request, self.ws, self.kind
+        app = request.app
+        app[WEBSOCKETS].add(ws)
+        metric = socket_kind(request)
+        app[METRICS].socket(metric, +1)
+        bus = app[BUS]
+        self.sub = bus.subscribe(self.audience)  # before reading "now", so nothing falls between the two
+        session = request[SESSION]
+        self.guard = app[REVOCATIONS].guard(session.id, session.expires_at, self._end)
+        try:
+            after = self.after
+            if after is None:
+                # No resume point: start from the newest committed event, not from what the bus has seen.
+                after = await events.last_id(app[POOL])
+            elif (horizon := await kind.horizon()) is not None:
+                after = max(after, horizon)
+            if not await _greet(ws, after, kind, self.guard):
+                return  # revoked while greeting: closed with 4401, never welcomed
+            self.after = self.sent = after
+            self.sending = asyncio.create_task(self._send())
+            self.sub.on_offer = self._offered
+            if kind.side is not None:
+                kind.side.on_offer = self._offered
+            limits = socket_limits.live_limits(app[CONFIG].limits)
+            async for msg in ws:
+                stand_in = kind.superseded(ws, msg)
+                message = _decode(msg) if stand_in is None else stand_in
+                if (refusal := limits.over(message)) is not None:
+                    await ws.send_json(_error("rate_limited", refusal, "type"))
+                    await ws.close(code=socket_limits.CLOSE_CODE, message=socket_limits.CLOSE_REASON)
+                    break
+                if isinstance(message, ApiError):
+                    await ws.send_json(_error(message.code, message.message, message.field))
+                    continue
+                if stand_in is not None:
+                    continue
+                await _handle(ws, message, self._inbound)
+        finally:
+            app[WEBSOCKETS].discard(ws)
+            app[METRICS].socket(metric, -1)
+            self.guard.release()
+            self.sub.on_offer = None
+            if kind.side is not None:
+                kind.side.on_offer = None
+            bus.unsubscribe(self.sub)
+            # Finished even if the handler is cancelled meanwhile (its connection lost, with handler cancellation):
+            # a phone's presence must be closed.
+            await asyncio.shield(self._finish())
+
+    async def _finish(self) -> None:
+        await cancel_and_wait(self.sending)
+        if self.closing is not None:
+            await self.closing  # the close frame with 4401 is out; let the closing handshake finish
+        await self.kind.closed()
+
+    def _end(self, reason: str) -> None:
+        """The session ended: close with 4401, once."""
+        if self.closing is None:
+            self.closing = asyncio.create_task(_close_ended(self.ws, reason))
+
+    async def _inbound(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """The kind's ``on_message`` for a live session only: re-read from the database before a message that
+        changes state, unless its change reads the session itself (``confirmed``)."""
+        guard, kind = self.guard, self.kind
+        kind_of = message.get("type")
+        if guard.ended is None and kind_of not in kind.cheap and kind_of not in kind.confirmed:
+            await guard.confirm(self.request.app[POOL])
+        if guard.ended is not None:
+            raise SessionEnded()
+        try:
+            return await kind.on_message(message)
+        except SessionEnded:
+            guard.end(REVOKED)
+            raise
+
+    def _offered(self) -> None:
+        """An event or positions are waiting: send them, unless a sender is at work already (it takes all)."""
+        if self.sending is None and self.guard.ended is None:
+            self.sending = asyncio.create_task(self._send())
+
+    async def _send(self) -> None:
+        """The backlog (on the first run), then whatever waits: queued events, the console's positions."""
+        side = self.kind.side
+        try:
+            if self.after is not None:
+                await self._backlog()
+            while await self._drain() and side is not None and (positions := side.take()) is not None:
+                await self.ws.send_json(positions, dumps=dumps)
+        except (ConnectionResetError, RuntimeError):
+            # The socket closed under us; the receiving side ends the handler.
+            return
+        finally:
+            self.sending = None  # a finished task is still a few hundred bytes an idle socket would keep
+
+    async def _backlog(self) -> None:
+        """Every event after the resume point that the bus has handled; the bus's later ones come queued."""
+        app = self.request.app
+        pool, bus = app[POOL], app[BUS]
+        while True:
+            batch = await events.since(pool, self.sent, self.audience, limit=500)
+            # Never ahead of the bus: an event it has not handled yet may follow a revocation; it comes live.
+            batch = [event for event in batch if event.id <= bus.last_id]
+            for event in batch:
+                if self.guard.ended is not None:
+                    return
+                await self.ws.send_str(event.text)
+                self.sent = event.id
+            if len(batch) < 500:
                 break
-            if isinstance(message, ApiError):
-                await ws.send_json(_error(message.code, message.message, message.field))
-                continue
-            if stand_in is not None:
-                continue
-            await _handle(ws, message, inbound)
-    finally:
-        request.app[WEBSOCKETS].discard(ws)
-        request.app[METRICS].socket(socket_kind(request), -1)
-        guard.release()
-        await cancel_and_wait(sender)
-        if closing:
-            await closing[0]  # the close frame with 4401 is out; let the closing handshake finish
-        bus.unsubscribe(sub)
-    return ws
+        self.after = None  # once: a later run of the sender sends what is queued only
+
+    async def _drain(self) -> bool:
+        """Send every queued event; False once the socket is done for (too slow, or its session ended). The queue
+        only overflows while full, so the flag is seen at the next event."""
+        sub = self.sub
+        while not sub.queue.empty():
+            event = sub.queue.get_nowait()
+            if sub.overflowed.is_set():
+                await _too_slow(self.ws)
+                return False
+            if self.guard.ended is not None:
+                return False
+            await self._send_live(event)
+        return True
+
+    async def _send_live(self, event: Event) -> None:
+        """Send a live event unless the backlog had it."""
+        if event.id <= self.sent:
+            return
+        await self.ws.send_str(event.text)
+        self.request.app[METRICS].event_sent(event.at)
+        self.sent = event.id
 
 
-async def _greet(ws: web.WebSocketResponse, after: int, greeting: Greeting | None, guard: Guard) -> bool:
+async def _greet(ws: web.WebSocketResponse, after: int, kind: SocketKind, guard: Guard) -> bool:
     """Send the hello, False if the session ended meanwhile. Its own frame: a phone's greeting is KiBs that no
     idle socket should keep."""
-    hello = {"type": "hello", "last_event_id": after}
-    if greeting is not None:
-        hello |= await greeting()
+    hello = {"type": "hello", "last_event_id": after} | await kind.greeting()
     if guard.ended is not None:
         return False
     await ws.send_json(hello, dumps=dumps)
@@ -163,24 +288,6 @@ async def _greet(ws: web.WebSocketResponse, after: int, greeting: Greeting | Non
 async def _close_ended(ws: web.WebSocketResponse, reason: str) -> None:
     with contextlib.suppress(ConnectionResetError, RuntimeError):
         await ws.close(code=CLOSE_SESSION_ENDED, message=reason.encode())
-
-
-def _checked(request: web.Request, guard: Guard, on_message: Inbound, unread: frozenset[str]) -> Inbound:
-    """``on_message`` for a live session only: re-read from the database before a message that changes state,
-    unless its type is ``unread`` (it changes nothing, or its change reads the session itself)."""
-
-    async def checked(message: dict[str, Any]) -> dict[str, Any] | None:
-        if guard.ended is None and message.get("type") not in unread:
-            await guard.confirm(request.app[POOL])
-        if guard.ended is not None:
-            raise SessionEnded()
-        try:
-            return await on_message(message)
-        except SessionEnded:
-            guard.end(REVOKED)
-            raise
-
-    return checked
 
 
 def _error(code: str, message: str, field: str | None) -> dict[str, Any]:
@@ -209,71 +316,6 @@ async def _handle(ws: web.WebSocketResponse, message: dict[str, Any], on_message
         reply = {**_error(error.code, error.message, error.field), "ref": message.get("ref")}
     if reply is not None:
         await ws.send_json(reply, dumps=dumps)
-
-
-async def _send_events(
-    request: web.Request, ws: web.WebSocketResponse, sub: Subscription, audience: frozenset[str], after: int,
-    side: Feed | None, guard: Guard,
-) -> None:
-    pool, bus = request.app[POOL], request.app[BUS]
-    sent = after
-    try:
-        while True:
-            batch = await events.since(pool, sent, audience, limit=500)
-            # Never ahead of the bus: an event it has not handled yet may follow a revocation; it comes live.
-            batch = [event for event in batch if event.id <= bus.last_id]
-            for event in batch:
-                if guard.ended is not None:
-                    return
-                await ws.send_str(event.text)
-                sent = event.id
-            if len(batch) < 500:
-                break
-        if side is None:
-            # One awaited queue and no helper tasks: what thousands of idle phone sockets hold. The queue only
-            # overflows while full, so the flag is seen at the next event.
-            while True:
-                event = await sub.queue.get()
-                if sub.overflowed.is_set():
-                    await _too_slow(ws)
-                    return
-                if guard.ended is not None:
-                    return
-                sent = await _send_live(request, ws, event, sent)
-        overflow = asyncio.ensure_future(sub.overflowed.wait())
-        get = asyncio.ensure_future(sub.queue.get())
-        side_get = asyncio.ensure_future(side.get()) if side is not None else None
-        try:
-            while True:
-                waiting = {overflow, get} | ({side_get} if side_get is not None else set())
-                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                if overflow in done:
-                    await _too_slow(ws)
-                    return
-                if guard.ended is not None:
-                    return
-                if get in done:
-                    sent = await _send_live(request, ws, get.result(), sent)
-                    get = asyncio.ensure_future(sub.queue.get())
-                if side_get is not None and side_get in done:
-                    await ws.send_json(side_get.result(), dumps=dumps)
-                    side_get = asyncio.ensure_future(side.get())
-        finally:
-            for task in (overflow, get, side_get):
-                if task is not None:
-                    task.cancel()
-    except (ConnectionResetError, RuntimeError):
-        # The socket closed under us; the receiving side ends the handler.
-        return
-
-
-async def _send_live(request: web.Request, ws: web.WebSocketResponse, event: Event, sent: int) -> int:
-    """Send a live event unless the backlog had it; the id sent last."""
-    if event.id <= sent:
-        return sent
-    await ws.send_str(event.text)
-    request.app[METRICS].event_sent(event.at)
-    return event.id
 
 
 async def _too_slow(ws: web.WebSocketResponse) -> None:

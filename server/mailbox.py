@@ -3,7 +3,8 @@
 `asyncio.Queue` keeps three deques and an `asyncio.Event` from the start (about 3 KiB, before any item), and an
 `asyncio.Event` a deque of its own; thousands of idle phone sockets each hold one of each. These hold nothing until
 an item comes (or the flag is waited for), and one future while their reader waits. Same surface as the asyncio
-ones where the bus uses them: ``put_nowait`` (raising `asyncio.QueueFull`), ``get``, ``empty``; ``set``,
+ones where the bus uses them: ``put_nowait`` (raising `asyncio.QueueFull`), ``get``, ``get_nowait`` (raising
+`asyncio.QueueEmpty`), ``empty``; ``set``,
 ``is_set``, ``wait``.
 """
 
@@ -57,6 +58,11 @@ class Mailbox(Waking, Generic[T]):
             raise asyncio.QueueFull
         self._items.append(item)
         self._wake()
+
+    def get_nowait(self) -> T:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.popleft()
 
     async def get(self) -> T:
         """The oldest item, waiting for one if there is none (one reader at a time)."""

@@ -36,7 +36,8 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
     token = request_id.set(rid)
     try:
         response = await handler(request)
-        response.headers["X-Request-Id"] = rid
+        if not response.prepared:  # a websocket's 101 is out: an open socket keeps no headers (server.upgraded)
+            response.headers["X-Request-Id"] = rid
         return response
     finally:
         request_id.reset(token)

@@ -27,6 +27,7 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -36,7 +37,6 @@ from server import db, outages
 from server.bus import EventBus
 from server.config import DispatchSettings
 from server.fleet import Fleet
-from server.mailbox import Waking
 from server.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -196,26 +196,28 @@ class Positions:
             feed.offer(units)
 
 
-class PositionFeed(Waking):
-    """An operator socket's positions: each ``get`` gives every unit moved since the last one, at its newest.
+class PositionFeed:
+    """An operator socket's positions: each ``take`` gives every unit moved since the last one, at its newest.
 
-    However far behind its socket falls, it holds one position per unit and drops none of the newest."""
+    However far behind its socket falls, it holds one position per unit and drops none of the newest. It holds no
+    waiter: ``on_offer`` is called when positions come (the socket then sends them)."""
 
-    __slots__ = ("_units",)
+    __slots__ = ("_units", "on_offer")
 
     def __init__(self) -> None:
-        super().__init__()
         self._units: dict[str, dict[str, Any]] = {}
+        self.on_offer: Callable[[], None] | None = None
 
     def offer(self, units: list[dict[str, Any]]) -> None:
         for unit in units:  # announced in commit order, and only forward: a later one is newer
             self._units[unit["id"]] = unit
-        if units:
-            self._wake()
+        if units and self.on_offer is not None:
+            self.on_offer()
 
-    async def get(self) -> dict[str, Any]:
-        while not self._units:
-            await self._sleep()
+    def take(self) -> dict[str, Any] | None:
+        """The positions message for every unit moved since the last take; None if none moved."""
+        if not self._units:
+            return None
         units, self._units = self._units, {}
         return {"type": "positions", "units": list(units.values())}
 

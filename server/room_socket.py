@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from typing import Any
 
@@ -58,7 +59,7 @@ from server.pending_chats import PendingChats
 from server.revocation import CLOSE_SESSION_ENDED, REVOKED, Guard
 from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
 from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, grant_of, ice_for
-from server.upgraded import upgrade
+from server.upgraded import LiveSocket, upgrade
 from signaling import access, handshake_join
 from signaling.access import Action
 from signaling.errors import (
@@ -199,20 +200,31 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
     elif not isinstance(early, InvalidMessage):
         admitted = await _admission(request, consult_id, early[0])
     # No permessage-deflate: signaling messages are small, and a deflate context costs ~100 KiB a socket.
-    ws = web.WebSocketResponse(
+    relayed = bool(request.headers.get(RELAYED_HEADER))  # read before the upgrade lets go of the headers
+    ws = LiveSocket(
         heartbeat=app[CONFIG].consult.heartbeat_s, max_msg_size=MAX_FRAME_BYTES, compress=False,
         protocols=() if early is None else (handshake_join.PROTOCOL,),
     )
     await upgrade(ws, request)
+    return ws.live(functools.partial(_serve_upgraded, request, ws, consult_id, relayed, early, admitted))
+
+
+async def _serve_upgraded(
+    request: web.Request, ws: web.WebSocketResponse, consult_id: str, relayed: bool,
+    early: tuple[Join, str] | InvalidMessage | None, admitted: tuple[LiveRoom, asyncpg.Record] | Refusal | None,
+) -> None:
+    """The socket's life, once the handler has returned it (`server.upgraded`); ``early``, a join from the
+    handshake, and ``admitted``, what reading it gave."""
+    app = request.app
     app[WEBSOCKETS].add(ws)
     app[METRICS].socket("room", +1)
     try:
         if isinstance(early, InvalidMessage):
             await _refuse(ws, early, CLOSE_BAD_JOIN)
-            return ws
+            return
         first = early or await _first_message(ws, app[CONFIG].consult.join_timeout_s)
         if first is None:
-            return ws
+            return
         join, frame = first
         try:
             admitted = admitted or await _admission(request, consult_id, join)
@@ -221,15 +233,15 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
             live, grant = admitted
             member, result = _join(app, live, grant, join)
         except OwnedElsewhere as elsewhere:
-            if request.headers.get(RELAYED_HEADER):  # relayed here, but the room moved on: never relay twice
+            if relayed:  # relayed here, but the room moved on: never relay twice
                 await ws.close(code=TRY_AGAIN, message=b"the room moved; try again")
             else:
                 app[METRICS].room_relays.inc()
                 await relay(ws, elsewhere.url, consult_id, frame, MAX_FRAME_BYTES)
-            return ws
+            return
         except SignalingError as exc:
             await _refuse(ws, exc, CLOSE_CODES.get(type(exc), CLOSE_BAD_JOIN))
-            return ws
+            return
         conn = Connection(ws, member, result.generation)
         app[METRICS].room_joins.inc()
         guard = None
@@ -258,7 +270,6 @@ async def serve(request: web.Request) -> web.WebSocketResponse:
     finally:
         app[WEBSOCKETS].discard(ws)
         app[METRICS].socket("room", -1)
-    return ws
 
 
 async def _member_session(

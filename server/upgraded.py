@@ -1,12 +1,103 @@
-"""The websocket upgrade, keeping nothing of the handshake that an open socket no longer needs."""
+"""The websocket upgrade, keeping nothing of the handshake that an open socket no longer needs.
+
+Thousands of idle sockets each keep what their connection holds for as long as it is open, so an upgraded
+socket lets go of what served only the handshake: the 101's headers, the request's parsed head (but for
+``X-Forwarded-For``, which the audit's client address reads all through a socket's life), the HTTP parser; and a
+socket that deflates its messages keeps no compressor between them.
+
+Its open life runs after the handler has returned (`LiveSocket`): every middleware has done its part by then
+(the upgrade was authorised, checked, timed and answered), and none of their frames stays on the stack of
+each idle socket. aiohttp closes a returned websocket by awaiting its ``write_eof``: the life runs there, under
+the request's id, and an error it does not handle is logged and closes the socket with 1011 (no HTTP answer
+is possible after the 101), with 1013 when the database is unreachable; a client gone mid-write is no error.
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import ClientConnectionResetError, WSCloseCode, web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from server.errors import database_unreachable
+from server.keys import METRICS
+from server.logs import request_id
+
+log = logging.getLogger(__name__)
+
+KEPT_HEADERS = ("X-Forwarded-For",)
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+
+
+class LiveSocket(web.WebSocketResponse):
+    """A websocket whose life, given by `live`, runs once its handler (and the middlewares) returned it."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._life: Callable[[], Awaitable[None]] | None = None
+        self._request_id = request_id.get()
+
+    def live(self, life: Callable[[], Awaitable[None]]) -> LiveSocket:
+        """Run ``life`` (the socket's messages until it closes) after the handler; returns the socket to return."""
+        self._life = life
+        return self
+
+    async def send_str(self, data: str, compress: int | None = None) -> None:
+        """With permessage-deflate, each message is deflated by a compressor of its own, as with
+        ``server_no_context_takeover`` (a client's inflater reads it either way): a deflate context is ~260 KiB,
+        and an idle socket would otherwise keep its last one for as long as it is open."""
+        await super().send_str(data, compress=compress or self.compress or None)
+
+    async def write_eof(self) -> None:  # type: ignore[override]
+        life, self._life = self._life, None
+        if life is not None:
+            token = request_id.set(self._request_id)
+            try:
+                await life()
+            except Exception as exc:
+                await self._failed(exc)
+            finally:
+                request_id.reset(token)
+        await super().write_eof()
+
+    async def _failed(self, exc: Exception) -> None:
+        """What the error middleware does for a request, for an open socket (no HTTP answer after the 101)."""
+        request = self._req
+        transport = request.transport if request is not None else None
+        if isinstance(exc, ClientConnectionResetError) or transport is None or transport.is_closing():
+            # The client went away while the socket wrote to it (a pong, a close): nobody is left to answer.
+            log.debug("a websocket's client went away (%s)", type(exc).__name__)
+            return
+        if database_unreachable(exc):
+            log.warning("closed a websocket: the database is unreachable (%s)", type(exc).__name__)
+            if isinstance(request, web.Request):
+                request.app[METRICS].database_error("request", unreachable=True)
+            code, reason = WSCloseCode.TRY_AGAIN_LATER, b"database unreachable; try again"
+        else:
+            log.exception("unhandled error on a websocket")
+            code, reason = WSCloseCode.INTERNAL_ERROR, b"internal error"
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.close(code=code, message=reason)
 
 
 async def upgrade(ws: web.WebSocketResponse, request: web.Request) -> None:
-    """Send the 101 (with the security headers every response carries), then let go of the response's headers: sent
-    once, they would otherwise stay with the socket for as long as it is open (~1 KiB each, thousands of sockets)."""
+    """Send the 101 (with the security headers every response carries), then let go of the handshake: the
+    response's headers (~1 KiB), the request's head (~2 KiB) and the connection's HTTP parser."""
     await ws.prepare(request)
     ws.headers.clear()
+    _forget_head(request)
+
+
+def _forget_head(request: web.Request) -> None:
+    # aiohttp has no public way to drop a request's head; these are its own attributes for it.
+    pairs = [(name, value) for name in KEPT_HEADERS for value in request.headers.getall(name, ())]
+    kept = CIMultiDictProxy(CIMultiDict(pairs)) if pairs else _NO_HEADERS  # most sockets: one shared empty map
+    request._message = request._message._replace(headers=kept, raw_headers=())
+    request._headers = kept
+    for cached in ("headers", "raw_headers"):  # read once already: aiohttp keeps them in the request's cache
+        request._cache.pop(cached, None)
+    forget = getattr(request.protocol, "forget_parser", None)
+    if forget is not None:  # the server's own connection handler (a test's app may run on aiohttp's)
+        forget()
