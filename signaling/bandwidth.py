@@ -16,13 +16,16 @@ sample of the link (receiver reports every second or so):
   once but to a larger one only with ``UPSIZE_MARGIN`` to spare, so a bitrate probing at a
   step's edge does not switch sizes (each switch a keyframe) on a link with no room for them;
 * **mode**: video falls back to audio only when the bitrate drops below ``min_bitrate`` or
-  the other side reports decoding fewer than ``min_fps`` frames a second for
-  ``fps_grace`` seconds; from audio only it tries video again after ``probe_after``
-  seconds of a calm link (doubling after each failed try, up to ``probe_max``). Audio
-  losing more than ``text_loss`` while video is sent halves the video (it is what fills
-  the link); when audio alone still loses that much for two samples in a row, or no
-  receiver report comes for ``silence_after`` seconds, the consult is ``text_only``: it
-  continues in writing.
+  the other side reports decoding fewer than ``min_fps`` frames a second (and well below
+  what we encode: a slow sender's CPU is not a bad link) for ``fps_grace`` seconds; from
+  audio only it tries video again after ``probe_after`` seconds of a calm link (doubling
+  after each failed try, up to ``probe_max``). Audio losing more than ``text_loss`` while
+  video is sent halves the video (it is what fills the link); when audio alone still
+  loses that much in two reports in a row, or no receiver report comes for
+  ``silence_after`` seconds, the consult is ``text_only``: it continues in writing.
+
+Each receiver report counts once: a sample carries only the reports that arrived since the
+previous one.
 
 Pure: samples come in with their own time (seconds on any monotonic clock).
 """
@@ -85,9 +88,13 @@ class AdaptPolicy:
 class LinkSample:
     """What the sender knows of the link at ``at``.
 
+    ``loss``/``audio_loss``/``rtt`` come from the receiver reports that arrived since the
+    previous sample, None when none did: a report arrives every 1 to 5 s (audio's come
+    seldom), and one report read at every sample would count one burst of loss many times.
     ``loss``/``audio_loss``: the share of our packets (all, and audio) the receiver lost
     since its previous report; ``rtt``: seconds; ``remb``: the receiver's estimate;
     ``remote_fps``: the frames a second the other side says it decodes from us;
+    ``sent_fps``: the frames a second we encoded lately (None: not known);
     ``feedback_age``: seconds since the last receiver report arrived.
     """
 
@@ -97,6 +104,7 @@ class LinkSample:
     rtt: float | None = None
     remb: int | None = None
     remote_fps: float | None = None
+    sent_fps: float | None = None
     feedback_age: float = 0.0
 
 
@@ -135,6 +143,7 @@ class BandwidthController:
     GROW = 1.08
     HOLD_AFTER_DROP = 2.0  # seconds without growth after a drop
     STEADY = 20.0  # seconds of video after which a probe counts as a success
+    DELIVERED = 0.7  # share of our encoded frames the other side decodes on a link that carries them
 
     def __init__(self, policy: AdaptPolicy, *, start: float, video: bool = True) -> None:
         self.policy = policy
@@ -147,7 +156,9 @@ class BandwidthController:
         self._probe_wait = policy.probe_after
         self._probe_at = start + policy.probe_after
         self._video_allowed = video
-        self._audio_lossy = 0  # consecutive samples of audio losing more than text_loss
+        self._loss = 0.0  # of the last receiver report
+        self._audio_loss = 0.0  # of the last audio receiver report
+        self._audio_lossy = 0  # consecutive audio reports losing more than text_loss
         self.reason = "start"
 
     @property
@@ -156,24 +167,27 @@ class BandwidthController:
 
     def update(self, s: LinkSample) -> Decision:
         p = self.policy
-        loss = s.loss or 0.0
+        if s.loss is not None:
+            self._loss = s.loss
         queued = False
         if s.rtt is not None and s.rtt > 0:  # a report may come before its clock makes sense
             self._rtts = [(at, rtt) for at, rtt in self._rtts if s.at - at <= self.RTT_WINDOW] + [(s.at, s.rtt)]
             queued = s.rtt - min(rtt for _, rtt in self._rtts) > self.QUEUE_RTT
-        audio_loss = loss if s.audio_loss is None else s.audio_loss
-        self._audio_lossy = self._audio_lossy + 1 if audio_loss > p.text_loss else 0
+        audio_lossy = s.audio_loss is not None and s.audio_loss > p.text_loss
+        if s.audio_loss is not None:  # counted once per audio report, however long until the next one
+            self._audio_loss = s.audio_loss
+            self._audio_lossy = self._audio_lossy + 1 if audio_lossy else 0
         silent = s.feedback_age > p.silence_after
         if silent or (self.mode is not Mode.VIDEO and self._audio_lossy >= 2):
             if self.mode is not Mode.TEXT_ONLY:
-                self._fall_back(s.at, Mode.TEXT_ONLY, "no receiver report" if silent else f"audio loss {audio_loss:.0%}")
+                self._fall_back(s.at, Mode.TEXT_ONLY, "no receiver report" if silent else f"audio loss {self._audio_loss:.0%}")
             return self.decision
         if self.mode is Mode.TEXT_ONLY:
             if not self._audio_lossy:
                 self._fall_back(s.at, Mode.AUDIO_ONLY, "the link answers again")
             return self.decision
         if self.mode is Mode.AUDIO_ONLY:
-            calm = loss <= self.LOSS_HIGH and not queued
+            calm = self._loss <= self.LOSS_HIGH and not queued
             if self._video_allowed and calm and s.at >= self._probe_at:
                 self.mode = Mode.VIDEO
                 self.bitrate = min(p.max_bitrate, max(p.min_bitrate * 2, self.bitrate))
@@ -181,22 +195,23 @@ class BandwidthController:
                 self._low_fps_since = None
                 self.reason = "probing video"
             return self.decision
-        # Video.
-        if loss > self.LOSS_HIGH or queued or self._audio_lossy:
+        # Video: loss moves the rate only when a report says it (None: no new report).
+        loss = s.loss
+        if (loss is not None and loss > self.LOSS_HIGH) or queued or audio_lossy:
             factor = min(
-                1 - 0.5 * loss if loss > self.LOSS_HIGH else 1.0,
+                1 - 0.5 * loss if loss is not None and loss > self.LOSS_HIGH else 1.0,
                 0.85 if queued else 1.0,
-                0.5 if self._audio_lossy else 1.0,
+                0.5 if audio_lossy else 1.0,
             )
             self.bitrate = int(self.bitrate * factor)
             self._dropped_at = s.at
-        elif loss < self.LOSS_LOW and s.at - self._dropped_at >= self.HOLD_AFTER_DROP:
+        elif loss is not None and loss < self.LOSS_LOW and s.at - self._dropped_at >= self.HOLD_AFTER_DROP:
             self.bitrate = int(self.bitrate * self.GROW) + 5_000
         # The receiver's REMB caps the rate, but aiortc's estimator drops far below what the
         # link carries when a queue jitters: near the floor only loss and delay decide.
         remb = max(s.remb, 2 * p.min_bitrate) if s.remb else p.max_bitrate
         self.bitrate = min(self.bitrate, p.max_bitrate, remb)
-        if s.remote_fps is not None and s.remote_fps < p.min_fps and s.at - self._video_since >= p.fps_grace:
+        if s.remote_fps is not None and self._link_loses_frames(s) and s.at - self._video_since >= p.fps_grace:
             self._low_fps_since = s.at if self._low_fps_since is None else self._low_fps_since
         elif s.remote_fps is not None:
             self._low_fps_since = None
@@ -207,6 +222,15 @@ class BandwidthController:
         elif s.at - self._video_since >= self.STEADY:
             self._probe_wait = p.probe_after
         return self.decision
+
+    def _link_loses_frames(self, s: LinkSample) -> bool:
+        """The other side decodes too few frames, and not because we encode no more: a sender
+        whose CPU makes fewer frames than ``min_fps`` has a slow picture, not a bad link, and
+        audio only would not bring it back."""
+        assert s.remote_fps is not None
+        if s.remote_fps >= self.policy.min_fps:
+            return False
+        return s.sent_fps is None or s.remote_fps < self.DELIVERED * s.sent_fps
 
     def _fall_back(self, now: float, mode: Mode, reason: str) -> None:
         if self.mode is Mode.VIDEO and now - self._video_since < self.STEADY:

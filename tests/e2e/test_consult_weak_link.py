@@ -76,15 +76,24 @@ async def kiosk_and_page(pages: Pages, api: Api, **options: Any) -> tuple[str, C
     return consult_id, kiosk, tasks, page, specialist
 
 
+def encoded(kiosk: ConsultPeer, specialist: str) -> int:
+    """The video frames the kiosk has encoded for the page."""
+    quality = kiosk._links[specialist].quality  # type: ignore[index]
+    return 0 if quality is None or quality.encoder is None else quality.encoder.frames
+
+
 async def rates(page: Page, kiosk: ConsultPeer, specialist: str, seconds: float) -> dict[str, float]:
-    """Over ``seconds``: video frames/s and audio packets/s the page gets, video frames/s the kiosk gets."""
+    """Over ``seconds``: video frames/s and audio packets/s the page gets, video frames/s the kiosk gets, and video
+    frames/s the kiosk encodes for the page."""
     before, kiosk_before, start = await page.evaluate(MEDIA_STATS), kiosk.stats.video_from(specialist), time.monotonic()
+    sent_before = encoded(kiosk, specialist)
     await asyncio.sleep(seconds)
     after, elapsed = await page.evaluate(MEDIA_STATS), time.monotonic() - start
     return {
         "page_fps": (after["frames"] - before["frames"]) / elapsed,
         "page_audio": (after["audio"] - before["audio"]) / elapsed,
         "kiosk_fps": (kiosk.stats.video_from(specialist) - kiosk_before) / elapsed,
+        "kiosk_sent_fps": (encoded(kiosk, specialist) - sent_before) / elapsed,
     }
 
 
@@ -126,15 +135,18 @@ async def test_when_the_link_recovers_the_page_gets_video_again(pages: Pages, ap
     _, kiosk, tasks, page, specialist = await kiosk_and_page(pages, api, adapt=AdaptOptions(policy))
     try:
         mode = page.locator("#room-mode")
-        await expect(mode).to_have_attribute("data-receiving", "audio_only", timeout=30000)
-        await expect(mode).to_contain_text("Anda menerima: suara saja")  # the page speaks Indonesian by default
+        # One look at what the page shows (its words come from the same state as its data-receiving): on this link the
+        # kiosk's mode may move on between two looks, to writing and back, as its voice's reports come and go.
+        await expect(mode).to_contain_text("Anda menerima: suara saja", timeout=30000)  # Indonesian by default
         turn.relay.impair(delay_s=0.0, loss=0.0, rate_bps=None)
         await expect(mode).to_have_attribute("data-receiving", "video", timeout=20000)
+        # The link now carries every frame the kiosk encodes: the page decodes them all (the kiosk's CPU, shared with
+        # the rest of a test run, decides how many that is; its picture is a busy one at 30 frames/s when it can).
         for _ in range(6):  # the first keyframe after the pause may take a retransmission or two
             measured = await rates(page, kiosk, specialist, 3)
-            if measured["page_fps"] >= 20:
+            if measured["kiosk_sent_fps"] >= 5 and measured["page_fps"] >= 0.8 * measured["kiosk_sent_fps"]:
                 break
-        assert measured["page_fps"] >= 20, measured
+        assert measured["kiosk_sent_fps"] >= 5 and measured["page_fps"] >= 0.8 * measured["kiosk_sent_fps"], measured
     finally:
         turn.relay.impair(loss=0.0)
         await stop_peers([kiosk], tasks)

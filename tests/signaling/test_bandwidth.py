@@ -95,6 +95,42 @@ def test_audio_that_cannot_hold_either_means_writing_and_the_link_coming_back_me
     assert controller.mode is Mode.AUDIO_ONLY
 
 
+def test_a_slow_sender_that_gets_all_its_frames_through_keeps_video() -> None:
+    # A starved CPU encodes 6 frames a second and the other side decodes all 6: the link is fine, audio only would not help.
+    controller = BandwidthController(POLICY, start=0)
+    run(controller, 1, 30, loss=0.0, rtt=0.1, remote_fps=6, sent_fps=6.5)
+    assert controller.mode is Mode.VIDEO
+    # The same 6 frames out of 25 encoded: the link loses them.
+    assert until(controller, 31, Mode.AUDIO_ONLY, loss=0.0, rtt=0.1, remote_fps=6, sent_fps=25) == 35  # after the grace
+    assert "decodes 6.0" in controller.reason
+
+
+def test_no_new_report_changes_no_rate() -> None:
+    controller = BandwidthController(POLICY, start=0)
+    controller.update(LinkSample(at=1, loss=0.3, rtt=0.1))
+    after_loss = controller.bitrate
+    run(controller, 2, 5)  # no report: neither more loss nor a clean link
+    assert controller.bitrate == after_loss == int(300_000 * 0.85)
+
+
+def test_video_loss_is_not_taken_for_audio_loss() -> None:
+    # A lost keyframe burst says nothing of the voice: without an audio report, audio only stays audio only.
+    controller = BandwidthController(POLICY, start=0)
+    fell_back = until(controller, 1, Mode.AUDIO_ONLY, loss=0.6, audio_loss=0.0, rtt=0.1)
+    run(controller, fell_back + 1, 4, loss=0.6, rtt=0.1)
+    assert controller.mode is Mode.AUDIO_ONLY
+
+
+def test_writing_needs_two_lossy_audio_reports_however_many_samples_fall_between() -> None:
+    controller = BandwidthController(POLICY, start=0)
+    t = until(controller, 1, Mode.AUDIO_ONLY, loss=0.6, audio_loss=0.0, rtt=0.1)
+    controller.update(LinkSample(at=t + 1, loss=0.3, audio_loss=0.3, rtt=0.1))
+    t = run(controller, t + 2, 4)  # one report, then none for four samples
+    assert controller.mode is Mode.AUDIO_ONLY
+    controller.update(LinkSample(at=t, loss=0.3, audio_loss=0.3, rtt=0.1))
+    assert controller.mode is Mode.TEXT_ONLY and controller.reason == "audio loss 30%"
+
+
 def test_no_receiver_report_for_a_while_means_writing() -> None:
     controller = BandwidthController(POLICY, start=0)
     controller.update(LinkSample(at=1, feedback_age=7.0))

@@ -4,9 +4,10 @@
 // - a cap (media.max_bitrate) and a smaller picture when little gets through (RTCRtpSender.setParameters:
 //   maxBitrate, scaleResolutionDownBy from the candidate pair's availableOutgoingBitrate);
 // - audio only when the other side decodes fewer than media.min_fps frames a second (it says so in its "quality"
-//   messages) or the link carries less than the smallest video, and video again after a calm while (5 s, doubling
+//   messages) and well below what we encode (a slow CPU is not a bad link), or the link carries less than the
+//   smallest video, and video again after a calm while (5 s, doubling
 //   after each failed try up to 40 s);
-// - "text_only" when not even audio arrives or gets through: the page offers to continue the consult in writing
+// - "text_only" when not even audio arrives or gets through (each receiver report counted once): the page offers to continue the consult in writing
 //   (chat and attachments are stored by the server and reach the other doctor whatever the media link does).
 // Every 2 s, and at each change, the other side is told the mode we send and the frames a second we decode from it.
 
@@ -21,6 +22,7 @@ const PROBE_MAX_S = 40;
 const STEADY_S = 20;
 const SILENCE_S = 6;
 const TEXT_LOSS = 0.25;
+const DELIVERED = 0.7;  // share of our encoded frames the other side decodes on a link that carries them
 const REPORT_EVERY_S = 2;
 
 /** By how much to divide width and height so `bitrate` fills the picture (signaling.bandwidth.scale_for). */
@@ -59,6 +61,8 @@ export class RoomQuality {
     this.probeAt = now + PROBE_S;
     this.heard = {packets: 0, at: now};
     this.frames = {count: 0, at: now};
+    this.encoded = {count: 0, at: now, fps: null};
+    this.audioReport = null;  // the last audio receiver report counted
     this.lossy = 0;
     this.thin = 0;
     this.available = null;
@@ -116,21 +120,32 @@ export class RoomQuality {
       this.videoSince = now;
       this.probeAt = now + this.probeWait;
     }
-    const s = {available: null, videoLoss: 0, audioLoss: null, audioPackets: 0, framesDecoded: 0};
+    const s = {available: null, videoLoss: 0, audioLoss: null, audioReport: null, audioPackets: 0, framesDecoded: 0, framesEncoded: null};
     (await pc.getStats()).forEach((r) => {
       if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && r.availableOutgoingBitrate !== undefined) {
         s.available = r.availableOutgoingBitrate;
       } else if (r.type === "remote-inbound-rtp") {
-        if (r.kind === "audio") s.audioLoss = r.fractionLost ?? 0; else s.videoLoss = r.fractionLost ?? 0;
+        if (r.kind === "audio") {
+          s.audioLoss = r.fractionLost ?? 0;
+          s.audioReport = r.reportsReceived ?? r.timestamp;
+        } else s.videoLoss = r.fractionLost ?? 0;
       } else if (r.type === "inbound-rtp") {
         if (r.kind === "audio") s.audioPackets = r.packetsReceived || 0; else s.framesDecoded = r.framesDecoded || 0;
+      } else if (r.type === "outbound-rtp" && r.kind === "video") {
+        s.framesEncoded = r.framesEncoded || 0;
       }
     });
     this.available = s.available;
     const fps = (s.framesDecoded - this.frames.count) / Math.max(now - this.frames.at, 0.001);
     this.frames = {count: s.framesDecoded, at: now};
     if (s.audioPackets > this.heard.packets) this.heard = {packets: s.audioPackets, at: now};
-    this.lossy = (s.audioLoss ?? 0) > TEXT_LOSS ? this.lossy + 1 : 0;
+    if (s.framesEncoded !== null) {
+      this.encoded = {count: s.framesEncoded, at: now, fps: (s.framesEncoded - this.encoded.count) / Math.max(now - this.encoded.at, 0.001)};
+    }
+    if (s.audioReport !== null && s.audioReport !== this.audioReport) {  // a report read again is not more loss
+      this.audioReport = s.audioReport;
+      this.lossy = s.audioLoss > TEXT_LOSS ? this.lossy + 1 : 0;
+    }
     this.decide(now, s);
     await this.apply(pc);
     if (now - this.reportedAt >= REPORT_EVERY_S) this.report(Math.max(0, fps));
@@ -151,7 +166,9 @@ export class RoomQuality {
       return;
     }
     this.thin = s.available !== null && s.available < MIN_VIDEO_BITRATE + AUDIO_BITRATE ? this.thin + 1 : 0;
-    const low = this.remoteFps !== null && this.remoteFps < this.minFps && now - this.videoSince >= GRACE_S;
+    const sent = this.encoded.fps;
+    const low = this.remoteFps !== null && this.remoteFps < this.minFps && (sent === null || this.remoteFps < DELIVERED * sent) &&
+      now - this.videoSince >= GRACE_S;
     if (!low) this.lowSince = null; else this.lowSince ??= now;
     if (this.thin >= 3) this.change("audio_only", "the link carries too little");
     else if (this.lowSince !== null && now - this.lowSince >= GRACE_S) this.change("audio_only", `the other side decodes ${this.remoteFps} frames/s`);
