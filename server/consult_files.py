@@ -130,8 +130,19 @@ def wire(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def listing(con: asyncpg.Connection | asyncpg.Pool, consult_id: str) -> list[dict[str, Any]]:
-    rows = await con.fetch(f"SELECT {COLUMNS} FROM consult_attachments WHERE consult_id = $1 ORDER BY at", uuid.UUID(consult_id))
-    return [wire(r) for r in rows]
+    return (await listings(con, [consult_id]))[consult_id]
+
+
+async def listings(con: asyncpg.Connection | asyncpg.Pool, consult_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each consult's attachments, oldest first: one read for them all."""
+    rows = await con.fetch(
+        f"SELECT {COLUMNS} FROM consult_attachments WHERE consult_id = ANY($1::uuid[]) ORDER BY at",
+        [uuid.UUID(c) for c in consult_ids],
+    )
+    found: dict[str, list[dict[str, Any]]] = {c: [] for c in consult_ids}
+    for r in rows:
+        found[str(r["consult_id"])].append(wire(r))
+    return found
 
 
 async def find(con: asyncpg.Connection | asyncpg.Pool, config: Config, stored: Stored, attachment_id: str) -> tuple[dict[str, Any], Path]:

@@ -124,13 +124,17 @@ async def of_consult(con: asyncpg.Connection | asyncpg.Pool, consult_id: str) ->
 async def request_view(con: asyncpg.Connection | asyncpg.Pool, row: asyncpg.Record, stored: Stored) -> dict[str, Any]:
     """The referral request as the hospital reads it: the patient summary, diagnosis, reason, service, urgency,
     the consult's SOAP notes and its attachments, and who sends it."""
+    return _view(row, stored, await consult_files.listing(con, stored.id))
+
+
+def _view(row: asyncpg.Record, stored: Stored, attachments: list[dict[str, Any]]) -> dict[str, Any]:
     outcome = stored.consult.outcome
     assert outcome is not None and outcome.referral is not None  # a referral row exists only for such a consult
     return {
         **status(row), **outcome.referral.to_dict(), "consult_id": stored.id,
         "from": {"facility": stored.facility, **{f"{k}_name": v for k, v in stored.names.items()}},
         "patient": stored.consult.patient.to_dict(), "soap": outcome.soap.to_dict(),
-        "attachments": await consult_files.listing(con, stored.id),
+        "attachments": attachments,
     }
 
 
@@ -144,6 +148,7 @@ async def for_hospital(con: asyncpg.Connection | asyncpg.Pool, user: User) -> li
     )
     found = {s.id: s for s in map(Stored.from_row, await con.fetch(
         f"SELECT {consults.COLUMNS} FROM consults WHERE id = ANY($1::uuid[])", [r["consult_id"] for r in rows]))}
-    views = [await request_view(con, r, found[str(r["consult_id"])]) for r in rows]
+    attachments = await consult_files.listings(con, list(found))
+    views = [_view(r, found[str(r["consult_id"])], attachments[str(r["consult_id"])]) for r in rows]
     waiting = sorted((v for v in views if v["state"] == "requested"), key=lambda v: (Urgency(v["urgency"]).rank, v["requested_at"]))
     return waiting + [v for v in views if v["state"] != "requested"]

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from dispatch.triage import default_triage_table
-from server import db, events, incidents, migrate, transfers
+from server import db, events, incidents, migrate, referrals, transfers
 from server.live import audience_of
 from server.users import list_users
 from tests.conftest import Api, start_api
@@ -365,3 +365,20 @@ async def test_with_auto_dispatch_an_emergency_transfer_gets_its_carrier_at_once
     finally:
         await con.close()
     assert sent and any("transport" in s["capabilities"] for s in sent)
+
+
+async def test_the_hospital_s_list_reads_every_referral_s_attachments_at_once(capi: Api) -> None:
+    first, _, _, _ = await referred(capi)
+    second, _, _, _ = await referred(capi)
+    con = await db.connect(capi.dsn)
+    try:
+        [user] = [u for u in await list_users(con) if u.username == "hospital"]
+        await referrals.for_hospital(con, user)  # a connection learns the types of what it reads once (asyncpg)
+        sent: list[str] = []
+        con.add_query_logger(lambda record: sent.append(record.query))
+        listed = await referrals.for_hospital(con, user)
+    finally:
+        await con.close()
+    assert {r["consult_id"] for r in listed} >= {first, second}
+    assert all(len(r["attachments"]) == 1 for r in listed if r["consult_id"] in (first, second))
+    assert len(sent) <= 3, sent  # the referrals, their consults, their attachments: however many referrals
