@@ -1,7 +1,7 @@
 // The field team's phone: a dispatch rings, the crew accepts, reports each status, and sends GPS.
 import {api, describeError, errorText, logout, requireRole, session, toLogin} from "./api.js";
 import {$, clock, fill, guard, h, newKey} from "./dom.js";
-import {label, mountLanguageSwitch, onLanguageChange, t, translate} from "./i18n.js";
+import {label, mountLanguageSwitch, nameOf, onLanguageChange, t, translate} from "./i18n.js";
 import {LiveSocket} from "./live.js";
 import {Ringer, unlockAudio} from "./ringer.js";
 
@@ -317,7 +317,7 @@ function saveVitals() {
 
 function callTypeName(incident) {
   const type = state.callTypes.get(incident.call_type);
-  if (type) return document.documentElement.lang === "en" ? type.label_en : type.label_id;
+  if (type) return nameOf(type);
   return incident.call_type_label || incident.call_type || "";
 }
 

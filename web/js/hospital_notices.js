@@ -4,7 +4,7 @@
 // and again every few seconds the server names while an ambulance is on its way, never on each GPS fix.
 import {api, errorText} from "./api.js";
 import {$, clock, fill, guard, h, localTime, oneAtATime} from "./dom.js";
-import {label, onLanguageChange, t} from "./i18n.js";
+import {label, nameOf, onLanguageChange, t} from "./i18n.js";
 import {Ringer, unlockAudio} from "./ringer.js";
 
 const CHANGES = new Set(["notice.sent", "notice.acknowledged", "notice.declined", "notice.withdrawn", "notice.handover", "notice.unit",
@@ -73,7 +73,7 @@ export function mount(page) {
     const patient = n.patient && [n.patient.age !== null ? t("rs.notice.age", {age: n.patient.age}) : null,
                                   n.patient.sex ? label("rs.notice.sex", n.patient.sex) : null].filter(Boolean).join(", ");
     const type = state.callTypes.get(n.call_type);
-    const typeName = type ? (document.documentElement.lang === "en" ? type.label_en : type.label_id) : n.call_type || "";
+    const typeName = type ? nameOf(type) : n.call_type || "";
     const decline = state.declining === n.id;
     return h("article", {class: `notice-card pr-${n.priority} ns-${n.status}`, dataset: {noticeId: String(n.id), status: n.status}},
       h("header", {},

@@ -10,6 +10,9 @@ let current = CATALOGUES[localStorage.getItem(STORAGE_KEY)] ? localStorage.getIt
 
 export const language = () => current;
 
+/** A name the server gives in both languages (triage types, diagnoses: ``label_id``, ``label_en``), in the current one. */
+export const nameOf = (item) => (current === "en" ? item.label_en : item.label_id);
+
 /** The string for ``key`` in the current language, with {name} placeholders filled. */
 export function t(key, params = {}) {
   const text = CATALOGUES[current][key] ?? CATALOGUES.id[key] ?? key;

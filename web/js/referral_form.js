@@ -2,7 +2,7 @@
 // the diagnosis as an ICD-10 code with the reason, the urgency, and whether PSC 119 carries the patient.
 import {api} from "./api.js";
 import {$, clock, fill, h} from "./dom.js";
-import {label, t} from "./i18n.js";
+import {label, nameOf, t} from "./i18n.js";
 import {URGENCIES, options} from "./consult_view.js";
 
 // The consult whose options are shown, so a late answer for another consult is dropped.
@@ -20,7 +20,7 @@ export async function loadReferralOptions(consultId, urgency) {
     fill($("#refer-service"), h("option", {value: ""}, t("sp.refer_any_service")),
       ranked.services.map((s) => h("option", {value: s, selected: s === service}, label("service", s))));
     options($("#refer-urgency"), URGENCIES, "urgency", urgency);
-    fill($("#diagnoses"), ranked.diagnoses.map((d) => h("option", {value: d.code}, t("sp.diagnosis", {code: d.code, name: d.label_id}))));
+    fill($("#diagnoses"), ranked.diagnoses.map((d) => h("option", {value: d.code}, t("sp.diagnosis", {code: d.code, name: nameOf(d)}))));
   }
   const chosen = $("#refer-hospital").value;
   const option = (x) => h("option", {value: x.code, dataset: {capable: String(x.capable)}, selected: x.code === chosen},

@@ -1,6 +1,6 @@
 // What the console shows of the store: the incident board, the unit board, the live map and alerts.
 import {clock, fill, h} from "../dom.js";
-import {label, t} from "../i18n.js";
+import {label, nameOf, t} from "../i18n.js";
 import {priorityBadge, statusChip} from "../chips.js";
 import {elementMarker, setMarkerElement, showPlace} from "../map.js";
 import {unitLatLng} from "./store.js";
@@ -8,7 +8,7 @@ import {unitLatLng} from "./store.js";
 function callTypeLabel(store, code) {
   const type = store.callTypes.get(code);
   if (!type) return code || "–";
-  return document.documentElement.lang === "en" ? type.label_en : type.label_id;
+  return nameOf(type);
 }
 
 export function kelurahanName(store, code) {

@@ -1,7 +1,7 @@
 // Call intake, built for speed: the keyboard-first form and the location, from the map or a kelurahan.
 import {api, ApiError, errorText} from "../api.js";
 import {$, fill, guard, h, newKey} from "../dom.js";
-import {label, t} from "../i18n.js";
+import {label, nameOf, t} from "../i18n.js";
 import {PRIORITIES} from "../chips.js";
 import {pickMarker} from "../map.js";
 
@@ -33,11 +33,10 @@ export class Intake {
   populate() {
     const keep = (sel) => $(sel).value;
     const [callType, priority, kelurahan] = [keep("#f-call-type"), keep("#f-priority"), keep("#f-kelurahan")];
-    const en = document.documentElement.lang === "en";
     fill($("#f-call-type"), h("option", {value: ""}, t("op.choose")),
       PRIORITIES.map((p) => h("optgroup", {label: label("priority", p)},
         [...this.store.callTypes.values()].filter((c) => c.priority === p && c.active !== false)
-          .map((c) => h("option", {value: c.code}, en ? c.label_en : c.label_id)))));
+          .map((c) => h("option", {value: c.code}, nameOf(c))))));
     fill($("#f-priority"), h("option", {value: ""}, t("op.priority_auto")),
       PRIORITIES.map((p) => h("option", {value: p}, label("priority", p))));
     const region = this.store.region;

@@ -3,7 +3,7 @@
 // hospital, and closing it.
 import {api, ApiError, errorText, session} from "../api.js";
 import {$, clock, fill, guard, h} from "../dom.js";
-import {label, t} from "../i18n.js";
+import {label, nameOf, t} from "../i18n.js";
 import {PRIORITIES, priorityBadge, statusChip} from "../chips.js";
 import {alertText, fixFlag, kelurahanName, phoneFlag} from "./boards.js";
 import {showTimeline} from "./reports.js";
@@ -142,7 +142,7 @@ export class IncidentPanel {
     const focused = focusedDispatch();
     panel.dataset.state = this.handled() ? "handled" : "";
     const type = this.store.callTypes.get(incident.call_type);
-    const typeName = type ? (document.documentElement.lang === "en" ? type.label_en : type.label_id) : incident.call_type;
+    const typeName = type ? nameOf(type) : incident.call_type;
     fill($("#result-h"), priorityBadge(incident.priority), " ", typeName || "–", " · ",
       kelurahanName(this.store, incident.kelurahan), h("span", {class: "hint"}, ` #${incident.id.slice(0, 8)}`));
     fill($("#result-details"), [incident.address, incident.complaint, incident.caller_name, incident.caller_phone].filter(Boolean).join(" · "),
