@@ -408,6 +408,7 @@ function dispatchOnShow() {
 function applyReply(message, reply) {
   if (reply.type === "error") {
     applyPending();  // refused: the page goes back to what the server has
+    if (message.type === "handover") state.handedOver.delete(message.incident_id);  // the crew may press it again
     say(describeError(reply.error), true);
     return;
   }
