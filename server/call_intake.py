@@ -122,7 +122,7 @@ async def take(
         if row is None:
             return Taken(await incidents.existing(con, intake), False)
         await con.announce()
-        late = await _late_warnings(con, incident_id, call, first["taken_at"], rules, warnings)
+        late = await _late_warnings(con, incident_id, call, first["taken_at"], rules, [r["id"] for r in read if r["id"] is not None])
         if late:
             warnings = warnings + late
             async with con.transaction():
@@ -132,16 +132,15 @@ async def take(
 
 
 async def _late_warnings(
-    con: asyncpg.Connection, incident_id: uuid.UUID, call: Call, taken_at: dt.datetime, rules: DuplicateRules, known: list[dict[str, Any]],
+    con: asyncpg.Connection, incident_id: uuid.UUID, call: Call, taken_at: dt.datetime, rules: DuplicateRules, judged: list[uuid.UUID],
 ) -> list[dict[str, Any]]:
-    """The warnings that calls stored between this call's read and its commit add (read after the commit)."""
-    rows = await con.fetch(call_warnings.sql(f"${call_warnings.PARAMETERS + 1}::timestamptz"),
-                           *call_warnings.values(incident_id, call.phone, call.location, rules), taken_at)
-    seen = {_about(w) for w in known}
-    return [w for w in call_warnings.warnings(rows, call.phone, call.location, taken_at, dt.datetime.now(dt.UTC), rules)
-            if _about(w) not in seen]
-
-
-def _about(warning: dict[str, Any]) -> tuple[str, str | None]:
-    """What a warning is about: a duplicate's incident, or the caller's pranks."""
-    return warning["kind"], warning.get("incident_id")
+    """The duplicates among the calls stored between this call's read and its commit, read after the commit (those
+    ``judged`` were, and a prank's count is not made by calls taken at once)."""
+    n = call_warnings.PARAMETERS
+    rows = await con.fetch(
+        f"SELECT * FROM ({call_warnings.sql(f'${n + 1}::timestamptz')}) AS c WHERE NOT c.prank AND c.id <> ALL(${n + 2}::uuid[])",
+        *call_warnings.values(incident_id, call.phone, call.location, rules), taken_at, judged,
+    )
+    if not rows:
+        return []
+    return call_warnings.warnings(rows, call.phone, call.location, taken_at, dt.datetime.now(dt.UTC), rules)
