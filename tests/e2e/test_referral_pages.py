@@ -41,6 +41,7 @@ async def test_a_consult_ends_in_a_referral_accepted_on_the_hospital_page(pages:
     await sp.fill("#soap-assessment", "Gagal jantung akut dengan edema paru")
     await sp.fill("#soap-plan", "Furosemid IV, oksigen, rujuk ke ICU")
     await fill_referral(sp, HOSPITAL, "i50.9", "Perlu ICU dan ventilasi non-invasif", service="icu", transport=True)
+    await expect(sp.locator("#diagnoses option[value='I50.9']")).to_contain_text("Gagal jantung")
     await expect(sp.locator(f"#refer-hospital option[value='{HOSPITAL}']")).to_have_attribute("data-capable", "true")
     await sp.select_option("#refer-urgency", "emergency")
     await sp.click("#complete")
@@ -82,3 +83,18 @@ async def test_a_consult_ends_in_a_referral_accepted_on_the_hospital_page(pages:
     # Dispatched like any call: an ambulance, to carry the patient.
     await console.locator("#transport-recommendations button.dispatch").first.click()
     await expect(row).to_have_attribute("data-status", "dispatched")
+
+
+async def test_the_referral_form_names_diagnoses_in_the_page_s_language(pages: Pages, api: Api) -> None:
+    pk = await api.login("puskesmas")
+    status, body = await request_consult(api, pk)
+    assert status == 201, body
+    consult_id = body["consult"]["id"]
+    assert (await api.call("POST", f"/api/consults/{consult_id}/accept", await api.login("specialist")))[0] == 200
+    sp = await pages.login(await pages.context(CONSOLE), "specialist", "demo119", "/specialist.html")
+    await ready(sp)
+    await sp.click("#lang-en")
+    await expect(sp.locator("html")).to_have_attribute("lang", "en")
+    await sp.click(f"#my-consults button[data-consult-id='{consult_id}']")
+    await fill_referral(sp, HOSPITAL, "i50.9", "Needs ICU")
+    await expect(sp.locator("#diagnoses option[value='I50.9']")).to_contain_text("Heart failure")
