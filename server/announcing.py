@@ -23,6 +23,8 @@ CHANNEL = "psc119_events"
 _COMMIT = "COMMIT;"
 _ANNOUNCE = f"NOTIFY {CHANNEL}"
 _COMMIT_AND_ANNOUNCE = f"COMMIT; {_ANNOUNCE}"
+# The same NOTIFY in a read of its own: materialised and on the outer side of a join, so that it runs once, rows or none.
+_ANNOUNCED = f"WITH announced AS MATERIALIZED (SELECT pg_notify('{CHANNEL}', ''))"
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +54,33 @@ class AnnouncingConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg
         (a statement of its own commits as it ends)."""
         await self._announcing(_ANNOUNCE, "", None)
 
+    async def fetch_announcing(self, query: str, *args: object, key: str) -> list[asyncpg.Record]:
+        """The rows of ``query``, a read outside any transaction, run with the NOTIFY that `announce` would send:
+        one round trip for both, after a statement that appended events as announced. The read's own transaction
+        writes nothing, so its NOTIFY waits for no flush, as `announce`'s does. Column ``key`` of a row is never
+        null (it tells the rows apart from the one row of nulls that stands for none)."""
+        try:
+            rows = await self.fetch(f"{_ANNOUNCED} SELECT q.* FROM announced LEFT JOIN LATERAL ({query}) AS q ON true", *args)
+        except asyncpg.ProgramLimitExceededError as exc:
+            if "NOTIFY" not in str(exc):
+                raise
+            _not_announced(exc)
+            rows = await self.fetch(query, *args)
+        return [row for row in rows if row[key] is not None]
+
     async def _announcing(self, query: str, committed: str, timeout: float | None) -> str:
         try:
             return str(await super().execute(query, timeout=timeout))
         except asyncpg.ProgramLimitExceededError as exc:
             if "NOTIFY" not in str(exc):
                 raise
-            # The NOTIFY's own transaction found the notification queue full: what it announces had committed.
-            log.warning("committed events not announced (the buses find them at their next poll): %s", exc)
+            _not_announced(exc)
             return committed
+
+
+def _not_announced(exc: asyncpg.ProgramLimitExceededError) -> None:
+    # The NOTIFY's own transaction found the notification queue full: what it announces had committed.
+    log.warning("committed events not announced (the buses find them at their next poll): %s", exc)
 
 
 class AnnouncingTransaction:

@@ -4,14 +4,15 @@ The units are ranked from the in-memory index first; one read then gives the res
 needs (the database's time, the newest event committed, the ranked units' phones, the call's kelurahan and
 the incidents it may repeat); the core judges the duplicates; then a single statement, a transaction of its
 own, stores the call with its warnings, its audit entry and its two events (``call.received``,
-``call.assessed``), and the event channel is told after it has committed. A call costs one commit and three
-statements, where storing it and assessing it in two transactions cost two commits and ten.
+``call.assessed``). A call costs one commit and three statements, where storing it and assessing it in two
+transactions cost two commits and ten.
 
 Nothing accepted is lost: if the assessment raises, the call is stored unassessed as before
 (`incidents.record_call`) and the request fails; its retry, or the next start-up (`server.unassessed`),
 assesses it. Of two calls taken at the same moment at the same place, each may read before the other is
-stored; so once stored, a call reads the incidents it may repeat again (a fourth statement). The second of
-the two to read again sees the first: its new warnings are stored and announced (``call.assessed`` again).
+stored; so once stored, a call reads the incidents it may repeat again (the third statement, which also tells
+the event channel, now that the call has committed). The second of the two to read again sees the first: its
+new warnings are stored and announced (``call.assessed`` again).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dispatch.doctrine import call_needs
 from dispatch.duplicates import DuplicateRules
 from dispatch.triage import TriageTable
 from server import areas, audit, call_warnings, events, incidents, phone_presence
+from server.announcing import AnnouncingConnection
 from server.config import DispatchSettings
 from server.errors import ApiError
 from server.fleet import Fleet
@@ -121,7 +123,6 @@ async def take(
                                  [incidents.OPERATORS])
         if row is None:
             return Taken(await incidents.existing(con, intake), False)
-        await con.announce()
         late = await _late_warnings(con, incident_id, call, first["taken_at"], rules, [r["id"] for r in read if r["id"] is not None])
         if late:
             warnings = warnings + late
@@ -132,14 +133,14 @@ async def take(
 
 
 async def _late_warnings(
-    con: asyncpg.Connection, incident_id: uuid.UUID, call: Call, taken_at: dt.datetime, rules: DuplicateRules, judged: list[uuid.UUID],
+    con: AnnouncingConnection, incident_id: uuid.UUID, call: Call, taken_at: dt.datetime, rules: DuplicateRules, judged: list[uuid.UUID],
 ) -> list[dict[str, Any]]:
     """The duplicates among the calls stored between this call's read and its commit, read after the commit (those
-    ``judged`` were, and a prank's count is not made by calls taken at once)."""
+    ``judged`` were, and a prank's count is not made by calls taken at once); the read announces the call's events."""
     n = call_warnings.PARAMETERS
-    rows = await con.fetch(
+    rows = await con.fetch_announcing(
         f"SELECT * FROM ({call_warnings.sql(f'${n + 1}::timestamptz')}) AS c WHERE NOT c.prank AND c.id <> ALL(${n + 2}::uuid[])",
-        *call_warnings.values(incident_id, call.phone, call.location, rules), taken_at, judged,
+        *call_warnings.values(incident_id, call.phone, call.location, rules), taken_at, judged, key="id",
     )
     if not rows:
         return []

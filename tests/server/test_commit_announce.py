@@ -94,6 +94,11 @@ async def test_a_full_notification_queue_after_the_commit_leaves_the_change_comm
                     await events.append(writer, "test.committed", {}, AUDIENCE)
             assert "not announced" in caplog.text
             assert await writer.fetchval("SELECT count(*) FROM events WHERE type = 'test.committed'") == 1
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="server.announcing"):  # a read that announces still reads
+                rows = await writer.fetch_announcing("SELECT n FROM generate_series(1, $1) AS n", 2, key="n")
+            assert [row["n"] for row in rows] == [1, 2]
+            assert "not announced" in caplog.text
             assert not writer.is_in_transaction()
             assert await writer.fetchval("SELECT 1") == 1  # and the connection is fit for the next user
         finally:
@@ -113,3 +118,31 @@ async def test_a_call_is_recommended_without_waiting_for_its_own_event_to_come_b
     assert status == 201, body
     assert body["recommendations"]
     assert "behind the event log" not in caplog.text
+
+
+async def test_a_read_that_announces_notifies_once_with_rows_or_none(demo_dsn: str) -> None:
+    listener, heard = await _listening(demo_dsn)
+    reader = await db.connect(demo_dsn)
+    try:
+        for count in (3, 0):
+            rows = await reader.fetch_announcing("SELECT n FROM generate_series(1, $1) AS n", count, key="n")
+            assert [row["n"] for row in rows] == list(range(1, count + 1))
+            async with asyncio.timeout(5):
+                await heard.get()
+            await asyncio.sleep(0.1)
+            assert heard.empty()  # one NOTIFY, whatever the number of rows
+    finally:
+        await listener.close()
+        await reader.close()
+
+
+async def test_a_call_s_events_are_announced_by_its_second_read(api: Api) -> None:
+    listener, heard = await _listening(api.dsn)
+    try:
+        operator = await api.login("operator")
+        status, body = await api.call("POST", "/api/calls", operator, json=call_body())
+        assert status == 201, body
+        async with asyncio.timeout(5):
+            await heard.get()
+    finally:
+        await listener.close()
