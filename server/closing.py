@@ -25,7 +25,8 @@ async def close(
     async with pool.acquire() as con, con.transaction():
         row = await incidents.get(con, incident_id, lock=True)
         facts = decisions.incident_facts(row)
-        decision = core.close(facts, await decisions.serving(con, row["id"]), outcome)
+        at, serving = await decisions.serving(con, row["id"])
+        decision = core.close(facts, serving, outcome)
         original = None
         if duplicate_of is not None:
             original = (await incidents.get(con, duplicate_of))["id"]
@@ -35,7 +36,7 @@ async def close(
                                        announced=({"incident_id": incident_id, "duplicate_of": duplicate_of, "by": actor.username},
                                                   [incidents.OPERATORS]),
                                        audited=audit.Entry(actor, "incident.close", f"incident:{incident_id}", {"outcome": outcome.value}),
-                                       outcome=outcome.value, duplicate_of=original, closed_at=await decisions.now(con))
+                                       outcome=outcome.value, duplicate_of=original, closed_at=at)
         if row["destination"] is not None:
             await prearrival.incident_closed(con, actor, row["id"])
     return closed

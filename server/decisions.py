@@ -45,9 +45,11 @@ def serving_facts(found: list[dict[str, Any]]) -> tuple[UnitFacts, ...]:
     return tuple(unit_facts(unit) for unit in found)
 
 
-async def serving(con: asyncpg.Connection, incident_key: uuid.UUID) -> tuple[UnitFacts, ...]:
-    """The units on the (locked) incident now, in the order they were sent."""
-    return serving_facts(await con.fetchval(f"SELECT {serving_sql('$1')}", incident_key))
+async def serving(con: asyncpg.Connection, incident_key: uuid.UUID) -> tuple[dt.datetime, tuple[UnitFacts, ...]]:
+    """The transaction's time (the time every row of the change records), and the units on the (locked) incident
+    now, in the order they were sent."""
+    row = await con.fetchrow(f"SELECT now() AS at, {serving_sql('$1')} AS units", incident_key)
+    return row["at"], serving_facts(row["units"])
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -106,9 +108,3 @@ async def announce(con: asyncpg.Connection, decision: Decision, base: dict[str, 
     """Append the decision's events: the server's ``base`` (ids, names, who) with the core's data over it."""
     for type, payload in decision_events(decision, base):
         await events.append(con, type, payload, audience)
-
-
-async def now(con: asyncpg.Connection) -> dt.datetime:
-    """The transaction's time: the time every row of this change records."""
-    at: dt.datetime = await con.fetchval("SELECT now()")
-    return at

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from server import assignments, audit, call_intake, db, incidents, phone_presence, sessions
+from server import assignments, audit, call_intake, closing, db, incidents, phone_presence, sessions
 from server.config import DatabaseSettings, DispatchSettings
 from server.fleet import Fleet
 from server.keys import BUS, CONFIG, METRICS, TRIAGE
@@ -75,6 +75,24 @@ async def test_one_call_s_life_sends_few_statements(api: Api, counted: tuple[asy
                                             session_id=session.id)
         assert await pool.fetchval("SELECT status FROM units WHERE id = $1", unit) == "en_route"
         assert not await pool.fetchval("SELECT count(*) FROM unit_status_log WHERE report_id = 'scene-1'")
+    finally:
+        await fleet.stop()
+
+
+async def test_closing_an_incident_sends_few_statements(api: Api, counted: tuple[asyncpg.Pool, list[str]]) -> None:
+    pool, sent = counted
+    app = api.server.app
+    fleet = Fleet(pool, app[BUS], app[CONFIG].dispatch)
+    await fleet.start()
+    try:
+        triage = await app[TRIAGE].get()
+        for n in range(2):  # the first teaches the connection the types it reads
+            taken = await call_intake.take(pool, fleet, app[CONFIG].dispatch, OPERATOR,
+                                           incidents.CallIntake.parse(call_body(phone=f"0813-0000-100{n}")), triage)
+            sent.clear()
+            closed = await closing.close(pool, OPERATOR, str(taken.row["id"]), "information")
+        assert closed["status"] == "closed" and closed["closed_at"] is not None
+        assert len(sent) <= 5, sent  # BEGIN, incident, the time + units on it, incident + event + audit, COMMIT + NOTIFY
     finally:
         await fleet.stop()
 
