@@ -142,3 +142,42 @@ async def test_a_decline_alerts_the_console_naming_the_hospital_and_reason(pages
     await expect(console.locator("#notice-now")).to_have_attribute("data-status", "declined")
     await expect(console.locator("#notice-now")).to_contain_text("IGD penuh")
     assert await console.input_value("#patient-age") == ""
+
+
+async def test_a_handover_the_server_refuses_shows_its_button_again(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
+    """Pressed without signal, a handover waits in the phone's outbox with its button hidden; if the server refuses it
+    once the link is back (the hospital declined meanwhile), the crew can press it again."""
+    operator = await api.login("operator")
+    status, created = await api.call("POST", "/api/calls", operator, json=call_body())
+    assert status == 201, created
+    incident_id, unit_id = created["incident"]["id"], created["recommendations"][0]["unit_id"]
+    phone_context = await pages.context(PHONE, geolocation={"latitude": SCENE["lat"], "longitude": SCENE["lon"]}, permissions=["geolocation"])
+    network = Network()
+    await phone_context.route_web_socket("**/ws/unit*", network.route)
+    phone = await pages.login(phone_context, await crew_for(con, unit_id), CREW_PASSWORD, "/field.html")
+    await online(phone)
+    assert (await api.call("POST", f"/api/incidents/{incident_id}/dispatch", operator, json={"unit_id": unit_id}))[0] == 201
+    await phone.click("#accept")
+    await phone.click("#status-buttons .status-button[data-status='on_scene']")
+    await phone.select_option("#destination-choice", HOSPITAL)
+    await phone.click("#send-destination")
+    for status_name in ("transporting", "at_hospital"):
+        await phone.click(f"#status-buttons .status-button[data-status='{status_name}']")
+        await expect(phone.locator("#unit-status")).to_have_attribute("data-status", status_name)
+    await expect(phone.locator("#outbox")).to_be_hidden()
+    await expect(phone.locator("#handover")).to_be_visible()
+
+    await network.cut()
+    await expect(phone.locator("#conn-banner")).to_be_visible()
+    hospital = await api.login("hospital")
+    notice_id = await con.fetchval("SELECT id FROM prearrival_notices WHERE incident_id = $1", incident_id)
+    status, body = await api.call("POST", f"/api/notices/{notice_id}/decline", hospital, json={"reason": "IGD penuh"})
+    assert status == 200, body
+    await phone.click("#handover")
+    await expect(phone.locator("#handover")).to_be_hidden()
+    await expect(phone.locator("#outbox")).to_be_visible()
+    network.down = False
+    await online(phone)
+    await expect(phone.locator("#outbox")).to_be_hidden()
+    await expect(phone.locator("#handover")).to_be_visible()
+    assert await con.fetchval("SELECT status FROM prearrival_notices WHERE id = $1", notice_id) == "declined"
