@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from dispatch._checks import check_real
 from dispatch.errors import InvalidInput
@@ -28,6 +28,7 @@ __all__ = [
     "DistanceEtaModel",
     "EtaModel",
     "GeodesicEta",
+    "Leg",
     "ReRanker",
 ]
 
@@ -38,6 +39,14 @@ DEFAULT_DETOUR_FACTOR = 1.4
 DEFAULT_SPEED_KMH: Mapping[UnitKind, float] = MappingProxyType(
     {UnitKind.AMBULANCE: 30.0, UnitKind.MOTORBIKE: 40.0}
 )
+
+
+class Leg(NamedTuple):
+    """A trip a road ETA is asked for: from, by a unit of this kind, to."""
+
+    origin: Point
+    kind: UnitKind
+    dest: Point
 
 
 class EtaModel(Protocol):
@@ -66,8 +75,8 @@ class ReRanker(Protocol):
 
     async def rerank(self, dest: Point, shortlist: Sequence[Recommendation], k: int) -> list[Recommendation]: ...
 
-    async def from_place_s(self, origin: Point, places: Sequence[Point]) -> list[float | None]:
-        """An ambulance's road seconds from ``origin`` to each of ``places``, None where there is none."""
+    async def legs_s(self, legs: Sequence[Leg]) -> list[float | None]:
+        """The road seconds of each leg for its unit kind, None where there is none."""
         ...
 
 

@@ -13,6 +13,7 @@ import asyncpg
 from aiohttp import web
 
 from dispatch.availability import Availability
+from dispatch.eta import Leg
 from dispatch.geo import Point, distance_m
 from dispatch.hospitals import Hospital, rank_hospitals
 from dispatch.units import UnitKind
@@ -35,7 +36,7 @@ async def ranked(
     fleet = app[FLEET]
     # Road times when a road service is configured; a hospital it cannot route (or all, when it fails) by straight line.
     places = [h.location for h in found]
-    road = await fleet.road.from_place_s(at, places) if fleet.road is not None else [None] * len(places)
+    road = await fleet.road.legs_s([Leg(at, UnitKind.AMBULANCE, place) for place in places]) if fleet.road is not None else [None] * len(places)
     road_s = {place: seconds for place, seconds in zip(places, road, strict=True) if seconds is not None}
     stale_after = dt.timedelta(seconds=app[CONFIG].hospitals.availability_stale_s)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from dispatch.eta import Leg
 from dispatch.geo import Point, distance_m
 from dispatch.prearrival import OPEN, NoticeStatus, eta_to_hospital_s, move
 from dispatch.units import UnitKind
@@ -192,15 +193,29 @@ async def views(
            WHERE a.incident_id = ANY($1::uuid[]) AND a.ended_at IS NULL ORDER BY u.callsign""",
         list({r["incident_id"] for r in rows}),
     )
-    return [_view(r, [u for u in units if u["incident_id"] == r["incident_id"]], fleet) for r in rows]
+    on_notice = [(r, [u for u in units if u["incident_id"] == r["incident_id"]]) for r in rows]
+    # A unit carrying the patient has a drive to show: by road when a road service is configured (as the operator
+    # ranked the units by), else, or where it has no route, by line.
+    driving = [(r, u) for r, on in on_notice for u in on if u["status"] == "transporting"]
+    legs = [_leg(r, u) for r, u in driving]
+    road = await fleet.road.legs_s(legs) if fleet.road is not None else [None] * len(legs)
+    by_road = {(r["id"], u["id"]): s for (r, u), s in zip(driving, road, strict=True) if s is not None}
+    return [_view(r, on, by_road, fleet) for r, on in on_notice]
 
 
-def _view(row: asyncpg.Record, units: list[asyncpg.Record], fleet: Fleet) -> dict[str, Any]:
-    hospital = Point(row["hospital_lat"], row["hospital_lon"])
+def _leg(row: asyncpg.Record, unit: asyncpg.Record) -> Leg:
+    """From the unit's last position (its base before any) to the notice's hospital."""
+    at = Point(unit["position_lat"], unit["position_lon"]) if unit["position_lat"] is not None else Point(unit["base_lat"], unit["base_lon"])
+    return Leg(at, UnitKind(unit["kind"]), Point(row["hospital_lat"], row["hospital_lon"]))
+
+
+def _view(row: asyncpg.Record, units: list[asyncpg.Record], by_road: dict[tuple[int, str], float], fleet: Fleet) -> dict[str, Any]:
     carrying = []
     for u in units:
-        at = Point(u["position_lat"], u["position_lon"]) if u["position_lat"] is not None else Point(u["base_lat"], u["base_lon"])
-        drive = fleet.index.eta.eta_for_distance(distance_m(at, hospital), UnitKind(u["kind"]))
+        leg = _leg(row, u)
+        drive = by_road.get((row["id"], u["id"]))
+        if drive is None:
+            drive = fleet.index.eta.eta_for_distance(distance_m(leg.origin, leg.dest), leg.kind)
         carrying.append({"unit_id": u["id"], "callsign": u["callsign"], "kind": u["kind"], "status": u["status"],
                          "position_at": u["position_at"], "eta_s": eta_to_hospital_s(u["status"], drive)})
     etas = [c["eta_s"] for c in carrying if c["eta_s"] is not None]

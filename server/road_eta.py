@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import aiohttp
 
+from dispatch.eta import Leg
 from dispatch.geo import Point
 from dispatch.ids import UnitId
 from dispatch.recommend import Recommendation, rerank_by_road_eta
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 class OsrmEta:
     """A `dispatch.eta.ReRanker` backed by OSRM's ``/table/v1/{profile}/...`` service; it also gives the
-    destination hospitals' road times from a scene."""
+    destination hospitals' road times from a scene, and a carrying unit's to its hospital."""
 
     def __init__(self, session: aiohttp.ClientSession, settings: DispatchSettings) -> None:
         self._session = session
@@ -49,23 +50,22 @@ class OsrmEta:
 
     async def road_eta_s(self, dest: Point, shortlist: Sequence[Recommendation]) -> dict[UnitId, float]:
         """Road seconds to ``dest`` for the units OSRM could route; empty when it could not answer."""
-        if not shortlist:
-            return {}
-        rows = await self._table([r.ranked_from for r in shortlist], [dest])
-        if not rows:
-            return {}
-        return {
-            rec.unit_id: row[0] * self._scale[rec.kind]
-            for rec, row in zip(shortlist, rows, strict=True)
-            if row[0] is not None
-        }
+        seconds = await self.legs_s([Leg(rec.ranked_from, rec.kind, dest) for rec in shortlist])
+        return {rec.unit_id: s for rec, s in zip(shortlist, seconds, strict=True) if s is not None}
 
-    async def from_place_s(self, origin: Point, places: Sequence[Point]) -> list[float | None]:
-        """An ambulance's road seconds from ``origin`` to each of ``places`` (None: not routed, or OSRM did not answer)."""
-        if not places:
+    async def legs_s(self, legs: Sequence[Leg]) -> list[float | None]:
+        """The road seconds of each leg, all in one request: OSRM's car time scaled to the leg's unit kind; None where
+        OSRM found no route or did not answer."""
+        if not legs:
             return []
-        rows = await self._table([origin], places)
-        return rows[0] if rows else [None] * len(places)
+        sources = list(dict.fromkeys(leg.origin for leg in legs))
+        ends = list(dict.fromkeys(leg.dest for leg in legs))
+        rows = await self._table(sources, ends)
+        if not rows:
+            return [None] * len(legs)
+        row_of, column_of = {p: i for i, p in enumerate(sources)}, {p: j for j, p in enumerate(ends)}
+        seconds = [rows[row_of[leg.origin]][column_of[leg.dest]] for leg in legs]
+        return [None if s is None else s * self._scale[leg.kind] for leg, s in zip(legs, seconds, strict=True)]
 
     async def _table(self, sources: Sequence[Point], destinations: Sequence[Point]) -> list[list[float | None]]:
         """OSRM's car durations, one row per source; empty when it could not answer."""

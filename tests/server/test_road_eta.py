@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -19,6 +20,7 @@ from dispatch.units import UnitKind
 from server.config import DispatchSettings
 from tests.conftest import Api, app_config, start_api
 from tests.server.dispatch_support import SCENE, call_body
+from tests.server.notice_support import HOSPITAL, notices, served_incident
 from tests.server.test_consults import close_api
 
 
@@ -174,3 +176,31 @@ async def test_destination_hospitals_rank_by_road_time_and_by_straight_line_with
     assert status == 200
     assert [(h["code"], h["eta_s"], h["road_eta"]) for h in fallback["hospitals"]] == [
         (h["code"], h["eta_s"], False) for h in by_line["hospitals"]]
+
+
+async def test_the_hospital_s_notice_gives_the_carrying_unit_s_road_time(
+    apis: tuple[Api, Api], osrm: tuple[Osrm, str], con: asyncpg.Connection,
+) -> None:
+    """The hospital expects the patient in the time the road gives, as the operator's ranking did; by the straight line
+    when the road service fails."""
+    plain, road = apis
+    fake, _ = osrm
+    served = await served_incident(road, con)
+    status, body = await road.call("POST", f"/api/incidents/{served.incident_id}/destination", served.operator, json={"facility": HOSPITAL})
+    assert status == 200, body
+    hospital = await road.login("hospital")
+    for step in ("on_scene", "transporting"):
+        assert (await served.phone.request({"type": "status", "status": step}))["status"] == step
+    fake.requests.clear()
+    [by_road] = await notices(road, hospital, served.incident_id)
+    [request] = fake.requests  # the carrying unit to the hospital: source 0, one destination
+    assert (request.query["sources"], request.query["destinations"]) == ("0", "1")
+    [unit] = by_road["units"]
+    assert unit["unit_id"] == served.unit_id
+    assert unit["eta_s"] == by_road["eta_s"] == pytest.approx(600.0 * scale(unit["kind"]))
+
+    [by_line] = await notices(plain, await plain.login("hospital"), served.incident_id)
+    assert by_line["eta_s"] != pytest.approx(by_road["eta_s"])
+    fake.mode = "error"
+    [fallback] = await notices(road, hospital, served.incident_id)
+    assert fallback["eta_s"] == pytest.approx(by_line["eta_s"])
