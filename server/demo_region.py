@@ -1,4 +1,5 @@
-"""The demo region, Kota Tangerang Selatan: loaded once into an empty database by ``serve --demo``.
+"""The demo region, Kota Tangerang Selatan: loaded once into an empty database by ``serve --demo``; a demo database
+made by an earlier version gets the demo logins added since.
 
 Names of kecamatan, kelurahan, puskesmas and hospitals are real (see the data
 file's note for which coordinates are approximate). The units are synthetic:
@@ -95,17 +96,18 @@ async def load_demo(con: asyncpg.Connection, passwords: Passwords) -> bool:
     """Load the demo region and users; True if loaded now, False if it was already there."""
     async with con.transaction():
         await con.execute("SELECT pg_advisory_xact_lock($1)", DEMO_LOCK)
+        data = region_data()
+        units = demo_units(data)
         if await con.fetchval("SELECT 1 FROM meta WHERE key = 'demo'"):
+            await _add_missing_users(con, passwords, data, units)
             return False
         if await con.fetchval("SELECT count(*) FROM users") or await con.fetchval("SELECT count(*) FROM units"):
             raise DemoRefused("--demo refused: this database already holds non-demo users or units")
-        data = region_data()
         services = hospital_services(data)
         await _load_region(con, data, services)
         await demo_availability.load(con, services)
-        units = demo_units(data)
         await _load_units(con, units)
-        await _load_users(con, passwords, data, units)
+        await _insert_users(con, passwords, _demo_users(data, units))
         await con.execute(
             "INSERT INTO meta (key, value) VALUES ('demo', $1), ('region', $2)",
             {"note": data["note"]}, data["region"],
@@ -160,11 +162,11 @@ async def _load_units(con: asyncpg.Connection, units: list[dict[str, Any]]) -> N
     )
 
 
-async def _load_users(con: asyncpg.Connection, passwords: Passwords, data: dict[str, Any], units: list[dict[str, Any]]) -> None:
-    hashed = await passwords.hash(DEMO_PASSWORD)
+def _demo_users(data: dict[str, Any], units: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """(username, display name, role, unit, facility, specialties) of each demo login the README names."""
     first_pkm = sorted(data["puskesmas"], key=lambda p: p["code"])[0]["code"]
     public_hospital = data["hospitals"][0]["code"]  # the city's own RSU
-    users = [
+    return [
         ("operator", "Operator PSC 119 (demo)", "operator", None, None, []),
         ("field", "Tim NS-01 (demo)", "field_team", units[0]["id"], None, []),
         ("puskesmas", "Dokter Puskesmas (demo)", "puskesmas", None, first_pkm, []),
@@ -172,8 +174,28 @@ async def _load_users(con: asyncpg.Connection, passwords: Passwords, data: dict[
         ("hospital", "IGD RSU Kota Tangerang Selatan (demo)", "hospital", None, public_hospital, []),
         ("admin", "Admin Dinkes (demo)", "admin", None, None, []),
     ]
+
+
+async def _insert_users(con: asyncpg.Connection, passwords: Passwords, rows: list[tuple[Any, ...]]) -> None:
+    hashed = await passwords.hash(DEMO_PASSWORD)
     await con.executemany(
         """INSERT INTO users (username, display_name, role, unit_id, facility_code, specialties, password_hash)
            VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-        [(*u, hashed) for u in users],
+        [(*u, hashed) for u in rows],
     )
+
+
+async def _add_missing_users(con: asyncpg.Connection, passwords: Passwords, data: dict[str, Any], units: list[dict[str, Any]]) -> None:
+    """A demo database made by an earlier version lacks the logins added since (the README names them all): add those
+    whose unit or facility it has. One there already is left as it is, disabled or with a changed password."""
+    known = set(await con.fetchval("SELECT array_agg(username) FROM users") or ())
+    have_units = set(await con.fetchval("SELECT array_agg(id) FROM units") or ())
+    have_facilities = set(await con.fetchval("SELECT array_agg(code) FROM facilities") or ())
+    missing = [u for u in _demo_users(data, units)
+               if u[0] not in known and (u[3] is None or u[3] in have_units) and (u[4] is None or u[4] in have_facilities)]
+    if not missing:
+        return
+    await _insert_users(con, passwords, missing)
+    added = [u[0] for u in missing]
+    await audit.record(con, audit.CLI, "demo.users", "region:tangsel", {"added": added})
+    log.info("added the demo logins this demo database lacked: %s", ", ".join(added))

@@ -99,6 +99,22 @@ async def test_loading_twice_returns_false_and_changes_nothing(con: asyncpg.Conn
     assert await counts(con) == before
 
 
+async def test_a_demo_database_from_an_earlier_version_gets_the_logins_it_lacks(con: asyncpg.Connection) -> None:
+    """The README's demo logins work on a demo database kept under var/ since before a login was added."""
+    await con.execute("DELETE FROM users WHERE username IN ('hospital', 'specialist')")
+    await con.execute("UPDATE users SET disabled_at = now() WHERE username = 'puskesmas'")
+    before = await counts(con)
+    assert await demo_region.load_demo(con, Passwords(TEST_AUTH)) is False
+    rows = {r["username"]: r for r in await con.fetch("SELECT username, role, facility_code, disabled_at, password_hash FROM users")}
+    assert rows["hospital"]["role"] == "hospital" and rows["hospital"]["facility_code"] == "rs-rsu-kota-tangsel"
+    assert await Passwords(TEST_AUTH).verify(rows["specialist"]["password_hash"], demo_region.DEMO_PASSWORD)
+    assert rows["puskesmas"]["disabled_at"] is not None  # one there is left as it is
+    assert await con.fetchval("SELECT detail FROM audit_log WHERE action = 'demo.users'") == {"added": ["specialist", "hospital"]}
+    assert await counts(con) == before | {"users": before["users"] + 2, "audit_log": before["audit_log"] + 1}
+    assert await demo_region.load_demo(con, Passwords(TEST_AUTH)) is False  # and once complete, nothing more
+    assert await con.fetchval("SELECT count(*) FROM audit_log WHERE action = 'demo.users'") == 1
+
+
 async def test_loading_into_an_empty_database(empty_dsn: str) -> None:
     con = await db.connect(empty_dsn)
     try:
