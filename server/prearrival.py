@@ -50,13 +50,17 @@ async def open_audience(con: asyncpg.Connection, incident_key: uuid.UUID) -> lis
     return [] if notice is None else [facility_tag(notice["facility_code"])]
 
 
-async def _announce(con: asyncpg.Connection, type: str, notice: asyncpg.Record, actor: audit.Actor, **detail: Any) -> None:
-    """A notice's change, to its hospital, the operators and the units on the incident; on the incident's timeline."""
+async def _announce(
+    con: asyncpg.Connection, type: str, notice: asyncpg.Record, actor: audit.Actor, *, said: dict[str, str] | None = None, **detail: Any,
+) -> None:
+    """A notice's change, to its hospital, the operators and the units on the incident; on the incident's timeline.
+    ``said``: free text (a decline's reason) for the event alone: the audit log, which retention cannot edit, keeps
+    who did what and when, never what may describe the patient."""
     hospital = await con.fetchval("SELECT name FROM facilities WHERE code = $1", notice["facility_code"])
     await events.append(
         con, type,
         {"incident_id": str(notice["incident_id"]), "notice_id": notice["id"], "facility": notice["facility_code"],
-         "hospital_name": hospital, "notice_status": notice["status"], "by": actor.username, **detail},
+         "hospital_name": hospital, "notice_status": notice["status"], "by": actor.username, **detail, **(said or {})},
         [facility_tag(notice["facility_code"]), incidents.OPERATORS, *await incidents.active_unit_audience(con, notice["incident_id"])],
     )
     await audit.record(con, actor, type, f"notice:{notice['id']}", {"incident_id": str(notice["incident_id"]), **detail})
@@ -122,7 +126,7 @@ async def decline(con: asyncpg.Connection, actor: audit.Actor, notice_id: int, f
     """The hospital cannot take the patient: the operators are alerted at once to choose another."""
     notice = await _lock_for_hospital(con, notice_id, facility)
     done = await _set(con, notice, NoticeStatus.DECLINED, "declined_at = now(), decline_reason = $3, closed_by = $4", reason, actor.username)
-    await _announce(con, "notice.declined", done, actor, reason=reason)
+    await _announce(con, "notice.declined", done, actor, said={"reason": reason})
     hospital = await con.fetchval("SELECT name FROM facilities WHERE code = $1", facility)
     await events.append(
         con, "alert",

@@ -102,8 +102,8 @@ async def reply(
                 row["id"], state.value, user.id, reason,
             )
             await events.append(con, f"referral.{state.value}", _event(row, actor.username), audience(stored, row["hospital"]))
-            await audit.record(con, actor, f"referral.{given.value}", f"referral:{row['id']}",
-                               {"consult": stored.id, **({"reason": reason} if reason else {})})
+            # The reason is clinical free text, kept in the referral (retention replaces it there), not in the audit log.
+            await audit.record(con, actor, f"referral.{given.value}", f"referral:{row['id']}", {"consult": stored.id})
     return row, stored
 
 

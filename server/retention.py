@@ -4,7 +4,8 @@ What each class becomes (``[retention]`` in config.toml says after how long):
 
 - GPS track points: deleted.
 - Audit log entries: deleted, except the sweep's own ``retention.sweep`` entries, which hold only
-  counts and are the record that the policy was applied.
+  counts and are the record that the policy was applied. No entry holds free text about a patient
+  (a decline is audited without its reason): nothing may update the log.
 - Consult chat, of ended consults: deleted.
 - Recordings and attachments, of ended consults: files deleted, rows kept and marked ``deleted_at``
   (an attachment download then answers 410 Gone); an attachment's user-given file name goes too.

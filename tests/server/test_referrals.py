@@ -224,7 +224,8 @@ async def test_a_declined_referral_shows_its_reason_to_both_doctors_and_closes_t
     assert await fetch(capi, f"/api/consults/{consult_id}/attachments/{attachment}", hospital) == 403
     admin = await capi.login("admin")
     _, log = await capi.call("GET", f"/api/audit?action=referral.decline&object=referral:{request['id']}", admin)
-    assert [e["detail"]["reason"] for e in log["entries"]] == [reason]
+    # Audited, without its free text: the append-only log would keep it past the referral's retention.
+    assert [e["detail"] for e in log["entries"]] == [{"consult": consult_id}]
 
 
 @pytest.mark.parametrize(("change", "field"), [

@@ -75,6 +75,11 @@ async def test_the_sweep_reduces_the_patient_s_age_vitals_and_decline_reason_eve
         assert before["patient"] == {"age": 58, "sex": "female"} and before["event_patients"] == [{"age": 58, "sex": "female"}]
         assert [{k: v[k] for k in RANGES} for v in before["vitals"]] == [SIGNS] == [{k: v[k] for k in RANGES} for v in before["event_vitals"]]
         assert before["reasons"] == ["CT scan rusak sejak pagi"] and before["event_reasons"] == ["CT scan rusak sejak pagi"] * 2
+        # The audit log is append-only (retention deletes whole entries past their own time): it records the decline,
+        # not its free text.
+        audited = await con.fetch("SELECT detail FROM audit_log WHERE action = 'notice.declined' AND detail->>'incident_id' = $1",
+                                  closed.incident_id)
+        assert [dict(r["detail"]) for r in audited] == [{"incident_id": closed.incident_id}]
         open_before = await _personal(con, still_open.incident_id)
         status, metrics_before = await api.call("GET", "/api/metrics", closed.operator)
         assert status == 200 and metrics_before["offload_by_hospital"][HOSPITAL]["offload_s"]["count"] == 2
