@@ -6,10 +6,10 @@ One row read, in a statement of the caller's (`SQL`, embedded with that statemen
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from dispatch.geo import Point, geodesic_m
 from server.errors import InvalidField
+from server.statements import Params
 
 # Nearest kelurahan centroid farther than this is not taken as the call's kelurahan.
 KELURAHAN_MATCH_M = 5000.0
@@ -21,16 +21,14 @@ SQL = """SELECT code, kecamatan, lat, lon FROM kelurahan
     ORDER BY (lat - {lat}::float8) ^ 2 + ((lon - {lon}::float8) * {scale}::float8) ^ 2 NULLS LAST LIMIT 1"""
 
 
-def sql(first: int) -> str:
-    """`SQL` reading `values` from parameter ``$first`` on."""
-    name, lat, lon, scale = (f"${n}" for n in range(first, first + 4))
-    return SQL.format(name=name, lat=lat, lon=lon, scale=scale)
-
-
-def values(kelurahan: str, location: Point | None) -> tuple[Any, ...]:
+def sql(params: Params, kelurahan: str, location: Point | None) -> str:
+    """`SQL` for a call naming ``kelurahan`` (or none) at ``location``, its values added to ``params``."""
+    name = params.add(kelurahan)
     if location is None:
-        return kelurahan, None, None, None
-    return kelurahan, location.lat, location.lon, math.cos(math.radians(location.lat))
+        lat, lon, scale = params.add(None), params.add(None), params.add(None)
+    else:
+        lat, lon, scale = params.add(location.lat), params.add(location.lon), params.add(math.cos(math.radians(location.lat)))
+    return SQL.format(name=name, lat=lat, lon=lon, scale=scale)
 
 
 def area(kelurahan: str, location: Point | None, found: tuple[str, str, float, float] | None) -> tuple[str | None, str | None]:

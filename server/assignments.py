@@ -28,6 +28,7 @@ from server.errors import Conflict, InvalidField, NotFound
 from server.fleet import UNIT_COLUMNS, Fleet, unit_snapshot
 from server.metrics import Metrics
 from server.revocation import SessionEnded
+from server.statements import Params
 
 log = logging.getLogger(__name__)
 
@@ -78,18 +79,16 @@ def _status_steps(
     """Setting the (locked) ``unit``'s status as of ``at``, its log row with the phone's report id if any, the
     change's audit entry and, if given, the columns of its assignment (id, {column: value}): the steps of one
     statement, and the unit's row as they leave it (it is locked: nothing else changes it meanwhile)."""
-    values = [unit["id"], status.value, at, by, incident_key, reason, report_id, *audited.values()]
-    touched = []
+    params = Params()
+    unit_id, to, since = params.add(unit["id"]), params.add(status.value), params.add(at)
+    sql = [f"""logged AS (INSERT INTO unit_status_log (unit_id, status, by_user, incident_id, reason, at, report_id)
+                          VALUES ({unit_id}, {to}, {params.add_all((by, incident_key, reason))}, {since}, {params.add(report_id)}))""",
+           audited.cte(params),
+           f"unit_set AS (UPDATE units SET status = {to}, status_since = {since} WHERE id = {unit_id})"]
     if assignment is not None:
-        sets = ", ".join(f"{column} = ${n}" for n, column in enumerate(assignment[1], start=len(values) + 2))
-        touched = [f"touched AS (UPDATE assignments SET {sets} WHERE id = ${len(values) + 1})"]
-        values += [assignment[0], *assignment[1].values()]
-    steps = decisions.Steps((
-        """logged AS (INSERT INTO unit_status_log (unit_id, status, by_user, incident_id, reason, at, report_id)
-                      VALUES ($1, $2, $4, $5, $6, $3, $7))""",
-        audited.cte(8), *touched,
-        "unit_set AS (UPDATE units SET status = $2, status_since = $3 WHERE id = $1)",
-    ), tuple(values))
+        sets = ", ".join(f"{column} = {params.add(value)}" for column, value in assignment[1].items())
+        sql.append(f"touched AS (UPDATE assignments SET {sets} WHERE id = {params.add(assignment[0])})")
+    steps = decisions.Steps(tuple(sql), params)
     return steps, dict(unit) | {"status": status.value, "status_since": at}
 
 
@@ -111,15 +110,18 @@ async def _send(
                           {"unit_id": unit_id, "auto": auto, **({"override": override} if override else {})})
     # The unit's status, its log row, the audit entry and the assignment in one statement. The unit is locked, so
     # its conditional UPDATE matches; it is the database's own guard against sending a busy unit.
+    params = Params()
+    key, unit_key, by, to = params.add(incident["id"]), params.add(unit_id), params.add(actor.user_id), params.add(decision.unit_status.value)
     assignment = await con.fetchrow(
         f"""WITH sent AS (
-                UPDATE units SET status = $5, status_since = now() WHERE id = $2 AND status = 'available' RETURNING id),
+                UPDATE units SET status = {to}, status_since = now() WHERE id = {unit_key} AND status = 'available' RETURNING id),
             logged AS (
-                INSERT INTO unit_status_log (unit_id, status, by_user, incident_id) SELECT $2, $5, $3, $1 FROM sent),
-            {audited.cte(6)}
+                INSERT INTO unit_status_log (unit_id, status, by_user, incident_id) SELECT {unit_key}, {to}, {by}, {key} FROM sent),
+            {audited.cte(params)}
             INSERT INTO assignments (incident_id, unit_id, assigned_by, ack_deadline)
-            SELECT $1, $2, $3, now() + make_interval(secs => $4) FROM sent RETURNING {ASSIGNMENT_COLUMNS}""",
-        incident["id"], unit_id, actor.user_id, settings.ack_timeout_s, decision.unit_status.value, *audited.values(),
+            SELECT {key}, {unit_key}, {by}, now() + make_interval(secs => {params.add(settings.ack_timeout_s)}) FROM sent
+            RETURNING {ASSIGNMENT_COLUMNS}""",
+        *params.values,
     )
     if assignment is None:
         raise UnitNotAvailable(unit_id, unit["status"])

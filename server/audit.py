@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from server.logs import request_id
+from server.statements import Params
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,23 +36,14 @@ class Entry:
     def values(self) -> tuple[Any, ...]:
         return (self.actor.user_id, self.actor.username, self.action, self.obj, self.detail or {}, self.actor.address, request_id.get())
 
-    def cte(self, first: int) -> str:
-        """The entry as a ``WITH`` item of another statement whose parameters from ``$first`` on are `values`:
-        written in that statement's round trip, in its transaction."""
-        return cte(first)
-
-
-def cte(first: int, after: str | None = None) -> str:
-    """`Entry.cte`; ``after``: another ``WITH`` item's name, the entry is written only if that one has a row
-    (the change it records was made)."""
-    params = _params(first, len(COLUMNS.split(",")))
-    if after is None:
-        return f"audited AS (INSERT INTO audit_log ({COLUMNS}) VALUES ({params}))"
-    return f"audited AS (INSERT INTO audit_log ({COLUMNS}) SELECT {params} FROM {after})"
-
-
-def _params(first: int, count: int) -> str:
-    return ", ".join(f"${n}" for n in range(first, first + count))
+    def cte(self, params: Params, after: str | None = None) -> str:
+        """The entry as a ``WITH`` item of another statement, its values added to that statement's ``params``: written
+        in that statement's round trip, in its transaction. ``after``: another ``WITH`` item's name, the entry is
+        written only if that one has a row (the change it records was made)."""
+        placeholders = params.add_all(self.values())
+        if after is None:
+            return f"audited AS (INSERT INTO audit_log ({COLUMNS}) VALUES ({placeholders}))"
+        return f"audited AS (INSERT INTO audit_log ({COLUMNS}) SELECT {placeholders} FROM {after})"
 
 
 async def record(
@@ -61,5 +53,5 @@ async def record(
     obj: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    entry = Entry(actor, action, obj, detail)
-    await con.execute(f"INSERT INTO audit_log ({COLUMNS}) VALUES ({_params(1, 7)})", *entry.values())
+    params = Params()
+    await con.execute(f"INSERT INTO audit_log ({COLUMNS}) VALUES ({params.add_all(Entry(actor, action, obj, detail).values())})", *params.values)

@@ -34,41 +34,42 @@ from server.announcing import AnnouncingConnection
 from server.config import DispatchSettings
 from server.errors import ApiError
 from server.fleet import Fleet
+from server.statements import Params
 
 log = logging.getLogger(__name__)
 
-_FIRST_AREA = call_warnings.PARAMETERS + 1
-_UNITS, _OFFLINE = _FIRST_AREA + 4, _FIRST_AREA + 5
-# The time the call is taken at and the newest event committed before it, the phones of the units ranked for it, the
-# call's area (named or nearest), and the incidents it may repeat: at least one row (the last two are outer joins;
-# a row without an id is no incident).
-READ = f"""SELECT taken.*, phones.*,
-        area.code AS area_code, area.kecamatan AS area_kecamatan, area.lat AS area_lat, area.lon AS area_lon, candidate.*
-    FROM (SELECT now() AS taken_at, (SELECT coalesce(max(id), 0) FROM events) AS events_seen) AS taken
-    CROSS JOIN (SELECT array_agg(unit_id) AS phone_units, array_agg(last_seen) AS phone_last_seen, array_agg(connected) AS phone_connected
-                FROM ({phone_presence.presence_sql(f"${_UNITS}::text[]", f"${_OFFLINE}")}) AS p) AS phones
-    LEFT JOIN LATERAL ({areas.sql(_FIRST_AREA)}) AS area ON true
-    LEFT JOIN LATERAL ({call_warnings.sql("now()")}) AS candidate ON true"""
 
-_INTAKE = len(incidents.INTAKE_COLUMNS.split(","))
-_AUDIT = _INTAKE + 3  # after received_at and the warnings
-_AUDITED = len(audit.COLUMNS.split(","))
-_BY, _ASSESSED, _AUDIENCE = range(_AUDIT + _AUDITED, _AUDIT + _AUDITED + 3)
-# The call, its audit entry and its events, in order: an existing idempotency key stores none of them.
-WRITE = f"""WITH stored AS (
-        INSERT INTO incidents ({incidents.INTAKE_COLUMNS}, received_at, warnings, assessed_at)
-        VALUES ({", ".join(f"${n}" for n in range(1, _AUDIT))}, now())
-        ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING {incidents.INCIDENT_COLUMNS}),
-    {audit.cte(_AUDIT, after="stored")},
-    announced AS (
-        SELECT append_event(e.type, ${_AUDIENCE}::text[], e.payload, true) FROM (
-            SELECT 1 AS n, 'call.received' AS type,
-                   jsonb_build_object('incident_id', id::text, 'incident', {incidents.incident_json_sql('stored')}, 'by', ${_BY}::text) AS payload
-            FROM stored
-            UNION ALL SELECT 2, 'call.assessed', ${_ASSESSED}::jsonb FROM stored
-            ORDER BY n) AS e)
-    SELECT stored.* FROM stored, (SELECT count(*) FROM announced) AS appended"""
+def _read(params: Params, incident_id: uuid.UUID, call: Call, rules: DuplicateRules, units: list[str], offline_s: float) -> str:
+    """The time the call is taken at and the newest event committed before it, the phones of the ``units`` ranked for
+    it, the call's area (named or nearest), and the incidents it may repeat: at least one row (the last two are outer
+    joins; a row without an id is no incident)."""
+    return f"""SELECT taken.*, phones.*,
+            area.code AS area_code, area.kecamatan AS area_kecamatan, area.lat AS area_lat, area.lon AS area_lon, candidate.*
+        FROM (SELECT now() AS taken_at, (SELECT coalesce(max(id), 0) FROM events) AS events_seen) AS taken
+        CROSS JOIN (SELECT array_agg(unit_id) AS phone_units, array_agg(last_seen) AS phone_last_seen, array_agg(connected) AS phone_connected
+                    FROM ({phone_presence.presence_sql(f"{params.add(units)}::text[]", params.add(offline_s))}) AS p) AS phones
+        LEFT JOIN LATERAL ({areas.sql(params, call.kelurahan, call.location)}) AS area ON true
+        LEFT JOIN LATERAL ({call_warnings.sql(params, "now()", incident_id, call.phone, call.location, rules)}) AS candidate ON true"""
+
+
+def _write(params: Params, intake: tuple[Any, ...], entry: audit.Entry, by: str, assessed: dict[str, Any]) -> str:
+    """The call (its ``intake`` values, the time it was taken and its warnings), its audit entry and its events, in
+    order: an existing idempotency key stores none of them."""
+    return f"""WITH stored AS (
+            INSERT INTO incidents ({incidents.INTAKE_COLUMNS}, received_at, warnings, assessed_at)
+            VALUES ({params.add_all(intake)}, now())
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING {incidents.INCIDENT_COLUMNS}),
+        {entry.cte(params, after="stored")},
+        announced AS (
+            SELECT append_event(e.type, {params.add([incidents.OPERATORS])}::text[], e.payload, true) FROM (
+                SELECT 1 AS n, 'call.received' AS type,
+                       jsonb_build_object('incident_id', id::text, 'incident', {incidents.incident_json_sql('stored')},
+                                          'by', {params.add(by)}::text) AS payload
+                FROM stored
+                UNION ALL SELECT 2, 'call.assessed', {params.add(assessed)}::jsonb FROM stored
+                ORDER BY n) AS e)
+        SELECT stored.* FROM stored, (SELECT count(*) FROM announced) AS appended"""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -95,8 +96,8 @@ async def take(
         applied = fleet.applied_id
         ranked = await incidents.ranked(fleet, settings, scene, road=fleet.road)
         units = incidents.tier_units(ranked)
-        read = await pool.fetch(READ, *call_warnings.values(incident_id, call.phone, call.location, rules),
-                                *areas.values(call.kelurahan, call.location), units, settings.phone_offline_s)
+        params = Params()
+        read = await pool.fetch(_read(params, incident_id, call, rules, units, settings.phone_offline_s), *params.values)
         first = read[0]
         found = None if first["area_code"] is None else (first["area_code"], first["area_kecamatan"], first["area_lat"], first["area_lon"])
         area = areas.area(call.kelurahan, call.location, found)  # an unknown kelurahan is refused before anything is stored
@@ -118,9 +119,10 @@ async def take(
     values = incidents.intake_values(incident_id, actor, intake, call, triage, area)
     entry = audit.Entry(actor, "call.create", f"incident:{incident_id}")
     assessed = {"incident_id": str(incident_id), "warnings": warnings, **tiers}
+    params = Params()
+    write = _write(params, (*values, first["taken_at"], warnings), entry, actor.username, assessed)
     async with pool.acquire() as con:
-        row = await con.fetchrow(WRITE, *values, first["taken_at"], warnings, *entry.values(), actor.username, assessed,
-                                 [incidents.OPERATORS])
+        row = await con.fetchrow(write, *params.values)
         if row is None:
             return Taken(await incidents.existing(con, intake), False)
         late = await _late_warnings(con, incident_id, call, first["taken_at"], rules, [r["id"] for r in read if r["id"] is not None])
@@ -137,10 +139,10 @@ async def _late_warnings(
 ) -> list[dict[str, Any]]:
     """The duplicates among the calls stored between this call's read and its commit, read after the commit (those
     ``judged`` were, and a prank's count is not made by calls taken at once); the read announces the call's events."""
-    n = call_warnings.PARAMETERS
+    params = Params()
+    candidates = call_warnings.sql(params, f"{params.add(taken_at)}::timestamptz", incident_id, call.phone, call.location, rules)
     rows = await con.fetch_announcing(
-        f"SELECT * FROM ({call_warnings.sql(f'${n + 1}::timestamptz')}) AS c WHERE NOT c.prank AND c.id <> ALL(${n + 2}::uuid[])",
-        *call_warnings.values(incident_id, call.phone, call.location, rules), taken_at, judged, key="id",
+        f"SELECT * FROM ({candidates}) AS c WHERE NOT c.prank AND c.id <> ALL({params.add(judged)}::uuid[])", *params.values, key="id",
     )
     if not rows:
         return []

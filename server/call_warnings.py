@@ -18,19 +18,19 @@ from dispatch.duplicates import DuplicateRules, OpenIncident, find_duplicates, p
 from dispatch.geo import Point
 from dispatch.ids import IncidentId
 from server.config import DispatchSettings
+from server.statements import Params
 
 # Only incidents that could match: the same number, or inside a box around the radius (the exact geodesic
 # test is the core's; the box just keeps it from running over every open incident). Closed ones only by
 # number, closed within the caller window; and the number's recent pranks (prank true). ``{at}``: the call's time.
 CANDIDATES = """SELECT false AS prank, id, received_at, caller_phone, lat, lon, closed_at FROM incidents
-    WHERE id <> $1 AND ((closed_at IS NULL AND received_at BETWEEN {at} - $2::interval AND {at} + $2::interval
-      AND (caller_phone = $3 OR (lat BETWEEN $4::float8 - $6::float8 AND $4::float8 + $6::float8
-                                 AND lon BETWEEN $5::float8 - $7::float8 AND $5::float8 + $7::float8)))
-      OR (caller_phone = $3 AND closed_at BETWEEN {at} - $8::interval AND {at} + $8::interval))
+    WHERE id <> {incident} AND ((closed_at IS NULL AND received_at BETWEEN {at} - {window}::interval AND {at} + {window}::interval
+      AND (caller_phone = {phone} OR (lat BETWEEN {lat}::float8 - {box_lat}::float8 AND {lat}::float8 + {box_lat}::float8
+                                      AND lon BETWEEN {lon}::float8 - {box_lon}::float8 AND {lon}::float8 + {box_lon}::float8)))
+      OR (caller_phone = {phone} AND closed_at BETWEEN {at} - {caller_window}::interval AND {at} + {caller_window}::interval))
     UNION ALL
     SELECT true, id, received_at, caller_phone, lat, lon, closed_at FROM incidents
-    WHERE caller_phone = $3 AND outcome = 'prank' AND received_at > now() - $9::interval"""
-PARAMETERS = 9
+    WHERE caller_phone = {phone} AND outcome = 'prank' AND received_at > now() - {prank_window}::interval"""
 
 
 def rules_of(settings: DispatchSettings) -> DuplicateRules:
@@ -43,15 +43,15 @@ def rules_of(settings: DispatchSettings) -> DuplicateRules:
     )
 
 
-def sql(at: str) -> str:
-    """`CANDIDATES` for a call at ``at`` (an SQL expression), with `values` as its parameters ``$1``-``$9``."""
-    return CANDIDATES.format(at=at)
-
-
-def values(incident_id: Any, phone: str, location: Point | None, rules: DuplicateRules) -> tuple[Any, ...]:
+def sql(params: Params, at: str, incident_id: Any, phone: str, location: Point | None, rules: DuplicateRules) -> str:
+    """`CANDIDATES` for the call ``incident_id`` taken at ``at`` (an SQL expression), its values added to ``params``."""
     box_lat, box_lon = _box_degrees(location, rules.radius_m)
-    return (incident_id, max(rules.window, rules.caller_window), phone, location.lat if location else None,
-            location.lon if location else None, box_lat, box_lon, rules.caller_window, rules.prank_window)
+    return CANDIDATES.format(
+        at=at, incident=params.add(incident_id), window=params.add(max(rules.window, rules.caller_window)), phone=params.add(phone),
+        lat=params.add(location.lat if location else None), lon=params.add(location.lon if location else None),
+        box_lat=params.add(box_lat), box_lon=params.add(box_lon), caller_window=params.add(rules.caller_window),
+        prank_window=params.add(rules.prank_window),
+    )
 
 
 def _box_degrees(location: Point | None, radius_m: float) -> tuple[float, float]:

@@ -21,6 +21,7 @@ from dispatch.incident import IncidentState
 from dispatch.status import UnitStatus
 from server import audit, events
 from server.errors import Stale
+from server.statements import Params
 
 
 def incident_facts(row: asyncpg.Record) -> IncidentFacts:
@@ -54,14 +55,14 @@ async def serving(con: asyncpg.Connection, incident_key: uuid.UUID) -> tuple[dt.
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Steps:
-    """The ``WITH`` items of a change and their parameters (``$1`` on): written by `write`, or in the round trip
-    of `apply`'s statement."""
+    """The ``WITH`` items of a change and the parameters they took: written by `write`, or in the round trip of
+    `apply`'s statement (which adds its own to ``params``)."""
 
     sql: tuple[str, ...]
-    values: tuple[Any, ...]
+    params: Params
 
     async def write(self, con: asyncpg.Connection) -> None:
-        await con.execute(f"WITH {', '.join(self.sql)} SELECT", *self.values)
+        await con.execute(f"WITH {', '.join(self.sql)} SELECT", *self.params.values)
 
 
 async def apply(
@@ -74,26 +75,23 @@ async def apply(
     (as `announce` appends them, with this ``base`` and audience), each only once the incident's row is written;
     ``audited``, the change's audit entry."""
     assert decision.state is not None and decision.version is not None  # a decision about an incident
-    ahead = first or Steps((), ())
-    n = len(ahead.values)
+    ahead = first or Steps((), Params())
+    params = ahead.params
     sets: dict[str, Any] = {"status": decision.state.value, "assignment_version": decision.version, **decision.milestones, **columns}
-    assignments = ", ".join(f"{name} = ${n + i}" for i, name in enumerate(sets, start=4))
+    assignments = ", ".join(f"{name} = {params.add(value)}" for name, value in sets.items())
     steps = [*ahead.sql, f"""applied AS (UPDATE incidents SET {assignments}
-                                         WHERE id = ${n + 1} AND status = ${n + 2} AND assignment_version = ${n + 3} RETURNING {returning})"""]
-    values: list[Any] = [*ahead.values, incident_key, before.state.value, before.version, *sets.values()]
+                                         WHERE id = {params.add(incident_key)} AND status = {params.add(before.state.value)}
+                                           AND assignment_version = {params.add(before.version)} RETURNING {returning})"""]
     source = "applied"
     if announced is not None:
         # Each event's step reads the one before it: they are appended in order, after the row.
         for n, (type, payload) in enumerate(decision_events(decision, announced[0])):
-            appended = events.appended(con, type, payload, announced[1], len(values) + 1)
-            values += appended.values
-            steps.append(f"event{n} AS (SELECT {appended.sql} FROM {source})")
+            steps.append(f"event{n} AS (SELECT {events.appended(con, type, payload, announced[1], params)} FROM {source})")
             source = f"event{n}"
     if audited is not None:
-        steps.append(audited.cte(len(values) + 1))
-        values += audited.values()
+        steps.append(audited.cte(params))
     joined = "" if source == "applied" else f", {source}"
-    row = await con.fetchrow(f"WITH {', '.join(steps)} SELECT applied.* FROM applied{joined}", *values)
+    row = await con.fetchrow(f"WITH {', '.join(steps)} SELECT applied.* FROM applied{joined}", *params.values)
     if row is None:
         raise Stale("the incident changed under this request; look again", field="assignment_version")
     return row

@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 
 from server import announcing, audit, db
+from server.statements import Params
 
 CHANNEL = announcing.CHANNEL
 
@@ -49,23 +50,15 @@ class Event:
         return db.dumps(self.wire())
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Appended:
-    """An event appended inside another statement (`append`'s, or a caller's that also makes the change)."""
-
-    sql: str  # calls ``append_event`` with the parameters from the first one given on
-    values: tuple[Any, ...]
-
-
-def appended(con: asyncpg.Connection, type: str, payload: dict[str, Any], audience: Iterable[str], first: int) -> Appended:
-    """The event, to append in a statement of the caller's transaction whose parameters from ``$first`` on are its values."""
+def appended(con: asyncpg.Connection, type: str, payload: dict[str, Any], audience: Iterable[str], params: Params) -> str:
+    """The event appended inside another statement of the caller's transaction (`append`'s, or one that also makes the
+    change): the SQL call of ``append_event``, its values added to the statement's ``params``."""
     if not con.is_in_transaction():
         raise RuntimeError("events.append must run inside the transaction that makes the change")
     # A connection of ours NOTIFYs after its commit; any other gets the NOTIFY from the commit itself.
     announce = getattr(con, "announce_after_commit", None)
     announced = announce is not None and announce()
-    return Appended(f"append_event(${first}, ${first + 1}, ${first + 2}, ${first + 3})",
-                    (type, sorted(set(audience)), payload, announced))
+    return f"append_event({params.add_all((type, sorted(set(audience)), payload, announced))})"
 
 
 async def append(
@@ -73,11 +66,9 @@ async def append(
 ) -> None:
     """Append an event inside the caller's transaction; it gets its id when the transaction commits.
     ``audited``: the change's audit entry, written in the same statement."""
-    event = appended(con, type, payload, audience, 1)
-    if audited is None:
-        await con.execute(f"SELECT {event.sql}", *event.values)
-    else:
-        await con.execute(f"WITH {audited.cte(5)} SELECT {event.sql}", *event.values, *audited.values())
+    params = Params()
+    event = appended(con, type, payload, audience, params)
+    await con.execute(f"SELECT {event}" if audited is None else f"WITH {audited.cte(params)} SELECT {event}", *params.values)
 
 
 async def since(con: asyncpg.Connection | asyncpg.Pool, after: int, audience: Iterable[str], limit: int = 1000) -> list[Event]:

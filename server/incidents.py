@@ -31,6 +31,7 @@ from server import areas, audit, call_warnings, events, phone_presence
 from server.config import DispatchSettings
 from server.errors import Conflict, InvalidField, NotFound
 from server.fleet import Fleet
+from server.statements import Params
 
 OPERATORS = "role:operator"
 INCIDENT_COLUMNS = """id, idempotency_key, created_by, received_at, caller_phone, caller_name, lat, lon, address,
@@ -125,7 +126,8 @@ async def _area(con: asyncpg.Connection, kelurahan: str, location: Point | None)
     """(kelurahan code, kecamatan code): the named kelurahan, else the nearest centroid to the location."""
     if not kelurahan and location is None:
         return None, None
-    found = await con.fetchrow(areas.sql(1), *areas.values(kelurahan, location))
+    params = Params()
+    found = await con.fetchrow(areas.sql(params, kelurahan, location), *params.values)
     return areas.area(kelurahan, location, tuple(found) if found else None)
 
 
@@ -196,23 +198,22 @@ async def assess(
     now = dt.datetime.now(dt.UTC)
     rules = call_warnings.rules_of(settings)
     location = Point(row["lat"], row["lon"]) if row["lat"] is not None else None
-    rows = await pool.fetch(call_warnings.sql("$10::timestamptz"), *call_warnings.values(row["id"], row["caller_phone"], location, rules),
-                            row["received_at"])
+    params = Params()
+    at = f"{params.add(row['received_at'])}::timestamptz"
+    rows = await pool.fetch(call_warnings.sql(params, at, row["id"], row["caller_phone"], location, rules), *params.values)
     warnings = call_warnings.warnings(rows, row["caller_phone"], location, row["received_at"], now, rules)
     recommendations = await recommend_for(fleet, settings, row, events_seen=events_seen)
     async with pool.acquire() as con, con.transaction():
         # Only the first assessment is stored and announced: a retried request and the start-up
         # pass (`server.unassessed`) may both assess a call that a killed process left unassessed.
         # The store and its event are one statement; the event is appended only with the stored row.
+        params = Params()
+        stored = f"""UPDATE incidents SET warnings = {params.add(warnings)}, assessed_at = now()
+                     WHERE id = {params.add(row["id"])} AND assessed_at IS NULL RETURNING {INCIDENT_COLUMNS}"""
         event = events.appended(con, "call.assessed", {"incident_id": str(row["id"]), "warnings": warnings, **recommendations},
-                                [OPERATORS], 3)
+                                [OPERATORS], params)
         first = await con.fetchrow(
-            f"""WITH first AS (
-                    UPDATE incidents SET warnings = $2, assessed_at = now() WHERE id = $1 AND assessed_at IS NULL
-                    RETURNING {INCIDENT_COLUMNS}),
-                announced AS (SELECT {event.sql} FROM first)
-                SELECT first.* FROM first, announced""",
-            row["id"], warnings, *event.values,
+            f"WITH first AS ({stored}), announced AS (SELECT {event} FROM first) SELECT first.* FROM first, announced", *params.values,
         )
     return warnings, recommendations, first
 
