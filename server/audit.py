@@ -40,10 +40,11 @@ class Entry:
         """The entry as a ``WITH`` item of another statement, its values added to that statement's ``params``: written
         in that statement's round trip, in its transaction. ``after``: another ``WITH`` item's name, the entry is
         written only if that one has a row (the change it records was made)."""
+        name = f"audited{len(params.values) + 1}"  # named by its first parameter: two entries in one statement never clash
         placeholders = params.add_all(self.values())
         if after is None:
-            return f"audited AS (INSERT INTO audit_log ({COLUMNS}) VALUES ({placeholders}))"
-        return f"audited AS (INSERT INTO audit_log ({COLUMNS}) SELECT {placeholders} FROM {after})"
+            return f"{name} AS (INSERT INTO audit_log ({COLUMNS}) VALUES ({placeholders}))"
+        return f"{name} AS (INSERT INTO audit_log ({COLUMNS}) SELECT {placeholders} FROM {after})"
 
 
 async def record(

@@ -27,3 +27,11 @@ async def test_parts_built_in_any_order_read_back_their_own_values(con: asyncpg.
     assert (row["v"], row["n"]) == ("first", 2)
     logged = await con.fetchrow("SELECT username, action, object, detail FROM audit_log WHERE action = 'test.statement'")
     assert tuple(logged) == ("cli", "test.statement", "thing:1", {"n": 7})
+
+
+async def test_two_audit_entries_go_in_one_statement(con: asyncpg.Connection) -> None:
+    params = Params()
+    entries = [audit.Entry(audit.CLI, "test.twice", f"thing:{n}") for n in range(2)]
+    await con.execute(f"WITH {', '.join(entry.cte(params) for entry in entries)} SELECT", *params.values)
+    assert [r["object"] for r in await con.fetch("SELECT object FROM audit_log WHERE action = 'test.twice' ORDER BY object")] == [
+        "thing:0", "thing:1"]
