@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -22,7 +22,7 @@ from dispatch.assignment import Decision, IncidentFacts, UnitFacts
 from dispatch.errors import AlreadyServed, MissingCapabilities, NotWithdrawable, StaleVersion, UnitNotAvailable
 from dispatch.status import Actor, ReleaseReason, UnitStatus, parse_unit_status
 from dispatch.triage import TriageTable
-from server import audit, decisions, dispatch_guard, events, incidents, prearrival, sessions
+from server import audit, decisions, dispatch_guard, events, incidents, phone_presence, prearrival, sessions
 from server.config import DispatchSettings
 from server.errors import Conflict, InvalidField, NotFound
 from server.fleet import UNIT_COLUMNS, Fleet, unit_snapshot
@@ -56,17 +56,23 @@ def _unit_audience(unit_id: str) -> list[str]:
     return [OPERATORS, f"unit:{unit_id}"]
 
 
-async def _lock_unit(con: asyncpg.Connection, unit_id: str, serving_of: uuid.UUID | None = None) -> asyncpg.Record:
+async def _lock_unit(
+    con: asyncpg.Connection, unit_id: str, serving_of: uuid.UUID | None = None, *, phone_offline_s: float | None = None,
+) -> asyncpg.Record:
     """The unit's row, locked, with ``tx_now``: the transaction's time, the time every row of this change records
     (read with the lock, not in a round trip of its own); with ``serving_of``, an incident this transaction has
-    locked, also ``serving``: the units on it (`decisions.serving_sql`)."""
-    if serving_of is None:
-        row = await con.fetchrow(f"SELECT {UNIT_COLUMNS}, now() AS tx_now FROM units WHERE id = $1 FOR UPDATE", unit_id)
-    else:
-        row = await con.fetchrow(
-            f"SELECT {UNIT_COLUMNS}, now() AS tx_now, {decisions.serving_sql('$2')} AS serving FROM units WHERE id = $1 FOR UPDATE",
-            unit_id, serving_of,
-        )
+    locked, also ``serving``: the units on it (`decisions.serving_sql`); with ``phone_offline_s``, also
+    ``phone_last_seen`` and ``phone_connected``, its phone's presence (`server.phone_presence`)."""
+    params = Params()
+    key = params.add(unit_id)
+    columns, joined = [UNIT_COLUMNS, "now() AS tx_now"], ""
+    if serving_of is not None:
+        columns.append(f"{decisions.serving_sql(params.add(serving_of))} AS serving")
+    if phone_offline_s is not None:
+        columns.append("phone.last_seen AS phone_last_seen, phone.connected AS phone_connected")
+        presence = phone_presence.presence_sql(f"ARRAY[{key}]::text[]", params.add(phone_offline_s))
+        joined = f" LEFT JOIN LATERAL ({presence}) AS phone ON true"
+    row = await con.fetchrow(f"SELECT {', '.join(columns)} FROM units{joined} WHERE id = {key} FOR UPDATE OF units", *params.values)
     if row is None:
         raise NotFound(f"no unit {unit_id}", field="unit_id")
     return row
@@ -96,10 +102,11 @@ async def _send(
     con: asyncpg.Connection, incident: asyncpg.Record, facts: IncidentFacts, serving: tuple[UnitFacts, ...] | None, unit_id: str,
     actor: audit.Actor, settings: DispatchSettings, triage: TriageTable, *, auto: bool, reoffer_of: int | None = None,
     expected_version: int | None = None, additional: bool = False, override_reason: str | None = None,
-) -> tuple[asyncpg.Record, Decision]:
+) -> tuple[asyncpg.Record, Decision, dict[str, Any]]:
     """Decide and apply one dispatch inside the caller's transaction (which locked the incident); raises the core's
-    refusals. ``serving`` None: read with the unit's lock."""
-    unit = await _lock_unit(con, unit_id, serving_of=incident["id"] if serving is None else None)
+    refusals. ``serving`` None: read with the unit's lock. The assignment, the decision, and the unit's phone as
+    `phone_presence.phones` gives it (read with the unit's lock)."""
+    unit = await _lock_unit(con, unit_id, serving_of=incident["id"] if serving is None else None, phone_offline_s=settings.phone_offline_s)
     if serving is None:
         serving = decisions.serving_facts(unit["serving"])
     decision = core.assign(facts, serving, decisions.unit_facts(unit), at=unit["tx_now"], expected_version=expected_version,
@@ -134,15 +141,23 @@ async def _send(
         "incident": incidents.crew_view(incident, call_type), "by": actor.username, "auto": auto, "reoffer_of": reoffer_of,
     }
     await decisions.apply(con, incident["id"], facts, decision, announced=(base, _unit_audience(unit_id)))
-    return assignment, decision
+    heard = [] if unit["phone_last_seen"] is None else [(unit_id, unit["phone_last_seen"], unit["phone_connected"])]
+    return assignment, decision, phone_presence.presence(heard, [unit_id])[unit_id]
+
+
+class Sent(NamedTuple):
+    """A dispatch done: the assignment (with the incident's new assignment version) and the unit's phone then."""
+
+    assignment: dict[str, Any]
+    phone: dict[str, Any]
 
 
 async def dispatch(
     pool: asyncpg.Pool, fleet: Fleet, settings: DispatchSettings, triage: TriageTable, actor: audit.Actor,
     incident_id: str, unit_id: str, metrics: Metrics, *, auto: bool = False, expected_version: int | None = None,
     additional: bool = False, override_reason: str | None = None,
-) -> dict[str, Any]:
-    """Send the unit; the answer is the assignment, with the incident's new assignment version.
+) -> Sent:
+    """Send the unit; the answer is the assignment, with the incident's new assignment version, and its phone.
 
     ``expected_version`` is the version the operator saw: any other is refused (409 stale) and
     changes nothing, so the second of two identical requests never sends a unit. A further unit
@@ -152,7 +167,7 @@ async def dispatch(
     try:
         async with pool.acquire() as con, con.transaction():
             incident = await incidents.get(con, incident_id, lock=True)
-            assignment, decision = await _send(
+            assignment, decision, phone = await _send(
                 con, incident, decisions.incident_facts(incident), None, unit_id, actor,
                 settings, triage, auto=auto, expected_version=expected_version, additional=additional, override_reason=override_reason,
             )
@@ -162,7 +177,7 @@ async def dispatch(
         fresh = await incidents.recommend_for(fleet, settings, incident, exclude=(unit_id,))
         raise Conflict(str(exc), field="unit_id", extra=fresh) from None
     metrics.dispatched("auto" if auto else "operator", incident["received_at"], incident["first_dispatched_at"], assignment["assigned_at"])
-    return assignment_json(assignment) | {"assignment_version": decision.version}
+    return Sent(assignment_json(assignment) | {"assignment_version": decision.version}, phone)
 
 
 async def active_assignment(con: asyncpg.Connection, unit_id: str) -> asyncpg.Record | None:
@@ -383,7 +398,7 @@ async def _reoffer(
     for candidate in tiers["transport"] if plan.carrier else tiers["recommendations"]:
         try:
             # A replacement, not a second unit for a role: the core's re-offer chose its list.
-            offered, _ = await _send(con, incident, facts, serving, candidate["unit_id"], SYSTEM, settings, triage,
+            offered, _, _ = await _send(con, incident, facts, serving, candidate["unit_id"], SYSTEM, settings, triage,
                                      auto=True, reoffer_of=withdrawn["id"], additional=True)
         except (UnitNotAvailable, MissingCapabilities):  # taken meanwhile, or changed since the index saw it
             continue

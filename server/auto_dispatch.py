@@ -38,7 +38,7 @@ async def _send_first(
         if candidate["unit_id"] in exclude:
             continue
         try:
-            assignment = await assignments.dispatch(
+            assignment, _ = await assignments.dispatch(
                 app[POOL], app[FLEET], app[CONFIG].dispatch, triage, assignments.SYSTEM,
                 incident_id, candidate["unit_id"], app[METRICS], auto=True,
             )

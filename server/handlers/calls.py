@@ -133,11 +133,10 @@ async def dispatch_unit(request: web.Request) -> web.Response:
     body = await read_body(request, DispatchBody)
     pool = request.app[POOL]
     triage = await request.app[TRIAGE].get()
-    assignment = await assignments.dispatch(
+    assignment, phone = await assignments.dispatch(
         pool, request.app[FLEET], _settings(request), triage, actor_of(request), request.match_info["id"], body.unit_id, request.app[METRICS],
         expected_version=body.expected_version, additional=body.additional, override_reason=body.override_reason,
     )
-    phone = (await phone_presence.phones(pool, [body.unit_id], _settings(request).phone_offline_s))[body.unit_id]
     warnings = [] if phone["connected"] else [phone_presence.offline_warning(body.unit_id, phone)]
     return json_response({"assignment": assignment, "assignment_version": assignment["assignment_version"], "warnings": warnings}, status=201)
 

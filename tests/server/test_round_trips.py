@@ -53,10 +53,14 @@ async def test_one_call_s_life_sends_few_statements(api: Api, counted: tuple[asy
         row, tiers = taken.row, taken.tiers
         unit = tiers["recommendations"][0]["unit_id"]
 
+        [socket] = await opened(pool, phone_presence.Refreshes(pool, settings.phone_offline_s), [unit])
         sent.clear()
-        assignment = await assignments.dispatch(pool, fleet, settings, triage, OPERATOR, str(row["id"]), unit, metrics)
-        assert len(sent) <= 6, sent  # BEGIN, incident, unit + time + units on the incident, its status + log + audit + assignment,
-        # incident + event, COMMIT + NOTIFY
+        assignment, phone = await assignments.dispatch(pool, fleet, settings, triage, OPERATOR, str(row["id"]), unit, metrics)
+        assert len(sent) <= 6, sent  # BEGIN, incident, unit + time + units on the incident + its phone, its status + log + audit
+        # + assignment, incident + event, COMMIT + NOTIFY
+        assert phone == (await phone_presence.phones(pool, [unit], settings.phone_offline_s))[unit]
+        assert phone["connected"] and phone["last_seen"] is not None
+        await socket.close()
 
         # A phone's report reads its session in the change's own transaction: no read of its own before it.
         user_id = await pool.fetchval("SELECT id FROM users WHERE username = 'operator'")
