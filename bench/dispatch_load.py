@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import gc
 import json
 import os
 import random
@@ -190,6 +191,9 @@ async def open_phones(urls: dict[str, tuple[str, dict[str, float]]], key: str) -
             return phone
 
     opened = await asyncio.gather(*(open_one(url, base) for url, base in urls.values()))
+    # The phones live through the run: frozen, this process's own full collections (80-400 ms at 500 phones on a
+    # busy machine) no longer walk them, nor read late the dispatches they pause.
+    gc.freeze()
     return dict(zip(urls, opened, strict=True))
 
 

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import gc
 import getpass
 import logging
 import os
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server import audit, backup, backup_runs, client_address, db, demo_region, migrate, peer_command, retention, users
+from server import audit, backup, backup_runs, client_address, db, demo_region, gc_policy, migrate, peer_command, retention, users
 from server.app import create_app
 from server.config import Config, ConfigError, load_config
 from server.connections import GuardedRunner
@@ -143,9 +142,7 @@ async def serve(config: Config, dsn: str, demo: bool) -> None:
             log.warning("this is a DEMO database: demo users have the password 'demo119'")
         site = web.TCPSite(runner, config.server.host, config.server.port)
         await site.start()
-        # What start-up built lives as long as the process: frozen, a full collection no longer walks it
-        # (tens of ms during which no socket is served).
-        gc.freeze()
+        gc_policy.install(loop)
         host, port = runner.addresses[0][:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"psc119 serving on http://{shown}:{port}", flush=True)

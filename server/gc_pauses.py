@@ -2,7 +2,7 @@
 
 A full collection walks every object the process still tracks and serves nothing meanwhile: with
 thousands of sockets it is the longest pause the process takes, and a dispatch that arrives then
-waits it out. Start-up's objects are frozen out of it (`server.cli`); what is left shows here.
+waits it out. What lives is frozen out of it (`server.gc_policy`); what is left shows here.
 """
 
 from __future__ import annotations
