@@ -30,7 +30,7 @@ from typing import Any
 import asyncpg
 from aiohttp import WSCloseCode, web
 
-from server import audit, consults, outages, room_admission
+from server import audit, consults, outages, room_admission, room_frames
 from server.bus import EventBus
 from server.config import Config
 from server.consult_chat import ChatWriter
@@ -72,10 +72,11 @@ class _Close:
 
 
 class Connection:
-    """One member's socket. Messages leave in the order they were decided, written by a task that runs only while
-    some wait (an idle socket holds no task)."""
+    """One member's socket. Messages leave in the order they were decided: those decided in one turn of the event
+    loop are written together at its end, in one write (`server.room_frames`), while the client keeps up; a task
+    writes them only while a close waits or the client is slow (an idle socket holds no task)."""
 
-    __slots__ = ("ws", "member", "generation", "closing", "_pending", "_unwritten", "_writer", "_stopped")
+    __slots__ = ("ws", "member", "generation", "closing", "_pending", "_unwritten", "_writer", "_stopped", "_flush_due")
 
     def __init__(self, ws: web.WebSocketResponse, member: UserId, generation: int) -> None:
         self.ws = ws
@@ -86,12 +87,17 @@ class Connection:
         self._unwritten = 0  # queued or in the batch being written
         self._writer: asyncio.Task[None] | None = None
         self._stopped = False  # closed, or the socket is gone: nothing more is written
+        self._flush_due = False  # a flush is scheduled for the end of this turn of the loop
 
     def send(self, message: Message) -> None:
+        self.send_text(encode(message))
+
+    def send_text(self, text: str) -> None:
+        """Send a message already encoded."""
         if self._unwritten >= SEND_QUEUE_MAX:
             self.close(1013, "too slow")
             return
-        self._push(encode(message))
+        self._push(text)
 
     def close(self, code: int, reason: str) -> None:
         if self.closing is None:
@@ -103,11 +109,26 @@ class Connection:
             return
         self._pending.append(item)
         self._unwritten += 1
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write(), name=f"room-writer-{self.member}")
+        if self._writer is None and not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write what waits in one go, or start the task that writes it when it cannot be written at once."""
+        self._flush_due = False
+        if self._writer is not None or self._stopped or not self._pending:
+            return
+        texts = [item for item in self._pending if isinstance(item, str)]
+        if len(texts) == len(self._pending) and room_frames.write_at_once(self.ws, texts):
+            self._pending = []
+            self._unwritten -= len(texts)
+            return
+        self._writer = asyncio.create_task(self._write(), name=f"room-writer-{self.member}")
 
     async def finish(self) -> None:
         """Write what waits (for up to 5 s), then stop."""
+        if self._flush_due:
+            self._flush()
         writer = self._writer
         if writer is not None:
             with contextlib.suppress(asyncio.TimeoutError):
