@@ -24,7 +24,7 @@ import dataclasses
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
 import asyncpg
@@ -37,6 +37,7 @@ from server.consult_chat import ChatWriter
 from server.keys import BUS, CONFIG, METRICS, POOL, RECORDER_HOOK, RECORDER_STOP_HOOK, ROOMS
 from server.room_owners import Nodes
 from signaling.errors import RoomClosed
+from signaling.forward import forwarded
 from signaling.ids import ConsultId, UserId
 from signaling.messages import Message, encode
 from signaling.room import Delivery, RecordingState, Room
@@ -63,6 +64,10 @@ def ice_for(app: web.Application, member: str, at: dt.datetime) -> tuple[IceServ
     servers = ice_servers(ice_config(app[CONFIG]), member, at)
     app[METRICS].turn_credentials.inc(sum(1 for s in servers if s.credential is not None))
     return servers
+
+
+# A client's frame as received, and what it decoded to.
+Sent = tuple[str | bytes, Mapping[str, object]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -166,11 +171,13 @@ class LiveRoom:
         self.room = room
         self.connections: dict[UserId, Connection] = {}
 
-    def deliver(self, deliveries: tuple[Delivery, ...] | list[Delivery]) -> None:
+    def deliver(self, deliveries: tuple[Delivery, ...] | list[Delivery], sent: Sent | None = None) -> None:
+        """Send each delivery to its member's connection; ``sent``: the client's frame the deliveries relay, and what
+        it decoded to (forwarded as `signaling.forward` says)."""
         for d in deliveries:
             conn = self.connections.get(d.recipient)
             if conn is not None and conn.generation == d.generation:
-                conn.send(d.message)
+                conn.send_text(encode(d.message) if sent is None else forwarded(d.message, *sent))
 
 
 class OwnedElsewhere(Exception):
