@@ -107,12 +107,18 @@ async def drive(pairs: list[Pair], window: int, relayed: Callable[[dict[str, Any
         room = asyncio.Semaphore(window)
 
         async def receive() -> None:
-            for got in range(len(frames)):
-                while not relayed(json.loads(await receiver.recv())):
-                    pass
-                latencies.append((time.perf_counter() - sent[got]) * 1000)
-                room.release()
-                if first is not None and got == 0:
+            try:
+                for got in range(len(frames)):
+                    while not relayed(json.loads(await receiver.recv())):
+                        pass
+                    latencies.append((time.perf_counter() - sent[got]) * 1000)
+                    room.release()
+                    if first is not None and got == 0:
+                        first.set()
+            finally:  # a socket the server closed fails the run rather than leave its sender waiting for room
+                for _ in range(window):
+                    room.release()
+                if first is not None:
                     first.set()
 
         reader = asyncio.create_task(receive())
@@ -120,6 +126,8 @@ async def drive(pairs: list[Pair], window: int, relayed: Callable[[dict[str, Any
             await gate.wait()
         for frame in frames:
             await room.acquire()
+            if reader.done():
+                break
             sent.append(time.perf_counter())
             await sender.send(frame)
         await asyncio.wait_for(reader, 120)
