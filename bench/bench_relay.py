@@ -7,8 +7,10 @@ the specialist answers it with a 3 KB answer, each sends 10 ICE candidates to th
 run, PeerJS's server from npm (`bench/peerjs.py`) relays the same payloads between as many pairs of clients
 (``OFFER``/``ANSWER``/``CANDIDATE``). Then psc119 again with the 120-byte messages sent as chat, which is stored
 before it is relayed. The same client code drives all three. Prints each message's latency (send → received by
-the other side, p50/p99 ms) and messages relayed per second, with the ratios (relay against PeerJS, stored chat
-against pure relay); asserts no timings. Without Node.js, or when npm cannot install the package, the PeerJS rows
+the other side, p50/p99 ms), messages relayed per second and the server's CPU time per message (steadier than
+either on a shared machine), with the ratios (relay against PeerJS, stored chat against pure relay), and the
+client's own CPU per message: the client is one process too, and no server is seen relaying faster than it sends
+and reads; asserts no timings. Without Node.js, or when npm cannot install the package, the PeerJS rows
 say why.
 
     python bench/bench_relay.py [--rooms 100 500] [--messages 100] [--window 8] [--peerjs-dir DIR | --no-peerjs REASON]
@@ -30,6 +32,7 @@ from typing import Any
 
 import peerjs
 import websockets
+from dispatch_load import cpu_seconds
 from results import Row, emit
 
 from bench_support import consult_rooms, demo_server, percentile
@@ -85,8 +88,16 @@ class Pair:
     to_caller: Script
 
 
-async def drive(pairs: list[Pair], window: int, relayed: Callable[[dict[str, Any]], bool]) -> tuple[list[float], float]:
-    """Every pair's call at once (the callee answers once the offer arrives); (latencies in ms, messages a second)."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Run:
+    latencies: list[float]  # ms, one a message
+    rate: float  # messages a second
+    server_cpu_us: float  # the server's CPU time per message
+    client_cpu_us: float  # this client's
+
+
+async def drive(pairs: list[Pair], window: int, relayed: Callable[[dict[str, Any]], bool], server: int) -> Run:
+    """Every pair's call at once (the callee answers once the offer arrives), relayed by the server of pid ``server``."""
     latencies: list[float] = []
 
     async def direction(sender: websockets.ClientConnection, receiver: websockets.ClientConnection, script: Script,
@@ -96,12 +107,18 @@ async def drive(pairs: list[Pair], window: int, relayed: Callable[[dict[str, Any
         room = asyncio.Semaphore(window)
 
         async def receive() -> None:
-            for got in range(len(frames)):
-                while not relayed(json.loads(await receiver.recv())):
-                    pass
-                latencies.append((time.perf_counter() - sent[got]) * 1000)
-                room.release()
-                if first is not None and got == 0:
+            try:
+                for got in range(len(frames)):
+                    while not relayed(json.loads(await receiver.recv())):
+                        pass
+                    latencies.append((time.perf_counter() - sent[got]) * 1000)
+                    room.release()
+                    if first is not None and got == 0:
+                        first.set()
+            finally:  # a socket the server closed fails the run rather than leave its sender waiting for room
+                for _ in range(window):
+                    room.release()
+                if first is not None:
                     first.set()
 
         reader = asyncio.create_task(receive())
@@ -109,18 +126,22 @@ async def drive(pairs: list[Pair], window: int, relayed: Callable[[dict[str, Any
             await gate.wait()
         for frame in frames:
             await room.acquire()
+            if reader.done():
+                break
             sent.append(time.perf_counter())
             await sender.send(frame)
         await asyncio.wait_for(reader, 120)
 
-    started = time.perf_counter()
+    started, server_cpu, client_cpu = time.perf_counter(), cpu_seconds([server]), time.process_time()
     tasks = []
     for pair in pairs:
         offered = asyncio.Event()  # the callee has the offer: it answers
         tasks += [direction(pair.caller, pair.callee, pair.to_callee, None, offered),
                   direction(pair.callee, pair.caller, pair.to_caller, offered, None)]
     await asyncio.gather(*tasks)
-    return latencies, len(latencies) / (time.perf_counter() - started)
+    rate = len(latencies) / (time.perf_counter() - started)
+    per_message = 1e6 / len(latencies)
+    return Run(latencies, rate, (cpu_seconds([server]) - server_cpu) * per_message, (time.process_time() - client_cpu) * per_message)
 
 
 def psc119_script(kind: str, messages: int, chat: bool) -> Script:
@@ -129,7 +150,7 @@ def psc119_script(kind: str, messages: int, chat: bool) -> Script:
                   [json.dumps(message)] * messages)
 
 
-async def psc119(rooms: int, messages: int, window: int, chat: bool) -> tuple[list[float], float]:
+async def psc119(rooms: int, messages: int, window: int, chat: bool) -> Run:
     async with demo_server("psc119-bench-relay-", CHAT_UNLIMITED) as server:
         pairs = []
         sockets = []
@@ -147,7 +168,7 @@ async def psc119(rooms: int, messages: int, window: int, chat: bool) -> tuple[li
         await asyncio.sleep(0.5)  # presence and the session start settle before the clock starts
         kinds = {"offer", "answer", "chat" if chat else "candidate"} | {"candidate"}
         try:
-            return await drive(pairs, window, lambda m: m.get("type") in kinds)
+            return await drive(pairs, window, lambda m: m.get("type") in kinds, server.pid)
         finally:
             for ws in sockets:
                 await ws.close()
@@ -162,8 +183,8 @@ def peerjs_script(kind: str, dst: str, messages: int) -> Script:
                   [frame("CANDIDATE", {"candidate": candidate(MESSAGE_BYTES), "type": "media"})] * messages)
 
 
-async def peerjs_relay(command: Path, rooms: int, messages: int, window: int) -> tuple[list[float], float]:
-    async with peerjs.server(command) as (url, _pid):
+async def peerjs_relay(command: Path, rooms: int, messages: int, window: int) -> Run:
+    async with peerjs.server(command) as (url, pid):
         pairs = []
         sockets = []
         for _ in range(rooms):
@@ -179,7 +200,7 @@ async def peerjs_relay(command: Path, rooms: int, messages: int, window: int) ->
             sockets += ends
             pairs.append(Pair(ends[0], ends[1], peerjs_script("offer", ids[1], messages), peerjs_script("answer", ids[0], messages)))
         try:
-            return await drive(pairs, window, lambda m: m.get("type") in ("OFFER", "ANSWER", "CANDIDATE"))
+            return await drive(pairs, window, lambda m: m.get("type") in ("OFFER", "ANSWER", "CANDIDATE"), pid)
         finally:
             for ws in sockets:
                 await ws.close()
@@ -190,34 +211,38 @@ class Figures:
     p50: float
     p99: float
     rate: float
+    cpu_us: float
 
 
-def summary(name: str, latencies: list[float], rate: float) -> Figures:
-    figures = Figures(statistics.median(latencies), percentile(latencies, 99), rate)
-    print(f"{name:<32} p50 {figures.p50:7.2f} ms  p99 {figures.p99:7.2f} ms  {rate:9.0f} msg/s  ({len(latencies)} messages)",
+def summary(name: str, run: Run) -> Figures:
+    figures = Figures(statistics.median(run.latencies), percentile(run.latencies, 99), run.rate, run.server_cpu_us)
+    print(f"{name:<32} p50 {figures.p50:7.2f} ms  p99 {figures.p99:7.2f} ms  {run.rate:9.0f} msg/s  "
+          f"server {run.server_cpu_us:5.1f} µs/msg, client {run.client_cpu_us:5.1f} µs/msg  ({len(run.latencies)} messages)",
           flush=True)
     return figures
 
 
 async def one_size(rooms: int, messages: int, window: int, command: Path | None, why: str) -> list[Row]:
     size = f"{rooms} rooms, offer/answer + {CANDIDATES} candidates + 2 × {messages} messages, window {window}"
-    relay = summary(f"psc119 relay, {rooms} rooms", *await psc119(rooms, messages, window, chat=False))
+    relay = summary(f"psc119 relay, {rooms} rooms", await psc119(rooms, messages, window, chat=False))
     theirs: Figures | None = None
     if command is not None:
         try:
-            theirs = summary(f"PeerJS server, {rooms} rooms", *await peerjs_relay(command, rooms, messages, window))
+            theirs = summary(f"PeerJS server, {rooms} rooms", await peerjs_relay(command, rooms, messages, window))
         except (RuntimeError, OSError, TimeoutError) as exc:
             why = f"PeerJS failed: {exc}"
             print(why)
-    chat = summary(f"psc119 stored chat, {rooms} rooms", *await psc119(rooms, messages, window, chat=True))
+    chat = summary(f"psc119 stored chat, {rooms} rooms", await psc119(rooms, messages, window, chat=True))
     name = f"PeerJS server ({peerjs.PACKAGE})"
     pure = "psc119 pure relay, same run"
     return [
         Row(f"signaling relay p50 ({size})", relay.p50, theirs and theirs.p50, name, "ms", why),
         Row(f"signaling relay p99 ({size})", relay.p99, theirs and theirs.p99, name, "ms", why),
         Row(f"signaling relay throughput ({size})", relay.rate, theirs and theirs.rate, name, "msg/s", why),
+        Row(f"signaling relay server CPU per message ({size})", relay.cpu_us, theirs and theirs.cpu_us, name, "µs", why),
         Row(f"stored chat p99 ({size}, chat messages)", chat.p99, relay.p99, pure, "ms"),
         Row(f"stored chat throughput ({size}, chat messages)", chat.rate, relay.rate, pure, "msg/s"),
+        Row(f"stored chat server CPU per message ({size}, chat messages)", chat.cpu_us, relay.cpu_us, pure, "µs"),
     ]
 
 

@@ -16,7 +16,8 @@ It is a public route: it authenticates with a join token, not a session.
 3. Every frame (the join too) is decoded by `server.strict_input` (the 96 KB cap, 32
    levels, no NUL or lone surrogate), then checked by `signaling.messages.parse_client`;
    relayed kinds go through `Room.route`, which stamps ``from``, only to other members
-   of this room. A bad message gets an ``error`` reply; the
+   of this room; the recipient gets the sender's frame with the room's envelope
+   (`signaling.forward`). A bad message gets an ``error`` reply; the
    socket and the room stay up. Chat is stored before it is relayed; ``consent``
    is stored. A frame over 1 MiB closes the socket (1009).
 4. A new join by the same member replaces its older connection, which is closed
@@ -58,7 +59,7 @@ from server.keys import CONFIG, METRICS, POOL, REVOCATIONS, ROOMS, WEBSOCKETS
 from server.pending_chats import PendingChats
 from server.revocation import CLOSE_SESSION_ENDED, REVOKED, Guard
 from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
-from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, grant_of, ice_for
+from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, Sent, grant_of, ice_for
 from server.upgraded import LiveSocket, upgrade
 from signaling import access, handshake_join
 from signaling.access import Action
@@ -309,7 +310,7 @@ async def _member_session(
         try:
             if isinstance(data, InvalidMessage):
                 raise data
-            await _handle(app, live, conn, parse_client(data), guard, chats)
+            await _handle(app, live, conn, parse_client(data), (msg.data, data), guard, chats)
         except NotJoined:
             return  # replaced by a newer connection, which is being closed
         except SignalingError as exc:
@@ -317,7 +318,8 @@ async def _member_session(
 
 
 async def _handle(
-    app: web.Application, live: LiveRoom, conn: Connection, message: ClientMessage, guard: Guard | None, chats: PendingChats,
+    app: web.Application, live: LiveRoom, conn: Connection, message: ClientMessage, sent: Sent, guard: Guard | None,
+    chats: PendingChats,
 ) -> None:
     room, member = live.room, conn.member
     if chats:  # nothing overtakes a chat
@@ -344,12 +346,12 @@ async def _handle(
         consult_chat.check_size(message.text, app[CONFIG].limits.chat_max_bytes)
         room.addressees(member, conn.generation, message)  # a chat the room would refuse is not stored
         stored = app[ROOMS].chats.submit(room.consult_id, member, message.text, None if guard is None else guard.session_id)
-        chats.add(stored, lambda done: _chat_stored(app, live, conn, message, guard, done))
+        chats.add(stored, lambda done: _chat_stored(app, live, conn, message, sent, guard, done))
         return
-    live.deliver(room.route(member, conn.generation, message, consults.now()))
+    live.deliver(room.route(member, conn.generation, message, consults.now()), sent)
 
 
-def _chat_stored(app: web.Application, live: LiveRoom, conn: Connection, message: Chat, guard: Guard | None,
+def _chat_stored(app: web.Application, live: LiveRoom, conn: Connection, message: Chat, sent: Sent, guard: Guard | None,
                  stored: asyncio.Future[int]) -> None:
     """Relay a chat once committed, or tell its sender why it was not stored."""
     room = live.room
@@ -374,7 +376,7 @@ def _chat_stored(app: web.Application, live: LiveRoom, conn: Connection, message
     if room.closed:
         return  # stored; the consult ended while it was: nobody is left to relay it to
     try:
-        live.deliver(room.route(conn.member, conn.generation, message, consults.now()))
+        live.deliver(room.route(conn.member, conn.generation, message, consults.now()), sent)
     except NotJoined:
         pass  # stored; its sender was replaced meanwhile, and the new connection goes on
 

@@ -24,19 +24,20 @@ import dataclasses
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
 import asyncpg
 from aiohttp import WSCloseCode, web
 
-from server import audit, consults, outages, room_admission
+from server import audit, consults, outages, room_admission, room_frames
 from server.bus import EventBus
 from server.config import Config
 from server.consult_chat import ChatWriter
 from server.keys import BUS, CONFIG, METRICS, POOL, RECORDER_HOOK, RECORDER_STOP_HOOK, ROOMS
 from server.room_owners import Nodes
 from signaling.errors import RoomClosed
+from signaling.forward import forwarded
 from signaling.ids import ConsultId, UserId
 from signaling.messages import Message, encode
 from signaling.room import Delivery, RecordingState, Room
@@ -65,6 +66,10 @@ def ice_for(app: web.Application, member: str, at: dt.datetime) -> tuple[IceServ
     return servers
 
 
+# A client's frame as received, and what it decoded to.
+Sent = tuple[str | bytes, Mapping[str, object]]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Close:
     code: int
@@ -72,10 +77,11 @@ class _Close:
 
 
 class Connection:
-    """One member's socket. Messages leave in the order they were decided, written by a task that runs only while
-    some wait (an idle socket holds no task)."""
+    """One member's socket. Messages leave in the order they were decided: those decided in one turn of the event
+    loop are written together at its end, in one write (`server.room_frames`), while the client keeps up; a task
+    writes them only while a close waits or the client is slow (an idle socket holds no task)."""
 
-    __slots__ = ("ws", "member", "generation", "closing", "_pending", "_unwritten", "_writer", "_stopped")
+    __slots__ = ("ws", "member", "generation", "closing", "_pending", "_unwritten", "_writer", "_stopped", "_flush_due")
 
     def __init__(self, ws: web.WebSocketResponse, member: UserId, generation: int) -> None:
         self.ws = ws
@@ -86,12 +92,17 @@ class Connection:
         self._unwritten = 0  # queued or in the batch being written
         self._writer: asyncio.Task[None] | None = None
         self._stopped = False  # closed, or the socket is gone: nothing more is written
+        self._flush_due = False  # a flush is scheduled for the end of this turn of the loop
 
     def send(self, message: Message) -> None:
+        self.send_text(encode(message))
+
+    def send_text(self, text: str) -> None:
+        """Send a message already encoded."""
         if self._unwritten >= SEND_QUEUE_MAX:
             self.close(1013, "too slow")
             return
-        self._push(encode(message))
+        self._push(text)
 
     def close(self, code: int, reason: str) -> None:
         if self.closing is None:
@@ -103,11 +114,26 @@ class Connection:
             return
         self._pending.append(item)
         self._unwritten += 1
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write(), name=f"room-writer-{self.member}")
+        if self._writer is None and not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write what waits in one go, or start the task that writes it when it cannot be written at once."""
+        self._flush_due = False
+        if self._writer is not None or self._stopped or not self._pending:
+            return
+        texts = [item for item in self._pending if isinstance(item, str)]
+        if len(texts) == len(self._pending) and room_frames.write_at_once(self.ws, texts):
+            self._pending = []
+            self._unwritten -= len(texts)
+            return
+        self._writer = asyncio.create_task(self._write(), name=f"room-writer-{self.member}")
 
     async def finish(self) -> None:
         """Write what waits (for up to 5 s), then stop."""
+        if self._flush_due:
+            self._flush()
         writer = self._writer
         if writer is not None:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -145,11 +171,13 @@ class LiveRoom:
         self.room = room
         self.connections: dict[UserId, Connection] = {}
 
-    def deliver(self, deliveries: tuple[Delivery, ...] | list[Delivery]) -> None:
+    def deliver(self, deliveries: tuple[Delivery, ...] | list[Delivery], sent: Sent | None = None) -> None:
+        """Send each delivery to its member's connection; ``sent``: the client's frame the deliveries relay, and what
+        it decoded to (forwarded as `signaling.forward` says)."""
         for d in deliveries:
             conn = self.connections.get(d.recipient)
             if conn is not None and conn.generation == d.generation:
-                conn.send(d.message)
+                conn.send_text(encode(d.message) if sent is None else forwarded(d.message, *sent))
 
 
 class OwnedElsewhere(Exception):
