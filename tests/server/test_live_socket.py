@@ -126,7 +126,7 @@ async def test_an_open_socket_keeps_of_its_request_head_only_the_forwarded_addre
         await api.server.close()
 
 
-async def test_an_upgraded_connection_lets_go_of_its_http_parser_and_still_serves_its_socket(demo_dsn: str) -> None:
+async def test_an_upgraded_connection_lets_go_of_its_http_parser_and_head_deadline_and_still_serves_its_socket(demo_dsn: str) -> None:
     config = app_config(demo_dsn)
     app = create_app(config, demo_dsn)
     runner = GuardedRunner(app, LimitSettings(), shutdown_timeout=1.0)
@@ -146,6 +146,7 @@ async def test_an_upgraded_connection_lets_go_of_its_http_parser_and_still_serve
             protocol = socket._req.protocol
             assert protocol._parser is None and protocol._payload_parser is not None
             assert protocol._body is None  # type: ignore[attr-defined]
+            assert protocol._timer is None  # type: ignore[attr-defined]  # no deadline left scheduled for a head
             for _ in range(3):
                 await ws.send(json.dumps({"type": "ping"}))
                 assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "pong"
