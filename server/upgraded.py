@@ -53,13 +53,14 @@ class LiveSocket(web.WebSocketResponse):
     async def write_eof(self) -> None:  # type: ignore[override]
         life, self._life = self._life, None
         if life is not None:
-            token = request_id.set(self._request_id)
+            # The request's own task, its context a copy of its own: set for the rest of it, no token to keep.
+            request_id.set(self._request_id)
+            running = life()
+            del life  # what the life needs its frame holds; the callable that made it (a bound method) is let go
             try:
-                await life()
+                await running
             except Exception as exc:
                 await self._failed(exc)
-            finally:
-                request_id.reset(token)
         await super().write_eof()
 
     async def _failed(self, exc: Exception) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import json
 import logging
+import types
 
 import aiohttp
 import asyncpg
@@ -20,6 +22,7 @@ from server.client_address import client_address
 from server.config import LimitSettings
 from server.connections import GuardedRunner
 from server.keys import METRICS, WEBSOCKETS
+from server.live import _Socket
 from server.logs import request_id
 from tests.conftest import Api, app_config, start_api
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, crew_for, socket_url
@@ -126,7 +129,7 @@ async def test_an_open_socket_keeps_of_its_request_head_only_the_forwarded_addre
         await api.server.close()
 
 
-async def test_an_upgraded_connection_lets_go_of_its_http_parser_and_head_deadline_and_still_serves_its_socket(demo_dsn: str) -> None:
+async def test_an_upgraded_connection_lets_go_of_its_parser_deadline_and_life_callable_and_still_serves_its_socket(demo_dsn: str) -> None:
     config = app_config(demo_dsn)
     app = create_app(config, demo_dsn)
     runner = GuardedRunner(app, LimitSettings(), shutdown_timeout=1.0)
@@ -147,6 +150,8 @@ async def test_an_upgraded_connection_lets_go_of_its_http_parser_and_head_deadli
             assert protocol._parser is None and protocol._payload_parser is not None
             assert protocol._body is None  # type: ignore[attr-defined]
             assert protocol._timer is None  # type: ignore[attr-defined]  # no deadline left scheduled for a head
+            # The life runs as a coroutine; the bound method that made it is not kept for the socket's life.
+            assert not [o for o in gc.get_objects() if type(o) is types.MethodType and o.__func__ is _Socket.run]
             for _ in range(3):
                 await ws.send(json.dumps({"type": "ping"}))
                 assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "pong"
