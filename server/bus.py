@@ -25,6 +25,7 @@ import asyncpg
 
 from server import db, events
 from server.events import Event
+from server.groups import Groups
 from server.mailbox import Flag, Mailbox
 from server.outages import OutageLog
 from server.tasks import cancel_and_wait
@@ -54,7 +55,7 @@ class Subscription:
 
     def __init__(self, audience: Iterable[str] | None, maxsize: int) -> None:
         # None: every event (for in-process caches that must follow the whole log).
-        self.audience = frozenset(audience) if audience is not None else None
+        self.audience = tuple(audience) if audience is not None else None  # iterated only; a tuple is the smallest
         self.queue: Mailbox[Event] = Mailbox(maxsize)
         self.overflowed = Flag()
         # Called after each offer: a reader that sends only when there is something to send, no task waiting.
@@ -79,7 +80,7 @@ class EventBus:
         self._poll_s = poll_s
         self._queue_size = queue_size
         # By audience (None: subscribers to every event), so an event reaches its own audience without a scan.
-        self._subscribers: dict[str | None, set[Subscription]] = {}
+        self._subscribers: Groups[str | None, Subscription] = Groups()  # a tag of one phone holds it alone
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._channels: dict[str, Callable[[str], None]] = {}
@@ -106,22 +107,18 @@ class EventBus:
     def subscribe(self, audience: Iterable[str] | None) -> Subscription:
         sub = Subscription(audience, self._queue_size)
         for key in (None,) if sub.audience is None else sub.audience:
-            self._subscribers.setdefault(key, set()).add(sub)
+            self._subscribers.add(key, sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         for key in (None,) if sub.audience is None else sub.audience:
-            subs = self._subscribers.get(key)
-            if subs is not None:
-                subs.discard(sub)
-                if not subs:
-                    del self._subscribers[key]
+            self._subscribers.discard(key, sub)
 
     def _recipients(self, event: Event) -> set[Subscription]:
         """The subscriptions an event's audience reaches: looked up per audience, not tested one by one."""
-        found = set(self._subscribers.get(None, ()))
+        found = set(self._subscribers.get(None))
         for key in event.audience:
-            found.update(self._subscribers.get(key, ()))
+            found.update(self._subscribers.get(key))
         return found
 
     def _notified(self, *_: object) -> None:

@@ -120,10 +120,15 @@ class GuardedHandler(RequestHandler):
 
     def forget_parser(self) -> None:
         """Upgraded to a websocket, the connection parses no more HTTP: drop the parser and the last request's body
-        (`server.upgraded`; aiohttp's ``_parser`` and ``_payload_parser``, guarded by tests/server/test_upgraded.py)."""
+        (`server.upgraded`; aiohttp's ``_parser`` and ``_payload_parser``, guarded by tests/server/test_upgraded.py),
+        and the head's deadline, which would otherwise stay scheduled (a handle, its callback and a context) until
+        ``limits.header_timeout_s`` after the head, only to find nothing to do."""
         if self._upgraded and self._payload_parser is not None:
             self._parser = None
             self._body = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
     def _body_pending(self) -> bool:
         return self._body is not None and not self._body.is_eof()

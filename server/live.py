@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -44,15 +45,17 @@ MAX_MESSAGE_BYTES = 64 * 1024
 Inbound = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 
-def audience_of(user: User) -> frozenset[str]:
-    """The event audience tags a user receives."""
-    tags = {f"role:{user.role.value}", f"user:{user.id}"}
+def audience_of(user: User, *more: str) -> tuple[str, ...]:
+    """The event audience tags a user receives (and ``more``): a tuple of interned strings, as each live socket
+    holds its own (a tuple of three is 64 bytes, a frozenset 216, and every socket of a role or a user shares its
+    tags' strings rather than holding copies)."""
+    tags = {f"role:{user.role.value}", f"user:{user.id}", *more}
     if user.unit_id:
         tags.add(f"unit:{user.unit_id}")
     if user.facility_code:
         tags.add(f"facility:{user.facility_code}")
     tags.update(f"specialty:{s}" for s in user.specialties)
-    return frozenset(tags)
+    return tuple(sys.intern(tag) for tag in sorted(tags))
 
 
 def resume_point(request: web.Request) -> int | None:
@@ -116,7 +119,7 @@ class SocketKind:
 EVENTS = SocketKind()
 
 
-async def serve_socket(request: web.Request, audience: frozenset[str], kind: SocketKind = EVENTS) -> web.WebSocketResponse:
+async def serve_socket(request: web.Request, audience: tuple[str, ...], kind: SocketKind = EVENTS) -> web.WebSocketResponse:
     """Upgrade to a live socket of ``kind``; it runs after the handler returns it (`server.upgraded`), and ``kind``
     is closed when it ends (also when the upgrade fails)."""
     try:
@@ -134,7 +137,7 @@ class _Socket:
 
     __slots__ = ("request", "ws", "audience", "kind", "after", "sub", "guard", "closing", "sending", "sent")
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse, audience: frozenset[str], kind: SocketKind, after: int | None) -> None:
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, audience: tuple[str, ...], kind: SocketKind, after: int | None) -> None:
         self.request, self.ws, self.audience, self.kind, self.after = request, ws, audience, kind, after
         self.sent = 0  # the id of the last event sent
         self.closing: asyncio.Task[None] | None = None  # closing the socket with 4401, once its session ends

@@ -2,8 +2,8 @@
 
 `asyncio.Queue` keeps three deques and an `asyncio.Event` from the start (about 3 KiB, before any item), and an
 `asyncio.Event` a deque of its own; thousands of idle phone sockets each hold one of each. These hold nothing until
-an item comes (or the flag is waited for), and one future while their reader waits. Same surface as the asyncio
-ones where the bus uses them: ``put_nowait`` (raising `asyncio.QueueFull`), ``get``, ``get_nowait`` (raising
+an item comes (or the flag is waited for), nothing again once the items are taken, and one future while their
+reader waits. Same surface as the asyncio ones where the bus uses them: ``put_nowait`` (raising `asyncio.QueueFull`), ``get``, ``get_nowait`` (raising
 `asyncio.QueueEmpty`), ``empty``; ``set``,
 ``is_set``, ``wait``.
 """
@@ -62,13 +62,20 @@ class Mailbox(Waking, Generic[T]):
     def get_nowait(self) -> T:
         if not self._items:
             raise asyncio.QueueEmpty
-        return self._items.popleft()
+        return self._taken(self._items)
 
     async def get(self) -> T:
         """The oldest item, waiting for one if there is none (one reader at a time)."""
         while not self._items:
             await self._sleep()
-        return self._items.popleft()
+        return self._taken(self._items)
+
+    def _taken(self, items: collections.deque[T]) -> T:
+        """The oldest item; an emptied deque (over 600 bytes, whatever it held) is let go until the next item."""
+        item = items.popleft()
+        if not items:
+            self._items = None
+        return item
 
 
 class Flag:

@@ -253,7 +253,10 @@ async def _serve_upgraded(
         chats = PendingChats()
         try:
             if guard is None or guard.ended is None:  # else revoked while joining: closed, never welcomed
-                await _member_session(app, live, conn, join, result, guard, chats)
+                session = _member_session(app, live, conn, join, result, guard, chats)
+                # What only the join needed (its frame, the grant, the welcome) is not kept for the socket's life.
+                del early, admitted, first, join, frame, grant, result
+                await session
         finally:
             await chats.wait_below(1)  # a chat sent just before leaving is relayed once stored, as if read alone
             if guard is not None:
@@ -294,6 +297,7 @@ async def _member_session(
         await _store_consent(app, consult_id, member, join.consent_recording)
     if result.session_started:
         hub.start_session(consult_id)
+    del join, result  # sent: an idle member keeps none of its welcome
     limits = socket_limits.room_limits(app[CONFIG].limits)
     async for msg in conn.ws:
         if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):

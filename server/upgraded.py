@@ -1,9 +1,8 @@
 """The websocket upgrade, keeping nothing of the handshake that an open socket no longer needs.
 
 Thousands of idle sockets each keep what their connection holds for as long as it is open, so an upgraded
-socket lets go of what served only the handshake: the 101's headers, the request's parsed head (but for
-``X-Forwarded-For``, which the audit's client address reads all through a socket's life), the HTTP parser; and a
-socket that deflates its messages keeps no compressor between them.
+socket lets go of what served only the handshake: the 101's headers, the HTTP parser; and a socket that deflates
+its messages keeps no compressor between them.
 
 Its open life runs after the handler has returned (`LiveSocket`): every middleware has done its part by then
 (the upgrade was authorised, checked, timed and answered), and none of their frames stays on the stack of
@@ -19,16 +18,12 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import ClientConnectionResetError, WSCloseCode, web
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from server.errors import database_unreachable
 from server.keys import METRICS
 from server.logs import request_id
 
 log = logging.getLogger(__name__)
-
-KEPT_HEADERS = ("X-Forwarded-For",)
-_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
 class LiveSocket(web.WebSocketResponse):
@@ -53,13 +48,14 @@ class LiveSocket(web.WebSocketResponse):
     async def write_eof(self) -> None:  # type: ignore[override]
         life, self._life = self._life, None
         if life is not None:
-            token = request_id.set(self._request_id)
+            # The request's own task, its context a copy of its own: set for the rest of it, no token to keep.
+            request_id.set(self._request_id)
+            running = life()
+            del life  # what the life needs its frame holds; the callable that made it (a bound method) is let go
             try:
-                await life()
+                await running
             except Exception as exc:
                 await self._failed(exc)
-            finally:
-                request_id.reset(token)
         await super().write_eof()
 
     async def _failed(self, exc: Exception) -> None:
@@ -84,20 +80,12 @@ class LiveSocket(web.WebSocketResponse):
 
 async def upgrade(ws: web.WebSocketResponse, request: web.Request) -> None:
     """Send the 101 (with the security headers every response carries), then let go of the handshake: the
-    response's headers (~1 KiB), the request's head (~2 KiB) and the connection's HTTP parser."""
+    response's headers (~1 KiB) and the connection's HTTP parser.
+
+    The request's head stays as it came: aiohttp's connection handler keeps the parsed head in its own frame
+    while the request (this whole socket) runs, so a copy without the headers would only add one."""
     await ws.prepare(request)
     ws.headers.clear()
-    _forget_head(request)
-
-
-def _forget_head(request: web.Request) -> None:
-    # aiohttp has no public way to drop a request's head; these are its own attributes for it.
-    pairs = [(name, value) for name in KEPT_HEADERS for value in request.headers.getall(name, ())]
-    kept = CIMultiDictProxy(CIMultiDict(pairs)) if pairs else _NO_HEADERS  # most sockets: one shared empty map
-    request._message = request._message._replace(headers=kept, raw_headers=())
-    request._headers = kept
-    for cached in ("headers", "raw_headers"):  # read once already: aiohttp keeps them in the request's cache
-        request._cache.pop(cached, None)
     forget = getattr(request.protocol, "forget_parser", None)
     if forget is not None:  # the server's own connection handler (a test's app may run on aiohttp's)
         forget()

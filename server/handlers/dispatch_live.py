@@ -143,4 +143,4 @@ class Console(SocketKind):
 
 @routes.route("GET", "/ws/operator", roles=frozenset({Role.OPERATOR, Role.ADMIN}), summary="Websocket for the console: calls, recommendations, assignments, statuses, alerts; unit positions batched; ?after=N resumes", returns={101: ANY})
 async def operator_socket(request: web.Request) -> web.StreamResponse:
-    return await serve_socket(request, audience_of(request[USER]) | {"role:operator"}, Console(request.app[POSITIONS]))
+    return await serve_socket(request, audience_of(request[USER], "role:operator"), Console(request.app[POSITIONS]))

@@ -45,7 +45,7 @@ async def test_an_idle_unit_socket_runs_no_task_of_its_own(api: Api, con: asyncp
     now = dt.datetime.now(dt.UTC)
     bus = api.server.app[BUS]
     first = bus.last_id + 1
-    for sub in list(bus._subscribers[f"unit:{unit}"]):
+    for sub in list(bus._subscribers.get(f"unit:{unit}")):
         for n in range(3):
             sub.offer(Event(first + n, now, "unit.test", frozenset({f"unit:{unit}"}), {}))
     for socket in sockets:
@@ -106,7 +106,7 @@ async def test_an_idle_unit_socket_keeps_no_greeting(api: Api, con: asyncpg.Conn
 async def test_a_unit_socket_too_slow_for_its_events_is_closed_to_resume(api: Api, con: asyncpg.Connection) -> None:
     unit, (socket,) = await unit_sockets(api, con, 1)
     bus = api.server.app[BUS]
-    subscriptions = bus._subscribers[f"unit:{unit}"]
+    subscriptions = bus._subscribers.get(f"unit:{unit}")
     (subscription,) = subscriptions
     now = dt.datetime.now(dt.UTC)
     # More events than its queue holds, all at once: its sender cannot have taken any meanwhile.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import gc
 
 import pytest
 
@@ -20,6 +22,17 @@ async def test_items_come_out_in_order_and_a_full_mailbox_refuses_more() -> None
     assert box.empty()
     box.put_nowait(4)  # room again
     assert await box.get() == 4
+
+
+async def test_an_emptied_mailbox_holds_no_queue_as_an_idle_socket_waits() -> None:
+    box: Mailbox[int] = Mailbox(10)
+    for n in range(3):
+        box.put_nowait(n)
+    assert any(isinstance(held, collections.deque) for held in gc.get_referents(box))
+    assert [box.get_nowait(), await box.get(), box.get_nowait()] == [0, 1, 2]
+    assert not any(isinstance(held, collections.deque) for held in gc.get_referents(box))
+    box.put_nowait(3)
+    assert box.qsize() == 1 and await box.get() == 3 and box.empty()
 
 
 async def test_a_reader_waits_for_the_next_item_and_a_cancelled_one_loses_nothing() -> None:

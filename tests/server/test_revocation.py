@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import gc
 import json
 import time
 import uuid
@@ -276,6 +277,33 @@ async def test_guards_end_on_revocation_seen_before_or_after_they_start_and_at_e
     kept.release()
     revocations.seen(revoked(1, 2))  # a released guard is not called
     assert [name for name, _ in ended] == ["doomed", "late", "short"]
+
+
+def timer_handles() -> int:
+    gc.collect()
+    return sum(isinstance(o, asyncio.TimerHandle) and not o.cancelled() for o in gc.get_objects())
+
+
+async def test_sessions_expire_in_order_under_one_timer_whatever_the_order_their_sockets_came_in() -> None:
+    """Idle sockets hold no timer each: a thousand guards add one timer handle to the loop, not a thousand, and
+    each session still ends at its own expiry, including one registered after a later one, and after its guards
+    came and went many times (a phone reconnecting)."""
+    revocations = Revocations()
+    ended: list[tuple[int, str]] = []
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    before = timer_handles()
+    for session_id in range(100, 1100):
+        revocations.guard(session_id, later, lambda reason, s=session_id: ended.append((s, reason)))
+    assert timer_handles() - before == 1
+    now = dt.datetime.now(dt.UTC)
+    for _ in range(500):  # reconnects of one session: its socket's guard comes and goes
+        revocations.guard(3, now + dt.timedelta(seconds=1.2), lambda reason: ended.append((-3, reason))).release()
+    for session_id, seconds in ((3, 1.2), (1, 0.4), (2, 0.8)):
+        revocations.guard(session_id, now + dt.timedelta(seconds=seconds), lambda reason, s=session_id: ended.append((s, reason)))
+    await asyncio.sleep(0.6 - (dt.datetime.now(dt.UTC) - now).total_seconds())
+    assert ended == [(1, EXPIRED)]
+    await asyncio.sleep(1.0)
+    assert ended == [(1, EXPIRED), (2, EXPIRED), (3, EXPIRED)]
 
 
 async def test_an_event_the_bus_delivers_with_a_revocation_never_reaches_its_sockets(api: Api, con: asyncpg.Connection) -> None:

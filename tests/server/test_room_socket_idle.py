@@ -1,13 +1,17 @@
-"""An idle room socket holds no writer task: its messages are written by a task that runs only while some wait."""
+"""An idle room socket holds no writer task: its messages are written by a task that runs only while some wait; nor
+what only its join needed (the join's outcome with its welcome, the join message, the grant)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from pathlib import Path
 
 import websockets
 
+from signaling.messages import Join
+from signaling.room import JoinResult
 from tests.server.test_consult_room import CANDIDATE, recv
 from tests.server.test_consults import close_api
 from tests.server.test_socket_flood import room, room_api_with
@@ -21,6 +25,19 @@ async def test_joined_sockets_hold_no_writer_task_once_their_messages_are_writte
     api = await room_api_with(demo_dsn, tmp_path)
     try:
         await _exchange(*(await room(api))[1:])
+    finally:
+        await close_api(api)
+
+
+async def test_joined_sockets_keep_nothing_of_their_join(demo_dsn: str, tmp_path: Path) -> None:
+    api = await room_api_with(demo_dsn, tmp_path)
+    try:
+        _, pk_ws, sp_ws = await room(api)
+        await pk_ws.send(json.dumps({"type": "ping"}))
+        await recv(pk_ws, "pong")
+        gc.collect()
+        assert [type(o).__name__ for o in gc.get_objects() if isinstance(o, (JoinResult, Join))] == []
+        await _exchange(pk_ws, sp_ws)  # and the members talk on
     finally:
         await close_api(api)
 
