@@ -188,9 +188,9 @@ async def _insert_users(con: asyncpg.Connection, passwords: Passwords, rows: lis
 async def _add_missing_users(con: asyncpg.Connection, passwords: Passwords, data: dict[str, Any], units: list[dict[str, Any]]) -> None:
     """A demo database made by an earlier version lacks the logins added since (the README names them all): add those
     whose unit or facility it has. One there already is left as it is, disabled or with a changed password."""
-    known = set(await con.fetchval("SELECT array_agg(username) FROM users") or ())
-    have_units = set(await con.fetchval("SELECT array_agg(id) FROM units") or ())
-    have_facilities = set(await con.fetchval("SELECT array_agg(code) FROM facilities") or ())
+    found = await con.fetchrow("""SELECT (SELECT array_agg(username) FROM users) AS users, (SELECT array_agg(id) FROM units) AS units,
+                                         (SELECT array_agg(code) FROM facilities) AS facilities""")
+    known, have_units, have_facilities = (set(found[name] or ()) for name in ("users", "units", "facilities"))
     missing = [u for u in _demo_users(data, units)
                if u[0] not in known and (u[3] is None or u[3] in have_units) and (u[4] is None or u[4] in have_facilities)]
     if not missing:

@@ -198,13 +198,16 @@ async def views(
         list({r["incident_id"] for r in rows}),
     )
     on_notice = [(r, [u for u in units if u["incident_id"] == r["incident_id"]]) for r in rows]
-    # A unit carrying the patient has a drive to show: by road when a road service is configured (as the operator
+    # Only a unit carrying the patient has a drive to show: by road when a road service is configured (as the operator
     # ranked the units by), else, or where it has no route, by line.
     driving = [(r, u) for r, on in on_notice for u in on if u["status"] == "transporting"]
     legs = [_leg(r, u) for r, u in driving]
     road = await fleet.road.legs_s(legs) if fleet.road is not None else [None] * len(legs)
-    by_road = {(r["id"], u["id"]): s for (r, u), s in zip(driving, road, strict=True) if s is not None}
-    return [_view(r, on, by_road, fleet) for r, on in on_notice]
+    drives = {
+        (r["id"], u["id"]): fleet.index.eta.eta_for_distance(distance_m(leg.origin, leg.dest), leg.kind) if s is None else s
+        for (r, u), leg, s in zip(driving, legs, road, strict=True)
+    }
+    return [_view(r, on, drives) for r, on in on_notice]
 
 
 def _leg(row: asyncpg.Record, unit: asyncpg.Record) -> Leg:
@@ -213,13 +216,11 @@ def _leg(row: asyncpg.Record, unit: asyncpg.Record) -> Leg:
     return Leg(at, UnitKind(unit["kind"]), Point(row["hospital_lat"], row["hospital_lon"]))
 
 
-def _view(row: asyncpg.Record, units: list[asyncpg.Record], by_road: dict[tuple[int, str], float], fleet: Fleet) -> dict[str, Any]:
+def _view(row: asyncpg.Record, units: list[asyncpg.Record], drives: dict[tuple[int, str], float]) -> dict[str, Any]:
+    """``drives``: the seconds to the hospital of each unit carrying a patient, by (notice, unit)."""
     carrying = []
     for u in units:
-        leg = _leg(row, u)
-        drive = by_road.get((row["id"], u["id"]))
-        if drive is None:
-            drive = fleet.index.eta.eta_for_distance(distance_m(leg.origin, leg.dest), leg.kind)
+        drive = drives.get((row["id"], u["id"]))
         carrying.append({"unit_id": u["id"], "callsign": u["callsign"], "kind": u["kind"], "status": u["status"],
                          "position_at": u["position_at"], "eta_s": eta_to_hospital_s(u["status"], drive)})
     etas = [c["eta_s"] for c in carrying if c["eta_s"] is not None]
