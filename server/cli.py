@@ -142,7 +142,7 @@ async def serve(config: Config, dsn: str, demo: bool) -> None:
             log.warning("this is a DEMO database: demo users have the password 'demo119'")
         site = web.TCPSite(runner, config.server.host, config.server.port)
         await site.start()
-        gc_policy.install(loop)
+        gc_policy.install(loop, lambda: runner.guard.sockets_closed)
         host, port = runner.addresses[0][:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"psc119 serving on http://{shown}:{port}", flush=True)

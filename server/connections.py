@@ -50,6 +50,7 @@ class ConnectionGuard:
         self.limits = limits
         self.trusted_proxies = trusted_proxies
         self.open: collections.Counter[str] = collections.Counter()
+        self.sockets_closed = 0  # websockets closed so far: the collector's estimate of their garbage (`server.gc_policy`)
 
     def admit(self, address: str) -> bool:
         if self.open[address] >= self.limits.max_connections_per_address and not is_trusted(address, self.trusted_proxies):
@@ -96,6 +97,8 @@ class GuardedHandler(RequestHandler):
         if self._address is None:
             return
         self._guard.release(self._address)
+        if self._upgraded:
+            self._guard.sockets_closed += 1
         self._address = None
         if self._timer is not None:
             self._timer.cancel()
