@@ -20,14 +20,17 @@ from dispatch.ids import IncidentId
 from server.config import DispatchSettings
 from server.statements import Params
 
-# Only incidents that could match: the same number, or inside a box around the radius (the exact geodesic
-# test is the core's; the box just keeps it from running over every open incident). Closed ones only by
-# number, closed within the caller window; and the number's recent pranks (prank true). ``{at}``: the call's time.
+# Only incidents that could match, each kind through an index: those with the same number, open or closed within
+# the caller window, and the open ones inside a box around the radius (whatever their age: the windows and the exact
+# geodesic test are the core's, and a condition on the time would let the planner read them through the open
+# incidents' time index, which holds every open one); and the number's recent pranks (prank true).
+# ``{at}``: the call's time.
 CANDIDATES = """SELECT false AS prank, id, received_at, caller_phone, lat, lon, closed_at FROM incidents
-    WHERE id <> {incident} AND ((closed_at IS NULL AND received_at BETWEEN {at} - {window}::interval AND {at} + {window}::interval
-      AND (caller_phone = {phone} OR (lat BETWEEN {lat}::float8 - {box_lat}::float8 AND {lat}::float8 + {box_lat}::float8
-                                      AND lon BETWEEN {lon}::float8 - {box_lon}::float8 AND {lon}::float8 + {box_lon}::float8)))
-      OR (caller_phone = {phone} AND closed_at BETWEEN {at} - {caller_window}::interval AND {at} + {caller_window}::interval))
+    WHERE id <> {incident}
+      AND ((caller_phone = {phone} AND (closed_at IS NULL
+                                        OR closed_at BETWEEN {at} - {caller_window}::interval AND {at} + {caller_window}::interval))
+        OR (closed_at IS NULL AND lat BETWEEN {lat}::float8 - {box_lat}::float8 AND {lat}::float8 + {box_lat}::float8
+            AND lon BETWEEN {lon}::float8 - {box_lon}::float8 AND {lon}::float8 + {box_lon}::float8))
     UNION ALL
     SELECT true, id, received_at, caller_phone, lat, lon, closed_at FROM incidents
     WHERE caller_phone = {phone} AND outcome = 'prank' AND received_at > now() - {prank_window}::interval"""
@@ -47,7 +50,7 @@ def sql(params: Params, at: str, incident_id: Any, phone: str, location: Point |
     """`CANDIDATES` for the call ``incident_id`` taken at ``at`` (an SQL expression), its values added to ``params``."""
     box_lat, box_lon = _box_degrees(location, rules.radius_m)
     return CANDIDATES.format(
-        at=at, incident=params.add(incident_id), window=params.add(max(rules.window, rules.caller_window)), phone=params.add(phone),
+        at=at, incident=params.add(incident_id), phone=params.add(phone),
         lat=params.add(location.lat if location else None), lon=params.add(location.lon if location else None),
         box_lat=params.add(box_lat), box_lon=params.add(box_lon), caller_window=params.add(rules.caller_window),
         prank_window=params.add(rules.prank_window),
