@@ -211,8 +211,26 @@ def _scene(n: int, count: int, apart: bool) -> dict[str, float]:
     return {"lat": -6.36 + (n // side) * step, "lon": 106.64 + (n % side) * step}
 
 
-async def sequential(server: Running, count: int, apart: bool = False) -> tuple[float, float]:
-    """Median ms of ``POST /api/calls`` and of ``GET /api/me``, one request at a time, interleaved."""
+async def crowd(dsn: str, count: int) -> None:
+    """``count`` open incidents away from every call `_scene` places, as a flood leaves a centre: none a duplicate."""
+    con = await db.connect(dsn)
+    try:
+        await con.execute(
+            """INSERT INTO incidents (id, idempotency_key, request_digest, caller_phone, priority, lat, lon)
+               SELECT gen_random_uuid(), 'crowd-' || gen_random_uuid(), 'bench', '0800' || n, 'kuning',
+                      -6.50 - (n % 40) * 0.005, 106.50 + (n / 40) * 0.005
+               FROM generate_series(1, $1) AS n""",
+            count,
+        )
+    finally:
+        await con.close()
+
+
+async def sequential(server: Running, count: int, apart: bool = False, crowded: int = 0) -> tuple[float, float]:
+    """Median ms of ``POST /api/calls`` and of ``GET /api/me``, one request at a time, interleaved; with ``crowded``
+    incidents open elsewhere."""
+    if crowded:
+        await crowd(server.dsn, crowded)
     token = await login(server.url, "operator", "demo119")
     created, me = [], []
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
@@ -235,7 +253,7 @@ async def sequential(server: Running, count: int, apart: bool = False) -> tuple[
             await con.execute("UPDATE incidents SET status = 'closed', outcome = 'information', closed_at = now() WHERE closed_at IS NULL")
         finally:
             await con.close()
-    name = "POST /api/calls, sequential" + (", apart" if apart else "")
+    name = "POST /api/calls, sequential" + (", apart" if apart else "") + (f", {crowded} open" if crowded else "")
     print(f"{name:<44} p50 {statistics.median(created):7.2f} ms   GET /api/me p50 {statistics.median(me):7.2f} ms")
     return statistics.median(created), statistics.median(me)
 
@@ -363,28 +381,34 @@ def ceiling_figure(crossing: float | None, ladder: list[float]) -> tuple[float, 
     return (crossing, "") if crossing is not None else (ladder[-1], f"p99 under {load.CROSSING_MS:.0f} ms up to {ladder[-1]:g} calls/s")
 
 
-def sequential_rows(seq: tuple[float, float], apart: tuple[float, float]) -> tuple[Row, Row]:
-    return (
+CROWD = 2_000  # incidents open elsewhere in the crowded pass
+
+
+async def sequential_passes(server: Running, count: int) -> list[Row]:
+    """The sequential rows: calls each near the ones before, calls apart, and calls apart with `CROWD` open elsewhere."""
+    seq = await sequential(server, count)
+    apart = await sequential(server, count, apart=True)
+    crowded = await sequential(server, count, apart=True, crowded=CROWD)
+    return [
         Row("POST /api/calls sequential p50 (target ≤ 3×)", seq[0], seq[1], "GET /api/me", "ms",
             "each call within 300 m of the open ones before it: up to 50 duplicate warnings each"),
         Row("POST /api/calls sequential p50, calls apart (no duplicate warnings)", apart[0], apart[1], "GET /api/me", "ms"),
-    )
+        Row(f"POST /api/calls sequential p50, calls apart, {CROWD:,} other incidents open", crowded[0], crowded[1], "GET /api/me", "ms",
+            "as in a flood: a call reads only the open incidents near it"),
+    ]
 
 
 async def sequential_main(count: int) -> None:
     """Only the sequential rows: no unit sockets, no load, no baselines."""
     async with demo_server("psc119-bench-calls-") as server:
-        seq = await sequential(server, count)
-        apart = await sequential(server, count, apart=True)
-    emit(*sequential_rows(seq, apart))
+        emit(*await sequential_passes(server, count))
 
 
 async def open_main(args: argparse.Namespace) -> None:
     async with demo_database("psc119-bench-load-") as (root, dsn):
         fleet = await load.prepare(dsn, args.sockets)
         async with serve(root, dsn) as one:
-            seq = await sequential(one, args.sequential)
-            apart = await sequential(one, args.sequential, apart=True)
+            sequential_rows = await sequential_passes(one, args.sequential)
             window, full_gc, crossing1 = await psc119_load([one], fleet, args, args.rate)
         async with serve(root, dsn) as a, serve(root, dsn) as b:
             _, _, crossing2 = await psc119_load([a, b], fleet, args, None)
@@ -414,7 +438,7 @@ async def open_main(args: argparse.Namespace) -> None:
         Row(f"ceiling, 1 process: calls/s at p99 > 100 ms ({args.sockets} sockets)", c1, cn, notify_name, "calls/s",
             "; ".join(n for n in (note1, noten) if n)),
         Row(f"ceiling, 2 processes on one database ({args.sockets} sockets)", c2, c1, "psc119, 1 process", "calls/s", note2),
-        *sequential_rows(seq, apart),
+        *sequential_rows,
     )
 
 
