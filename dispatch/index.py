@@ -12,17 +12,24 @@ chord between two surface points never exceeds their geodesic distance, so
 both exact and valid everywhere: at the poles, across the antimeridian,
 for units on another continent. ``DistanceEtaModel.eta_for_distance`` is
 non-decreasing, so a distance bound is an ETA bound (taken for the fastest
-kind the query allows). The search stops once the bound for every
+kind among the groups of units the query admits). The search stops once the bound for every
 unexplored ring exceeds the k-th best ETA found (strictly, so equal ETAs
 still compete on unit id), and computes the exact geopy geodesic only for
 candidates whose chord bound could still beat the k-th best.
 
-Only available units are in the grid. A unit with a live fix sits in two
-cubes, its fix's and its base's, because which one it is ranked from
-depends on the query time (a fix goes stale after ``max_fix_age``); a
-query counts it only in the cube of the point it is ranked from. Within a
-cube, units are grouped by kind and capabilities, so a query asking for a
-rare capability skips the others a group at a time, not a unit at a time.
+Only available units are in the grid. A unit with a live fix has two
+places, its fix in that fix's cube and its base in the base's, because which one it is ranked from
+depends on the query time (a fix goes stale after ``max_fix_age``). Within
+a cube, places are grouped by kind and capabilities, so a query asking for a
+rare capability skips the others a group at a time, not a unit at a time;
+and a group keeps its fixes and its bases each sorted by the fix's time
+(in integer microseconds), so a query takes the fresh fixes and the bases
+of stale or missing ones as two slices, cut by bisection at
+``now - max_fix_age``, with no test or datetime arithmetic per unit.
+
+Candidates wait in one heap per unit kind keyed by their chord: within a
+kind a nearer unit never has a later ETA, so only the nearest of each kind
+needs its ETA bound computed to know which to evaluate next.
 
 The exact distance is ``geodesic_m``: geopy's geodesic to the bit, on a
 solver built once. Pruning leaves about ``k`` of them per query.
@@ -37,9 +44,11 @@ import bisect
 import functools
 import heapq
 import math
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from dispatch._checks import check_aware, check_duration, check_positive
 from dispatch.doctrine import Needs
@@ -48,7 +57,7 @@ from dispatch.eta import DistanceEtaModel, GeodesicEta
 from dispatch.geo import Point, ecef_m, geodesic_m
 from dispatch.ids import UnitId
 from dispatch.recommend import Recommendation, Tiers, UnitFilter, check_query, rank_unit, tier_filters
-from dispatch.staleness import DEFAULT_MAX_FIX_AGE, is_stale
+from dispatch.staleness import DEFAULT_MAX_FIX_AGE
 from dispatch.status import UnitStatus
 from dispatch.units import Unit, UnitKind
 
@@ -61,9 +70,27 @@ DEFAULT_CELL_SIZE_M = 1000.0
 _SLACK_M = 0.001
 _REL_SLACK = 1e-9
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+# The fix time a unit with no fix is filed under: before any cutoff (Python compares int and float exactly),
+# so its base always counts.
+_NEVER = -math.inf
+
+_T = TypeVar("_T")
+_first = operator.itemgetter(0)
+
 _Cell = tuple[int, int, int]
 _Xyz = tuple[float, float, float]
 _Group = tuple[UnitKind, frozenset[str]]  # units a filter admits or refuses together
+# A point a unit may be ranked from, filed under its fix's time: (fix time in microseconds, xyz, id, unit).
+_Place = tuple[float, _Xyz, UnitId, Unit]
+# A group's places in one cube: its units' fixes and its units' bases, each sorted (by fix time first).
+_Bucket = tuple[list[_Place], list[_Place]]
+
+
+def _micros(at: datetime) -> int:
+    """An aware time as whole microseconds since 1970: exact, as datetime arithmetic is."""
+    return (at - _EPOCH) // _MICROSECOND
 
 
 @dataclass(slots=True)
@@ -75,6 +102,18 @@ class _Entry:
     base_cell: _Cell
     fix_xyz: _Xyz | None
     fix_cell: _Cell | None
+    fix_us: int | None  # the fix's time, in microseconds since 1970
+
+    def places(self) -> list[tuple[_Cell, int, _Place]]:
+        """Where the unit may be ranked from: each place's cube, which list of a bucket it goes in
+        (0 fixes, 1 bases), and the place."""
+        unit = self.unit
+        if self.fix_xyz is None or self.fix_cell is None or self.fix_us is None:
+            return [(self.base_cell, 1, (_NEVER, self.base_xyz, unit.id, unit))]
+        return [
+            (self.fix_cell, 0, (self.fix_us, self.fix_xyz, unit.id, unit)),
+            (self.base_cell, 1, (self.fix_us, self.base_xyz, unit.id, unit)),
+        ]
 
 
 def _floor_m(straight_m: float) -> float:
@@ -99,6 +138,22 @@ def _shell_offsets(r: int) -> tuple[_Cell, ...]:
     return tuple(offsets)
 
 
+def _nearest_first(xyz: _Xyz, cells: list[tuple[_Cell, _T]], size: float) -> list[tuple[float, _Cell, _T]]:
+    """``cells`` (with what goes with each) nearest first, each with the straight-line distance from ``xyz``
+    to the nearest point of its cube: no unit in the cube is nearer."""
+    x, y, z = xyz
+    floors = []
+    for cell, item in cells:
+        cx, cy, cz = cell[0] * size, cell[1] * size, cell[2] * size
+        # Per axis, how far outside the cube's span [c, c + size] the point lies (0 when within).
+        gx = max(0.0, cx - x, x - cx - size)
+        gy = max(0.0, cy - y, y - cy - size)
+        gz = max(0.0, cz - z, z - cz - size)
+        floors.append((math.sqrt(gx * gx + gy * gy + gz * gz), cell, item))
+    floors.sort(key=_first)
+    return floors
+
+
 class UnitIndex:
     """Nearest available units by ETA; results equal ``brute_force_recommend``."""
 
@@ -113,7 +168,9 @@ class UnitIndex:
         self._max_fix_age = check_duration(max_fix_age, "max_fix_age")
         self._cell = check_positive(cell_size_m, "cell_size_m")
         self._entries: dict[UnitId, _Entry] = {}
-        self._cells: dict[_Cell, dict[_Group, dict[UnitId, _Entry]]] = {}
+        # Each group a number, cheaper to hash than (kind, capabilities) in the cubes a query searches.
+        self._groups: dict[_Group, int] = {}
+        self._cells: dict[_Cell, dict[int, _Bucket]] = {}
 
     @property
     def eta(self) -> DistanceEtaModel:
@@ -138,6 +195,7 @@ class UnitIndex:
             base_cell=self._cell_of(base_xyz),
             fix_xyz=fix_xyz,
             fix_cell=self._cell_of(fix_xyz) if fix_xyz is not None else None,
+            fix_us=_micros(unit.position_time) if unit.position_time is not None else None,
         )
         self._entries[unit.id] = entry
         self._register(entry)
@@ -227,10 +285,15 @@ class UnitIndex:
         """
         check_query(point, k, now)
         wanted = UnitFilter(required_capabilities, kinds, exclude)
-        allowed_kinds = tuple(UnitKind) if kinds is None else tuple(kinds)
-        if not allowed_kinds or not self._cells:
+        # The groups the query admits, by number. Only their kinds bound the ETA of a unit not yet seen: a
+        # faster kind that no admitted group has (motorbikes, for a capability only ambulances carry) would
+        # only loosen every bound and search farther.
+        admitted = [(number, group[0]) for group, number in self._groups.items() if wanted.admits(*group)]
+        allowed_kinds = tuple(dict.fromkeys(kind for _, kind in admitted))
+        if not allowed_kinds:
             return []
         eta = self._eta
+        eta_for = eta.eta_for_distance
         size = self._cell
         q = ecef_m(point)
         home = self._cell_of(q)
@@ -239,21 +302,48 @@ class UnitIndex:
             min(q[axis] - home[axis] * size, (home[axis] + 1) * size - q[axis]) for axis in range(3)
         )
         face = max(0.0, face)
+        # A fix taken at t is fresh while ``now - t <= max_fix_age`` (``is_stale``, in exact integers): it counts
+        # when taken at or after this microsecond, and its unit's base counts when it was taken before.
+        cutoff = (_micros(now) - self._max_fix_age // _MICROSECOND,)
 
         best: list[tuple[float, str, Recommendation]] = []
-        pending: list[tuple[float, str, Unit]] = []
-        admitted: dict[_Group, bool] = {}
+        # Candidates by kind, nearest first: within a kind a nearer unit never has a later ETA, so each
+        # kind's nearest holds its least ETA bound, and a bound is computed for it alone, not for every unit.
+        heaps: list[tuple[UnitKind, list[tuple[float, _Place]]]] = [(kind, []) for kind in allowed_kinds]
+        heap_of = dict(heaps)
+        heap_for = {number: heap_of[kind] for number, kind in admitted}
         max_age = self._max_fix_age
         cells_by_key = self._cells
-        qx, qy, qz = q
+        dist = math.dist
+        bisect_left = bisect.bisect_left
+        waiting = 0  # candidates in the heaps
+        grown = False  # candidates were added to the heaps' lists since they were last heaps
 
         def drain(limit: float) -> None:
             # Evaluate candidates in order of their ETA lower bound, up to ``limit``.
-            while pending and pending[0][0] <= limit:
-                if len(best) == k and pending[0][0] > best[-1][0]:
-                    pending.clear()  # nothing left can beat the k-th best
+            nonlocal grown, waiting
+            if grown:
+                for _, heap in heaps:
+                    heapq.heapify(heap)
+                grown = False
+            while waiting:
+                low, nearest = math.inf, None
+                for kind, heap in heaps:
+                    if heap:
+                        floor_eta = eta_for(_floor_m(heap[0][0]), kind)
+                        if nearest is None or floor_eta < low:
+                            low, nearest = floor_eta, heap
+                if nearest is None or low > limit:
                     return
-                _, _, unit = heapq.heappop(pending)
+                if len(best) == k and low > best[-1][0]:
+                    for _, heap in heaps:
+                        heap.clear()  # nothing left can beat the k-th best
+                    waiting = 0
+                    return
+                _, (_, _, uid, unit) = heapq.heappop(nearest)
+                waiting -= 1
+                if uid in exclude:
+                    continue
                 rec = rank_unit(unit, point, now, eta, max_age, geodesic_m)
                 bisect.insort(best, (rec.eta_s, rec.unit_id, rec))
                 if len(best) > k:
@@ -262,37 +352,37 @@ class UnitIndex:
         def floor_eta_of(metres: float) -> float:
             # The least ETA any allowed kind could have from this far in a straight line.
             reach = _floor_m(metres)
-            return min(eta.eta_for_distance(reach, kind) for kind in allowed_kinds)
+            return min(eta_for(reach, kind) for kind in allowed_kinds)
 
         for cells, next_ring in self._rings(home):
+            # The ring's cubes that hold a group the query admits (for a rare capability, few), each with
+            # those groups' buckets and heaps.
+            searched: list[tuple[_Cell, list[tuple[_Bucket, list[tuple[float, _Place]]]]]] = []
+            for cell in cells:
+                buckets = [(bucket, heap_for[number]) for number, bucket in cells_by_key[cell].items()
+                           if number in heap_for]
+                if buckets:
+                    searched.append((cell, buckets))
             # Nearest cubes first: once one cannot beat the k-th best, neither can the rest of the ring.
-            for cube_floor, cell in sorted((self._cube_distance(q, cell), cell) for cell in cells):
-                cube_bound = floor_eta_of(cube_floor)
-                drain(cube_bound)
-                if len(best) == k and cube_bound > best[-1][0]:
-                    break
-                for group, members in cells_by_key[cell].items():
-                    admits = admitted.get(group)
-                    if admits is None:
-                        admits = admitted[group] = wanted.admits(*group)
-                    if not admits:
-                        continue
-                    kind = group[0]
-                    # Candidates that cannot beat (or tie) the k-th best found so far are not queued.
-                    worst = best[-1][0] if len(best) == k else math.inf
-                    for uid, entry in members.items():
-                        if uid in exclude:
-                            continue
-                        if entry.fix_xyz is not None and not is_stale(entry.unit.position_time, now, max_age):
-                            (x, y, z), where = entry.fix_xyz, entry.fix_cell
-                        else:
-                            (x, y, z), where = entry.base_xyz, entry.base_cell
-                        if where != cell:
-                            continue  # counted in the cube of the point it is ranked from
-                        chord = math.sqrt((x - qx) ** 2 + (y - qy) ** 2 + (z - qz) ** 2)
-                        floor_eta = eta.eta_for_distance(_floor_m(chord), kind)
-                        if floor_eta <= worst:
-                            heapq.heappush(pending, (floor_eta, uid, entry.unit))
+            for cube_floor, _, buckets in _nearest_first(q, searched, size):
+                # Until the heaps could fill the k best, evaluating waits: nothing could be pruned yet, and what
+                # is evaluated later still goes in order of bound.
+                if waiting + len(best) >= k:
+                    cube_bound = floor_eta_of(cube_floor)
+                    drain(cube_bound)
+                    if len(best) == k and cube_bound > best[-1][0]:
+                        break
+                for (fixes, bases), heap in buckets:
+                    # Excluded units are dropped when they come out of a heap, which is rarely: few do.
+                    found = [
+                        (dist(place[1], q), place)
+                        for places in (fixes[bisect_left(fixes, cutoff):], bases[: bisect_left(bases, cutoff)])
+                        for place in places
+                    ]
+                    if found:
+                        heap.extend(found)
+                        waiting += len(found)
+                        grown = True
             if next_ring is None:
                 break  # every occupied cube has been searched
             # Every unit not yet searched is at least this far (chord, hence geodesic).
@@ -315,42 +405,33 @@ class UnitIndex:
         size = self._cell
         return (math.floor(xyz[0] / size), math.floor(xyz[1] / size), math.floor(xyz[2] / size))
 
-    def _cube_distance(self, xyz: _Xyz, cell: _Cell) -> float:
-        """The straight-line distance from ``xyz`` to the nearest point of ``cell``'s cube: no unit in it is nearer."""
-        size = self._cell
-        total = 0.0
-        for axis in range(3):
-            low = cell[axis] * size
-            gap = max(0.0, low - xyz[axis], xyz[axis] - (low + size))
-            total += gap * gap
-        return math.sqrt(total)
-
     def _register(self, entry: _Entry) -> None:
         # Only available units can be recommended: keep the grid small.
         if entry.unit.status is not UnitStatus.AVAILABLE:
             return
-        unit = entry.unit
-        group = (unit.kind, unit.capabilities)
-        for cell in {entry.base_cell, entry.fix_cell}:
-            if cell is not None:
-                self._cells.setdefault(cell, {}).setdefault(group, {})[unit.id] = entry
+        group = self._groups.setdefault((entry.unit.kind, entry.unit.capabilities), len(self._groups))
+        for cell, which, place in entry.places():
+            bisect.insort(self._cells.setdefault(cell, {}).setdefault(group, ([], []))[which], place)
 
     def _unregister(self, unit_id: UnitId) -> None:
         entry = self._entries.get(unit_id)
         if entry is None:
             return
-        group = (entry.unit.kind, entry.unit.capabilities)
-        for cell in {entry.base_cell, entry.fix_cell}:
-            if cell is None:
-                continue
+        group = self._groups.get((entry.unit.kind, entry.unit.capabilities))
+        for cell, which, place in entry.places():
             groups = self._cells.get(cell)
-            members = groups.get(group) if groups is not None else None
-            if groups is not None and members is not None:
-                members.pop(unit_id, None)
-                if not members:
-                    del groups[group]
-                    if not groups:
-                        del self._cells[cell]
+            bucket = groups.get(group) if groups is not None and group is not None else None
+            if groups is None or group is None or bucket is None:
+                continue  # not registered: the unit was not available
+            places = bucket[which]
+            # (time, xyz, id) sorts just before the place itself, and no other place has the same id.
+            at = bisect.bisect_left(places, place[:3])
+            if at < len(places) and places[at][2] == unit_id:
+                del places[at]
+            if not bucket[0] and not bucket[1]:
+                del groups[group]
+                if not groups:
+                    del self._cells[cell]
 
     def _rings(self, home: _Cell) -> Iterator[tuple[list[_Cell], int | None]]:
         """Occupied cubes ring by ring outward from ``home``.

@@ -41,6 +41,12 @@ def unit(
     return Unit(UnitId(uid), uid.upper(), kind, caps, base, status, fix, fix_time)
 
 
+def destination(metres: float, bearing: float) -> Point:
+    """The point ``metres`` from the patient along ``bearing`` degrees."""
+    spot = geodesic(meters=metres).destination((PATIENT.lat, PATIENT.lon), bearing=bearing)
+    return Point(spot.latitude, spot.longitude)
+
+
 def both(
     index: UnitIndex,
     units: list[Unit],
@@ -169,6 +175,68 @@ def test_filters_and_exclusions() -> None:
     assert both(index, units, PATIENT, 5, T0, exclude=frozenset({UnitId("amb")})) == ["mtr", "amb-als"]
     assert both(index, units, PATIENT, 5, T0, required_capabilities=frozenset({"rescue"})) == []
     assert index.recommend(PATIENT, 5, T0, kinds=frozenset()) == []
+
+
+def test_fix_exactly_max_fix_age_old_is_still_fresh() -> None:
+    """The index decides staleness in whole microseconds, and must agree with ``is_stale`` at the boundary:
+    it searches from the place a unit is ranked from, so a wrong side of it hides the nearest unit."""
+    index = UnitIndex(max_fix_age=timedelta(minutes=30))
+    units = [
+        # Near the patient while its fix is fresh, 11 km away from its base after.
+        unit("a", Point(-6.40, 106.7), fix=Point(-6.3001, 106.7), fix_time=T0),
+        # The other way round.
+        unit("c", Point(-6.3002, 106.7), fix=Point(-6.45, 106.7), fix_time=T0),
+        unit("b", Point(-6.33, 106.7)),
+    ]
+    for u in units:
+        index.upsert(u)
+    assert both(index, units, PATIENT, 1, T0 + timedelta(minutes=30)) == ["a"]
+    assert both(index, units, PATIENT, 1, T0 + timedelta(minutes=30, microseconds=1)) == ["c"]
+    # A fix stamped after the query time (a phone clock running ahead) is fresh.
+    assert both(index, units, PATIENT, 1, T0 - timedelta(microseconds=1)) == ["a"]
+
+
+def test_only_admitted_kinds_bound_the_search() -> None:
+    """The search stops on the speed of the fastest kind the query admits, so an admitted motorbike farther
+    out than the nearest ambulance, but sooner there, must still be found."""
+    index = UnitIndex(cell_size_m=100)
+    als = frozenset({"bls", "als"})
+    units = [unit("amb", destination(1000.0, 0.0), caps=als | {"transport"})]
+    # Sooner than the ambulance (40 against 30 km/h), at bearings spread over the cubes around the patient.
+    units += [
+        unit(f"mtr-{bearing}", destination(1250.0, bearing), UnitKind.MOTORBIKE, als)
+        for bearing in range(10, 360, 20)
+    ]
+    # A motorbike without "als" next to the patient: the query does not admit it.
+    units.append(unit("mtr-bls", destination(50.0, 90.0), UnitKind.MOTORBIKE, frozenset({"bls"})))
+    for u in units:
+        index.upsert(u)
+    [first] = both(index, units, PATIENT, 1, T0, required_capabilities=frozenset({"als"}))
+    assert first.startswith("mtr-") and first != "mtr-bls"
+    assert both(index, units, PATIENT, 3, T0, required_capabilities=frozenset({"als", "transport"})) == ["amb"]
+
+
+def test_units_sharing_a_cube_and_a_fix_time_stay_apart() -> None:
+    """A cube's places are sorted by fix time; moving or removing one unit must not touch its neighbours."""
+    index = UnitIndex()
+    units = {
+        f"u{i}": unit(f"u{i}", Point(-6.3 - i * 0.0001, 106.7), fix=Point(-6.3, 106.7 + i * 0.0001), fix_time=T0)
+        for i in range(8)
+    }
+    for u in units.values():
+        index.upsert(u)
+    for step, uid in enumerate(["u3", "u5", "u3", "u0"]):
+        spot = Point(-6.3, 106.7001 + step * 0.00001)
+        assert index.move(UnitId(uid), spot, T0) is True
+        units[uid] = units[uid].moved(spot, T0)
+        both(index, list(units.values()), PATIENT, 8, T0)
+        both(index, list(units.values()), PATIENT, 8, T0 + timedelta(hours=1))
+    index.set_status(UnitId("u5"), UnitStatus.EN_ROUTE)
+    assert index.remove(UnitId("u3")) is True
+    del units["u3"]
+    units["u5"] = units["u5"].with_status(UnitStatus.EN_ROUTE)
+    assert "u5" not in both(index, list(units.values()), PATIENT, 8, T0)
+    assert "u5" not in both(index, list(units.values()), PATIENT, 8, T0 + timedelta(hours=1))
 
 
 def test_far_away_poles_and_antimeridian() -> None:
