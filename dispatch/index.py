@@ -45,7 +45,7 @@ import functools
 import heapq
 import math
 import operator
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -264,10 +264,13 @@ class UnitIndex:
     def recommend_tiers(
         self, point: Point, k: int, now: datetime, needs: Needs, exclude: frozenset[UnitId] = frozenset()
     ) -> Tiers:
-        """The first responders and the carriers for a call (see ``dispatch.doctrine``)."""
+        """The first responders and the carriers for a call (see ``dispatch.doctrine``). An ambulance is often in
+        both tiers: its distance is measured once."""
         care, carry = tier_filters(needs, exclude)
-        first = self.recommend(point, k, now, care.required_capabilities, exclude=care.exclude)
-        return Tiers(first, self.recommend(point, k, now, carry.required_capabilities, exclude=carry.exclude) if carry else [])
+        measure = functools.cache(geodesic_m)
+        first = self.recommend(point, k, now, care.required_capabilities, exclude=care.exclude, measure=measure)
+        return Tiers(first, self.recommend(point, k, now, carry.required_capabilities, exclude=carry.exclude, measure=measure)
+                     if carry else [])
 
     def recommend(
         self,
@@ -277,11 +280,13 @@ class UnitIndex:
         required_capabilities: frozenset[str] = frozenset(),
         kinds: frozenset[UnitKind] | None = None,
         exclude: frozenset[UnitId] = frozenset(),
+        measure: Callable[[Point, Point], float] = geodesic_m,
     ) -> list[Recommendation]:
         """The top ``k`` available units with ``required_capabilities`` by ETA to ``point``.
 
         Sorted by (ETA, unit id). Stale units are ranked from their base
-        and flagged. Fewer than ``k`` come back when fewer qualify.
+        and flagged. Fewer than ``k`` come back when fewer qualify. ``measure`` is `geodesic_m`, or the same
+        remembered across queries from one point.
         """
         check_query(point, k, now)
         wanted = UnitFilter(required_capabilities, kinds, exclude)
@@ -344,7 +349,7 @@ class UnitIndex:
                 waiting -= 1
                 if uid in exclude:
                     continue
-                rec = rank_unit(unit, point, now, eta, max_age, geodesic_m)
+                rec = rank_unit(unit, point, now, eta, max_age, measure)
                 bisect.insort(best, (rec.eta_s, rec.unit_id, rec))
                 if len(best) > k:
                     best.pop()

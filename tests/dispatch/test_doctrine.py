@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import dispatch.index
 from dispatch.doctrine import UNTRIAGED, Needs, call_needs, needs_from_capabilities
 from dispatch.errors import InvalidInput
-from dispatch.geo import Point
+from dispatch.geo import Point, geodesic_m
 from dispatch.ids import UnitId
 from dispatch.index import UnitIndex
 from dispatch.recommend import Recommendation, brute_force_tiers, rank_unit
@@ -93,6 +94,25 @@ def test_a_unit_that_can_do_both_is_in_both_tiers() -> None:
     assert [r.unit_id for r in tiers.first_response] == ["amb", "mtr"]
     assert [r.unit_id for r in tiers.transport] == ["amb", "trn"]
     assert index.recommend_tiers(PATIENT, 5, T0, UNTRIAGED).transport == []
+
+
+def test_a_unit_in_both_tiers_is_measured_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    index = UnitIndex(ETA)
+    for n in range(6):
+        index.upsert(unit(f"amb{n}", Point(-6.30 - n * 0.002, 106.7), caps=frozenset({"bls", "aed", "transport"})))
+    measured: list[tuple[Point, Point]] = []
+
+    def geodesic(a: Point, b: Point) -> float:
+        measured.append((a, b))
+        return geodesic_m(a, b)
+
+    needs = Needs(frozenset({"bls", "aed"}), transport=True)
+    alone = index.recommend_tiers(PATIENT, 3, T0, needs)
+    monkeypatch.setattr(dispatch.index, "geodesic_m", geodesic)
+    tiers = index.recommend_tiers(PATIENT, 3, T0, needs)
+    assert tiers == alone
+    assert [r.unit_id for r in tiers.first_response] == [r.unit_id for r in tiers.transport] == ["amb0", "amb1", "amb2"]
+    assert len(measured) == len(set(measured)) >= 3
 
 
 def naive_tier(units: list[Unit], point: Point, k: int, now: datetime, max_age: timedelta, exclude: frozenset[UnitId],
