@@ -280,13 +280,13 @@ class UnitIndex:
         required_capabilities: frozenset[str] = frozenset(),
         kinds: frozenset[UnitKind] | None = None,
         exclude: frozenset[UnitId] = frozenset(),
-        measure: Callable[[Point, Point], float] = geodesic_m,
+        measure: Callable[[Point, Point], float] | None = None,
     ) -> list[Recommendation]:
         """The top ``k`` available units with ``required_capabilities`` by ETA to ``point``.
 
         Sorted by (ETA, unit id). Stale units are ranked from their base
-        and flagged. Fewer than ``k`` come back when fewer qualify. ``measure`` is `geodesic_m`, or the same
-        remembered across queries from one point.
+        and flagged. Fewer than ``k`` come back when fewer qualify. ``measure`` is `geodesic_m` (the default), or
+        the same remembered across queries from one point.
         """
         check_query(point, k, now)
         wanted = UnitFilter(required_capabilities, kinds, exclude)
@@ -349,7 +349,7 @@ class UnitIndex:
                 waiting -= 1
                 if uid in exclude:
                     continue
-                rec = rank_unit(unit, point, now, eta, max_age, measure)
+                rec = rank_unit(unit, point, now, eta, max_age, measure or geodesic_m)
                 bisect.insort(best, (rec.eta_s, rec.unit_id, rec))
                 if len(best) > k:
                     best.pop()
