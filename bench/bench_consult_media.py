@@ -25,17 +25,20 @@ from results import Row, emit
 from bench_support import consult_rooms, demo_server
 from signaling import ice_hosts
 from signaling.media import SyntheticSource
+from signaling.members import MemberRole
 from signaling.peer import ConsultPeer
 
 LOOPBACK = ["127.0.0.1"]
+ROLES = (MemberRole.REQUESTER, MemberRole.SPECIALIST)
 SETTLE_S = 0.3  # after each run, so that the next does not share the CPU with its teardown (the server's too)
 
 
 async def through_psc119(url: str, pk_token: str, sp_token: str) -> float:
     """Milliseconds from starting both peers until each has decoded a video frame from the other."""
     sources = [SyntheticSource(320, 240), SyntheticSource(320, 240)]
-    peers = [ConsultPeer(url, token, source=source, ice_host_addresses=LOOPBACK)
-             for token, source in zip((pk_token, sp_token), sources, strict=True)]
+    # Each knows its role, as the kiosk and the specialist's own client do: only the requester prepares its offer.
+    peers = [ConsultPeer(url, token, source=source, ice_host_addresses=LOOPBACK, role=role)
+             for token, source, role in zip((pk_token, sp_token), sources, ROLES, strict=True)]
     started = time.monotonic()
     tasks = [asyncio.create_task(p.run()) for p in peers]
     try:

@@ -6,6 +6,9 @@ takes remote candidates. It decides nothing about *when*: `signaling.peer`
 does, from the roles the server gave. aiortc never rolls back and has no
 ``restartIce()``, so a link is never renegotiated into something new: a
 recovery is always a new `PeerLink`.
+
+An offer does not depend on whom it is for: `prepare_offer` builds a connection, its tracks and its offer (its
+candidates gathered) before the member is known, and a `PeerLink` takes it over once it is.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiortc import (
@@ -36,7 +40,7 @@ from .link_quality import LinkQuality
 from .members import MemberRole
 from .messages import Candidate
 
-__all__ = ["PeerLink", "ice_ufrag", "remote_candidate"]
+__all__ = ["PeerLink", "PreparedOffer", "ice_ufrag", "prepare_offer", "remote_candidate"]
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +64,87 @@ def remote_candidate(message: Candidate) -> RTCIceCandidate | None:
     return candidate
 
 
+def _connection(ice_servers: Sequence[RTCIceServer], relay_only: bool) -> RTCPeerConnection:
+    policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+    return RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers), iceTransportPolicy=policy))
+
+
+def _attach(pc: RTCPeerConnection, source: Any, relay: MediaRelay, offerer: bool) -> list[MediaStreamTrack]:
+    """Send ``source``'s tracks on ``pc`` (reusing the transceivers of a remote offer); an offerer without a track
+    of a kind still asks to receive that kind. The relayed tracks added."""
+    added: list[MediaStreamTrack] = []
+    sending = {t.sender.track.kind for t in pc.getTransceivers() if t.sender.track is not None}
+    for kind in ("audio", "video"):
+        if kind in sending:
+            continue
+        track = getattr(source, kind, None) if source is not None else None
+        if track is not None:
+            relayed = relay.subscribe(track, buffered=False)
+            added.append(relayed)
+            pc.addTrack(relayed)
+        elif offerer:
+            pc.addTransceiver(kind, direction="recvonly")
+    return added
+
+
+async def _set_local(pc: RTCPeerConnection, hosts: tuple[str, ...] | None, description: RTCSessionDescription) -> str:
+    """setLocalDescription gathers the candidates: pin the host addresses around it, in whichever task this runs
+    (aiortc's gathering tasks copy the context)."""
+    pinned = ice_hosts.pin(hosts) if hosts is not None else None
+    try:
+        await pc.setLocalDescription(description)
+    finally:
+        if pinned is not None:
+            ice_hosts.unpin(pinned)
+    return str(pc.localDescription.sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedOffer:
+    """A connection that sends our tracks and holds our offer (every candidate in it), made with ``ice_servers``
+    for a member not named yet."""
+
+    pc: RTCPeerConnection
+    tracks: tuple[MediaStreamTrack, ...]
+    sdp: str
+    ice_servers: tuple[RTCIceServer, ...]
+
+    async def close(self) -> None:
+        """Let it go unused."""
+        for track in self.tracks:
+            track.stop()
+        await self.pc.close()
+
+
+async def prepare_offer(
+    source: Any, relay: MediaRelay, *, ice_servers: Sequence[RTCIceServer], ice_host_addresses: tuple[str, ...] | None,
+    relay_only: bool = False,
+) -> PreparedOffer:
+    """Our connection and offer for a member not known yet. It is made while the process waits for other things
+    (the room's welcome): in steps that each give the event loop back, so that what arrives meanwhile waits for
+    one step (a millisecond or less), not for the whole."""
+    pc = _connection(ice_servers, relay_only)
+    tracks: list[MediaStreamTrack] = []
+    try:
+        await asyncio.sleep(0)
+        tracks = _attach(pc, source, relay, offerer=True)
+        await asyncio.sleep(0)
+        offer = await pc.createOffer()
+        await asyncio.sleep(0)
+        sdp = await _set_local(pc, ice_host_addresses, offer)
+    except BaseException:
+        await PreparedOffer(pc, tuple(tracks), "", tuple(ice_servers)).close()
+        raise
+    return PreparedOffer(pc, tuple(tracks), sdp, tuple(ice_servers))
+
+
 class PeerLink:
     """The connection to ``user`` (``role``, connected with ``generation``).
 
     ``on_frame(kind, frame)`` sees every received frame; ``on_state(link)`` every
     connection state change. ``relay_only``: use TURN relay candidates only;
-    ``quality``: adapts what the link sends, once negotiated (`signaling.link_quality`).
+    ``quality``: adapts what the link sends, once negotiated (`signaling.link_quality`); ``prepared``: the
+    offerer's connection and offer, made beforehand (`prepare_offer`), which `offer` then sends.
     """
 
     def __init__(
@@ -81,17 +160,18 @@ class PeerLink:
         on_state: Callable[[PeerLink], None],
         relay_only: bool = False,
         quality: LinkQuality | None = None,
+        prepared: PreparedOffer | None = None,
     ) -> None:
         self.user, self.role, self.generation, self.offerer = user, role, generation, offerer
-        policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers), iceTransportPolicy=policy))
+        self.pc = prepared.pc if prepared is not None else _connection(ice_servers, relay_only)
+        self._prepared_sdp = prepared.sdp if prepared is not None else None
         self.quality = quality
         self.remote_ufrag: str | None = None
         self.closing = False
         self.created_at = time.monotonic()
         self._ice_hosts = ice_host_addresses
         self._on_frame = on_frame
-        self._tracks: list[MediaStreamTrack] = []
+        self._tracks: list[MediaStreamTrack] = list(prepared.tracks) if prepared is not None else []
         self._tasks: set[asyncio.Task[None]] = set()
 
         @self.pc.on("track")
@@ -112,42 +192,19 @@ class PeerLink:
     def connected(self) -> bool:
         return self.state == "connected"
 
-    def attach(self, source: Any, relay: MediaRelay) -> None:
-        """Send ``source``'s tracks (reusing the transceivers of a remote offer); an
-        offerer without a track of a kind still asks to receive that kind."""
-        sending = {t.sender.track.kind for t in self.pc.getTransceivers() if t.sender.track is not None}
-        for kind in ("audio", "video"):
-            if kind in sending:
-                continue
-            track = getattr(source, kind, None) if source is not None else None
-            if track is not None:
-                relayed = relay.subscribe(track, buffered=False)
-                self._tracks.append(relayed)
-                self.pc.addTrack(relayed)
-            elif self.offerer:
-                self.pc.addTransceiver(kind, direction="recvonly")
-
-    async def _set_local(self, description: RTCSessionDescription) -> str:
-        """setLocalDescription gathers the candidates: pin the host addresses around
-        it, in whichever task this runs (aiortc's gathering tasks copy the context)."""
-        pinned = ice_hosts.pin(self._ice_hosts) if self._ice_hosts is not None else None
-        try:
-            await self.pc.setLocalDescription(description)
-        finally:
-            if pinned is not None:
-                ice_hosts.unpin(pinned)
-        return str(self.pc.localDescription.sdp)
-
-    async def offer(self) -> str:
-        """Our offer, every candidate in it (half-trickle)."""
-        return await self._set_local(await self.pc.createOffer())
+    async def offer(self, source: Any, relay: MediaRelay) -> str:
+        """Send ``source`` and make our offer, every candidate in it (half-trickle); or the prepared one."""
+        if self._prepared_sdp is not None:
+            return self._prepared_sdp
+        self._tracks += _attach(self.pc, source, relay, self.offerer)
+        return await _set_local(self.pc, self._ice_hosts, await self.pc.createOffer())
 
     async def answer(self, offer_sdp: str, source: Any, relay: MediaRelay) -> str:
         """Take the remote offer, send ``source`` on its transceivers, return our answer."""
         await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         self.remote_ufrag = ice_ufrag(offer_sdp)
-        self.attach(source, relay)
-        sdp = await self._set_local(await self.pc.createAnswer())
+        self._tracks += _attach(self.pc, source, relay, self.offerer)
+        sdp = await _set_local(self.pc, self._ice_hosts, await self.pc.createAnswer())
         if self.quality is not None:
             self.quality.negotiated(self.pc)
         return sdp

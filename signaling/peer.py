@@ -18,6 +18,14 @@ Negotiation, as the room spec requires of an aiortc peer:
   the answerer asks it to with ``ice_restart``; an offer with new ICE
   credentials gets a fresh connection.
 
+The first offer is on the join's critical path, and nothing in it depends on whom it is for: while its websocket
+connects and the room admits it, a peer that may offer prepares one (`signaling.pair.prepare_offer`: the
+connection, its tracks, the offer with its candidates gathered) with the ICE servers it expects, those of its last
+welcome (none before the first). The welcome settles it: the prepared offer is kept only when the welcome's ICE
+servers are those and the peer is the requester (whose first offer the other doctor waits for), and it is sent,
+as is, as the peer's first offer of that connection. So nothing is prepared where TURN is configured (each welcome
+carries fresh credentials), nor on a rejoin that keeps a connection, nor by a member known not to offer.
+
 Signaling is not media. When the websocket drops (or goes silent: it pings
 every ``heartbeat`` seconds) the peer connections stay up; the peer reconnects
 with exponential backoff, joins again naming in ``keep`` the members it is
@@ -41,6 +49,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import websockets
 from aiortc import RTCIceCandidate, RTCIceServer, RTCPeerConnection
@@ -75,7 +84,7 @@ from .messages import (
     encode,
     parse,
 )
-from .pair import PeerLink, remote_candidate
+from .pair import PeerLink, PreparedOffer, prepare_offer, remote_candidate
 from .rejoin import PairStep, after_rejoin
 
 __all__ = ["ConsultPeer", "FrameSink", "PeerRefused", "PeerStats", "room_url"]
@@ -96,6 +105,20 @@ TOKEN_REJECTED = (4401, "token_rejected")
 #: Called for every received frame: (sender, sender's role, "audio"|"video", frame).
 FrameSink = Callable[[UserId, MemberRole, str, AudioFrame | VideoFrame], None]
 
+
+
+def _calling_after_request(after_request: Callable[[], None]) -> type[ClientConnection]:
+    """A signaling connection that calls ``after_request`` once its opening handshake's request is written: work
+    started then waits for the response beside it instead of holding the request up."""
+
+    class Connection(ClientConnection):
+        async def handshake(self, *args: Any, **kwargs: Any) -> None:
+            # The task writes the request in its first step, before the callback's work gets the loop (FIFO).
+            handshake = asyncio.ensure_future(super().handshake(*args, **kwargs))
+            after_request()
+            await handshake
+
+    return Connection
 
 
 class PeerRefused(Exception):
@@ -167,7 +190,9 @@ class ConsultPeer:
     video, audio only or only writing crosses the link, each way (``quality``
     messages tell the other side). ``heartbeat``: seconds between websocket pings
     (one unanswered for half as long gives the socket up); ``renew_token``: returns a
-    fresh join token when the room refuses ours (it may raise `PeerRefused`).
+    fresh join token when the room refuses ours (it may raise `PeerRefused`); ``role``: the member's role in the
+    room when the caller knows it before the welcome says it (None: taken for the requester's, as the kiosk's is),
+    which decides whether the first offer is prepared while joining.
     """
 
     def __init__(
@@ -191,6 +216,7 @@ class ConsultPeer:
         quality_interval: float = 2.0,
         heartbeat: float = 4.0,
         renew_token: Callable[[], Awaitable[str]] | None = None,
+        role: MemberRole | None = None,
     ) -> None:
         if not room.startswith(("ws://", "wss://")):
             raise ValueError("room must be a ws:// or wss:// URL")
@@ -208,6 +234,7 @@ class ConsultPeer:
         self._answer_grace = answer_grace
         self._heartbeat = heartbeat
         self._renew_token = renew_token
+        self._role = role
         self._relay = MediaRelay()
         self._links: dict[UserId, PeerLink] = {}
         self._present: dict[UserId, _Present] = {}
@@ -218,6 +245,7 @@ class ConsultPeer:
         self._session_tasks: set[asyncio.Task[None]] = set()
         self._closing: set[asyncio.Task[None]] = set()  # links being closed (see _drop_link)
         self._ice_servers: list[RTCIceServer] = []
+        self._prepared: asyncio.Task[PreparedOffer] | None = None  # the next offer, made before it is needed
         self._relay_only = relay_only
         self._adapt = adapt
         self._quality_interval = quality_interval
@@ -317,6 +345,7 @@ class ConsultPeer:
         welcomed = False
         kept = tuple(sorted(user for user, link in self._links.items() if link.connected))
         join = encode(replace(self._join, keep=kept))
+        prepare = self._prepared is None and not kept and self._may_offer_first()  # (else kept by a connect that failed)
         async with connect(
             self._room,
             subprotocols=[Subprotocol(p) for p in handshake_join.offered(join)],  # the welcome follows the upgrade
@@ -324,6 +353,7 @@ class ConsultPeer:
             max_size=MAX_MESSAGE_BYTES + 1024,
             compression=None,
             proxy=None,
+            create_connection=_calling_after_request(self._prepare_offer if prepare else lambda: None),
             ping_interval=self._heartbeat,
             ping_timeout=self._heartbeat / 2,
             close_timeout=self._heartbeat / 2,  # a silent socket cannot finish a closing handshake either
@@ -347,6 +377,7 @@ class ConsultPeer:
                 self._session_tasks.clear()
                 self._present.clear()
                 self._early_candidates.clear()
+                self._discard_prepared()
         code = ws.close_code
         if (code, ws.close_reason) == TOKEN_REJECTED and self._renew_token is not None and not self._stop.is_set():
             log.info("join token refused: asking for a new one")
@@ -362,6 +393,41 @@ class ConsultPeer:
         if ws is None:
             raise ConnectionError("not connected to the room")
         await ws.send(encode(message))
+
+    def _prepare_offer(self) -> None:
+        if self._prepared is None:
+            self._prepared = asyncio.ensure_future(prepare_offer(
+                self._source, self._relay, ice_servers=self._ice_servers, ice_host_addresses=self._ice_hosts,
+                relay_only=self._relay_only,
+            ))  # fmt: skip
+
+    def _may_offer_first(self) -> bool:
+        """Whether an offer prepared before the welcome may be sent: the requester's (or a member's whose role nobody
+        has told yet), made with ICE servers that the welcome can repeat (TURN credentials are new each time)."""
+        role = self._role if self.welcome is None else self.welcome.role
+        return role in (None, MemberRole.REQUESTER) and all(server.credential is None for server in self._ice_servers)
+
+    async def _take_prepared(self) -> PreparedOffer | None:
+        task, self._prepared = self._prepared, None
+        if task is None:
+            return None
+        try:
+            return await task
+        except Exception as exc:  # made again, now that it is needed
+            log.warning("preparing an offer failed: %s", exc)
+            return None
+
+    def _discard_prepared(self) -> None:
+        task, self._prepared = self._prepared, None
+        if task is not None:
+            closing = asyncio.ensure_future(self._close_prepared(task))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _close_prepared(task: asyncio.Task[PreparedOffer]) -> None:
+        with contextlib.suppress(Exception):
+            await (await task).close()
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -407,10 +473,13 @@ class ConsultPeer:
         self.stats.joins += 1
         if self.stats.first_welcome_at is None:
             self.stats.first_welcome_at = time.monotonic()
-        self._ice_servers = [
+        servers = [
             RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
             for s in welcome.ice_servers
         ]
+        if servers != self._ice_servers or not self._may_offer_first():  # not what the prepared offer was made for
+            self._discard_prepared()
+        self._ice_servers = servers
         log.info(
             "joined consult %s as %s (%s), generation %d, %d other(s) present",
             welcome.consult, welcome.user, welcome.role.value, welcome.generation, len(welcome.peers),
@@ -453,7 +522,7 @@ class ConsultPeer:
             log.info("connection to %s lost: asking it to renegotiate", user)
             await self._send(IceRestart(to=user))
 
-    def _new_link(self, user: UserId, offerer: bool) -> PeerLink:
+    def _new_link(self, user: UserId, offerer: bool, prepared: PreparedOffer | None = None) -> PeerLink:
         present = self._present.get(user)
         role = present.role if present is not None else MemberRole.REQUESTER
         generation = present.generation if present is not None else 0
@@ -472,7 +541,7 @@ class ConsultPeer:
         link = PeerLink(
             user, role, generation, offerer=offerer, ice_servers=self._ice_servers,
             ice_host_addresses=self._ice_hosts, on_frame=on_frame, on_state=self._on_link_state,
-            relay_only=self._relay_only, quality=quality,
+            relay_only=self._relay_only, quality=quality, prepared=prepared,
         )  # fmt: skip
         self._links[user] = link
         self._spawn(self._watch(link))
@@ -501,9 +570,8 @@ class ConsultPeer:
 
     async def _offer(self, user: UserId) -> None:
         await self._drop_link(user)
-        link = self._new_link(user, offerer=True)
-        link.attach(self._source, self._relay)
-        sdp = await link.offer()
+        link = self._new_link(user, offerer=True, prepared=await self._take_prepared())
+        sdp = await link.offer(self._source, self._relay)
         self.stats.negotiations += 1
         log.info("offering to %s", user)
         await self._send(Offer(sdp, to=user))
@@ -637,6 +705,7 @@ class ConsultPeer:
             task.add_done_callback(self._closing.discard)
 
     async def _close_links(self) -> None:
+        self._discard_prepared()
         for user in list(self._links):
             await self._drop_link(user)
         await asyncio.gather(*self._closing)

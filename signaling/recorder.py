@@ -253,6 +253,7 @@ class ConsultRecorder:
             on_bye=self._on_bye,
             on_recording=self._on_recording,
             adapt=None,  # it sends nothing, and its frame counts are no doctor's view
+            role=MemberRole.RECORDER,  # it never offers: nothing to prepare
         )
 
     @property
