@@ -40,7 +40,7 @@ async def test_chat_from_many_rooms_at_once_shares_transactions_and_is_stored_be
         async def talk(consult_id: str, sender: websockets.ClientConnection, receiver: websockets.ClientConnection,
                        who: str) -> list[str]:
             texts = [f"{who} {consult_id[:8]} {n}" for n in range(EACH)]
-            await asyncio.gather(*(sender.send(json.dumps({"type": "chat", "text": text})) for text in texts))
+            await asyncio.gather(*(sender.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": text})) for text in texts))
             seen = []
             for _ in texts:
                 seen.append((await recv(receiver, "chat"))["text"])
@@ -70,7 +70,7 @@ async def test_a_stopped_writer_refuses_chat_instead_of_leaving_its_sender_waiti
         running = asyncio.create_task(writer.run())
         await asyncio.sleep(0)
         # A message waiting when the server stops is refused, not left hanging, and so is one sent after.
-        waiting = writer.submit(str(uuid.uuid4()), UserId("1"), "halo", None)
+        waiting = writer.submit(str(uuid.uuid4()), UserId("1"), "m1", "halo", None)
         await asyncio.sleep(0)
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -78,7 +78,7 @@ async def test_a_stopped_writer_refuses_chat_instead_of_leaving_its_sender_waiti
         with pytest.raises(consult_chat.NotStored, match="not stored"):
             await asyncio.wait_for(waiting, 5)
         with pytest.raises(consult_chat.NotStored, match="not stored"):
-            await writer.submit(str(uuid.uuid4()), UserId("1"), "halo", None)
+            await writer.submit(str(uuid.uuid4()), UserId("1"), "m1", "halo", None)
     finally:
         await pool.close()
 
@@ -100,7 +100,7 @@ async def test_chat_bursts_from_many_rooms_are_relayed_in_order_and_stored_once_
         async def burst(sender: websockets.ClientConnection, receiver: websockets.ClientConnection, who: str) -> list[str]:
             texts = [f"{who} {n}" for n in range(BURST)]
             for text in texts:
-                await sender.send(json.dumps({"type": "chat", "text": text}))
+                await sender.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": text}))
             return [(await recv(receiver, "chat"))["text"] for _ in texts]
 
         senders = [(cid, a, b, f"{who} {cid[:8]}") for cid, pk, sp in rooms for a, b, who in ((pk, sp, "pk"), (sp, pk, "sp"))]
@@ -142,7 +142,7 @@ async def test_a_batch_whose_database_connection_is_killed_stores_none_of_it_and
         sent = {cid: [f"fault {cid[:8]} {n}" for n in range(FAULT_EACH)] for cid, _pk, _sp in rooms}
         for n in range(FAULT_EACH):
             for cid, pk, _sp in rooms:
-                await pk.send(json.dumps({"type": "chat", "text": sent[cid][n]}))
+                await pk.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": sent[cid][n]}))
         waiting = None
         for _ in range(100):
             waiting = await con.fetchval("""SELECT pid FROM pg_stat_activity
@@ -199,7 +199,7 @@ async def test_a_batch_whose_database_connection_is_killed_stores_none_of_it_and
         assert refused >= 1  # the killed batch's chats
         # The writer goes on with a new connection; the sockets stayed open.
         for cid, pk, sp in rooms:
-            await pk.send(json.dumps({"type": "chat", "text": f"after {cid[:8]}"}))
+            await pk.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": f"after {cid[:8]}"}))
             assert (await recv(sp, "chat"))["text"] == f"after {cid[:8]}"
     finally:
         await blocker.close()
@@ -213,7 +213,7 @@ async def test_a_message_sent_after_a_chat_is_relayed_after_it(demo_dsn: str, tm
     try:
         _consult_id, pk, sp = await room(api)
         for n in range(5):
-            await pk.send(json.dumps({"type": "chat", "text": f"sebelum {n}"}))
+            await pk.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": f"sebelum {n}"}))
             await pk.send(json.dumps({"type": "candidate", "candidate": CANDIDATE, "sdpMid": "0", "sdpMLineIndex": 0}))
         seen: list[dict[str, Any]] = []
         while len(seen) < 10:
