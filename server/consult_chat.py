@@ -165,19 +165,28 @@ class ChatWriter:
 
     async def _insert(self, con: asyncpg.Connection, batch: Sequence[_Pending], accepted: list[int],
                       outcomes: list[int | Exception]) -> None:
-        """Store the ``accepted`` messages that are new and fit; each gets its stored id or its refusal."""
-        rows = await con.fetch(_INSERT, [batch[i].consult_id for i in accepted], [int(batch[i].member) for i in accepted],
-                               [batch[i].client_id for i in accepted], [batch[i].text for i in accepted],
-                               [batch[i].request_id for i in accepted], self._max_stored)
+        """Store the ``accepted`` messages that are new and fit; each gets its stored id or its refusal. A message
+        repeated within the batch (sent again before its answer came) goes to the statement once, and its repeats
+        share its outcome."""
+        firsts: dict[tuple[uuid.UUID, UserId, str], int] = {}
+        repeats: list[tuple[int, int]] = []  # (a repeat, the first of its id in the batch)
+        for index in accepted:
+            pending = batch[index]
+            first = firsts.setdefault((pending.consult_id, pending.member, pending.client_id), index)
+            if first != index:
+                repeats.append((index, first))
+        unique = list(firsts.values())
+        rows = await con.fetch(_INSERT, [batch[i].consult_id for i in unique], [int(batch[i].member) for i in unique],
+                               [batch[i].client_id for i in unique], [batch[i].text for i in unique],
+                               [batch[i].request_id for i in unique], self._max_stored)
+        for index in unique:
+            outcomes[index] = ChatFull(
+                f"this consult already holds {self._max_stored} chat messages (limits.chat_max_stored)", field="text")
         for row in rows:
-            index = accepted[row["n"] - 1]
-            if row["id"] is None:
-                outcomes[index] = ChatFull(
-                    f"this consult already holds {self._max_stored} chat messages (limits.chat_max_stored)", field="text")
-            elif not row["same"]:
-                outcomes[index] = InvalidMessage("id", "already names another message of yours; give a new message a new id")
-            else:
-                outcomes[index] = row["id"]
+            outcomes[unique[row["n"] - 1]] = row["id"] if row["same"] else _id_reused()
+        for index, first in repeats:
+            same = batch[index].text == batch[first].text
+            outcomes[index] = outcomes[first] if same or isinstance(outcomes[first], ChatFull) else _id_reused()
 
     async def _judge(self, con: asyncpg.Connection, batch: Sequence[_Pending], outcomes: list[int | Exception],
                      locked: asyncio.Future[None]) -> list[int]:
@@ -209,6 +218,10 @@ class ChatWriter:
                 continue
             accepted.append(index)
         return accepted
+
+
+def _id_reused() -> InvalidMessage:
+    return InvalidMessage("id", "already names another message of yours; give a new message a new id")
 
 
 def _stopping() -> NotStored:
@@ -251,21 +264,22 @@ UNION ALL
 SELECT 'user', NULL, NULL, NULL, NULL, NULL, NULL, NULL, id, role, facility_code, specialties
 FROM users WHERE id = ANY($3::bigint[])
 """
-# The messages and their audit rows in one statement, after the consults' lock (so what it reads is exact): a
-# message stored before (by its sender's id for it) is answered with its row and not stored again, nor is a
-# repeat of it within the batch; a new one goes in while its consult, with the new messages before it in this
-# batch, holds fewer than the cap ($6). Each message's ordinal comes back with its stored id (NULL: over the cap)
-# and whether its text is the one stored under that id.
+# The messages and their audit rows in one statement, after the consults' lock (so what it reads is exact), for
+# messages of distinct (consult, sender, id): one stored before is answered with its row and not stored again; a
+# new one goes in while its consult, with the new messages before it in this batch, holds fewer than the cap ($6).
+# The ordinals of those stored or stored before come back with their ids, and whether the text is the one stored
+# under that id; one missing is over the cap.
 _INSERT = """
 WITH given AS (
     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[])
         WITH ORDINALITY AS g(consult_id, from_user, client_id, text, request_id, n)
 ), known AS (
-    SELECT g.n, c.id, c.text FROM given g JOIN consult_chat c
-    ON c.consult_id = g.consult_id AND c.from_user = g.from_user AND c.client_id = g.client_id
+    SELECT g.n, c.id, c.text = g.text AS same FROM given g CROSS JOIN LATERAL (
+        SELECT id, text FROM consult_chat c
+        WHERE c.consult_id = g.consult_id AND c.from_user = g.from_user AND c.client_id = g.client_id LIMIT 1
+    ) c
 ), fresh AS (
-    SELECT DISTINCT ON (consult_id, from_user, client_id) * FROM given g
-    WHERE g.n NOT IN (SELECT n FROM known) ORDER BY consult_id, from_user, client_id, n
+    SELECT * FROM given WHERE n NOT IN (SELECT n FROM known)
 ), held AS (
     SELECT c.consult_id, count(*) AS count FROM consult_chat c
     WHERE c.consult_id IN (SELECT DISTINCT consult_id FROM fresh) GROUP BY c.consult_id
@@ -277,16 +291,17 @@ WITH given AS (
 ), stored AS (
     INSERT INTO consult_chat (consult_id, from_user, client_id, text)
     SELECT consult_id, from_user, client_id, text FROM fitting ORDER BY n
-    RETURNING id, consult_id, from_user, client_id
+    RETURNING id, consult_id, from_user
 ), numbered AS (
-    SELECT s.id, f.request_id, f.text, s.consult_id, s.from_user, s.client_id
-    FROM stored s JOIN fitting f USING (consult_id, from_user, client_id)
+    SELECT s.id, f.n, f.request_id, s.consult_id, s.from_user
+    FROM (SELECT id, consult_id, from_user, row_number() OVER (ORDER BY id) AS k FROM stored) s
+    JOIN (SELECT n, request_id, row_number() OVER (ORDER BY n) AS k FROM fitting) f ON f.k = s.k
 ), audited AS (
     INSERT INTO audit_log (user_id, username, action, object, detail, request_id)
     SELECT m.from_user, u.username, 'consult.chat', 'consult:' || m.consult_id, jsonb_build_object('message', m.id), m.request_id
     FROM numbered m JOIN users u ON u.id = m.from_user
 )
-SELECT g.n, coalesce(k.id, m.id) AS id, coalesce(k.text, m.text, g.text) = g.text AS same
-FROM given g LEFT JOIN known k ON k.n = g.n
-LEFT JOIN numbered m ON m.consult_id = g.consult_id AND m.from_user = g.from_user AND m.client_id = g.client_id
+SELECT n, id, true AS same FROM numbered
+UNION ALL
+SELECT n, id, same FROM known
 """

@@ -80,7 +80,6 @@ from signaling.ids import UserId
 from signaling.messages import (
     MAX_MESSAGE_BYTES,
     Chat,
-    ChatStored,
     ClientMessage,
     Consent,
     Error,
@@ -88,6 +87,7 @@ from signaling.messages import (
     Ping,
     Pong,
     chat_id_of,
+    chat_stored_text,
     encode,
     error_reply,
     parse_client,
@@ -402,7 +402,7 @@ def _chat_stored(app: web.Application, live: LiveRoom, conn: Connection, message
     except consult_chat.OutcomeUnknown as exc:
         conn.send(Error(code=OUTCOME_UNKNOWN, message=str(exc), field="id", chat=message.id))
         return
-    conn.send(ChatStored(message.id))
+    conn.send_text(chat_stored_text(message.id))
     if room.closed:
         return  # stored; the consult ended while it was: nobody is left to relay it to
     try:

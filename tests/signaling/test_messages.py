@@ -16,6 +16,7 @@ from signaling.messages import (
     Bye,
     Candidate,
     Chat,
+    ChatStored,
     Consent,
     Error,
     IceRestart,
@@ -25,6 +26,7 @@ from signaling.messages import (
     Presence,
     Recording,
     Welcome,
+    chat_stored_text,
     encode,
     error_reply,
     parse,
@@ -343,3 +345,9 @@ def test_parse_fails_only_with_invalid_message(kind: str, fields: dict[str, Any]
     except InvalidMessage:
         return
     assert parse(serialise(message)) == message
+
+
+@given(chat_id=st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True))
+def test_the_chat_stored_answer_built_directly_is_the_encoded_message(chat_id: str) -> None:
+    assert chat_stored_text(chat_id) == encode(ChatStored(chat_id))
+    assert parse(chat_stored_text(chat_id)) == ChatStored(chat_id)
