@@ -13,9 +13,12 @@ import asyncpg
 import websockets
 
 from server import db
+from server.keys import ROOMS
+from signaling.errors import InvalidMessage
+from signaling.ids import UserId
 from tests.server.database_support import own_database
 from tests.server.test_consult_room import recv
-from tests.server.test_consults import close_api
+from tests.server.test_consults import accepted_consult, close_api
 from tests.server.test_socket_flood import room, room_api_with
 
 # With a synchronous standby named that never connects, a transaction committing with synchronous_commit = on has
@@ -131,5 +134,25 @@ async def test_a_chat_sent_again_is_stored_once_and_answered_stored_and_its_id_c
         assert [(m["client_id"], m["text"]) for m in history["messages"]] == [("k1", "nadi 120"), ("k3", "selesai")]
         await pk_ws.close()
         await sp_ws.close()
+    finally:
+        await close_api(api)
+
+
+async def test_repeats_within_one_batch_share_the_first_ones_outcome(demo_dsn: str, tmp_path: Path, con: asyncpg.Connection) -> None:
+    api = await room_api_with(demo_dsn, tmp_path)
+    try:
+        consult_id, _pk, _sp = await accepted_consult(api)
+        specialist = UserId(str(await con.fetchval("SELECT id FROM users WHERE username = 'specialist'")))
+        writer = api.server.app[ROOMS].chats
+        # Submitted in one turn of the loop, so they wait for the writer together and share its next batch.
+        sent = [("r1", "EKG sinus"), ("r1", "EKG sinus"), ("r2", "lanjut"), ("r1", "EKG lain")]
+        outcomes = await asyncio.gather(*(writer.submit(consult_id, specialist, chat_id, text, None) for chat_id, text in sent),
+                                        return_exceptions=True)
+        rows = await con.fetch("SELECT id, client_id, text FROM consult_chat WHERE consult_id = $1 ORDER BY id", uuid.UUID(consult_id))
+        assert [(r["client_id"], r["text"]) for r in rows] == [("r1", "EKG sinus"), ("r2", "lanjut")]
+        assert outcomes[:3] == [rows[0]["id"], rows[0]["id"], rows[1]["id"]]
+        assert isinstance(outcomes[3], InvalidMessage) and outcomes[3].field == "id"
+        assert len({xmin for (xmin,) in await con.fetch(
+            "SELECT xmin::text FROM consult_chat WHERE consult_id = $1", uuid.UUID(consult_id))}) == 1  # one batch
     finally:
         await close_api(api)
