@@ -97,17 +97,34 @@ async def test_chat_bursts_from_many_rooms_are_relayed_in_order_and_stored_once_
     try:
         rooms = [await room(api) for _ in range(BURST_ROOMS)]
 
-        async def burst(sender: websockets.ClientConnection, receiver: websockets.ClientConnection, who: str) -> list[str]:
-            texts = [f"{who} {n}" for n in range(BURST)]
-            for text in texts:
-                await sender.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": text}))
-            return [(await recv(receiver, "chat"))["text"] for _ in texts]
+        async def burst(sender: websockets.ClientConnection, who: str) -> list[str]:
+            ids = [f"{who.replace(' ', '-')}-{n}" for n in range(BURST)]
+            for n, chat_id in enumerate(ids):
+                await sender.send(json.dumps({"type": "chat", "id": chat_id, "text": f"{who} {n}"}))
+            return ids
 
-        senders = [(cid, a, b, f"{who} {cid[:8]}") for cid, pk, sp in rooms for a, b, who in ((pk, sp, "pk"), (sp, pk, "sp"))]
-        relayed = await asyncio.gather(*(burst(a, b, who) for _cid, a, b, who in senders))
-        for (_cid, _a, _b, who), seen in zip(senders, relayed, strict=True):
-            assert seen == [f"{who} {n}" for n in range(BURST)]  # all of them, in the order sent
-        for cid, _a, _b, who in senders:
+        async def read(ws: websockets.ClientConnection) -> tuple[list[str], list[str]]:
+            """(the other's chats, the answers to its own) once it has all of both."""
+            texts: list[str] = []
+            stored: list[str] = []
+            while len(texts) < BURST or len(stored) < BURST:
+                message = await recv(ws)
+                if message["type"] == "chat":
+                    texts.append(message["text"])
+                elif message["type"] == "chat_stored":
+                    stored.append(message["id"])
+            return texts, stored
+
+        async def both_ways(cid: str, pk: websockets.ClientConnection, sp: websockets.ClientConnection) -> None:
+            pk_ids, sp_ids, (pk_seen, pk_answered), (sp_seen, sp_answered) = await asyncio.gather(
+                burst(pk, f"pk {cid[:8]}"), burst(sp, f"sp {cid[:8]}"), read(pk), read(sp))
+            # The other's chats, all of them in the order sent; and each of its own answered as stored, in order.
+            assert (sp_seen, pk_seen) == ([f"pk {cid[:8]} {n}" for n in range(BURST)], [f"sp {cid[:8]} {n}" for n in range(BURST)])
+            assert (pk_answered, sp_answered) == (pk_ids, sp_ids)
+
+        await asyncio.gather(*(both_ways(cid, pk, sp) for cid, pk, sp in rooms))
+        senders = [(cid, f"{who} {cid[:8]}") for cid, _pk, _sp in rooms for who in ("pk", "sp")]
+        for cid, who in senders:
             rows = await con.fetch("SELECT text, xmin::text AS tx FROM consult_chat WHERE consult_id = $1 AND text LIKE $2 ORDER BY id",
                                    uuid.UUID(cid), f"{who} %")
             assert [r["text"] for r in rows] == [f"{who} {n}" for n in range(BURST)]  # once each, in the order sent
