@@ -67,8 +67,10 @@ def candidate(size: int = 0) -> dict[str, Any]:
     return {"candidate": value, "sdpMid": "0", "sdpMLineIndex": 0}
 
 
-def chat_text() -> str:
-    return "x" * (MESSAGE_BYTES - len(json.dumps({"type": "chat", "text": ""})))
+def chat_frame(n: int) -> str:
+    """The ``n``th chat of a sender: its own id (as long as a UUID's 32 hex digits), ``MESSAGE_BYTES`` long in all."""
+    chat_id = f"{n:032x}"
+    return json.dumps({"type": "chat", "id": chat_id, "text": "x" * (MESSAGE_BYTES - len(json.dumps({"type": "chat", "id": chat_id, "text": ""})))})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -145,9 +147,8 @@ async def drive(pairs: list[Pair], window: int, relayed: Callable[[dict[str, Any
 
 
 def psc119_script(kind: str, messages: int, chat: bool) -> Script:
-    message = {"type": "chat", "text": chat_text()} if chat else {"type": "candidate", **candidate(MESSAGE_BYTES)}
-    return Script(json.dumps({"type": kind, "sdp": sdp(kind)}), [json.dumps({"type": "candidate", **candidate()})] * CANDIDATES,
-                  [json.dumps(message)] * messages)
+    relayed = [chat_frame(n) for n in range(messages)] if chat else [json.dumps({"type": "candidate", **candidate(MESSAGE_BYTES)})] * messages
+    return Script(json.dumps({"type": kind, "sdp": sdp(kind)}), [json.dumps({"type": "candidate", **candidate()})] * CANDIDATES, relayed)
 
 
 async def psc119(rooms: int, messages: int, window: int, chat: bool) -> Run:

@@ -12,8 +12,14 @@ consult's chat follow the order it was sent in. Each message is judged on its ow
 inside the batch: its sender's session must still be live, the sender may chat in
 the consult now (`signaling.access`, the consult's row locked until the batch
 commits, so it cannot end in between), and the consult must hold fewer than the cap
-(counted by the insert itself, after the lock). A batch whose transaction fails
-stores none of its messages, and each sender gets `NotStored`.
+(counted by the insert itself, after the lock).
+
+Each message carries the id its sender chose, and one sender's message of one id is stored once: a message
+sent again (its answer was lost with the socket, or uncertain) is answered with the id it was stored under, and
+is neither stored nor counted again. The consult's row lock orders two batches holding the same id, so the later
+one reads the earlier one's row. A batch whose transaction fails before its COMMIT stores none of its messages,
+and each sender gets `NotStored`; one whose COMMIT fails (the connection lost while committing) may have been
+stored, and each sender gets `OutcomeUnknown`: sending it again with the same id settles it either way.
 """
 
 from __future__ import annotations
@@ -56,10 +62,16 @@ class NotStored(ConnectionError):
     """The message's transaction failed (the database went away, the server is stopping): nothing of it was stored."""
 
 
+class OutcomeUnknown(ConnectionError):
+    """The message's COMMIT failed (the connection was lost while committing): it may or may not be stored, and
+    sending it again with the same id stores it at most once."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Pending:
     consult_id: uuid.UUID
     member: UserId
+    client_id: str
     text: str
     session_id: int | None
     request_id: str
@@ -77,14 +89,16 @@ class ChatWriter:
         self._wake = asyncio.Event()
         self._stopped = False
 
-    def submit(self, consult_id: str, member: UserId, text: str, session_id: int | None) -> asyncio.Future[int]:
-        """The stored message's id once committed; else `ChatFull`, `SessionEnded`, the access refusal or
-        `NotStored` (nothing of it was stored)."""
+    def submit(self, consult_id: str, member: UserId, client_id: str, text: str,
+               session_id: int | None) -> asyncio.Future[int]:
+        """The stored message's id once committed (or once found stored before, under the sender's ``client_id``);
+        else `ChatFull`, `SessionEnded`, the access refusal, `InvalidMessage` (the id already holds another text),
+        `NotStored` (nothing of it was stored) or `OutcomeUnknown`."""
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if self._stopped:
             done.set_exception(_stopping())
         else:
-            self._waiting.append(_Pending(uuid.UUID(consult_id), member, text, session_id, request_id.get(), done))
+            self._waiting.append(_Pending(uuid.UUID(consult_id), member, client_id, text, session_id, request_id.get(), done))
             self._wake.set()
         return done
 
@@ -113,7 +127,8 @@ class ChatWriter:
             _fail(waiting, _stopping())
 
     async def _store(self, batch: list[_Pending], locked: asyncio.Future[None]) -> None:
-        """Store ``batch``; a transaction that fails fails each of its senders (nothing of it was stored)."""
+        """Store ``batch``; a transaction that fails fails each of its senders: `NotStored`, or `OutcomeUnknown` when
+        its COMMIT failed (`_commit` answers those first)."""
         try:
             await self._commit(batch, locked)
         except asyncio.CancelledError:
@@ -128,17 +143,18 @@ class ChatWriter:
 
     async def _commit(self, batch: list[_Pending], locked: asyncio.Future[None]) -> None:
         outcomes: list[int | Exception] = [RuntimeError("not judged")] * len(batch)
-        async with self._pool.acquire() as con, con.transaction():
-            accepted = await self._judge(con, batch, outcomes, locked)
-            if accepted:
-                stored = await con.fetch(_INSERT, [batch[i].consult_id for i in accepted],
-                                         [int(batch[i].member) for i in accepted], [batch[i].text for i in accepted],
-                                         [batch[i].request_id for i in accepted], self._max_stored)
-                ids = {row["n"]: row["id"] for row in stored}
-                for n, index in enumerate(accepted, start=1):
-                    chat_id = ids.get(n)
-                    outcomes[index] = chat_id if chat_id is not None else ChatFull(
-                        f"this consult already holds {self._max_stored} chat messages (limits.chat_max_stored)", field="text")
+        async with self._pool.acquire() as con:
+            committing = False
+            try:
+                async with con.transaction():
+                    accepted = await self._judge(con, batch, outcomes, locked)
+                    if accepted:
+                        await self._insert(con, batch, accepted, outcomes)
+                    committing = True  # what fails from here on is the COMMIT, which may have happened
+            except BaseException:
+                if committing:
+                    _fail(batch, OutcomeUnknown("the chat may or may not be stored; send it again with the same id"))
+                raise
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.done.done():
                 continue  # its sender is gone
@@ -146,6 +162,31 @@ class ChatWriter:
                 pending.done.set_exception(outcome)
             else:
                 pending.done.set_result(outcome)
+
+    async def _insert(self, con: asyncpg.Connection, batch: Sequence[_Pending], accepted: list[int],
+                      outcomes: list[int | Exception]) -> None:
+        """Store the ``accepted`` messages that are new and fit; each gets its stored id or its refusal. A message
+        repeated within the batch (sent again before its answer came) goes to the statement once, and its repeats
+        share its outcome."""
+        firsts: dict[tuple[uuid.UUID, UserId, str], int] = {}
+        repeats: list[tuple[int, int]] = []  # (a repeat, the first of its id in the batch)
+        for index in accepted:
+            pending = batch[index]
+            first = firsts.setdefault((pending.consult_id, pending.member, pending.client_id), index)
+            if first != index:
+                repeats.append((index, first))
+        unique = list(firsts.values())
+        rows = await con.fetch(_INSERT, [batch[i].consult_id for i in unique], [int(batch[i].member) for i in unique],
+                               [batch[i].client_id for i in unique], [batch[i].text for i in unique],
+                               [batch[i].request_id for i in unique], self._max_stored)
+        for index in unique:
+            outcomes[index] = ChatFull(
+                f"this consult already holds {self._max_stored} chat messages (limits.chat_max_stored)", field="text")
+        for row in rows:
+            outcomes[unique[row["n"] - 1]] = row["id"] if row["same"] else _id_reused()
+        for index, first in repeats:
+            same = batch[index].text == batch[first].text
+            outcomes[index] = outcomes[first] if same or isinstance(outcomes[first], ChatFull) else _id_reused()
 
     async def _judge(self, con: asyncpg.Connection, batch: Sequence[_Pending], outcomes: list[int | Exception],
                      locked: asyncio.Future[None]) -> list[int]:
@@ -177,6 +218,10 @@ class ChatWriter:
                 continue
             accepted.append(index)
         return accepted
+
+
+def _id_reused() -> InvalidMessage:
+    return InvalidMessage("id", "already names another message of yours; give a new message a new id")
 
 
 def _stopping() -> NotStored:
@@ -219,23 +264,33 @@ UNION ALL
 SELECT 'user', NULL, NULL, NULL, NULL, NULL, NULL, NULL, id, role, facility_code, specialties
 FROM users WHERE id = ANY($3::bigint[])
 """
-# The messages and their audit rows in one statement, after the consults' lock (so the count it reads is exact):
-# a message goes in while its consult, with the messages before it in this batch, holds fewer than the cap ($5);
-# the ordinals of those stored come back with their ids (identity values follow the insert's order).
+# The messages and their audit rows in one statement, after the consults' lock (so what it reads is exact), for
+# messages of distinct (consult, sender, id): one stored before is answered with its row and not stored again; a
+# new one goes in while its consult, with the new messages before it in this batch, holds fewer than the cap ($6).
+# The ordinals of those stored or stored before come back with their ids, and whether the text is the one stored
+# under that id; one missing is over the cap.
 _INSERT = """
 WITH given AS (
-    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY AS g(consult_id, from_user, text, request_id, n)
+    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+        WITH ORDINALITY AS g(consult_id, from_user, client_id, text, request_id, n)
+), known AS (
+    SELECT g.n, c.id, c.text = g.text AS same FROM given g CROSS JOIN LATERAL (
+        SELECT id, text FROM consult_chat c
+        WHERE c.consult_id = g.consult_id AND c.from_user = g.from_user AND c.client_id = g.client_id LIMIT 1
+    ) c
+), fresh AS (
+    SELECT * FROM given WHERE n NOT IN (SELECT n FROM known)
 ), held AS (
     SELECT c.consult_id, count(*) AS count FROM consult_chat c
-    WHERE c.consult_id IN (SELECT DISTINCT consult_id FROM given) GROUP BY c.consult_id
+    WHERE c.consult_id IN (SELECT DISTINCT consult_id FROM fresh) GROUP BY c.consult_id
 ), placed AS (
-    SELECT g.*, coalesce(h.count, 0) + row_number() OVER (PARTITION BY g.consult_id ORDER BY g.n) AS place
-    FROM given g LEFT JOIN held h ON h.consult_id = g.consult_id
+    SELECT f.*, coalesce(h.count, 0) + row_number() OVER (PARTITION BY f.consult_id ORDER BY f.n) AS place
+    FROM fresh f LEFT JOIN held h ON h.consult_id = f.consult_id
 ), fitting AS (
-    SELECT * FROM placed WHERE place <= $5
+    SELECT * FROM placed WHERE place <= $6
 ), stored AS (
-    INSERT INTO consult_chat (consult_id, from_user, text)
-    SELECT consult_id, from_user, text FROM fitting ORDER BY n
+    INSERT INTO consult_chat (consult_id, from_user, client_id, text)
+    SELECT consult_id, from_user, client_id, text FROM fitting ORDER BY n
     RETURNING id, consult_id, from_user
 ), numbered AS (
     SELECT s.id, f.n, f.request_id, s.consult_id, s.from_user
@@ -246,5 +301,7 @@ WITH given AS (
     SELECT m.from_user, u.username, 'consult.chat', 'consult:' || m.consult_id, jsonb_build_object('message', m.id), m.request_id
     FROM numbered m JOIN users u ON u.id = m.from_user
 )
-SELECT n, id FROM numbered
+SELECT n, id, true AS same FROM numbered
+UNION ALL
+SELECT n, id, same FROM known
 """

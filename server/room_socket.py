@@ -18,8 +18,12 @@ It is a public route: it authenticates with a join token, not a session.
    relayed kinds go through `Room.route`, which stamps ``from``, only to other members
    of this room; the recipient gets the sender's frame with the room's envelope
    (`signaling.forward`). A bad message gets an ``error`` reply; the
-   socket and the room stay up. Chat is stored before it is relayed; ``consent``
-   is stored. A frame over 1 MiB closes the socket (1009).
+   socket and the room stay up. Chat is stored before it is relayed, once per
+   sender and id: its sender gets ``chat_stored`` (also for a chat sent again),
+   or an ``error`` naming it (``"chat": id``): ``chat_not_stored`` (nothing was
+   stored) and ``chat_outcome_unknown`` (the commit's answer was lost) both mean
+   send it again with the same id. ``consent`` is stored. A frame over 1 MiB
+   closes the socket (1009).
 4. A new join by the same member replaces its older connection, which is closed
    with 4000 "replaced".
 5. When the consult ends the room closes its sockets with 4409 (final, as for a closed
@@ -73,7 +77,21 @@ from signaling.errors import (
     TokenRejected,
 )
 from signaling.ids import UserId
-from signaling.messages import MAX_MESSAGE_BYTES, Chat, ClientMessage, Consent, Error, Join, Ping, Pong, encode, error_reply, parse_client
+from signaling.messages import (
+    MAX_MESSAGE_BYTES,
+    Chat,
+    ClientMessage,
+    Consent,
+    Error,
+    Join,
+    Ping,
+    Pong,
+    chat_id_of,
+    chat_stored_text,
+    encode,
+    error_reply,
+    parse_client,
+)
 from signaling.room import JoinResult
 from signaling.tokens import token_digest
 
@@ -86,6 +104,8 @@ CLOSE_CODES = {TokenRejected: 4401, NotAMember: 4403, RecordingNotAllowed: 4403,
 JOIN_TIMEOUT_CLOSE = 4408
 # The error code of a chat whose transaction failed: nothing of it was stored, and it may be sent again.
 NOT_STORED = "chat_not_stored"
+# The error code of a chat whose commit failed: it may be stored; sent again with the same id, it is stored once.
+OUTCOME_UNKNOWN = "chat_outcome_unknown"
 # Closes that end a membership on purpose (goodbye, going away, refused, ended); any other is a drop.
 DELIBERATE_CLOSES = frozenset({1000, 1001, socket_limits.CLOSE_CODE, CLOSE_SESSION_ENDED, 4409})
 # Frames up to this reach parse_client (which refuses anything over 96 KB with an error reply);
@@ -318,7 +338,7 @@ async def _member_session(
         except NotJoined:
             return  # replaced by a newer connection, which is being closed
         except SignalingError as exc:
-            conn.send(error_reply(exc))
+            conn.send(error_reply(exc, chat_id_of(data)))  # a chat's sender learns which of its chats was refused
 
 
 async def _handle(
@@ -349,7 +369,8 @@ async def _handle(
     if isinstance(message, Chat):
         consult_chat.check_size(message.text, app[CONFIG].limits.chat_max_bytes)
         room.addressees(member, conn.generation, message)  # a chat the room would refuse is not stored
-        stored = app[ROOMS].chats.submit(room.consult_id, member, message.text, None if guard is None else guard.session_id)
+        stored = app[ROOMS].chats.submit(room.consult_id, member, message.id, message.text,
+                                         None if guard is None else guard.session_id)
         chats.add(stored, lambda done: _chat_stored(app, live, conn, message, sent, guard, done))
         return
     live.deliver(room.route(member, conn.generation, message, consults.now()), sent)
@@ -357,26 +378,31 @@ async def _handle(
 
 def _chat_stored(app: web.Application, live: LiveRoom, conn: Connection, message: Chat, sent: Sent, guard: Guard | None,
                  stored: asyncio.Future[int]) -> None:
-    """Relay a chat once committed, or tell its sender why it was not stored."""
+    """Tell its sender a chat is stored and relay it (again, if it was sent again: recipients show one message per
+    sender and id), or tell its sender why it was not stored."""
     room = live.room
     try:
         stored.result()
     except consult_chat.SessionEnded:
         if guard is not None:  # only a guarded sender has a session to end
             guard.end(REVOKED)
-        conn.send(error_reply(TokenRejected("the session that asked for this token has ended; sign in again")))
+        conn.send(error_reply(TokenRejected("the session that asked for this token has ended; sign in again"), message.id))
         return
     except RoomClosed as exc:
         # The consult ended in the database before its event reached this process: say why, then close the room.
-        conn.send(error_reply(exc))
+        conn.send(error_reply(exc, message.id))
         app[ROOMS].close(room.consult_id, "ended")
         return
     except SignalingError as exc:
-        conn.send(error_reply(exc))
+        conn.send(error_reply(exc, message.id))
         return
     except consult_chat.NotStored as exc:
-        conn.send(Error(code=NOT_STORED, message=str(exc), field="text"))
+        conn.send(Error(code=NOT_STORED, message=str(exc), field="text", chat=message.id))
         return
+    except consult_chat.OutcomeUnknown as exc:
+        conn.send(Error(code=OUTCOME_UNKNOWN, message=str(exc), field="id", chat=message.id))
+        return
+    conn.send_text(chat_stored_text(message.id))
     if room.closed:
         return  # stored; the consult ended while it was: nobody is left to relay it to
     try:

@@ -4,7 +4,7 @@ serialised here and nowhere else.
 Every message is a JSON object with a ``"type"``. Client to server: ``join``,
 ``consent``, ``ping``, and the relayed kinds ``offer``, ``answer``, ``candidate``,
 ``ice_restart``, ``bye``, ``chat``, ``quality``. Server to client: ``welcome``, ``presence``,
-``recording``, ``error``, ``pong``, and the relayed kinds stamped with ``"from"``.
+``recording``, ``error``, ``pong``, ``chat_stored``, and the relayed kinds stamped with ``"from"``.
 
 Relayed kinds share an envelope: ``"to"`` (optional recipient), ``"from"``
 (set by the server; whatever a client puts there is overwritten) and
@@ -16,7 +16,7 @@ out). Candidate fields use the W3C ``RTCIceCandidateInit`` names (``sdpMid``,
 
 Limits: a raw message at most 96 KB, an SDP at most 64 KB (and it must look like
 SDP), a candidate must follow the ICE grammar, chat text at most 2000
-characters; unknown types and unknown fields are refused, and so are values of
+characters and a chat ``id`` of 1-64 URL-safe characters; unknown types and unknown fields are refused, and so are values of
 the wrong JSON type (``true`` is not ``1``). Every failure is `InvalidMessage`
 naming the field by its wire name (``"sdpMLineIndex"``, ``"peers[0].user"``),
 or ``field=None`` when the message as a whole is at fault.
@@ -48,6 +48,7 @@ __all__ = [
     "Bye",
     "Candidate",
     "Chat",
+    "ChatStored",
     "ClientMessage",
     "Consent",
     "Error",
@@ -64,6 +65,8 @@ __all__ = [
     "RelayMessage",
     "ServerMessage",
     "Welcome",
+    "chat_id_of",
+    "chat_stored_text",
     "encode",
     "error_reply",
     "parse",
@@ -77,6 +80,8 @@ CHAT_MAX: Final = 2000
 BYE_REASON_MAX: Final = 200
 ERROR_MESSAGE_MAX: Final = 500
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,256}")
+# A chat's id, chosen by its sender (a UUID fits, with or without dashes).
+_CHAT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MID = re.compile(r"[\x21-\x7e]{1,64}")
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _E = InvalidMessage
@@ -267,17 +272,39 @@ class Bye:
         _envelope(self)
 
 
+def _chat_id(value: object, name: str = "id") -> None:
+    if not isinstance(value, str) or not _CHAT_ID.fullmatch(value):
+        raise _E(name, "must be 1-64 characters of A-Z, a-z, 0-9, _ and - (the sender's id for this message)")
+
+
+def chat_id_of(data: object) -> str | None:
+    """The id of the chat ``data`` (a decoded message, well formed or not) names, when it names a well-formed one:
+    a refusal of that chat carries it, so its sender knows which one was refused."""
+    if isinstance(data, Mapping) and data.get("type") == "chat":
+        value = data.get("id")
+        if isinstance(value, str) and _CHAT_ID.fullmatch(value):
+            return value
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Chat:
-    """``{"type": "chat", "text": str (1..2000 chars), "to"?, "from"?, "consult"?}``"""
+    """``{"type": "chat", "id": str, "text": str (1..2000 chars), "to"?, "from"?, "consult"?}``
+
+    ``id`` is chosen by the sender when the message is written (a UUID) and kept when it is sent again: the
+    server stores one message per sender and id, answers a repeat as stored (``chat_stored``) and may relay it
+    again, so a recipient shows one message per sender and id.
+    """
 
     text: str
+    id: str = field(kw_only=True)
     to: UserId | None = field(default=None, kw_only=True)
     sender: UserId | None = _wire("from", default=None, kw_only=True)
     consult: ConsultId | None = field(default=None, kw_only=True)
     type: Literal["chat"] = field(default="chat", init=False)
 
     def __post_init__(self) -> None:
+        _chat_id(self.id)
         _check.text(self.text, "text", max_len=CHAT_MAX, multiline=True, error=_E)
         _envelope(self)
 
@@ -427,13 +454,27 @@ class Recording:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatStored:
+    """``{"type": "chat_stored", "id": str}`` — the sender's chat of this id is stored (its first sending or a
+    repeat of it); a chat without this answer may be sent again with the same id."""
+
+    id: str
+    type: Literal["chat_stored"] = field(default="chat_stored", init=False)
+
+    def __post_init__(self) -> None:
+        _chat_id(self.id)
+
+
+@dataclass(frozen=True, slots=True)
 class Error:
-    """``{"type": "error", "code": str, "message": str, "field": str|null}``;
-    ``code`` is a `SignalingError.code` (``"invalid_message"``, ``"not_a_member"``...)."""
+    """``{"type": "error", "code": str, "message": str, "field": str|null, "chat"?: str}``;
+    ``code`` is a `SignalingError.code` (``"invalid_message"``, ``"not_a_member"``...); ``chat``, the id of the
+    sender's chat it answers, when it answers one."""
 
     code: str
     message: str
     field: str | None = None
+    chat: str | None = None
     type: Literal["error"] = dataclasses.field(default="error", init=False)
 
     def __post_init__(self) -> None:
@@ -441,11 +482,13 @@ class Error:
             raise _E("code", "must be a snake_case code")
         _check.text(self.message, "message", max_len=ERROR_MESSAGE_MAX, error=_E)
         _check.optional_text(self.field, "field", max_len=200, error=_E)
+        if self.chat is not None:
+            _chat_id(self.chat, "chat")
 
 
 RelayMessage: TypeAlias = Offer | Answer | Candidate | IceRestart | Bye | Chat | Quality
 ClientMessage: TypeAlias = Join | Consent | Ping | RelayMessage
-ServerMessage: TypeAlias = Welcome | Presence | Recording | Error | Pong
+ServerMessage: TypeAlias = Welcome | Presence | Recording | Error | Pong | ChatStored
 Message: TypeAlias = ClientMessage | ServerMessage
 
 _KINDS: Final[Mapping[str, type[Message]]] = {
@@ -464,6 +507,7 @@ _KINDS: Final[Mapping[str, type[Message]]] = {
     "error": Error,
     "ping": Ping,
     "pong": Pong,
+    "chat_stored": ChatStored,
 }
 RELAY_TYPES: Final = frozenset({"offer", "answer", "candidate", "ice_restart", "bye", "chat", "quality"})
 CLIENT_TYPES: Final = RELAY_TYPES | {"join", "consent", "ping"}
@@ -604,7 +648,7 @@ def parse(raw: str | bytes | bytearray | Mapping[str, object]) -> Message:
 def parse_client(raw: str | bytes | bytearray | Mapping[str, object]) -> ClientMessage:
     """Like `parse`, but only the kinds a client may send."""
     message = parse(raw)
-    if isinstance(message, (Welcome, Presence, Recording, Error, Pong)):
+    if isinstance(message, (Welcome, Presence, Recording, Error, Pong, ChatStored)):
         raise InvalidMessage("type", f"{message.type!r} is sent by the server only")
     return message
 
@@ -688,6 +732,12 @@ _SLOTS: Final[Mapping[type[Any], tuple[str, ...]]] = {
 }
 
 
-def error_reply(exc: SignalingError) -> Error:
-    """The ``error`` message telling a client what was wrong with its input."""
-    return Error(code=exc.code, message=exc.reason[:ERROR_MESSAGE_MAX], field=exc.field)
+def chat_stored_text(chat_id: str) -> str:
+    """`encode` of ``ChatStored(chat_id)`` for an id taken from a parsed `Chat` (checked, so it needs no JSON
+    escaping): every stored chat is answered, and this costs a fifth of building and encoding the message."""
+    return f'{{"type":"chat_stored","id":"{chat_id}"}}'
+
+
+def error_reply(exc: SignalingError, chat: str | None = None) -> Error:
+    """The ``error`` message telling a client what was wrong with its input (its chat of id ``chat``)."""
+    return Error(code=exc.code, message=exc.reason[:ERROR_MESSAGE_MAX], field=exc.field, chat=chat)

@@ -46,6 +46,7 @@ import contextlib
 import logging
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -71,6 +72,7 @@ from .messages import (
     Bye,
     Candidate,
     Chat,
+    ChatStored,
     Consent,
     Error,
     IceRestart,
@@ -254,7 +256,10 @@ class ConsultPeer:
         self.welcome: Welcome | None = None
         self.recording_allowed = False
         self.stats = PeerStats()
-        self.chats: list[Chat] = []
+        self.chats: list[Chat] = []  # each sender's chat of one id once, however often it was relayed
+        self._chat_ids: set[tuple[UserId | None, str]] = set()
+        #: Ids of our chats the room answered as stored.
+        self.chats_stored: set[str] = set()
         self.byes: list[Bye] = []
         #: Members whose signaling socket dropped (announced ``reconnecting``), until they rejoin or leave.
         self.reconnecting: set[UserId] = set()
@@ -288,8 +293,12 @@ class ConsultPeer:
 
     # --- actions --------------------------------------------------------------------
 
-    async def send_chat(self, text: str, to: str | None = None) -> None:
-        await self._send(Chat(text, to=None if to is None else UserId(to)))
+    async def send_chat(self, text: str, to: str | None = None, chat_id: str | None = None) -> str:
+        """Send a chat; its id (a new one unless ``chat_id``): send it again with that id until it is in
+        `chats_stored` (the room stores it once, however often it is sent)."""
+        chat_id = chat_id or uuid.uuid4().hex
+        await self._send(Chat(text, id=chat_id, to=None if to is None else UserId(to)))
+        return chat_id
 
     async def set_consent(self, recording: bool) -> None:
         """Give or withdraw consent to recording (also sent with every later rejoin)."""
@@ -451,9 +460,14 @@ class ConsultPeer:
             if message.sender is not None:
                 await self._on_ice_restart(message.sender)
         elif isinstance(message, Chat):
+            if (message.sender, message.id) in self._chat_ids:
+                return  # sent again by its sender, whose first sending reached us
+            self._chat_ids.add((message.sender, message.id))
             self.chats.append(message)
             if self._on_chat is not None:
                 self._on_chat(message)
+        elif isinstance(message, ChatStored):
+            self.chats_stored.add(message.id)
         elif isinstance(message, Bye):
             await self._on_bye_message(message)
         elif isinstance(message, Quality):
@@ -463,7 +477,7 @@ class ConsultPeer:
             if self._on_recording is not None:
                 self._on_recording(message.allowed)
         elif isinstance(message, Error):
-            log.warning("room error %s (field %s): %s", message.code, message.field, message.message)
+            log.warning("room error %s (field %s, chat %s): %s", message.code, message.field, message.chat, message.message)
         else:
             log.warning("ignoring a %s message", message.type)
 

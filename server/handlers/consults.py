@@ -195,12 +195,12 @@ async def get_ice_servers(request: web.Request) -> web.Response:
     return json_response({"ice_servers": [s.to_dict() for s in ice], "ttl_s": config.ice.turn_ttl_s})
 
 
-@routes.route("GET", "/api/consults/{id}/chat", roles=READERS, summary="The consult's stored chat (whoever may read the consult)", returns={200: obj(messages=array())})
+@routes.route("GET", "/api/consults/{id}/chat", roles=READERS, summary="The consult's stored chat (whoever may read the consult); client_id: the sender's id of each message (null before 0022)", returns={200: obj(messages=array())})
 async def get_chat(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     stored, reader = await consult_access.load_readable(pool, _id(request), request[USER])
     rows = await pool.fetch(
-        "SELECT id, from_user, text, at FROM consult_chat WHERE consult_id = $1 ORDER BY id", uuid.UUID(stored.id)
+        "SELECT id, client_id, from_user, text, at FROM consult_chat WHERE consult_id = $1 ORDER BY id", uuid.UUID(stored.id)
     )
     await audit.record(pool, actor_of(request), "consult.chat.read", f"consult:{stored.id}", {"as": reader.value})
     return json_response({"messages": [dict(r) for r in rows]})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -184,14 +185,14 @@ async def test_a_lone_surrogate_in_chat_is_refused_and_the_room_stays_up(capi: A
     await recv(pk_ws, "presence")
     await state_of_session(con, consult_id)
     before = await snapshot(con)
-    await pk_ws.send(json.dumps({"type": "chat", "text": "tekanan darah " + SURROGATE}))
+    await pk_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "tekanan darah " + SURROGATE}))
     error = await recv(pk_ws, "error")
     assert error["field"] == "text"
     await pk_ws.send(DEEP)
     error = await recv(pk_ws, "error")
     assert error["field"] == "a" and "32 levels" in error["message"]
     assert await snapshot(con) == before
-    await pk_ws.send(json.dumps({"type": "chat", "text": "masih di sini"}))
+    await pk_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "masih di sini"}))
     assert (await recv(sp_ws, "chat"))["text"] == "masih di sini"
     await pk_ws.close()
     await sp_ws.close()

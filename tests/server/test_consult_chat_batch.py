@@ -40,7 +40,7 @@ async def test_chat_from_many_rooms_at_once_shares_transactions_and_is_stored_be
         async def talk(consult_id: str, sender: websockets.ClientConnection, receiver: websockets.ClientConnection,
                        who: str) -> list[str]:
             texts = [f"{who} {consult_id[:8]} {n}" for n in range(EACH)]
-            await asyncio.gather(*(sender.send(json.dumps({"type": "chat", "text": text})) for text in texts))
+            await asyncio.gather(*(sender.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": text})) for text in texts))
             seen = []
             for _ in texts:
                 seen.append((await recv(receiver, "chat"))["text"])
@@ -70,7 +70,7 @@ async def test_a_stopped_writer_refuses_chat_instead_of_leaving_its_sender_waiti
         running = asyncio.create_task(writer.run())
         await asyncio.sleep(0)
         # A message waiting when the server stops is refused, not left hanging, and so is one sent after.
-        waiting = writer.submit(str(uuid.uuid4()), UserId("1"), "halo", None)
+        waiting = writer.submit(str(uuid.uuid4()), UserId("1"), "m1", "halo", None)
         await asyncio.sleep(0)
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -78,7 +78,7 @@ async def test_a_stopped_writer_refuses_chat_instead_of_leaving_its_sender_waiti
         with pytest.raises(consult_chat.NotStored, match="not stored"):
             await asyncio.wait_for(waiting, 5)
         with pytest.raises(consult_chat.NotStored, match="not stored"):
-            await writer.submit(str(uuid.uuid4()), UserId("1"), "halo", None)
+            await writer.submit(str(uuid.uuid4()), UserId("1"), "m1", "halo", None)
     finally:
         await pool.close()
 
@@ -97,17 +97,34 @@ async def test_chat_bursts_from_many_rooms_are_relayed_in_order_and_stored_once_
     try:
         rooms = [await room(api) for _ in range(BURST_ROOMS)]
 
-        async def burst(sender: websockets.ClientConnection, receiver: websockets.ClientConnection, who: str) -> list[str]:
-            texts = [f"{who} {n}" for n in range(BURST)]
-            for text in texts:
-                await sender.send(json.dumps({"type": "chat", "text": text}))
-            return [(await recv(receiver, "chat"))["text"] for _ in texts]
+        async def burst(sender: websockets.ClientConnection, who: str) -> list[str]:
+            ids = [f"{who.replace(' ', '-')}-{n}" for n in range(BURST)]
+            for n, chat_id in enumerate(ids):
+                await sender.send(json.dumps({"type": "chat", "id": chat_id, "text": f"{who} {n}"}))
+            return ids
 
-        senders = [(cid, a, b, f"{who} {cid[:8]}") for cid, pk, sp in rooms for a, b, who in ((pk, sp, "pk"), (sp, pk, "sp"))]
-        relayed = await asyncio.gather(*(burst(a, b, who) for _cid, a, b, who in senders))
-        for (_cid, _a, _b, who), seen in zip(senders, relayed, strict=True):
-            assert seen == [f"{who} {n}" for n in range(BURST)]  # all of them, in the order sent
-        for cid, _a, _b, who in senders:
+        async def read(ws: websockets.ClientConnection) -> tuple[list[str], list[str]]:
+            """(the other's chats, the answers to its own) once it has all of both."""
+            texts: list[str] = []
+            stored: list[str] = []
+            while len(texts) < BURST or len(stored) < BURST:
+                message = await recv(ws)
+                if message["type"] == "chat":
+                    texts.append(message["text"])
+                elif message["type"] == "chat_stored":
+                    stored.append(message["id"])
+            return texts, stored
+
+        async def both_ways(cid: str, pk: websockets.ClientConnection, sp: websockets.ClientConnection) -> None:
+            pk_ids, sp_ids, (pk_seen, pk_answered), (sp_seen, sp_answered) = await asyncio.gather(
+                burst(pk, f"pk {cid[:8]}"), burst(sp, f"sp {cid[:8]}"), read(pk), read(sp))
+            # The other's chats, all of them in the order sent; and each of its own answered as stored, in order.
+            assert (sp_seen, pk_seen) == ([f"pk {cid[:8]} {n}" for n in range(BURST)], [f"sp {cid[:8]} {n}" for n in range(BURST)])
+            assert (pk_answered, sp_answered) == (pk_ids, sp_ids)
+
+        await asyncio.gather(*(both_ways(cid, pk, sp) for cid, pk, sp in rooms))
+        senders = [(cid, f"{who} {cid[:8]}") for cid, _pk, _sp in rooms for who in ("pk", "sp")]
+        for cid, who in senders:
             rows = await con.fetch("SELECT text, xmin::text AS tx FROM consult_chat WHERE consult_id = $1 AND text LIKE $2 ORDER BY id",
                                    uuid.UUID(cid), f"{who} %")
             assert [r["text"] for r in rows] == [f"{who} {n}" for n in range(BURST)]  # once each, in the order sent
@@ -142,7 +159,7 @@ async def test_a_batch_whose_database_connection_is_killed_stores_none_of_it_and
         sent = {cid: [f"fault {cid[:8]} {n}" for n in range(FAULT_EACH)] for cid, _pk, _sp in rooms}
         for n in range(FAULT_EACH):
             for cid, pk, _sp in rooms:
-                await pk.send(json.dumps({"type": "chat", "text": sent[cid][n]}))
+                await pk.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": sent[cid][n]}))
         waiting = None
         for _ in range(100):
             waiting = await con.fetchval("""SELECT pid FROM pg_stat_activity
@@ -199,7 +216,7 @@ async def test_a_batch_whose_database_connection_is_killed_stores_none_of_it_and
         assert refused >= 1  # the killed batch's chats
         # The writer goes on with a new connection; the sockets stayed open.
         for cid, pk, sp in rooms:
-            await pk.send(json.dumps({"type": "chat", "text": f"after {cid[:8]}"}))
+            await pk.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": f"after {cid[:8]}"}))
             assert (await recv(sp, "chat"))["text"] == f"after {cid[:8]}"
     finally:
         await blocker.close()
@@ -213,7 +230,7 @@ async def test_a_message_sent_after_a_chat_is_relayed_after_it(demo_dsn: str, tm
     try:
         _consult_id, pk, sp = await room(api)
         for n in range(5):
-            await pk.send(json.dumps({"type": "chat", "text": f"sebelum {n}"}))
+            await pk.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": f"sebelum {n}"}))
             await pk.send(json.dumps({"type": "candidate", "candidate": CANDIDATE, "sdpMid": "0", "sdpMLineIndex": 0}))
         seen: list[dict[str, Any]] = []
         while len(seen) < 10:

@@ -119,7 +119,7 @@ async def test_whole_video_consult_relays_between_members_with_from_stamped(capi
     assert (candidate["type"], candidate["candidate"], candidate["from"]) == ("candidate", CANDIDATE, sp_id)
     await sp_ws.send(json.dumps({"type": "candidate", "candidate": ""}))
     assert (await recv(pk_ws))["candidate"] == ""
-    await pk_ws.send(json.dumps({"type": "chat", "text": "EKG terlampir, mohon dibaca"}))
+    await pk_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "EKG terlampir, mohon dibaca"}))
     chat = await recv(sp_ws)
     assert (chat["type"], chat["text"], chat["from"]) == ("chat", "EKG terlampir, mohon dibaca", pk_id)
     _, stored = await capi.call("GET", f"/api/consults/{consult_id}/chat", sp)
@@ -158,7 +158,7 @@ async def test_refusals_send_an_error_then_close_with_their_code(capi: Api) -> N
     assert (reply and reply["code"], reply and reply["field"], code) == ("token_rejected", "token", 4401)
     reply, code = await refused(capi, consult_id, join_text("A" * 43))
     assert (reply and reply["code"], code) == ("token_rejected", 4401)
-    reply, code = await refused(capi, consult_id, json.dumps({"type": "chat", "text": "halo"}))
+    reply, code = await refused(capi, consult_id, json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "halo"}))
     assert (reply and reply["code"], reply and reply["field"], code) == ("invalid_message", "type", 4400)
     reply, code = await refused(capi, consult_id, "{not json")
     assert (reply and reply["code"], code) == ("invalid_message", 4400)
@@ -201,13 +201,13 @@ async def test_a_chat_after_the_consult_ended_is_refused_before_its_event_arrive
     consult_id, pk, sp = await accepted_consult(capi)
     pk_ws, _ = await join(capi, consult_id, await token_for(capi, consult_id, pk))
     sp_ws, _ = await join(capi, consult_id, await token_for(capi, consult_id, sp))
-    await pk_ws.send(json.dumps({"type": "chat", "text": "EKG terkirim"}))
+    await pk_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "EKG terkirim"}))
     assert (await recv(sp_ws, "chat"))["from"] == await me(capi, pk)
     con = await asyncpg.connect(capi.dsn)
     try:
         # The change without its event: as if the bus had not delivered it yet.
         await con.execute("UPDATE consults SET state = 'cancelled', ended_at = now() WHERE id = $1", uuid.UUID(consult_id))
-        await pk_ws.send(json.dumps({"type": "chat", "text": "masih di sana?"}))
+        await pk_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "masih di sana?"}))
         reply = await recv(pk_ws, "error")
         assert (reply["code"], reply["field"]) == ("room_closed", "state")
         for ws in (pk_ws, sp_ws):
@@ -229,15 +229,15 @@ async def test_bad_and_misaddressed_messages_get_errors_and_the_room_survives(ca
     sp_ws, _ = await join(capi, consult_id, await token_for(capi, consult_id, sp))
     await recv(pk_ws, "presence")
     cases = [
-        (json.dumps({"type": "chat", "text": "x" * (100 * 1024)}), "invalid_message", None),  # over the 96 KB cap
+        (json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "x" * (100 * 1024)}), "invalid_message", None),  # over the 96 KB cap
         (json.dumps({"type": "offer", "sdp": "v=0\r\n" + "a=x\r\n" * 14000}), "invalid_message", "sdp"),
         ("not json at all", "invalid_message", None),
         (json.dumps({"type": "launch"}), "invalid_message", "type"),
         (json.dumps({"type": "offer", "sdp": "hello"}), "invalid_message", "sdp"),
         (json.dumps({"type": "candidate", "candidate": "candidate:1 1 udp 1 127.0.0.1 99999 typ host", "sdpMid": "0"}),
          "invalid_message", "candidate"),
-        (json.dumps({"type": "chat", "text": "ke ruang lain", "consult": other_id}), "wrong_room", "consult"),
-        (json.dumps({"type": "chat", "text": "siapa?", "to": "31337"}), "not_a_member", "to"),
+        (json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "ke ruang lain", "consult": other_id}), "wrong_room", "consult"),
+        (json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "siapa?", "to": "31337"}), "not_a_member", "to"),
         (json.dumps({"type": "welcome"}), "invalid_message", None),
         (join_text("A" * 43), "invalid_message", "type"),
     ]
@@ -248,7 +248,7 @@ async def test_bad_and_misaddressed_messages_get_errors_and_the_room_survives(ca
         if field is not None:
             assert reply["field"] == field, (text[:80], reply)
     # Still connected, still relaying, and nothing bad reached the other side.
-    await pk_ws.send(json.dumps({"type": "chat", "text": "masih di sini"}))
+    await pk_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "masih di sini"}))
     assert (await recv(sp_ws))["text"] == "masih di sini"
     await pk_ws.close()
     await sp_ws.close()
@@ -265,7 +265,7 @@ async def test_a_member_who_drops_and_rejoins_gets_the_queued_chat(capi: Api) ->
     left = await recv(pk_ws, "presence")
     assert (left["user"], left["state"]) == (sp_id, "left")
     await pk_ws.send(json.dumps({"type": "candidate", "candidate": CANDIDATE, "sdpMid": "0"}))
-    await pk_ws.send(json.dumps({"type": "chat", "text": "dokter, sambungan putus?"}))
+    await pk_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "dokter, sambungan putus?"}))
     await asyncio.sleep(0.1)
     # The same token again: a reconnect.
     sp_ws, again = await join(capi, consult_id, sp_token)
@@ -293,10 +293,10 @@ async def test_a_second_connection_of_a_member_replaces_the_first(capi: Api) -> 
     presence = await recv(pk_ws, "presence")
     assert (presence["state"], presence["kind"]) == ("joined", "aiortc")
     # The new connection works; the replaced one left no "left" behind it.
-    await pk_ws.send(json.dumps({"type": "chat", "text": "halo lagi"}))
-    assert (await recv(new))["text"] == "halo lagi"
-    await new.send(json.dumps({"type": "chat", "text": "ya"}))
-    assert (await recv(pk_ws))["text"] == "ya"
+    await pk_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "halo lagi"}))
+    assert (await recv(new, "chat"))["text"] == "halo lagi"
+    await new.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "ya"}))
+    assert (await recv(pk_ws, "chat"))["text"] == "ya"
     await pk_ws.close()
     await new.close()
 

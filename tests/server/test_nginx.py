@@ -96,7 +96,7 @@ async def test_calls_dispatch_and_rooms_cross_processes_through_nginx_and_surviv
             sp_ws, welcome = await join_room(deployed, b, consult_id, sp_token, **{"X-PSC119-Relayed": "1"})
             assert [p["role"] for p in welcome["peers"]] == ["requester"]
             assert (await receive(pk_ws, lambda m: m["type"] == "presence"))["state"] == "joined"
-            await sp_ws.send(json.dumps({"type": "chat", "text": "lewat nginx"}))
+            await sp_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "lewat nginx"}))
             assert (await receive(pk_ws, lambda m: m["type"] == "chat"))["text"] == "lewat nginx"
 
             # Process a dies without a word.
@@ -112,7 +112,7 @@ async def test_calls_dispatch_and_rooms_cross_processes_through_nginx_and_surviv
             pk_ws, welcome = await rejoin(deployed, consult_id, pk_token)
             assert [p["role"] for p in welcome["peers"]] == ["specialist"]
             assert await con.fetchval("SELECT url FROM room_owners WHERE consult_id = $1", uuid.UUID(consult_id)) == f"http://127.0.0.1:{b}"
-            await pk_ws.send(json.dumps({"type": "chat", "text": "tersambung lagi"}))
+            await pk_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "tersambung lagi"}))
             assert (await receive(sp_ws, lambda m: m["type"] == "chat"))["text"] == "tersambung lagi"
 
             # The unit is released and sent to a new call; every request succeeds (none sees a 502).

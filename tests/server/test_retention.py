@@ -57,7 +57,7 @@ async def _consult_with_files(api: Api, con: asyncpg.Connection, var_dir: Path, 
     status, body = await _post(api, consult_id, pk, PNG, "image/png", "ekg pasien.png")
     assert status == 201, body
     specialist = UserId(await con.fetchval("SELECT id FROM users WHERE username = 'specialist'"))
-    await api.server.app[ROOMS].chats.submit(consult_id, specialist, "pasien nyeri dada kiri", None)
+    await api.server.app[ROOMS].chats.submit(consult_id, specialist, "m1", "pasien nyeri dada kiri", None)
     recording = var_dir / "recordings" / f"{consult_id}.webm"
     recording.parent.mkdir(parents=True, exist_ok=True)
     recording.write_bytes(b"webm")

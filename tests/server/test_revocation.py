@@ -242,7 +242,7 @@ async def test_a_joined_doctor_whose_session_ends_unseen_cannot_chat(api: Api, c
         await con.execute("UPDATE sessions SET revoked_at = now() WHERE user_id = (SELECT id FROM users WHERE username = 'puskesmas')")
     sp_ws, _ = await join(api, consult_id, await token_for(api, consult_id, sp))
     room = Watched("room", pk_ws)
-    await pk_ws.send(json.dumps({"type": "chat", "text": "tidak tersimpan"}))
+    await pk_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "tidak tersimpan"}))
     assert await room.closed(5.0) == (CLOSE_SESSION_ENDED, REVOKED)
     # The other doctor sees the refused member leave, and never its chat.
     seen = [json.loads(await asyncio.wait_for(sp_ws.recv(), 5))]

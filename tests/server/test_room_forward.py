@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from pathlib import Path
 
 import websockets
@@ -34,12 +35,12 @@ async def test_a_relayed_frame_is_the_senders_text_with_the_rooms_envelope(demo_
         frame = f'{{"type": "candidate", "sdpMid": "0", "candidate": "{CANDIDATE}", "sdpMLineIndex": 0}}'
         await pk_ws.send(frame)
         assert await text_of(sp_ws, "candidate") == frame[:-1] + envelope
-        await pk_ws.send('{"type": "chat", "text": "EKG terlampir"}')
-        assert await text_of(sp_ws, "chat") == '{"type": "chat", "text": "EKG terlampir"' + envelope
+        await pk_ws.send('{"type": "chat", "id": "m1", "text": "EKG terlampir"}')
+        assert await text_of(sp_ws, "chat") == '{"type": "chat", "id": "m1", "text": "EKG terlampir"' + envelope
 
         # A "from" of the sender's own is replaced by the room's, relayed or stored.
         for forged in ({"type": "candidate", "candidate": CANDIDATE, "sdpMid": "0", "from": sp_id},
-                       {"type": "chat", "text": "saya spesialis", "from": sp_id}):
+                       {"type": "chat", "id": uuid.uuid4().hex, "text": "saya spesialis", "from": sp_id}):
             await pk_ws.send(json.dumps(forged))
             text = await text_of(sp_ws, str(forged["type"]))
             assert text.count('"from"') == 1 and json.loads(text)["from"] == pk_id

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ async def test_a_join_in_the_handshake_is_welcomed_without_a_join_frame(capi: Ap
 @pytest.mark.parametrize(("protocols", "want"), [
     (carrying({"type": "join", "token": "A" * 43, "kind": "aiortc"}), ("token_rejected", "token", 4401)),
     (carrying({"type": "join", "token": "A" * 43, "kind": "carrier pigeon"}), ("invalid_message", "kind", 4400)),
-    (carrying({"type": "chat", "text": "halo"}), ("invalid_message", "type", 4400)),
+    (carrying({"type": "chat", "id": uuid.uuid4().hex, "text": "halo"}), ("invalid_message", "type", 4400)),
     ([Subprotocol(handshake_join.PROTOCOL), Subprotocol("join.not!base64")], ("invalid_message", "join", 4400)),
     ([Subprotocol(handshake_join.PROTOCOL), Subprotocol("join." + base64.urlsafe_b64encode(b"{not json").decode())],
      ("invalid_message", None, 4400)),

@@ -77,10 +77,10 @@ async def test_members_on_two_processes_share_one_room(two: tuple[Api, Api], con
     await pk_ws.send(json.dumps({"type": "offer", "to": sp_id, "sdp": SDP}))
     offer = await recv(sp_ws, "offer")
     assert (offer["sdp"], offer["from"]) == (SDP, pk_id)
-    await sp_ws.send(json.dumps({"type": "chat", "text": "lewat proses lain"}))
+    await sp_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "lewat proses lain"}))
     chat = await recv(pk_ws, "chat")
     assert (chat["text"], chat["from"]) == ("lewat proses lain", sp_id)
-    await pk_ws.send(json.dumps({"type": "chat", "text": "diterima"}))
+    await pk_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "diterima"}))
     assert (await recv(sp_ws, "chat"))["text"] == "diterima"
     # A bad message through the relay gets the owner's error reply; the room stays up.
     await sp_ws.send(json.dumps({"type": "offer", "to": sp_id, "sdp": "x" * (65 * 1024)}))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import uuid
 from pathlib import Path
 
 import websockets
@@ -52,7 +53,7 @@ async def _exchange(pk_ws: websockets.ClientConnection, sp_ws: websockets.Client
     assert writers() == []
     # Writing starts again when there is something to write, in order.
     for n in range(3):
-        await sp_ws.send(json.dumps({"type": "chat", "text": f"pesan {n}"}))
+        await sp_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": f"pesan {n}"}))
     assert [(await recv(pk_ws, "chat"))["text"] for _ in range(3)] == ["pesan 0", "pesan 1", "pesan 2"]
     await pk_ws.close()
     await sp_ws.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -99,11 +100,11 @@ async def stored_chat(con: asyncpg.Connection, consult_id: str) -> list[str]:
 
 async def test_chat_over_its_size_is_refused_and_neither_stored_nor_relayed(room_api: Api, con: asyncpg.Connection) -> None:
     consult_id, pk_ws, sp_ws = await room(room_api)
-    await pk_ws.send(json.dumps({"type": "chat", "text": "é" * 51}))  # 51 characters, 102 bytes
+    await pk_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "é" * 51}))  # 51 characters, 102 bytes
     reply = await recv(pk_ws)
     assert (reply["type"], reply["code"], reply["field"]) == ("error", "invalid_message", "text")
     assert "100 bytes" in reply["message"]
-    await pk_ws.send(json.dumps({"type": "chat", "text": "é" * 50}))
+    await pk_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "é" * 50}))
     assert (await recv(sp_ws, "chat"))["text"] == "é" * 50  # the first chat the other side sees
     assert await stored_chat(con, consult_id) == ["é" * 50]
 
@@ -113,7 +114,7 @@ async def test_a_chat_flood_closes_the_socket_and_stores_no_more_than_the_burst(
     try:
         consult_id, pk_ws, sp_ws = await room(api)
         for n in range(FLOOD):
-            await pk_ws.send(json.dumps({"type": "chat", "text": f"spam {n}"}))
+            await pk_ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": f"spam {n}"}))
         received = await drain(pk_ws)
         assert pk_ws.close_code == 1008
         errors = refusals(received)
@@ -141,9 +142,8 @@ async def test_a_signaling_flood_closes_the_socket_and_the_other_member_stays(ro
     assert "too many signaling messages" in refusals(received)[0]["message"]
     # The other member's socket is untouched: it sees the flooder leave and still talks to the room.
     assert (await recv(sp_ws, "presence"))["state"] == "left"
-    await sp_ws.send(json.dumps({"type": "chat", "text": "masih di sini"}))
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(sp_ws.recv(), 1)  # no error reply
+    await sp_ws.send(json.dumps({"type": "chat", "id": "masih-1", "text": "masih di sini"}))
+    assert json.loads(await asyncio.wait_for(sp_ws.recv(), 5)) == {"type": "chat_stored", "id": "masih-1"}  # no error
     assert await stored_chat(con, consult_id) == ["masih di sini"]
 
 
@@ -152,7 +152,7 @@ async def test_stored_chat_stops_at_the_cap_even_when_both_doctors_write_at_once
 
     async def write(ws: websockets.ClientConnection, who: str) -> None:
         for n in range(8):
-            await ws.send(json.dumps({"type": "chat", "text": f"{who} {n}"}))
+            await ws.send(json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": f"{who} {n}"}))
 
     await asyncio.gather(write(pk_ws, "pk"), write(sp_ws, "sp"))
     full = []

@@ -28,7 +28,7 @@ FRAMES = [
     f'{{"sdpMLineIndex":0,"type":"candidate","candidate":"{CANDIDATE}","sdpMid":null}}',
     f'{{"type":"offer","sdp":{json.dumps(SDP)}}}\r\n ',
     f'{{"type":"answer","sdp":{json.dumps(SDP)},"to":"9","consult":"c0ffee"}}',
-    '{"type":"chat","text":"EKG terlampir \\u00e9 \\ud83d\\ude00 \\"kutip\\""}',
+    '{"type":"chat","id":"m1","text":"EKG terlampir \\u00e9 \\ud83d\\ude00 \\"kutip\\""}',
     '{"type":"ice_restart"}',
     '{"type":"quality","mode":"audio_only","fps":12.5}',
     '{"type":"bye","reason":"selesai"}',
@@ -50,13 +50,13 @@ def test_the_frame_is_forwarded_as_sent_with_only_the_envelope_appended() -> Non
 
 
 def test_an_envelope_the_sender_wrote_as_the_room_would_is_not_written_twice() -> None:
-    text, _ = relayed('{"type":"chat","text":"halo","consult":"c0ffee","to":"9"}')
-    assert text == '{"type":"chat","text":"halo","consult":"c0ffee","to":"9","from":"7"}'
+    text, _ = relayed('{"type":"chat","id":"m1","text":"halo","consult":"c0ffee","to":"9"}')
+    assert text == '{"type":"chat","id":"m1","text":"halo","consult":"c0ffee","to":"9","from":"7"}'
 
 
 @pytest.mark.parametrize("forged", ['"7"', '"9"', '"someone-else"'])
 def test_a_from_written_by_the_sender_never_reaches_the_recipient(forged: str) -> None:
-    text, anew = relayed(f'{{"type":"chat","text":"saya dokter lain","from":{forged}}}')
+    text, anew = relayed(f'{{"type":"chat","id":"m1","text":"saya dokter lain","from":{forged}}}')
     assert text == anew  # encoded anew: the room's "from" alone
     assert text.count('"from"') == 1
     assert json.loads(text)["from"] == SENDER
@@ -65,8 +65,8 @@ def test_a_from_written_by_the_sender_never_reaches_the_recipient(forged: str) -
 @pytest.mark.parametrize("frame", [
     '{"type":"candidate","candidate":null,"sdpMid":"0"}',  # read as "" (end of candidates)
     f'{{"type":"candidate","candidate":"{CANDIDATE}","sdpMid":"0","usernameFragment":null}}',  # left out
-    '{"type":"chat","text":"halo","to":null}',  # the room names the recipient
-    b'{"type":"chat","text":"halo"}',  # a binary frame: the recipient gets text
+    '{"type":"chat","id":"m1","text":"halo","to":null}',  # the room names the recipient
+    b'{"type":"chat","id":"m1","text":"halo"}',  # a binary frame: the recipient gets text
 ])
 def test_what_encoding_would_change_is_encoded_anew(frame: str | bytes) -> None:
     text, anew = relayed(frame)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from signaling.messages import (
     Bye,
     Candidate,
     Chat,
+    ChatStored,
     Consent,
     Error,
     IceRestart,
@@ -24,6 +26,7 @@ from signaling.messages import (
     Presence,
     Recording,
     Welcome,
+    chat_stored_text,
     encode,
     error_reply,
     parse,
@@ -55,7 +58,7 @@ def wire(sdp: str) -> list[dict[str, Any]]:
         {"type": "ice_restart", "to": "dr-ani"},
         {"type": "bye", "reason": "selesai"},
         {"type": "bye"},
-        {"type": "chat", "text": "Mohon kirim foto EKG\nlead II panjang"},
+        {"type": "chat", "id": str(uuid.uuid4()), "text": "Mohon kirim foto EKG\nlead II panjang"},
         {
             "type": "welcome",
             "consult": "c-1",
@@ -110,6 +113,8 @@ def wire(sdp: str) -> list[dict[str, Any]]:
         },
         {"type": "ping"},
         {"type": "pong"},
+        {"type": "chat_stored", "id": "0f8c2a47-2c1e-4b7a-9d3e-5b0c6a1f2e3d"},
+        {"type": "error", "code": "chat_outcome_unknown", "message": "send it again", "field": "id", "chat": "m-1"},
     ]
 
 
@@ -170,7 +175,7 @@ def refused(raw: Any) -> InvalidMessage:
 
 
 def test_whole_message_size_limit(sdp_offer: str) -> None:
-    chat = json.dumps({"type": "chat", "text": "x"})
+    chat = json.dumps({"type": "chat", "id": uuid.uuid4().hex, "text": "x"})
     big = chat[:-1] + " " * (96 * 1024 - len(chat)) + "}"
     assert len(big) == 96 * 1024
     assert isinstance(parse(big), Chat)  # exactly at the limit is fine
@@ -178,7 +183,7 @@ def test_whole_message_size_limit(sdp_offer: str) -> None:
         error = refused(raw)
         assert error.field is None and "98304 bytes" in error.reason
     # counted in UTF-8 bytes: fewer characters than the limit, more bytes
-    multibyte = '{"type":"chat","text":"ééé"}' + " " * (96 * 1024 - 30)
+    multibyte = '{"type":"chat","id":"m1","text":"ééé"}' + " " * (96 * 1024 - 40)
     assert len(multibyte) < 96 * 1024 < len(multibyte.encode())
     error = refused(multibyte)
     assert error.field is None and "98304 bytes" in error.reason
@@ -206,12 +211,20 @@ def test_oversized_sdp_names_the_field(sdp_offer: str) -> None:
         ({"type": "candidate", "candidate": CANDIDATE, "sdpMLineIndex": -1}, "sdpMLineIndex"),
         ({"type": "candidate", "candidate": CANDIDATE, "sdpMid": 0}, "sdpMid"),
         ({"type": "candidate", "candidate": CANDIDATE, "sdpMid": "0", "foo": 1}, "foo"),
-        ({"type": "chat", "text": ""}, "text"),
-        ({"type": "chat", "text": "x" * 2001}, "text"),
-        ({"type": "chat", "text": ["hi"]}, "text"),
-        ({"type": "chat", "text": "hi", "to": 7}, "to"),
-        ({"type": "chat", "text": "hi", "from": ""}, "from"),
-        ({"type": "chat", "text": "hi", "consult": "c 1"}, "consult"),
+        ({"type": "chat", "id": uuid.uuid4().hex, "text": ""}, "text"),
+        ({"type": "chat", "id": uuid.uuid4().hex, "text": "x" * 2001}, "text"),
+        ({"type": "chat", "id": uuid.uuid4().hex, "text": ["hi"]}, "text"),
+        ({"type": "chat", "id": uuid.uuid4().hex, "text": "hi", "to": 7}, "to"),
+        ({"type": "chat", "id": uuid.uuid4().hex, "text": "hi", "from": ""}, "from"),
+        ({"type": "chat", "id": uuid.uuid4().hex, "text": "hi", "consult": "c 1"}, "consult"),
+        ({"type": "chat", "text": "hi"}, "id"),  # every chat names itself, so a resend of it is stored once
+        ({"type": "chat", "id": "", "text": "hi"}, "id"),
+        ({"type": "chat", "id": "x" * 65, "text": "hi"}, "id"),
+        ({"type": "chat", "id": "a b", "text": "hi"}, "id"),
+        ({"type": "chat", "id": 7, "text": "hi"}, "id"),
+        ({"type": "chat", "id": None, "text": "hi"}, "id"),
+        ({"type": "chat_stored", "id": "ü"}, "id"),
+        ({"type": "error", "code": "chat_full", "message": "m", "chat": "a/b"}, "chat"),
         ({"type": "bye", "reason": "x" * 201}, "reason"),
         ({"type": "join", "token": TOKEN, "kind": "firefox"}, "kind"),
         ({"type": "join", "token": TOKEN}, "kind"),
@@ -264,8 +277,8 @@ def test_nested_errors_carry_the_path(sdp_offer: str, change: dict[str, Any], fi
         "not json",
         "[1, 2]",
         '"offer"',
-        '{"type": "chat", "text": NaN}',
-        b'{"type": "chat", "text": "\xff"}',
+        '{"type": "chat", "id": "m1", "text": NaN}',
+        b'{"type": "chat", "id": "m1", "text": "\xff"}',
         "[" * 100_000,
     ],
 )
@@ -274,13 +287,13 @@ def test_not_a_json_object(raw: str | bytes) -> None:
 
 
 def test_duplicate_keys_are_refused() -> None:
-    error = refused('{"type": "chat", "text": "hi", "from": "dr-ani", "from": "dr-budi"}')
+    error = refused('{"type": "chat", "id": "m1", "text": "hi", "from": "dr-ani", "from": "dr-budi"}')
     assert (error.field, error.reason) == ("from", "appears twice")
 
 
 def test_parse_client_refuses_server_kinds(sdp_offer: str) -> None:
     for example in wire(sdp_offer):
-        if example["type"] in ("welcome", "presence", "recording", "error", "pong"):
+        if example["type"] in ("welcome", "presence", "recording", "error", "pong", "chat_stored"):
             with pytest.raises(InvalidMessage) as info:
                 parse_client(example)
             assert info.value.field == "type"
@@ -301,7 +314,7 @@ def test_error_reply_from_a_domain_error() -> None:
 
 def test_direct_construction_is_validated_too() -> None:
     with pytest.raises(InvalidMessage) as info:
-        Chat("x" * 2001)
+        Chat("x" * 2001, id="m1")
     assert info.value.field == "text"
     with pytest.raises(InvalidMessage) as info:
         Offer("v=0\r\n")
@@ -315,11 +328,11 @@ JSON = st.recursive(
 )
 KEYS = st.sampled_from(
     ["type", "sdp", "candidate", "sdpMid", "sdpMLineIndex", "text", "to", "from", "consult",
-     "token", "kind", "recording", "peers", "ice_servers", "generation", "state", "role"]
+     "token", "kind", "recording", "peers", "ice_servers", "generation", "state", "role", "id", "chat"]
 )  # fmt: skip
 TYPES = st.sampled_from(
     ["join", "consent", "offer", "answer", "candidate", "ice_restart", "bye", "chat",
-     "welcome", "presence", "recording", "error", "other"]
+     "welcome", "presence", "recording", "error", "chat_stored", "other"]
 )  # fmt: skip
 
 
@@ -332,3 +345,9 @@ def test_parse_fails_only_with_invalid_message(kind: str, fields: dict[str, Any]
     except InvalidMessage:
         return
     assert parse(serialise(message)) == message
+
+
+@given(chat_id=st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True))
+def test_the_chat_stored_answer_built_directly_is_the_encoded_message(chat_id: str) -> None:
+    assert chat_stored_text(chat_id) == encode(ChatStored(chat_id))
+    assert parse(chat_stored_text(chat_id)) == ChatStored(chat_id)

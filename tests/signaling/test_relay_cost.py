@@ -60,7 +60,7 @@ def test_routing_a_candidate_does_not_parse_it_again(monkeypatch: pytest.MonkeyP
     Candidate("", sdp_mid="0", username_fragment="abcd"),
     IceRestart(),
     Bye("hanging up"),
-    Chat("hello\nthere", to=BUDI),
+    Chat("hello\nthere", id="m1", to=BUDI),
     Quality("audio_only", 12.5),
 ])
 def test_stamped_equals_replace(message: Answer | Candidate | IceRestart | Bye | Chat | Quality) -> None:

@@ -208,7 +208,7 @@ def test_reconnect_replaces_the_older_connection(world: World) -> None:
     assert world.room.leave(ANI, 1, T0 + 2 * SEC) is None
     assert world.room.present[ANI].generation == 2
     with pytest.raises(NotJoined, match="replaced"):
-        world.room.route(ANI, 1, Chat("dari koneksi lama"), T0)
+        world.room.route(ANI, 1, Chat("dari koneksi lama", id="m1"), T0)
     left = world.room.leave(ANI, 2, T0 + 3 * SEC)
     assert left is not None
     assert left.deliveries == (
@@ -270,7 +270,7 @@ def test_chat_and_bye_go_to_every_other_member(world: World) -> None:
     world.join(ANI, consent=True)
     world.join(BUDI, consent=True)
     world.join(REC, kind=AIORTC)
-    chat = world.room.route(BUDI, 1, Chat("Halo"), T0)
+    chat = world.room.route(BUDI, 1, Chat("Halo", id="m1"), T0)
     assert [(d.recipient, d.message.to) for d in chat] == [(ANI, ANI), (REC, REC)]  # type: ignore[union-attr]
     assert all(d.message.sender == BUDI for d in chat)  # type: ignore[union-attr]
     bye = world.room.route(ANI, 1, Bye("selesai"), T0)
@@ -280,22 +280,22 @@ def test_chat_and_bye_go_to_every_other_member(world: World) -> None:
 def test_message_for_another_room_is_refused(world: World) -> None:
     world.join(ANI)
     with pytest.raises(WrongRoom):
-        world.room.route(ANI, 1, Chat("salah kamar", consult=C2), T0)
-    assert world.room.route(ANI, 1, Chat("benar", consult=C1), T0) == []
+        world.room.route(ANI, 1, Chat("salah kamar", id="m1", consult=C2), T0)
+    assert world.room.route(ANI, 1, Chat("benar", id="m1", consult=C1), T0) == []
 
 
 def test_addressing_rules(world: World) -> None:
     world.join(ANI)
     with pytest.raises(NotAMember) as info:
-        world.room.route(ANI, 1, Chat("hai", to=EVE), T0)
+        world.room.route(ANI, 1, Chat("hai", id="m1", to=EVE), T0)
     assert info.value.field == "to"
     with pytest.raises(InvalidMessage) as bad:
-        world.room.route(ANI, 1, Chat("hai", to=ANI), T0)
+        world.room.route(ANI, 1, Chat("hai", id="m1", to=ANI), T0)
     assert bad.value.field == "to"
     with pytest.raises(NotJoined):
-        world.room.route(BUDI, 1, Chat("belum join"), T0)
+        world.room.route(BUDI, 1, Chat("belum join", id="m1"), T0)
     with pytest.raises(NotAMember):
-        world.room.route(EVE, 1, Chat("penyusup"), T0)
+        world.room.route(EVE, 1, Chat("penyusup", id="m1"), T0)
     with pytest.raises(InvalidMessage) as not_relayed:
         world.room.route(ANI, 1, Join(world.tokens[ANI], BROWSER), T0)  # type: ignore[arg-type]
     assert not_relayed.value.field == "type"
@@ -338,13 +338,13 @@ def test_messages_for_an_absent_member_wait_in_order(world: World) -> None:
     world.join(ANI)
     world.join(BUDI)
     world.room.leave(BUDI, 1, T0 + SEC)
-    assert world.room.route(ANI, 1, Chat("satu"), T0 + 2 * SEC) == []
-    assert world.room.route(ANI, 1, Chat("dua"), T0 + 3 * SEC) == []
+    assert world.room.route(ANI, 1, Chat("satu", id="m1"), T0 + 2 * SEC) == []
+    assert world.room.route(ANI, 1, Chat("dua", id="m1"), T0 + 3 * SEC) == []
     assert world.room.queued(BUDI) == 2
     back = world.join(BUDI, at=T0 + 10 * SEC)
     assert back.backlog == (
-        Chat("satu", sender=ANI, to=BUDI, consult=C1),
-        Chat("dua", sender=ANI, to=BUDI, consult=C1),
+        Chat("satu", id="m1", sender=ANI, to=BUDI, consult=C1),
+        Chat("dua", id="m1", sender=ANI, to=BUDI, consult=C1),
     )
     assert world.room.queued(BUDI) == 0
     assert world.join(BUDI, at=T0 + 11 * SEC).backlog == ()
@@ -355,12 +355,12 @@ def test_a_rejoin_drops_queued_negotiation_from_and_for_the_old_connection(world
     world.join(BUDI)
     world.room.leave(BUDI, 1, T0 + SEC)
     world.room.route(ANI, 1, cand(1), T0 + 2 * SEC)  # for Budi's old connection
-    world.room.route(ANI, 1, Chat("halo"), T0 + 2 * SEC)
+    world.room.route(ANI, 1, Chat("halo", id="m1"), T0 + 2 * SEC)
     world.room.leave(ANI, 1, T0 + 3 * SEC)
     back = world.join(BUDI, at=T0 + 4 * SEC)
     assert [type(m) for m in back.backlog] == [Chat]
     world.room.route(BUDI, back.generation, Offer(sdp_offer), T0 + 5 * SEC)  # queued for Ani's old connection
-    world.room.route(BUDI, back.generation, Chat("masih di sini?"), T0 + 5 * SEC)
+    world.room.route(BUDI, back.generation, Chat("masih di sini?", id="m1"), T0 + 5 * SEC)
     assert world.room.queued(ANI) == 2
     again = world.join(ANI, at=T0 + 6 * SEC)
     assert [m.text for m in again.backlog if isinstance(m, Chat)] == ["masih di sini?"]
@@ -369,8 +369,8 @@ def test_a_rejoin_drops_queued_negotiation_from_and_for_the_old_connection(world
 
 def test_outbox_ages_out_after_30_seconds(world: World) -> None:
     world.join(ANI)
-    world.room.route(ANI, 1, Chat("lama"), T0)
-    world.room.route(ANI, 1, Chat("baru"), T0 + 20 * SEC)
+    world.room.route(ANI, 1, Chat("lama", id="m1"), T0)
+    world.room.route(ANI, 1, Chat("baru", id="m1"), T0 + 20 * SEC)
     back = world.join(BUDI, at=T0 + 31 * SEC)
     assert [m.text for m in back.backlog if isinstance(m, Chat)] == ["baru"]
 
@@ -384,7 +384,7 @@ def test_outbox_is_bounded() -> None:
         tokens[user] = issued.token
     room.join(ANI, Join(tokens[ANI], BROWSER), T0)
     for n in range(1, 6):
-        room.route(ANI, 1, Chat(f"pesan {n}"), T0)
+        room.route(ANI, 1, Chat(f"pesan {n}", id="m1"), T0)
     assert room.queued(BUDI) == 3
     back = room.join(BUDI, Join(tokens[BUDI], BROWSER), T0 + SEC)
     assert [m.text for m in back.backlog if isinstance(m, Chat)] == ["pesan 3", "pesan 4", "pesan 5"]
@@ -480,4 +480,4 @@ def test_closed_room_refuses_everything(world: World) -> None:
     with pytest.raises(RoomClosed):
         world.join(ANI)
     with pytest.raises(RoomClosed):
-        world.room.route(ANI, 1, Chat("halo?"), T0)
+        world.room.route(ANI, 1, Chat("halo?", id="m1"), T0)

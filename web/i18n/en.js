@@ -556,6 +556,8 @@ export default {
   "room.writing": "The link cannot carry the call. Continue the consult in writing: chat and attachments are kept and reach the other doctor.",
   "room.write": "Continue in writing",
   "room.chat_offline": "Not connected; the message was not sent.",
+  "room.chat_sending": "(sending…)",
+  "room.chat_failed": "(not sent)",
   "room.you": "You",
   "room.with": "with {name}",
   "room.them": "Other doctor",

@@ -556,6 +556,8 @@ export default {
   "room.writing": "Jaringan tidak sanggup membawa panggilan. Lanjutkan konsultasi secara tertulis: obrolan dan lampiran tersimpan dan sampai ke dokter lain.",
   "room.write": "Lanjutkan tertulis",
   "room.chat_offline": "Belum tersambung; pesan tidak terkirim.",
+  "room.chat_sending": "(mengirim…)",
+  "room.chat_failed": "(tidak terkirim)",
   "room.you": "Anda",
   "room.with": "bersama {name}",
   "room.them": "Dokter lain",

@@ -8,6 +8,7 @@
 // a working connection is kept across a rejoin of either side (room_link.js afterRejoin); a connection whose
 // ICE fails is restarted (restartIce towards a browser, a fresh connection towards aiortc, which has no ICE restart).
 import {ApiError, api, getWebConfig, toLogin} from "./api.js";
+import {ChatOutbox} from "./room_chat.js";
 import {IceWatch, SocketWatch, afterRejoin} from "./room_link.js";
 import {RoomQuality} from "./room_quality.js";
 
@@ -30,9 +31,12 @@ function base64url(text) {
 }
 
 /**
- * const room = new VideoRoom(consultId, {onState, onLocalStream, onRemoteStream, onChat, onQuality, onMode, onError});
+ * const room = new VideoRoom(consultId, {onState, onLocalStream, onRemoteStream, onChat, onChatState, onQuality, onMode, onError});
  * await room.open({audioOnly});  room.setMuted(true); room.setCameraOff(true); await room.setAudioOnly(true);
  * room.sendChat("text"); room.close();
+ *
+ * onChat({id, from, text, mine, at, state}): a message of either side (the other's may come more than once: its
+ *   sender's id names it); onChatState(id, state): "sending" | "stored" | "failed", of one of ours (room_chat.js)
  *
  * onState(state): "connecting" | "waiting" (no other doctor) | "negotiating" | "connected" | "reconnecting" | "ended"
  * onMode({sending, receiving, reason}): "video" | "audio_only" | "text_only" each way, as the link allows (room_quality.js)
@@ -65,6 +69,7 @@ export class VideoRoom {
     /** @type {RTCIceTransportPolicy} */
     this.iceTransportPolicy = "all";
     this.watch = null;  // the heartbeat of the current socket
+    this.outbox = new ChatOutbox((message) => this.send(message), (id, state) => this.handlers.onChatState?.(id, state));
   }
 
   /** Get a join token, the camera and microphone, and connect. */
@@ -180,6 +185,7 @@ export class VideoRoom {
         if (other) this.meet(other, other.resumed);
         else if (this.pc?.connectionState === "connected") this.setState("connected");  // the other rejoins later
         else { this.dropPeer(); this.setState("waiting"); }
+        this.outbox.reconnected();
         break;
       }
       case "presence":
@@ -202,7 +208,10 @@ export class VideoRoom {
         if (this.pc && this.peer?.offerer) this.iceLost(this.pc);
         break;
       case "chat":
-        this.handlers.onChat?.({from: message.from, text: message.text, mine: false, at: new Date()});
+        this.handlers.onChat?.({id: message.id, from: message.from, text: message.text, mine: false, at: new Date(), state: "stored"});
+        break;
+      case "chat_stored":
+        this.outbox.stored(message.id);
         break;
       case "quality":
         if (this.peer && String(message.from) === String(this.peer.user)) this.adapt?.remote(message);
@@ -212,7 +221,8 @@ export class VideoRoom {
         this.setState("waiting");
         break;
       case "error":
-        this.handlers.onError?.(new Error(message.message || message.code));
+        // A chat that is sent again shows as sending; any other error is said.
+        if (!(message.chat && this.outbox.refused(message.chat, message.code))) this.handlers.onError?.(new Error(message.message || message.code));
         break;
       default:
         break;
@@ -381,9 +391,11 @@ export class VideoRoom {
     this.handlers.onLocalStream?.(this.local);
   }
 
+  /** Send a chat, and again until it is answered as stored (room_chat.js); false when not connected. */
   sendChat(text) {
-    if (!this.send({type: "chat", text})) return false;
-    this.handlers.onChat?.({from: this.me?.user, text, mine: true, at: new Date()});
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    const id = this.outbox.add(text);
+    this.handlers.onChat?.({id, from: this.me?.user, text, mine: true, at: new Date(), state: "sending"});
     return true;
   }
 
@@ -441,6 +453,7 @@ export class VideoRoom {
     clearTimeout(this.timer);
     clearInterval(this.statsTimer);
     this.watch?.stop();
+    this.outbox.stop();
     if (this.ws) {
       this.send({type: "bye"});
       this.ws.close(1000);

@@ -16,7 +16,11 @@ export async function openRoom(container, consultId, {audioOnly = false, peerNam
     onState: (state) => showState(view, state),
     onLocalStream: (stream) => attach(view.local, stream),
     onRemoteStream: (stream) => attach(view.remote, stream),
-    onChat: (message) => { chatLog.push(message); renderChat(view, chatLog); },
+    onChat: (message) => { if (addChat(chatLog, message)) renderChat(view, chatLog); },
+    onChatState: (id, state) => {
+      const mine = chatLog.find((m) => m.mine && m.id === id);
+      if (mine) { mine.state = state; renderChat(view, chatLog); }
+    },
     onQuality: (q) => showQuality(view, q),
     onMode: (q) => showMode(view, q),
     onError: (err) => { view.error.textContent = errorText(err); },
@@ -35,10 +39,12 @@ export async function openRoom(container, consultId, {audioOnly = false, peerNam
   });
   container.hidden = false;
   view.audioOnly.setAttribute("aria-pressed", String(audioOnly));
-  // Earlier chat of this consult (e.g. before a reload).
+  // Earlier chat of this consult (e.g. before a reload), but what the room brought meanwhile.
   guard(api("GET", `/api/consults/${encodeURIComponent(consultId)}/chat`).then((stored) => {
     const me = String(session.user?.id);
-    chatLog.unshift(...stored.messages.map((m) => ({from: String(m.from_user), text: m.text, mine: String(m.from_user) === me, at: new Date(m.at)})));
+    const earlier = stored.messages.map((m) => ({id: m.client_id, from: String(m.from_user), text: m.text,
+      mine: String(m.from_user) === me, at: new Date(m.at), state: "stored"}));
+    chatLog.unshift(...earlier.filter((m) => !m.id || !chatLog.some((shown) => sameChat(shown, m))));
     renderChat(view, chatLog);
   }));
   await room.open({audioOnly});
@@ -165,10 +171,23 @@ function showMode(view, q) {
   view.writing.hidden = !(q && (q.sending === "text_only" || q.receiving === "text_only"));
 }
 
+/** One message per sender and id: a chat its sender sent again (its answer was lost) may be relayed again. */
+function sameChat(a, b) {
+  return a.id === b.id && String(a.from) === String(b.from);
+}
+
+/** Add ``message`` to the log unless it is there already; true when added. */
+function addChat(chatLog, message) {
+  if (chatLog.some((shown) => sameChat(shown, message))) return false;
+  chatLog.push(message);
+  return true;
+}
+
 function renderChat(view, chatLog) {
-  fill(view.chat, chatLog.map((m) => h("li", {class: m.mine ? "mine" : "theirs"},
+  fill(view.chat, chatLog.map((m) => h("li", {class: m.mine ? "mine" : "theirs", "data-chat-id": m.id || "", "data-state": m.state},
     h("span", {class: "who"}, m.mine ? t("room.you") : view.peerName || t("room.them")), " ",
     h("time", {class: "hint"}, localTime(m.at.toISOString())), " ",
-    h("span", {class: "text"}, m.text))));
+    h("span", {class: "text"}, m.text),
+    m.state === "stored" ? null : h("span", {class: "hint chat-state"}, " ", t(`room.chat_${m.state}`)))));
   view.chat.scrollTop = view.chat.scrollHeight;
 }
