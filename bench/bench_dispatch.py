@@ -281,6 +281,9 @@ async def psc119_load(
             tokens = [await login(s.url, "operator", "demo119") for s in servers]
             calls = load.Psc119Calls(http, [s.url for s in servers], tokens, phones, fleet)
             window = full_gc = None
+            # The window measures a centre's steady load: every phone has sent its first fix (each starts at a
+            # random moment of its first period), and the server has answered the connections' own burst.
+            await asyncio.sleep(load.FIX_EVERY_S)
             if rate is not None:
                 collected = [await full_collections(http, s.url) for s in servers]
                 window = await load.open_loop(rate, args.seconds, calls, pids)
