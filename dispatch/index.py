@@ -298,6 +298,7 @@ class UnitIndex:
         if not allowed_kinds:
             return []
         eta = self._eta
+        measure = measure or geodesic_m  # looked up now: tests count its calls
         eta_for = eta.eta_for_distance
         size = self._cell
         q = ecef_m(point)
@@ -349,7 +350,7 @@ class UnitIndex:
                 waiting -= 1
                 if uid in exclude:
                     continue
-                rec = rank_unit(unit, point, now, eta, max_age, measure or geodesic_m)
+                rec = rank_unit(unit, point, now, eta, max_age, measure)
                 bisect.insort(best, (rec.eta_s, rec.unit_id, rec))
                 if len(best) > k:
                     best.pop()
