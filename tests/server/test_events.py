@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 
@@ -77,6 +78,53 @@ async def test_a_writer_that_keeps_its_transaction_open_delays_nobody(demo_dsn: 
     finally:
         await slow.close()
         await quick.close()
+
+
+async def _queue_scans(con: asyncpg.Connection) -> int:
+    """Sequential scans of the event queue so far, this connection's own included (flushed first)."""
+    await con.execute("SELECT pg_stat_force_next_flush()")
+    await con.execute("SELECT 1")  # the flush comes as a statement ends
+    await con.execute("SELECT pg_stat_clear_snapshot()")
+    return int(await con.fetchval("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'event_queue'"))
+
+
+async def test_numbering_an_event_reads_no_other_queued_event(demo_dsn: str) -> None:
+    # Another transaction's 1,000 queued events (uncommitted) and the dead rows of committed ones fill the queue's
+    # pages: each numbering used to scan them all.
+    held, con = await db.connect(demo_dsn), await db.connect(demo_dsn)
+    try:
+        holding = held.transaction()
+        await holding.start()
+        await held.execute(
+            "SELECT append_event('test.held', ARRAY['role:operator'], jsonb_build_object('n', n, 'pad', repeat('x', 500)), true)"
+            " FROM generate_series(1, 1000) AS n"
+        )
+        before = await _queue_scans(con)
+        for n in range(20):
+            async with con.transaction():
+                await events.append(con, "test.numbered", {"n": n, "part": 1}, ["role:operator"])
+                await events.append(con, "test.numbered", {"n": n, "part": 2}, ["role:operator"])
+        assert await _queue_scans(con) == before
+        rows = await con.fetch("SELECT id, payload FROM events WHERE type = 'test.numbered' ORDER BY id")
+        assert [(r["payload"]["n"], r["payload"]["part"]) for r in rows] == [(n, part) for n in range(20) for part in (1, 2)]
+        await holding.commit()
+        assert await con.fetchval("SELECT count(*) FROM events WHERE type = 'test.held'") == 1000
+        assert await con.fetchval("SELECT count(*) FROM event_queue") == 0
+    finally:
+        await held.close()
+        await con.close()
+
+
+async def test_an_event_is_written_to_the_wal_once(con: asyncpg.Connection) -> None:
+    # Incompressible, so the log holds the payload as it is: queued, then numbered into the events.
+    payload = {"blob": base64.b64encode(random.Random(119).randbytes(300_000)).decode()}
+    size = len(payload["blob"])
+    start = await con.fetchval("SELECT pg_current_wal_insert_lsn()")
+    async with con.transaction():
+        await events.append(con, "test.large", payload, ["role:operator"])
+    written = await con.fetchval("SELECT pg_current_wal_insert_lsn() - $1::pg_lsn", start)
+    assert size <= written < 1.5 * size
+    assert (await con.fetchval("SELECT payload FROM events WHERE type = 'test.large'")) == payload
 
 
 async def test_append_outside_a_transaction_is_refused(con: asyncpg.Connection) -> None:
