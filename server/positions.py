@@ -17,6 +17,11 @@ unit's newest position, never an older one).
 
 The track keeps what it always kept: of the fixes written, one per unit every
 ``track_sample_s``; a flush that fails keeps its fixes for the next one.
+
+A flush never waits for a unit's row: a dispatch or status change holding it keeps its
+fix for the next flush. Waiting, the flush held every row it had written so far, so each
+change on those units queued behind it, behind the change it waited for: under load,
+one slow transaction held up a whole batch of units.
 """
 
 from __future__ import annotations
@@ -49,18 +54,21 @@ NOTIFY_MAX_BYTES = 7000
 WRITE_TIMEOUT_S = 10.0
 # One statement, so one round trip: the units' latest positions (never an older fix over a newer one), the
 # sampled track, and the announcement of the positions that moved a unit (``$8`` of them a notification), all
-# committed together.
+# committed together; and the units whose rows another transaction holds (their fixes wait for the next flush).
 FLUSH = """
 WITH f AS (SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[], $4::timestamptz[], $5::real[], $6::bool[])
                          AS f(id, lat, lon, at, accuracy, sampled)),
-     moved AS (UPDATE units u SET position_lat = f.lat, position_lon = f.lon, position_at = f.at FROM f
+     free AS (SELECT u.id FROM units u JOIN f ON u.id = f.id ORDER BY u.id FOR UPDATE OF u SKIP LOCKED),
+     moved AS (UPDATE units u SET position_lat = f.lat, position_lon = f.lon, position_at = f.at FROM f JOIN free USING (id)
                WHERE u.id = f.id AND (u.position_at IS NULL OR u.position_at < f.at)
                RETURNING u.id, f.lat, f.lon, f.at),
      track AS (INSERT INTO unit_track (unit_id, at, lat, lon, accuracy)
-               SELECT id, at, lat, lon, accuracy FROM f WHERE sampled ON CONFLICT DO NOTHING),
-     chunked AS (SELECT *, (row_number() OVER (ORDER BY id) - 1) / $8 AS chunk FROM moved)
-SELECT pg_notify($7, json_agg(json_build_array(id, lat, lon, extract(epoch FROM at)) ORDER BY id)::text)
-FROM chunked GROUP BY chunk
+               SELECT id, at, lat, lon, accuracy FROM f JOIN free USING (id) WHERE sampled ON CONFLICT DO NOTHING),
+     chunked AS (SELECT *, (row_number() OVER (ORDER BY id) - 1) / $8 AS chunk FROM moved),
+     announced AS (SELECT pg_notify($7, json_agg(json_build_array(id, lat, lon, extract(epoch FROM at)) ORDER BY id)::text)
+                   FROM chunked GROUP BY chunk)
+SELECT (SELECT count(*) FROM announced) AS notifications,
+       ARRAY(SELECT f.id FROM f JOIN units u ON u.id = f.id WHERE f.id NOT IN (SELECT id FROM free)) AS held
 """
 
 
@@ -144,17 +152,23 @@ class Positions:
         if not self._pending:
             return
         waiting, self._pending, since = sorted(self._pending.values(), key=lambda f: f.unit_id), {}, self._waiting_since
-        size = self._settings.position_flush_batch
+        size, held = self._settings.position_flush_batch, []
         for start in range(0, len(waiting), size):
             try:
-                await self._write(waiting[start:start + size])  # sorted: one lock order for every process
+                held += await self._write(waiting[start:start + size])  # sorted: one lock order for every process
             except BaseException:
                 self._disconnect()
-                for fix in waiting[start:]:  # keep them for the next flush unless newer ones came in
-                    self._keep(fix)
-                self._waiting_since = min(since, self._waiting_since)
+                self._wait_again(waiting[start:] + held, since)
                 raise
+        self._wait_again(held, since)
         self._metrics.gps_flush_delay.observe(time.monotonic() - since)
+
+    def _wait_again(self, fixes: list[Fix], since: float) -> None:
+        """Keep ``fixes``, waiting since ``since``, for the next flush, unless newer ones came in."""
+        for fix in fixes:
+            self._keep(fix)
+        if fixes:
+            self._waiting_since = min(since, self._waiting_since)
 
     async def _connection(self) -> asyncpg.Connection:
         if self._con is None or self._con.is_closed():
@@ -166,18 +180,21 @@ class Positions:
             self._con.terminate()
             self._con = None
 
-    async def _write(self, fixes: list[Fix]) -> None:
+    async def _write(self, fixes: list[Fix]) -> list[Fix]:
+        """Write ``fixes``; those of units whose rows another transaction holds, not written."""
         sample_every = dt.timedelta(seconds=self._settings.track_sample_s)
         never = dt.datetime.min.replace(tzinfo=dt.UTC)
         sampled = [f.at - self._last_sampled.get(f.unit_id, never) >= sample_every for f in fixes]
         con = await self._connection()
-        await con.execute(
+        written = await con.fetchrow(
             FLUSH, [f.unit_id for f in fixes], [f.point.lat for f in fixes], [f.point.lon for f in fixes], [f.at for f in fixes],
             [f.accuracy for f in fixes], sampled, CHANNEL, _per_notification(fixes), timeout=WRITE_TIMEOUT_S,
         )
+        held = set(written["held"])
         for f, sample in zip(fixes, sampled, strict=True):
-            if sample:
+            if sample and f.unit_id not in held:
                 self._last_sampled[f.unit_id] = f.at
+        return [f for f in fixes if f.unit_id in held]
 
     def _on_notify(self, payload: str) -> None:
         try:

@@ -187,6 +187,36 @@ async def test_a_flush_larger_than_its_batch_writes_every_unit(demo_dsn: str, co
         await api.server.close()
 
 
+async def test_a_flush_does_not_wait_for_a_unit_that_a_change_holds(api: Api, con: asyncpg.Connection, demo_dsn: str) -> None:
+    base = now()
+    operator = await api.login("operator")
+    console = await Socket.open(api, "/ws/operator", operator)
+    sockets = await phones(api, con, 2)
+    (held_unit, held_socket), (free_unit, free_socket) = sorted(sockets.items())  # the held one first in the flush's order
+    at = base + dt.timedelta(seconds=5)
+    for socket in (held_socket, free_socket):
+        await socket.ws.send(json.dumps(fix(5, at)))
+        assert (await socket.request({"type": "ping"}))["type"] == "pong"
+    change = await asyncpg.connect(demo_dsn)
+    try:
+        holding = change.transaction()
+        await holding.start()
+        await change.execute("SELECT 1 FROM units WHERE id = $1 FOR UPDATE", held_unit)  # as a dispatch holds its unit
+        # The flush ends while the row is still held; it used to wait for it, holding the rows it had written.
+        await asyncio.wait_for(api.server.app[POSITIONS].flush(), 5)
+        stored = {r["id"]: r["position_at"] for r in await con.fetch("SELECT id, position_at FROM units WHERE id = ANY($1)", list(sockets))}
+        assert stored[free_unit] == at
+        assert stored[held_unit] != at
+        await seen(console, {free_unit: at})
+        await holding.commit()
+    finally:
+        await change.close()
+    await api.server.app[POSITIONS].flush()  # the held fix waited for this one
+    assert await con.fetchval("SELECT position_at FROM units WHERE id = $1", held_unit) == at
+    await seen(console, {held_unit: at})
+    assert await con.fetchval("SELECT count(*) FROM unit_track WHERE unit_id = $1 AND at = $2", held_unit, at) == 1
+
+
 async def test_a_console_that_falls_behind_still_gets_every_units_newest_position(api: Api) -> None:
     positions = api.server.app[POSITIONS]
     feed = positions.listen()
