@@ -29,6 +29,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -286,7 +287,7 @@ async def psc119_load(
             await asyncio.sleep(load.FIX_EVERY_S)
             if rate is not None:
                 collected = [await full_collections(http, s.url) for s in servers]
-                window = await load.open_loop(rate, args.seconds, calls, pids)
+                window = await load.open_loop(rate, args.seconds, calls, pids, database=servers[0].root)
                 print(window.line(name))
                 full_gc = FullCollections.between(collected, [await full_collections(http, s.url) for s in servers])
                 print(f"  full garbage collections in the window: {full_gc}")
@@ -294,7 +295,7 @@ async def psc119_load(
                     print("  first errors:", window.errors[:3])
                 await asyncio.sleep(1.0)
             print(f"{name}: ceiling ladder {args.ladder}")
-            crossing = await load.ceiling(args.ladder, args.step, calls, pids, print)
+            crossing = await load.ceiling(args.ladder, args.step, calls, pids, print, database=servers[0].root)
             return window, full_gc, crossing
     finally:
         for task in drains:
@@ -363,17 +364,19 @@ async def _drain(ws: websockets.ClientConnection) -> None:
             pass
 
 
-async def baseline_load(url: str, pid: int, fleet: load.LoadFleet, args: argparse.Namespace, ladder: bool) -> tuple[load.Window, float | None]:
+async def baseline_load(
+    url: str, pid: int, fleet: load.LoadFleet, args: argparse.Namespace, ladder: bool, database: Path | None = None,
+) -> tuple[load.Window, float | None]:
     ws_url = url.replace("http://", "ws://")
     phones = await load.open_phones({u: (f"{ws_url}/ws/unit?unit={u}", base) for u, (_t, base) in fleet.crews.items()}, key="call")
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             calls = load.BaselineCalls(http, url, phones)
-            window = await load.open_loop(args.rate, args.seconds, calls, [pid])
+            window = await load.open_loop(args.rate, args.seconds, calls, [pid], database=database)
             crossing = None
             if ladder:
                 await asyncio.sleep(1.0)
-                crossing = await load.ceiling(args.ladder, args.step, calls, [pid], print)
+                crossing = await load.ceiling(args.ladder, args.step, calls, [pid], print, database=database)
             return window, crossing
     finally:
         await asyncio.gather(*(p.close() for p in phones.values()))
@@ -419,8 +422,8 @@ async def open_main(args: argparse.Namespace) -> None:
     async with baseline_server("forward") as (url, pid):
         bare, _ = await baseline_load(url, pid, fleet, args, ladder=False)
         print(bare.line("bare aiohttp forwarding"))
-    async with migrated_database("psc119-bench-notify-") as (_root, ndsn), baseline_server("notify", ndsn) as (url, pid):
-        notify, notify_crossing = await baseline_load(url, pid, fleet, args, ladder=args.baseline_ladder)
+    async with migrated_database("psc119-bench-notify-") as (nroot, ndsn), baseline_server("notify", ndsn) as (url, pid):
+        notify, notify_crossing = await baseline_load(url, pid, fleet, args, ladder=args.baseline_ladder, database=nroot)
         print(notify.line("aiohttp + PostgreSQL insert/NOTIFY"))
     size = f"{args.sockets} unit sockets, fix/5 s, {args.rate:g} calls/s"
     c1, note1 = ceiling_figure(crossing1, args.ladder)
@@ -438,6 +441,8 @@ async def open_main(args: argparse.Namespace) -> None:
             f"{full_gc.count:g} in the window, the longest under {full_gc.longest_under_ms:g} ms"),
         Row(f"server CPU ({size})", window.cpu_percent, notify.cpu_percent, notify_name, "% of a core"),
         Row(f"server CPU per call, its whole life ({size})", window.cpu_ms_per_call, notify.cpu_ms_per_call, notify_name, "ms"),
+        Row(f"database CPU per call, its whole life ({size})", window.db_cpu_ms_per_call, notify.db_cpu_ms_per_call, notify_name, "ms",
+            "every PostgreSQL process, the server's and the baseline's own"),
         Row(f"ceiling, 1 process: calls/s at p99 > 100 ms ({args.sockets} sockets)", c1, cn, notify_name, "calls/s",
             "; ".join(n for n in (note1, noten) if n)),
         Row(f"ceiling, 2 processes on one database ({args.sockets} sockets)", c2, c1, "psc119, 1 process", "calls/s", note2),

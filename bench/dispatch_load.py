@@ -206,6 +206,25 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def database_cpu_seconds(root: Path) -> float:
+    """User + system CPU the PostgreSQL server under ``root`` has used so far: the postmaster, its backends and
+    workers alive now, and those that have ended (counted into the postmaster when it reaped them)."""
+    postmaster = int((root / "pgdata" / "postmaster.pid").read_text().split()[0])
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile: reaped, so in the postmaster's children's time
+            continue
+        if int(entry.name) == postmaster:
+            ticks += sum(int(f) for f in fields[11:15])
+        elif int(fields[1]) == postmaster:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @dataclasses.dataclass
 class Window:
     """What one open-loop window measured."""
@@ -220,6 +239,7 @@ class Window:
     failed: int = 0  # a step answered an error
     cpu_percent: float = 0.0
     cpu_ms_per_call: float = 0.0  # the servers' CPU over the window and its drain, per call started: steadier than latency on a shared machine
+    db_cpu_ms_per_call: float | None = None  # the same for their PostgreSQL, when it is measured
     errors: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -261,8 +281,14 @@ class Window:
 
     def line(self, name: str) -> str:
         return (f"{name:<40} {self.rate:6.1f} calls/s  p50 {self.p(50):8.2f} ms  p99 {self.p(99):8.2f} ms  "
-                f"cpu {self.cpu_percent:5.1f} % ({self.cpu_ms_per_call:5.2f} ms/call)  {self.dispatched} dispatched, {self.missed} missed, "
+                f"cpu {self.cpu_percent:5.1f} % ({self.cpu_ms_per_call:5.2f} ms/call{self._db_cpu})  "
+                f"{self.dispatched} dispatched, {self.missed} missed, "
                 f"{self.unfinished} unfinished, {self.conflicts} conflicts, {self.failed} failed")
+
+
+    @property
+    def _db_cpu(self) -> str:
+        return "" if self.db_cpu_ms_per_call is None else f", database {self.db_cpu_ms_per_call:5.2f} ms/call"
 
 
 def _this_call() -> asyncio.Task[Any]:
@@ -274,12 +300,15 @@ def _this_call() -> asyncio.Task[Any]:
 Call = Callable[[Window], Coroutine[Any, Any, None]]
 
 
-async def open_loop(rate: float, seconds: float, call: Call, pids: list[int], drain_s: float = 20.0) -> Window:
+async def open_loop(
+    rate: float, seconds: float, call: Call, pids: list[int], drain_s: float = 20.0, database: Path | None = None,
+) -> Window:
     """Start ``call`` ``rate`` times a second for ``seconds`` whatever the answers; wait up to ``drain_s`` for
-    the last ones. CPU is the servers' over the window and its drain."""
+    the last ones. CPU is the servers' over the window and its drain, and their database's (under ``database``)."""
     window = Window(rate)
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
+    db0 = database_cpu_seconds(database) if database is not None else 0.0
     cpu0, t0 = cpu_seconds(pids), loop.time()
     for n in range(int(rate * seconds)):
         delay = t0 + n / rate - loop.time()
@@ -293,6 +322,8 @@ async def open_loop(rate: float, seconds: float, call: Call, pids: list[int], dr
     used = cpu_seconds(pids) - cpu0
     window.cpu_percent = 100 * used / (loop.time() - t0)
     window.cpu_ms_per_call = 1000 * used / max(1, int(rate * seconds))
+    if database is not None:
+        window.db_cpu_ms_per_call = 1000 * (database_cpu_seconds(database) - db0) / max(1, int(rate * seconds))
     for task in set(tasks):
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -300,10 +331,12 @@ async def open_loop(rate: float, seconds: float, call: Call, pids: list[int], dr
     return window
 
 
-async def ceiling(rates: list[float], seconds: float, call: Call, pids: list[int], say: Callable[[str], None]) -> float | None:
+async def ceiling(
+    rates: list[float], seconds: float, call: Call, pids: list[int], say: Callable[[str], None], database: Path | None = None,
+) -> float | None:
     """The first rate of ``rates`` whose p99 crosses `CROSSING_MS` (None: none did)."""
     for rate in rates:
-        window = await open_loop(rate, seconds, call, pids, drain_s=10.0)
+        window = await open_loop(rate, seconds, call, pids, drain_s=10.0, database=database)
         say(window.line("  ladder"))
         if window.p(99) > CROSSING_MS:
             return rate
