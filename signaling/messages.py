@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
-from typing import Any, Final, Literal, TypeAlias, TypeVar
+from typing import Any, Final, Literal, TypeAlias, TypeGuard, TypeVar
 
 from . import _check
 from .errors import InvalidMessage, InvalidValue, SignalingError
@@ -272,8 +272,12 @@ class Bye:
         _envelope(self)
 
 
+def _is_chat_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and _CHAT_ID.fullmatch(value) is not None
+
+
 def _chat_id(value: object, name: str = "id") -> None:
-    if not isinstance(value, str) or not _CHAT_ID.fullmatch(value):
+    if not _is_chat_id(value):
         raise _E(name, "must be 1-64 characters of A-Z, a-z, 0-9, _ and - (the sender's id for this message)")
 
 
@@ -282,7 +286,7 @@ def chat_id_of(data: object) -> str | None:
     a refusal of that chat carries it, so its sender knows which one was refused."""
     if isinstance(data, Mapping) and data.get("type") == "chat":
         value = data.get("id")
-        if isinstance(value, str) and _CHAT_ID.fullmatch(value):
+        if _is_chat_id(value):
             return value
     return None
 
