@@ -153,15 +153,11 @@ class ChatWriter:
                     committing = True  # what fails from here on is the COMMIT, which may have happened
             except BaseException:
                 if committing:
-                    _fail(batch, OutcomeUnknown("the chat may or may not be stored; send it again with the same id"))
+                    # Only what the transaction stored may be there; a message it refused is not, either way.
+                    unknown = OutcomeUnknown("the chat may or may not be stored; send it again with the same id")
+                    _answer(batch, [outcome if isinstance(outcome, Exception) else unknown for outcome in outcomes])
                 raise
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            if pending.done.done():
-                continue  # its sender is gone
-            if isinstance(outcome, Exception):
-                pending.done.set_exception(outcome)
-            else:
-                pending.done.set_result(outcome)
+        _answer(batch, outcomes)
 
     async def _insert(self, con: asyncpg.Connection, batch: Sequence[_Pending], accepted: list[int],
                       outcomes: list[int | Exception]) -> None:
@@ -226,6 +222,16 @@ def _id_reused() -> InvalidMessage:
 
 def _stopping() -> NotStored:
     return NotStored("the server is stopping: chat not stored; send it again")
+
+
+def _answer(batch: Sequence[_Pending], outcomes: Sequence[int | Exception]) -> None:
+    for pending, outcome in zip(batch, outcomes, strict=True):
+        if pending.done.done():
+            continue  # its sender is gone
+        if isinstance(outcome, Exception):
+            pending.done.set_exception(outcome)
+        else:
+            pending.done.set_result(outcome)
 
 
 def _fail(batch: Sequence[_Pending], exc: BaseException) -> None:

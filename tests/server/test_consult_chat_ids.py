@@ -13,6 +13,7 @@ import asyncpg
 import websockets
 
 from server import db
+from server.consult_chat import OutcomeUnknown
 from server.keys import ROOMS
 from signaling.errors import InvalidMessage
 from signaling.ids import UserId
@@ -156,3 +157,28 @@ async def test_repeats_within_one_batch_share_the_first_ones_outcome(demo_dsn: s
             "SELECT xmin::text FROM consult_chat WHERE consult_id = $1", uuid.UUID(consult_id))}) == 1  # one batch
     finally:
         await close_api(api)
+
+
+async def test_when_the_commit_answer_is_lost_only_the_messages_the_batch_stored_are_answered_unknown(tmp_path: Path) -> None:
+    async with own_database() as (_embedded, dsn):
+        await _standby_that_never_comes(dsn)
+        api = await room_api_with(dsn, tmp_path)
+        admin = await db.connect(dsn)
+        try:
+            consult_id, _pk, _sp = await accepted_consult(api)
+            specialist = UserId(str(await admin.fetchval("SELECT id FROM users WHERE username = 'specialist'")))
+            writer = api.server.app[ROOMS].chats
+            # One batch: a message it stores, and one it refuses (its id already names another text).
+            sent = [("s1", "EKG sinus"), ("s1", "EKG lain")]
+            submitted = asyncio.gather(*(writer.submit(consult_id, specialist, chat_id, text, None) for chat_id, text in sent),
+                                       return_exceptions=True)
+            await _terminate_the_committing_backend(admin)
+            stored, refused = await submitted
+            assert isinstance(stored, OutcomeUnknown)
+            # Refused before the COMMIT: not stored whatever became of it, and its sender is told why.
+            assert isinstance(refused, InvalidMessage) and refused.field == "id"
+            rows = await admin.fetch("SELECT client_id, text FROM consult_chat WHERE consult_id = $1", uuid.UUID(consult_id))
+            assert [(r["client_id"], r["text"]) for r in rows] == [("s1", "EKG sinus")]
+        finally:
+            await admin.close()
+            await close_api(api)
