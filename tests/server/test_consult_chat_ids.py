@@ -4,8 +4,10 @@ connection died during the COMMIT), it is stored once, answered as stored, and t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from server.consult_chat import OutcomeUnknown
 from server.keys import ROOMS
 from signaling.errors import InvalidMessage
 from signaling.ids import UserId
+from tests.conftest import Api
 from tests.server.database_support import own_database
 from tests.server.test_consult_room import recv
 from tests.server.test_consults import accepted_consult, close_api
@@ -62,42 +65,49 @@ async def _chats_until(ws: websockets.ClientConnection, last_text: str) -> list[
     return chats
 
 
-async def test_a_chat_whose_commit_answer_is_lost_is_answered_unknown_and_its_resend_is_stored_and_seen_once(
-    tmp_path: Path,
-) -> None:
+@contextlib.asynccontextmanager
+async def _commits_that_lose_their_answer(tmp_path: Path) -> AsyncIterator[tuple[Api, asyncpg.Connection]]:
+    """A server whose chat commits wait for a standby that never comes, and an admin connection to its database."""
     async with own_database() as (_embedded, dsn):
         await _standby_that_never_comes(dsn)
         api = await room_api_with(dsn, tmp_path)
         admin = await db.connect(dsn)
         try:
-            consult_id, pk_ws, sp_ws = await room(api)
-            chat = {"type": "chat", "id": "f3b6c1d2-6a0e-4c4e-9a51-0d7e2b9c8a11", "text": "TD 180/110, mohon saran"}
-            await pk_ws.send(json.dumps(chat))
-            await _terminate_the_committing_backend(admin)
-            reply = await recv(pk_ws)
-            # The message is stored: telling its sender "not stored" would be false, and a resend would store it twice.
-            rows = await admin.fetch("SELECT client_id, text FROM consult_chat WHERE consult_id = $1", uuid.UUID(consult_id))
-            assert [(r["client_id"], r["text"]) for r in rows] == [(chat["id"], chat["text"])]
-            assert (reply["type"], reply["code"], reply["field"], reply["chat"]) == ("error", "chat_outcome_unknown", "id", chat["id"])
-
-            await admin.execute("DROP TRIGGER chat_commit_waits ON consult_chat")  # the database is itself again
-            await pk_ws.send(json.dumps(chat))  # sent again, with its id
-            assert await recv(pk_ws) == {"type": "chat_stored", "id": chat["id"]}
-            await pk_ws.send(json.dumps({"type": "chat", "id": "after-1", "text": "sesudahnya"}))
-            assert await recv(pk_ws) == {"type": "chat_stored", "id": "after-1"}
-
-            seen = await _chats_until(sp_ws, "sesudahnya")
-            assert [(m["id"], m["text"]) for m in seen] == [(chat["id"], chat["text"]), ("after-1", "sesudahnya")]
-            stored = await admin.fetch("SELECT client_id FROM consult_chat WHERE consult_id = $1 ORDER BY id", uuid.UUID(consult_id))
-            assert [r["client_id"] for r in stored] == [chat["id"], "after-1"]
-            audited = await admin.fetchval(
-                "SELECT count(*) FROM audit_log WHERE action = 'consult.chat' AND object = $1", f"consult:{consult_id}")
-            assert audited == 2
-            await pk_ws.close()
-            await sp_ws.close()
+            yield api, admin
         finally:
             await admin.close()
             await close_api(api)
+
+
+async def test_a_chat_whose_commit_answer_is_lost_is_answered_unknown_and_its_resend_is_stored_and_seen_once(
+    tmp_path: Path,
+) -> None:
+    async with _commits_that_lose_their_answer(tmp_path) as (api, admin):
+        consult_id, pk_ws, sp_ws = await room(api)
+        chat = {"type": "chat", "id": "f3b6c1d2-6a0e-4c4e-9a51-0d7e2b9c8a11", "text": "TD 180/110, mohon saran"}
+        await pk_ws.send(json.dumps(chat))
+        await _terminate_the_committing_backend(admin)
+        reply = await recv(pk_ws)
+        # The message is stored: telling its sender "not stored" would be false, and a resend would store it twice.
+        rows = await admin.fetch("SELECT client_id, text FROM consult_chat WHERE consult_id = $1", uuid.UUID(consult_id))
+        assert [(r["client_id"], r["text"]) for r in rows] == [(chat["id"], chat["text"])]
+        assert (reply["type"], reply["code"], reply["field"], reply["chat"]) == ("error", "chat_outcome_unknown", "id", chat["id"])
+
+        await admin.execute("DROP TRIGGER chat_commit_waits ON consult_chat")  # the database is itself again
+        await pk_ws.send(json.dumps(chat))  # sent again, with its id
+        assert await recv(pk_ws) == {"type": "chat_stored", "id": chat["id"]}
+        await pk_ws.send(json.dumps({"type": "chat", "id": "after-1", "text": "sesudahnya"}))
+        assert await recv(pk_ws) == {"type": "chat_stored", "id": "after-1"}
+
+        seen = await _chats_until(sp_ws, "sesudahnya")
+        assert [(m["id"], m["text"]) for m in seen] == [(chat["id"], chat["text"]), ("after-1", "sesudahnya")]
+        stored = await admin.fetch("SELECT client_id FROM consult_chat WHERE consult_id = $1 ORDER BY id", uuid.UUID(consult_id))
+        assert [r["client_id"] for r in stored] == [chat["id"], "after-1"]
+        audited = await admin.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'consult.chat' AND object = $1", f"consult:{consult_id}")
+        assert audited == 2
+        await pk_ws.close()
+        await sp_ws.close()
 
 
 async def test_a_chat_sent_again_is_stored_once_and_answered_stored_and_its_id_cannot_carry_another_text(
@@ -160,25 +170,18 @@ async def test_repeats_within_one_batch_share_the_first_ones_outcome(demo_dsn: s
 
 
 async def test_when_the_commit_answer_is_lost_only_the_messages_the_batch_stored_are_answered_unknown(tmp_path: Path) -> None:
-    async with own_database() as (_embedded, dsn):
-        await _standby_that_never_comes(dsn)
-        api = await room_api_with(dsn, tmp_path)
-        admin = await db.connect(dsn)
-        try:
-            consult_id, _pk, _sp = await accepted_consult(api)
-            specialist = UserId(str(await admin.fetchval("SELECT id FROM users WHERE username = 'specialist'")))
-            writer = api.server.app[ROOMS].chats
-            # One batch: a message it stores, and one it refuses (its id already names another text).
-            sent = [("s1", "EKG sinus"), ("s1", "EKG lain")]
-            submitted = asyncio.gather(*(writer.submit(consult_id, specialist, chat_id, text, None) for chat_id, text in sent),
-                                       return_exceptions=True)
-            await _terminate_the_committing_backend(admin)
-            stored, refused = await submitted
-            assert isinstance(stored, OutcomeUnknown)
-            # Refused before the COMMIT: not stored whatever became of it, and its sender is told why.
-            assert isinstance(refused, InvalidMessage) and refused.field == "id"
-            rows = await admin.fetch("SELECT client_id, text FROM consult_chat WHERE consult_id = $1", uuid.UUID(consult_id))
-            assert [(r["client_id"], r["text"]) for r in rows] == [("s1", "EKG sinus")]
-        finally:
-            await admin.close()
-            await close_api(api)
+    async with _commits_that_lose_their_answer(tmp_path) as (api, admin):
+        consult_id, _pk, _sp = await accepted_consult(api)
+        specialist = UserId(str(await admin.fetchval("SELECT id FROM users WHERE username = 'specialist'")))
+        writer = api.server.app[ROOMS].chats
+        # One batch: a message it stores, and one it refuses (its id already names another text).
+        sent = [("s1", "EKG sinus"), ("s1", "EKG lain")]
+        submitted = asyncio.gather(*(writer.submit(consult_id, specialist, chat_id, text, None) for chat_id, text in sent),
+                                   return_exceptions=True)
+        await _terminate_the_committing_backend(admin)
+        stored, refused = await submitted
+        assert isinstance(stored, OutcomeUnknown)
+        # Refused before the COMMIT: not stored whatever became of it, and its sender is told why.
+        assert isinstance(refused, InvalidMessage) and refused.field == "id"
+        rows = await admin.fetch("SELECT client_id, text FROM consult_chat WHERE consult_id = $1", uuid.UUID(consult_id))
+        assert [(r["client_id"], r["text"]) for r in rows] == [("s1", "EKG sinus")]
