@@ -58,17 +58,17 @@ WRITE_TIMEOUT_S = 10.0
 FLUSH = """
 WITH f AS (SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[], $4::timestamptz[], $5::real[], $6::bool[])
                          AS f(id, lat, lon, at, accuracy, sampled)),
-     free AS (SELECT u.id FROM units u JOIN f ON u.id = f.id ORDER BY u.id FOR UPDATE OF u SKIP LOCKED),
-     moved AS (UPDATE units u SET position_lat = f.lat, position_lon = f.lon, position_at = f.at FROM f JOIN free USING (id)
-               WHERE u.id = f.id AND (u.position_at IS NULL OR u.position_at < f.at)
-               RETURNING u.id, f.lat, f.lon, f.at),
+     free AS (SELECT f.* FROM f JOIN units u ON u.id = f.id ORDER BY u.id FOR NO KEY UPDATE OF u SKIP LOCKED),
+     moved AS (UPDATE units u SET position_lat = free.lat, position_lon = free.lon, position_at = free.at FROM free
+               WHERE u.id = free.id AND (u.position_at IS NULL OR u.position_at < free.at)
+               RETURNING u.id, free.lat, free.lon, free.at),
      track AS (INSERT INTO unit_track (unit_id, at, lat, lon, accuracy)
-               SELECT id, at, lat, lon, accuracy FROM f JOIN free USING (id) WHERE sampled ON CONFLICT DO NOTHING),
+               SELECT id, at, lat, lon, accuracy FROM free WHERE sampled ON CONFLICT DO NOTHING),
      chunked AS (SELECT *, (row_number() OVER (ORDER BY id) - 1) / $8 AS chunk FROM moved),
      announced AS (SELECT pg_notify($7, json_agg(json_build_array(id, lat, lon, extract(epoch FROM at)) ORDER BY id)::text)
                    FROM chunked GROUP BY chunk)
 SELECT (SELECT count(*) FROM announced) AS notifications,
-       ARRAY(SELECT f.id FROM f JOIN units u ON u.id = f.id WHERE f.id NOT IN (SELECT id FROM free)) AS held
+       ARRAY(SELECT id FROM f WHERE id NOT IN (SELECT id FROM free) AND EXISTS (SELECT FROM units WHERE units.id = f.id)) AS held
 """
 
 
