@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import heapq
+import itertools
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -108,7 +110,10 @@ class Fleet:
         # Events up to _floor are already in the index (read with the table); applied_id is the newest applied.
         self._floor = 0
         self.applied_id = 0
-        self._progress = asyncio.Condition()
+        # Callers waiting for the index to reach an event: (its id, a tie-breaker, woken), the lowest id first. Each
+        # is woken once, when its own event is applied; not by every event before it.
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiters = itertools.count()
         # GPS fixes not in the index yet, the newest per unit: a fix costs a dict entry, and the index takes
         # each unit's newest once, before it ranks (a flood of fixes costs the index nothing more).
         self._moves: dict[UnitId, tuple[Point, dt.datetime]] = {}
@@ -142,22 +147,31 @@ class Fleet:
                 index.move(unit.id, unit.position, unit.position_time)
         self.index = index
         self._floor = max(self._floor, last)
-        await self._advanced(last)
+        self._advanced(last)
 
-    async def _advanced(self, event_id: int) -> None:
-        async with self._progress:
-            self.applied_id = max(self.applied_id, event_id)
-            self._progress.notify_all()
+    def _advanced(self, event_id: int) -> None:
+        self.applied_id = max(self.applied_id, event_id)
+        while self._waiting and self._waiting[0][0] <= self.applied_id:
+            woken = heapq.heappop(self._waiting)[2]
+            if not woken.done():
+                woken.set_result(None)
 
     async def caught_up(self, event_id: int, timeout: float = 1.0) -> bool:
         """Wait until every event up to ``event_id`` is in the index (read-your-writes for recommendations)."""
-        async with self._progress:
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._progress.wait_for(lambda: self.applied_id >= event_id)
-            except TimeoutError:
-                log.warning("fleet index is behind the event log (%d < %d)", self.applied_id, event_id)
-                return False
+        if self.applied_id >= event_id:
+            return True
+        entry = (event_id, next(self._waiters), asyncio.get_running_loop().create_future())
+        heapq.heappush(self._waiting, entry)
+        try:
+            async with asyncio.timeout(timeout):
+                await entry[2]
+        except TimeoutError:
+            log.warning("fleet index is behind the event log (%d < %d)", self.applied_id, event_id)
+            return False
+        finally:
+            if entry[2].cancelled() and entry in self._waiting:  # given up (timed out, or its request cancelled)
+                self._waiting.remove(entry)
+                heapq.heapify(self._waiting)
         return True
 
     async def _run(self) -> None:
@@ -168,7 +182,7 @@ class Fleet:
                 async with asyncio.timeout(max(0.0, next_resync - loop.time())):
                     event = await self._sub.queue.get()
                 self.apply_event(event)
-                await self._advanced(event.id)
+                self._advanced(event.id)
             except TimeoutError:
                 with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                     await self.resync()
