@@ -182,6 +182,9 @@ class Fleet:
                 async with asyncio.timeout(max(0.0, next_resync - loop.time())):
                     event = await self._sub.queue.get()
                 self.apply_event(event)
+                while not self._sub.queue.empty():  # the rest of the bus's batch, in one turn of the loop
+                    event = self._sub.queue.get_nowait()
+                    self.apply_event(event)
                 self._advanced(event.id)
             except TimeoutError:
                 with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
