@@ -31,6 +31,9 @@ class Lagging:
         await asyncio.sleep(LAG_S)
         return event
 
+    def empty(self) -> bool:
+        return True  # each event comes through `get`, late
+
 
 async def test_a_unit_sent_just_before_a_call_is_not_recommended_while_the_index_lags(
     api: Api, con: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch,
