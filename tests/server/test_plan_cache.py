@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from server import bus, db, events
+from server import bus, db, events, phone_presence
 from server.bus import EventBus
 
 RUNS = 12
@@ -46,3 +46,23 @@ async def test_the_bus_plans_its_read_once_and_reads_by_the_index(demo_dsn: str)
         await writer.close()
     assert (read["generic_plans"], read["custom_plans"]) == (RUNS, 0)
     assert "Index Scan using events_pkey" in plan and "Sort" not in plan, plan
+
+
+async def test_a_phone_presence_read_is_planned_generic_after_five_and_reads_by_the_index(con: asyncpg.Connection) -> None:
+    # A fleet as the dispatch benchmark's, each unit's phone on a socket and its previous one closed: the statistics
+    # price one unit's read well below the generic plan's guess of ten units.
+    await con.execute("""INSERT INTO units (id, callsign, kind, capabilities, base_lat, base_lon, kelurahan)
+                         SELECT id || '-' || n, callsign || '-' || n, kind, capabilities, base_lat, base_lon, kelurahan
+                         FROM units, generate_series(1, 4) AS n""")
+    await con.execute("""INSERT INTO phone_sockets (id, unit_id, closed_at)
+                         SELECT gen_random_uuid(), id, closed_at FROM units, (VALUES (now()), (NULL)) AS s (closed_at)""")
+    await con.execute("ANALYZE phone_sockets")
+    units = [r["id"] for r in await con.fetch("SELECT id FROM units ORDER BY id LIMIT 2")]
+    for n in range(RUNS):
+        wanted = units[: 1 + n % 2]  # a phone's own change, a dispatched unit, a short list of recommendations
+        found = await phone_presence.phones(con, wanted, 60.0)
+        assert sorted(found) == wanted and all(p["connected"] for p in found.values())
+    read = await _plans(con, "FROM phone_sockets WHERE unit_id = ANY(")
+    plan = await _plan_of(con, read["name"], f"ARRAY['{units[0]}'], 60")
+    assert read["custom_plans"] <= 5 and read["generic_plans"] == RUNS - read["custom_plans"]
+    assert "Index Scan on phone_sockets_unit" in plan, plan
