@@ -1,4 +1,4 @@
-"""Statements run at every dispatch keep one generic plan: PostgreSQL plans them once per connection,
+"""Statements run at every dispatch or chat keep one generic plan: PostgreSQL plans them once per connection,
 not at every execution, and the plan kept is the index plan.
 
 PostgreSQL plans the first five executions of a prepared statement for their parameters (custom plans); from the
@@ -6,10 +6,19 @@ sixth it keeps the generic plan unless the custom ones looked cheaper. `pg_prepa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import uuid
+from pathlib import Path
+
 import asyncpg
 
-from server import bus, db, events, phone_presence
+from server import bus, consult_chat, db, events, phone_presence
 from server.bus import EventBus
+from server.config import DatabaseSettings
+from signaling.ids import UserId
+from tests.server.test_consults import close_api
+from tests.server.test_socket_flood import room, room_api_with
 
 RUNS = 12
 
@@ -66,3 +75,31 @@ async def test_a_phone_presence_read_is_planned_generic_after_five_and_reads_by_
     plan = await _plan_of(con, read["name"], f"ARRAY['{units[0]}'], 60")
     assert read["custom_plans"] <= 5 and read["generic_plans"] == RUNS - read["custom_plans"]
     assert "Index Scan on phone_sockets_unit" in plan, plan
+
+
+async def test_storing_chat_is_planned_generic_after_five_and_finds_a_resend_by_its_index(demo_dsn: str, tmp_path: Path) -> None:
+    api = await room_api_with(demo_dsn, tmp_path)
+    try:
+        consult_id, _pk, _sp = await room(api)
+    finally:
+        await close_api(api)
+    pool = await db.create_pool(demo_dsn, DatabaseSettings(url=demo_dsn, pool_min=1, pool_max=1))
+    writer = consult_chat.ChatWriter(pool, max_stored=100)
+    running = asyncio.create_task(writer.run())
+    try:
+        async with pool.acquire() as con:
+            member = await con.fetchval("SELECT requester FROM consults WHERE id = $1", uuid.UUID(consult_id))
+        # One message a batch, as doctors type: each batch its own execution of the statement.
+        stored = [await writer.submit(consult_id, UserId(str(member)), f"m{n}", f"halo {n}", None) for n in range(RUNS)]
+        assert len(set(stored)) == RUNS
+        async with pool.acquire() as con:
+            insert = await _plans(con, "INSERT INTO consult_chat")
+            literals = f"ARRAY['{consult_id}']::uuid[], ARRAY[{member}]::bigint[], ARRAY['m0'], ARRAY['halo 0'], ARRAY['r'], 100"
+            plan = await _plan_of(con, insert["name"], literals)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await pool.close()
+    assert insert["custom_plans"] <= 5 and insert["generic_plans"] == RUNS - insert["custom_plans"]
+    assert "Index Scan using consult_chat_client_id" in plan, plan
