@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -75,11 +75,11 @@ async def session_scoped(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection
                 raise
 
 
-async def connect(dsn: str, name: str | None = None) -> asyncpg.Connection:
-    """A connection outside the pool; ``name`` shows as its application_name in pg_stat_activity."""
-    con = await asyncpg.connect(
-        dsn, server_settings={"application_name": name} if name else None, connection_class=AnnouncingConnection
-    )
+async def connect(dsn: str, name: str | None = None, settings: Mapping[str, str] | None = None) -> asyncpg.Connection:
+    """A connection outside the pool; ``name`` shows as its application_name in pg_stat_activity; ``settings``: the
+    session's own (for a connection that runs a few statements of its own, such as the event bus's)."""
+    server_settings = {**(settings or {}), **({"application_name": name} if name else {})}
+    con = await asyncpg.connect(dsn, server_settings=server_settings or None, connection_class=AnnouncingConnection)
     await _init_connection(con)
     return con
 

@@ -55,10 +55,17 @@ def presence(rows: Iterable[Iterable[Any]], unit_ids: Iterable[str]) -> dict[str
     return {unit_id: found.get(unit_id, {"connected": False, "last_seen": None}) for unit_id in sorted(set(unit_ids))}
 
 
+# The units of `phones` as a subquery's value rather than the parameter itself, so that PostgreSQL keeps one generic
+# plan. For the parameter, a custom plan counts the array's units (one to a few here) and comes out cheaper on paper
+# than the generic plan's ten, so the read was planned again at every execution (0.11 ms, more than its own run) for
+# the same index scan; a subquery's array is counted alike in both.
+_UNITS = "(SELECT $1::text[])::text[]"
+
+
 async def phones(con: asyncpg.Connection | asyncpg.Pool, unit_ids: Iterable[str], offline_s: float) -> dict[str, dict[str, Any]]:
     """``{unit_id: {"connected": bool, "last_seen": ISO time or None}}`` for each of ``unit_ids``."""
     wanted = sorted(set(unit_ids))
-    return presence(await con.fetch(presence_sql("$1", "$2"), wanted, offline_s), wanted)
+    return presence(await con.fetch(presence_sql(_UNITS, "$2"), wanted, offline_s), wanted)
 
 
 async def with_phones(
