@@ -41,12 +41,25 @@ CREATE TRIGGER chat_commit_waits AFTER INSERT ON consult_chat FOR EACH STATEMENT
 async def _standby_that_never_comes(dsn: str) -> None:
     con = await db.connect(dsn)
     try:
+        # The trigger first: once the standby is named, a commit in a backend that has not read the reload yet
+        # (it reads it between statements) would wait for it forever.
+        await con.execute(_WAIT_FOR_A_STANDBY_AT_CHAT_COMMITS)
         await con.execute("ALTER SYSTEM SET synchronous_commit = 'local'")
         await con.execute("ALTER SYSTEM SET synchronous_standby_names = 'never_connects'")
         await con.execute("SELECT pg_reload_conf()")
-        await con.execute(_WAIT_FOR_A_STANDBY_AT_CHAT_COMMITS)
     finally:
         await con.close()
+    # The reload is asynchronous: a backend forked before the postmaster has read it would still commit with
+    # synchronous_commit = on, and wait for the standby forever. New backends fork with the postmaster's settings.
+    async with asyncio.timeout(10):
+        while True:
+            fresh = await db.connect(dsn)
+            try:
+                if await fresh.fetchval("SELECT current_setting('synchronous_commit') = 'local'"):
+                    return
+            finally:
+                await fresh.close()
+            await asyncio.sleep(0.02)
 
 
 async def _terminate_the_committing_backend(con: asyncpg.Connection) -> None:
