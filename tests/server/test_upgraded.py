@@ -77,7 +77,7 @@ async def plain_websocket_attributes() -> int:
     return sizes[0]
 
 
-async def test_an_open_socket_holds_no_larger_attribute_table_than_aiohttps_and_still_serves(
+async def test_an_open_socket_holds_no_request_queue_nor_a_larger_attribute_table_than_aiohttps_and_still_serves(
     demo_dsn: str,
 ) -> None:
     app = create_app(app_config(demo_dsn), demo_dsn)
@@ -94,6 +94,8 @@ async def test_an_open_socket_holds_no_larger_attribute_table_than_aiohttps_and_
                 assert json.loads(await ws.recv())["type"] == "hello"
                 (socket,) = app[WEBSOCKETS]
                 assert socket._req is not None
+                # Its connection parses no more requests, so it keeps no queue for them (an empty deque is ~760 bytes).
+                assert socket._req.protocol._messages == ()  # type: ignore[attr-defined]
                 # Its own state adds no key to aiohttp's attribute table: past 30 keys each socket would hold a table
                 # of its own (~1.5 KiB) rather than share the keys of every socket's.
                 assert sys.getsizeof(vars(socket)) <= await plain_websocket_attributes()
