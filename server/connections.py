@@ -42,6 +42,8 @@ from server.errors import RequestTimeout
 
 log = logging.getLogger(__name__)
 
+NO_MESSAGES: tuple[()] = ()  # an upgraded connection's parsed requests: none, ever
+
 
 class ConnectionGuard:
     """The settings, and the open connections per peer address, of one server."""
@@ -122,12 +124,16 @@ class GuardedHandler(RequestHandler):
         self._arm()
 
     def forget_parser(self) -> None:
-        """Upgraded to a websocket, the connection parses no more HTTP: drop the parser and the last request's body
-        (`server.upgraded`; aiohttp's ``_parser`` and ``_payload_parser``, guarded by tests/server/test_upgraded.py),
-        and the head's deadline, which would otherwise stay scheduled (a handle, its callback and a context) until
-        ``limits.header_timeout_s`` after the head, only to find nothing to do."""
+        """Upgraded to a websocket, the connection parses no more HTTP: drop the parser, its queue of parsed requests
+        (an empty deque is ~760 bytes; nothing is queued after the upgrade, and an empty tuple refuses any append
+        rather than hold it) and the last request's body (`server.upgraded`; aiohttp's ``_parser``, ``_messages`` and
+        ``_payload_parser``, guarded by tests/server/test_live_socket.py), and the head's deadline, which would
+        otherwise stay scheduled (a handle, its callback and a context) until ``limits.header_timeout_s`` after the
+        head, only to find nothing to do."""
         if self._upgraded and self._payload_parser is not None:
             self._parser = None
+            if not self._messages:  # always so: the parser stops at an upgrade's head
+                self._messages = NO_MESSAGES  # type: ignore[assignment]
             self._body = None
             if self._timer is not None:
                 self._timer.cancel()

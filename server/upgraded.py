@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 class LiveSocket(web.WebSocketResponse):
     """A websocket whose life, given by `live`, runs once its handler (and the middlewares) returned it."""
 
+    # Slots, not instance attributes: aiohttp's websocket already sets 29, and two more take its attribute dict
+    # past what CPython shares between the instances of a class (30 keys): each socket would then hold a dict of
+    # its own table, ~1.5 KiB, for as long as it is open.
+    __slots__ = ("_life", "_request_id")
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._life: Callable[[], Awaitable[None]] | None = None
