@@ -127,7 +127,7 @@ class GuardedHandler(RequestHandler):
         """Upgraded to a websocket, the connection parses no more HTTP: drop the parser, its queue of parsed requests
         (an empty deque is ~760 bytes; nothing is queued after the upgrade, and an empty tuple refuses any append
         rather than hold it) and the last request's body (`server.upgraded`; aiohttp's ``_parser``, ``_messages`` and
-        ``_payload_parser``, guarded by tests/server/test_live_socket.py), and the head's deadline, which would
+        ``_payload_parser``, guarded by tests/server/test_live_socket.py and test_upgraded.py), and the head's deadline, which would
         otherwise stay scheduled (a handle, its callback and a context) until ``limits.header_timeout_s`` after the
         head, only to find nothing to do."""
         if self._upgraded and self._payload_parser is not None:
