@@ -3,9 +3,10 @@ without permessage-deflate, against a bare aiohttp server holding as many idle s
 
 For each kind, a fresh server process (a real ``psc119 serve`` on one embedded PostgreSQL holding the demo
 region; the bare server of `bench/baseline_servers.py`) is warmed with a few sockets opened and closed, then
-``--sockets`` sockets are opened and left idle; the growth of the server's VmRSS divided by their number is the
-cost of one. Unit sockets are one crew's phone, console sockets (``/ws/operator``) and event sockets (``/ws/events``)
-the demo operator's; room sockets are both doctors of ``--sockets``/2 accepted consults, joined. Asserts no figures.
+``--sockets`` sockets are opened and left idle past one heartbeat; the growth of the server's VmRSS divided by
+their number is the cost of one. Unit sockets are one crew's phone, console sockets (``/ws/operator``) and event
+sockets (``/ws/events``) the demo operator's; room sockets are both doctors of ``--sockets``/2 accepted consults,
+joined. Asserts no figures.
 
     python bench/bench_memory.py [--sockets 5000]
 """
@@ -24,19 +25,21 @@ from results import Row, emit
 from bench_support import CREW_PASSWORD, add_crew, baseline_server, consult_rooms, demo_database, login, rss_kib, serve
 from server import db
 from server.demo_region import DEMO_PASSWORD
+from server.live import HEARTBEAT_S
 
 Opener = Callable[[int], Awaitable[websockets.ClientConnection]]
 WARM = 10
 
 
 async def per_socket(pid: int, count: int, open_one: Opener) -> float:
-    """KiB of the server's resident memory per idle socket."""
+    """KiB of the server's resident memory per idle socket, once every socket has been pinged: an idle socket
+    spends most of its life after its first heartbeat."""
     for ws in [await open_one(i) for i in range(WARM)]:
         await ws.close()
     await asyncio.sleep(0.5)
     before = rss_kib(pid)
     sockets = [await open_one(WARM + i) for i in range(count)]
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(HEARTBEAT_S + 1.0)
     after = rss_kib(pid)
     for ws in sockets:
         await ws.close()

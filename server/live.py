@@ -41,6 +41,7 @@ from signaling.errors import SignalingError
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024
+HEARTBEAT_S = 20.0  # a live socket is pinged this often; one that does not answer within half of it is closed
 # Inbound handler: a parsed JSON object in, an optional reply out; raise InvalidField to answer an error.
 Inbound = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
@@ -124,7 +125,7 @@ async def serve_socket(request: web.Request, audience: tuple[str, ...], kind: So
     is closed when it ends (also when the upgrade fails)."""
     try:
         after = resume_point(request)  # validated before the upgrade, so a bad value is a plain 422
-        ws = LiveSocket(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES, compress=kind.compress)
+        ws = LiveSocket(heartbeat=HEARTBEAT_S, max_msg_size=MAX_MESSAGE_BYTES, compress=kind.compress)
         await upgrade(ws, request)
     except BaseException:
         await kind.closed()

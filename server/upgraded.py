@@ -26,15 +26,31 @@ from server.logs import request_id
 log = logging.getLogger(__name__)
 
 
+def _late_attributes() -> tuple[str, ...]:
+    """The attributes aiohttp's websocket and response set after their ``__init__``: class-level defaults until
+    a socket is prepared, pinged, read or closed."""
+    own = (web.WebSocketResponse, web.StreamResponse)
+    return tuple(dict.fromkeys(
+        name for cls in own for name, value in vars(cls).items()
+        if not name.startswith("__") and (value is None or isinstance(value, (bool, int, float)))
+    ))  # fmt: skip
+
+
+_LATE = _late_attributes()
+
+
 class LiveSocket(web.WebSocketResponse):
     """A websocket whose life, given by `live`, runs once its handler (and the middlewares) returned it."""
 
-    # Slots, not instance attributes: aiohttp's websocket already sets 29, and two more take its attribute dict
-    # past what CPython shares between the instances of a class (30 keys): each socket would then hold a dict of
-    # its own table, ~1.5 KiB, for as long as it is open.
-    __slots__ = ("_life", "_request_id")
+    # Slots, not instance attributes: CPython shares one key table among a class's instance dicts, of at most 30
+    # keys, and a socket's whole life (prepared, pinged, read, closed) sets more than that, counting ours and
+    # aiohttp's late ones. Past that, each socket holds a dict of its own, ~1 KiB, from its first ping until
+    # it closes. In slots, the attributes set late stay out of the dict, and the dict stays shared.
+    __slots__ = ("_life", "_request_id", *_LATE)
 
     def __init__(self, **kwargs: object) -> None:
+        for name in _LATE:  # a slot hides the class default it shadows
+            setattr(self, name, getattr(web.WebSocketResponse, name))
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._life: Callable[[], Awaitable[None]] | None = None
         self._request_id = request_id.get()

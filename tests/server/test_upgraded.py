@@ -20,8 +20,9 @@ from server.config import LimitSettings
 from server.connections import GuardedRunner
 from server.demo_region import DEMO_PASSWORD
 from server.keys import WEBSOCKETS
-from tests.conftest import Api, app_config
-from tests.server.test_consults import close_api
+from server.upgraded import LiveSocket
+from tests.conftest import Api, app_config, start_api
+from tests.server.test_consults import close_api, consult_config
 from tests.server.test_idle_sockets import unit_sockets
 from tests.server.test_socket_flood import room, room_api_with
 
@@ -45,6 +46,30 @@ async def test_a_room_socket_keeps_no_response_headers(demo_dsn: str, tmp_path: 
             assert isinstance(ws, websockets.ClientConnection) and ws.response is not None
             assert ws.response.headers["X-Frame-Options"] == "DENY"
         assert headers_kept(api) == [0, 0]
+    finally:
+        await close_api(api)
+
+
+async def test_a_room_socket_pinged_read_and_closed_holds_no_attribute_in_its_dict_that_a_new_one_does_not(
+    demo_dsn: str, tmp_path: Path
+) -> None:
+    # CPython shares one key table, of at most 30 keys, among the dicts of a class's instances. aiohttp's websocket
+    # sets 17 in its __init__ and more than 13 others over its life (prepared, pinged, read, closed): past the 30th,
+    # a socket held a dict of its own, ~1 KiB, from its first ping on.
+    fresh = set(vars(LiveSocket(heartbeat=1.0)))
+    api = await start_api(demo_dsn, consult_config(demo_dsn, tmp_path, heartbeat_s=0.5))
+    try:
+        _, pk_ws, _ = await room(api)
+        (socket, *_) = api.server.app[WEBSOCKETS]
+        await asyncio.sleep(1.5)  # pinged and answered: websockets answers a ping by itself
+        assert socket._heartbeat_when > 0 and socket._pong_response_cb is None  # type: ignore[attr-defined]
+        assert set(vars(socket)) <= fresh, set(vars(socket)) - fresh
+        await pk_ws.close()
+        for _ in range(50):
+            if socket.closed:
+                break
+            await asyncio.sleep(0.05)
+        assert socket.closed and set(vars(socket)) <= fresh, set(vars(socket)) - fresh
     finally:
         await close_api(api)
 
