@@ -150,7 +150,26 @@ class ConsentResult:
     recording: RecordingState
 
 
+class _Member:
+    """What the room knows of one member. One object a member rather than a dict a field: a room lives as long as
+    its consult's sockets, and eight small dicts a room cost more than two of these."""
+
+    __slots__ = ("role", "grant", "connection", "generation", "last_kind", "kept", "consent", "outbox")
+
+    def __init__(self, role: MemberRole) -> None:
+        self.role = role
+        self.grant: JoinGrant | None = None
+        self.connection: Connection | None = None  # while present
+        self.generation = 0  # of its latest join; 0 before any
+        self.last_kind: PeerKind | None = None  # of its latest join, present or not
+        self.kept: frozenset[UserId] = frozenset()  # whom its latest join still had media with
+        self.consent: bool | None = None
+        self.outbox: Outbox[RelayMessage] | None = None  # made when a message first waits for it
+
+
 class Room:
+    __slots__ = ("_consult_id", "_members", "_outbox_limit", "_outbox_max_age", "_session_started", "_closed")
+
     def __init__(
         self,
         consult_id: ConsultId,
@@ -164,26 +183,19 @@ class Room:
         outbox_max_age: timedelta = DEFAULT_MAX_AGE,
     ) -> None:
         self._consult_id = ConsultId(_check.identifier(consult_id, "consult_id"))
-        self._members: dict[UserId, MemberRole] = {}
+        self._members: dict[UserId, _Member] = {}
         self._add_member(requester, MemberRole.REQUESTER)
         if specialist is not None:
             self._add_member(specialist, MemberRole.SPECIALIST)
         if recorder is not None:
             self._add_member(recorder, MemberRole.RECORDER)
-        self._grants: dict[UserId, JoinGrant] = {}
-        self._present: dict[UserId, Connection] = {}
-        self._generations: dict[UserId, int] = {}
-        self._last_kind: dict[UserId, PeerKind] = {}
-        self._kept: dict[UserId, frozenset[UserId]] = {}
-        self._consent: dict[UserId, bool] = {}
         for user, consent in (consents or {}).items():
             if self.role_of(user, field="consents") is MemberRole.RECORDER:
                 raise InvalidValue("consents", "the recorder does not give consent")
-            self._consent[user] = _check.boolean(consent, f"consents.{user}")
+            self._members[user].consent = _check.boolean(consent, f"consents.{user}")
         Outbox[RelayMessage](outbox_limit, outbox_max_age)  # validate the settings now
         self._outbox_limit = outbox_limit
         self._outbox_max_age = outbox_max_age
-        self._outboxes: dict[UserId, Outbox[RelayMessage]] = {}
         self._session_started = session_started
         self._closed = False
 
@@ -217,14 +229,14 @@ class Room:
     def _add_member(self, user: UserId, role: MemberRole) -> None:
         _check.identifier(user, role.value)
         holder = self._holder(role)
-        if user in self._members and self._members[user] is not role:
+        if user in self._members and self._members[user].role is not role:
             raise InvalidValue(role.value, "is already a member in another role")
         if holder is not None and holder != user:
             raise InvalidValue(role.value, f"the room already has a {role.value}")
-        self._members[user] = role
+        self._members.setdefault(user, _Member(role))
 
     def _holder(self, role: MemberRole) -> UserId | None:
-        return next((u for u, r in self._members.items() if r is role), None)
+        return next((u for u, m in self._members.items() if m.role is role), None)
 
     @property
     def consult_id(self) -> ConsultId:
@@ -236,13 +248,16 @@ class Room:
 
     @property
     def members(self) -> Mapping[UserId, MemberRole]:
-        return MappingProxyType(dict(self._members))
+        return MappingProxyType({u: m.role for u, m in self._members.items()})
 
     @property
     def present(self) -> Mapping[UserId, Connection]:
-        return MappingProxyType(dict(self._present))
+        return MappingProxyType(dict(self._sorted_present()))
 
     def role_of(self, user: UserId, *, field: str | None = None) -> MemberRole:
+        return self._member(user, field=field).role
+
+    def _member(self, user: UserId, *, field: str | None = None) -> _Member:
         try:
             return self._members[user]
         except KeyError:
@@ -259,21 +274,20 @@ class Room:
         """Accept the grant of a join token issued to a member (replaces an older one)."""
         if grant.consult_id != self._consult_id:
             raise WrongRoom(self._consult_id, grant.consult_id)
-        self.role_of(grant.user, field="user")
-        self._grants[grant.user] = grant
+        self._member(grant.user, field="user").grant = grant
 
     # --- recording consent --------------------------------------------------------
 
     @property
     def consents(self) -> Mapping[UserId, bool]:
         """Each doctor's latest recording consent (for the server to persist)."""
-        return MappingProxyType(dict(self._consent))
+        return MappingProxyType({u: m.consent for u, m in self._members.items() if m.consent is not None})
 
     @property
     def recording_allowed(self) -> bool:
         """Every doctor of the consult (requester and specialist) consented."""
-        doctors = [u for u, r in self._members.items() if r is not MemberRole.RECORDER]
-        return len(doctors) == 2 and all(self._consent.get(u) is True for u in doctors)
+        doctors = [m for m in self._members.values() if m.role is not MemberRole.RECORDER]
+        return len(doctors) == 2 and all(m.consent is True for m in doctors)
 
     def _recording_change(self, before: bool, exclude: UserId | None) -> tuple[
         RecordingState, list[Delivery]
@@ -288,7 +302,7 @@ class Room:
                 if user != exclude
             ]
         recorder = self._holder(MemberRole.RECORDER)
-        stop = not after and recorder is not None and recorder in self._present
+        stop = not after and recorder is not None and self._members[recorder].connection is not None
         return RecordingState(after, after != before, stop), deliveries
 
     def set_consent(
@@ -297,24 +311,32 @@ class Room:
         """A doctor gives or withdraws consent to recording (a `Consent` message)."""
         self._require_open()
         _check.aware(now, "now")
-        role = self.role_of(user)
+        member = self._member(user)
         self._require_current(user, generation)
-        if role is MemberRole.RECORDER:
+        if member.role is MemberRole.RECORDER:
             raise InvalidMessage("type", "the recorder does not give consent")
         _check.boolean(consent, "recording", error=InvalidMessage)
         before = self.recording_allowed
-        self._consent[user] = consent
+        member.consent = consent
         state, deliveries = self._recording_change(before, exclude=None)
         return ConsentResult(tuple(deliveries), state)
 
     # --- presence -----------------------------------------------------------------
 
     def _sorted_present(self) -> list[tuple[UserId, Connection]]:
-        return sorted(self._present.items(), key=lambda item: self._members[item[0]].rank)
+        present = [(u, m.connection) for u, m in self._members.items() if m.connection is not None]
+        present.sort(key=lambda item: self._members[item[0]].role.rank)
+        return present
+
+    def _connection(self, user: UserId) -> Connection:
+        """The connection of a member known to be present."""
+        connection = self._members[user].connection
+        assert connection is not None, user
+        return connection
 
     def _roles(self, me: UserId, other: UserId, other_kind: PeerKind) -> NegotiationRole:
-        mine = Side(self._members[me], self._present[me].kind)
-        theirs = Side(self._members[other], other_kind)
+        mine = Side(self._members[me].role, self._connection(me).kind)
+        theirs = Side(self._members[other].role, other_kind)
         return pair_roles(mine, theirs)[0]
 
     def join(
@@ -331,8 +353,8 @@ class Room:
         _check.aware(now, "now")
         if message.consult is not None and message.consult != self._consult_id:
             raise WrongRoom(self._consult_id, message.consult)
-        role = self.role_of(user)
-        grant = self._grants.get(user)
+        member = self._member(user)
+        role, grant = member.role, member.grant
         if grant is None:
             raise TokenRejected("no join token was issued to this member")
         verify_join_token(grant, message.token, consult_id=self._consult_id, user=user, now=now)
@@ -344,16 +366,12 @@ class Room:
 
         before = self.recording_allowed
         if message.consent_recording is not None and role is not MemberRole.RECORDER:
-            self._consent[user] = message.consent_recording
-        previous = self._present.get(user)
-        generation = self._generations.get(user, 0) + 1
-        self._generations[user] = generation
-        self._present[user] = Connection(message.kind, generation, now)
-        self._last_kind[user] = message.kind
-        if message.keep:
-            self._kept[user] = frozenset(message.keep)
-        else:  # most joins keep nothing: no set held for them
-            self._kept.pop(user, None)
+            member.consent = message.consent_recording
+        previous = member.connection
+        generation = member.generation = member.generation + 1
+        member.connection = Connection(message.kind, generation, now)
+        member.last_kind = message.kind
+        member.kept = frozenset(message.keep)
 
         peers: list[PeerInfo] = []
         deliveries: list[Delivery] = []
@@ -361,10 +379,11 @@ class Room:
             if other == user:
                 continue
             mine = self._roles(user, other, conn.kind)
+            them = self._members[other]
             peers.append(
                 PeerInfo(
-                    other, self._members[other], conn.kind, conn.generation,
-                    polite=mine.polite, offerer=mine.offerer, resumed=user in self._kept.get(other, ()),
+                    other, them.role, conn.kind, conn.generation,
+                    polite=mine.polite, offerer=mine.offerer, resumed=user in them.kept,
                 )  # fmt: skip
             )
             theirs = self._roles(other, user, message.kind)
@@ -388,12 +407,14 @@ class Room:
         )
         # A (re)join starts a new negotiation on both sides: offers, answers and candidates
         # queued from or for the member's previous connection would only confuse the new one.
-        for recipient, box in self._outboxes.items():
+        for recipient, waiting in self._members.items():
+            if waiting.outbox is None:
+                continue
             if recipient == user:
-                box.discard(lambda m: isinstance(m, _NEGOTIATION))
+                waiting.outbox.discard(lambda m: isinstance(m, _NEGOTIATION))
             else:
-                box.discard(lambda m: isinstance(m, _NEGOTIATION) and m.sender == user)
-        outbox = self._outboxes.pop(user, None)
+                waiting.outbox.discard(lambda m: isinstance(m, _NEGOTIATION) and m.sender == user)
+        outbox, member.outbox = member.outbox, None
         backlog = tuple(outbox.drain(now)) if outbox is not None else ()
         started = False
         if not self._session_started and self._both_doctors_present():
@@ -409,10 +430,7 @@ class Room:
         )
 
     def _both_doctors_present(self) -> bool:
-        return all(
-            self._holder(role) in self._present
-            for role in (MemberRole.REQUESTER, MemberRole.SPECIALIST)
-        )
+        return sum(m.connection is not None and m.role is not MemberRole.RECORDER for m in self._members.values()) == 2
 
     def leave(self, user: UserId, generation: int, now: datetime, *, away: bool = False) -> LeaveResult | None:
         """``user``'s connection of ``generation`` closed. None (nothing to do) if that
@@ -420,22 +438,23 @@ class Room:
         socket dropped rather than said goodbye, so the others hear ``reconnecting``;
         the server calls `gone` when its grace period ends."""
         _check.aware(now, "now")
-        conn = self._present.get(user)
-        if conn is None or conn.generation != generation:
+        member = self._members.get(user)
+        if member is None or member.connection is None or member.connection.generation != generation:
             return None
-        del self._present[user]
+        member.connection = None
         return self._announce(user, "reconnecting" if away else "left", generation)
 
     def gone(self, user: UserId, generation: int, now: datetime) -> LeaveResult | None:
         """The grace period of ``user``'s dropped connection of ``generation`` ended:
         ``left`` for the others, unless it joined again meanwhile (None)."""
         _check.aware(now, "now")
-        if self._closed or user in self._present or self._generations.get(user) != generation:
+        member = self._members.get(user)
+        if self._closed or member is None or member.connection is not None or member.last_kind is None or member.generation != generation:
             return None
         return self._announce(user, "left", generation)
 
     def _announce(self, user: UserId, state: Literal["reconnecting", "left"], generation: int) -> LeaveResult:
-        note = Presence(self._consult_id, user, self._members[user], state, generation)
+        note = Presence(self._consult_id, user, self._members[user].role, state, generation)
         return LeaveResult(tuple(Delivery(u, c.generation, note) for u, c in self._sorted_present()))
 
     def _require_open(self) -> None:
@@ -443,7 +462,8 @@ class Room:
             raise RoomClosed("this consult's room is closed")
 
     def _require_current(self, user: UserId, generation: int) -> None:
-        conn = self._present.get(user)
+        member = self._members.get(user)
+        conn = member.connection if member is not None else None
         if conn is None:
             raise NotJoined("join the room first")
         if conn.generation != generation:
@@ -461,7 +481,7 @@ class Room:
         deliveries: list[Delivery] = []
         for recipient in recipients:
             out = stamped(message, sender=sender, consult=self._consult_id, to=recipient)
-            conn = self._present.get(recipient)
+            conn = self._members[recipient].connection
             if conn is not None:
                 deliveries.append(Delivery(recipient, conn.generation, out))
             elif not isinstance(message, Quality):  # a link's state is stale by the time anyone is back
@@ -503,15 +523,15 @@ class Room:
                 raise InvalidMessage("to", "there is no other doctor in this room yet")
             return [other]
         others = [u for u in self._members if u != sender]
-        return sorted(others, key=lambda u: self._members[u].rank)
+        return sorted(others, key=lambda u: self._members[u].role.rank)
 
     def _check_offerer(self, sender: UserId, recipient: UserId) -> None:
         """Where aiortc is involved only the pair's offerer offers (two browsers
         resolve collisions themselves with perfect negotiation)."""
-        kind = self._last_kind.get(recipient)
+        kind = self._members[recipient].last_kind
         if kind is None:
             return  # never joined: nothing known to protect yet
-        if PeerKind.AIORTC not in (kind, self._present[sender].kind):
+        if PeerKind.AIORTC not in (kind, self._connection(sender).kind):
             return
         if not self._roles(sender, recipient, kind).offerer:
             raise NotOfferer(
@@ -520,15 +540,15 @@ class Room:
             )
 
     def _outbox(self, user: UserId) -> Outbox[RelayMessage]:
-        outbox = self._outboxes.get(user)
-        if outbox is None:
-            outbox = self._outboxes[user] = Outbox(self._outbox_limit, self._outbox_max_age)
-        return outbox
+        member = self._members[user]
+        if member.outbox is None:
+            member.outbox = Outbox(self._outbox_limit, self._outbox_max_age)
+        return member.outbox
 
     def queued(self, user: UserId) -> int:
         """How many messages wait in ``user``'s outbox (before age pruning)."""
-        outbox = self._outboxes.get(user)
-        return 0 if outbox is None else len(outbox)
+        member = self._members.get(user)
+        return 0 if member is None or member.outbox is None else len(member.outbox)
 
     # --- end ----------------------------------------------------------------------
 
@@ -537,7 +557,6 @@ class Room:
         (user, generation) connections the server should close."""
         connections = tuple((u, c.generation) for u, c in self._sorted_present())
         self._closed = True
-        self._present.clear()
-        self._outboxes.clear()
-        self._grants.clear()
+        for member in self._members.values():
+            member.connection = member.outbox = member.grant = None
         return connections
