@@ -22,6 +22,7 @@ from server.handlers import hospital_notice as notice_handlers
 from server.handlers import hospital_referrals as referral_handlers
 from server.handlers import metrics as metrics_handlers
 from server.keys import BUS, CONFIG, ENDPOINTS, FLEET, METRIC_STATE, METRICS, PASSWORDS, POOL, POSITIONS, REVOCATIONS, TRIAGE, WEBSOCKETS
+from server.memory_trim import trimming
 from server.metrics import Metrics, StateCollector, http_latency
 from server.middlewares import access, errors, request_ids
 from server.passwords import Passwords
@@ -62,6 +63,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
     _check_every_route_declared(app)
     security_headers.setup(app, config)
     app.cleanup_ctx.append(watch_gc_pauses)
+    app.cleanup_ctx.append(trimming)
     app.cleanup_ctx.append(_database(dsn))
     app.cleanup_ctx.append(_live(dsn))
     app.cleanup_ctx.append(unassessed.assess_left_over)

@@ -66,6 +66,7 @@ class ServerSettings:
     hsts_max_age_s: int = dataclasses.field(default=0, metadata=_check(lambda v: v >= 0, "must be 0 (off) or more"))
     log_repeat_window_s: float = dataclasses.field(default=60.0, metadata=_check(lambda v: 0 <= v <= 3600, "must be in [0, 3600]"))
     trusted_proxies: tuple[str, ...] = dataclasses.field(default=(), metadata=_check(_networks, "must be a list of CIDRs"))
+    memory_trim_s: float = dataclasses.field(default=10.0, metadata=_check(lambda v: 0 <= v <= 3600, "must be in [0, 3600]"))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

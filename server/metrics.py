@@ -59,6 +59,9 @@ class Metrics:
             "psc119_gc_pause_seconds", "Garbage collections by generation (2: full); the process serves nothing meanwhile",
             ["generation"], buckets=GC_BUCKETS, registry=registry,
         )
+        self.memory_trimmed = Counter(
+            "psc119_memory_trimmed_bytes", "Resident memory given back to the system by malloc_trim (server.memory_trim_s), about", registry=registry,
+        )
         self.calls = Counter("psc119_calls_received", "119 calls recorded, by priority", ["priority"], registry=registry)
         self.dispatches = Counter(
             "psc119_dispatches", "Units dispatched, by who sent them (operator, auto for merah, reoffer after an ack timeout)",
