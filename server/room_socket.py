@@ -267,9 +267,7 @@ async def _serve_upgraded(
         app[METRICS].room_joins.inc()
         guard = None
         if grant["session_id"] is not None:  # the recorder has no session
-            guard = app[REVOCATIONS].guard(
-                grant["session_id"], grant["session_expires_at"], lambda reason: conn.close(CLOSE_SESSION_ENDED, reason)
-            )
+            guard = app[REVOCATIONS].guard(grant["session_id"], grant["session_expires_at"], conn.session_ended)
         chats = PendingChats()
         try:
             if guard is None or guard.ended is None:  # else revoked while joining: closed, never welcomed

@@ -35,6 +35,7 @@ from server.bus import EventBus
 from server.config import Config
 from server.consult_chat import ChatWriter
 from server.keys import BUS, CONFIG, METRICS, POOL, RECORDER_HOOK, RECORDER_STOP_HOOK, ROOMS
+from server.revocation import CLOSE_SESSION_ENDED
 from server.room_owners import Nodes
 from signaling.errors import RoomClosed
 from signaling.forward import forwarded
@@ -103,6 +104,10 @@ class Connection:
             self.close(1013, "too slow")
             return
         self._push(text)
+
+    def session_ended(self, reason: str) -> None:
+        """The guard's close (`server.revocation`): the member's session was revoked or expired."""
+        self.close(CLOSE_SESSION_ENDED, reason)
 
     def close(self, code: int, reason: str) -> None:
         if self.closing is None:
