@@ -102,7 +102,6 @@ class Connection:
 
     kind: PeerKind
     generation: int
-    since: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +370,7 @@ class Room:
             member.consent = message.consent_recording
         previous = member.connection
         generation = member.generation = member.generation + 1
-        member.connection = Connection(message.kind, generation, now)
+        member.connection = Connection(message.kind, generation)
         member.last_kind = message.kind
         member.kept = frozenset(message.keep) if message.keep else _NOBODY
 
