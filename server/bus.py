@@ -39,8 +39,12 @@ LISTENER_NAME = "psc119 event bus"
 # The listener's statements are planned once, generically. The read of the events after the last one is the index
 # scan from that id whatever the id; but PostgreSQL's custom plan for a given id expects a row or two, cheaper on
 # paper than the generic plan's third of the table, so it planned the read again at every execution (0.15 ms each
-# under load, five times the read's own run) for the same plan. The bus's other statements call parameterless functions.
-LISTENER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+# under load, five times the read's own run) for the same plan. That one plan is made at the first read, at start-up:
+# on a new database's log of a few rows a scan of the whole table and a sort cost least, and it was kept as the log
+# grew, each read then scanning every event (a third of PostgreSQL's statement time under the dispatch benchmark)
+# until an ANALYZE. Without sequential or bitmap scans (which read every event after the id, then sort) the plan is the
+# index scan in id order at any size. The bus's other statements call parameterless functions.
+LISTENER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off", "enable_bitmapscan": "off"}
 # While an id is missing the bus looks again this often: a failed commit sends no notification.
 GAP_RECHECK_S = 0.02
 

@@ -57,6 +57,27 @@ async def test_the_bus_plans_its_read_once_and_reads_by_the_index(demo_dsn: str)
     assert "Index Scan using events_pkey" in plan and "Sort" not in plan, plan
 
 
+async def test_the_bus_reads_by_the_index_though_its_plan_was_made_on_a_small_log(demo_dsn: str) -> None:
+    # A new database: the bus's first read, at start-up, plans on an events table of a few rows, where a scan of the
+    # whole table and a sort cost least; the plan is kept as the log grows by thousands before any ANALYZE.
+    writer = await db.connect(demo_dsn)
+    listener = await bus.listener(demo_dsn)
+    try:
+        await EventBus._fetch_after(listener, await events.last_id(writer))
+        async with writer.transaction():
+            for n in range(3000):
+                await events.append(writer, "test.event", {"n": n}, ["role:operator"])
+        newest = await events.last_id(writer)
+        assert [e.id for e in await EventBus._fetch_after(listener, newest - 1)] == [newest]
+        read = await _plans(listener, "FROM events WHERE id > $1 ORDER BY id")
+        plan = await _plan_of(listener, read["name"], str(newest - 1))
+    finally:
+        await listener.close()
+        await writer.close()
+    assert read["custom_plans"] == 0
+    assert "Index Scan using events_pkey" in plan and "Sort" not in plan, plan
+
+
 async def test_a_phone_presence_read_is_planned_generic_after_five_and_reads_by_the_index(con: asyncpg.Connection) -> None:
     # A fleet as the dispatch benchmark's, each unit's phone on a socket and its previous one closed: the statistics
     # price one unit's read well below the generic plan's guess of ten units.
