@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncpg
 
 
+# ``$1``: the unit, ``$2``: the window in seconds. Ids and times rise together (each event's time is taken as it
+# is numbered, at commit), to within a commit.
+HORIZON = """SELECT coalesce(max(id), 0) FROM events WHERE at < (
+    SELECT least(now() - make_interval(secs => $2), min(assigned_at)) FROM assignments
+    WHERE unit_id = $1 AND (ended_at IS NULL OR ended_at > now() - make_interval(secs => $2)))"""
+
+
 async def horizon(con: asyncpg.Connection | asyncpg.Pool, unit_id: str, window_h: float) -> int:
     """The id of the last event a phone of ``unit_id`` may no longer replay (0: it may replay everything)."""
-    # Each event's time is taken as it is numbered, at commit, so ids and times rise together (to within a commit).
-    return int(await con.fetchval(
-        """SELECT coalesce(max(id), 0) FROM events WHERE at < (
-               SELECT least(now() - make_interval(secs => $2), min(assigned_at)) FROM assignments
-               WHERE unit_id = $1 AND (ended_at IS NULL OR ended_at > now() - make_interval(secs => $2)))""",
-        unit_id, window_h * 3600,
-    ))
+    return int(await con.fetchval(HORIZON, unit_id, window_h * 3600))

@@ -8,7 +8,9 @@ from typing import Any
 
 import asyncpg
 
+from server import unit_replay
 from tests.conftest import Api
+from tests.server.test_call_warnings import rows_read
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, call_body, crew_for
 
 
@@ -104,3 +106,25 @@ async def test_a_phone_back_within_the_window_gets_every_event_it_missed(api: Ap
     replayed = await replay(api, crew, last_seen, active, operator)
     assert [e["id"] for e in replayed][:len(expected)] == expected
     assert callers(replayed) == {"081133330001", "081133330002"}
+
+
+async def test_a_resuming_phone_finds_its_units_recent_assignments_by_index_not_by_reading_every_one(con: asyncpg.Connection) -> None:
+    # A year of the fleet's dispatches, each long ended: where its replay starts is read from the unit's own recent
+    # ones, at every reconnect of every phone, whatever the history.
+    units = [r["id"] for r in await con.fetch("SELECT id FROM units ORDER BY id")]
+    await con.execute(
+        """WITH past AS (
+               INSERT INTO incidents (id, idempotency_key, request_digest, caller_phone, priority, lat, lon, closed_at, status)
+               SELECT gen_random_uuid(), 'past-' || n, 'x', '0811-' || n, 'kuning', -6.3, 106.7, now() - make_interval(hours => n), 'closed'
+               FROM generate_series(1, 20000) AS n
+               RETURNING id, closed_at, caller_phone)
+           INSERT INTO assignments (incident_id, unit_id, assigned_at, ack_deadline, ended_at, end_reason)
+           SELECT id, ($1::text[])[1 + substr(caller_phone, 6)::int % cardinality($1::text[])], closed_at - interval '1 hour',
+                  closed_at, closed_at, 'completed'
+           FROM past""",
+        units,
+    )
+    await con.execute("ANALYZE assignments")
+    await con.execute("SELECT append_event('test.event', ARRAY['role:operator'], '{}'::jsonb)")  # the log is read back to it
+    plan = (await con.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {unit_replay.HORIZON}", units[0], 12 * 3600.0))[0]["Plan"]
+    assert rows_read(plan) <= 50, f"read {rows_read(plan)} rows to find where {units[0]}'s replay starts"
