@@ -115,6 +115,32 @@ async def test_numbering_an_event_reads_no_other_queued_event(demo_dsn: str) -> 
         await con.close()
 
 
+async def test_numbering_keeps_to_the_index_though_its_plan_was_made_on_an_empty_queue(demo_dsn: str) -> None:
+    # A server's connection numbers its first events on a queue autovacuum found empty, where a scan costs least,
+    # and keeps that plan; the queue then fills with other transactions' rows (and dead ones, until a vacuum).
+    held, con = await db.connect(demo_dsn), await db.connect(demo_dsn)
+    try:
+        await con.execute("VACUUM event_queue")
+        for n in range(10):
+            async with con.transaction():
+                await events.append(con, "test.early", {"n": n}, ["role:operator"])
+        holding = held.transaction()
+        await holding.start()
+        await held.execute(
+            "SELECT append_event('test.held', ARRAY['role:operator'], jsonb_build_object('n', n, 'pad', repeat('x', 500)), true)"
+            " FROM generate_series(1, 1000) AS n"
+        )
+        before = await _queue_scans(con)
+        for n in range(5):
+            async with con.transaction():
+                await events.append(con, "test.numbered", {"n": n}, ["role:operator"])
+        assert await _queue_scans(con) == before
+        await holding.rollback()
+    finally:
+        await held.close()
+        await con.close()
+
+
 async def test_an_event_is_written_to_the_wal_once(con: asyncpg.Connection) -> None:
     # Incompressible, so the log holds the payload as it is: queued, then numbered into the events.
     payload = {"blob": base64.b64encode(random.Random(119).randbytes(300_000)).decode()}
