@@ -88,17 +88,23 @@ async def _queue_scans(con: asyncpg.Connection) -> int:
     return int(await con.fetchval("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'event_queue'"))
 
 
+async def _hold_queued(held: asyncpg.Connection) -> asyncpg.transaction.Transaction:
+    """1,000 events queued by ``held`` in a transaction left open (its rows fill the queue's pages)."""
+    holding = held.transaction()
+    await holding.start()
+    await held.execute(
+        "SELECT append_event('test.held', ARRAY['role:operator'], jsonb_build_object('n', n, 'pad', repeat('x', 500)), true)"
+        " FROM generate_series(1, 1000) AS n"
+    )
+    return holding
+
+
 async def test_numbering_an_event_reads_no_other_queued_event(demo_dsn: str) -> None:
     # Another transaction's 1,000 queued events (uncommitted) and the dead rows of committed ones fill the queue's
     # pages: each numbering used to scan them all.
     held, con = await db.connect(demo_dsn), await db.connect(demo_dsn)
     try:
-        holding = held.transaction()
-        await holding.start()
-        await held.execute(
-            "SELECT append_event('test.held', ARRAY['role:operator'], jsonb_build_object('n', n, 'pad', repeat('x', 500)), true)"
-            " FROM generate_series(1, 1000) AS n"
-        )
+        holding = await _hold_queued(held)
         before = await _queue_scans(con)
         for n in range(20):
             async with con.transaction():
@@ -124,12 +130,7 @@ async def test_numbering_keeps_to_the_index_though_its_plan_was_made_on_an_empty
         for n in range(10):
             async with con.transaction():
                 await events.append(con, "test.early", {"n": n}, ["role:operator"])
-        holding = held.transaction()
-        await holding.start()
-        await held.execute(
-            "SELECT append_event('test.held', ARRAY['role:operator'], jsonb_build_object('n', n, 'pad', repeat('x', 500)), true)"
-            " FROM generate_series(1, 1000) AS n"
-        )
+        holding = await _hold_queued(held)
         before = await _queue_scans(con)
         for n in range(5):
             async with con.transaction():
