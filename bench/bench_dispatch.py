@@ -8,12 +8,13 @@ dispatches and the server's CPU at that rate; then the ceiling, the calls/s of `
 100 ms, for one process and for two on the same database (sockets and calls shared between them). The same
 sockets and rate, in the same run, against two baselines (`bench/baseline_servers.py`): a bare aiohttp server
 forwarding the POST to the unit's socket, and aiohttp with a PostgreSQL insert + NOTIFY per call. Also ``POST
-/api/calls`` answered sequentially against ``GET /api/me``.
+/api/calls`` answered sequentially against ``GET /api/me``. ``--history``: a year of calls in the database first
+(`bench/history.py`), as a server in service has (`make bench` runs it so).
 
 ``--closed``: the older closed loop, one worker per unit (``--units``, ``--calls`` each): record, dispatch, withdraw.
 Prints the figures and their ratios; asserts no timings.
 
-    python bench/bench_dispatch.py [--sockets 2000] [--rate 50] [--seconds 60] [--ladder 10,25,...] [--step 15]
+    python bench/bench_dispatch.py [--sockets 2000] [--rate 50] [--seconds 60] [--ladder 10,25,...] [--step 15] [--history]
     python bench/bench_dispatch.py --closed [--units 20] [--calls 10]
 """
 
@@ -34,6 +35,7 @@ from typing import Any
 
 import aiohttp
 import dispatch_load as load
+import history
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 from results import Row, emit
@@ -413,6 +415,8 @@ async def sequential_main(count: int) -> None:
 async def open_main(args: argparse.Namespace) -> None:
     async with demo_database("psc119-bench-load-") as (root, dsn):
         fleet = await load.prepare(dsn, args.sockets)
+        if args.history:
+            print(f"a year of history written in {await history.add_year(dsn):.0f} s", flush=True)
         async with serve(root, dsn) as one:
             sequential_rows = await sequential_passes(one, args.sequential)
             window, full_gc, crossing1 = await psc119_load([one], fleet, args, args.rate)
@@ -425,7 +429,7 @@ async def open_main(args: argparse.Namespace) -> None:
     async with migrated_database("psc119-bench-notify-") as (nroot, ndsn), baseline_server("notify", ndsn) as (url, pid):
         notify, notify_crossing = await baseline_load(url, pid, fleet, args, ladder=args.baseline_ladder, database=nroot)
         print(notify.line("aiohttp + PostgreSQL insert/NOTIFY"))
-    size = f"{args.sockets} unit sockets, fix/5 s, {args.rate:g} calls/s"
+    size = f"{args.sockets} unit sockets, fix/5 s, {args.rate:g} calls/s{', a year of history' if args.history else ''}"
     c1, note1 = ceiling_figure(crossing1, args.ladder)
     c2, note2 = ceiling_figure(crossing2, args.ladder)
     cn, noten = ceiling_figure(notify_crossing, args.ladder) if args.baseline_ladder else (None, "baseline ladder in --full only")
@@ -463,6 +467,7 @@ if __name__ == "__main__":
     parser.add_argument("--step", type=float, default=15.0, help="seconds at each rate of the ladder")
     parser.add_argument("--sequential", type=int, default=300, help="sequential POST /api/calls (and GET /api/me)")
     parser.add_argument("--sequential-only", action="store_true", help="only POST /api/calls against GET /api/me, sequentially")
+    parser.add_argument("--history", action="store_true", help="a year of calls in the database first (bench/history.py)")
     parser.add_argument("--no-baseline-ladder", dest="baseline_ladder", action="store_false", help="skip the NOTIFY baseline's ceiling")
     parser.add_argument("--closed", action="store_true", help="the closed loop instead")
     parser.add_argument("--units", type=int, default=20, help="--closed: unit sockets, one worker each")

@@ -45,7 +45,7 @@ class Benchmark:
 
 BENCHMARKS = (
     Benchmark("dispatch", ("--sockets", "500", "--rate", "50", "--seconds", "15", "--ladder", "25,50,100,200", "--step", "4",
-                           "--sequential", "100", "--no-baseline-ladder")),
+                           "--sequential", "100", "--no-baseline-ladder", "--history")),
     Benchmark("relay", ("--rooms", "100", "--messages", "50")),
     Benchmark("memory", ("--sockets", "200", "--deflated", "console")),
     Benchmark("gps", ("--units", "300", "--seconds", "5")),
