@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncpg
 
-
 # ``$1``: the unit, ``$2``: the window in seconds. Ids and times rise together (each event's time is taken as it
 # is numbered, at commit), to within a commit.
 HORIZON = """SELECT coalesce(max(id), 0) FROM events WHERE at < (

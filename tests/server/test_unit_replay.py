@@ -10,8 +10,8 @@ import asyncpg
 
 from server import unit_replay
 from tests.conftest import Api
-from tests.server.test_call_warnings import rows_read
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, call_body, crew_for
+from tests.server.test_call_warnings import rows_read
 
 
 async def dispatch(api: Api, operator: str, unit_id: str, phone: str) -> tuple[str, int]:
