@@ -101,7 +101,8 @@ class SocketKind:
     compress = False
     side: Feed | None = None
 
-    async def greeting(self) -> dict[str, Any]:
+    async def greeting(self, resumed: int | None) -> dict[str, Any]:
+        """``resumed``: the event the socket resumes after (no earlier than its horizon), None if it did not."""
         return {}
 
     async def horizon(self) -> int | None:
@@ -155,13 +156,13 @@ class _Socket:
         session = request[SESSION]
         self.guard = app[REVOCATIONS].guard(session.id, session.expires_at, self._end)
         try:
-            after = self.after
+            after = resumed = self.after
             if after is None:
                 # No resume point: start from the newest committed event, not from what the bus has seen.
                 after = await events.last_id(app[POOL])
             elif (horizon := await kind.horizon()) is not None:
-                after = max(after, horizon)
-            if not await _greet(ws, after, kind, self.guard):
+                after = resumed = max(after, horizon)
+            if not await _greet(ws, after, resumed, kind, self.guard):
                 return  # revoked while greeting: closed with 4401, never welcomed
             self.after = self.sent = after
             self.sending = asyncio.create_task(self._send())
@@ -279,10 +280,10 @@ class _Socket:
         self.sent = event.id
 
 
-async def _greet(ws: web.WebSocketResponse, after: int, kind: SocketKind, guard: Guard) -> bool:
+async def _greet(ws: web.WebSocketResponse, after: int, resumed: int | None, kind: SocketKind, guard: Guard) -> bool:
     """Send the hello, False if the session ended meanwhile. Its own frame: a phone's greeting is KiBs that no
     idle socket should keep."""
-    hello = {"type": "hello", "last_event_id": after} | await kind.greeting()
+    hello = {"type": "hello", "last_event_id": after} | await kind.greeting(resumed)
     if guard.ended is not None:
         return False
     await ws.send_json(hello, dumps=dumps)

@@ -27,8 +27,10 @@ CHEAP = frozenset({"ping", "position"})  # one for every phone socket
 IN_TRANSACTION = frozenset({"ack", "status"})  # their change reads the session itself
 
 
-async def unit_state(request: web.Request, actor: audit.Actor) -> dict[str, Any]:
-    """The unit as it is now, and the dispatch it is on: what a phone needs after (re)connecting."""
+async def unit_state(request: web.Request, actor: audit.Actor, resumed: int | None) -> dict[str, Any]:
+    """The unit as it is now, and the dispatch it is on: what a phone needs after (re)connecting; what it missed
+    since ``resumed`` if it resumed (after its horizon: a phone back from a week away reads a window's events, not
+    the week's)."""
     unit_id = request[USER].unit_id
     assert unit_id is not None  # the route admits field_team accounts only, each bound to a unit
     pool, settings = request.app[POOL], request.app[CONFIG].dispatch
@@ -42,8 +44,7 @@ async def unit_state(request: web.Request, actor: audit.Actor) -> dict[str, Any]
             call_type = triage.get(incident["call_type"]) if incident["call_type"] in triage else None
             dispatch = {"assignment": assignments.assignment_json(active), "incident": incidents.crew_view(incident, call_type)}
             await audit.record(con, actor, "incident.read", f"incident:{incident['id']}", {"via": "unit socket"})
-        after = resume_point(request)
-        missed = [] if after is None else await missed_dispatches.missed(con, unit_id, after, settings.unit_replay_h)
+        missed = [] if resumed is None else await missed_dispatches.missed(con, unit_id, resumed, settings.unit_replay_h)
         for entry in missed:
             await audit.record(con, actor, "incident.read", f"incident:{entry['incident']['incident_id']}", {"via": "missed dispatch"})
     status = UnitStatus(unit["status"])
@@ -72,8 +73,8 @@ class UnitPhone(SocketKind):
         self.request, self.unit_id, self.actor, self.presence = request, unit_id, actor, presence
         self.session_id = request[SESSION].id
 
-    async def greeting(self) -> dict[str, Any]:
-        return await unit_state(self.request, self.actor)
+    async def greeting(self, resumed: int | None) -> dict[str, Any]:
+        return await unit_state(self.request, self.actor, resumed)
 
     async def horizon(self) -> int | None:
         app = self.request.app

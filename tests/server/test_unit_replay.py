@@ -7,8 +7,9 @@ import datetime as dt
 from typing import Any
 
 import asyncpg
+import pytest
 
-from server import unit_replay
+from server import missed_dispatches, unit_replay
 from tests.conftest import Api
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, call_body, crew_for
 from tests.server.test_call_warnings import rows_read
@@ -106,6 +107,31 @@ async def test_a_phone_back_within_the_window_gets_every_event_it_missed(api: Ap
     replayed = await replay(api, crew, last_seen, active, operator)
     assert [e["id"] for e in replayed][:len(expected)] == expected
     assert callers(replayed) == {"081133330001", "081133330002"}
+
+
+async def test_a_phone_back_from_long_ago_reads_what_it_missed_from_its_horizon(
+    api: Api, con: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A phone resuming from an id of last week: what it missed is read from its horizon on, not through every event
+    # since the week-old id (a scan of the whole log between them, at every such reconnect).
+    unit_id = "ns-05"
+    operator, crew = await tokens(api, con, unit_id)
+    await dispatch_and_withdraw(api, operator, unit_id, "081144440001")
+    await age(con, await con.fetchval("SELECT max(id) FROM events"), dt.timedelta(days=7))
+    await dispatch_and_withdraw(api, operator, unit_id, "081144440002")
+    read_from: list[int] = []
+    missed = missed_dispatches.missed
+
+    async def reading(con: asyncpg.Connection, unit: str, after: int, window_h: float) -> list[dict[str, Any]]:
+        read_from.append(after)
+        return await missed(con, unit, after, window_h)
+
+    monkeypatch.setattr(missed_dispatches, "missed", reading)
+    phone = await Socket.open(api, "/ws/unit", crew, after=1)
+    await phone.close()
+    horizon = await unit_replay.horizon(con, unit_id, 12.0)
+    assert horizon > 1 and read_from == [horizon]
+    assert [m["incident"]["incident_id"] for m in phone.messages[0]["missed"]] == []  # withdrawn by hand: not "missed"
 
 
 async def test_a_resuming_phone_finds_its_units_recent_assignments_by_index_not_by_reading_every_one(con: asyncpg.Connection) -> None:
