@@ -11,6 +11,11 @@ forwarding the POST to the unit's socket, and aiohttp with a PostgreSQL insert +
 /api/calls`` answered sequentially against ``GET /api/me``. ``--history``: a year of calls in the database first
 (`bench/history.py`), as a server in service has (`make bench` runs it so).
 
+Every commit waits for the disk's flush, so beside each window the database's disk is timed flushing a block
+(`bench/disk_flush.py`); and one more window each, psc119 and the NOTIFY baseline, runs with commits not waiting
+for the flush (``synchronous_commit = off`` on the benchmark's own database): what is left there is the server's
+and the machine's, not the disk's. A measurement only: psc119 is never run so.
+
 ``--closed``: the older closed loop, one worker per unit (``--units``, ``--calls`` each): record, dispatch, withdraw.
 Prints the figures and their ratios; asserts no timings.
 
@@ -34,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import disk_flush
 import dispatch_load as load
 import history
 import websockets
@@ -270,15 +276,15 @@ def unit_urls(servers: list[Running], fleet: load.LoadFleet) -> dict[str, tuple[
 
 
 async def psc119_load(
-    servers: list[Running], fleet: load.LoadFleet, args: argparse.Namespace, rate: float | None,
+    servers: list[Running], fleet: load.LoadFleet, args: argparse.Namespace, rate: float | None, ladder: bool = True, label: str = "",
 ) -> tuple[load.Window | None, FullCollections | None, float | None]:
     """On these servers with every phone open: the window at ``rate`` (if any) and the full garbage collections
-    in it, then the ladder's ceiling."""
+    in it, then the ladder's ceiling (if ``ladder``)."""
     phones = await load.open_phones(unit_urls(servers, fleet), key="incident_id")
     consoles = [await websockets.connect(s.url.replace("http://", "ws://") + f"/ws/operator?token={await login(s.url, 'operator', 'demo119')}",
                                          max_queue=None) for s in servers]
     drains = [asyncio.create_task(_drain(ws)) for ws in consoles]  # the consoles' feeds go somewhere, as in a centre
-    pids, name = [s.pid for s in servers], f"psc119, {len(servers)} process{'es' if len(servers) > 1 else ''}"
+    pids, name = [s.pid for s in servers], f"psc119, {len(servers)} process{'es' if len(servers) > 1 else ''}{label}"
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             tokens = [await login(s.url, "operator", "demo119") for s in servers]
@@ -296,6 +302,8 @@ async def psc119_load(
                 if window.errors:
                     print("  first errors:", window.errors[:3])
                 await asyncio.sleep(1.0)
+            if not ladder:
+                return window, full_gc, None
             print(f"{name}: ceiling ladder {args.ladder}")
             crossing = await load.ceiling(args.ladder, args.step, calls, pids, print, database=servers[0].root)
             return window, full_gc, crossing
@@ -384,11 +392,24 @@ async def baseline_load(
         await asyncio.gather(*(p.close() for p in phones.values()))
 
 
+async def commits_not_waiting_for_the_disk(dsn: str) -> None:
+    """From now on a new session on ``dsn`` commits without waiting for its WAL flush: the windows after it show
+    what the server and the machine take beyond the disk (`disk_flush`). A measurement only: a server run so may
+    lose what it answered as stored."""
+    con = await db.connect(dsn)
+    try:
+        await con.execute(f"ALTER DATABASE {await con.fetchval('SELECT current_database()')} SET synchronous_commit = off")
+    finally:
+        await con.close()
+
+
 def ceiling_figure(crossing: float | None, ladder: list[float]) -> tuple[float, str]:
     """The ceiling as a figure; one not reached is the ladder's top, said so."""
     return (crossing, "") if crossing is not None else (ladder[-1], f"p99 under {load.CROSSING_MS:.0f} ms up to {ladder[-1]:g} calls/s")
 
 
+NOT_WAITING = ", commits not waiting for the disk"
+UNFLUSHED = "synchronous_commit = off: what the server and the machine add beyond the disk, never a way to run it"
 CROWD = 2_000  # incidents open elsewhere in the crowded pass
 
 
@@ -422,13 +443,23 @@ async def open_main(args: argparse.Namespace) -> None:
             window, full_gc, crossing1 = await psc119_load([one], fleet, args, args.rate)
         async with serve(root, dsn) as a, serve(root, dsn) as b:
             _, _, crossing2 = await psc119_load([a, b], fleet, args, None)
-    assert window is not None and full_gc is not None
+        await commits_not_waiting_for_the_disk(dsn)
+        async with serve(root, dsn) as one:
+            unflushed, _, _ = await psc119_load([one], fleet, args, args.rate, ladder=False, label=NOT_WAITING)
+    assert window is not None and full_gc is not None and unflushed is not None
     async with baseline_server("forward") as (url, pid):
         bare, _ = await baseline_load(url, pid, fleet, args, ladder=False)
         print(bare.line("bare aiohttp forwarding"))
-    async with migrated_database("psc119-bench-notify-") as (nroot, ndsn), baseline_server("notify", ndsn) as (url, pid):
-        notify, notify_crossing = await baseline_load(url, pid, fleet, args, ladder=args.baseline_ladder, database=nroot)
-        print(notify.line("aiohttp + PostgreSQL insert/NOTIFY"))
+    async with migrated_database("psc119-bench-notify-") as (nroot, ndsn):
+        async with baseline_server("notify", ndsn) as (url, pid):
+            notify, notify_crossing = await baseline_load(url, pid, fleet, args, ladder=args.baseline_ladder, database=nroot)
+            print(notify.line("aiohttp + PostgreSQL insert/NOTIFY"))
+        await commits_not_waiting_for_the_disk(ndsn)
+        async with baseline_server("notify", ndsn) as (url, pid):
+            notify_unflushed, _ = await baseline_load(url, pid, fleet, args, ladder=False, database=nroot)
+            print(notify_unflushed.line(f"aiohttp + PostgreSQL insert/NOTIFY{NOT_WAITING}"))
+    flushed, notify_flushed = window.flush, notify.flush
+    assert flushed is not None and notify_flushed is not None  # both windows measured their database
     size = f"{args.sockets} unit sockets, fix/5 s, {args.rate:g} calls/s{', a year of history' if args.history else ''}"
     c1, note1 = ceiling_figure(crossing1, args.ladder)
     c2, note2 = ceiling_figure(crossing2, args.ladder)
@@ -447,6 +478,13 @@ async def open_main(args: argparse.Namespace) -> None:
         Row(f"server CPU per call, its whole life ({size})", window.cpu_ms_per_call, notify.cpu_ms_per_call, notify_name, "ms"),
         Row(f"database CPU per call, its whole life ({size})", window.db_cpu_ms_per_call, notify.db_cpu_ms_per_call, notify_name, "ms",
             "every PostgreSQL process, the server's and the baseline's own"),
+        Row(f"database disk flush p99 beside the window ({size})", flushed.p(99), notify_flushed.p(99), f"{notify_name}'s window", "ms",
+            f"8 KiB fdatasync every {disk_flush.EVERY_S * 1000:g} ms beside the database; "
+            f"longest {flushed.p(100):.0f} and {notify_flushed.p(100):.0f} ms"),
+        Row(f"dispatch → unit socket p50{NOT_WAITING} ({size})", unflushed.p(50), notify_unflushed.p(50),
+            f"{notify_name}, the same", "ms", UNFLUSHED),
+        Row(f"dispatch → unit socket p99{NOT_WAITING} ({size})", unflushed.p(99), notify_unflushed.p(99),
+            f"{notify_name}, the same", "ms", UNFLUSHED),
         Row(f"ceiling, 1 process: calls/s at p99 > 100 ms ({args.sockets} sockets)", c1, cn, notify_name, "calls/s",
             "; ".join(n for n in (note1, noten) if n)),
         Row(f"ceiling, 2 processes on one database ({args.sockets} sockets)", c2, c1, "psc119, 1 process", "calls/s", note2),

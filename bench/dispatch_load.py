@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import websockets
+from disk_flush import FlushProbe
 
 from bench_support import percentile
 from server import db, incidents, sessions
@@ -240,6 +241,7 @@ class Window:
     cpu_percent: float = 0.0
     cpu_ms_per_call: float = 0.0  # the servers' CPU over the window and its drain, per call started: steadier than latency on a shared machine
     db_cpu_ms_per_call: float | None = None  # the same for their PostgreSQL, when it is measured
+    flush: FlushProbe | None = None  # the database's disk flushing beside the window, when it is measured
     errors: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -283,7 +285,8 @@ class Window:
         return (f"{name:<40} {self.rate:6.1f} calls/s  p50 {self.p(50):8.2f} ms  p99 {self.p(99):8.2f} ms  "
                 f"cpu {self.cpu_percent:5.1f} % ({self.cpu_ms_per_call:5.2f} ms/call{self._db_cpu})  "
                 f"{self.dispatched} dispatched, {self.missed} missed, "
-                f"{self.unfinished} unfinished, {self.conflicts} conflicts, {self.failed} failed")
+                f"{self.unfinished} unfinished, {self.conflicts} conflicts, {self.failed} failed"
+                + ("" if self.flush is None else f"; {self.flush.summary()}"))
 
 
     @property
@@ -305,7 +308,16 @@ async def open_loop(
 ) -> Window:
     """Start ``call`` ``rate`` times a second for ``seconds`` whatever the answers; wait up to ``drain_s`` for
     the last ones. CPU is the servers' over the window and its drain, and their database's (under ``database``)."""
-    window = Window(rate)
+    window = Window(rate, flush=None if database is None else FlushProbe(database))
+    with window.flush or contextlib.nullcontext():
+        await _run_window(window, rate, seconds, call, pids, drain_s, database)
+    await window.settle()
+    return window
+
+
+async def _run_window(
+    window: Window, rate: float, seconds: float, call: Call, pids: list[int], drain_s: float, database: Path | None,
+) -> None:
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
     db0 = database_cpu_seconds(database) if database is not None else 0.0
@@ -327,8 +339,6 @@ async def open_loop(
     for task in set(tasks):
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await window.settle()
-    return window
 
 
 async def ceiling(
