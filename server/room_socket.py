@@ -271,10 +271,31 @@ async def _serve_upgraded(
         chats = PendingChats()
         try:
             if guard is None or guard.ended is None:  # else revoked while joining: closed, never welcomed
-                session = _member_session(app, live, conn, join, result, guard, chats)
+                await _welcome(app, live, conn, join, result)
                 # What only the join needed (its frame, the grant, the welcome) is not kept for the socket's life.
                 del early, admitted, first, join, frame, grant, result
-                await session
+                # Read in this coroutine, not in one of its own: an idle socket keeps one coroutine's frame fewer.
+                limits = socket_limits.room_limits(app[CONFIG].limits)
+                async for msg in ws:
+                    if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                        continue
+                    try:
+                        data = _decode(msg.data)
+                    except InvalidMessage as exc:
+                        data = exc
+                    if (refusal := limits.over(data)) is not None:
+                        await chats.wait_below(1)  # the chats before it are answered first
+                        conn.send(Error(code="rate_limited", message=refusal, field="type"))
+                        conn.close(socket_limits.CLOSE_CODE, socket_limits.CLOSE_REASON.decode())
+                        break
+                    try:
+                        if isinstance(data, InvalidMessage):
+                            raise data
+                        await _handle(app, live, conn, parse_client(data), (msg.data, data), guard, chats)
+                    except NotJoined:
+                        break  # replaced by a newer connection, which is being closed
+                    except SignalingError as exc:
+                        conn.send(error_reply(exc, chat_id_of(data)))  # a chat's sender learns which of its chats was refused
         finally:
             await chats.wait_below(1)  # a chat sent just before leaving is relayed once stored, as if read alone
             if guard is not None:
@@ -294,10 +315,8 @@ async def _serve_upgraded(
         app[METRICS].socket("room", -1)
 
 
-async def _member_session(
-    app: web.Application, live: LiveRoom, conn: Connection, join: Join, result: JoinResult, guard: Guard | None,
-    chats: PendingChats,
-) -> None:
+async def _welcome(app: web.Application, live: LiveRoom, conn: Connection, join: Join, result: JoinResult) -> None:
+    """Send what the join decided: the welcome, the queued messages, the others' deliveries; store its consent."""
     hub = app[ROOMS]
     consult_id = live.room.consult_id
     member = conn.member
@@ -315,28 +334,6 @@ async def _member_session(
         await _store_consent(app, consult_id, member, join.consent_recording)
     if result.session_started:
         hub.start_session(consult_id)
-    del join, result  # sent: an idle member keeps none of its welcome
-    limits = socket_limits.room_limits(app[CONFIG].limits)
-    async for msg in conn.ws:
-        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-            continue
-        try:
-            data = _decode(msg.data)
-        except InvalidMessage as exc:
-            data = exc
-        if (refusal := limits.over(data)) is not None:
-            await chats.wait_below(1)  # the chats before it are answered first
-            conn.send(Error(code="rate_limited", message=refusal, field="type"))
-            conn.close(socket_limits.CLOSE_CODE, socket_limits.CLOSE_REASON.decode())
-            return
-        try:
-            if isinstance(data, InvalidMessage):
-                raise data
-            await _handle(app, live, conn, parse_client(data), (msg.data, data), guard, chats)
-        except NotJoined:
-            return  # replaced by a newer connection, which is being closed
-        except SignalingError as exc:
-            conn.send(error_reply(exc, chat_id_of(data)))  # a chat's sender learns which of its chats was refused
 
 
 async def _handle(

@@ -1,10 +1,12 @@
 """An idle room socket holds no writer task: its messages are written by a task that runs only while some wait; nor
-what only its join needed (the join's outcome with its welcome, the join message, the grant)."""
+what only its join needed (the join's outcome with its welcome, the join message, the grant); and it waits for its
+next frame in one coroutine of the room socket's, not one inside another (each a frame an idle socket keeps)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import json
 import uuid
 from pathlib import Path
@@ -30,7 +32,7 @@ async def test_joined_sockets_hold_no_writer_task_once_their_messages_are_writte
         await close_api(api)
 
 
-async def test_joined_sockets_keep_nothing_of_their_join(demo_dsn: str, tmp_path: Path) -> None:
+async def test_joined_sockets_keep_nothing_of_their_join_and_one_coroutine_each(demo_dsn: str, tmp_path: Path) -> None:
     api = await room_api_with(demo_dsn, tmp_path)
     try:
         _, pk_ws, sp_ws = await room(api)
@@ -38,6 +40,8 @@ async def test_joined_sockets_keep_nothing_of_their_join(demo_dsn: str, tmp_path
         await recv(pk_ws, "pong")
         gc.collect()
         assert [type(o).__name__ for o in gc.get_objects() if isinstance(o, (JoinResult, Join))] == []
+        lives = [o.cr_code.co_name for o in gc.get_objects() if inspect.iscoroutine(o) and o.cr_code.co_filename.endswith("server/room_socket.py")]
+        assert lives == ["_serve_upgraded"] * 2  # both members, each waiting in its socket's life alone
         await _exchange(pk_ws, sp_ws)  # and the members talk on
     finally:
         await close_api(api)
