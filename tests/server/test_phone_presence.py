@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from server import phone_presence
 from server.config import Config
 from tests.conftest import Api, app_config, start_api
 from tests.server.dispatch_support import CREW_PASSWORD, Socket, call_body, crew_for
@@ -196,3 +197,31 @@ async def test_a_phone_back_after_its_dispatch_was_withdrawn_is_told_what_it_mis
     finally:
         await api.session.close()
         await api.server.close()
+
+
+async def test_a_units_presence_is_read_from_its_own_rows_however_many_other_phones_are_open(con: asyncpg.Connection) -> None:
+    # A new database's table, never analyzed: a read that could take the index of every open socket did, and each
+    # phone connecting read all the others' rows.
+    units = [r["id"] for r in await con.fetch("SELECT id FROM units ORDER BY id")]
+    mine, others = units[0], units[1:]
+    await con.execute(
+        "INSERT INTO phone_sockets (id, unit_id) SELECT gen_random_uuid(), u FROM unnest($1::text[]) AS u, generate_series(1, 40)", others,
+    )
+    await con.execute("INSERT INTO phone_sockets (id, unit_id) VALUES (gen_random_uuid(), $1)", mine)
+    plans: list[dict[str, Any]] = []
+
+    class Explaining:
+        async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+            plans.append((await con.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}", *args))[0]["Plan"])
+            return await con.fetch(query, *args)
+
+    found = await phone_presence.phones(Explaining(), [mine], OFFLINE_S)  # type: ignore[arg-type]
+    assert found[mine]["connected"] is True
+    assert len(others) * 40 > 100
+    assert max(_rows_read(plans[0])) == 1
+
+
+def _rows_read(node: dict[str, Any]) -> list[int]:
+    """The rows each scan of a plan read (returned or filtered out), its own and its subplans'."""
+    own = [node["Actual Rows"] + node.get("Rows Removed by Filter", 0)] if "Scan" in node["Node Type"] else []
+    return own + [n for child in node.get("Plans", []) for n in _rows_read(child)]
