@@ -96,6 +96,9 @@ class EventBus:
         self._hooks: list[Callable[[Event], None]] = []
         self.last_id = 0
         self._gap: Gap | None = None
+        # `settled_id`: the callers the next read answers, and the task reading.
+        self._settled_next: asyncio.Future[int] | None = None
+        self._settled_reader: asyncio.Task[None] | None = None
 
     def listen(self, channel: str, callback: Callable[[str], None]) -> None:
         """Also LISTEN on ``channel`` (best effort: for data that is not an event, such as GPS fixes)."""
@@ -112,6 +115,31 @@ class EventBus:
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
+        await cancel_and_wait(self._settled_reader)
+
+    async def settled_id(self) -> int:
+        """`events.last_id`, read after this call began: a starting point for a reader that comes now. Callers who
+        ask while a read is under way share the next one (a thousand phones reconnecting at once make two reads, not
+        a thousand, each waiting out the commits under way)."""
+        if self._settled_next is None:
+            self._settled_next = asyncio.get_running_loop().create_future()
+            if self._settled_reader is None:
+                self._settled_reader = asyncio.create_task(self._read_settled(), name="settled-event-id")
+        return await asyncio.shield(self._settled_next)
+
+    async def _read_settled(self) -> None:
+        try:
+            while (waiting := self._settled_next) is not None:
+                self._settled_next = None
+                try:
+                    waiting.set_result(await events.last_id(self._pool))
+                except asyncio.CancelledError:
+                    waiting.cancel()
+                    raise
+                except Exception as exc:
+                    waiting.set_exception(exc)
+        finally:
+            self._settled_reader = None
 
     def subscribe(self, audience: Iterable[str] | None) -> Subscription:
         sub = Subscription(audience, self._queue_size)

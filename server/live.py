@@ -137,7 +137,7 @@ async def serve_socket(request: web.Request, audience: tuple[str, ...], kind: So
 class _Socket:
     """One open live socket: resume, then live events out and messages in, until it closes."""
 
-    __slots__ = ("request", "ws", "audience", "kind", "after", "sub", "guard", "closing", "sending", "sent")
+    __slots__ = ("request", "ws", "audience", "kind", "after", "sub", "subscribed", "guard", "closing", "sending", "sent")
 
     def __init__(self, request: web.Request, ws: web.WebSocketResponse, audience: tuple[str, ...], kind: SocketKind, after: int | None) -> None:
         self.request, self.ws, self.audience, self.kind, self.after = request, ws, audience, kind, after
@@ -153,13 +153,14 @@ class _Socket:
         app[METRICS].socket(metric, +1)
         bus = app[BUS]
         self.sub = bus.subscribe(self.audience)  # before reading "now", so nothing falls between the two
+        self.subscribed = bus.last_id  # every later event comes queued
         session = request[SESSION]
         self.guard = app[REVOCATIONS].guard(session.id, session.expires_at, self._end)
         try:
             after = resumed = self.after
             if after is None:
                 # No resume point: start from the newest committed event, not from what the bus has seen.
-                after = await events.last_id(app[POOL])
+                after = await bus.settled_id()
             elif (horizon := await kind.horizon()) is not None:
                 after = resumed = max(after, horizon)
             if not await _greet(ws, after, resumed, kind, self.guard):
@@ -241,10 +242,10 @@ class _Socket:
             self.sending = None  # a finished task is still a few hundred bytes an idle socket would keep
 
     async def _backlog(self) -> None:
-        """Every event after the resume point that the bus has handled; the bus's later ones come queued."""
+        """Every event after the resume point that the bus had handled when the socket subscribed; later ones come queued."""
         app = self.request.app
         pool, bus = app[POOL], app[BUS]
-        while True:
+        while self.sent < self.subscribed:  # a socket that starts at the newest event reads nothing
             batch = await events.since(pool, self.sent, self.audience, limit=500)
             # Never ahead of the bus: an event it has not handled yet may follow a revocation; it comes live.
             batch = [event for event in batch if event.id <= bus.last_id]

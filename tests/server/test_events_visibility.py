@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 import websockets
 
 from server import db, events
@@ -302,3 +303,69 @@ async def test_a_transaction_announces_its_events_once_it_has_committed_and_neve
     finally:
         await listener.close()
         await writer.close()
+
+
+async def test_callers_asking_for_the_settled_id_at_once_share_a_read_begun_after_each_asked(
+    demo_dsn: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As a thousand phones reconnecting at once do: each read waits out the commits under way.
+    await _install_commit_delay(demo_dsn)
+    reads = 0
+    read = events.last_id
+
+    async def counted(con: asyncpg.Pool) -> int:
+        nonlocal reads
+        reads += 1
+        return await read(con)
+
+    monkeypatch.setattr(events, "last_id", counted)
+    async with _bus(demo_dsn) as (bus, _, _):
+        reads = 0
+        async with _gate(demo_dsn):
+            held = asyncio.create_task(_write(demo_dsn, 1, held=True))
+            await _until_committing(demo_dsn, 1)
+            first = asyncio.create_task(bus.settled_id())  # its read waits for the held commit
+            await asyncio.sleep(0.1)
+            await _write(demo_dsn, 2)  # committed above the held events meanwhile
+            later = [asyncio.create_task(bus.settled_id()) for _ in range(50)]
+            await asyncio.sleep(0.1)
+            assert not first.done() and not any(task.done() for task in later)
+        await held
+        first_id, later_ids = await first, await asyncio.gather(*later)
+    committed = await _committed_ids(demo_dsn)
+    assert reads == 2
+    # The first read began before the second write: it answers up to the held events only; every later caller
+    # asked after that write committed, and is answered by a read that began after it asked.
+    assert first_id == committed[1] < committed[-1]
+    assert set(later_ids) == {committed[-1]}
+
+
+async def test_a_socket_opened_at_the_newest_event_reads_no_backlog_and_a_resuming_one_reads_what_it_missed(
+    api: Api, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = await api.login("operator")
+    for n in range(3):
+        await _write(api.dsn, n)
+    reads: list[int] = []
+    since = events.since
+
+    async def counted(con: asyncpg.Pool, after: int, audience: list[str], limit: int = 1000) -> list[events.Event]:
+        reads.append(after)
+        return await since(con, after, audience, limit)
+
+    monkeypatch.setattr(events, "since", counted)
+    fresh = await websockets.connect(socket_url(api, "/ws/events", token))
+    start = json.loads(await fresh.recv())["last_event_id"]
+    await _write(api.dsn, 3)
+    live = await _events(fresh, 2)
+    assert reads == []  # every event after its start came from the bus
+    committed = await _committed_ids(api.dsn)
+    assert [m["id"] for m in live] == [i for i in committed if i > start] == committed[-2:]
+
+    resumed = await websockets.connect(socket_url(api, "/ws/events", token, after=committed[1]))
+    await resumed.recv()
+    missed = await _events(resumed, len(committed) - 2)
+    for ws in (fresh, resumed):
+        await ws.close()
+    assert reads[0] == committed[1]
+    assert [m["id"] for m in missed] == committed[2:]
