@@ -48,6 +48,7 @@ BENCHMARKS = (
                            "--sequential", "100", "--no-baseline-ladder", "--history")),
     Benchmark("relay", ("--rooms", "100", "--messages", "50")),
     Benchmark("memory", ("--sockets", "200", "--deflated", "console")),
+    Benchmark("reconnect", ("--phones", "500", "--rounds", "3")),
     Benchmark("gps", ("--units", "300", "--seconds", "5")),
     Benchmark("consult_media", ("--runs", "5")),
     Benchmark("consult_join", ("--rounds", "3")),
