@@ -7,10 +7,11 @@ become visible out of order (10 can finish committing after 11) and a commit tha
 numbering leaves a hole. So a reader never reads past an id that may still commit: the event bus
 holds back what follows a missing id until the transactions numbering at that moment have ended
 (``event_numberers``, migration 0015), and every other reader is bounded by the bus's ``last_id`` or
-starts from ``last_id()`` here (``settled_event_id``). Holes are then skipped: resuming "after N"
-misses nothing. The buses are woken by a NOTIFY that carries no data (payloads are capped at 8000
-bytes: readers read the table), sent after the commit (server/announcing.py). The steps are SQL
-(``append_event``), so triggers append events the same way (a revoked session's ``session.revoked``).
+starts from ``last_id()`` here (``settled_event_id``; sockets opening at once share one read,
+`EventBus.settled_id`). Holes are then skipped: resuming "after N" misses nothing. The buses are woken
+by a NOTIFY that carries no data (payloads are capped at 8000 bytes: readers read the table), sent
+after the commit (server/announcing.py). The steps are SQL (``append_event``), so triggers append
+events the same way (a revoked session's ``session.revoked``).
 """
 
 from __future__ import annotations
