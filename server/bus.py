@@ -119,7 +119,7 @@ class EventBus:
 
     async def settled_id(self) -> int:
         """`events.last_id`, read after this call began: a starting point for a reader that comes now. Callers who
-        ask while a read is under way share the next one (a thousand phones reconnecting at once make two reads, not
+        ask while a read is under way share the next one (a thousand phones reconnecting at once made ten reads, not
         a thousand, each waiting out the commits under way)."""
         if self._settled_next is None:
             self._settled_next = asyncio.get_running_loop().create_future()
