@@ -95,13 +95,26 @@ async def _connected(con: asyncpg.Connection, unit_id: str, offline_s: float) ->
 
 async def _announce(con: asyncpg.Connection, unit_id: str, offline_s: float) -> None:
     row = await con.fetchrow(f"SELECT {UNIT_COLUMNS} FROM units WHERE id = $1 FOR SHARE", unit_id)
-    if row is None:
-        return
-    phone = (await phones(con, [unit_id], offline_s))[unit_id]
+    if row is not None:
+        await _changed(con, row, (await phones(con, [unit_id], offline_s))[unit_id])
+
+
+async def _changed(con: asyncpg.Connection, unit: asyncpg.Record, phone: dict[str, Any]) -> None:
+    """Tell the operators that the phone of ``unit`` (its row, read ``FOR SHARE``) is now ``phone``."""
     await events.append(
-        con, "unit.phone", {"unit_id": unit_id, "callsign": row["callsign"], "phone": phone, "unit": unit_snapshot(row) | {"phone": phone}},
+        con, "unit.phone", {"unit_id": unit["id"], "callsign": unit["callsign"], "phone": phone, "unit": unit_snapshot(unit) | {"phone": phone}},
         [OPERATORS],
     )
+
+
+# Opening a phone socket in one statement, after the unit's lock: whether the phone was connected before (read as
+# every presence is), the unit's rows that no longer count dropped (only the newest is needed for its last-seen time
+# once a new socket opens), the new socket's row, and the unit's row if the phone was not connected (to announce it).
+_OPEN = f"""WITH before AS (SELECT coalesce((SELECT connected FROM ({presence_sql("ARRAY[$2::text]", "$3")}) AS p), false) AS connected),
+    dropped AS (DELETE FROM phone_sockets WHERE unit_id = $2 AND NOT ({_LIVE_WITHIN.format(offline_s="$3")})),
+    opened AS (INSERT INTO phone_sockets (id, unit_id) VALUES ($1, $2) RETURNING seen_at),
+    unit AS (SELECT {UNIT_COLUMNS} FROM units, before WHERE units.id = $2 AND NOT before.connected FOR SHARE OF units)
+    SELECT opened.seen_at AS opened_at, unit.* FROM opened LEFT JOIN unit ON true"""
 
 
 class Refreshes:
@@ -149,15 +162,9 @@ class PhoneSocket:
     async def open(self) -> None:
         async with self._pool.acquire() as con, con.transaction():
             await _lock(con, self.unit_id)
-            before = await _connected(con, self.unit_id, self._offline_s)
-            # Only the newest row of a unit is needed for its last-seen time once a new socket opens.
-            await con.execute(
-                "DELETE FROM phone_sockets WHERE unit_id = $1 AND NOT (closed_at IS NULL AND seen_at > now() - make_interval(secs => $2))",
-                self.unit_id, self._offline_s,
-            )
-            await con.execute("INSERT INTO phone_sockets (id, unit_id) VALUES ($1, $2)", self.id, self.unit_id)
-            if not before:
-                await _announce(con, self.unit_id, self._offline_s)
+            opened = await con.fetchrow(_OPEN, self.id, self.unit_id, self._offline_s)
+            if opened["id"] is not None:  # it was not connected
+                await _changed(con, opened, {"connected": True, "last_seen": opened["opened_at"].isoformat()})
         self._refreshed = asyncio.get_running_loop().time()
 
     def heard(self) -> None:
