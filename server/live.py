@@ -34,7 +34,7 @@ from server.metrics import socket_kind
 from server.revocation import CLOSE_SESSION_ENDED, REVOKED, Guard, SessionEnded
 from server.routing import dumps
 from server.tasks import cancel_and_wait
-from server.upgraded import LiveSocket, upgrade
+from server.upgraded import ENDED, LiveSocket, upgrade
 from server.users import User
 from signaling.errors import SignalingError
 
@@ -171,7 +171,7 @@ class _Socket:
             if kind.side is not None:
                 kind.side.on_offer = self._offered
             limits = socket_limits.live_limits(app[CONFIG].limits)
-            async for msg in ws:
+            while (msg := await ws.receive()).type not in ENDED:
                 stand_in = kind.superseded(ws, msg)
                 message = _decode(msg) if stand_in is None else stand_in
                 if (refusal := limits.over(message)) is not None:

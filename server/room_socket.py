@@ -64,7 +64,7 @@ from server.pending_chats import PendingChats
 from server.revocation import CLOSE_SESSION_ENDED, REVOKED, Guard
 from server.room_relay import RELAYED_HEADER, TRY_AGAIN, relay
 from server.rooms import RECORDER, Connection, LiveRoom, OwnedElsewhere, Sent, grant_of, ice_for
-from server.upgraded import LiveSocket, upgrade
+from server.upgraded import ENDED, LiveSocket, upgrade
 from signaling import access, handshake_join
 from signaling.access import Action
 from signaling.errors import (
@@ -276,7 +276,7 @@ async def _serve_upgraded(
                 del early, admitted, first, join, frame, grant, result
                 # Read in this coroutine, not in one of its own: an idle socket keeps one coroutine's frame fewer.
                 limits = socket_limits.room_limits(app[CONFIG].limits)
-                async for msg in ws:
+                while (msg := await ws.receive()).type not in ENDED:
                     if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                         continue
                     try:

@@ -17,13 +17,18 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiohttp import ClientConnectionResetError, WSCloseCode, web
+from aiohttp import ClientConnectionResetError, WSCloseCode, WSMsgType, web
 
 from server.errors import database_unreachable
 from server.keys import METRICS
 from server.logs import request_id
 
 log = logging.getLogger(__name__)
+
+# The messages after which a socket reads no more, as ``async for`` over aiohttp's websocket ends on them. An open
+# socket's life reads with ``while (msg := await ws.receive()).type not in ENDED``: ``async for`` waits through a
+# coroutine of its own (``__anext__``), one more frame every idle socket keeps.
+ENDED = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED})
 
 
 def _late_attributes() -> tuple[str, ...]:

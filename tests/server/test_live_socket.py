@@ -29,6 +29,11 @@ from tests.server.dispatch_support import CREW_PASSWORD, Socket, crew_for, socke
 from tests.server.test_metrics_endpoint import scrape, value
 
 
+def coroutines_in(source: str) -> list[str]:
+    """The names of the coroutines alive now whose code is in a file ending with ``source``."""
+    return [o.cr_code.co_name for o in gc.get_objects() if type(o) is types.CoroutineType and o.cr_code.co_filename.endswith(source)]
+
+
 def open_sockets(api: Api) -> int:
     return len(api.server.app[WEBSOCKETS])
 
@@ -150,6 +155,8 @@ async def test_an_upgraded_connection_lets_go_of_its_parser_deadline_and_life_ca
             assert protocol._timer is None  # type: ignore[attr-defined]  # no deadline left scheduled for a head
             # The life runs as a coroutine; the bound method that made it is not kept for the socket's life.
             assert not [o for o in gc.get_objects() if type(o) is types.MethodType and o.__func__ is _Socket.run]
+            # It waits for its next frame in aiohttp's read itself, not through `async for`'s coroutine of its own.
+            assert coroutines_in("aiohttp/web_ws.py") == ["receive"]
             for _ in range(3):
                 await ws.send(json.dumps({"type": "ping"}))
                 assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "pong"
