@@ -6,6 +6,10 @@ the body to U's socket as a ``unit.dispatched`` event and answers 201. Idle sock
 ``notify``: the same, through PostgreSQL as psc119 goes: the POST inserts the body into a table and NOTIFYs its
 id in one transaction; a listening connection reads the row back and forwards it.
 
+Both also relay signaling: ``GET /ws/relay?id=P`` opens peer P's socket, and every frame on it is sent on, as
+received, to the socket of the peer its ``dst`` names: the least a signaling server does (PeerJS's does the same,
+adding the sender). The relay benchmark's floor for an aiohttp server.
+
 Both also take GPS fixes on the unit sockets (``{"type": "position", ...}``, latest per unit kept in memory) and
 send them to every ``GET /ws/operator`` socket as one ``positions`` message every 0.25 s, as psc119's console gets
 them: the least a server can do with the fixes of `bench/bench_gps.py`.
@@ -70,6 +74,23 @@ async def operator_socket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def relay_socket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=20.0)
+    await ws.prepare(request)
+    peer = request.query["id"]
+    peers = request.app[SOCKETS]
+    peers[peer] = ws
+    try:
+        async for msg in ws:
+            target = peers.get(json.loads(msg.data)["dst"])
+            if target is not None:
+                await target.send_str(msg.data)
+    finally:
+        if peers.get(peer) is ws:
+            del peers[peer]
+    return ws
+
+
 async def forward(app: web.Application, body: dict[str, Any]) -> None:
     ws = app[SOCKETS].get(body["unit"])
     if ws is not None:
@@ -117,6 +138,7 @@ def make_app(mode: str, dsn: str | None) -> web.Application:
     app[FIXES] = {}
     app.router.add_get("/ws/unit", unit_socket)
     app.router.add_get("/ws/operator", operator_socket)
+    app.router.add_get("/ws/relay", relay_socket)
     if mode == "forward":
         app.router.add_post("/dispatch", dispatch_forward)
     else:

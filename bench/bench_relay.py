@@ -5,13 +5,14 @@ consults, both doctors joined to each room. In every room at once, as a call sta
 the specialist answers it with a 3 KB answer, each sends 10 ICE candidates to the other; then each sends the other
 ``--messages`` 120-byte messages (candidates), at most ``--window`` unanswered at a time per direction. The same
 run, PeerJS's server from npm (`bench/peerjs.py`) relays the same payloads between as many pairs of clients
-(``OFFER``/``ANSWER``/``CANDIDATE``). Then psc119 again with the 120-byte messages sent as chat, which is stored
-before it is relayed. The same client code drives all three. Prints each message's latency (send → received by
-the other side, p50/p99 ms), messages relayed per second and the server's CPU time per message (steadier than
-either on a shared machine), with the ratios (relay against PeerJS, stored chat against pure relay), and the
-client's own CPU per message: the client is one process too, and no server is seen relaying faster than it sends
-and reads; asserts no timings. Without Node.js, or when npm cannot install the package, the PeerJS rows
-say why.
+(``OFFER``/``ANSWER``/``CANDIDATE``), and so does the bare aiohttp relay of `bench/baseline_servers.py` (the
+least an aiohttp server does to relay a frame: the floor of any relay built on it). Then psc119 again with the
+120-byte messages sent as chat, which is stored before it is relayed. The same client code drives all four.
+Prints each message's latency (send → received by the other side, p50/p99 ms), messages relayed per second and
+the server's CPU time per message (steadier than either on a shared machine), with the ratios (relay against
+PeerJS and the bare relay, stored chat against pure relay), and the client's own CPU per message: the client is
+one process too, and no server is seen relaying faster than it sends and reads; asserts no timings. Without
+Node.js, or when npm cannot install the package, the PeerJS rows say why.
 
     python bench/bench_relay.py [--rooms 100 500] [--messages 100] [--window 8] [--peerjs-dir DIR | --no-peerjs REASON]
 """
@@ -26,7 +27,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ import websockets
 from dispatch_load import cpu_seconds
 from results import Row, emit
 
-from bench_support import consult_rooms, demo_server, percentile
+from bench_support import baseline_server, consult_rooms, demo_server, percentile
 
 CANDIDATES = 10
 MESSAGE_BYTES = 120
@@ -184,27 +185,44 @@ def peerjs_script(kind: str, dst: str, messages: int) -> Script:
                   [frame("CANDIDATE", {"candidate": candidate(MESSAGE_BYTES), "type": "media"})] * messages)
 
 
+async def relay_by_dst(open_peer: Callable[[str], Awaitable[websockets.ClientConnection]], pid: int, rooms: int,
+                       messages: int, window: int) -> Run:
+    """The same traffic through a server that relays each frame to the peer its ``dst`` names (PeerJS's, the bare
+    aiohttp one), its peers' sockets opened by ``open_peer(id)``."""
+    pairs = []
+    sockets = []
+    for _ in range(rooms):
+        ids = [uuid.uuid4().hex, uuid.uuid4().hex]
+        ends = [await open_peer(peer_id) for peer_id in ids]
+        sockets += ends
+        pairs.append(Pair(ends[0], ends[1], peerjs_script("offer", ids[1], messages), peerjs_script("answer", ids[0], messages)))
+    try:
+        return await drive(pairs, window, lambda m: m.get("type") in ("OFFER", "ANSWER", "CANDIDATE"), pid)
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
 async def peerjs_relay(command: Path, rooms: int, messages: int, window: int) -> Run:
     async with peerjs.server(command) as (url, pid):
-        pairs = []
-        sockets = []
-        for _ in range(rooms):
-            ids = [uuid.uuid4().hex, uuid.uuid4().hex]
-            ends = []
-            for peer_id in ids:
-                ws = await websockets.connect(f"{url}?key=peerjs&id={peer_id}&token={uuid.uuid4().hex[:10]}",
-                                              max_queue=None, compression=None)
-                opened = json.loads(await ws.recv())
-                if opened.get("type") != "OPEN":
-                    raise RuntimeError(f"PeerJS refused: {opened}")
-                ends.append(ws)
-            sockets += ends
-            pairs.append(Pair(ends[0], ends[1], peerjs_script("offer", ids[1], messages), peerjs_script("answer", ids[0], messages)))
-        try:
-            return await drive(pairs, window, lambda m: m.get("type") in ("OFFER", "ANSWER", "CANDIDATE"), pid)
-        finally:
-            for ws in sockets:
-                await ws.close()
+        async def open_peer(peer_id: str) -> websockets.ClientConnection:
+            ws = await websockets.connect(f"{url}?key=peerjs&id={peer_id}&token={uuid.uuid4().hex[:10]}",
+                                          max_queue=None, compression=None)
+            opened = json.loads(await ws.recv())
+            if opened.get("type") != "OPEN":
+                raise RuntimeError(f"PeerJS refused: {opened}")
+            return ws
+
+        return await relay_by_dst(open_peer, pid, rooms, messages, window)
+
+
+async def bare_relay(rooms: int, messages: int, window: int) -> Run:
+    async with baseline_server("forward") as (url, pid):
+        async def open_peer(peer_id: str) -> websockets.ClientConnection:
+            return await websockets.connect(f"{url.replace('http://', 'ws://')}/ws/relay?id={peer_id}",
+                                            max_queue=None, compression=None)
+
+        return await relay_by_dst(open_peer, pid, rooms, messages, window)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -233,14 +251,20 @@ async def one_size(rooms: int, messages: int, window: int, command: Path | None,
         except (RuntimeError, OSError, TimeoutError) as exc:
             why = f"PeerJS failed: {exc}"
             print(why)
+    bare = summary(f"bare aiohttp relay, {rooms} rooms", await bare_relay(rooms, messages, window))
     chat = summary(f"psc119 stored chat, {rooms} rooms", await psc119(rooms, messages, window, chat=True))
     name = f"PeerJS server ({peerjs.PACKAGE})"
     pure = "psc119 pure relay, same run"
+    floor = "bare aiohttp relay (json.loads, send as received)"
     return [
-        Row(f"signaling relay p50 ({size})", relay.p50, theirs and theirs.p50, name, "ms", why),
-        Row(f"signaling relay p99 ({size})", relay.p99, theirs and theirs.p99, name, "ms", why),
-        Row(f"signaling relay throughput ({size})", relay.rate, theirs and theirs.rate, name, "msg/s", why),
-        Row(f"signaling relay server CPU per message ({size})", relay.cpu_us, theirs and theirs.cpu_us, name, "µs", why),
+        Row(f"signaling relay p50 ({size})", relay.p50, theirs.p50 if theirs else None, name, "ms", why),
+        Row(f"signaling relay p99 ({size})", relay.p99, theirs.p99 if theirs else None, name, "ms", why),
+        Row(f"signaling relay throughput ({size})", relay.rate, theirs.rate if theirs else None, name, "msg/s", why),
+        Row(f"signaling relay server CPU per message ({size})", relay.cpu_us, theirs.cpu_us if theirs else None, name, "µs", why),
+        Row(f"signaling relay server CPU per message ({size})", relay.cpu_us, bare.cpu_us, floor, "µs"),
+        Row(f"signaling relay throughput ({size})", relay.rate, bare.rate, floor, "msg/s"),
+        # The least an aiohttp server spends against PeerJS: how far any aiohttp relay can go beyond PeerJS's rate.
+        Row(f"bare aiohttp relay server CPU per message ({size})", bare.cpu_us, theirs.cpu_us if theirs else None, name, "µs", why),
         Row(f"stored chat p99 ({size}, chat messages)", chat.p99, relay.p99, pure, "ms"),
         Row(f"stored chat throughput ({size}, chat messages)", chat.rate, relay.rate, pure, "msg/s"),
         Row(f"stored chat server CPU per message ({size}, chat messages)", chat.cpu_us, relay.cpu_us, pure, "µs"),
