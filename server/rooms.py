@@ -53,6 +53,9 @@ ROOM_ENDED = 4409
 RECORDER = UserId("recorder")
 SEND_QUEUE_MAX = 1000
 ENDING_EVENTS = frozenset({"consult.completed", "consult.cancelled", "consult.expired"})
+# The session's start is written this long after both doctors are in (the moment recorded is theirs): its transaction's
+# steps would otherwise take this process's turns, and the database's CPU, from their first offer and answer.
+SESSION_RECORD_AFTER_S = 0.25
 
 
 def ice_config(config: Config) -> IceConfig:
@@ -297,10 +300,13 @@ class RoomHub:
 
     def start_session(self, consult_id: str) -> None:
         """Both doctors are in the room for the first time: record it beside the sockets, whose first offer and
-        answer follow their welcomes at once and must not wait for this transaction."""
+        answer follow their welcomes at once and must not wait for this transaction, nor share the machine with it."""
+        at = consults.now()
+
         async def start() -> None:
+            await asyncio.sleep(SESSION_RECORD_AFTER_S)
             async with self.pool.acquire() as con:
-                await consults.start_session(con, consult_id, consults.now())
+                await consults.start_session(con, consult_id, at)
 
         self._spawn(start(), f"room-session-{consult_id}")
 

@@ -1,11 +1,12 @@
 """What a join costs the room and the members: a fresh room is claimed and read, with the joining member's grant, in
 one statement; a room being claimed holds up no other room; and the consult's move to ``in_session`` (a transaction
-of its own) never holds up the signaling that follows the welcomes."""
+of its own) never holds up the signaling that follows the welcomes, nor runs beside it."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import json
 import uuid
 from pathlib import Path
@@ -17,7 +18,7 @@ from server import db
 from server.config import DatabaseSettings, ServerSettings
 from server.keys import POOL, ROOMS
 from server.room_owners import Nodes
-from server.rooms import RECORDER, ROOM_STATE, build
+from server.rooms import RECORDER, ROOM_STATE, SESSION_RECORD_AFTER_S, build
 from tests.conftest import Api, start_api
 from tests.server.test_consult_room import CANDIDATE, join, join_text, recv, refused, token_for
 from tests.server.test_consults import accepted_consult, close_api, consult_config
@@ -75,6 +76,32 @@ async def test_signaling_flows_while_the_session_start_waits_on_the_database(dem
         await sp_ws.close()
     finally:
         await close_api(api)
+
+
+async def test_the_session_start_is_written_after_the_first_exchange_with_the_moment_both_were_in(
+    api: Api, con: asyncpg.Connection
+) -> None:
+    consult_id, pk, sp = await accepted_consult(api)
+    pk_ws, _ = await join(api, consult_id, await token_for(api, consult_id, pk))
+    sp_token = await token_for(api, consult_id, sp)
+    before = dt.datetime.now(dt.UTC)
+    sp_ws, _ = await join(api, consult_id, sp_token)  # both are in: the session starts
+    after = dt.datetime.now(dt.UTC)
+    for _ in range(100):
+        row = await con.fetchrow(
+            """SELECT c.started_at, e.at AS written FROM consults c
+               JOIN events e ON e.type = 'consult.in_session' AND e.payload->>'id' = c.id::text WHERE c.id = $1""",
+            uuid.UUID(consult_id),
+        )
+        if row is not None:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the consult never went in session")
+    assert before <= row["started_at"] <= after  # the moment both were in, not the moment it was written
+    assert row["written"] - row["started_at"] >= dt.timedelta(seconds=SESSION_RECORD_AFTER_S)
+    await pk_ws.close()
+    await sp_ws.close()
 
 
 async def logged_api(dsn: str, var_dir: Path, sent: list[str]) -> Api:
