@@ -7,8 +7,9 @@ does, from the roles the server gave. aiortc never rolls back and has no
 ``restartIce()``, so a link is never renegotiated into something new: a
 recovery is always a new `PeerLink`.
 
-An offer does not depend on whom it is for: `prepare_offer` builds a connection, its tracks and its offer (its
-candidates gathered) before the member is known, and a `PeerLink` takes it over once it is.
+Neither an offer nor the connection an answer is made on depends on whom it is for: `prepare` builds a connection and
+its tracks, with its offer (its candidates gathered) for a member that will offer, before the member is known, and a
+`PeerLink` takes it over once it is.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from .link_quality import LinkQuality
 from .members import MemberRole
 from .messages import Candidate
 
-__all__ = ["PeerLink", "PreparedOffer", "ice_ufrag", "prepare_offer", "remote_candidate"]
+__all__ = ["PeerLink", "Prepared", "ice_ufrag", "prepare", "remote_candidate"]
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +101,13 @@ async def _set_local(pc: RTCPeerConnection, hosts: tuple[str, ...] | None, descr
 
 
 @dataclass(frozen=True, slots=True)
-class PreparedOffer:
-    """A connection that sends our tracks and holds our offer (every candidate in it), made with ``ice_servers``
-    for a member not named yet."""
+class Prepared:
+    """A connection that sends our tracks, made with ``ice_servers`` for a member not named yet: with our offer in it
+    (``sdp``, every candidate in it), or without (None) for the first offer we are to answer."""
 
     pc: RTCPeerConnection
     tracks: tuple[MediaStreamTrack, ...]
-    sdp: str
+    sdp: str | None
     ice_servers: tuple[RTCIceServer, ...]
 
     async def close(self) -> None:
@@ -116,26 +117,29 @@ class PreparedOffer:
         await self.pc.close()
 
 
-async def prepare_offer(
-    source: Any, relay: MediaRelay, *, ice_servers: Sequence[RTCIceServer], ice_host_addresses: tuple[str, ...] | None,
-    relay_only: bool = False,
-) -> PreparedOffer:
-    """Our connection and offer for a member not known yet. It is made while the process waits for other things
-    (the room's welcome): in steps that each give the event loop back, so that what arrives meanwhile waits for
-    one step (a millisecond or less), not for the whole."""
+async def prepare(
+    source: Any, relay: MediaRelay, *, offer: bool, ice_servers: Sequence[RTCIceServer],
+    ice_host_addresses: tuple[str, ...] | None, relay_only: bool = False,
+) -> Prepared:
+    """Our connection, and our offer if we are to ``offer``, for a member not known yet. It is made while the
+    process waits for other things (the room's welcome, the other member's offer): in steps that each give the event
+    loop back, so that what arrives meanwhile waits for one step (a millisecond or less), not for the whole. An
+    answerer's tracks are added before the offer comes: aiortc answers on the transceivers they made."""
     pc = _connection(ice_servers, relay_only)
     tracks: list[MediaStreamTrack] = []
     try:
         await asyncio.sleep(0)
-        tracks = _attach(pc, source, relay, offerer=True)
+        tracks = _attach(pc, source, relay, offerer=offer)
+        if not offer:
+            return Prepared(pc, tuple(tracks), None, tuple(ice_servers))
         await asyncio.sleep(0)
-        offer = await pc.createOffer()
+        description = await pc.createOffer()
         await asyncio.sleep(0)
-        sdp = await _set_local(pc, ice_host_addresses, offer)
+        sdp = await _set_local(pc, ice_host_addresses, description)
     except BaseException:
-        await PreparedOffer(pc, tuple(tracks), "", tuple(ice_servers)).close()
+        await Prepared(pc, tuple(tracks), None, tuple(ice_servers)).close()
         raise
-    return PreparedOffer(pc, tuple(tracks), sdp, tuple(ice_servers))
+    return Prepared(pc, tuple(tracks), sdp, tuple(ice_servers))
 
 
 class PeerLink:
@@ -144,7 +148,7 @@ class PeerLink:
     ``on_frame(kind, frame)`` sees every received frame; ``on_state(link)`` every
     connection state change. ``relay_only``: use TURN relay candidates only;
     ``quality``: adapts what the link sends, once negotiated (`signaling.link_quality`); ``prepared``: the
-    offerer's connection and offer, made beforehand (`prepare_offer`), which `offer` then sends.
+    connection made beforehand (`prepare`), with the offer that `offer` then sends or to answer on.
     """
 
     def __init__(
@@ -160,7 +164,7 @@ class PeerLink:
         on_state: Callable[[PeerLink], None],
         relay_only: bool = False,
         quality: LinkQuality | None = None,
-        prepared: PreparedOffer | None = None,
+        prepared: Prepared | None = None,
     ) -> None:
         self.user, self.role, self.generation, self.offerer = user, role, generation, offerer
         self.pc = prepared.pc if prepared is not None else _connection(ice_servers, relay_only)

@@ -18,13 +18,15 @@ Negotiation, as the room spec requires of an aiortc peer:
   the answerer asks it to with ``ice_restart``; an offer with new ICE
   credentials gets a fresh connection.
 
-The first offer is on the join's critical path, and nothing in it depends on whom it is for: while its websocket
-connects and the room admits it, a peer that may offer prepares one (`signaling.pair.prepare_offer`: the
-connection, its tracks, the offer with its candidates gathered) with the ICE servers it expects, those of its last
-welcome (none before the first). The welcome settles it: the prepared offer is kept only when the welcome's ICE
-servers are those and the peer is the requester (whose first offer the other doctor waits for), and it is sent,
-as is, as the peer's first offer of that connection. So nothing is prepared where TURN is configured (each welcome
-carries fresh credentials), nor on a rejoin that keeps a connection, nor by a member known not to offer.
+The first offer and its answer are on the join's critical path, and nothing in the offer, nor in the connection
+the answer is made on, depends on whom it is for: while its websocket connects and the room admits it, a peer
+prepares its first connection (`signaling.pair.prepare`: the connection, its tracks and, for the requester, whose
+first offer the other doctor waits for, the offer with its candidates gathered; for another member, the connection
+it will answer on) with the ICE servers it expects, those of its last welcome (none before the first). The welcome
+settles it: the prepared connection is kept only when the welcome's ICE servers are those and the welcome's role is
+the one it was made for; an offer is sent as is as the peer's first offer of that connection, and the first offer
+received that needs a new connection is answered on an answerer's. So nothing is prepared where TURN is configured
+(each welcome carries fresh credentials), nor on a rejoin that keeps a connection.
 
 Signaling is not media. When the websocket drops (or goes silent: it pings
 every ``heartbeat`` seconds) the peer connections stay up; the peer reconnects
@@ -86,7 +88,7 @@ from .messages import (
     encode,
     parse,
 )
-from .pair import PeerLink, PreparedOffer, prepare_offer, remote_candidate
+from .pair import PeerLink, Prepared, prepare, remote_candidate
 from .rejoin import PairStep, after_rejoin
 
 __all__ = ["ConsultPeer", "FrameSink", "PeerRefused", "PeerStats", "room_url"]
@@ -194,7 +196,7 @@ class ConsultPeer:
     (one unanswered for half as long gives the socket up); ``renew_token``: returns a
     fresh join token when the room refuses ours (it may raise `PeerRefused`); ``role``: the member's role in the
     room when the caller knows it before the welcome says it (None: taken for the requester's, as the kiosk's is),
-    which decides whether the first offer is prepared while joining.
+    which decides whether an offer or a connection to answer on is prepared while joining.
     """
 
     def __init__(
@@ -247,7 +249,8 @@ class ConsultPeer:
         self._session_tasks: set[asyncio.Task[None]] = set()
         self._closing: set[asyncio.Task[None]] = set()  # links being closed (see _drop_link)
         self._ice_servers: list[RTCIceServer] = []
-        self._prepared: asyncio.Task[PreparedOffer] | None = None  # the next offer, made before it is needed
+        self._prepared: asyncio.Task[Prepared] | None = None  # the next connection, made before it is needed
+        self._prepared_offers = False  # whether it holds an offer (else it is to answer on)
         self._relay_only = relay_only
         self._adapt = adapt
         self._quality_interval = quality_interval
@@ -354,7 +357,7 @@ class ConsultPeer:
         welcomed = False
         kept = tuple(sorted(user for user, link in self._links.items() if link.connected))
         join = encode(replace(self._join, keep=kept))
-        prepare = self._prepared is None and not kept and self._may_offer_first()  # (else kept by a connect that failed)
+        prepare = self._prepared is None and not kept and self._may_prepare()  # (else kept by a connect that failed)
         async with connect(
             self._room,
             subprotocols=[Subprotocol(p) for p in handshake_join.offered(join)],  # the welcome follows the upgrade
@@ -362,7 +365,7 @@ class ConsultPeer:
             max_size=MAX_MESSAGE_BYTES + 1024,
             compression=None,
             proxy=None,
-            create_connection=_calling_after_request(self._prepare_offer if prepare else lambda: None),
+            create_connection=_calling_after_request(self._prepare if prepare else lambda: None),
             ping_interval=self._heartbeat,
             ping_timeout=self._heartbeat / 2,
             close_timeout=self._heartbeat / 2,  # a silent socket cannot finish a closing handshake either
@@ -403,27 +406,35 @@ class ConsultPeer:
             raise ConnectionError("not connected to the room")
         await ws.send(encode(message))
 
-    def _prepare_offer(self) -> None:
+    def _prepare(self) -> None:
         if self._prepared is None:
-            self._prepared = asyncio.ensure_future(prepare_offer(
-                self._source, self._relay, ice_servers=self._ice_servers, ice_host_addresses=self._ice_hosts,
-                relay_only=self._relay_only,
+            self._prepared_offers = self._offers_first()
+            self._prepared = asyncio.ensure_future(prepare(
+                self._source, self._relay, offer=self._prepared_offers, ice_servers=self._ice_servers,
+                ice_host_addresses=self._ice_hosts, relay_only=self._relay_only,
             ))  # fmt: skip
 
-    def _may_offer_first(self) -> bool:
-        """Whether an offer prepared before the welcome may be sent: the requester's (or a member's whose role nobody
-        has told yet), made with ICE servers that the welcome can repeat (TURN credentials are new each time)."""
-        role = self._role if self.welcome is None else self.welcome.role
-        return role in (None, MemberRole.REQUESTER) and all(server.credential is None for server in self._ice_servers)
+    def _may_prepare(self) -> bool:
+        """Whether a connection prepared before the welcome may be used: one made with ICE servers that the welcome
+        can repeat (TURN credentials are new each time)."""
+        return all(server.credential is None for server in self._ice_servers)
 
-    async def _take_prepared(self) -> PreparedOffer | None:
+    def _offers_first(self) -> bool:
+        """Whether the first offer is ours: the requester's (or a member's whose role nobody has told yet)."""
+        role = self._role if self.welcome is None else self.welcome.role
+        return role in (None, MemberRole.REQUESTER)
+
+    async def _take_prepared(self, offer: bool) -> Prepared | None:
+        """The prepared connection, if it is one for what is to be done (to ``offer``, or to answer)."""
+        if self._prepared_offers != offer:
+            return None
         task, self._prepared = self._prepared, None
         if task is None:
             return None
         try:
             return await task
         except Exception as exc:  # made again, now that it is needed
-            log.warning("preparing an offer failed: %s", exc)
+            log.warning("preparing a connection failed: %s", exc)
             return None
 
     def _discard_prepared(self) -> None:
@@ -434,7 +445,7 @@ class ConsultPeer:
             closing.add_done_callback(self._closing.discard)
 
     @staticmethod
-    async def _close_prepared(task: asyncio.Task[PreparedOffer]) -> None:
+    async def _close_prepared(task: asyncio.Task[Prepared]) -> None:
         with contextlib.suppress(Exception):
             await (await task).close()
 
@@ -491,7 +502,7 @@ class ConsultPeer:
             RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
             for s in welcome.ice_servers
         ]
-        if servers != self._ice_servers or not self._may_offer_first():  # not what the prepared offer was made for
+        if servers != self._ice_servers or self._prepared_offers != self._offers_first():  # not what it was made for
             self._discard_prepared()
         self._ice_servers = servers
         log.info(
@@ -536,7 +547,7 @@ class ConsultPeer:
             log.info("connection to %s lost: asking it to renegotiate", user)
             await self._send(IceRestart(to=user))
 
-    def _new_link(self, user: UserId, offerer: bool, prepared: PreparedOffer | None = None) -> PeerLink:
+    def _new_link(self, user: UserId, offerer: bool, prepared: Prepared | None = None) -> PeerLink:
         present = self._present.get(user)
         role = present.role if present is not None else MemberRole.REQUESTER
         generation = present.generation if present is not None else 0
@@ -584,7 +595,7 @@ class ConsultPeer:
 
     async def _offer(self, user: UserId) -> None:
         await self._drop_link(user)
-        link = self._new_link(user, offerer=True, prepared=await self._take_prepared())
+        link = self._new_link(user, offerer=True, prepared=await self._take_prepared(offer=True))
         sdp = await link.offer(self._source, self._relay)
         self.stats.negotiations += 1
         log.info("offering to %s", user)
@@ -597,7 +608,7 @@ class ConsultPeer:
         link = self._links.get(user)
         if link is None or link.needs_new_connection_for(offer.sdp):
             await self._drop_link(user)
-            link = self._new_link(user, offerer=False)
+            link = self._new_link(user, offerer=False, prepared=await self._take_prepared(offer=False))
         sdp = await link.answer(offer.sdp, self._source, self._relay)
         self.stats.negotiations += 1
         log.info("answering %s", user)

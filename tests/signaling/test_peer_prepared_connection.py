@@ -1,11 +1,13 @@
-"""The aiortc peer's first offer is made while the room admits it, and sent as made once the welcome allows it;
-a member the welcome shows not to be the requester lets its prepared connection go unused. Against the real
+"""The aiortc peer's first connection is made while the room admits it: the requester's with its offer, sent as made
+once the welcome allows it; another member's without one, and the first offer it gets is answered on it. A member
+the welcome shows to be other than it prepared for lets its prepared connection go unused. Against the real
 websocket relay of the pure Room, its welcome held back until the test lets it go. Loopback only."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -51,6 +53,20 @@ def offers(monkeypatch: pytest.MonkeyPatch) -> list[RTCPeerConnection]:
     return made
 
 
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[RTCPeerConnection]:
+    """Every connection made, in order."""
+    made: list[RTCPeerConnection] = []
+    init = RTCPeerConnection.__init__
+
+    def recorded(pc: RTCPeerConnection, *args: Any, **kwargs: Any) -> None:
+        init(pc, *args, **kwargs)
+        made.append(pc)
+
+    monkeypatch.setattr(RTCPeerConnection, "__init__", recorded)
+    return made
+
+
 def make_peer(relay: RoomRelay, user: str, role: MemberRole | None = None) -> ConsultPeer:
     source = SyntheticSource(width=160, height=120, fps=30)
     return ConsultPeer(relay.url, relay.token_for(user), source=source, ice_host_addresses=LOOPBACK, role=role)
@@ -81,19 +97,27 @@ async def test_the_requester_offers_the_connection_it_made_while_joining(
         await stop_peers([ani, budi], tasks)
 
 
-async def test_a_member_known_not_to_offer_prepares_nothing(relay: HeldRelay, offers: list[RTCPeerConnection]) -> None:
+async def test_a_member_known_to_answer_prepares_the_connection_it_answers_on(
+    relay: HeldRelay, offers: list[RTCPeerConnection], connections: list[RTCPeerConnection]
+) -> None:
     welcome = asyncio.Event()
     relay.hold = welcome.wait
     ani, budi = make_peer(relay, ANI), make_peer(relay, BUDI, role=MemberRole.SPECIALIST)
     tasks = await run_peers(budi)
     try:
-        await budi.wait_until(lambda: budi.websocket is not None, 5)  # its join waits for the welcome
+        await budi.wait_until(lambda: len(connections) == 1, 5)  # made before any welcome
+        assert budi.welcome is None
+        prepared = connections[0]
+        assert {t.sender.track.kind for t in prepared.getTransceivers() if t.sender.track is not None} == {"audio", "video"}
         welcome.set()
         await budi.wait_until(lambda: budi.welcome is not None, 5)
-        assert offers == []
+        assert offers == []  # nothing offered: the requester offers
         tasks += await run_peers(ani)
-        await ani.wait_until(lambda: ani.connected_to(BUDI) and budi.connected_to(ANI), 10)
+        await ani.wait_until(lambda: ani.stats.video_from(BUDI) >= 5 and budi.stats.video_from(ANI) >= 5, 10)
         assert offers == [ani.peer_connections[BUDI]]
+        assert budi.peer_connections[ANI] is prepared  # answered on the connection made while joining
+        assert len(prepared.getTransceivers()) == 2  # the offer's two media, on the tracks it added
+        assert len(connections) == 2
     finally:
         welcome.set()
         await stop_peers([ani, budi], tasks)
