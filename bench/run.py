@@ -50,7 +50,7 @@ BENCHMARKS = (
     Benchmark("memory", ("--sockets", "200", "--deflated", "console")),
     Benchmark("reconnect", ("--phones", "500", "--rounds", "3")),
     Benchmark("gps", ("--units", "300", "--seconds", "5")),
-    Benchmark("consult_media", ("--runs", "5")),
+    Benchmark("consult_media", ("--runs", "15")),  # its target is 10 %: a median of 5 moves by more than that
     Benchmark("consult_join", ("--rounds", "3")),
     Benchmark("weak_link", ("--settle", "10", "--window", "10")),
     Benchmark("recommend", ("--queries", "1000", "--brute-queries", "10")),
