@@ -36,9 +36,19 @@ def dumps(value: Any) -> str:
     return json.dumps(value, default=_json_default, ensure_ascii=False)
 
 
+# asyncpg has codecs for no array type but text[] and oid[]: it reads any other from the catalog, once a connection,
+# in the first statement that takes or returns it, with a query that costs PostgreSQL 20-25 ms (three round trips
+# where it has JIT). That was a request's time, for each new connection and type, and all at once when a burst
+# opened the pool's connections. The array types the server's statements use are read here, in one query, as a
+# connection opens (`tests/server/test_round_trips.py` runs a call's life on a new connection and sees no other).
+ARRAY_TYPES = ("uuid[]", "bigint[]", "int[]", "real[]", "float8[]", "bool[]", "timestamptz[]", "record[]")  # (a room's rows)
+_LEARN_ARRAYS = "SELECT " + ", ".join(f"NULL::{kind}" for kind in ARRAY_TYPES)
+
+
 async def _init_connection(con: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
         await con.set_type_codec(kind, encoder=dumps, decoder=json.loads, schema="pg_catalog")
+    await con.fetchrow(_LEARN_ARRAYS)
 
 
 async def create_pool(dsn: str, settings: DatabaseSettings) -> asyncpg.Pool:

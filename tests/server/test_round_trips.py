@@ -1,6 +1,6 @@
 """The statements the dispatch path sends for one call's life, and for the phones' presence: each is a round trip
 to PostgreSQL, and under load round trips are most of the server's work. A budget per step keeps one more from
-slipping in unnoticed."""
+slipping in unnoticed. A new connection learns the types a call's life uses as it opens, not in a request."""
 
 from __future__ import annotations
 
@@ -81,6 +81,48 @@ async def test_one_call_s_life_sends_few_statements(api: Api, counted: tuple[asy
         assert not await pool.fetchval("SELECT count(*) FROM unit_status_log WHERE report_id = 'scene-1'")
     finally:
         await fleet.stop()
+
+
+async def test_a_new_connection_learns_the_types_of_a_call_s_life_as_it_opens(
+    api: Api, demo_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    learnt: list[list[int]] = []
+    introspect = asyncpg.Connection._introspect_types
+
+    async def recorded(con: asyncpg.Connection, typeoids: list[int], timeout: float) -> object:
+        learnt.append(sorted(typeoids))
+        return await introspect(con, typeoids, timeout)
+
+    monkeypatch.setattr(asyncpg.Connection, "_introspect_types", recorded)
+    pool = await db.create_pool(demo_dsn, DatabaseSettings(pool_min=1, pool_max=1))
+    app = api.server.app
+    settings, triage, metrics = app[CONFIG].dispatch, await app[TRIAGE].get(), app[METRICS]
+    fleet = Fleet(pool, app[BUS], settings)
+    await fleet.start()
+    opening = [len(db.ARRAY_TYPES)]  # what any connection learns as it opens: every array type at once
+    try:
+        assert learnt and [len(oids) for oids in learnt] == opening * len(learnt)
+        learnt.clear()
+        taken = await call_intake.take(pool, fleet, settings, OPERATOR, incidents.CallIntake.parse(call_body(phone="0813-0000-0002")), triage)
+        assert taken.tiers is not None
+        unit = taken.tiers["recommendations"][0]["unit_id"]
+        [socket] = await opened(pool, phone_presence.Refreshes(pool, settings.phone_offline_s), [unit])
+        assignment, _ = await assignments.dispatch(pool, fleet, settings, triage, OPERATOR, str(taken.row["id"]), unit, metrics)
+        user_id = await pool.fetchval("SELECT id FROM users WHERE username = 'operator'")
+        token, _ = await sessions.create(pool, user_id, dt.timedelta(hours=1), None)
+        session = await sessions.resolve(pool, token)
+        assert session is not None
+        await assignments.acknowledge(pool, OPERATOR, unit, assignment["id"], metrics, report_id="ack-2", session_id=session.id)
+        for step, reason in (("on_scene", None), ("available", "treated_on_scene")):
+            await assignments.change_status(pool, OPERATOR, unit, step, reason, metrics, crew=True, session_id=session.id)
+        await socket.close()
+        closed = await closing.close(pool, OPERATOR, str(taken.row["id"]), "emergency")
+        assert closed["status"] == "closed"
+        assert [len(oids) for oids in learnt] == opening * len(learnt)  # connections opened meanwhile, if any: no request
+        # paid for a type
+    finally:
+        await fleet.stop()
+        await pool.close()
 
 
 async def test_closing_an_incident_sends_few_statements(api: Api, counted: tuple[asyncpg.Pool, list[str]]) -> None:
