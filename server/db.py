@@ -90,7 +90,11 @@ async def connect(dsn: str, name: str | None = None, settings: Mapping[str, str]
     session's own (for a connection that runs a few statements of its own, such as the event bus's)."""
     server_settings = {**(settings or {}), **({"application_name": name} if name else {})}
     con = await asyncpg.connect(dsn, server_settings=server_settings or None, connection_class=AnnouncingConnection)
-    await _init_connection(con)
+    try:
+        await _init_connection(con)
+    except BaseException:  # failed or cancelled (a process stopping as it starts): closed now, not left open to the collector
+        con.terminate()
+        raise
     return con
 
 

@@ -1,7 +1,9 @@
-"""The pool gives connections back without a reset round trip, and still leaves nothing held behind."""
+"""The pool gives connections back without a reset round trip, and still leaves nothing held behind; a connection
+whose set-up is cancelled is closed, not left open."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -61,3 +63,28 @@ async def test_a_session_lock_taken_through_session_scoped_never_outlives_the_wo
         assert await other.fetchval("SELECT pg_try_advisory_lock($1)", LOCK)
     finally:
         await other.close()
+
+
+async def test_a_connection_cancelled_while_it_is_set_up_is_closed(empty_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    setting_up = asyncio.Event()
+
+    async def endless(_con: asyncpg.Connection) -> None:
+        setting_up.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(db, "_init_connection", endless)
+    task = asyncio.create_task(db.connect(empty_dsn, name="cancelled in set-up"))
+    await setting_up.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    observer = await asyncpg.connect(empty_dsn)
+    try:
+        for _ in range(100):  # the backend goes once the socket is closed
+            left = await observer.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cancelled in set-up'")
+            if left == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert left == 0
+    finally:
+        await observer.close()
