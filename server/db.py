@@ -40,7 +40,9 @@ def dumps(value: Any) -> str:
 # in the first statement that takes or returns it, with a query that costs PostgreSQL 20-25 ms (three round trips
 # where it has JIT). That was a request's time, for each new connection and type, and all at once when a burst
 # opened the pool's connections. The array types the server's statements use are read here, in one query, as a
-# connection opens (`tests/server/test_round_trips.py` runs a call's life on a new connection and sees no other).
+# pool connection opens (`tests/server/test_round_trips.py` runs a call's life on a new one and sees no other read);
+# a connection of its own (`connect`: the bus's, a command's) reads only what it uses, so its set-up sends nothing
+# that a process stopping as it starts could cancel half-way (asyncpg closes a pool connection whose set-up fails).
 ARRAY_TYPES = ("uuid[]", "bigint[]", "int[]", "real[]", "float8[]", "bool[]", "timestamptz[]", "record[]")  # (a room's rows)
 _LEARN_ARRAYS = "SELECT " + ", ".join(f"NULL::{kind}" for kind in ARRAY_TYPES)
 
@@ -48,6 +50,10 @@ _LEARN_ARRAYS = "SELECT " + ", ".join(f"NULL::{kind}" for kind in ARRAY_TYPES)
 async def _init_connection(con: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
         await con.set_type_codec(kind, encoder=dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def _init_pool_connection(con: asyncpg.Connection) -> None:
+    await _init_connection(con)
     await con.fetchrow(_LEARN_ARRAYS)
 
 
@@ -57,7 +63,7 @@ async def create_pool(dsn: str, settings: DatabaseSettings) -> asyncpg.Pool:
         min_size=settings.pool_min,
         max_size=settings.pool_max,
         command_timeout=settings.command_timeout_s,
-        init=_init_connection,
+        init=_init_pool_connection,
         connection_class=AnnouncingConnection,
         reset=_keep_session,
     )
@@ -90,11 +96,7 @@ async def connect(dsn: str, name: str | None = None, settings: Mapping[str, str]
     session's own (for a connection that runs a few statements of its own, such as the event bus's)."""
     server_settings = {**(settings or {}), **({"application_name": name} if name else {})}
     con = await asyncpg.connect(dsn, server_settings=server_settings or None, connection_class=AnnouncingConnection)
-    try:
-        await _init_connection(con)
-    except BaseException:  # failed or cancelled (a process stopping as it starts): closed now, not left open to the collector
-        con.terminate()
-        raise
+    await _init_connection(con)
     return con
 
 
