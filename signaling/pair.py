@@ -102,13 +102,12 @@ async def _set_local(pc: RTCPeerConnection, hosts: tuple[str, ...] | None, descr
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A connection that sends our tracks, made with ``ice_servers`` for a member not named yet: with our offer in it
-    (``sdp``, every candidate in it), or without (None) for the first offer we are to answer."""
+    """A connection that sends our tracks, made for a member not named yet: with our offer in it (``sdp``, every
+    candidate in it), or without (None) for the first offer we are to answer."""
 
     pc: RTCPeerConnection
     tracks: tuple[MediaStreamTrack, ...]
     sdp: str | None
-    ice_servers: tuple[RTCIceServer, ...]
 
     async def close(self) -> None:
         """Let it go unused."""
@@ -131,15 +130,15 @@ async def prepare(
         await asyncio.sleep(0)
         tracks = _attach(pc, source, relay, offerer=offer)
         if not offer:
-            return Prepared(pc, tuple(tracks), None, tuple(ice_servers))
+            return Prepared(pc, tuple(tracks), None)
         await asyncio.sleep(0)
         description = await pc.createOffer()
         await asyncio.sleep(0)
         sdp = await _set_local(pc, ice_host_addresses, description)
     except BaseException:
-        await Prepared(pc, tuple(tracks), None, tuple(ice_servers)).close()
+        await Prepared(pc, tuple(tracks), None).close()
         raise
-    return Prepared(pc, tuple(tracks), sdp, tuple(ice_servers))
+    return Prepared(pc, tuple(tracks), sdp)
 
 
 class PeerLink:
