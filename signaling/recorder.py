@@ -253,7 +253,7 @@ class ConsultRecorder:
             on_bye=self._on_bye,
             on_recording=self._on_recording,
             adapt=None,  # it sends nothing, and its frame counts are no doctor's view
-            role=MemberRole.RECORDER,  # it never offers: nothing to prepare
+            role=MemberRole.RECORDER,  # it never offers: it prepares the connection it answers the first doctor on
         )
 
     @property
