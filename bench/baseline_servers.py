@@ -8,7 +8,10 @@ id in one transaction; a listening connection reads the row back and forwards it
 
 Both also relay signaling: ``GET /ws/relay?id=P`` opens peer P's socket, and every frame on it is sent on, as
 received, to the socket of the peer its ``dst`` names: the least a signaling server does (PeerJS's does the same,
-adding the sender). The relay benchmark's floor for an aiohttp server.
+adding the sender). The relay benchmark's floor for an aiohttp server. ``notify`` also stores: a ``CHAT`` frame is
+committed before it is sent on, the least a server does that never relays a message it has not stored (as
+psc119's stored chat): every frame waiting when a batch starts goes into one insert, its own transaction, and up
+to two batches are under way at once (the next inserts while the one before commits), each sent on in order.
 
 Both also take GPS fixes on the unit sockets (``{"type": "position", ...}``, latest per unit kept in memory) and
 send them to every ``GET /ws/operator`` socket as one ``positions`` message every 0.25 s, as psc119's console gets
@@ -80,15 +83,61 @@ async def relay_socket(request: web.Request) -> web.WebSocketResponse:
     peer = request.query["id"]
     peers = request.app[SOCKETS]
     peers[peer] = ws
+    store = request.app.get(STORE)
     try:
         async for msg in ws:
-            target = peers.get(json.loads(msg.data)["dst"])
+            frame = json.loads(msg.data)
+            if store is not None and frame["type"] == "CHAT":
+                store.submit(frame["dst"], msg.data)
+                continue
+            target = peers.get(frame["dst"])
             if target is not None:
                 await target.send_str(msg.data)
     finally:
         if peers.get(peer) is ws:
             del peers[peer]
     return ws
+
+
+class StoredRelay:
+    """Commits each submitted frame (with every other waiting when a batch starts), then sends it on."""
+
+    def __init__(self, pool: asyncpg.Pool, peers: dict[str, web.WebSocketResponse]) -> None:
+        self._pool = pool
+        self._peers = peers
+        self._waiting: list[tuple[str, str]] = []
+        self._wake = asyncio.Event()
+
+    def submit(self, dst: str, data: str) -> None:
+        self._waiting.append((dst, data))
+        self._wake.set()
+
+    async def run(self) -> None:
+        previous: asyncio.Task[None] | None = None
+        under_way: set[asyncio.Task[None]] = set()
+        while True:
+            while not self._waiting:
+                self._wake.clear()
+                await self._wake.wait()
+            batch, self._waiting = self._waiting[:256], self._waiting[256:]
+            previous = asyncio.create_task(self._store(batch, previous))
+            under_way.add(previous)
+            previous.add_done_callback(under_way.discard)
+            while len(under_way) >= 2:
+                await asyncio.wait(under_way, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _store(self, batch: list[tuple[str, str]], before: asyncio.Task[None] | None) -> None:
+        await self._pool.execute("INSERT INTO bench_chat (dst, body) SELECT * FROM unnest($1::text[], $2::text[])",
+                                 [dst for dst, _ in batch], [data for _, data in batch])
+        if before is not None:
+            await before  # sent on in the order they came
+        for dst, data in batch:
+            target = self._peers.get(dst)
+            if target is not None:
+                await target.send_str(data)
+
+
+STORE = web.AppKey("store", StoredRelay)
 
 
 async def forward(app: web.Application, body: dict[str, Any]) -> None:
@@ -113,7 +162,10 @@ async def dispatch_notify(request: web.Request) -> web.Response:
 async def notify_context(app: web.Application, dsn: str) -> Any:
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=10)
     await pool.execute("CREATE TABLE IF NOT EXISTS bench_dispatch (id bigserial PRIMARY KEY, body text NOT NULL)")
+    await pool.execute("CREATE TABLE IF NOT EXISTS bench_chat (id bigserial PRIMARY KEY, dst text NOT NULL, body text NOT NULL)")
     app[POOL] = pool
+    app[STORE] = StoredRelay(pool, app[SOCKETS])
+    storing = asyncio.create_task(app[STORE].run())
     listener = await asyncpg.connect(dsn)
     tasks: set[asyncio.Task[None]] = set()
 
@@ -128,6 +180,7 @@ async def notify_context(app: web.Application, dsn: str) -> Any:
 
     await listener.add_listener("bench_dispatch", on_notify)
     yield
+    storing.cancel()
     await listener.close()
     await pool.close()
 

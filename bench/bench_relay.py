@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import statistics
@@ -33,10 +34,10 @@ from typing import Any
 
 import peerjs
 import websockets
-from dispatch_load import cpu_seconds
+from dispatch_load import cpu_seconds, database_cpu_seconds
 from results import Row, emit
 
-from bench_support import baseline_server, consult_rooms, demo_server, percentile
+from bench_support import baseline_server, consult_rooms, demo_server, migrated_database, percentile
 
 CANDIDATES = 10
 MESSAGE_BYTES = 120
@@ -97,10 +98,13 @@ class Run:
     rate: float  # messages a second
     server_cpu_us: float  # the server's CPU time per message
     client_cpu_us: float  # this client's
+    database_cpu_us: float | None  # PostgreSQL's, for a server that stores
 
 
-async def drive(pairs: list[Pair], window: int, relayed: Callable[[dict[str, Any]], bool], server: int) -> Run:
-    """Every pair's call at once (the callee answers once the offer arrives), relayed by the server of pid ``server``."""
+async def drive(pairs: list[Pair], window: int, relayed: Callable[[dict[str, Any]], bool], server: int,
+                database: Path | None = None) -> Run:
+    """Every pair's call at once (the callee answers once the offer arrives), relayed by the server of pid ``server``
+    (storing in the embedded PostgreSQL under ``database``, if given)."""
     latencies: list[float] = []
 
     async def direction(sender: websockets.ClientConnection, receiver: websockets.ClientConnection, script: Script,
@@ -135,7 +139,10 @@ async def drive(pairs: list[Pair], window: int, relayed: Callable[[dict[str, Any
             await sender.send(frame)
         await asyncio.wait_for(reader, 120)
 
-    started, server_cpu, client_cpu = time.perf_counter(), cpu_seconds([server]), time.process_time()
+    def database_cpu() -> float:
+        return 0.0 if database is None else database_cpu_seconds(database)
+
+    started, server_cpu, client_cpu, db_cpu = time.perf_counter(), cpu_seconds([server]), time.process_time(), database_cpu()
     tasks = []
     for pair in pairs:
         offered = asyncio.Event()  # the callee has the offer: it answers
@@ -144,7 +151,8 @@ async def drive(pairs: list[Pair], window: int, relayed: Callable[[dict[str, Any
     await asyncio.gather(*tasks)
     rate = len(latencies) / (time.perf_counter() - started)
     per_message = 1e6 / len(latencies)
-    return Run(latencies, rate, (cpu_seconds([server]) - server_cpu) * per_message, (time.process_time() - client_cpu) * per_message)
+    return Run(latencies, rate, (cpu_seconds([server]) - server_cpu) * per_message, (time.process_time() - client_cpu) * per_message,
+               None if database is None else (database_cpu() - db_cpu) * per_message)
 
 
 def psc119_script(kind: str, messages: int, chat: bool) -> Script:
@@ -170,34 +178,36 @@ async def psc119(rooms: int, messages: int, window: int, chat: bool) -> Run:
         await asyncio.sleep(0.5)  # presence and the session start settle before the clock starts
         kinds = {"offer", "answer", "chat" if chat else "candidate"} | {"candidate"}
         try:
-            return await drive(pairs, window, lambda m: m.get("type") in kinds, server.pid)
+            return await drive(pairs, window, lambda m: m.get("type") in kinds, server.pid, server.root if chat else None)
         finally:
             for ws in sockets:
                 await ws.close()
 
 
-def peerjs_script(kind: str, dst: str, messages: int) -> Script:
+def peerjs_script(kind: str, dst: str, messages: int, message_type: str = "CANDIDATE") -> Script:
     def frame(type_: str, payload: dict[str, Any]) -> str:
         return json.dumps({"type": type_, "dst": dst, "payload": payload})
 
     return Script(frame(kind.upper(), {"sdp": {"type": kind, "sdp": sdp(kind)}, "type": "media"}),
                   [frame("CANDIDATE", {"candidate": candidate(), "type": "media"})] * CANDIDATES,
-                  [frame("CANDIDATE", {"candidate": candidate(MESSAGE_BYTES), "type": "media"})] * messages)
+                  [frame(message_type, {"candidate": candidate(MESSAGE_BYTES), "type": "media"})] * messages)
 
 
 async def relay_by_dst(open_peer: Callable[[str], Awaitable[websockets.ClientConnection]], pid: int, rooms: int,
-                       messages: int, window: int) -> Run:
+                       messages: int, window: int, message_type: str = "CANDIDATE", database: Path | None = None) -> Run:
     """The same traffic through a server that relays each frame to the peer its ``dst`` names (PeerJS's, the bare
-    aiohttp one), its peers' sockets opened by ``open_peer(id)``."""
+    aiohttp one), its peers' sockets opened by ``open_peer(id)``; the messages after the candidates of
+    ``message_type`` (``CHAT``: stored by the bare aiohttp server before it relays them)."""
     pairs = []
     sockets = []
     for _ in range(rooms):
         ids = [uuid.uuid4().hex, uuid.uuid4().hex]
         ends = [await open_peer(peer_id) for peer_id in ids]
         sockets += ends
-        pairs.append(Pair(ends[0], ends[1], peerjs_script("offer", ids[1], messages), peerjs_script("answer", ids[0], messages)))
+        pairs.append(Pair(ends[0], ends[1], peerjs_script("offer", ids[1], messages, message_type),
+                          peerjs_script("answer", ids[0], messages, message_type)))
     try:
-        return await drive(pairs, window, lambda m: m.get("type") in ("OFFER", "ANSWER", "CANDIDATE"), pid)
+        return await drive(pairs, window, lambda m: m.get("type") in ("OFFER", "ANSWER", "CANDIDATE", message_type), pid, database)
     finally:
         for ws in sockets:
             await ws.close()
@@ -216,13 +226,17 @@ async def peerjs_relay(command: Path, rooms: int, messages: int, window: int) ->
         return await relay_by_dst(open_peer, pid, rooms, messages, window)
 
 
-async def bare_relay(rooms: int, messages: int, window: int) -> Run:
-    async with baseline_server("forward") as (url, pid):
+async def bare_relay(rooms: int, messages: int, window: int, stored: bool = False) -> Run:
+    """The bare aiohttp relay; ``stored``: its messages committed to PostgreSQL before they are relayed."""
+    async with contextlib.AsyncExitStack() as stack:
+        root, dsn = await stack.enter_async_context(migrated_database("psc119-bench-stored-")) if stored else (None, None)
+        url, pid = await stack.enter_async_context(baseline_server("notify" if stored else "forward", dsn))
+
         async def open_peer(peer_id: str) -> websockets.ClientConnection:
             return await websockets.connect(f"{url.replace('http://', 'ws://')}/ws/relay?id={peer_id}",
                                             max_queue=None, compression=None)
 
-        return await relay_by_dst(open_peer, pid, rooms, messages, window)
+        return await relay_by_dst(open_peer, pid, rooms, messages, window, "CHAT" if stored else "CANDIDATE", root)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -231,13 +245,15 @@ class Figures:
     p99: float
     rate: float
     cpu_us: float
+    database_cpu_us: float | None
 
 
 def summary(name: str, run: Run) -> Figures:
-    figures = Figures(statistics.median(run.latencies), percentile(run.latencies, 99), run.rate, run.server_cpu_us)
-    print(f"{name:<32} p50 {figures.p50:7.2f} ms  p99 {figures.p99:7.2f} ms  {run.rate:9.0f} msg/s  "
-          f"server {run.server_cpu_us:5.1f} µs/msg, client {run.client_cpu_us:5.1f} µs/msg  ({len(run.latencies)} messages)",
-          flush=True)
+    figures = Figures(statistics.median(run.latencies), percentile(run.latencies, 99), run.rate, run.server_cpu_us, run.database_cpu_us)
+    database = "" if run.database_cpu_us is None else f", PostgreSQL {run.database_cpu_us:5.1f} µs/msg"
+    print(f"{name:<36} p50 {figures.p50:7.2f} ms  p99 {figures.p99:7.2f} ms  {run.rate:9.0f} msg/s  "
+          f"server {run.server_cpu_us:5.1f} µs/msg, client {run.client_cpu_us:5.1f} µs/msg{database}  "
+          f"({len(run.latencies)} messages)", flush=True)
     return figures
 
 
@@ -253,9 +269,11 @@ async def one_size(rooms: int, messages: int, window: int, command: Path | None,
             print(why)
     bare = summary(f"bare aiohttp relay, {rooms} rooms", await bare_relay(rooms, messages, window))
     chat = summary(f"psc119 stored chat, {rooms} rooms", await psc119(rooms, messages, window, chat=True))
+    bare_stored = summary(f"bare aiohttp stored relay, {rooms} rooms", await bare_relay(rooms, messages, window, stored=True))
     name = f"PeerJS server ({peerjs.PACKAGE})"
     pure = "psc119 pure relay, same run"
     floor = "bare aiohttp relay (json.loads, send as received)"
+    stored_floor = "bare aiohttp relay, messages committed first (batched)"
     return [
         Row(f"signaling relay p50 ({size})", relay.p50, theirs.p50 if theirs else None, name, "ms", why),
         Row(f"signaling relay p99 ({size})", relay.p99, theirs.p99 if theirs else None, name, "ms", why),
@@ -268,6 +286,14 @@ async def one_size(rooms: int, messages: int, window: int, command: Path | None,
         Row(f"stored chat p99 ({size}, chat messages)", chat.p99, relay.p99, pure, "ms"),
         Row(f"stored chat throughput ({size}, chat messages)", chat.rate, relay.rate, pure, "msg/s"),
         Row(f"stored chat server CPU per message ({size}, chat messages)", chat.cpu_us, relay.cpu_us, pure, "µs"),
+        # The least a server that commits a message before relaying it does, against the least relay: how close to
+        # the pure relay any stored chat can come on this machine and this database.
+        Row(f"bare aiohttp stored relay p99 ({size}, messages committed first)", bare_stored.p99, bare.p99, floor, "ms"),
+        Row(f"bare aiohttp stored relay throughput ({size}, messages committed first)", bare_stored.rate, bare.rate, floor, "msg/s"),
+        Row(f"stored chat p99 ({size}, chat messages)", chat.p99, bare_stored.p99, stored_floor, "ms"),
+        Row(f"stored chat server CPU per message ({size}, chat messages)", chat.cpu_us, bare_stored.cpu_us, stored_floor, "µs"),
+        Row(f"stored chat PostgreSQL CPU per message ({size}, chat messages)", chat.database_cpu_us, bare_stored.database_cpu_us,
+            stored_floor, "µs"),
     ]
 
 
