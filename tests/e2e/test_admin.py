@@ -194,6 +194,26 @@ async def test_a_change_made_elsewhere_leaves_an_edit_under_way_as_it_is(pages: 
     await expect(new.locator("[name=code]")).to_have_value("tenggelam")
 
 
+async def test_a_change_made_elsewhere_leaves_the_field_just_entered_focused(pages: Pages, api: Api, con: asyncpg.Connection) -> None:
+    admin = await pages.login(await pages.context(CONSOLE), "admin", "demo119", "/admin.html")
+    await expect(admin.locator("body")).to_have_attribute("data-ready", "true")
+    label = admin.locator("#triage tr[data-code='elderly_fall'] [name=label_en]")
+    await label.focus()  # entered, nothing typed yet
+    other = await con.fetchrow("SELECT code, label_id, capabilities FROM triage_types WHERE code <> 'elderly_fall' ORDER BY code LIMIT 1")
+    status, body = await api.call("PUT", f"/api/triage/{other['code']}", await api.login("admin"), json={
+        "label_id": other["label_id"], "label_en": "Changed elsewhere", "priority": "merah",
+        "capabilities": list(other["capabilities"]), "active": True,
+    })
+    assert status == 200, body
+    await expect(admin.locator(f"#triage tr[data-code='{other['code']}'] [name=label_en]")).to_have_value("Changed elsewhere")
+    await expect(label).to_be_focused()
+    await admin.keyboard.press("End")
+    await admin.keyboard.insert_text(" at home")
+    await admin.locator("#triage tr[data-code='elderly_fall'] button.save").click()
+    await expect(admin.locator("#triage-message")).to_contain_text("elderly_fall")
+    assert (await con.fetchval("SELECT label_en FROM triage_types WHERE code = 'elderly_fall'")).endswith(" at home")
+
+
 async def test_the_triage_editor_shows_transport_as_its_own_need(pages: Pages, con: asyncpg.Connection) -> None:
     carried, stays = [await con.fetchval(
         f"SELECT code FROM triage_types WHERE active AND {'' if needs else 'NOT '}'transport' = ANY(capabilities) ORDER BY code LIMIT 1")

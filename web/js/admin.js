@@ -3,7 +3,7 @@
 import {api, errorText, logout, requireRole} from "./api.js";
 import {PRIORITIES, statusChip} from "./chips.js";
 import {$, fill, guard, h, localTime} from "./dom.js";
-import {label, mountLanguageSwitch, onLanguageChange, t, translate} from "./i18n.js";
+import {label, language, mountLanguageSwitch, onLanguageChange, t, translate} from "./i18n.js";
 import {auditRow} from "./audit_view.js";
 import {LiveSocket} from "./live.js";
 
@@ -165,13 +165,22 @@ async function loadTriage() {
   renderTriage();
 }
 
+// What each row shows (its call type, in the page's language), while it shows it untouched.
+const shownAs = new WeakMap();
+const shown = (c) => JSON.stringify([language(), c]);
+
 // A row the admin has typed into is an edit under way: a re-render (a change saved elsewhere, or another
-// row saved here) keeps it as it is, focus included, until it is saved.
+// row saved here) keeps it as it is, focus included, until it is saved. A row whose call type has not changed is
+// kept too, so that a re-render never takes away the field the admin has just entered.
 function renderTriage() {
   const table = $("#triage");
-  const editing = new Map([...table.querySelectorAll("tr[data-editing]")].map((tr) => [tr.dataset.code, tr]));
-  const rows = state.callTypes.map((c) => editing.get(c.code) || triageRow(c, false));
-  rows.push(editing.get("") || triageRow({code: "", label_id: "", label_en: "", priority: "kuning", capabilities: ["bls"], active: true}, true));
+  const current = new Map([...table.children].map((tr) => [tr.dataset.code, tr]));
+  const kept = (c, isNew) => {
+    const tr = current.get(c.code);
+    return tr && (tr.dataset.editing || shownAs.get(tr) === shown(c)) ? tr : triageRow(c, isNew);
+  };
+  const rows = state.callTypes.map((c) => kept(c, false));
+  rows.push(kept({code: "", label_id: "", label_en: "", priority: "kuning", capabilities: ["bls"], active: true}, true));
   for (const tr of [...table.children]) if (!rows.includes(tr)) tr.remove();
   let at = table.firstElementChild;
   for (const row of rows) {
@@ -197,9 +206,10 @@ function triageRow(c, isNew) {
     h("td", {}, h("input", {type: "checkbox", name: "active", checked: c.active !== false, "aria-label": t("adm.active")})),
     h("td", {}, h("button", {type: "button", class: "save", onclick: () => guard(saveCallType(row, c.code), triageError)},
       isNew ? t("adm.add") : t("adm.save"))));
-  const editing = () => { row.dataset.editing = "true"; };
+  const editing = () => { row.dataset.editing = "true"; shownAs.delete(row); };
   row.addEventListener("input", editing);
   row.addEventListener("change", editing);
+  shownAs.set(row, shown(c));
   return row;
 }
 
